@@ -1,0 +1,140 @@
+package megvii
+
+import (
+	"crypto/sha1"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/url"
+	"strings"
+
+	"github.com/faceharvest/faceharvest/pkg/config"
+)
+
+// Callback formats: document 000 says form-encoded, document 002 says JSON.
+const (
+	FormatForm = "form"
+	FormatJSON = "json"
+)
+
+// Callback is a notify_url or return_url POST body.
+type Callback struct {
+	Data   string // the result object as a JSON string, verbatim: it is what was signed
+	Sign   string // sha1(API_SECRET + data), lower-case hex
+	Format string // FormatForm or FormatJSON
+}
+
+// Callback decoding errors; callers map them to HTTP statuses.
+var (
+	ErrUnsupportedMediaType = errors.New("unsupported content type")
+	ErrMalformedCallback    = errors.New("malformed callback body")
+	ErrMissingSign          = errors.New("missing sign")
+	ErrBadSignature         = errors.New("signature does not match")
+)
+
+// DecodeCallback decodes a callback body: application/x-www-form-urlencoded,
+// multipart/form-data is not used by the vendor and is refused, and
+// application/json (also text/json). An empty content type is sniffed.
+func DecodeCallback(contentType string, body []byte) (Callback, error) {
+	mt := ""
+	if contentType != "" {
+		var err error
+		mt, _, err = mime.ParseMediaType(contentType)
+		if err != nil {
+			return Callback{}, fmt.Errorf("%w: %q", ErrUnsupportedMediaType, contentType)
+		}
+	} else if t := strings.TrimSpace(string(body)); strings.HasPrefix(t, "{") {
+		mt = "application/json"
+	} else {
+		mt = "application/x-www-form-urlencoded"
+	}
+	var cb Callback
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		v, err := url.ParseQuery(string(body))
+		if err != nil {
+			return Callback{}, fmt.Errorf("%w: form: %v", ErrMalformedCallback, err)
+		}
+		cb = Callback{Data: v.Get("data"), Sign: v.Get("sign"), Format: FormatForm}
+	case "application/json", "text/json":
+		var v struct {
+			Data json.RawMessage `json:"data"`
+			Sign string          `json:"sign"`
+		}
+		if err := json.Unmarshal(body, &v); err != nil {
+			return Callback{}, fmt.Errorf("%w: json: invalid", ErrMalformedCallback)
+		}
+		cb = Callback{Sign: v.Sign, Format: FormatJSON}
+		// data is documented as a string; tolerate an embedded object by
+		// keeping its exact bytes (which is then what must have been signed).
+		if len(v.Data) > 0 && v.Data[0] == '"' {
+			if err := json.Unmarshal(v.Data, &cb.Data); err != nil {
+				return Callback{}, fmt.Errorf("%w: data is not a string", ErrMalformedCallback)
+			}
+		} else if len(v.Data) > 0 && v.Data[0] == '{' {
+			cb.Data = string(v.Data)
+		}
+	default:
+		return Callback{}, fmt.Errorf("%w: %s", ErrUnsupportedMediaType, mt)
+	}
+	if cb.Data == "" {
+		return Callback{}, fmt.Errorf("%w: missing data", ErrMalformedCallback)
+	}
+	if cb.Sign == "" {
+		return Callback{}, ErrMissingSign
+	}
+	return cb, nil
+}
+
+// Sign computes sha1(secret + data) as lower-case hex.
+func Sign(secret, data string) string {
+	h := sha1.New()
+	h.Write([]byte(secret))
+	h.Write([]byte(data))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// VerifySignature checks cb.Sign against every secret in constant time
+// (rotation: several secrets are valid at once). It returns the index of the
+// matching secret, or ErrBadSignature. Every secret is tried, so the time
+// taken does not tell which one matched.
+func VerifySignature(cb Callback, secrets []config.Secret) (int, error) {
+	if cb.Sign == "" {
+		return -1, ErrMissingSign
+	}
+	got := []byte(strings.ToLower(strings.TrimSpace(cb.Sign)))
+	match := -1
+	for i, s := range secrets {
+		want := []byte(Sign(s.Reveal(), cb.Data))
+		if subtle.ConstantTimeCompare(got, want) == 1 && match < 0 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return -1, ErrBadSignature
+	}
+	return match, nil
+}
+
+// ParseData decodes the callback's data string.
+func (cb Callback) ParseData() (*Result, error) {
+	r, err := ParseResult([]byte(cb.Data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: data is not a result object", ErrMalformedCallback)
+	}
+	return r, nil
+}
+
+// EncodeForm and EncodeJSON build callback bodies (the simulator and tests use them).
+func (cb Callback) EncodeForm() []byte {
+	return []byte(url.Values{"data": {cb.Data}, "sign": {cb.Sign}}.Encode())
+}
+
+// EncodeJSON builds the JSON callback body of document 002.
+func (cb Callback) EncodeJSON() []byte {
+	b, _ := json.Marshal(map[string]string{"data": cb.Data, "sign": cb.Sign})
+	return b
+}

@@ -1,0 +1,194 @@
+package megvii
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/vendorerr"
+)
+
+// DefaultBaseURL is the production API root.
+const DefaultBaseURL = "https://api.megvii.com"
+
+// Endpoint names, as used in errors, envelopes and metric labels.
+const (
+	EndpointGetResult = "get_result"
+	EndpointGetToken  = "get_token"
+)
+
+// DefaultMaxResponseBytes bounds a response: get_result with every image can
+// run to tens of MiB.
+const DefaultMaxResponseBytes = 64 << 20
+
+// Config configures a Client.
+type Config struct {
+	BaseURL          string // DefaultBaseURL when empty
+	APIKey           config.Secret
+	APISecret        config.Secret
+	HTTPClient       *http.Client // a client with a 30 s timeout when nil
+	MaxResponseBytes int64        // DefaultMaxResponseBytes when 0
+}
+
+// Client calls the FaceID Lite API.
+type Client struct {
+	base  *url.URL
+	cfg   Config
+	httpc *http.Client
+}
+
+// New validates cfg and returns a Client.
+func New(cfg Config) (*Client, error) {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultBaseURL
+	}
+	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("megvii base URL %q: want http(s)://host[:port][/path]", cfg.BaseURL)
+	}
+	if cfg.APIKey.Empty() || cfg.APISecret.Empty() {
+		return nil, fmt.Errorf("megvii: API key and secret are required (FACEHARVEST_MEGVII_API_KEY, FACEHARVEST_MEGVII_API_SECRET)")
+	}
+	if cfg.MaxResponseBytes <= 0 {
+		cfg.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	httpc := cfg.HTTPClient
+	if httpc == nil {
+		httpc = &http.Client{Timeout: 30 * time.Second}
+	}
+	return &Client{base: u, cfg: cfg, httpc: httpc}, nil
+}
+
+// ReturnImage selects the images get_result returns.
+type ReturnImage int
+
+// The documented return_image values.
+const (
+	ReturnImageNone        ReturnImage = 0
+	ReturnImageBest        ReturnImage = 1
+	ReturnImageIDCardFront ReturnImage = 2
+	ReturnImageIDCardBack  ReturnImage = 3
+	ReturnImageAll         ReturnImage = 4
+	ReturnImageSelfieFront ReturnImage = 5
+	ReturnImageSelfieSide  ReturnImage = 6
+)
+
+// GetResultOptions are get_result's optional parameters.
+type GetResultOptions struct {
+	ReturnImage      ReturnImage
+	ReturnVerifyTime bool
+}
+
+// Params returns the request parameters without secrets, for envelopes.
+func (o GetResultOptions) Params(bizID string) map[string]string {
+	return map[string]string{"biz_id": bizID, "return_image": strconv.Itoa(int(o.ReturnImage)), "return_verify_time": boolDigit(o.ReturnVerifyTime)}
+}
+
+func boolDigit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// GetResult calls get_result. On success the Result carries the raw body. On
+// failure the error is a *vendorerr.Error whose Body holds the vendor's
+// answer, if any: a DATA_DESTROYED answer is evidence too.
+func (c *Client) GetResult(ctx context.Context, bizID string, opt GetResultOptions) (*Result, error) {
+	if bizID == "" {
+		return nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.CallerBug, Message: "empty biz_id"}
+	}
+	if opt.ReturnImage < ReturnImageNone || opt.ReturnImage > ReturnImageSelfieSide {
+		return nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.CallerBug, Message: fmt.Sprintf("return_image %d out of range 0-6", opt.ReturnImage)}
+	}
+	q := url.Values{}
+	q.Set("api_key", c.cfg.APIKey.Reveal())
+	q.Set("api_secret", c.cfg.APISecret.Reveal())
+	for k, v := range opt.Params(bizID) {
+		q.Set(k, v)
+	}
+	u := *c.base
+	u.Path += "/faceid/lite/get_result"
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, vendorerr.Transport(Vendor, EndpointGetResult, err)
+	}
+	status, body, verr := vendorerr.RoundTrip(c.httpc, req, Vendor, EndpointGetResult, c.cfg.MaxResponseBytes)
+	if verr != nil {
+		return nil, verr
+	}
+	if e := Classify(EndpointGetResult, status, body); e != nil {
+		return nil, e
+	}
+	r, err := ParseResult(body)
+	if err != nil {
+		return nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.VendorFault, HTTPStatus: status, Message: "undecodable result: " + err.Error(), Body: body}
+	}
+	if !r.Status.Known() {
+		return nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.VendorFault, HTTPStatus: status, Message: fmt.Sprintf("unknown status %.32q", string(r.Status)), RequestID: r.RequestID, Body: body}
+	}
+	return r, nil
+}
+
+// TokenRequest is get_token's input. Options carries any further documented
+// parameter (comparison_type, idcard_mode, liveness_type, ...) verbatim.
+type TokenRequest struct {
+	ReturnURL    string
+	NotifyURL    string
+	BizNo        string
+	BizExtraData string
+	Options      map[string]string
+}
+
+// Token is get_token's answer.
+type Token struct {
+	RequestID   string `json:"request_id"`
+	Token       string `json:"token"`
+	BizID       string `json:"biz_id"`
+	ExpiredTime int64  `json:"expired_time"` // Unix seconds
+	TimeUsed    int64  `json:"time_used"`
+	Raw         []byte `json:"-"`
+}
+
+// GetToken calls get_token, starting a verification.
+func (c *Client) GetToken(ctx context.Context, tr TokenRequest) (*Token, error) {
+	form := url.Values{}
+	for k, v := range tr.Options {
+		form.Set(k, v)
+	}
+	form.Set("api_key", c.cfg.APIKey.Reveal())
+	form.Set("api_secret", c.cfg.APISecret.Reveal())
+	form.Set("return_url", tr.ReturnURL)
+	form.Set("notify_url", tr.NotifyURL)
+	form.Set("biz_no", tr.BizNo)
+	if tr.BizExtraData != "" {
+		form.Set("biz_extra_data", tr.BizExtraData)
+	}
+	u := *c.base
+	u.Path += "/faceid/lite/get_token"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, vendorerr.Transport(Vendor, EndpointGetToken, err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	status, body, verr := vendorerr.RoundTrip(c.httpc, req, Vendor, EndpointGetToken, c.cfg.MaxResponseBytes)
+	if verr != nil {
+		return nil, verr
+	}
+	if e := Classify(EndpointGetToken, status, body); e != nil {
+		return nil, e
+	}
+	var t Token
+	if err := json.Unmarshal(body, &t); err != nil || t.BizID == "" || t.Token == "" {
+		return nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetToken, Class: vendorerr.VendorFault, HTTPStatus: status, Message: "get_token answer lacks token or biz_id", Body: body}
+	}
+	t.Raw = body
+	return &t, nil
+}
