@@ -1,0 +1,571 @@
+package vendorsim
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/vendordocs"
+)
+
+// MegviiSpec shapes one simulated FaceID Lite verification. Zero fields take
+// the defaults noted.
+type MegviiSpec struct {
+	BizNo           string   `json:"biz_no,omitempty"`
+	BizExtraData    string   `json:"biz_extra_data,omitempty"`
+	StartAfter      Duration `json:"start_after,omitempty"`      // NOT_STARTED until then (5 s)
+	FinalAfter      Duration `json:"final_after,omitempty"`      // PROCESSING until then (30 s)
+	FinalStatus     string   `json:"final_status,omitempty"`     // OK; NOT_STARTED or PROCESSING: the flow never ends
+	FailReason      string   `json:"fail_reason,omitempty"`      // with WEBRTC_UNSUPPORTED (NETWORK_ERROR)
+	Procedure       string   `json:"procedure,omitempty"`        // video, still, selfie, flash (video)
+	Liveness        string   `json:"liveness,omitempty"`         // PASS or FAIL (PASS)
+	IDCardMode      *int     `json:"idcard_mode,omitempty"`      // 0 = no ID-card step (1)
+	ComparisonError string   `json:"comparison_error,omitempty"` // e.g. ID_NUMBER_NAME_NOT_MATCH
+	ImageBytes      int      `json:"image_bytes,omitempty"`      // per image (Config.ImageBytes)
+	NotifyURL       string   `json:"notify_url,omitempty"`       // Config.MegviiNotifyURL
+	ReturnURL       string   `json:"return_url,omitempty"`
+	CallbackFormat  string   `json:"callback_format,omitempty"` // form or json (Config.MegviiCallbackFormat)
+	NoCallback      bool     `json:"no_callback,omitempty"`     // the callback never arrives
+	Quirks          *bool    `json:"quirks,omitempty"`          // document 002's template and "data: image" spacing (every other verification)
+	Faults          []string `json:"faults,omitempty"`          // faults for this verification's next calls, in order
+}
+
+type megviiVerification struct {
+	spec      MegviiSpec
+	bizID     string
+	token     string
+	created   time.Time
+	served    int            // get_result answers that carried data (the budget)
+	calls     map[string]int // by endpoint
+	outcomes  map[string]int // get_result answers by outcome
+	cbTries   int
+	cbDone    bool
+	cbOutcome string
+}
+
+func (v *megviiVerification) status(now time.Time) megvii.Status {
+	switch {
+	case now.Before(v.created.Add(time.Duration(v.spec.StartAfter))):
+		return megvii.StatusNotStarted
+	case now.Before(v.created.Add(time.Duration(v.spec.FinalAfter))):
+		return megvii.StatusProcessing
+	}
+	return megvii.Status(v.spec.FinalStatus)
+}
+
+func (s *Sim) megviiDefaults(spec MegviiSpec) (MegviiSpec, error) {
+	d := s.cfg.DefaultMegvii
+	if spec.StartAfter == 0 {
+		spec.StartAfter = d.StartAfter
+		if spec.StartAfter == 0 {
+			spec.StartAfter = Duration(5 * time.Second)
+		}
+	}
+	if spec.FinalAfter == 0 {
+		spec.FinalAfter = d.FinalAfter
+		if spec.FinalAfter == 0 {
+			spec.FinalAfter = Duration(30 * time.Second)
+		}
+	}
+	if spec.FinalAfter < spec.StartAfter {
+		spec.FinalAfter = spec.StartAfter
+	}
+	spec.FinalStatus = strings.ToUpper(firstNonEmpty(spec.FinalStatus, d.FinalStatus, string(megvii.StatusOK)))
+	if !megvii.Status(spec.FinalStatus).Known() {
+		return spec, fmt.Errorf("final_status %q is not a FaceID Lite status", spec.FinalStatus)
+	}
+	spec.Procedure = strings.ToLower(firstNonEmpty(spec.Procedure, d.Procedure, megvii.ProcedureVideo))
+	switch spec.Procedure {
+	case megvii.ProcedureVideo, megvii.ProcedureStill, megvii.ProcedureSelfie, megvii.ProcedureFlash:
+	default:
+		return spec, fmt.Errorf("procedure %q: want video, still, selfie or flash", spec.Procedure)
+	}
+	spec.Liveness = strings.ToUpper(firstNonEmpty(spec.Liveness, d.Liveness, "PASS"))
+	if spec.IDCardMode == nil {
+		spec.IDCardMode = d.IDCardMode
+		if spec.IDCardMode == nil {
+			one := 1
+			spec.IDCardMode = &one
+		}
+	}
+	if spec.ImageBytes == 0 {
+		spec.ImageBytes = max(d.ImageBytes, s.cfg.ImageBytes)
+	}
+	spec.NotifyURL = firstNonEmpty(spec.NotifyURL, d.NotifyURL, s.cfg.MegviiNotifyURL)
+	spec.CallbackFormat = firstNonEmpty(spec.CallbackFormat, d.CallbackFormat, s.cfg.MegviiCallbackFormat)
+	if spec.CallbackFormat != megvii.FormatForm && spec.CallbackFormat != megvii.FormatJSON {
+		return spec, fmt.Errorf("callback_format %q: want form or json", spec.CallbackFormat)
+	}
+	spec.NoCallback = spec.NoCallback || d.NoCallback
+	if spec.FailReason == "" && spec.FinalStatus == string(megvii.StatusWebRTCUnsupported) {
+		spec.FailReason = "NETWORK_ERROR"
+	}
+	for _, f := range spec.Faults {
+		if !validFault(f) {
+			return spec, fmt.Errorf("unknown fault %q", f)
+		}
+	}
+	return spec, nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// MegviiCreated is what creating a verification returns.
+type MegviiCreated struct {
+	BizID       string    `json:"biz_id"`
+	Token       string    `json:"token"`
+	BizNo       string    `json:"biz_no"`
+	Created     time.Time `json:"created"`
+	ExpiredTime int64     `json:"expired_time"`
+}
+
+// CreateMegvii starts a verification, as get_token would.
+func (s *Sim) CreateMegvii(spec MegviiSpec) (MegviiCreated, error) {
+	spec, err := s.megviiDefaults(spec)
+	if err != nil {
+		return MegviiCreated{}, err
+	}
+	now := s.clk.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// biz_id looks like the documents': "<unix seconds>,<uuid-like>".
+	id := s.newIDLocked("")
+	bizID := fmt.Sprintf("%d,%s-%s-%s-%s-%s", now.Unix(), id[:8], id[8:12], id[12:16], id[16:20], id[20:24]+id[:8])
+	if spec.BizNo == "" {
+		spec.BizNo = "biz-" + id[:16]
+	}
+	if spec.Quirks == nil {
+		q := s.seq%2 == 0
+		spec.Quirks = &q
+	}
+	v := &megviiVerification{spec: spec, bizID: bizID, token: s.newIDLocked("tok-"), created: now, calls: map[string]int{}, outcomes: map[string]int{}}
+	s.megvii[bizID] = v
+	s.metrics.verifs.WithLabelValues("megvii").Set(float64(len(s.megvii)))
+	if !spec.NoCallback && spec.NotifyURL != "" && megvii.Status(spec.FinalStatus).Final() {
+		s.scheduleLocked(now.Add(time.Duration(spec.FinalAfter)), "megvii", bizID)
+	}
+	return MegviiCreated{BizID: bizID, Token: v.token, BizNo: spec.BizNo, Created: now, ExpiredTime: now.Add(s.cfg.MegviiRetention).Unix()}, nil
+}
+
+// MegviiHandler serves the FaceID Lite API.
+func (s *Sim) MegviiHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/faceid/lite/get_result", s.handleGetResult)
+	mux.HandleFunc("/faceid/lite/get_token", s.handleGetToken)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.megviiError(w, "unknown", http.StatusNotFound, megvii.ErrAPINotFound)
+	})
+	return mux
+}
+
+func (s *Sim) megviiError(w http.ResponseWriter, endpoint string, status int, msg string) {
+	code := msg
+	if i := strings.IndexByte(code, ':'); i >= 0 {
+		code = code[:i]
+	}
+	s.metrics.requests.WithLabelValues("megvii", endpoint, code).Inc()
+	writeJSON(w, status, map[string]any{"error_message": msg, "request_id": s.requestID(), "time_used": 4})
+}
+
+func (s *Sim) requestID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("%d,%s", s.clk.Now().Unix(), s.newIDLocked("")[:24])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// megviiAuth checks api_key/api_secret; it writes the error and returns false.
+func (s *Sim) megviiAuth(w http.ResponseWriter, r *http.Request, endpoint string, required ...string) bool {
+	for _, k := range append([]string{"api_key", "api_secret"}, required...) {
+		if r.Form.Get(k) == "" {
+			s.megviiError(w, endpoint, http.StatusBadRequest, megvii.ErrMissingArguments+": "+k)
+			return false
+		}
+	}
+	if r.Form.Get("api_key") != s.cfg.MegviiAPIKey || r.Form.Get("api_secret") != s.cfg.MegviiAPISecret {
+		s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrAuthentication)
+		return false
+	}
+	return true
+}
+
+// preServeFault answers the faults that happen before any data is served.
+// It returns true when it answered.
+func (s *Sim) preServeFault(w http.ResponseWriter, vendor, endpoint, fault string) bool {
+	switch fault {
+	case FaultReset:
+		s.metrics.requests.WithLabelValues(vendor, endpoint, fault).Inc()
+		resetConn(w)
+		return true
+	case FaultHTML:
+		s.metrics.requests.WithLabelValues(vendor, endpoint, fault).Inc()
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte("<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>\n"))
+		return true
+	}
+	if vendor == "megvii" {
+		switch fault {
+		case FaultInternal:
+			s.megviiError(w, endpoint, http.StatusInternalServerError, megvii.ErrInternal)
+		case FaultConcurrency, FaultClusterLimit:
+			s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrConcurrencyLimitExceeded)
+		case FaultAuth:
+			s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrAuthentication)
+		case FaultAuthorization:
+			s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrAuthorization+":Denied.")
+		case FaultQuota:
+			s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrAuthorization+":Quota exceeded.")
+		default:
+			return false
+		}
+		return true
+	}
+	return s.baiduPreServeFault(w, endpoint, fault)
+}
+
+func resetConn(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic(http.ErrAbortHandler)
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+// serveBody writes a 200 JSON body, applying the serve-phase faults.
+func (s *Sim) serveBody(ctx context.Context, w http.ResponseWriter, vendor, endpoint, fault string, body []byte) {
+	outcome := "ok"
+	switch fault {
+	case FaultMalformed:
+		body = body[:len(body)/2]
+		outcome = fault
+	case FaultSlow:
+		outcome = fault
+	}
+	s.metrics.requests.WithLabelValues(vendor, endpoint, outcome).Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	if fault == FaultSlow {
+		half := len(body) / 2
+		_, _ = w.Write(body[:half])
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		t := time.NewTimer(s.cfg.SlowPause)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		body = body[half:]
+	}
+	_, _ = w.Write(body)
+}
+
+func (s *Sim) handleGetResult(w http.ResponseWriter, r *http.Request) {
+	const ep = megvii.EndpointGetResult
+	if err := r.ParseForm(); err != nil {
+		s.megviiError(w, ep, http.StatusBadRequest, megvii.ErrBadArguments+": query")
+		return
+	}
+	if !s.megviiAuth(w, r, ep, "biz_id") {
+		return
+	}
+	ri, err := strconv.Atoi(firstNonEmpty(r.Form.Get("return_image"), "0"))
+	if err != nil || ri < 0 || ri > 6 {
+		s.megviiError(w, ep, http.StatusBadRequest, megvii.ErrBadArguments+": return_image")
+		return
+	}
+	rvt := firstNonEmpty(r.Form.Get("return_verify_time"), "0")
+	if rvt != "0" && rvt != "1" {
+		s.megviiError(w, ep, http.StatusBadRequest, megvii.ErrBadArguments+": return_verify_time")
+		return
+	}
+	bizID := r.Form.Get("biz_id")
+	release, limited := s.admitAPI(r.Context(), "megvii")
+	s.mu.Lock()
+	v := s.megvii[bizID]
+	if v != nil {
+		v.calls[ep]++
+	}
+	if limited != "" {
+		if v != nil {
+			v.outcomes[megvii.ErrConcurrencyLimitExceeded]++
+		}
+		s.mu.Unlock()
+		s.megviiError(w, ep, http.StatusForbidden, megvii.ErrConcurrencyLimitExceeded)
+		return
+	}
+	defer release()
+	var perV *[]string
+	if v != nil {
+		perV = &v.spec.Faults
+	}
+	fault := s.drawFaultLocked("megvii", perV)
+	now := s.clk.Now()
+	var answer string
+	switch {
+	case fault != "" && fault != FaultSlow && fault != FaultMalformed && fault != FaultTruncatedBase64:
+		answer = fault
+	case v == nil:
+		answer = megvii.ErrResultNotFound
+	case now.After(v.created.Add(s.cfg.MegviiRetention)) || v.served >= s.cfg.MegviiCallBudget:
+		answer = megvii.ErrDataDestroyed
+	default:
+		v.served++
+		answer = "ok"
+	}
+	if v != nil {
+		v.outcomes[answer]++
+	}
+	var spec MegviiSpec
+	var status megvii.Status
+	if v != nil {
+		spec, status = v.spec, v.status(now)
+	}
+	s.mu.Unlock()
+
+	switch answer {
+	case megvii.ErrResultNotFound:
+		s.megviiError(w, ep, http.StatusBadRequest, megvii.ErrResultNotFound)
+		return
+	case megvii.ErrDataDestroyed:
+		s.megviiError(w, ep, http.StatusForbidden, megvii.ErrDataDestroyed)
+		return
+	case "ok":
+	default:
+		s.preServeFault(w, "megvii", ep, fault)
+		return
+	}
+	body := s.megviiResult(bizID, spec, status, now, megvii.ReturnImage(ri), rvt == "1", fault == FaultTruncatedBase64, true)
+	s.serveBody(r.Context(), w, "megvii", ep, fault, body)
+}
+
+func (s *Sim) handleGetToken(w http.ResponseWriter, r *http.Request) {
+	const ep = megvii.EndpointGetToken
+	if r.Method != http.MethodPost {
+		s.megviiError(w, ep, http.StatusNotFound, megvii.ErrAPINotFound)
+		return
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/") {
+		_ = r.ParseMultipartForm(1 << 20)
+	} else {
+		_ = r.ParseForm()
+	}
+	if !s.megviiAuth(w, r, ep, "return_url", "notify_url", "biz_no") {
+		return
+	}
+	release, limited := s.admitAPI(r.Context(), "megvii")
+	if limited != "" {
+		s.megviiError(w, ep, http.StatusForbidden, megvii.ErrConcurrencyLimitExceeded)
+		return
+	}
+	defer release()
+	spec := MegviiSpec{BizNo: r.Form.Get("biz_no"), BizExtraData: r.Form.Get("biz_extra_data"), NotifyURL: r.Form.Get("notify_url"), ReturnURL: r.Form.Get("return_url")}
+	if m := r.Form.Get("idcard_mode"); m != "" {
+		n, err := strconv.Atoi(m)
+		if err != nil {
+			s.megviiError(w, ep, http.StatusBadRequest, megvii.ErrBadArguments+": idcard_mode")
+			return
+		}
+		spec.IDCardMode = &n
+	}
+	c, err := s.CreateMegvii(spec)
+	if err != nil {
+		s.megviiError(w, ep, http.StatusBadRequest, megvii.ErrBadArguments+": "+err.Error())
+		return
+	}
+	s.metrics.requests.WithLabelValues("megvii", ep, "ok").Inc()
+	writeJSON(w, http.StatusOK, map[string]any{"request_id": s.requestID(), "time_used": 12, "token": c.Token, "biz_id": c.BizID, "expired_time": c.ExpiredTime})
+}
+
+// megviiResult builds a result object from the document's success example.
+func (s *Sim) megviiResult(bizID string, spec MegviiSpec, status megvii.Status, now time.Time, ri megvii.ReturnImage, verifyTime, truncate, withImages bool) []byte {
+	name := "megvii_get_result_ok_000.json"
+	if *spec.Quirks {
+		name = "megvii_get_result_ok_002.json"
+	}
+	var m map[string]any
+	_ = json.Unmarshal(vendordocs.MustExample(name), &m)
+	m["request_id"] = s.requestID()
+	m["time_used"] = 90 + len(bizID)%20
+	m["status"] = string(status)
+	m["biz_info"] = map[string]any{"biz_id": bizID, "biz_no": spec.BizNo, "biz_extra_data": spec.BizExtraData}
+	if verifyTime {
+		m["verify_time"] = float64(now.Unix())
+	}
+	switch status {
+	case megvii.StatusNotStarted, megvii.StatusProcessing:
+		delete(m, "idcard_info")
+		delete(m, "liveness_result")
+		delete(m, "verify_result")
+		delete(m, "images")
+		return mustJSON(m)
+	case megvii.StatusCancelled, megvii.StatusTimeout, megvii.StatusWebRTCUnsupported:
+		delete(m, "liveness_result")
+		delete(m, "verify_result")
+		if status == megvii.StatusWebRTCUnsupported {
+			m["fail_reason"] = spec.FailReason
+			delete(m, "idcard_info")
+		}
+	case megvii.StatusFailed:
+		delete(m, "verify_result")
+		spec.Liveness = "FAIL"
+	}
+	if *spec.IDCardMode == 0 {
+		delete(m, "idcard_info")
+	}
+	if lr, ok := m["liveness_result"].(map[string]any); ok {
+		lr["result"] = spec.Liveness
+		lr["procedure_type"] = spec.Procedure
+		fg := lr["face_genuineness"].(map[string]any)
+		switch spec.Procedure {
+		case megvii.ProcedureSelfie:
+			var sel map[string]any
+			_ = json.Unmarshal(vendordocs.MustExample("megvii_liveness_selfie_002.json"), &sel)
+			lr["details"] = sel["details"]
+			lr["face_genuineness"] = sel["face_genuineness"]
+		case megvii.ProcedureStill, megvii.ProcedureFlash:
+			lr["details"] = map[string]any{"FACE_NOT_FOUND": 1, "SIDE_FACE": 0, "UPDOWN_FACE": 0, "EYE_OCCLUSION": 0, "MOUTH_OCCLUSION": 0,
+				"AWAY_FROM_CAMERA": 1, "CLOSE_TO_CAMERA": 0, "FACE_OUT_OF_CAMERA": 0, "HIGH_BRIGHTNESS": 0, "LOW_BRIGHTNESS": 2, "LOW_FACE_QUALITY": 0}
+		}
+		if spec.Liveness == "PASS" {
+			fg["synthetic_face_confidence"] = 0.12
+		}
+	}
+	if vr, ok := m["verify_result"].(map[string]any); ok {
+		vr["error_message"] = nil
+		if spec.ComparisonError != "" {
+			vr = map[string]any{"error_message": spec.ComparisonError}
+			m["verify_result"] = vr
+		}
+	}
+	delete(m, "images")
+	if withImages && status == megvii.StatusOK && ri != megvii.ReturnImageNone {
+		m["images"] = s.megviiImages(bizID, spec, ri, truncate)
+	}
+	return mustJSON(m)
+}
+
+func (s *Sim) megviiImages(bizID string, spec MegviiSpec, ri megvii.ReturnImage, truncate bool) map[string]any {
+	selfie := spec.Procedure == megvii.ProcedureSelfie
+	idcard := *spec.IDCardMode != 0
+	var names []string
+	want := func(r megvii.ReturnImage) bool { return ri == r || ri == megvii.ReturnImageAll }
+	if want(megvii.ReturnImageBest) && !selfie {
+		names = append(names, megvii.ImageBest)
+	}
+	if want(megvii.ReturnImageIDCardFront) && idcard {
+		names = append(names, megvii.ImageIDCardFront)
+	}
+	if want(megvii.ReturnImageIDCardBack) && idcard {
+		names = append(names, megvii.ImageIDCardBack)
+	}
+	if want(megvii.ReturnImageSelfieFront) && selfie {
+		names = append(names, "image_selfie_front")
+	}
+	if want(megvii.ReturnImageSelfieSide) && selfie {
+		names = append(names, "image_selfie_side")
+	}
+	prefix := "data:image/jpeg;base64,"
+	if *spec.Quirks {
+		prefix = "data: image/jpeg;base64,"
+	}
+	out := map[string]any{}
+	for _, n := range names {
+		b64 := base64.StdEncoding.EncodeToString(makeJPEG(s.jpegBase, bizID+"/"+n, spec.ImageBytes))
+		if truncate {
+			b64 = b64[:len(b64)-3]
+		}
+		out[n] = prefix + b64
+	}
+	return out
+}
+
+func mustJSON(v any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+// deliverMegvii POSTs the signed callback of a finished verification.
+func (s *Sim) deliverMegvii(ctx context.Context, bizID string) {
+	now := s.clk.Now()
+	s.mu.Lock()
+	v := s.megvii[bizID]
+	if v == nil || v.cbDone {
+		s.mu.Unlock()
+		return
+	}
+	v.cbTries++
+	spec, status, tries := v.spec, v.status(now), v.cbTries
+	s.mu.Unlock()
+
+	data := string(s.megviiResult(bizID, spec, status, now, megvii.ReturnImageNone, false, false, false))
+	cb := megvii.Callback{Data: data, Sign: megvii.Sign(s.cfg.MegviiAPISecret, data)}
+	body, ct := cb.EncodeForm(), "application/x-www-form-urlencoded"
+	if spec.CallbackFormat == megvii.FormatJSON {
+		body, ct = cb.EncodeJSON(), "application/json"
+	}
+	outcome := "delivered"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, spec.NotifyURL, bytes.NewReader(body))
+	if err != nil {
+		outcome = "bad_url"
+	} else {
+		req.Header.Set("Content-Type", ct)
+		resp, err := s.cfg.HTTPClient.Do(req)
+		switch {
+		case err != nil:
+			outcome = "unreachable"
+		default:
+			_ = resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
+				outcome = "http_" + strconv.Itoa(resp.StatusCode)
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v.cbOutcome = outcome
+	if outcome == "delivered" {
+		v.cbDone = true
+	} else if outcome == "bad_url" || !s.retryLocked("megvii", bizID, tries) {
+		outcome = "gave_up"
+	} else {
+		outcome = "retry"
+	}
+	s.metrics.callbacks.WithLabelValues("megvii", outcome).Inc()
+}
