@@ -319,3 +319,11 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("defaults: %v", err)
 	}
 }
+
+func secretsOf(v ...string) []config.Secret {
+	out := make([]config.Secret, len(v))
+	for i, s := range v {
+		out[i] = config.NewSecret(s)
+	}
+	return out
+}

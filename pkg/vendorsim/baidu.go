@@ -165,13 +165,18 @@ func (s *Sim) handleBaiduToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.clk.Now()
-	s.mu.Lock()
-	tok := fmt.Sprintf("24.%s.%d.%d.%s", s.newIDLocked("")[:32], int(s.cfg.BaiduAccessTokenTTL.Seconds()), now.Unix(), s.newIDLocked("")[:10])
-	s.tokens[tok] = now.Add(s.cfg.BaiduAccessTokenTTL)
-	s.mu.Unlock()
+	tok := s.mintAccessToken(now)
 	s.metrics.requests.WithLabelValues("baidu", baidu.EndpointToken, "ok").Inc()
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": int(s.cfg.BaiduAccessTokenTTL.Seconds()),
 		"refresh_token": "25." + tok[3:], "scope": "public brain_all_scope", "session_key": "sim", "session_secret": "sim"})
+}
+
+func (s *Sim) mintAccessToken(now time.Time) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tok := fmt.Sprintf("24.%s.%d.%d.%s", s.newIDLocked(""), int(s.cfg.BaiduAccessTokenTTL.Seconds()), now.Unix(), s.newIDLocked("")[:10])
+	s.tokens[tok] = now.Add(s.cfg.BaiduAccessTokenTTL)
+	return tok
 }
 
 // platformError answers a Baidu AI platform error (error_code/error_msg).

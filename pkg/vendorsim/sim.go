@@ -220,7 +220,7 @@ func (s *Sim) SetBaiduPublicURL(u string) {
 func (s *Sim) newIDLocked(prefix string) string {
 	s.seq++
 	sum := sha256.Sum256(fmt.Appendf(nil, "%d/%d", s.cfg.Seed, s.seq))
-	return prefix + hex.EncodeToString(sum[:12])
+	return prefix + hex.EncodeToString(sum[:16])
 }
 
 // gate enforces a concurrency limit and a token-bucket QPS limit.

@@ -1,0 +1,54 @@
+# faceharvest: build, test, lint, benchmark, run.
+# Needs only Go; every tool is installed into ./bin/tools by the targets that use it.
+
+GO        ?= go
+BIN       := bin
+TOOLS     := $(abspath $(BIN)/tools)
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME  ?= 5s
+PKGS      := ./...
+
+# Development credentials for the simulator and, later, the components
+# (make run only; real deployments read them from their own environment).
+DEV_ENV := FACEHARVEST_MEGVII_API_KEY=dev-megvii-key FACEHARVEST_MEGVII_API_SECRET=dev-megvii-secret \
+           FACEHARVEST_BAIDU_API_KEY=dev-baidu-ak FACEHARVEST_BAIDU_SECRET_KEY=dev-baidu-sk
+
+.PHONY: all build test unit fuzz lint bench run clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## test: unit, contract and process tests with the race detector, then brief fuzzing.
+test: unit fuzz
+
+unit:
+	$(GO) mod download
+	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParseResult$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeCallback$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./pkg/baidu
+
+$(TOOLS)/staticcheck:
+	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(TOOLS)/staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(TOOLS)/staticcheck $(PKGS)
+
+## bench: benchmarks, each reported next to a baseline measured in the same run.
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 20m $(PKGS)
+
+## run: the vendor simulator on its default ports, clock at 60x (the pipeline joins it in later releases).
+run: build
+	@echo "vendorsim: Megvii on http://127.0.0.1:18001, Baidu on http://127.0.0.1:18002, control on http://127.0.0.1:18003"
+	@echo "try: curl -s -XPOST localhost:18003/sim/megvii/verifications -d '{}'   and   curl -s localhost:18003/sim/stats"
+	$(DEV_ENV) $(BIN)/vendorsim --clock-scale=60 --megvii-concurrency=16 --baidu-qps=50 --latency-p50=20ms --latency-p99=120ms
+
+clean:
+	rm -rf $(BIN)

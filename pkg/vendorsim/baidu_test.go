@@ -1,0 +1,264 @@
+package vendorsim
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"image/jpeg"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/baidu"
+	"github.com/faceharvest/faceharvest/pkg/vendorerr"
+)
+
+func (h *harness) createB(t *testing.T, spec BaiduSpec) string {
+	t.Helper()
+	c, err := h.sim.CreateBaidu(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.VerifyToken
+}
+
+func download(t *testing.T, u string) (int, string, []byte) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), b
+}
+
+func TestBaiduFullFlow(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	gen, err := h.baidu.GenerateVerifyToken(ctx, "plan-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vt := gen.VerifyToken
+	if _, err := h.baidu.SubmitIDCard(ctx, baidu.SubmitIDCard{VerifyToken: vt, IDName: "张三", IDNo: "110101199003070011"}); err != nil {
+		t.Fatal(err)
+	}
+	img := base64.StdEncoding.EncodeToString(makeJPEG(baseJPEG(), "ref", 2000))
+	if _, err := h.baidu.UploadMatchImage(ctx, baidu.UploadMatchImage{VerifyToken: vt, Image: img, QualityControl: "LOW"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.baidu.UploadMatchImage(ctx, baidu.UploadMatchImage{VerifyToken: vt, Image: "%%%"}); vendorerr.ClassOf(err) != vendorerr.CallerBug {
+		t.Fatalf("bad image: %v", err)
+	}
+	// Before the user finishes: getall has no attempts; detail is not ready.
+	all, err := h.baidu.GetAll(ctx, vt)
+	if err != nil || all.VerifyCount.Value != 0 || len(all.VerifyResult) != 0 {
+		t.Fatalf("pending getall %+v %v", all, err)
+	}
+	if _, err := h.baidu.ResultDetail(ctx, vt); vendorerr.ClassOf(err) != vendorerr.VendorFault {
+		t.Fatalf("pending detail: %v", err)
+	}
+	h.clk.Advance(61 * time.Second)
+	h.sim.DispatchDue(ctx)
+	got := h.landing.received()
+	if len(got) != 1 || got[0].Path != "/v1/callbacks/baidu/success" || got[0].Method != http.MethodGet {
+		t.Fatalf("redirect %+v", got)
+	}
+	if q, _ := url.ParseQuery(got[0].Query); q.Get("verify_token") != vt {
+		t.Fatalf("redirect query %q", got[0].Query)
+	}
+	d, err := h.baidu.ResultDetail(ctx, vt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.IDCardConfirm.Name != "张三" || d.VerifyResult.Score.Value == 0 {
+		t.Fatalf("detail %+v", d)
+	}
+	front, err := base64.StdEncoding.Strict().DecodeString(d.IDCardImages.FrontBase64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jpeg.Decode(bytes.NewReader(front)); err != nil {
+		t.Fatalf("front image: %v", err)
+	}
+	simple, err := h.baidu.ResultSimple(ctx, vt)
+	if err != nil || !strings.HasPrefix(simple.Image, h.baiduURL) {
+		t.Fatalf("simple %+v %v", simple, err)
+	}
+	st, err := h.baidu.ResultStat(ctx, vt)
+	if err != nil || len(st.APIs) != 7 {
+		t.Fatalf("stat %+v %v", st, err)
+	}
+	m, err := h.baidu.MediaQuery(ctx, vt)
+	if err != nil || len(m.ProcessVideo) != 1 || len(m.Video) != 0 || len(m.Images) != 4 {
+		t.Fatalf("media %+v %v", m, err)
+	}
+	code, ct, body := download(t, m.ProcessVideo[0])
+	if code != 200 || ct != "video/mp4" || int64(len(body)) != MP4Size(300<<10) || http.DetectContentType(body) != "video/mp4" {
+		t.Fatalf("video: %d %s %d", code, ct, len(body))
+	}
+	all, err = h.baidu.GetAll(ctx, vt)
+	if err != nil || all.VerifyCount.Value != 1 || !all.Passed() || all.VerifyResult[0].IDCardImages == nil {
+		t.Fatalf("getall %+v %v", all, err)
+	}
+	code, ct, body = download(t, all.VerifyResult[0].VerifyDetail.FaceImage)
+	if code != 200 || ct != "image/jpeg" {
+		t.Fatalf("face image %d %s", code, ct)
+	}
+	if _, err := jpeg.Decode(bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	// One day on: media links answer 403; getall's images still work.
+	h.clk.Advance(24*time.Hour + time.Second)
+	if code, _, body := download(t, m.ProcessVideo[0]); code != 403 || !bytes.Contains(body, []byte("AccessDenied")) {
+		t.Fatalf("expired video: %d %s", code, body)
+	}
+	if code, _, _ := download(t, all.VerifyResult[0].VerifyDetail.FaceImage); code != 200 {
+		t.Fatalf("face image after a day: %d", code)
+	}
+	// Three days on: every query endpoint says the token is invalid or expired.
+	h.clk.Advance(48 * time.Hour)
+	for _, call := range []func() error{
+		func() error { _, err := h.baidu.GetAll(ctx, vt); return err },
+		func() error { _, err := h.baidu.ResultDetail(ctx, vt); return err },
+		func() error { _, err := h.baidu.MediaQuery(ctx, vt); return err },
+	} {
+		if err := call(); vendorerr.ClassOf(err) != vendorerr.Destroyed || !strings.Contains(err.Error(), baidu.TokenInvalidMessage) {
+			t.Fatalf("after 3 days: %v", err)
+		}
+	}
+	state, _ := h.sim.Baidu(vt)
+	if state.Calls[baidu.EndpointGetAll] != 3 || state.Calls["media"] != 4 || !state.CallbackDelivered {
+		t.Fatalf("state %+v", state)
+	}
+}
+
+func TestBaiduOutcomes(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	failed := h.createB(t, BaiduSpec{Outcome: "failure", Attempts: 3, Media: "video"})
+	never := h.createB(t, BaiduSpec{NeverCompletes: true})
+	late := h.createB(t, BaiduSpec{CompleteAfter: Duration(3 * time.Hour)})
+	none := h.createB(t, BaiduSpec{Media: "none"})
+	h.clk.Advance(2 * time.Minute)
+	h.sim.DispatchDue(ctx)
+	got := h.landing.received()
+	if len(got) != 2 || !strings.HasSuffix(got[0].Path+got[1].Path, "failure/v1/callbacks/baidu/success") && !strings.Contains(got[0].Path+got[1].Path, "failure") {
+		t.Fatalf("redirects %+v", got)
+	}
+	if _, err := h.baidu.ResultDetail(ctx, failed); vendorerr.ClassOf(err) != vendorerr.NotVerified {
+		t.Fatalf("failed detail: %v", err)
+	}
+	all, err := h.baidu.GetAll(ctx, failed)
+	if err != nil || all.VerifyCount.Value != 3 || all.Passed() || all.VerifyResult[2].VerifyDetail.Score.Valid || all.VerifyChargeCount.Value != 0 {
+		t.Fatalf("failed getall %+v %v", all, err)
+	}
+	m, err := h.baidu.MediaQuery(ctx, failed)
+	if err != nil || len(m.Video) != 1 || len(m.ProcessVideo) != 0 {
+		t.Fatalf("video media %+v", m)
+	}
+	if m, err := h.baidu.MediaQuery(ctx, none); err != nil || len(m.URLs()) != 0 {
+		t.Fatalf("recording off: %+v %v", m, err)
+	}
+	h.clk.Advance(2 * time.Hour)
+	for _, vt := range []string{never, late} {
+		if _, err := h.baidu.GetAll(ctx, vt); vendorerr.ClassOf(err) != vendorerr.Destroyed {
+			t.Fatalf("unused token after 2 h: %v", err)
+		}
+	}
+	if _, err := h.baidu.GetAll(ctx, "no-such-token"); vendorerr.ClassOf(err) != vendorerr.Destroyed {
+		t.Fatalf("unknown token: %v", err)
+	}
+}
+
+func TestBaiduAccessTokens(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	vt := h.createB(t, BaiduSpec{})
+	h.clk.Advance(time.Minute)
+	if _, err := h.baidu.GetAll(ctx, vt); err != nil {
+		t.Fatal(err)
+	}
+	h.sim.RevokeBaiduTokens() // 110 on the cached token: refreshed once, retried
+	if _, err := h.baidu.GetAll(ctx, vt); err != nil {
+		t.Fatal(err)
+	}
+	if h.baidu.Tokens().Mints() != 2 {
+		t.Fatalf("mints %d", h.baidu.Tokens().Mints())
+	}
+	// A token past its 30 days answers 111 even when the client still trusts it.
+	old := h.lastToken(t)
+	h.clk.Advance(31 * 24 * time.Hour)
+	stale := baiduCall(t, h, old, vt)
+	if !strings.Contains(stale, `"error_code":111`) {
+		t.Fatalf("expired token: %s", stale)
+	}
+	if !strings.Contains(baiduCall(t, h, "", vt), `"error_code":110`) {
+		t.Fatal("missing token accepted")
+	}
+}
+
+func (h *harness) lastToken(t *testing.T) string {
+	tok, err := h.baidu.Tokens().Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func baiduCall(t *testing.T, h *harness, token, vt string) string {
+	resp, err := http.Post(h.baiduURL+"/rpc/2.0/brain/solution/faceprint/result/getall?access_token="+url.QueryEscape(token), "application/json", strings.NewReader(`{"verify_token":"`+vt+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestBaiduFaults(t *testing.T) {
+	cases := []struct {
+		fault string
+		class vendorerr.Class
+		code  string
+	}{
+		{FaultInternal, vendorerr.VendorFault, "2"},
+		{FaultHTML, vendorerr.VendorFault, ""},
+		{FaultReset, vendorerr.VendorFault, ""},
+		{FaultMalformed, vendorerr.VendorFault, ""},
+		{FaultConcurrency, vendorerr.RateLimited, "18"},
+		{FaultClusterLimit, vendorerr.RateLimited, "4"},
+		{FaultAuthorization, vendorerr.Account, "17"},
+		{FaultQuota, vendorerr.Account, "19"},
+		{FaultAuth, vendorerr.Unknown, ""}, // 110: the client mints a new token and succeeds
+		{FaultSlow, vendorerr.Unknown, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.fault, func(t *testing.T) {
+			h := newHarness(t, nil)
+			vt := h.createB(t, BaiduSpec{Faults: []string{c.fault}})
+			h.clk.Advance(time.Minute)
+			_, err := h.baidu.GetAll(context.Background(), vt)
+			if vendorerr.ClassOf(err) != c.class {
+				t.Fatalf("got %v", err)
+			}
+			if ve, ok := err.(*vendorerr.Error); ok && ve.Code != c.code {
+				t.Fatalf("code %q", ve.Code)
+			}
+		})
+	}
+	h := newHarness(t, nil)
+	vt := h.createB(t, BaiduSpec{Faults: []string{FaultTruncatedBase64}})
+	h.clk.Advance(time.Minute)
+	d, err := h.baidu.ResultDetail(context.Background(), vt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := base64.StdEncoding.Strict().DecodeString(d.IDCardImages.FrontBase64); err == nil {
+		t.Fatal("truncated base64 decoded")
+	}
+}
