@@ -1,26 +1,79 @@
-// Command ingest is the faceharvest front door. This build documents its
-// flags; the service itself is not part of it yet.
+// Command ingest is faceharvest's front door: Megvii callbacks, Baidu
+// completion redirects and token registrations become events on Kafka,
+// answered only once the broker acknowledged them.
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"syscall"
+	"time"
 
+	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/ingest"
+	"github.com/faceharvest/faceharvest/pkg/ops"
+	"github.com/faceharvest/faceharvest/pkg/rungroup"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
+type options struct {
+	brokers, listen, metricsAddr, topic, logLevel string
+	batchTimeout, shutdownGrace                   time.Duration
+	batchSize                                     int
+	cfg                                           ingest.Config
+}
+
+func parse(args []string, getenv func(string) string, help io.Writer) (*options, error) {
+	fs := config.NewFlagSet("ingest", `faceharvest's front door. Serves:
+  POST /v1/callbacks/megvii          Megvii notify_url and return_url (form or JSON data + sign)
+  GET  /v1/callbacks/baidu/success   Baidu H5 success landing (?verify_token=...)
+  GET  /v1/callbacks/baidu/failure   Baidu H5 failure landing
+  POST /v1/tokens                    token registration by the customer's back end (Bearer token)
+Each becomes an event on the events topic (CloudEvents headers, key <vendor>:<id>, stable
+ce_id); a request is answered 2xx only after the broker acknowledged it with acks=all,
+and 503 with Retry-After when it did not in time.`)
+	o := &options{}
+	c := &o.cfg
+	fs.StringVar(&o.brokers, "kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8028", "address for callbacks and the token API (Megvii calls only ports 443, 5000, 16003, 8883 and 8028)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9101", "address serving /metrics, /healthz and /readyz")
+	fs.StringVar(&o.topic, "events-topic", contract.DefaultEventsTopic, "topic events are published to")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "how long a request waits for the broker's acknowledgement before answering 503")
+	fs.DurationVar(&c.RetryAfter, "retry-after", 5*time.Second, "Retry-After sent with 503 answers")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body accepted (413 beyond)")
+	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "most token registrations in one request")
+	fs.DurationVar(&c.MaxTokenAge, "max-token-age", 7*24*time.Hour, "oldest issued_at accepted by the token API")
+	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", 5*time.Minute, "how far in the future an issued_at may be")
+	fs.StringVar(&c.BaiduSuccessRedirect, "baidu-success-redirect", "", "page the browser is sent to after a Baidu success landing (empty: a short page)")
+	fs.StringVar(&c.BaiduFailureRedirect, "baidu-failure-redirect", "", "page the browser is sent to after a Baidu failure landing (empty: a short page)")
+	fs.DurationVar(&o.batchTimeout, "kafka-batch-timeout", 2*time.Millisecond, "how long a partial batch waits for concurrent requests to join it")
+	fs.IntVar(&o.batchSize, "kafka-batch-size", 1000, "most messages in one produce batch")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii API secret(s) that sign callbacks; comma-separated to accept several during rotation (required)")
+	fs.Secret("FACEHARVEST_INGEST_TOKENS", "bearer tokens accepted by POST /v1/tokens, comma-separated (required)")
+	if err := fs.Parse(args, getenv, help); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.MegviiSecrets, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_MEGVII_API_SECRET"); err != nil {
+		return nil, err
+	}
+	if c.BearerTokens, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_INGEST_TOKENS"); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := config.NewFlagSet("ingest", `Receives Megvii callbacks, Baidu completion redirects and token registrations and
-publishes them to Kafka. This build only documents its flags.`)
-	fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
-	fs.String("listen", "127.0.0.1:8028", "address for vendor callbacks and the token API (Megvii calls ports 443, 5000, 16003, 8883, 8028)")
-	fs.String("metrics-addr", "127.0.0.1:9090", "address serving /metrics, /healthz and /readyz")
-	fs.String("log-level", "info", "log level: debug, info, warn, error")
-	err := fs.Parse(args, getenv, stdout)
+	o, err := parse(args, getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
 		return 0
 	}
@@ -28,6 +81,53 @@ publishes them to Kafka. This build only documents its flags.`)
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 2
 	}
-	fmt.Fprintln(stderr, "ingest: this build has no ingest service yet; only --help is available")
-	return 2
+	log, err := ops.NewLogger(stderr, o.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
+		return 2
+	}
+	brokers, err := bus.SplitBrokers(o.brokers)
+	if err != nil {
+		fmt.Fprintf(stderr, "ingest: --kafka-brokers: %v\n", err)
+		return 2
+	}
+	reg := ops.NewRegistry()
+	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: o.topic, BatchTimeout: o.batchTimeout, BatchSize: o.batchSize})
+	reg.MustRegister(bus.NewWriterCollector(w, "ingest"))
+	o.cfg.Registry, o.cfg.Logger = reg, log
+	srv, err := ingest.New(o.cfg, w)
+	if err != nil {
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "ingest: --listen: %v\n", err)
+		return 1
+	}
+	mln, err := net.Listen("tcp", o.metricsAddr)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintf(stderr, "ingest: --metrics-addr: %v\n", err)
+		return 1
+	}
+	opsMux := ops.Mux(reg, ops.Check{Name: "kafka", Fn: func(ctx context.Context) error { return bus.CheckTopics(ctx, brokers, o.topic) }})
+
+	var g rungroup.Group
+	g.Add(rungroup.SignalActor(os.Interrupt, syscall.SIGTERM))
+	g.Add(ops.ServeActor(ops.NewServer(srv.Handler(), log), ln, o.shutdownGrace))
+	g.Add(ops.ServeActor(ops.NewServer(opsMux, log), mln, time.Second))
+	log.Info("ingest listening", "listen", ln.Addr().String(), "metrics", mln.Addr().String(), "topic", o.topic, "brokers", o.brokers)
+	err = g.Run()
+	// Every request has been answered; flush whatever the writer still holds.
+	if cerr := w.Close(); cerr != nil {
+		log.Warn("closing the Kafka writer", "error", cerr.Error())
+	}
+	var sig rungroup.SignalError
+	if err != nil && !errors.As(err, &sig) {
+		log.Error("ingest stopped", "error", err.Error())
+		return 1
+	}
+	log.Info("ingest stopped")
+	return 0
 }

@@ -1,0 +1,535 @@
+// Package ingest is faceharvest's front door: Megvii callbacks, Baidu
+// completion redirects and token registrations become events on Kafka. A
+// request is answered 2xx only after the broker acknowledged its event
+// (acks=all); anything else is answered with an error and loses nothing
+// already acknowledged.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/faceharvest/faceharvest/pkg/clock"
+	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+)
+
+// Routes, stable: vendors and apps are configured with them.
+const (
+	RouteMegviiCallback = "/v1/callbacks/megvii"
+	RouteBaiduSuccess   = "/v1/callbacks/baidu/success"
+	RouteBaiduFailure   = "/v1/callbacks/baidu/failure"
+	RouteTokens         = "/v1/tokens"
+)
+
+// Publisher writes messages and returns once the broker acknowledged all of
+// them. *kafka.Writer is one.
+type Publisher interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Config configures the server. Zero values take the defaults noted.
+type Config struct {
+	MegviiSecrets        []config.Secret // callback signing secrets; several during rotation
+	BearerTokens         []config.Secret // accepted by the token API
+	BaiduSuccessRedirect string          // where the browser goes after a success landing ("" answers a small page)
+	BaiduFailureRedirect string
+	MaxBodyBytes         int64         // request body limit (1 MiB)
+	PublishTimeout       time.Duration // how long a request waits for the broker (5 s)
+	RetryAfter           time.Duration // sent with 503 (5 s)
+	MaxTokenAge          time.Duration // oldest issued_at accepted (7 days)
+	MaxClockSkew         time.Duration // newest issued_at accepted, ahead of now (5 min)
+	MaxBatch             int           // registrations per request (1000)
+	Now                  clock.Now
+	Registry             prometheus.Registerer
+	Logger               *slog.Logger
+}
+
+// Server serves ingest's routes.
+type Server struct {
+	cfg Config
+	pub Publisher
+	log *slog.Logger
+	m   metrics
+}
+
+type metrics struct {
+	requests   *prometheus.CounterVec
+	sigFail    *prometheus.CounterVec
+	rejected   *prometheus.CounterVec
+	published  *prometheus.CounterVec
+	publishDur *prometheus.HistogramVec
+	batch      prometheus.Histogram
+	inflight   prometheus.Gauge
+	panics     prometheus.Counter
+}
+
+// New validates cfg and returns a server publishing through pub.
+func New(cfg Config, pub Publisher) (*Server, error) {
+	if len(cfg.MegviiSecrets) == 0 {
+		return nil, errors.New("no Megvii API secret to verify callbacks with (FACEHARVEST_MEGVII_API_SECRET)")
+	}
+	if len(cfg.BearerTokens) == 0 {
+		return nil, errors.New("no bearer token for the token API (FACEHARVEST_INGEST_TOKENS)")
+	}
+	for _, u := range []string{cfg.BaiduSuccessRedirect, cfg.BaiduFailureRedirect} {
+		if u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "/") {
+			return nil, fmt.Errorf("redirect target %q: want an absolute http(s) URL or a path", u)
+		}
+	}
+	setDur := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	setDur(&cfg.PublishTimeout, 5*time.Second)
+	setDur(&cfg.RetryAfter, 5*time.Second)
+	setDur(&cfg.MaxTokenAge, 7*24*time.Hour)
+	setDur(&cfg.MaxClockSkew, 5*time.Minute)
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.Now == nil {
+		cfg.Now = clock.Real
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := promauto.With(cfg.Registry)
+	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, m: metrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_requests_total",
+			Help: "HTTP requests answered, by route and status code."}, []string{"route", "code"}),
+		sigFail: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_signature_failures_total",
+			Help: "Megvii callbacks refused for their signature, by reason (missing, mismatch)."}, []string{"reason"}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_rejections_total",
+			Help: "Requests refused before publishing, by route and reason."}, []string{"route", "reason"}),
+		published: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_events_published_total",
+			Help: "Events acknowledged by the broker, by event type."}, []string{"type"}),
+		publishDur: f.NewHistogramVec(prometheus.HistogramOpts{Name: "faceharvest_ingest_publish_duration_seconds",
+			Help: "Time from publish to broker acknowledgement (acks=all), by outcome.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"outcome"}),
+		batch: f.NewHistogram(prometheus.HistogramOpts{Name: "faceharvest_ingest_registration_batch_size",
+			Help: "Token registrations per request.", Buckets: prometheus.ExponentialBuckets(1, 4, 6)}),
+		inflight: f.NewGauge(prometheus.GaugeOpts{Name: "faceharvest_ingest_inflight_requests",
+			Help: "Requests being served."}),
+		panics: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ingest_panics_total",
+			Help: "Handler panics recovered into 500 answers."}),
+	}}
+	return s, nil
+}
+
+// Handler returns the routes, each with request ids, metrics, limits and
+// panic recovery.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("POST "+RouteMegviiCallback, s.wrap(RouteMegviiCallback, s.megviiCallback))
+	mux.Handle("GET "+RouteBaiduSuccess, s.wrap(RouteBaiduSuccess, s.baiduLanding("success")))
+	mux.Handle("GET "+RouteBaiduFailure, s.wrap(RouteBaiduFailure, s.baiduLanding("failure")))
+	mux.Handle("POST "+RouteTokens, s.wrap(RouteTokens, s.registerTokens))
+	// Wrong methods on known routes: 405 with Allow, counted.
+	for route, allow := range map[string]string{RouteMegviiCallback: "POST", RouteBaiduSuccess: "GET", RouteBaiduFailure: "GET", RouteTokens: "POST"} {
+		mux.Handle(route, s.wrap(route, func(w http.ResponseWriter, r *http.Request) *reqError {
+			w.Header().Set("Allow", allow)
+			return &reqError{status: http.StatusMethodNotAllowed, reason: "method", msg: "use " + allow}
+		}))
+	}
+	mux.Handle("/", s.wrap("other", func(w http.ResponseWriter, r *http.Request) *reqError {
+		return &reqError{status: http.StatusNotFound, reason: "route", msg: "no such route"}
+	}))
+	return mux
+}
+
+// reqError is a refusal: its status, a metric reason and a message safe to
+// show the caller (never a secret or an ID number).
+type reqError struct {
+	status int
+	reason string
+	msg    string
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *reqError) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusWriter{ResponseWriter: rw}
+		rid := r.Header.Get("X-Request-Id")
+		if !validID(rid, 64) {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			rid = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", rid)
+		s.m.inflight.Inc()
+		start := s.cfg.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.m.panics.Inc()
+				s.log.Error("handler panic", "route", route, "request_id", rid, "panic", fmt.Sprint(p))
+				if w.status == 0 {
+					writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "internal error", "request_id": rid})
+				}
+			}
+			s.m.inflight.Dec()
+			s.m.requests.WithLabelValues(route, strconv.Itoa(w.status)).Inc()
+			s.log.Debug("request", "route", route, "status", w.status, "request_id", rid, "duration_ms", s.cfg.Now().Sub(start).Milliseconds())
+		}()
+		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		if e := h(w, r); e != nil {
+			s.m.rejected.WithLabelValues(route, e.reason).Inc()
+			if e.status == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+			}
+			if e.status == http.StatusUnauthorized && route == RouteTokens {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="faceharvest"`)
+			}
+			level := slog.LevelInfo
+			if e.status >= 500 {
+				level = slog.LevelWarn
+			}
+			s.log.Log(r.Context(), level, "request refused", "route", route, "status", e.status, "reason", e.reason, "error", e.msg, "request_id", rid)
+			writeJSON(w, e.status, map[string]any{"error": e.msg, "request_id": rid})
+		}
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// validID accepts ids and tokens of printable ASCII without spaces or
+// separators that would confuse keys, logs or URLs.
+func validID(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func readBody(r *http.Request) ([]byte, *reqError) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &reqError{status: http.StatusRequestEntityTooLarge, reason: "too_large", msg: fmt.Sprintf("body larger than %d bytes", mbe.Limit)}
+		}
+		return nil, &reqError{status: http.StatusBadRequest, reason: "read", msg: "body could not be read"}
+	}
+	return b, nil
+}
+
+// publish writes the envelopes and waits for the broker's acknowledgement.
+func (s *Server) publish(ctx context.Context, envs ...contract.Envelope) *reqError {
+	msgs := make([]kafka.Message, len(envs))
+	for i, e := range envs {
+		msgs[i] = e.Message()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
+	start := time.Now()
+	err := s.pub.WriteMessages(ctx, msgs...)
+	if err != nil {
+		s.m.publishDur.WithLabelValues("error").Observe(time.Since(start).Seconds())
+		s.log.Warn("publish failed", "error", err.Error(), "messages", len(msgs))
+		return &reqError{status: http.StatusServiceUnavailable, reason: "broker", msg: "not stored: the event broker did not acknowledge in time; retry"}
+	}
+	s.m.publishDur.WithLabelValues("ok").Observe(time.Since(start).Seconds())
+	for _, e := range envs {
+		s.m.published.WithLabelValues(e.Type).Inc()
+	}
+	return nil
+}
+
+func (s *Server) envelope(typ, source, id string, v contract.Vendor, vid string, t time.Time, ev contract.Event) contract.Envelope {
+	b, _ := json.Marshal(ev)
+	return contract.Envelope{ID: id, Source: source, Type: typ, Time: t, Key: contract.Key(v, vid), Value: b}
+}
+
+func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqError {
+	ct := r.Header.Get("Content-Type")
+	if ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/x-www-form-urlencoded" && mt != "application/json" && mt != "text/json") {
+			return &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/x-www-form-urlencoded or application/json"}
+		}
+	}
+	body, e := readBody(r)
+	if e != nil {
+		return e
+	}
+	cb, err := megvii.DecodeCallback(ct, body)
+	switch {
+	case errors.Is(err, megvii.ErrMissingSign):
+		s.m.sigFail.WithLabelValues("missing").Inc()
+		return &reqError{status: http.StatusUnauthorized, reason: "signature", msg: "missing sign"}
+	case errors.Is(err, megvii.ErrUnsupportedMediaType):
+		return &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/x-www-form-urlencoded or application/json"}
+	case err != nil:
+		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "body must carry data and sign"}
+	}
+	if _, err := megvii.VerifySignature(cb, s.cfg.MegviiSecrets); err != nil {
+		s.m.sigFail.WithLabelValues("mismatch").Inc()
+		return &reqError{status: http.StatusUnauthorized, reason: "signature", msg: "signature does not match"}
+	}
+	res, err := cb.ParseData()
+	if err != nil {
+		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "data is not a FaceID Lite result object"}
+	}
+	bizID := res.BizInfo.BizID
+	if !validID(bizID, 256) {
+		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "data lacks a valid biz_info.biz_id"}
+	}
+	now := s.cfg.Now().UTC()
+	ev := contract.Event{Vendor: contract.Megvii, VerificationID: bizID, BizNo: res.BizInfo.BizNo, ReceivedAt: now, Status: string(res.Status), Data: cb.Data}
+	env := s.envelope(contract.TypeMegviiCallback, "/ingest"+RouteMegviiCallback, contract.EventID(string(contract.Megvii), bizID, "callback", cb.Data), contract.Megvii, bizID, now, ev)
+	if e := s.publish(r.Context(), env); e != nil {
+		return e
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "id": env.ID})
+	return nil
+}
+
+func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Request) *reqError {
+	target := s.cfg.BaiduSuccessRedirect
+	if outcome == "failure" {
+		target = s.cfg.BaiduFailureRedirect
+	}
+	return func(w http.ResponseWriter, r *http.Request) *reqError {
+		vt := r.URL.Query().Get("verify_token")
+		if !validID(vt, 128) {
+			return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "verify_token missing or invalid"}
+		}
+		now := s.cfg.Now().UTC()
+		ev := contract.Event{Vendor: contract.Baidu, VerificationID: vt, ReceivedAt: now, Status: outcome}
+		env := s.envelope(contract.TypeBaiduCompletion, "/ingest/v1/callbacks/baidu/"+outcome, contract.EventID(string(contract.Baidu), vt, "completion", outcome), contract.Baidu, vt, now, ev)
+		if e := s.publish(r.Context(), env); e != nil {
+			return e
+		}
+		if target != "" {
+			// Only the configured page: never a target taken from the request.
+			http.Redirect(w, r, target, http.StatusSeeOther)
+			return nil
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "<!doctype html><title>Verification received</title><p>Your verification has been received. You may close this page.</p>\n")
+		return nil
+	}
+}
+
+// Registration is one issued token the customer's back end registers.
+type Registration struct {
+	Vendor         string            `json:"vendor"`
+	VerificationID string            `json:"verification_id"` // Megvii biz_id, Baidu verify_token
+	IssuedAt       *time.Time        `json:"issued_at,omitempty"`
+	BizNo          string            `json:"biz_no,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return false
+	}
+	match := 0
+	for _, t := range s.cfg.BearerTokens {
+		match |= subtle.ConstantTimeCompare([]byte(tok), []byte(t.Reveal()))
+	}
+	return match == 1
+}
+
+func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqError {
+	if !s.authorized(r) {
+		return &reqError{status: http.StatusUnauthorized, reason: "unauthorized", msg: "missing or unknown bearer token"}
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/json"}
+	}
+	body, e := readBody(r)
+	if e != nil {
+		return e
+	}
+	regs, err := decodeRegistrations(body)
+	if err != nil {
+		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: err.Error()}
+	}
+	if len(regs) == 0 || len(regs) > s.cfg.MaxBatch {
+		return &reqError{status: http.StatusBadRequest, reason: "invalid", msg: fmt.Sprintf("tokens: send 1 to %d registrations", s.cfg.MaxBatch)}
+	}
+	now := s.cfg.Now().UTC()
+	envs := make([]contract.Envelope, 0, len(regs))
+	seen := map[string]bool{}
+	for i, reg := range regs {
+		field := func(f string) string {
+			if len(regs) == 1 {
+				return f
+			}
+			return fmt.Sprintf("tokens[%d].%s", i, f)
+		}
+		ev, err := s.validate(reg, now, field)
+		if err != nil {
+			return &reqError{status: http.StatusBadRequest, reason: "invalid", msg: err.Error()}
+		}
+		key := contract.Key(ev.Vendor, ev.VerificationID)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		id := contract.EventID(string(ev.Vendor), ev.VerificationID, "token", ev.IssuedAt.Format(time.RFC3339Nano), ev.BizNo)
+		envs = append(envs, s.envelope(contract.TypeTokenRegistered, "/ingest"+RouteTokens, id, ev.Vendor, ev.VerificationID, *ev.IssuedAt, ev))
+	}
+	s.m.batch.Observe(float64(len(envs)))
+	if e := s.publish(r.Context(), envs...); e != nil {
+		return e
+	}
+	out := make([]map[string]string, len(envs))
+	for i, e := range envs {
+		out[i] = map[string]string{"key": e.Key, "id": e.ID}
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"registered": out})
+	return nil
+}
+
+// decodeRegistrations accepts one registration, an array of them, or
+// {"tokens": [...]}, refusing unknown fields.
+func decodeRegistrations(body []byte) ([]Registration, error) {
+	var raw json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&raw); err != nil {
+		return nil, errors.New("body: want a JSON object or array")
+	}
+	if dec.More() {
+		return nil, errors.New("body: one JSON value expected")
+	}
+	strict := func(b []byte, v any) error {
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.DisallowUnknownFields()
+		if err := d.Decode(v); err != nil {
+			return fmt.Errorf("body: %s", jsonMsg(err))
+		}
+		return nil
+	}
+	switch raw[0] {
+	case '[':
+		var regs []Registration
+		return regs, strict(raw, &regs)
+	case '{':
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &probe); err != nil {
+			return nil, fmt.Errorf("body: %s", jsonMsg(err))
+		}
+		if list, ok := probe["tokens"]; ok {
+			if len(probe) != 1 {
+				return nil, errors.New("body: with \"tokens\", no other field")
+			}
+			var regs []Registration
+			return regs, strict(list, &regs)
+		}
+		var reg Registration
+		if err := strict(raw, &reg); err != nil {
+			return nil, err
+		}
+		return []Registration{reg}, nil
+	}
+	return nil, errors.New("body: want a JSON object or array")
+}
+
+func jsonMsg(err error) string {
+	var ute *json.UnmarshalTypeError
+	if errors.As(err, &ute) {
+		return fmt.Sprintf("field %s: want %s", ute.Field, ute.Type)
+	}
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		return "issued_at: want RFC 3339, e.g. 2026-01-02T15:04:05Z"
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "json: unknown field") {
+		return strings.TrimPrefix(msg, "json: ")
+	}
+	return "invalid JSON"
+}
+
+func (s *Server) validate(reg Registration, now time.Time, field func(string) string) (contract.Event, error) {
+	v, err := contract.ParseVendor(reg.Vendor)
+	if err != nil {
+		return contract.Event{}, fmt.Errorf("%s: %v", field("vendor"), err)
+	}
+	if !validID(reg.VerificationID, 256) {
+		return contract.Event{}, fmt.Errorf("%s: required, 1-256 printable characters without spaces", field("verification_id"))
+	}
+	issued := now
+	if reg.IssuedAt != nil {
+		issued = reg.IssuedAt.UTC()
+		switch {
+		case issued.After(now.Add(s.cfg.MaxClockSkew)):
+			return contract.Event{}, fmt.Errorf("%s: %s is more than %s in the future", field("issued_at"), issued.Format(time.RFC3339), s.cfg.MaxClockSkew)
+		case issued.Before(now.Add(-s.cfg.MaxTokenAge)):
+			return contract.Event{}, fmt.Errorf("%s: %s is more than %s in the past: its vendor window has closed", field("issued_at"), issued.Format(time.RFC3339), s.cfg.MaxTokenAge)
+		}
+	}
+	if len(reg.BizNo) > 256 {
+		return contract.Event{}, fmt.Errorf("%s: at most 256 bytes", field("biz_no"))
+	}
+	if len(reg.Metadata) > 32 {
+		return contract.Event{}, fmt.Errorf("%s: at most 32 entries", field("metadata"))
+	}
+	for k, val := range reg.Metadata {
+		if k == "" || len(k) > 64 || len(val) > 1024 {
+			return contract.Event{}, fmt.Errorf("%s: keys 1-64 bytes, values at most 1024", field("metadata"))
+		}
+	}
+	return contract.Event{Vendor: v, VerificationID: reg.VerificationID, BizNo: reg.BizNo, IssuedAt: &issued, ReceivedAt: now, Metadata: reg.Metadata}, nil
+}
