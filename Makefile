@@ -13,7 +13,7 @@ PKGS      := ./...
 DEV_ENV := FACEHARVEST_MEGVII_API_KEY=dev-megvii-key FACEHARVEST_MEGVII_API_SECRET=dev-megvii-secret \
            FACEHARVEST_BAIDU_API_KEY=dev-baidu-ak FACEHARVEST_BAIDU_SECRET_KEY=dev-baidu-sk
 
-.PHONY: all build test unit fuzz lint bench run clean
+.PHONY: all build test unit fuzz lint bench wrk run clean
 
 all: build
 
@@ -30,6 +30,7 @@ unit:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResult$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeCallback$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
+	$(GO) test -run='^$$' -fuzz='^FuzzSummarize$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./pkg/baidu
 
 $(TOOLS)/staticcheck:
@@ -41,8 +42,13 @@ lint: $(TOOLS)/staticcheck
 	$(TOOLS)/staticcheck $(PKGS)
 
 ## bench: benchmarks, each reported next to a baseline measured in the same run.
-bench:
+bench: wrk
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 20m $(PKGS)
+	$(GO) run ./bench/ingest -out $(BIN)/bench-ingest.json
+
+# wrk (Debian's package) generates HTTP load from a separate process.
+wrk:
+	@command -v wrk >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1; }; }
 
 ## run: the vendor simulator on its default ports, clock at 60x (the pipeline joins it in later releases).
 run: build

@@ -22,6 +22,7 @@ type Config struct {
 	Partitions      int32    // of seeded and auto-created topics (3)
 	Topics          []string // created at start
 	MaxMessageBytes int      // message.max.bytes (1 MiB + overhead when 0)
+	RetentionBytes  int64    // log.retention.bytes per partition, enforced by ApplyRetention; 0 keeps everything
 }
 
 // Broker is a running embedded broker.
@@ -55,8 +56,15 @@ func Start(cfg Config) (*Broker, error) {
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
 	}
+	bc := map[string]string{}
 	if cfg.MaxMessageBytes > 0 {
-		opts = append(opts, kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(cfg.MaxMessageBytes)}))
+		bc["message.max.bytes"] = strconv.Itoa(cfg.MaxMessageBytes)
+	}
+	if cfg.RetentionBytes > 0 {
+		bc["log.retention.bytes"] = strconv.FormatInt(cfg.RetentionBytes, 10)
+	}
+	if len(bc) > 0 {
+		opts = append(opts, kfake.BrokerConfigs(bc))
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -79,6 +87,10 @@ func (b *Broker) Port() int {
 	n, _ := strconv.Atoi(p)
 	return n
 }
+
+// ApplyRetention drops old segments beyond the configured retention now
+// (kfake does not do it on its own).
+func (b *Broker) ApplyRetention() { b.c.ApplyRetention() }
 
 // Close stops the broker, flushing its data directory.
 func (b *Broker) Close() { b.c.Close() }

@@ -257,8 +257,24 @@ func validID(s string, max int) bool {
 	return true
 }
 
-func readBody(r *http.Request) ([]byte, *reqError) {
-	b, err := io.ReadAll(r.Body)
+func readBody(r *http.Request, limit int64) ([]byte, *reqError) {
+	if r.ContentLength > limit {
+		return nil, &reqError{status: http.StatusRequestEntityTooLarge, reason: "too_large", msg: fmt.Sprintf("body larger than %d bytes", limit)}
+	}
+	var b []byte
+	var err error
+	if n := r.ContentLength; n > 0 {
+		// Exactly the announced size, then check nothing follows.
+		b = make([]byte, n)
+		if _, err = io.ReadFull(r.Body, b); err == nil {
+			var one [1]byte
+			if k, _ := r.Body.Read(one[:]); k > 0 {
+				err = errors.New("body longer than Content-Length")
+			}
+		}
+	} else {
+		b, err = io.ReadAll(r.Body)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -304,7 +320,7 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 			return &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/x-www-form-urlencoded or application/json"}
 		}
 	}
-	body, e := readBody(r)
+	body, e := readBody(r, s.cfg.MaxBodyBytes)
 	if e != nil {
 		return e
 	}
@@ -322,7 +338,7 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 		s.m.sigFail.WithLabelValues("mismatch").Inc()
 		return &reqError{status: http.StatusUnauthorized, reason: "signature", msg: "signature does not match"}
 	}
-	res, err := cb.ParseData()
+	res, err := cb.Summarize()
 	if err != nil {
 		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "data is not a FaceID Lite result object"}
 	}
@@ -397,7 +413,7 @@ func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqErro
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/json"}
 	}
-	body, e := readBody(r)
+	body, e := readBody(r, s.cfg.MaxBodyBytes)
 	if e != nil {
 		return e
 	}

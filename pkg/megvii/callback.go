@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/url"
 	"strings"
+	"unsafe"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
 )
@@ -92,9 +93,10 @@ func DecodeCallback(contentType string, body []byte) (Callback, error) {
 // Sign computes sha1(secret + data) as lower-case hex.
 func Sign(secret, data string) string {
 	h := sha1.New()
-	h.Write([]byte(secret))
-	h.Write([]byte(data))
-	return hex.EncodeToString(h.Sum(nil))
+	h.Write(bytesOf(secret))
+	h.Write(bytesOf(data))
+	var sum [sha1.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
 }
 
 // VerifySignature checks cb.Sign against every secret in constant time
@@ -138,3 +140,27 @@ func (cb Callback) EncodeJSON() []byte {
 	b, _ := json.Marshal(map[string]string{"data": cb.Data, "sign": cb.Sign})
 	return b
 }
+
+// Summary is what a callback's data says about the verification: enough to
+// key and route it, decoded without the rest of the result.
+type Summary struct {
+	Status  Status `json:"status"`
+	BizInfo struct {
+		BizID string `json:"biz_id"`
+		BizNo string `json:"biz_no"`
+	} `json:"biz_info"`
+}
+
+// Summarize decodes only the status and biz_info of a callback's data (the
+// whole string must still be valid JSON).
+func (cb Callback) Summarize() (Summary, error) {
+	s, err := summarize(bytesOf(cb.Data))
+	if err != nil {
+		return Summary{}, fmt.Errorf("%w: data is not a result object", ErrMalformedCallback)
+	}
+	return s, nil
+}
+
+// bytesOf views a string's bytes without copying; the result must not be
+// modified (hashes and decoders only read it).
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

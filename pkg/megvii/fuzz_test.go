@@ -1,6 +1,7 @@
 package megvii
 
 import (
+	"encoding/json"
 	"os"
 	"testing"
 
@@ -69,6 +70,33 @@ func FuzzDecodeCallback(f *testing.F) {
 		resigned := Callback{Data: got.Data, Sign: Sign("s", got.Data)}
 		if _, err := VerifySignature(resigned, secrets); err != nil {
 			t.Fatal("a correctly signed callback did not verify")
+		}
+	})
+}
+
+// FuzzSummarize: the single-pass scanner accepts exactly what encoding/json
+// accepts as one object, and finds the same status and biz_info.
+func FuzzSummarize(f *testing.F) {
+	seedBodies(f)
+	f.Add([]byte(`{"status":"OK","biz_info":{"biz_id":"a\u00e9\"b"}}`))
+	f.Add([]byte(` {} `))
+	f.Add([]byte(`{"a":[1,-0.5e+3,true,false,null,{"b":"\\"}]}`))
+	f.Add([]byte(`{"a":01}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, serr := topLevel(b)
+		var obj map[string]json.RawMessage
+		jerr := json.Unmarshal(b, &obj)
+		if (serr == nil) != (jerr == nil && obj != nil) {
+			t.Fatalf("scanner err %v, encoding/json err %v, for %q", serr, jerr, b)
+		}
+		got, err := summarize(b)
+		var want Summary
+		werr := json.Unmarshal(b, &want)
+		if (err == nil) != (werr == nil && obj != nil) {
+			t.Fatalf("summarize err %v, encoding/json err %v, for %q", err, werr, b)
+		}
+		if err == nil && (want.Status != got.Status || want.BizInfo != got.BizInfo) {
+			t.Fatalf("got %+v want %+v", got, want)
 		}
 	})
 }

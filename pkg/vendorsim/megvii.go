@@ -569,3 +569,18 @@ func (s *Sim) deliverMegvii(ctx context.Context, bizID string) {
 	}
 	s.metrics.callbacks.WithLabelValues("megvii", outcome).Inc()
 }
+
+// CallbackData returns the data string the simulator would sign and send for
+// a verification's callback at the current simulated time ("" if unknown).
+func (s *Sim) CallbackData(bizID string) string {
+	now := s.clk.Now()
+	s.mu.Lock()
+	v := s.megvii[bizID]
+	if v == nil {
+		s.mu.Unlock()
+		return ""
+	}
+	spec, status := v.spec, v.status(now.Add(time.Duration(v.spec.FinalAfter)))
+	s.mu.Unlock()
+	return string(s.megviiResult(bizID, spec, status, now, megvii.ReturnImageNone, false, false, false))
+}

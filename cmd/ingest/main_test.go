@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/devkafka"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/vendordocs"
+)
+
+const (
+	secret = "process-test-megvii-secret"
+	token  = "process-test-bearer"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"--help"}, env(nil), &out, io.Discard); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"--kafka-brokers", "FACEHARVEST_KAFKA_BROKERS", "--listen", "--metrics-addr", "--events-topic", "--publish-timeout",
+		"--baidu-success-redirect", "--kafka-batch-timeout", "FACEHARVEST_MEGVII_API_SECRET", "FACEHARVEST_INGEST_TOKENS", "/v1/tokens"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %s", want)
+		}
+	}
+}
+
+func TestRefusesBadConfiguration(t *testing.T) {
+	ok := map[string]string{"FACEHARVEST_MEGVII_API_SECRET": secret, "FACEHARVEST_INGEST_TOKENS": token}
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, map[string]string{"FACEHARVEST_INGEST_TOKENS": token}, "FACEHARVEST_MEGVII_API_SECRET"},
+		{nil, map[string]string{"FACEHARVEST_MEGVII_API_SECRET": secret}, "FACEHARVEST_INGEST_TOKENS"},
+		{[]string{"--kafka-brokers=nohost"}, ok, "want host:port"},
+		{[]string{"--log-level=loud"}, ok, "log level"},
+		{[]string{"--baidu-success-redirect=javascript:x"}, ok, "redirect target"},
+		{nil, map[string]string{"FACEHARVEST_MEGVII_API_SECRET": secret, "FACEHARVEST_INGEST_TOKENS_FILE": "/nonexistent/tokens"}, "FACEHARVEST_INGEST_TOKENS_FILE"},
+	}
+	for _, c := range cases {
+		var errb bytes.Buffer
+		if code := run(c.args, env(c.env), io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: exit %d: %s", c.args, code, errb.String())
+		}
+		if strings.Contains(errb.String(), secret) || strings.Contains(errb.String(), token) {
+			t.Error("secret in error output")
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitHTTP(t *testing.T, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered %d", url, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestProcess runs the built binary against the embedded broker: ready only
+// with the topic, a signed callback acknowledged, SIGTERM exits cleanly.
+func TestProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	b, err := devkafka.Start(devkafka.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "ingest")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	tokFile := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen, metrics := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, "--listen="+listen, "--metrics-addr="+metrics, "--events-topic=test.events")
+	cmd.Env = append(os.Environ(), "FACEHARVEST_KAFKA_BROKERS="+b.Addr(), "FACEHARVEST_MEGVII_API_SECRET="+secret, "FACEHARVEST_INGEST_TOKENS_FILE="+tokFile)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	waitHTTP(t, "http://"+metrics+"/healthz", 200)
+	waitHTTP(t, "http://"+metrics+"/readyz", 503) // the topic does not exist yet
+	b.Close()
+	b, err = devkafka.Start(devkafka.Config{Port: portOf(b.Addr()), Topics: []string{"test.events"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	waitHTTP(t, "http://"+metrics+"/readyz", 200)
+	data := string(vendordocs.MustExample("megvii_get_result_ok_000.json"))
+	cb := megvii.Callback{Data: data, Sign: megvii.Sign(secret, data)}
+	resp, err := http.Post("http://"+listen+"/v1/callbacks/megvii", "application/x-www-form-urlencoded", bytes.NewReader(cb.EncodeForm()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), contract.EventID("megvii", "1462259748,52b13fb5-8dfb-4537-a62b-a641d5e929f1", "callback", data)) {
+		t.Fatalf("callback: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`faceharvest_ingest_requests_total{code="200",route="/v1/callbacks/megvii"} 1`, "faceharvest_ingest_kafka_messages_total", "faceharvest_ingest_publish_duration_seconds_bucket"} {
+		if !strings.Contains(string(mb), m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	logs := stderr.String()
+	if !strings.Contains(logs, `"msg":"ingest stopped"`) || strings.Contains(logs, secret) || strings.Contains(logs, token) || strings.Contains(logs, "xxxxxx19910602xxxx") {
+		t.Fatalf("logs:\n%s", logs)
+	}
+}
+
+func portOf(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n := 0
+	for _, c := range p {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}

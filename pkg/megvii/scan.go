@@ -1,0 +1,249 @@
+package megvii
+
+import (
+	"encoding/json"
+	"errors"
+)
+
+// errSyntax is returned by topLevel for anything that is not one valid JSON
+// object.
+var errSyntax = errors.New("invalid JSON")
+
+// topLevel validates that b is exactly one JSON object (whitespace around
+// allowed) and returns the raw values of the wanted top-level keys. It is a
+// single pass without allocations beyond the result, for the hot callback
+// path; the full decoder runs later, in the harvester and archiver.
+func topLevel(b []byte, want ...string) (map[string][]byte, error) {
+	p := scanner{b: b}
+	p.ws()
+	if !p.eat('{') {
+		return nil, errSyntax
+	}
+	out := make(map[string][]byte, len(want))
+	p.ws()
+	if p.eat('}') {
+		return out, p.end()
+	}
+	for {
+		p.ws()
+		ks := p.i
+		if !p.str() {
+			return nil, errSyntax
+		}
+		key := b[ks+1 : p.i-1]
+		p.ws()
+		if !p.eat(':') {
+			return nil, errSyntax
+		}
+		p.ws()
+		vs := p.i
+		if !p.value(0) {
+			return nil, errSyntax
+		}
+		for _, w := range want {
+			if string(key) == w {
+				out[w] = b[vs:p.i]
+			}
+		}
+		p.ws()
+		if p.eat(',') {
+			continue
+		}
+		if p.eat('}') {
+			return out, p.end()
+		}
+		return nil, errSyntax
+	}
+}
+
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (p *scanner) end() error {
+	p.ws()
+	if p.i != len(p.b) {
+		return errSyntax
+	}
+	return nil
+}
+
+func (p *scanner) ws() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *scanner) eat(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *scanner) value(depth int) bool {
+	if p.i >= len(p.b) || depth > 1000 {
+		return false
+	}
+	switch c := p.b[p.i]; {
+	case c == '"':
+		return p.str()
+	case c == '{':
+		p.i++
+		p.ws()
+		if p.eat('}') {
+			return true
+		}
+		for {
+			p.ws()
+			if !p.str() {
+				return false
+			}
+			p.ws()
+			if !p.eat(':') {
+				return false
+			}
+			p.ws()
+			if !p.value(depth + 1) {
+				return false
+			}
+			p.ws()
+			if p.eat(',') {
+				continue
+			}
+			return p.eat('}')
+		}
+	case c == '[':
+		p.i++
+		p.ws()
+		if p.eat(']') {
+			return true
+		}
+		for {
+			p.ws()
+			if !p.value(depth + 1) {
+				return false
+			}
+			p.ws()
+			if p.eat(',') {
+				continue
+			}
+			return p.eat(']')
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		return p.num()
+	case c == 't':
+		return p.lit("true")
+	case c == 'f':
+		return p.lit("false")
+	case c == 'n':
+		return p.lit("null")
+	}
+	return false
+}
+
+func (p *scanner) lit(s string) bool {
+	if len(p.b)-p.i >= len(s) && string(p.b[p.i:p.i+len(s)]) == s {
+		p.i += len(s)
+		return true
+	}
+	return false
+}
+
+func (p *scanner) digits() int {
+	n := 0
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		p.i++
+		n++
+	}
+	return n
+}
+
+func (p *scanner) num() bool {
+	p.eat('-')
+	if p.eat('0') {
+		// no further integer digits after a leading zero
+	} else if p.digits() == 0 {
+		return false
+	}
+	if p.eat('.') && p.digits() == 0 {
+		return false
+	}
+	if p.i < len(p.b) && (p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		p.i++
+		if !p.eat('+') {
+			p.eat('-')
+		}
+		if p.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *scanner) str() bool {
+	if !p.eat('"') {
+		return false
+	}
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return true
+		case c == '\\':
+			p.i++
+			if p.i >= len(p.b) {
+				return false
+			}
+			switch p.b[p.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				p.i++
+			case 'u':
+				if len(p.b)-p.i < 5 {
+					return false
+				}
+				for _, h := range p.b[p.i+1 : p.i+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				p.i += 5
+			default:
+				return false
+			}
+		case c < 0x20:
+			return false
+		default:
+			p.i++
+		}
+	}
+	return false
+}
+
+// summarize decodes Summary's fields from a validated single pass.
+func summarize(b []byte) (Summary, error) {
+	vals, err := topLevel(b, "status", "biz_info")
+	if err != nil {
+		return Summary{}, err
+	}
+	var s Summary
+	if v, ok := vals["status"]; ok {
+		if err := json.Unmarshal(v, &s.Status); err != nil {
+			return Summary{}, err
+		}
+	}
+	if v, ok := vals["biz_info"]; ok {
+		if err := json.Unmarshal(v, &s.BizInfo); err != nil {
+			return Summary{}, err
+		}
+	}
+	return s, nil
+}
