@@ -1,0 +1,352 @@
+// Package schedule decides, for one verification, when to call which vendor
+// endpoint and when its harvest is over. It is pure: state in, decision out,
+// time injected, so every rule is tested without a clock or a network.
+package schedule
+
+import (
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/baidu"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/vendorerr"
+)
+
+// Policy holds the vendors' windows and budgets, and the retry schedule.
+// Zero values take the documents' values (see Defaults).
+type Policy struct {
+	MegviiRetention  time.Duration // get_result answers this long after the token is issued (24 h)
+	MegviiCallBudget int           // get_result calls that return data (1)
+	MegviiLastChance time.Duration // without a final callback, call this long before the window closes (30 min)
+
+	BaiduTokenWindow    time.Duration // a verify_token starts a verification within this (2 h)
+	BaiduRetention      time.Duration // query endpoints answer this long after verification (72 h)
+	BaiduMediaRetention time.Duration // media URLs live this long after verification (24 h)
+	BaiduPollDelay      time.Duration // without a completion, first poll this long after the token window (5 min)
+	BaiduDetail         bool          // also call result/detail (base64 ID-card images)
+	BaiduMedia          bool          // also call result/media/query (videos and images)
+
+	RetryMin time.Duration // first retry after a failure (5 s), doubling
+	RetryMax time.Duration // longest pause between retries (5 min)
+}
+
+// Defaults returns the documents' values: the strictest reading (one day,
+// one call) for Megvii.
+func Defaults() Policy {
+	return Policy{
+		MegviiRetention: 24 * time.Hour, MegviiCallBudget: 1, MegviiLastChance: 30 * time.Minute,
+		BaiduTokenWindow: 2 * time.Hour, BaiduRetention: 72 * time.Hour, BaiduMediaRetention: 24 * time.Hour, BaiduPollDelay: 5 * time.Minute,
+		BaiduDetail: true, BaiduMedia: true,
+		RetryMin: 5 * time.Second, RetryMax: 5 * time.Minute,
+	}
+}
+
+// Validate refuses policies that cannot work.
+func (p Policy) Validate() error {
+	switch {
+	case p.MegviiRetention <= 0 || p.BaiduTokenWindow <= 0 || p.BaiduRetention <= 0 || p.BaiduMediaRetention <= 0:
+		return fmt.Errorf("retention windows must be positive")
+	case p.MegviiCallBudget < 1:
+		return fmt.Errorf("the Megvii call budget must be at least 1")
+	case p.MegviiLastChance <= 0 || p.MegviiLastChance >= p.MegviiRetention:
+		return fmt.Errorf("the Megvii last-chance margin must be positive and shorter than the retention window")
+	case p.RetryMin <= 0 || p.RetryMax < p.RetryMin:
+		return fmt.Errorf("retry back-off: want 0 < min <= max")
+	}
+	return nil
+}
+
+// State is one pending verification, as kept in the state topic.
+type State struct {
+	Vendor         contract.Vendor `json:"vendor"`
+	ID             string          `json:"id"`
+	BizNo          string          `json:"biz_no,omitempty"`
+	IssuedAt       *time.Time      `json:"issued_at,omitempty"` // from a token registration
+	FirstSeen      time.Time       `json:"first_seen"`          // the first event's receipt
+	FlowStatus     string          `json:"flow_status,omitempty"`
+	CompletedAt    *time.Time      `json:"completed_at,omitempty"` // Megvii final callback, Baidu completion
+	NextAt         time.Time       `json:"next_at"`
+	Failures       int             `json:"failures,omitempty"` // consecutive retryable failures
+	Spent          int             `json:"spent,omitempty"`    // Megvii get_result answers recorded (the budget used)
+	Attempts       int             `json:"attempts,omitempty"` // calls started, for response ids
+	Intent         *Intent         `json:"intent,omitempty"`
+	Responses      []string        `json:"responses,omitempty"`
+	Done           []string        `json:"done,omitempty"` // Baidu endpoints answered for good
+	LastError      string          `json:"last_error,omitempty"`
+	LastWindowLeft float64         `json:"last_window_left,omitempty"`
+}
+
+// Intent records that a limited call is about to be made: if the process dies
+// before the answer is recorded, whoever restores the state checks the raw
+// topic from RawOffset on for the answer before deciding to call again.
+type Intent struct {
+	Attempt      int       `json:"attempt"`
+	At           time.Time `json:"at"`
+	RawPartition int       `json:"raw_partition"`
+	RawOffset    int64     `json:"raw_offset"`
+}
+
+// Key returns the verification's message key.
+func (s *State) Key() string { return contract.Key(s.Vendor, s.ID) }
+
+func (s *State) windowStart() time.Time {
+	if s.IssuedAt != nil && s.IssuedAt.Before(s.FirstSeen) {
+		return *s.IssuedAt
+	}
+	return s.FirstSeen
+}
+
+// Deadline is when the data this harvest is after stops being available: the
+// order of due work, earliest first.
+func (p Policy) Deadline(s *State) time.Time {
+	if s.Vendor == contract.Megvii {
+		return s.windowStart().Add(p.MegviiRetention)
+	}
+	if s.CompletedAt != nil {
+		if p.BaiduMedia && !s.done(baidu.EndpointMedia) {
+			return s.CompletedAt.Add(p.BaiduMediaRetention)
+		}
+		return s.CompletedAt.Add(p.BaiduRetention)
+	}
+	// Not known to be complete: the latest completion is the end of the token
+	// window, and its results live three days after.
+	return s.windowStart().Add(p.BaiduTokenWindow + p.BaiduRetention)
+}
+
+func (s *State) done(ep string) bool {
+	for _, d := range s.Done {
+		if d == ep {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply merges an event into the state (creating it when nil) and returns it
+// with NextAt recomputed.
+func (p Policy) Apply(s *State, typ string, ev contract.Event) *State {
+	if s == nil {
+		s = &State{Vendor: ev.Vendor, ID: ev.VerificationID, FirstSeen: ev.ReceivedAt}
+	}
+	if ev.ReceivedAt.Before(s.FirstSeen) {
+		s.FirstSeen = ev.ReceivedAt
+	}
+	if ev.BizNo != "" {
+		s.BizNo = ev.BizNo
+	}
+	switch typ {
+	case contract.TypeTokenRegistered:
+		if ev.IssuedAt != nil && (s.IssuedAt == nil || ev.IssuedAt.Before(*s.IssuedAt)) {
+			t := *ev.IssuedAt
+			s.IssuedAt = &t
+		}
+	case contract.TypeMegviiCallback:
+		st := megvii.Status(ev.Status)
+		if st.Final() || s.CompletedAt == nil {
+			s.FlowStatus = ev.Status
+		}
+		if st.Final() && s.CompletedAt == nil {
+			t := ev.ReceivedAt
+			s.CompletedAt = &t
+		}
+	case contract.TypeBaiduCompletion:
+		s.FlowStatus = ev.Status
+		if s.CompletedAt == nil {
+			t := ev.ReceivedAt
+			s.CompletedAt = &t
+		}
+	}
+	if s.Failures == 0 {
+		s.NextAt = p.firstCall(s)
+	}
+	return s
+}
+
+// firstCall is when the first call is due, before any failure.
+func (p Policy) firstCall(s *State) time.Time {
+	if s.Vendor == contract.Megvii {
+		if s.CompletedAt != nil {
+			return *s.CompletedAt
+		}
+		// Never earlier: the budget would be spent on an unfinished flow.
+		return p.Deadline(s).Add(-p.MegviiLastChance)
+	}
+	if s.CompletedAt != nil {
+		return *s.CompletedAt
+	}
+	return s.windowStart().Add(p.BaiduTokenWindow + p.BaiduPollDelay)
+}
+
+// Action is what to do for a verification now.
+type Action struct {
+	Wait  time.Time // non-zero: nothing to do before then
+	Calls []string  // endpoints to call now, in order
+	Close *Close    // non-nil: the harvest is over
+}
+
+// Close is a terminal decision.
+type Close struct {
+	Outcome string
+	Reason  string
+}
+
+// Plan decides what to do at now.
+func (p Policy) Plan(s *State, now time.Time) Action {
+	if now.Before(s.NextAt) {
+		return Action{Wait: s.NextAt}
+	}
+	deadline := p.Deadline(s)
+	if !now.Before(deadline) {
+		if s.Vendor == contract.Baidu && s.CompletedAt != nil && p.BaiduMedia && !s.done(baidu.EndpointMedia) {
+			// Media links are gone; the results themselves live longer.
+			s.Done = append(s.Done, baidu.EndpointMedia)
+			s.LastError = "media window closed before result/media/query could be called"
+			return p.Plan(s, now)
+		}
+		if len(s.Responses) > 0 && s.LastError != "" {
+			return Action{Close: &Close{contract.OutcomeFailed, "window closed after failures: " + s.LastError}}
+		}
+		reason := "window closed before a call could be made"
+		if s.LastError != "" {
+			reason += "; last error: " + s.LastError
+		}
+		return Action{Close: &Close{contract.OutcomeExpired, reason}}
+	}
+	if s.Vendor == contract.Megvii {
+		return Action{Calls: []string{megvii.EndpointGetResult}}
+	}
+	calls := []string{}
+	for _, ep := range []string{baidu.EndpointGetAll, baidu.EndpointDetail, baidu.EndpointMedia} {
+		if (ep == baidu.EndpointDetail && !p.BaiduDetail) || (ep == baidu.EndpointMedia && !p.BaiduMedia) || s.done(ep) {
+			continue
+		}
+		calls = append(calls, ep)
+	}
+	if len(calls) == 0 {
+		return Action{Close: &Close{Outcome: contract.OutcomeHarvested}}
+	}
+	return Action{Calls: calls}
+}
+
+// Result is what one call produced, as the harvester saw it.
+type Result struct {
+	Endpoint   string
+	Class      vendorerr.Class // Unknown: success
+	Recorded   bool            // a response was published (a body came back)
+	ResponseID string
+	Served     bool // Megvii: an HTTP 200 answer (the budget is spent)
+	Message    string
+	// Baidu getall only: attempts found, and when the last one finished.
+	Attempts     int
+	LastVerified *time.Time
+	AnyPassed    bool
+}
+
+// Outcome folds a call's result into the state. It returns a Close when the
+// harvest is over, and whether the vendor must be paused (account faults).
+func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key string, n int) time.Duration) (close *Close, pause bool) {
+	if r.Recorded {
+		s.Responses = append(s.Responses, r.ResponseID)
+		s.LastWindowLeft = p.Deadline(s).Sub(now).Seconds()
+	}
+	if r.Served {
+		s.Spent++
+	}
+	switch r.Class {
+	case vendorerr.Unknown:
+		s.Failures, s.LastError = 0, ""
+		if s.Vendor == contract.Megvii {
+			return &Close{Outcome: contract.OutcomeHarvested}, false
+		}
+		return p.baiduSuccess(s, r, now), false
+	case vendorerr.NotFound:
+		return &Close{contract.OutcomeNotFound, r.Message}, false
+	case vendorerr.Destroyed:
+		if s.Vendor == contract.Baidu {
+			if s.CompletedAt == nil && !now.Before(s.windowStart().Add(p.BaiduTokenWindow)) {
+				return &Close{contract.OutcomeNotVerified, "no verification within the token window; the vendor says: " + r.Message}, false
+			}
+			if r.Endpoint == baidu.EndpointMedia || r.Endpoint == baidu.EndpointDetail {
+				s.Done = append(s.Done, r.Endpoint)
+				s.NextAt = now
+				return nil, false
+			}
+		}
+		return &Close{contract.OutcomeLost, "the vendor destroyed the data: " + r.Message}, false
+	case vendorerr.NotVerified:
+		s.Done = append(s.Done, r.Endpoint)
+		s.NextAt = now
+		return nil, false
+	case vendorerr.Account:
+		s.LastError = r.Message
+		s.NextAt = now
+		return nil, true
+	}
+	// Retryable, or a fault on our side: try again later, within the window.
+	s.LastError = r.Message
+	if s.Vendor == contract.Megvii && s.Spent >= p.MegviiCallBudget {
+		return &Close{contract.OutcomeFailed, "the one-shot answer was unusable and the call budget is spent: " + r.Message}, false
+	}
+	s.Failures++
+	backoff := p.RetryMin << min(s.Failures-1, 20)
+	if backoff > p.RetryMax || backoff <= 0 {
+		backoff = p.RetryMax
+	}
+	if jitter != nil {
+		backoff += jitter(s.Key(), s.Failures)
+	}
+	next := now.Add(backoff)
+	if d := p.Deadline(s); next.After(d) {
+		next = d.Add(-time.Second) // one more try just before the window closes
+		if !next.After(now) {
+			next = d
+		}
+	}
+	s.NextAt = next
+	return nil, false
+}
+
+func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
+	if r.Endpoint == baidu.EndpointGetAll {
+		if r.Attempts == 0 {
+			if !now.Before(s.windowStart().Add(p.BaiduTokenWindow)) {
+				return &Close{contract.OutcomeNotVerified, "no verification attempt within the token window"}
+			}
+			s.NextAt = s.windowStart().Add(p.BaiduTokenWindow + p.BaiduPollDelay)
+			return nil
+		}
+		if s.CompletedAt == nil {
+			t := now
+			if r.LastVerified != nil {
+				t = *r.LastVerified
+			}
+			s.CompletedAt = &t
+		}
+		if s.FlowStatus == "" {
+			s.FlowStatus = "failure"
+			if r.AnyPassed {
+				s.FlowStatus = "success"
+			}
+		}
+		if !r.AnyPassed && !s.done(baidu.EndpointDetail) {
+			s.Done = append(s.Done, baidu.EndpointDetail) // detail answers only for a success
+		}
+	}
+	s.Done = append(s.Done, r.Endpoint)
+	s.NextAt = now
+	return nil
+}
+
+// Jitter is a deterministic jitter of up to a fifth of RetryMin, from the key
+// and the failure count: replicas spread out, tests stay repeatable.
+func (p Policy) Jitter(key string, n int) time.Duration {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s/%d", key, n)
+	span := int64(p.RetryMin / 5)
+	if span <= 0 {
+		return 0
+	}
+	return time.Duration(int64(h.Sum64()%uint64(span)))
+}
