@@ -348,5 +348,5 @@ func (p Policy) Jitter(key string, n int) time.Duration {
 	if span <= 0 {
 		return 0
 	}
-	return time.Duration(int64(h.Sum64()%uint64(span)))
+	return time.Duration(int64(h.Sum64() % uint64(span)))
 }
