@@ -1,0 +1,601 @@
+package harvester
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/faceharvest/faceharvest/pkg/clock"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/schedule"
+)
+
+// StateStore persists one verification's state, or its closure (st nil),
+// returning once the write is acknowledged.
+type StateStore interface {
+	Save(ctx context.Context, partition int, key string, st *StateRecord) error
+}
+
+// StateRecord is what the state topic holds for a key: the pending state, or
+// a closed marker that keeps late events from starting a second harvest.
+type StateRecord struct {
+	State    *schedule.State `json:"state,omitempty"`
+	ClosedAt *time.Time      `json:"closed_at,omitempty"`
+}
+
+// Publisher writes raw-topic messages, returning once they are acknowledged.
+type Publisher interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// VendorLimits bounds calls to one vendor.
+type VendorLimits struct {
+	Concurrency int     // calls in flight at most (adapts downward on rate-limit answers)
+	QPS         float64 // calls per second at most; 0 = unlimited
+}
+
+// EngineConfig configures an Engine.
+type EngineConfig struct {
+	Policy      schedule.Policy
+	Callers     map[contract.Vendor]Caller
+	Limits      map[contract.Vendor]VendorLimits
+	AccountWait time.Duration // pause after a credential or quota fault (1 min)
+	Store       StateStore
+	Raw         Publisher
+	Now         clock.Now
+	Source      string // ce_source of published envelopes
+	Logger      *slog.Logger
+	Metrics     *Metrics
+}
+
+// Engine keeps every pending verification of the partitions this process
+// owns and works through them deadline-first within each vendor's limits.
+type Engine struct {
+	cfg EngineConfig
+	pol schedule.Policy
+	now clock.Now
+	log *slog.Logger
+	m   *Metrics
+
+	mu     sync.Mutex
+	items  map[string]*item
+	closed map[string]time.Time
+	wait   waitHeap
+	due    map[contract.Vendor]*dueHeap
+	parts  map[int]*partition
+	lim    map[contract.Vendor]*limiter
+	wake   chan struct{}
+	wg     sync.WaitGroup // workers and savers
+}
+
+type item struct {
+	key        string
+	part       int
+	st         *schedule.State
+	closedAt   *time.Time
+	version    uint64
+	saved      uint64
+	saving     bool
+	busy       bool
+	deadline   time.Time
+	waitIdx    int
+	dueIdx     int
+	waiters    []saveWaiter
+	lastErrLog time.Time
+}
+
+type saveWaiter struct {
+	version uint64
+	ch      chan struct{}
+}
+
+type partition struct {
+	busy    int
+	revoked bool
+	idle    chan struct{} // closed when busy drops to 0 after revocation
+}
+
+// NewEngine returns an engine; Run starts its dispatcher.
+func NewEngine(cfg EngineConfig) *Engine {
+	if cfg.Now == nil {
+		cfg.Now = clock.Real
+	}
+	if cfg.AccountWait <= 0 {
+		cfg.AccountWait = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	e := &Engine{cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
+		items: map[string]*item{}, closed: map[string]time.Time{}, due: map[contract.Vendor]*dueHeap{},
+		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1)}
+	for v := range cfg.Callers {
+		l := cfg.Limits[v]
+		if l.Concurrency <= 0 {
+			l.Concurrency = 8
+		}
+		e.lim[v] = newLimiter(l.Concurrency, l.QPS, cfg.Now())
+		e.due[v] = &dueHeap{}
+	}
+	return e
+}
+
+func (e *Engine) poke() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// AddPartition installs a partition's restored records.
+func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.parts[p] = &partition{}
+	for key, r := range recs {
+		if r.ClosedAt != nil {
+			e.closed[key] = *r.ClosedAt
+			continue
+		}
+		if r.State == nil {
+			continue
+		}
+		it := &item{key: key, part: p, st: r.State, waitIdx: -1, dueIdx: -1}
+		e.items[key] = it
+		e.placeLocked(it)
+	}
+	e.gaugesLocked()
+	e.poke()
+}
+
+// RevokePartition stops starting work on a partition, waits for the calls in
+// flight there to finish and be recorded, then forgets its items.
+func (e *Engine) RevokePartition(p int) {
+	e.mu.Lock()
+	ps := e.parts[p]
+	if ps == nil {
+		e.mu.Unlock()
+		return
+	}
+	ps.revoked = true
+	var idle chan struct{}
+	if ps.busy > 0 {
+		ps.idle = make(chan struct{})
+		idle = ps.idle
+	}
+	e.mu.Unlock()
+	if idle != nil {
+		<-idle
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, it := range e.items {
+		if it.part == p {
+			e.unplaceLocked(it)
+			delete(e.items, k)
+		}
+	}
+	delete(e.parts, p)
+	e.gaugesLocked()
+}
+
+// Apply merges an event into its verification and returns a channel closed
+// once the resulting state is acknowledged by the store (at once when the
+// event changes nothing durable, e.g. for a closed verification).
+func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
+	key := contract.Key(ev.Vendor, ev.VerificationID)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.closed[key]; ok {
+		e.m.lateEvents.WithLabelValues(string(ev.Vendor)).Inc()
+		return closedCh
+	}
+	it := e.items[key]
+	if it == nil {
+		it = &item{key: key, part: p, waitIdx: -1, dueIdx: -1}
+		e.items[key] = it
+	}
+	it.st = e.pol.Apply(it.st, typ, ev)
+	if !it.busy {
+		e.unplaceLocked(it)
+		e.placeLocked(it)
+	}
+	ch := e.markDirtyLocked(it)
+	e.gaugesLocked()
+	e.poke()
+	return ch
+}
+
+var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// placeLocked puts a non-busy item in the waiting or the due heap.
+func (e *Engine) placeLocked(it *item) {
+	if it.st == nil || it.closedAt != nil {
+		return
+	}
+	it.deadline = e.pol.Deadline(it.st)
+	if it.st.NextAt.After(e.now()) {
+		heap.Push(&e.wait, it)
+	} else if d := e.due[it.st.Vendor]; d != nil {
+		heap.Push(d, it)
+	}
+}
+
+func (e *Engine) unplaceLocked(it *item) {
+	if it.waitIdx >= 0 {
+		heap.Remove(&e.wait, it.waitIdx)
+	}
+	if it.dueIdx >= 0 && it.st != nil {
+		heap.Remove(e.due[it.st.Vendor], it.dueIdx)
+	}
+}
+
+// markDirtyLocked records a change and makes sure a saver writes it.
+func (e *Engine) markDirtyLocked(it *item) <-chan struct{} {
+	it.version++
+	ch := make(chan struct{})
+	it.waiters = append(it.waiters, saveWaiter{it.version, ch})
+	if !it.saving {
+		it.saving = true
+		e.wg.Add(1)
+		go e.saver(it)
+	}
+	return ch
+}
+
+// saver writes an item's latest state until what is stored is current.
+// Writes for one key are never concurrent, so the last one wins in order.
+func (e *Engine) saver(it *item) {
+	defer e.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		e.mu.Lock()
+		v := it.version
+		rec := &StateRecord{}
+		if it.closedAt != nil {
+			t := *it.closedAt
+			rec.ClosedAt = &t
+		} else if it.st != nil {
+			cp := *it.st
+			rec.State = &cp
+		}
+		e.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := e.cfg.Store.Save(ctx, it.part, it.key, rec)
+		cancel()
+		e.mu.Lock()
+		if err != nil {
+			e.m.stateWriteErrors.Inc()
+			if e.now().Sub(it.lastErrLog) > 10*time.Second {
+				e.log.Warn("state write failed; retrying", "key", it.key, "error", err.Error())
+				it.lastErrLog = e.now()
+			}
+			e.mu.Unlock()
+			time.Sleep(backoff)
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		e.m.stateWrites.Inc()
+		it.saved = v
+		kept := it.waiters[:0]
+		for _, w := range it.waiters {
+			if w.version <= v {
+				close(w.ch)
+			} else {
+				kept = append(kept, w)
+			}
+		}
+		it.waiters = kept
+		if it.version > it.saved {
+			e.mu.Unlock()
+			continue
+		}
+		it.saving = false
+		e.mu.Unlock()
+		return
+	}
+}
+
+// Run dispatches due work until ctx ends, then waits for work in flight.
+func (e *Engine) Run(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		e.dispatch(ctx)
+		select {
+		case <-ctx.Done():
+			e.wg.Wait()
+			return nil
+		case <-t.C:
+		case <-e.wake:
+		}
+	}
+}
+
+// dispatch promotes items that became due and starts as much work as the
+// vendors' limits allow, earliest deadline first.
+func (e *Engine) dispatch(ctx context.Context) {
+	now := e.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for e.wait.Len() > 0 && !e.wait[0].st.NextAt.After(now) {
+		it := heap.Pop(&e.wait).(*item)
+		heap.Push(e.due[it.st.Vendor], it)
+	}
+	for v, d := range e.due {
+		l := e.lim[v]
+		for d.Len() > 0 {
+			it := (*d)[0]
+			if ps := e.parts[it.part]; ps == nil || ps.revoked {
+				heap.Pop(d)
+				continue
+			}
+			if !l.acquire(now) {
+				break
+			}
+			heap.Pop(d)
+			it.busy = true
+			e.parts[it.part].busy++
+			e.wg.Add(1)
+			go e.work(ctx, it, l)
+		}
+	}
+	e.gaugesLocked()
+}
+
+func (e *Engine) gaugesLocked() {
+	pending := map[contract.Vendor]int{}
+	for _, it := range e.items {
+		if it.st != nil && it.closedAt == nil {
+			pending[it.st.Vendor]++
+		}
+	}
+	for v := range e.due {
+		e.m.pending.WithLabelValues(string(v)).Set(float64(pending[v]))
+		e.m.due.WithLabelValues(string(v)).Set(float64(e.due[v].Len()))
+		lim, _, paused := e.lim[v].state(e.now())
+		e.m.limit.WithLabelValues(string(v)).Set(lim)
+		p := 0.0
+		if paused {
+			p = 1
+		}
+		e.m.paused.WithLabelValues(string(v)).Set(p)
+	}
+}
+
+// work carries one verification through its due calls.
+func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
+	defer e.wg.Done()
+	rateLimited := false
+	defer func() {
+		l.release(e.now(), rateLimited)
+		e.mu.Lock()
+		it.busy = false
+		ps := e.parts[it.part]
+		if ps != nil {
+			ps.busy--
+			if ps.revoked && ps.busy == 0 && ps.idle != nil {
+				close(ps.idle)
+				ps.idle = nil
+			}
+		}
+		if e.items[it.key] == it && (ps == nil || !ps.revoked) {
+			e.placeLocked(it)
+		}
+		e.mu.Unlock()
+		e.poke()
+	}()
+	v := it.st.Vendor
+	for {
+		now := e.now()
+		e.mu.Lock()
+		plan := e.pol.Plan(it.st, now)
+		e.mu.Unlock()
+		if plan.Close != nil {
+			e.finish(ctx, it, *plan.Close, now)
+			return
+		}
+		if len(plan.Calls) == 0 {
+			return
+		}
+		for _, ep := range plan.Calls {
+			if ctx.Err() != nil {
+				return
+			}
+			limited := v == contract.Megvii
+			e.mu.Lock()
+			it.st.Attempts++
+			attempt := it.st.Attempts
+			if limited {
+				it.st.Intent = &schedule.Intent{Attempt: attempt, At: now}
+			}
+			saved := e.markDirtyLocked(it)
+			st := *it.st
+			e.mu.Unlock()
+			if limited {
+				// The intent is durable before the one-shot call is made.
+				select {
+				case <-saved:
+				case <-ctx.Done():
+					return
+				}
+			}
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+			start := time.Now()
+			resp, res := e.cfg.Callers[v].Call(cctx, &st, ep)
+			cancel()
+			fetched := e.now()
+			outcome := "ok"
+			if res.Class != 0 {
+				outcome = res.Class.String()
+			}
+			e.m.calls.WithLabelValues(string(v), ep, outcome).Inc()
+			e.m.callDuration.WithLabelValues(string(v), ep).Observe(time.Since(start).Seconds())
+			rateLimited = rateLimited || outcome == "rate_limited"
+			e.mu.Lock()
+			deadline := e.pol.Deadline(it.st)
+			e.mu.Unlock()
+			if resp != nil {
+				resp.FetchedAt, resp.Deadline, resp.Attempt = fetched, deadline, attempt
+				res.ResponseID = contract.ResponseID(v, it.st.ID, ep, attempt)
+				if !e.publish(ctx, resp.Message(e.cfg.Source)) {
+					return // shutting down: the intent stays, the next owner checks the raw topic
+				}
+			}
+			e.mu.Lock()
+			if st.FlowStatus != "" && (it.st.FlowStatus == "" || !megvii.Status(it.st.FlowStatus).Final()) && v == contract.Megvii {
+				it.st.FlowStatus = st.FlowStatus
+			}
+			it.st.Intent = nil
+			cl, pause := e.pol.Outcome(it.st, res, fetched, e.pol.Jitter)
+			e.markDirtyLocked(it)
+			next := it.st.NextAt
+			e.mu.Unlock()
+			if pause {
+				l.pause(fetched.Add(e.cfg.AccountWait))
+				e.m.accountFaults.WithLabelValues(string(v)).Inc()
+				e.log.Error("vendor paused: credentials, authorization or quota fault", "vendor", string(v), "error", res.Message)
+				return
+			}
+			if cl != nil {
+				e.finish(ctx, it, *cl, fetched)
+				return
+			}
+			if next.After(e.now()) {
+				return
+			}
+		}
+	}
+}
+
+// publish writes raw messages, retrying until acknowledged or shutdown.
+func (e *Engine) publish(ctx context.Context, msgs ...kafka.Message) bool {
+	backoff := 100 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := e.cfg.Raw.WriteMessages(pctx, msgs...)
+		cancel()
+		if err == nil {
+			return true
+		}
+		e.m.publishErrors.Inc()
+		e.log.Warn("raw publish failed; retrying", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// finish publishes the terminal envelope, then closes the state.
+func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now time.Time) {
+	e.mu.Lock()
+	st := *it.st
+	deadline := e.pol.Deadline(it.st)
+	e.mu.Unlock()
+	left := st.LastWindowLeft
+	if len(st.Responses) == 0 {
+		left = deadline.Sub(now).Seconds()
+	}
+	t := contract.Terminal{Vendor: st.Vendor, VerificationID: st.ID, BizNo: st.BizNo, Outcome: cl.Outcome, Reason: cl.Reason, FlowStatus: st.FlowStatus,
+		Responses: append([]string{}, st.Responses...), IssuedAt: st.IssuedAt, CompletedAt: st.CompletedAt, DecidedAt: now, Deadline: deadline, WindowLeftSeconds: left}
+	if cl.Outcome == contract.OutcomeHarvested && st.LastError != "" {
+		t.Reason = st.LastError
+	}
+	if !e.publish(ctx, t.Message(e.cfg.Source)) {
+		return
+	}
+	e.m.terminals.WithLabelValues(string(st.Vendor), cl.Outcome).Inc()
+	if cl.Outcome == contract.OutcomeHarvested {
+		e.m.windowLeft.WithLabelValues(string(st.Vendor)).Observe(left)
+	}
+	if cl.Outcome == contract.OutcomeExpired {
+		e.m.deadlineMisses.WithLabelValues(string(st.Vendor)).Inc()
+	}
+	e.mu.Lock()
+	closed := now
+	it.closedAt = &closed
+	e.closed[it.key] = closed
+	ch := e.markDirtyLocked(it)
+	e.mu.Unlock()
+	<-ch
+	e.mu.Lock()
+	if e.items[it.key] == it {
+		delete(e.items, it.key)
+	}
+	e.mu.Unlock()
+}
+
+// Pending returns how many verifications wait (tests and gauges).
+func (e *Engine) Pending() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.items)
+}
+
+// Snapshot returns a copy of a verification's state (tests).
+func (e *Engine) Snapshot(key string) (schedule.State, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	it := e.items[key]
+	if it == nil || it.st == nil {
+		return schedule.State{}, false
+	}
+	return *it.st, true
+}
+
+// MarshalRecord and UnmarshalRecord are the state topic's value encoding.
+func MarshalRecord(r *StateRecord) []byte {
+	b, _ := json.Marshal(r)
+	return b
+}
+
+// UnmarshalRecord decodes a state-topic value.
+func UnmarshalRecord(b []byte) (*StateRecord, error) {
+	var r StateRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+type waitHeap []*item
+
+func (h waitHeap) Len() int           { return len(h) }
+func (h waitHeap) Less(i, j int) bool { return h[i].st.NextAt.Before(h[j].st.NextAt) }
+func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].waitIdx = i; h[j].waitIdx = j }
+func (h *waitHeap) Push(x any)        { it := x.(*item); it.waitIdx = len(*h); *h = append(*h, it) }
+func (h *waitHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	it.waitIdx = -1
+	return it
+}
+
+// dueHeap orders due work by deadline: the verification nearest to losing
+// its data goes first.
+type dueHeap []*item
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].dueIdx = i; h[j].dueIdx = j }
+func (h *dueHeap) Push(x any)        { it := x.(*item); it.dueIdx = len(*h); *h = append(*h, it) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	it.dueIdx = -1
+	return it
+}

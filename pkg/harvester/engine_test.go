@@ -1,0 +1,252 @@
+package harvester
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/faceharvest/faceharvest/pkg/clock"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/schedule"
+	"github.com/faceharvest/faceharvest/pkg/vendorerr"
+)
+
+// memStore is an in-memory StateStore that records every write in order.
+type memStore struct {
+	mu     sync.Mutex
+	recs   map[string]*StateRecord
+	writes []string
+}
+
+func (s *memStore) Save(_ context.Context, _ int, key string, r *StateRecord) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recs == nil {
+		s.recs = map[string]*StateRecord{}
+	}
+	s.recs[key] = r
+	kind := "state"
+	if r.ClosedAt != nil {
+		kind = "closed"
+	} else if r.State != nil && r.State.Intent != nil {
+		kind = "intent"
+	}
+	s.writes = append(s.writes, key+":"+kind)
+	return nil
+}
+
+func (s *memStore) get(key string) *StateRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recs[key]
+}
+
+// memRaw records published messages.
+type memRaw struct {
+	mu   sync.Mutex
+	msgs []kafka.Message
+}
+
+func (p *memRaw) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.msgs = append(p.msgs, msgs...)
+	return nil
+}
+
+func (p *memRaw) types() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, m := range p.msgs {
+		e, _ := contract.FromMessage(m)
+		out = append(out, string(m.Key)+" "+e.Type)
+	}
+	return out
+}
+
+// fakeCaller answers from a script and checks the intent is durable first.
+type fakeCaller struct {
+	mu       sync.Mutex
+	store    *memStore
+	calls    []string
+	answer   func(id string) (*contract.Response, schedule.Result)
+	gate     chan struct{}
+	noIntent bool
+}
+
+func (c *fakeCaller) Call(ctx context.Context, st *schedule.State, ep string) (*contract.Response, schedule.Result) {
+	if c.gate != nil {
+		<-c.gate
+	}
+	c.mu.Lock()
+	c.calls = append(c.calls, st.ID)
+	c.mu.Unlock()
+	if st.Vendor == contract.Megvii && !c.noIntent {
+		if r := c.store.get(st.Key()); r == nil || r.State == nil || r.State.Intent == nil {
+			return nil, schedule.Result{Endpoint: ep, Class: vendorerr.CallerBug, Message: "called before the intent was stored"}
+		}
+	}
+	return c.answer(st.ID)
+}
+
+func (c *fakeCaller) order() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.calls...)
+}
+
+func okAnswer(id string) (*contract.Response, schedule.Result) {
+	return &contract.Response{Vendor: contract.Megvii, VerificationID: id, Endpoint: megvii.EndpointGetResult, HTTPStatus: 200, Body: []byte(`{"status":"OK"}`)},
+		schedule.Result{Endpoint: megvii.EndpointGetResult, Recorded: true, Served: true}
+}
+
+type rig struct {
+	eng    *Engine
+	store  *memStore
+	raw    *memRaw
+	caller *fakeCaller
+	clk    *clock.Sim
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newRig(t *testing.T, conc int, answer func(string) (*contract.Response, schedule.Result)) *rig {
+	store := &memStore{}
+	raw := &memRaw{}
+	caller := &fakeCaller{store: store, answer: answer}
+	clk := clock.NewSim(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC), 0, nil)
+	eng := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Megvii: caller},
+		Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: conc}}, Store: store, Raw: raw, Now: clk.Now, Source: "/test"})
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &rig{eng: eng, store: store, raw: raw, caller: caller, clk: clk, cancel: cancel, done: make(chan struct{})}
+	go func() { _ = eng.Run(ctx); close(r.done) }()
+	t.Cleanup(func() { cancel(); <-r.done })
+	eng.AddPartition(0, nil)
+	return r
+}
+
+func (r *rig) event(typ string, ev contract.Event) {
+	if ev.ReceivedAt.IsZero() {
+		ev.ReceivedAt = r.clk.Now()
+	}
+	<-r.eng.Apply(0, typ, ev)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestHarvestOnceWithIntentFirst(t *testing.T) {
+	r := newRig(t, 4, okAnswer)
+	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "b1", Status: "OK"})
+	eventually(t, "closed", func() bool { rec := r.store.get("megvii:b1"); return rec != nil && rec.ClosedAt != nil })
+	if got := r.raw.types(); len(got) != 2 || got[0] != "megvii:b1 "+contract.TypeVendorResponse || got[1] != "megvii:b1 "+contract.TypeHarvestTerminal {
+		t.Fatalf("raw %v", got)
+	}
+	if len(r.caller.order()) != 1 {
+		t.Fatalf("calls %v", r.caller.order())
+	}
+	// A late duplicate callback starts nothing.
+	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "b1", Status: "OK"})
+	time.Sleep(50 * time.Millisecond)
+	if len(r.caller.order()) != 1 || r.eng.Pending() != 0 {
+		t.Fatalf("second harvest: %v", r.caller.order())
+	}
+	msgs := r.raw.msgs
+	term, _ := contract.FromMessage(msgs[1])
+	if term.ID != contract.TerminalID(contract.Megvii, "b1") {
+		t.Fatal("terminal id")
+	}
+}
+
+func TestDeadlineFirst(t *testing.T) {
+	r := newRig(t, 1, okAnswer)
+	r.caller.gate = make(chan struct{})
+	now := r.clk.Now()
+	// Registered at different times: the earliest issued has the earliest deadline.
+	order := []struct {
+		id     string
+		issued time.Duration
+	}{{"late", -1 * time.Hour}, {"urgent", -20 * time.Hour}, {"middle", -10 * time.Hour}, {"blocker", 0}}
+	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "blocker", Status: "OK"})
+	eventually(t, "the blocker holds the only slot", func() bool { _, n, _ := r.eng.lim[contract.Megvii].state(r.clk.Now()); return n == 1 })
+	for _, o := range order[:3] {
+		issued := now.Add(o.issued)
+		r.event(contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: o.id, IssuedAt: &issued})
+		r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: o.id, Status: "OK"})
+	}
+	close(r.caller.gate)
+	eventually(t, "all harvested", func() bool { return len(r.caller.order()) == 4 })
+	got := r.caller.order()
+	if got[1] != "urgent" || got[2] != "middle" || got[3] != "late" {
+		t.Fatalf("order %v", got)
+	}
+}
+
+func TestExpiredWithoutACall(t *testing.T) {
+	r := newRig(t, 1, okAnswer)
+	issued := r.clk.Now().Add(-25 * time.Hour)
+	r.event(contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: "old", IssuedAt: &issued})
+	eventually(t, "closed", func() bool { rec := r.store.get("megvii:old"); return rec != nil && rec.ClosedAt != nil })
+	if len(r.caller.order()) != 0 {
+		t.Fatal("called for an expired verification")
+	}
+	var term contract.Terminal
+	m := r.raw.msgs[0]
+	if err := jsonUnmarshal(m.Value, &term); err != nil || term.Outcome != contract.OutcomeExpired {
+		t.Fatalf("terminal %+v %v", term, err)
+	}
+}
+
+func TestAccountFaultPausesVendor(t *testing.T) {
+	calls := 0
+	var mu sync.Mutex
+	r := newRig(t, 2, func(id string) (*contract.Response, schedule.Result) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			return nil, schedule.Result{Endpoint: megvii.EndpointGetResult, Class: vendorerr.Account, Message: "AUTHENTICATION_ERROR"}
+		}
+		return okAnswer(id)
+	})
+	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "p1", Status: "OK"})
+	eventually(t, "paused", func() bool { _, _, p := r.eng.lim[contract.Megvii].state(r.clk.Now()); return p })
+	time.Sleep(60 * time.Millisecond)
+	if st, ok := r.eng.Snapshot("megvii:p1"); !ok || len(r.caller.order()) != 1 {
+		t.Fatalf("verification closed or retried while paused: %+v", st)
+	}
+	r.clk.Advance(time.Minute + time.Second)
+	eventually(t, "harvested after the pause", func() bool { rec := r.store.get("megvii:p1"); return rec != nil && rec.ClosedAt != nil })
+}
+
+func TestRevokeWaitsForCallsInFlight(t *testing.T) {
+	r := newRig(t, 1, okAnswer)
+	r.caller.gate = make(chan struct{})
+	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "r1", Status: "OK"})
+	eventually(t, "in flight", func() bool { _, n, _ := r.eng.lim[contract.Megvii].state(r.clk.Now()); return n == 1 })
+	revoked := make(chan struct{})
+	go func() { r.eng.RevokePartition(0); close(revoked) }()
+	select {
+	case <-revoked:
+		t.Fatal("revoked with a call in flight")
+	case <-time.After(30 * time.Millisecond):
+	}
+	close(r.caller.gate)
+	<-revoked
+	if got := r.raw.types(); len(got) != 2 {
+		t.Fatalf("the call in flight was not recorded: %v", got)
+	}
+}

@@ -1,0 +1,79 @@
+package harvester
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics are the harvester's Prometheus metrics.
+type Metrics struct {
+	calls            *prometheus.CounterVec
+	callDuration     *prometheus.HistogramVec
+	pending          *prometheus.GaugeVec
+	due              *prometheus.GaugeVec
+	limit            *prometheus.GaugeVec
+	paused           *prometheus.GaugeVec
+	accountFaults    *prometheus.CounterVec
+	terminals        *prometheus.CounterVec
+	windowLeft       *prometheus.HistogramVec
+	deadlineMisses   *prometheus.CounterVec
+	lateEvents       *prometheus.CounterVec
+	events           *prometheus.CounterVec
+	deadLetters      *prometheus.CounterVec
+	stateWrites      prometheus.Counter
+	stateWriteErrors prometheus.Counter
+	publishErrors    prometheus.Counter
+	restoreSeconds   prometheus.Histogram
+	restored         prometheus.Counter
+	intentsResolved  *prometheus.CounterVec
+}
+
+// NewMetrics registers the metrics on reg (a private registry when nil).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	f := promauto.With(reg)
+	vl := []string{"vendor"}
+	return &Metrics{
+		calls: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_calls_total",
+			Help: "Vendor calls, by vendor, endpoint and outcome (ok or the error class)."}, []string{"vendor", "endpoint", "outcome"}),
+		callDuration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "faceharvest_harvester_call_duration_seconds",
+			Help: "Vendor call latency.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}, []string{"vendor", "endpoint"}),
+		pending: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_pending_verifications",
+			Help: "Verifications waiting for their harvest, by vendor."}, vl),
+		due: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_due_verifications",
+			Help: "Verifications due now and waiting for a call slot, by vendor."}, vl),
+		limit: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_adaptive_concurrency_limit",
+			Help: "Current adaptive concurrency limit, by vendor."}, vl),
+		paused: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_vendor_paused",
+			Help: "1 while calls to the vendor are paused after a credential, authorization or quota fault."}, vl),
+		accountFaults: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_account_faults_total",
+			Help: "Credential, authorization and quota faults, by vendor: these need a person."}, vl),
+		terminals: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_terminals_total",
+			Help: "Verifications closed, by vendor and outcome."}, []string{"vendor", "outcome"}),
+		windowLeft: f.NewHistogramVec(prometheus.HistogramOpts{Name: "faceharvest_harvester_window_left_seconds",
+			Help:    "How much of the vendor's window was left when a verification was harvested.",
+			Buckets: []float64{60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 48 * 3600, 72 * 3600}}, vl),
+		deadlineMisses: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_deadline_misses_total",
+			Help: "Verifications whose window closed before they could be harvested, by vendor."}, vl),
+		lateEvents: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_late_events_total",
+			Help: "Events for verifications already closed (ignored), by vendor."}, vl),
+		events: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_events_total",
+			Help: "Events consumed, by type."}, []string{"type"}),
+		deadLetters: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_dead_letters_total",
+			Help: "Undecodable events sent to the dead-letter topic, by reason."}, []string{"reason"}),
+		stateWrites: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_state_writes_total",
+			Help: "State records acknowledged by the state topic."}),
+		stateWriteErrors: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_state_write_errors_total",
+			Help: "State writes that failed and were retried."}),
+		publishErrors: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_raw_publish_errors_total",
+			Help: "Raw-topic publishes that failed and were retried."}),
+		restoreSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "faceharvest_harvester_restore_duration_seconds",
+			Help: "Time to restore a partition's state.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
+		restored: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_restored_verifications_total",
+			Help: "Pending verifications restored from the state topic."}),
+		intentsResolved: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_intents_resolved_total",
+			Help: "One-shot calls found in flight at restore, by how they were resolved (recorded, unrecorded)."}, []string{"resolution"}),
+	}
+}
