@@ -14,6 +14,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/schedule"
+	"github.com/faceharvest/faceharvest/pkg/vendorerr"
 )
 
 // StateStore persists one verification's state, or its closure (st nil),
@@ -27,6 +28,14 @@ type StateStore interface {
 type StateRecord struct {
 	State    *schedule.State `json:"state,omitempty"`
 	ClosedAt *time.Time      `json:"closed_at,omitempty"`
+}
+
+// Recorder finds what a one-shot call left in the raw topic: Mark returns
+// where the key's raw partition ends before the call; Find returns the
+// messages of the key with one of ids from there on.
+type Recorder interface {
+	Mark(ctx context.Context, key string) (partition int, offset int64, err error)
+	Find(ctx context.Context, key string, partition int, offset int64, ids []string) ([]kafka.Message, error)
 }
 
 // Publisher writes raw-topic messages, returning once they are acknowledged.
@@ -48,6 +57,8 @@ type EngineConfig struct {
 	AccountWait time.Duration // pause after a credential or quota fault (1 min)
 	Store       StateStore
 	Raw         Publisher
+	Recorder    Recorder      // nil: intents carry no raw position (tests)
+	IntentGrace time.Duration // how old a restored intent must be before it is resolved (call timeout + 30 s)
 	Now         clock.Now
 	Source      string // ce_source of published envelopes
 	Logger      *slog.Logger
@@ -111,6 +122,9 @@ func NewEngine(cfg EngineConfig) *Engine {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IntentGrace <= 0 {
+		cfg.IntentGrace = callTimeout + 30*time.Second
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
@@ -398,6 +412,15 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 	for {
 		now := e.now()
 		e.mu.Lock()
+		intent := it.st.Intent
+		e.mu.Unlock()
+		if intent != nil {
+			if !e.resolveIntent(ctx, it, *intent, now) {
+				return
+			}
+			continue
+		}
+		e.mu.Lock()
 		plan := e.pol.Plan(it.st, now)
 		e.mu.Unlock()
 		if plan.Close != nil {
@@ -412,11 +435,24 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 				return
 			}
 			limited := v == contract.Megvii
+			var mark schedule.Intent
+			if limited && e.cfg.Recorder != nil {
+				p, off, err := e.cfg.Recorder.Mark(ctx, it.key)
+				if err != nil {
+					e.log.Warn("cannot read the raw topic's end before a one-shot call; retrying", "key", it.key, "error", err.Error())
+					e.mu.Lock()
+					it.st.NextAt = now.Add(5 * time.Second)
+					e.mu.Unlock()
+					return
+				}
+				mark.RawPartition, mark.RawOffset = p, off
+			}
 			e.mu.Lock()
 			it.st.Attempts++
 			attempt := it.st.Attempts
 			if limited {
-				it.st.Intent = &schedule.Intent{Attempt: attempt, At: now}
+				mark.Attempt, mark.At = attempt, now
+				it.st.Intent = &mark
 			}
 			saved := e.markDirtyLocked(it)
 			st := *it.st
@@ -475,6 +511,83 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 			}
 		}
 	}
+}
+
+// resolveIntent settles a one-shot call that a previous owner started but may
+// not have recorded: after IntentGrace (so a previous owner still finishing
+// it has recorded it), the raw topic is searched for its response and for a
+// terminal. Found, the harvest continues from what was recorded; not found,
+// the answer was never recorded and a repeat is allowed. It reports whether
+// work on the item may continue now.
+func (e *Engine) resolveIntent(ctx context.Context, it *item, in schedule.Intent, now time.Time) bool {
+	if now.Before(in.At.Add(e.cfg.IntentGrace)) {
+		e.mu.Lock()
+		it.st.NextAt = in.At.Add(e.cfg.IntentGrace)
+		e.markDirtyLocked(it)
+		e.mu.Unlock()
+		return false
+	}
+	e.mu.Lock()
+	st := *it.st
+	e.mu.Unlock()
+	var found []kafka.Message
+	if e.cfg.Recorder != nil {
+		var err error
+		ids := []string{contract.ResponseID(st.Vendor, st.ID, megvii.EndpointGetResult, in.Attempt), contract.TerminalID(st.Vendor, st.ID)}
+		found, err = e.cfg.Recorder.Find(ctx, it.key, in.RawPartition, in.RawOffset, ids)
+		if err != nil {
+			e.log.Warn("cannot search the raw topic for an unsettled call; retrying", "key", it.key, "error", err.Error())
+			e.mu.Lock()
+			it.st.NextAt = now.Add(5 * time.Second)
+			e.mu.Unlock()
+			return false
+		}
+	}
+	for _, m := range found {
+		env, _ := contract.FromMessage(m)
+		if env.Type == contract.TypeHarvestTerminal {
+			e.m.intentsResolved.WithLabelValues("terminal").Inc()
+			e.mu.Lock()
+			closed := now
+			it.closedAt = &closed
+			e.closed[it.key] = closed
+			ch := e.markDirtyLocked(it)
+			e.mu.Unlock()
+			<-ch
+			e.mu.Lock()
+			if e.items[it.key] == it {
+				delete(e.items, it.key)
+			}
+			e.mu.Unlock()
+			return false
+		}
+	}
+	e.mu.Lock()
+	it.st.Intent = nil
+	var cl *schedule.Close
+	recorded := false
+	for _, m := range found {
+		r, err := contract.ParseResponse(m)
+		if err != nil {
+			continue
+		}
+		recorded = true
+		res := schedule.Result{Endpoint: r.Endpoint, Recorded: true, ResponseID: contract.ResponseID(r.Vendor, r.VerificationID, r.Endpoint, r.Attempt),
+			Served: r.HTTPStatus == 200, Class: vendorerr.ParseClass(r.ErrorClass), Message: "recorded before a restart: " + r.ErrorClass}
+		cl, _ = e.pol.Outcome(it.st, res, r.FetchedAt, e.pol.Jitter)
+	}
+	e.markDirtyLocked(it)
+	e.mu.Unlock()
+	if recorded {
+		e.m.intentsResolved.WithLabelValues("recorded").Inc()
+	} else {
+		e.m.intentsResolved.WithLabelValues("unrecorded").Inc()
+	}
+	if cl != nil {
+		e.finish(ctx, it, *cl, now)
+		return false
+	}
+	return true
 }
 
 // publish writes raw messages, retrying until acknowledged or shutdown.

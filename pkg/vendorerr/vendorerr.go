@@ -139,3 +139,13 @@ func scrub(err error) error {
 	}
 	return err
 }
+
+// ParseClass reads a class name back (Unknown for anything else).
+func ParseClass(s string) Class {
+	for i, n := range classNames {
+		if n == s {
+			return Class(i)
+		}
+	}
+	return Unknown
+}

@@ -1,0 +1,430 @@
+package harvester
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/faceharvest/faceharvest/pkg/bus"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+)
+
+// explicitPartition writes each message to the partition it names: state
+// records go to the partition of the events they came from.
+type explicitPartition struct{}
+
+func (explicitPartition) Balance(msg kafka.Message, partitions ...int) int { return msg.Partition }
+
+// KafkaStateStore keeps states in the compacted state topic.
+type KafkaStateStore struct{ W *kafka.Writer }
+
+// NewKafkaStateStore returns a store writing to topic with acks=all.
+func NewKafkaStateStore(brokers []string, topic string) *KafkaStateStore {
+	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: topic})
+	w.Balancer = explicitPartition{}
+	return &KafkaStateStore{W: w}
+}
+
+// Save implements StateStore.
+func (s *KafkaStateStore) Save(ctx context.Context, partition int, key string, r *StateRecord) error {
+	return s.W.WriteMessages(ctx, kafka.Message{Partition: partition, Key: []byte(key), Value: MarshalRecord(r)})
+}
+
+// KafkaRecorder finds a key's messages in the raw topic.
+type KafkaRecorder struct {
+	Brokers    []string
+	Topic      string
+	Partitions int
+	client     *kafka.Client
+}
+
+// NewKafkaRecorder reads the raw topic's partition count.
+func NewKafkaRecorder(ctx context.Context, brokers []string, topic string) (*KafkaRecorder, error) {
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	n, err := partitionCount(ctx, c, topic)
+	if err != nil {
+		return nil, err
+	}
+	return &KafkaRecorder{Brokers: brokers, Topic: topic, Partitions: n, client: c}, nil
+}
+
+func partitionCount(ctx context.Context, c *kafka.Client, topic string) (int, error) {
+	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name == topic && t.Error == nil && len(t.Partitions) > 0 {
+			return len(t.Partitions), nil
+		}
+	}
+	return 0, fmt.Errorf("topic %q does not exist", topic)
+}
+
+func (r *KafkaRecorder) partitionOf(key string) int {
+	ps := make([]int, r.Partitions)
+	for i := range ps {
+		ps[i] = i
+	}
+	return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: []byte(key)}, ps...)
+}
+
+// Mark implements Recorder.
+func (r *KafkaRecorder) Mark(ctx context.Context, key string) (int, int64, error) {
+	p := r.partitionOf(key)
+	off, err := endOffset(ctx, r.client, r.Topic, p)
+	return p, off, err
+}
+
+func endOffset(ctx context.Context, c *kafka.Client, topic string, p int) (int64, error) {
+	_, last, err := offsets(ctx, c, topic, p)
+	return last, err
+}
+
+// offsets returns a partition's first offset and its end (the next offset).
+func offsets(ctx context.Context, c *kafka.Client, topic string, p int) (first, last int64, err error) {
+	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p)}}})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, po := range resp.Topics[topic] {
+		if po.Partition == p {
+			if po.Error != nil {
+				return 0, 0, po.Error
+			}
+			return po.FirstOffset, po.LastOffset, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("no offset for %s/%d", topic, p)
+}
+
+// Find implements Recorder: it reads the partition from offset to its end.
+func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, offset int64, ids []string) ([]kafka.Message, error) {
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	var out []kafka.Message
+	err := readRange(ctx, r.Brokers, r.client, r.Topic, partition, offset, func(m kafka.Message) {
+		if string(m.Key) != key {
+			return
+		}
+		for _, h := range m.Headers {
+			if h.Key == contract.HeaderID && want[string(h.Value)] {
+				out = append(out, m)
+			}
+		}
+	})
+	return out, err
+}
+
+// readRange calls fn for every message of a partition from offset (or its
+// start, when earlier) to the end it had when the read began.
+func readRange(ctx context.Context, brokers []string, c *kafka.Client, topic string, p int, offset int64, fn func(kafka.Message)) error {
+	first, end, err := offsets(ctx, c, topic, p)
+	if err != nil {
+		return err
+	}
+	if offset < first {
+		offset = first
+	}
+	if offset >= end {
+		return nil
+	}
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 100 * time.Millisecond})
+	defer rd.Close()
+	if err := rd.SetOffset(offset); err != nil {
+		return err
+	}
+	for {
+		m, err := rd.FetchMessage(ctx)
+		if err != nil {
+			return err
+		}
+		fn(m)
+		if m.Offset >= end-1 {
+			return nil
+		}
+	}
+}
+
+// Config configures a Harvester.
+type Config struct {
+	Brokers                                     []string
+	GroupID                                     string
+	EventsTopic, StateTopic, RawTopic, DLQTopic string
+	Engine                                      EngineConfig // Store, Raw and Recorder are filled in by New
+	CommitInterval                              time.Duration
+	Logger                                      *slog.Logger
+}
+
+// Harvester is the consumer-group process: it restores each assigned
+// partition's state, feeds its events to the engine and commits offsets only
+// once the state they produced is acknowledged.
+type Harvester struct {
+	cfg    Config
+	eng    *Engine
+	store  *KafkaStateStore
+	raw    *kafka.Writer
+	dlq    *kafka.Writer
+	client *kafka.Client
+	log    *slog.Logger
+}
+
+// New checks the topics (events and state co-partitioned) and returns a
+// Harvester.
+func New(ctx context.Context, cfg Config) (*Harvester, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = 200 * time.Millisecond
+	}
+	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	ne, err := partitionCount(ctx, c, cfg.EventsTopic)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := partitionCount(ctx, c, cfg.StateTopic)
+	if err != nil {
+		return nil, err
+	}
+	if ne != ns {
+		return nil, fmt.Errorf("the state topic %q has %d partitions and the events topic %q %d: they must be co-partitioned (equal counts)", cfg.StateTopic, ns, cfg.EventsTopic, ne)
+	}
+	for _, t := range []string{cfg.RawTopic, cfg.DLQTopic} {
+		if _, err := partitionCount(ctx, c, t); err != nil {
+			return nil, err
+		}
+	}
+	rec, err := NewKafkaRecorder(ctx, cfg.Brokers, cfg.RawTopic)
+	if err != nil {
+		return nil, err
+	}
+	h := &Harvester{cfg: cfg, client: c, log: cfg.Logger,
+		store: NewKafkaStateStore(cfg.Brokers, cfg.StateTopic),
+		raw:   bus.NewWriter(bus.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.RawTopic, BatchBytes: 64 << 20}),
+		dlq:   bus.NewWriter(bus.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.DLQTopic})}
+	ec := cfg.Engine
+	ec.Store, ec.Raw, ec.Recorder, ec.Logger = h.store, h.raw, rec, cfg.Logger
+	h.eng = NewEngine(ec)
+	return h, nil
+}
+
+// Engine returns the engine (tests).
+func (h *Harvester) Engine() *Engine { return h.eng }
+
+// Writers returns the writers, for metrics.
+func (h *Harvester) Writers() []*kafka.Writer { return []*kafka.Writer{h.store.W, h.raw, h.dlq} }
+
+// Run consumes until ctx ends, then drains: calls in flight finish and are
+// recorded, offsets are committed, writers flushed.
+func (h *Harvester) Run(ctx context.Context) error {
+	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	engDone := make(chan struct{})
+	go func() { _ = h.eng.Run(engCtx); close(engDone) }()
+	defer func() {
+		stopEngine()
+		<-engDone
+		_ = h.store.W.Close()
+		_ = h.raw.Close()
+		_ = h.dlq.Close()
+	}()
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID: h.cfg.GroupID, Brokers: h.cfg.Brokers, Topics: []string{h.cfg.EventsTopic},
+		StartOffset: kafka.FirstOffset, HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
+		RebalanceTimeout: 20 * time.Second, JoinGroupBackoff: 500 * time.Millisecond, WatchPartitionChanges: true,
+	})
+	if err != nil {
+		return err
+	}
+	defer group.Close()
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if errors.Is(err, kafka.ErrGroupClosed) {
+				return nil
+			}
+			h.log.Warn("consumer group", "error", err.Error())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for _, a := range gen.Assignments[h.cfg.EventsTopic] {
+			a := a
+			gen.Start(func(gctx context.Context) { h.runPartition(gctx, gen, a.ID, a.Offset) })
+		}
+	}
+}
+
+type pendingOffset struct {
+	offset int64
+	saved  <-chan struct{}
+}
+
+func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p int, offset int64) {
+	start := time.Now()
+	recs, err := h.restore(ctx, p)
+	if err != nil {
+		h.log.Error("restoring partition failed", "partition", p, "error", err.Error())
+		return
+	}
+	h.eng.m.restoreSeconds.Observe(time.Since(start).Seconds())
+	pending := 0
+	for _, r := range recs {
+		if r.State != nil {
+			pending++
+		}
+	}
+	h.eng.m.restored.Add(float64(pending))
+	h.eng.AddPartition(p, recs)
+	h.log.Info("partition assigned", "partition", p, "offset", offset, "restored", pending, "restore_ms", time.Since(start).Milliseconds())
+	defer h.eng.RevokePartition(p)
+
+	queue := make(chan pendingOffset, 4096)
+	committed := make(chan struct{})
+	go h.commitLoop(ctx, gen, p, queue, committed)
+	defer func() { close(queue); <-committed }()
+
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: h.cfg.Brokers, Topic: h.cfg.EventsTopic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 200 * time.Millisecond})
+	defer rd.Close()
+	if offset < 0 {
+		offset = kafka.FirstOffset
+	}
+	if err := rd.SetOffset(offset); err != nil {
+		h.log.Error("seek", "partition", p, "error", err.Error())
+		return
+	}
+	for {
+		m, err := rd.FetchMessage(ctx)
+		if err != nil {
+			return
+		}
+		saved, ok := h.handle(ctx, p, m)
+		if !ok {
+			return
+		}
+		select {
+		case queue <- pendingOffset{m.Offset, saved}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// handle decodes one event and applies it; undecodable events are
+// dead-lettered (acknowledged) so they never block the partition.
+func (h *Harvester) handle(ctx context.Context, p int, m kafka.Message) (<-chan struct{}, bool) {
+	env, err := contract.FromMessage(m)
+	var ev contract.Event
+	reason := ""
+	switch {
+	case err != nil:
+		reason = err.Error()
+	case env.Type != contract.TypeTokenRegistered && env.Type != contract.TypeMegviiCallback && env.Type != contract.TypeBaiduCompletion:
+		reason = "unknown event type " + env.Type
+	case json.Unmarshal(m.Value, &ev) != nil:
+		reason = "value is not an event"
+	case ev.VerificationID == "" || ev.ReceivedAt.IsZero():
+		reason = "event lacks verification_id or received_at"
+	default:
+		if _, err := contract.ParseVendor(string(ev.Vendor)); err != nil {
+			reason = err.Error()
+		} else if string(m.Key) != contract.Key(ev.Vendor, ev.VerificationID) {
+			reason = "key does not match the event"
+		}
+	}
+	if reason != "" {
+		h.eng.m.deadLetters.WithLabelValues(dlqLabel(reason)).Inc()
+		h.log.Warn("event dead-lettered", "partition", p, "offset", m.Offset, "reason", reason)
+		dm := kafka.Message{Key: m.Key, Value: m.Value, Headers: append(append([]kafka.Header{}, m.Headers...), kafka.Header{Key: contract.HeaderDLQReason, Value: []byte(reason)})}
+		for {
+			if err := h.dlq.WriteMessages(ctx, dm); err == nil {
+				return closedCh, true
+			}
+			select {
+			case <-ctx.Done():
+				return nil, false
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	h.eng.m.events.WithLabelValues(env.Type).Inc()
+	return h.eng.Apply(p, env.Type, ev), true
+}
+
+func dlqLabel(reason string) string {
+	switch {
+	case len(reason) > 7 && reason[:7] == "unknown":
+		return "unknown_type"
+	case reason == "value is not an event":
+		return "bad_value"
+	case reason == "key does not match the event":
+		return "bad_key"
+	}
+	return "bad_envelope"
+}
+
+// commitLoop commits, in order, the offsets whose state changes are durable.
+func (h *Harvester) commitLoop(ctx context.Context, gen *kafka.Generation, p int, queue <-chan pendingOffset, done chan<- struct{}) {
+	defer close(done)
+	var next, last int64 = -1, -1
+	t := time.NewTicker(h.cfg.CommitInterval)
+	defer t.Stop()
+	commit := func() {
+		if next > last {
+			if err := gen.CommitOffsets(map[string]map[int]int64{h.cfg.EventsTopic: {p: next}}); err == nil {
+				last = next
+			}
+		}
+	}
+	defer commit()
+	for {
+		select {
+		case po, ok := <-queue:
+			if !ok {
+				return
+			}
+			select {
+			case <-po.saved:
+				next = po.offset + 1
+			case <-ctx.Done():
+				// Not saved yet: never commit past it. Drain and stop.
+				for range queue {
+				}
+				return
+			}
+		case <-t.C:
+			commit()
+		}
+	}
+}
+
+// restore reads a partition of the state topic to its end.
+func (h *Harvester) restore(ctx context.Context, p int) (map[string]*StateRecord, error) {
+	recs := map[string]*StateRecord{}
+	err := readRange(ctx, h.cfg.Brokers, h.client, h.cfg.StateTopic, p, kafka.FirstOffset, func(m kafka.Message) {
+		if m.Value == nil {
+			delete(recs, string(m.Key))
+			return
+		}
+		r, err := UnmarshalRecord(m.Value)
+		if err != nil {
+			h.log.Warn("undecodable state record skipped", "partition", p, "offset", m.Offset)
+			return
+		}
+		recs[string(m.Key)] = r
+	})
+	return recs, err
+}
