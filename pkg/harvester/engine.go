@@ -712,3 +712,27 @@ func (h *dueHeap) Pop() any {
 	it.dueIdx = -1
 	return it
 }
+
+func (e *Engine) dueCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	now := e.now()
+	for _, d := range e.due {
+		n += d.Len()
+	}
+	if e.wait.Len() > 0 && !e.wait[0].st.NextAt.After(now) {
+		n++
+	}
+	return n
+}
+
+func (e *Engine) busyCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, p := range e.parts {
+		n += p.busy
+	}
+	return n
+}

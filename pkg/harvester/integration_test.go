@@ -1,0 +1,231 @@
+package harvester
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/faceharvest/faceharvest/pkg/baidu"
+	"github.com/faceharvest/faceharvest/pkg/bus"
+	"github.com/faceharvest/faceharvest/pkg/clock"
+	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/devkafka"
+	"github.com/faceharvest/faceharvest/pkg/ingest"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/schedule"
+	"github.com/faceharvest/faceharvest/pkg/vendorsim"
+)
+
+const (
+	evTopic, stTopic, rawTopic, dlqTopic = "faceid.events", "faceid.harvester.state", "faceid.results.raw", "faceid.dlq"
+	simSecret                            = "integration-megvii-secret"
+)
+
+// world is the vendor simulator, ingest, an embedded broker and harvesters.
+type world struct {
+	t      *testing.T
+	broker *devkafka.Broker
+	sim    *vendorsim.Sim
+	clk    *clock.Sim
+	ingest *httptest.Server
+	mc     *megvii.Client
+	bc     *baidu.Client
+}
+
+func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
+	t.Helper()
+	b, err := devkafka.Start(devkafka.Config{Partitions: 3, Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, MaxMessageBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	w := bus.NewWriter(bus.WriterConfig{Brokers: []string{b.Addr()}, Topic: evTopic})
+	t.Cleanup(func() { _ = w.Close() })
+	clk := clock.NewSim(time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC), 0, nil)
+	in, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret(simSecret)}, BearerTokens: []config.Secret{config.NewSecret("t")},
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Now: clk.Now, MaxTokenAge: 30 * 24 * time.Hour}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := httptest.NewServer(in.Handler())
+	t.Cleanup(is.Close)
+	cfg := vendorsim.Config{Clock: clk, Seed: 3, MegviiAPIKey: "mk", MegviiAPISecret: simSecret, BaiduAPIKey: "bk", BaiduSecretKey: "bs",
+		MegviiNotifyURL: is.URL + ingest.RouteMegviiCallback, BaiduSuccessURL: is.URL + ingest.RouteBaiduSuccess, BaiduFailureURL: is.URL + ingest.RouteBaiduFailure,
+		ImageBytes: 2048, VideoBytes: 4096}
+	if simCfg != nil {
+		simCfg(&cfg)
+	}
+	sim := vendorsim.New(cfg)
+	ms := httptest.NewServer(sim.MegviiHandler())
+	bs := httptest.NewServer(sim.BaiduHandler())
+	t.Cleanup(ms.Close)
+	t.Cleanup(bs.Close)
+	sim.SetBaiduPublicURL(bs.URL)
+	mc, _ := megvii.New(megvii.Config{BaseURL: ms.URL, APIKey: config.NewSecret("mk"), APISecret: config.NewSecret(simSecret)})
+	bc, _ := baidu.New(baidu.Config{BaseURL: bs.URL, APIKey: config.NewSecret("bk"), SecretKey: config.NewSecret("bs"), Now: clk.Now})
+	return &world{t: t, broker: b, sim: sim, clk: clk, ingest: is, mc: mc, bc: bc}
+}
+
+func (w *world) register(regs []ingest.Registration) {
+	w.t.Helper()
+	code, body, err := postJSON(w.ingest.URL+ingest.RouteTokens, "t", map[string]any{"tokens": regs})
+	if err != nil || code != 202 {
+		w.t.Fatalf("register: %d %s %v", code, body, err)
+	}
+}
+
+// startHarvester runs one harvester replica until the returned stop is called.
+func (w *world) startHarvester(limits map[contract.Vendor]VendorLimits) (stop func(), h *Harvester) {
+	w.t.Helper()
+	pol := schedule.Defaults()
+	pol.RetryMin, pol.RetryMax = time.Second, 10*time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := New(ctx, Config{Brokers: []string{w.broker.Addr()}, GroupID: "harvester", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
+		Engine: EngineConfig{Policy: pol, Callers: map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{w.mc}, contract.Baidu: BaiduCaller{w.bc}},
+			Limits: limits, Now: w.clk.Now, Source: "/harvester", Metrics: NewMetrics(nil), IntentGrace: 90 * time.Second}, Logger: testLogger()})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = h.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }, h
+}
+
+// rawTerminals reads the raw topic and returns terminals by key, and every
+// response id seen.
+func (w *world) rawTerminals() (map[string][]contract.Terminal, map[string]bool) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.broker.Addr()), kgo.ConsumeTopics(rawTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	terms := map[string][]contract.Terminal{}
+	responses := map[string]bool{}
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			typ, id := "", ""
+			for _, h := range r.Headers {
+				switch h.Key {
+				case contract.HeaderType:
+					typ = string(h.Value)
+				case contract.HeaderID:
+					id = string(h.Value)
+				}
+			}
+			if typ == contract.TypeHarvestTerminal {
+				var t contract.Terminal
+				_ = json.Unmarshal(r.Value, &t)
+				terms[string(r.Key)] = append(terms[string(r.Key)], t)
+			} else {
+				responses[id] = true
+			}
+		})
+	}
+	return terms, responses
+}
+
+// advance moves the simulated clock in steps, delivering callbacks and
+// letting the harvesters work each step.
+func (w *world) advance(total, step time.Duration, settle func() bool) {
+	for d := time.Duration(0); d < total; d += step {
+		w.clk.Advance(step)
+		w.sim.DispatchDue(context.Background())
+		deadline := time.Now().Add(5 * time.Second)
+		for !settle() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func TestHarvestEveryKindOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	w := newWorld(t, nil)
+	want := map[string]string{} // key -> outcome
+	var regs []ingest.Registration
+	for i := 0; i < 12; i++ {
+		spec := vendorsim.MegviiSpec{BizNo: fmt.Sprintf("m-%d", i)}
+		outcome := contract.OutcomeHarvested
+		switch i % 4 {
+		case 1:
+			spec.NoCallback = true // harvested at the last chance
+		case 2:
+			spec.FinalStatus = "PROCESSING" // never finishes: the last chance records it as it is
+		case 3:
+			spec.FinalStatus = "CANCELLED"
+		}
+		c, err := w.sim.CreateMegvii(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regs = append(regs, ingest.Registration{Vendor: "megvii", VerificationID: c.BizID, BizNo: c.BizNo})
+		want[contract.Key(contract.Megvii, c.BizID)] = outcome
+	}
+	for i := 0; i < 8; i++ {
+		spec := vendorsim.BaiduSpec{}
+		outcome := contract.OutcomeHarvested
+		switch i % 4 {
+		case 1:
+			spec.Outcome = "failure"
+		case 2:
+			spec.NeverCompletes = true
+			outcome = contract.OutcomeNotVerified
+		case 3:
+			spec.NoRedirect = true // found by the poll after the token window
+		}
+		c, err := w.sim.CreateBaidu(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regs = append(regs, ingest.Registration{Vendor: "baidu", VerificationID: c.VerifyToken})
+		want[contract.Key(contract.Baidu, c.VerifyToken)] = outcome
+	}
+	w.register(regs)
+	stop, h := w.startHarvester(map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 4}, contract.Baidu: {Concurrency: 4}})
+	defer stop()
+	settled := func() bool { return h.Engine().dueCount() == 0 && h.Engine().busyCount() == 0 }
+	w.advance(2*time.Minute, 30*time.Second, settled)
+	w.advance(26*time.Hour, 30*time.Minute, settled)
+	deadline := time.Now().Add(20 * time.Second)
+	for h.Engine().Pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	terms, responses := w.rawTerminals()
+	for key, outcome := range want {
+		ts := terms[key]
+		if len(ts) != 1 {
+			t.Errorf("%s: %d terminals", key, len(ts))
+			continue
+		}
+		if ts[0].Outcome != outcome {
+			t.Errorf("%s: outcome %s (%s), want %s", key, ts[0].Outcome, ts[0].Reason, outcome)
+		}
+		for _, id := range ts[0].Responses {
+			if !responses[id] {
+				t.Errorf("%s: terminal names response %s that is not in the topic", key, id)
+			}
+		}
+	}
+	if len(terms) != len(want) {
+		t.Errorf("%d terminals for %d verifications", len(terms), len(want))
+	}
+	st := w.sim.Stats()
+	if st.MegviiServedTwice != 0 || st.MegviiDestroyedHits != 0 {
+		t.Fatalf("one-shot calls repeated: %+v", st)
+	}
+	if st.MegviiCalls[megvii.EndpointGetResult] != 12 {
+		t.Fatalf("get_result calls %d, want 12", st.MegviiCalls[megvii.EndpointGetResult])
+	}
+}
