@@ -1,26 +1,112 @@
-// Command harvester is the faceharvest harvester. This build documents its flags; the
-// service itself is not part of it yet.
+// Command harvester turns verification events into vendor calls at the
+// right moment, deadline first, and publishes what the vendors answer.
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"syscall"
+	"time"
 
+	"github.com/faceharvest/faceharvest/pkg/baidu"
+	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/harvester"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/ops"
+	"github.com/faceharvest/faceharvest/pkg/rungroup"
+	"github.com/faceharvest/faceharvest/pkg/schedule"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
+type options struct {
+	brokers, metricsAddr, groupID, logLevel    string
+	events, state, raw, dlq                    string
+	megviiURL, baiduURL                        string
+	megviiConc, baiduConc                      int
+	megviiQPS, baiduQPS                        float64
+	accountPause, shutdownGrace, startupWait   time.Duration
+	callTimeout, intentGrace                   time.Duration
+	pol                                        schedule.Policy
+	megviiKey, megviiSecret, baiduKey, baiduSK config.Secret
+}
+
+func parse(args []string, getenv func(string) string, help io.Writer) (*options, error) {
+	fs := config.NewFlagSet("harvester", `Consumes verification events as a consumer group and harvests every verification inside
+its vendor window: Megvii get_result once a final callback arrived (or once, just before the
+window closes, without one); Baidu getall, detail and media/query once the user finished (or
+after a poll past the token window). Due work runs deadline first within each vendor's
+concurrency and QPS limits, which adapt to the vendors' rate-limit answers. Pending
+verifications live in a compacted state topic co-partitioned with the events topic, so a
+restart, a rebalance or a SIGKILL loses none. Every vendor answer goes to the raw topic byte
+for byte, and every verification ends with exactly one terminal envelope there.`)
+	o := &options{pol: schedule.Defaults()}
+	p := &o.pol
+	fs.StringVar(&o.brokers, "kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9102", "address serving /metrics, /healthz and /readyz")
+	fs.StringVar(&o.groupID, "group-id", "faceharvest-harvester", "Kafka consumer group")
+	fs.StringVar(&o.events, "events-topic", contract.DefaultEventsTopic, "topic of verification events")
+	fs.StringVar(&o.state, "state-topic", "faceid.harvester.state", "compacted topic of pending verifications; as many partitions as the events topic")
+	fs.StringVar(&o.raw, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes (max.message.bytes >= the largest answer)")
+	fs.StringVar(&o.dlq, "dlq-topic", contract.DefaultDLQTopic, "topic of undecodable events")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.megviiURL, "megvii-base-url", megvii.DefaultBaseURL, "Megvii API root")
+	fs.StringVar(&o.baiduURL, "baidu-base-url", baidu.DefaultBaseURL, "Baidu API root")
+	fs.DurationVar(&p.MegviiRetention, "megvii-retention", p.MegviiRetention, "how long get_result answers after the token is issued (document 000: one day; 002: three months)")
+	fs.IntVar(&p.MegviiCallBudget, "megvii-call-budget", p.MegviiCallBudget, "get_result calls that return data per verification (document 000: one)")
+	fs.DurationVar(&p.MegviiLastChance, "megvii-last-chance", p.MegviiLastChance, "without a final callback, call get_result this long before the window closes")
+	fs.DurationVar(&p.BaiduTokenWindow, "baidu-token-window", p.BaiduTokenWindow, "how long a verify_token can start a verification")
+	fs.DurationVar(&p.BaiduRetention, "baidu-retention", p.BaiduRetention, "how long Baidu's query endpoints answer after verification")
+	fs.DurationVar(&p.BaiduMediaRetention, "baidu-media-retention", p.BaiduMediaRetention, "how long Baidu's media URLs work after verification")
+	fs.DurationVar(&p.BaiduPollDelay, "baidu-poll-delay", p.BaiduPollDelay, "without a completion, poll getall this long after the token window")
+	fs.BoolVar(&p.BaiduDetail, "baidu-detail", p.BaiduDetail, "also call result/detail (ID-card images)")
+	fs.BoolVar(&p.BaiduMedia, "baidu-media", p.BaiduMedia, "also call result/media/query (videos, images)")
+	fs.DurationVar(&p.RetryMin, "retry-min", p.RetryMin, "first retry after a retryable failure, doubling")
+	fs.DurationVar(&p.RetryMax, "retry-max", p.RetryMax, "longest pause between retries")
+	fs.IntVar(&o.megviiConc, "megvii-concurrency", 8, "Megvii calls in flight at most (adapts down on CONCURRENCY_LIMIT_EXCEEDED)")
+	fs.Float64Var(&o.megviiQPS, "megvii-qps", 0, "Megvii calls per second at most; 0 = unlimited")
+	fs.IntVar(&o.baiduConc, "baidu-concurrency", 8, "Baidu calls in flight at most (adapts down on errors 4 and 18)")
+	fs.Float64Var(&o.baiduQPS, "baidu-qps", 0, "Baidu calls per second at most; 0 = unlimited")
+	fs.DurationVar(&o.accountPause, "account-pause", time.Minute, "pause of a vendor after a credential, authorization or quota fault")
+	fs.DurationVar(&o.callTimeout, "call-timeout", time.Minute, "one vendor call at most")
+	fs.DurationVar(&o.intentGrace, "intent-grace", 90*time.Second, "a one-shot call found unsettled at restore is resolved (raw topic searched) once this old; keep it above --call-timeout plus a publish")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 90*time.Second, "on SIGTERM, how long calls in flight may take to finish and be recorded")
+	fs.DurationVar(&o.startupWait, "startup-wait", 2*time.Minute, "how long to wait at start for the brokers and topics")
+	fs.Secret("FACEHARVEST_MEGVII_API_KEY", "Megvii api_key (required)")
+	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii api_secret; with a comma-separated list, the first is used for calls (required)")
+	fs.Secret("FACEHARVEST_BAIDU_API_KEY", "Baidu API Key (client_id) (required)")
+	fs.Secret("FACEHARVEST_BAIDU_SECRET_KEY", "Baidu Secret Key (client_secret) (required)")
+	if err := fs.Parse(args, getenv, help); err != nil {
+		return nil, err
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	for _, s := range []struct {
+		env string
+		dst *config.Secret
+	}{{"FACEHARVEST_MEGVII_API_KEY", &o.megviiKey}, {"FACEHARVEST_MEGVII_API_SECRET", &o.megviiSecret},
+		{"FACEHARVEST_BAIDU_API_KEY", &o.baiduKey}, {"FACEHARVEST_BAIDU_SECRET_KEY", &o.baiduSK}} {
+		l, err := config.LoadSecretList(getenv, nil, s.env)
+		if err != nil {
+			return nil, err
+		}
+		if len(l) == 0 {
+			return nil, fmt.Errorf("%s (or %s_FILE) must be set", s.env, s.env)
+		}
+		*s.dst = l[0]
+	}
+	return o, nil
+}
+
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := config.NewFlagSet("harvester", `Consumes verification events, keeps a durable deadline-first schedule of every pending
-verification, calls the vendors inside their retention windows and publishes their raw
-answers. This build only documents its flags.`)
-	fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
-	fs.String("metrics-addr", "127.0.0.1:9090", "address serving /metrics, /healthz and /readyz")
-	fs.String("log-level", "info", "log level: debug, info, warn, error")
-	err := fs.Parse(args, getenv, stdout)
+	o, err := parse(args, getenv, stdout)
 	if errors.Is(err, config.ErrHelp) {
 		return 0
 	}
@@ -28,6 +114,85 @@ answers. This build only documents its flags.`)
 		fmt.Fprintf(stderr, "harvester: %v\n", err)
 		return 2
 	}
-	fmt.Fprintln(stderr, "harvester: this build has no harvester service yet; only --help is available")
-	return 2
+	log, err := ops.NewLogger(stderr, o.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "harvester: %v\n", err)
+		return 2
+	}
+	brokers, err := bus.SplitBrokers(o.brokers)
+	if err != nil {
+		fmt.Fprintf(stderr, "harvester: --kafka-brokers: %v\n", err)
+		return 2
+	}
+	mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret})
+	if err != nil {
+		fmt.Fprintf(stderr, "harvester: %v\n", err)
+		return 2
+	}
+	bc, err := baidu.New(baidu.Config{BaseURL: o.baiduURL, APIKey: o.baiduKey, SecretKey: o.baiduSK})
+	if err != nil {
+		fmt.Fprintf(stderr, "harvester: %v\n", err)
+		return 2
+	}
+	reg := ops.NewRegistry()
+	mln, err := net.Listen("tcp", o.metricsAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "harvester: --metrics-addr: %v\n", err)
+		return 1
+	}
+	topics := []string{o.events, o.state, o.raw, o.dlq}
+	ready := func(ctx context.Context) error { return bus.CheckTopics(ctx, brokers, topics...) }
+	opsSrv := ops.NewServer(ops.Mux(reg, ops.Check{Name: "kafka", Fn: ready}), log)
+	go func() { _ = opsSrv.Serve(mln) }()
+	defer opsSrv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigRun, sigStop := rungroup.SignalActor(os.Interrupt, syscall.SIGTERM)
+	go func() { _ = sigRun(); cancel() }()
+	defer sigStop(nil)
+
+	var h *harvester.Harvester
+	deadline := time.Now().Add(o.startupWait)
+	for {
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		h, err = harvester.New(sctx, harvester.Config{Brokers: brokers, GroupID: o.groupID, EventsTopic: o.events, StateTopic: o.state, RawTopic: o.raw, DLQTopic: o.dlq, Logger: log,
+			Engine: harvester.EngineConfig{Policy: o.pol, AccountWait: o.accountPause, CallTimeout: o.callTimeout, IntentGrace: o.intentGrace, Source: "/harvester", Metrics: harvester.NewMetrics(reg),
+				Callers: map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}},
+				Limits:  map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: o.megviiConc, QPS: o.megviiQPS}, contract.Baidu: {Concurrency: o.baiduConc, QPS: o.baiduQPS}}}})
+		scancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			log.Error("refusing to start", "error", err.Error())
+			return 1
+		}
+		log.Warn("waiting for Kafka and the topics", "error", err.Error())
+		time.Sleep(time.Second)
+	}
+	for _, w := range h.Writers() {
+		reg.MustRegister(bus.NewWriterCollector(w, "harvester"))
+	}
+	log.Info("harvester started", "group", o.groupID, "events", o.events, "state", o.state, "raw", o.raw)
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done:
+		case <-time.After(o.shutdownGrace):
+			log.Warn("shutdown grace exceeded; unfinished calls are settled by whoever restores their state")
+		}
+	}
+	if err != nil {
+		log.Error("harvester stopped", "error", err.Error())
+		return 1
+	}
+	log.Info("harvester stopped")
+	return 0
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/contract"
@@ -107,6 +106,3 @@ func (c BaiduCaller) Call(ctx context.Context, st *schedule.State, endpoint stri
 	return &contract.Response{Vendor: contract.Baidu, VerificationID: st.ID, Endpoint: endpoint, Params: params, HTTPStatus: meta.HTTPStatus,
 		ContentType: contentType(meta.Raw), Body: meta.Raw}, res
 }
-
-// callTimeout bounds one call, so a stuck vendor cannot hold a slot forever.
-const callTimeout = 60 * time.Second

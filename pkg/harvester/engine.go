@@ -58,6 +58,7 @@ type EngineConfig struct {
 	Store       StateStore
 	Raw         Publisher
 	Recorder    Recorder      // nil: intents carry no raw position (tests)
+	CallTimeout time.Duration // one vendor call at most (60 s)
 	IntentGrace time.Duration // how old a restored intent must be before it is resolved (call timeout + 30 s)
 	Now         clock.Now
 	Source      string // ce_source of published envelopes
@@ -123,8 +124,11 @@ func NewEngine(cfg EngineConfig) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 60 * time.Second
+	}
 	if cfg.IntentGrace <= 0 {
-		cfg.IntentGrace = callTimeout + 30*time.Second
+		cfg.IntentGrace = cfg.CallTimeout + 30*time.Second
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
@@ -465,7 +469,7 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 					return
 				}
 			}
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.CallTimeout)
 			start := time.Now()
 			resp, res := e.cfg.Callers[v].Call(cctx, &st, ep)
 			cancel()
@@ -611,33 +615,44 @@ func (e *Engine) publish(ctx context.Context, msgs ...kafka.Message) bool {
 	}
 }
 
-// finish publishes the terminal envelope, then closes the state.
+// finish stores the decision, publishes the terminal envelope, then closes
+// the state. A restart anywhere in between republishes the same envelope.
 func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now time.Time) {
 	e.mu.Lock()
+	if it.st.Closing == nil {
+		it.st.Closing = &schedule.Closing{Outcome: cl.Outcome, Reason: cl.Reason, DecidedAt: now}
+		if cl.Outcome == contract.OutcomeHarvested && it.st.LastError != "" {
+			it.st.Closing.Reason = it.st.LastError
+		}
+	}
+	saved := e.markDirtyLocked(it)
 	st := *it.st
 	deadline := e.pol.Deadline(it.st)
 	e.mu.Unlock()
+	select {
+	case <-saved:
+	case <-ctx.Done():
+		return
+	}
+	c := st.Closing
 	left := st.LastWindowLeft
 	if len(st.Responses) == 0 {
-		left = deadline.Sub(now).Seconds()
+		left = deadline.Sub(c.DecidedAt).Seconds()
 	}
-	t := contract.Terminal{Vendor: st.Vendor, VerificationID: st.ID, BizNo: st.BizNo, Outcome: cl.Outcome, Reason: cl.Reason, FlowStatus: st.FlowStatus,
-		Responses: append([]string{}, st.Responses...), IssuedAt: st.IssuedAt, CompletedAt: st.CompletedAt, DecidedAt: now, Deadline: deadline, WindowLeftSeconds: left}
-	if cl.Outcome == contract.OutcomeHarvested && st.LastError != "" {
-		t.Reason = st.LastError
-	}
+	t := contract.Terminal{Vendor: st.Vendor, VerificationID: st.ID, BizNo: st.BizNo, Outcome: c.Outcome, Reason: c.Reason, FlowStatus: st.FlowStatus,
+		Responses: append([]string{}, st.Responses...), IssuedAt: st.IssuedAt, CompletedAt: st.CompletedAt, DecidedAt: c.DecidedAt, Deadline: deadline, WindowLeftSeconds: left}
 	if !e.publish(ctx, t.Message(e.cfg.Source)) {
 		return
 	}
-	e.m.terminals.WithLabelValues(string(st.Vendor), cl.Outcome).Inc()
-	if cl.Outcome == contract.OutcomeHarvested {
+	e.m.terminals.WithLabelValues(string(st.Vendor), c.Outcome).Inc()
+	if c.Outcome == contract.OutcomeHarvested {
 		e.m.windowLeft.WithLabelValues(string(st.Vendor)).Observe(left)
 	}
-	if cl.Outcome == contract.OutcomeExpired {
+	if c.Outcome == contract.OutcomeExpired {
 		e.m.deadlineMisses.WithLabelValues(string(st.Vendor)).Inc()
 	}
 	e.mu.Lock()
-	closed := now
+	closed := e.now()
 	it.closedAt = &closed
 	e.closed[it.key] = closed
 	ch := e.markDirtyLocked(it)

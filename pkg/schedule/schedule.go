@@ -60,22 +60,26 @@ func (p Policy) Validate() error {
 
 // State is one pending verification, as kept in the state topic.
 type State struct {
-	Vendor         contract.Vendor `json:"vendor"`
-	ID             string          `json:"id"`
-	BizNo          string          `json:"biz_no,omitempty"`
-	IssuedAt       *time.Time      `json:"issued_at,omitempty"` // from a token registration
-	FirstSeen      time.Time       `json:"first_seen"`          // the first event's receipt
-	FlowStatus     string          `json:"flow_status,omitempty"`
-	CompletedAt    *time.Time      `json:"completed_at,omitempty"` // Megvii final callback, Baidu completion
-	NextAt         time.Time       `json:"next_at"`
-	Failures       int             `json:"failures,omitempty"` // consecutive retryable failures
-	Spent          int             `json:"spent,omitempty"`    // Megvii get_result answers recorded (the budget used)
-	Attempts       int             `json:"attempts,omitempty"` // calls started, for response ids
-	Intent         *Intent         `json:"intent,omitempty"`
-	Responses      []string        `json:"responses,omitempty"`
-	Done           []string        `json:"done,omitempty"` // Baidu endpoints answered for good
-	LastError      string          `json:"last_error,omitempty"`
-	LastWindowLeft float64         `json:"last_window_left,omitempty"`
+	Vendor      contract.Vendor `json:"vendor"`
+	ID          string          `json:"id"`
+	BizNo       string          `json:"biz_no,omitempty"`
+	IssuedAt    *time.Time      `json:"issued_at,omitempty"` // from a token registration
+	FirstSeen   time.Time       `json:"first_seen"`          // the first event's receipt
+	FlowStatus  string          `json:"flow_status,omitempty"`
+	CompletedAt *time.Time      `json:"completed_at,omitempty"` // Megvii final callback, Baidu completion
+	NextAt      time.Time       `json:"next_at"`
+	Failures    int             `json:"failures,omitempty"` // consecutive retryable failures
+	Spent       int             `json:"spent,omitempty"`    // Megvii get_result answers recorded (the budget used)
+	Attempts    int             `json:"attempts,omitempty"` // calls started, for response ids
+	Intent      *Intent         `json:"intent,omitempty"`
+	Responses   []string        `json:"responses,omitempty"`
+	Done        []string        `json:"done,omitempty"` // Baidu endpoints answered for good
+	LastError   string          `json:"last_error,omitempty"`
+	// Closing is the terminal decision, stored before the terminal envelope
+	// is published so that a restart republishes the same envelope rather
+	// than deciding (or calling) again.
+	Closing        *Closing `json:"closing,omitempty"`
+	LastWindowLeft float64  `json:"last_window_left,omitempty"`
 }
 
 // Intent records that a limited call is about to be made: if the process dies
@@ -192,8 +196,18 @@ type Close struct {
 	Reason  string
 }
 
+// Closing is a stored terminal decision.
+type Closing struct {
+	Outcome   string    `json:"outcome"`
+	Reason    string    `json:"reason,omitempty"`
+	DecidedAt time.Time `json:"decided_at"`
+}
+
 // Plan decides what to do at now.
 func (p Policy) Plan(s *State, now time.Time) Action {
+	if s.Closing != nil {
+		return Action{Close: &Close{s.Closing.Outcome, s.Closing.Reason}}
+	}
 	if now.Before(s.NextAt) {
 		return Action{Wait: s.NextAt}
 	}
