@@ -160,6 +160,7 @@ type Config struct {
 	EventsTopic, StateTopic, RawTopic, DLQTopic string
 	Engine                                      EngineConfig // Store, Raw and Recorder are filled in by New
 	CommitInterval                              time.Duration
+	SessionTimeout, RebalanceTimeout            time.Duration // consumer group timeouts (10 s, 30 s)
 	Logger                                      *slog.Logger
 }
 
@@ -184,6 +185,12 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	}
 	if cfg.CommitInterval <= 0 {
 		cfg.CommitInterval = 200 * time.Millisecond
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 10 * time.Second
+	}
+	if cfg.RebalanceTimeout <= 0 {
+		cfg.RebalanceTimeout = 30 * time.Second
 	}
 	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
 	ne, err := partitionCount(ctx, c, cfg.EventsTopic)
@@ -237,8 +244,8 @@ func (h *Harvester) Run(ctx context.Context) error {
 	}()
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID: h.cfg.GroupID, Brokers: h.cfg.Brokers, Topics: []string{h.cfg.EventsTopic},
-		StartOffset: kafka.FirstOffset, HeartbeatInterval: time.Second, SessionTimeout: 10 * time.Second,
-		RebalanceTimeout: 20 * time.Second, JoinGroupBackoff: 500 * time.Millisecond, WatchPartitionChanges: true,
+		StartOffset: kafka.FirstOffset, HeartbeatInterval: h.cfg.SessionTimeout / 5, SessionTimeout: h.cfg.SessionTimeout,
+		RebalanceTimeout: h.cfg.RebalanceTimeout, JoinGroupBackoff: 500 * time.Millisecond, WatchPartitionChanges: true,
 	})
 	if err != nil {
 		return err

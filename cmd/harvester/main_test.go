@@ -1,0 +1,304 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/faceharvest/faceharvest/pkg/bus"
+	"github.com/faceharvest/faceharvest/pkg/clock"
+	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/devkafka"
+	"github.com/faceharvest/faceharvest/pkg/ingest"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/vendorsim"
+)
+
+var creds = map[string]string{"FACEHARVEST_MEGVII_API_KEY": "chaos-mk", "FACEHARVEST_MEGVII_API_SECRET": "chaos-ms", "FACEHARVEST_BAIDU_API_KEY": "chaos-bk", "FACEHARVEST_BAIDU_SECRET_KEY": "chaos-bs"}
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestHelpAndBadConfiguration(t *testing.T) {
+	var out bytes.Buffer
+	if run([]string{"--help"}, envOf(nil), &out, io.Discard) != 0 {
+		t.Fatal("--help failed")
+	}
+	for _, want := range []string{"--megvii-call-budget", "--megvii-last-chance", "--baidu-token-window", "--state-topic", "--intent-grace", "FACEHARVEST_BAIDU_SECRET_KEY", "FACEHARVEST_MEGVII_RETENTION"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %s", want)
+		}
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--megvii-call-budget=0"}, "budget"},
+		{[]string{"--megvii-last-chance=48h"}, "last-chance"},
+		{[]string{"--retry-min=1m", "--retry-max=1s"}, "retry"},
+		{[]string{"--kafka-brokers=x"}, "host:port"},
+	}
+	for _, c := range cases {
+		var errb bytes.Buffer
+		if code := run(c.args, envOf(creds), io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: %d %s", c.args, code, errb.String())
+		}
+	}
+	var errb bytes.Buffer
+	if run(nil, envOf(nil), io.Discard, &errb) != 2 || !strings.Contains(errb.String(), "FACEHARVEST_MEGVII_API_KEY") {
+		t.Errorf("missing credentials: %s", errb.String())
+	}
+}
+
+type replica struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+}
+
+// TestSIGKILLRestartsAndRebalance runs two harvester processes against the
+// simulator with windows shortened to seconds, kills them with SIGKILL at
+// random moments and restarts them, and then checks the laws: every
+// verification has exactly one terminal (by ce_id), no one-shot call was
+// repeated after its answer was recorded, no deadline was missed.
+func TestSIGKILLRestartsAndRebalance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("processes")
+	}
+	const evT, stT, rawT, dlqT = "faceid.events", "faceid.harvester.state", "faceid.results.raw", "faceid.dlq"
+	b, err := devkafka.Start(devkafka.Config{Partitions: 4, Topics: []string{evT, stT, rawT, dlqT}, MaxMessageBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	w := bus.NewWriter(bus.WriterConfig{Brokers: []string{b.Addr()}, Topic: evT})
+	defer w.Close()
+	in, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret(creds["FACEHARVEST_MEGVII_API_SECRET"])}, BearerTokens: []config.Secret{config.NewSecret("t")},
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := httptest.NewServer(in.Handler())
+	defer is.Close()
+	sim := vendorsim.New(vendorsim.Config{Clock: clock.NewSim(time.Now(), 1, nil), Seed: 11,
+		MegviiAPIKey: creds["FACEHARVEST_MEGVII_API_KEY"], MegviiAPISecret: creds["FACEHARVEST_MEGVII_API_SECRET"],
+		BaiduAPIKey: creds["FACEHARVEST_BAIDU_API_KEY"], BaiduSecretKey: creds["FACEHARVEST_BAIDU_SECRET_KEY"],
+		MegviiRetention: 60 * time.Second, BaiduVerifyTokenTTL: 10 * time.Second, BaiduRetention: 90 * time.Second, BaiduMediaRetention: 60 * time.Second,
+		MegviiLimits: vendorsim.Limits{Concurrency: 6}, BaiduLimits: vendorsim.Limits{Concurrency: 6},
+		Latency:         vendorsim.Latency{P50: 5 * time.Millisecond, P99: 40 * time.Millisecond},
+		Faults:          vendorsim.FaultRates{Internal: 0.03, Reset: 0.01, HTML: 0.01},
+		MegviiNotifyURL: is.URL + ingest.RouteMegviiCallback, BaiduSuccessURL: is.URL + ingest.RouteBaiduSuccess, BaiduFailureURL: is.URL + ingest.RouteBaiduFailure,
+		ImageBytes: 1024, CallbackBackoff: 500 * time.Millisecond})
+	ms, bs := httptest.NewServer(sim.MegviiHandler()), httptest.NewServer(sim.BaiduHandler())
+	defer ms.Close()
+	defer bs.Close()
+	sim.SetBaiduPublicURL(bs.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = sim.Run(ctx, 20*time.Millisecond) }()
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "harvester")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	var mu sync.Mutex
+	replicas := make([]*replica, 2)
+	start := func(i int) {
+		cmd := exec.Command(bin, "--kafka-brokers="+b.Addr(), "--metrics-addr=127.0.0.1:0", "--megvii-base-url="+ms.URL, "--baidu-base-url="+bs.URL,
+			"--megvii-retention=60s", "--megvii-last-chance=12s", "--baidu-token-window=10s", "--baidu-poll-delay=1s", "--baidu-retention=90s", "--baidu-media-retention=60s",
+			"--session-timeout=6s", "--rebalance-timeout=6s",
+			"--retry-min=200ms", "--retry-max=2s", "--call-timeout=2s", "--intent-grace=3s", "--megvii-concurrency=6", "--baidu-concurrency=6", "--log-level=warn")
+		cmd.Env = os.Environ()
+		for k, v := range creds {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		replicas[i] = &replica{cmd, &stderr}
+		mu.Unlock()
+	}
+	start(0)
+	start(1)
+	defer func() {
+		for _, r := range replicas {
+			_ = r.cmd.Process.Kill()
+			_ = r.cmd.Wait()
+		}
+	}()
+
+	// The workload: 160 Megvii and 80 Baidu verifications of every kind.
+	rng := rand.New(rand.NewPCG(5, 6))
+	var regs []ingest.Registration
+	megviiKeys := map[string]bool{}
+	expect := map[string]string{}
+	for i := 0; i < 160; i++ {
+		spec := vendorsim.MegviiSpec{StartAfter: vendorsim.Duration(300 * time.Millisecond), FinalAfter: vendorsim.Duration(time.Duration(1+rng.IntN(3)) * time.Second)}
+		switch x := rng.IntN(10); {
+		case x < 2:
+			spec.NoCallback = true
+		case x < 3:
+			spec.FinalStatus = "PROCESSING"
+		}
+		c, err := sim.CreateMegvii(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regs = append(regs, ingest.Registration{Vendor: "megvii", VerificationID: c.BizID})
+		megviiKeys[contract.Key(contract.Megvii, c.BizID)] = true
+		expect[contract.Key(contract.Megvii, c.BizID)] = contract.OutcomeHarvested
+	}
+	for i := 0; i < 80; i++ {
+		spec := vendorsim.BaiduSpec{CompleteAfter: vendorsim.Duration(time.Duration(1+rng.IntN(3)) * time.Second)}
+		outcome := contract.OutcomeHarvested
+		switch x := rng.IntN(10); {
+		case x < 2:
+			spec.NoRedirect = true
+		case x < 3:
+			spec.Outcome = "failure"
+		case x < 4:
+			spec.NeverCompletes = true
+			outcome = contract.OutcomeNotVerified
+		}
+		c, err := sim.CreateBaidu(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		regs = append(regs, ingest.Registration{Vendor: "baidu", VerificationID: c.VerifyToken})
+		expect[contract.Key(contract.Baidu, c.VerifyToken)] = outcome
+	}
+	body, _ := json.Marshal(map[string]any{"tokens": regs})
+	req, _ := http.NewRequest("POST", is.URL+ingest.RouteTokens, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("register: %v %v", err, resp)
+	}
+	resp.Body.Close()
+
+	// Chaos: six SIGKILLs of a random replica, each restarted shortly after.
+	for k := 0; k < 6; k++ {
+		time.Sleep(time.Duration(2500+rng.IntN(2500)) * time.Millisecond)
+		i := rng.IntN(2)
+		mu.Lock()
+		r := replicas[i]
+		mu.Unlock()
+		_ = r.cmd.Process.Signal(syscall.SIGKILL)
+		_ = r.cmd.Wait()
+		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
+		start(i)
+	}
+	// Then let both run until every verification has its terminal.
+	var terms map[string][]contract.Terminal
+	var recorded200 map[string]bool
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		terms, recorded200 = readRaw(t, b.Addr(), rawT)
+		if len(terms) >= len(expect) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	for _, r := range replicas {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for key, want := range expect {
+		ts := terms[key]
+		if len(ts) == 0 {
+			t.Errorf("%s: no terminal", key)
+			continue
+		}
+		for _, x := range ts[1:] {
+			if x.Outcome != ts[0].Outcome || !x.DecidedAt.Equal(ts[0].DecidedAt) {
+				t.Errorf("%s: duplicate terminals differ: %+v vs %+v", key, ts[0], x)
+			}
+		}
+		got := ts[0].Outcome
+		// A one-shot answer lost in a crash before it was recorded is honestly "lost".
+		if got != want && !(got == contract.OutcomeLost && megviiKeys[key] && !recorded200[key]) {
+			t.Errorf("%s: outcome %s (%s), want %s", key, got, ts[0].Reason, want)
+		}
+		if got == contract.OutcomeExpired {
+			t.Errorf("%s: deadline missed", key)
+		}
+	}
+	for key := range megviiKeys {
+		_, id, _ := contract.SplitKey(key)
+		st, _ := sim.Megvii(id)
+		if st.Served > 1 {
+			t.Errorf("%s: served %d times", key, st.Served)
+		}
+		if recorded200[key] && st.Outcomes[megvii.ErrDataDestroyed] > 0 {
+			t.Errorf("%s: called again after its answer was recorded: %v", key, st.Outcomes)
+		}
+	}
+	lost := 0
+	for _, ts := range terms {
+		if ts[0].Outcome == contract.OutcomeLost {
+			lost++
+		}
+	}
+	t.Logf("%d verifications, %d terminals, %d lost to a crash between call and record, sim: %+v", len(expect), len(terms), lost, sim.Stats())
+	if t.Failed() {
+		for i, r := range replicas {
+			t.Logf("replica %d stderr:\n%s", i, tail(r.stderr.String(), 3000))
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// readRaw returns terminals by key and the keys with a recorded HTTP 200 answer.
+func readRaw(t *testing.T, broker, topic string) (map[string][]contract.Terminal, map[string]bool) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	terms := map[string][]contract.Terminal{}
+	ok200 := map[string]bool{}
+	for ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			h := map[string]string{}
+			for _, x := range r.Headers {
+				h[x.Key] = string(x.Value)
+			}
+			if h[contract.HeaderType] == contract.TypeHarvestTerminal {
+				var tm contract.Terminal
+				_ = json.Unmarshal(r.Value, &tm)
+				terms[string(r.Key)] = append(terms[string(r.Key)], tm)
+			} else if h[contract.HeaderHTTPStatus] == strconv.Itoa(200) {
+				ok200[string(r.Key)] = true
+			}
+		})
+	}
+	return terms, ok200
+}
