@@ -64,6 +64,9 @@ type EngineConfig struct {
 	Source      string // ce_source of published envelopes
 	Logger      *slog.Logger
 	Metrics     *Metrics
+	// FIFO orders due work by arrival instead of deadline: a baseline for
+	// benchmarks, never for production.
+	FIFO bool
 }
 
 // Engine keeps every pending verification of the partitions this process
@@ -84,6 +87,7 @@ type Engine struct {
 	lim    map[contract.Vendor]*limiter
 	wake   chan struct{}
 	wg     sync.WaitGroup // workers and savers
+	seq    uint64
 }
 
 type item struct {
@@ -241,6 +245,10 @@ func (e *Engine) placeLocked(it *item) {
 		return
 	}
 	it.deadline = e.pol.Deadline(it.st)
+	if e.cfg.FIFO {
+		e.seq++
+		it.deadline = time.Unix(0, int64(e.seq)) // arrival order
+	}
 	if it.st.NextAt.After(e.now()) {
 		heap.Push(&e.wait, it)
 	} else if d := e.due[it.st.Vendor]; d != nil {
@@ -394,8 +402,9 @@ func (e *Engine) gaugesLocked() {
 func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 	defer e.wg.Done()
 	rateLimited := false
+	var took time.Duration
 	defer func() {
-		l.release(e.now(), rateLimited)
+		l.release(e.now(), rateLimited, took)
 		e.mu.Lock()
 		it.busy = false
 		ps := e.parts[it.part]
@@ -481,6 +490,9 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 			e.m.calls.WithLabelValues(string(v), ep, outcome).Inc()
 			e.m.callDuration.WithLabelValues(string(v), ep).Observe(time.Since(start).Seconds())
 			rateLimited = rateLimited || outcome == "rate_limited"
+			if outcome == "ok" {
+				took = time.Since(start)
+			}
 			e.mu.Lock()
 			deadline := e.pol.Deadline(it.st)
 			e.mu.Unlock()

@@ -435,3 +435,14 @@ func (h *Harvester) restore(ctx context.Context, p int) (map[string]*StateRecord
 	})
 	return recs, err
 }
+
+// RestoreInto restores partition p into the engine, as an assignment would
+// (benchmarks).
+func (h *Harvester) RestoreInto(ctx context.Context, p int) error {
+	recs, err := h.restore(ctx, p)
+	if err != nil {
+		return err
+	}
+	h.eng.AddPartition(p, recs)
+	return nil
+}

@@ -20,6 +20,8 @@ type limiter struct {
 	last        time.Time
 	pausedUntil time.Time
 	lastCut     time.Time
+	ceiling     float64       // the limit at the last cut: approached slowly
+	rtt         time.Duration // smoothed latency of successful calls
 }
 
 func newLimiter(maxConc int, qps float64, now time.Time) *limiter {
@@ -46,20 +48,33 @@ func (l *limiter) acquire(now time.Time) bool {
 }
 
 // release returns a slot and adapts the limit to how the call went.
-func (l *limiter) release(now time.Time, rateLimited bool) {
+func (l *limiter) release(now time.Time, rateLimited bool, took time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inflight--
 	if rateLimited {
-		// Halve at most once per second: a burst of rejections from one
-		// overload is one signal.
-		if now.Sub(l.lastCut) >= time.Second {
+		// Halve at most once per round trip: the rejections of one overload
+		// are one signal.
+		if now.Sub(l.lastCut) >= max(l.rtt, 10*time.Millisecond) {
+			l.ceiling = l.limit
 			l.limit = math.Max(1, l.limit/2)
 			l.lastCut = now
 		}
 		return
 	}
-	l.limit = math.Min(l.max, l.limit+1/l.limit)
+	if took > 0 {
+		if l.rtt == 0 {
+			l.rtt = took
+		}
+		l.rtt = (7*l.rtt + took) / 8
+	}
+	step := 1 / l.limit
+	if l.ceiling > 0 && l.limit >= 0.8*l.ceiling {
+		// Near the level that overloaded the vendor: creep, so that replicas
+		// settle just below it instead of oscillating around it.
+		step /= 20
+	}
+	l.limit = math.Min(l.max, l.limit+step)
 }
 
 // pause stops new calls until until.

@@ -15,18 +15,18 @@ func TestLimiterAIMD(t *testing.T) {
 	if n != 8 {
 		t.Fatalf("acquired %d of 8", n)
 	}
-	l.release(now, true) // halve
-	l.release(now, true) // same second: no second cut
+	l.release(now, true, 0) // halve
+	l.release(now, true, 0) // same round trip: no second cut
 	if lim, _, _ := l.state(now); lim != 4 {
 		t.Fatalf("limit %v after a rate-limit answer", lim)
 	}
 	now = now.Add(2 * time.Second)
-	l.release(now, true)
+	l.release(now, true, 0)
 	if lim, _, _ := l.state(now); lim != 2 {
 		t.Fatalf("limit %v", lim)
 	}
 	for i := 0; i < 5; i++ {
-		l.release(now, false)
+		l.release(now, false, 0)
 	}
 	lim, inflight, _ := l.state(now)
 	if inflight != 0 || lim <= 2 || lim > 4.5 {
@@ -34,7 +34,7 @@ func TestLimiterAIMD(t *testing.T) {
 	}
 	for i := 0; i < 1000; i++ {
 		if l.acquire(now) {
-			l.release(now, false)
+			l.release(now, false, 0)
 		}
 	}
 	if lim, _, _ := l.state(now); lim != 8 {

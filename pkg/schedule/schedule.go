@@ -30,6 +30,9 @@ type Policy struct {
 
 	RetryMin time.Duration // first retry after a failure (5 s), doubling
 	RetryMax time.Duration // longest pause between retries (5 min)
+	// RateLimitRetry is the pause after a rate-limit answer (500 ms): the
+	// adaptive limit, not the verification, absorbs the overload.
+	RateLimitRetry time.Duration
 }
 
 // Defaults returns the documents' values: the strictest reading (one day,
@@ -39,7 +42,7 @@ func Defaults() Policy {
 		MegviiRetention: 24 * time.Hour, MegviiCallBudget: 1, MegviiLastChance: 30 * time.Minute,
 		BaiduTokenWindow: 2 * time.Hour, BaiduRetention: 72 * time.Hour, BaiduMediaRetention: 24 * time.Hour, BaiduPollDelay: 5 * time.Minute,
 		BaiduDetail: true, BaiduMedia: true,
-		RetryMin: 5 * time.Second, RetryMax: 5 * time.Minute,
+		RetryMin: 5 * time.Second, RetryMax: 5 * time.Minute, RateLimitRetry: 500 * time.Millisecond,
 	}
 }
 
@@ -297,6 +300,18 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 		s.LastError = r.Message
 		s.NextAt = now
 		return nil, true
+	}
+	if r.Class == vendorerr.RateLimited {
+		s.LastError = r.Message
+		wait := p.RateLimitRetry
+		if wait <= 0 {
+			wait = 500 * time.Millisecond
+		}
+		if jitter != nil {
+			wait += jitter(s.Key(), s.Attempts) * wait / max(p.RetryMin, 1)
+		}
+		s.NextAt = now.Add(wait)
+		return nil, false
 	}
 	// Retryable, or a fault on our side: try again later, within the window.
 	s.LastError = r.Message

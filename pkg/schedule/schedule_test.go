@@ -94,7 +94,7 @@ func TestMegviiOutcomes(t *testing.T) {
 		{"harvested", Result{Recorded: true, Served: true, ResponseID: "r"}, contract.OutcomeHarvested, false, false},
 		{"not found", Result{Class: vendorerr.NotFound, Recorded: true}, contract.OutcomeNotFound, false, false},
 		{"destroyed", Result{Class: vendorerr.Destroyed, Recorded: true}, contract.OutcomeLost, false, false},
-		{"rate limited: retry", Result{Class: vendorerr.RateLimited}, "", true, false},
+		{"rate limited: retry soon", Result{Class: vendorerr.RateLimited}, "", false, false},
 		{"internal error: retry", Result{Class: vendorerr.VendorFault, Recorded: true}, "", true, false},
 		{"reset, nothing recorded: retry", Result{Class: vendorerr.VendorFault}, "", true, false},
 		{"malformed 200 spends the budget: no second call", Result{Class: vendorerr.VendorFault, Recorded: true, Served: true}, contract.OutcomeFailed, false, false},
@@ -115,6 +115,9 @@ func TestMegviiOutcomes(t *testing.T) {
 			}
 			if c.retry && !s.NextAt.Equal(now.Add(p.RetryMin)) {
 				t.Fatalf("retry at %s", s.NextAt.Sub(now))
+			}
+			if c.result.Class == vendorerr.RateLimited && (!s.NextAt.Equal(now.Add(p.RateLimitRetry)) || s.Failures != 0) {
+				t.Fatalf("rate-limit retry at %s, failures %d", s.NextAt.Sub(now), s.Failures)
 			}
 		})
 	}
