@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -68,12 +69,12 @@ func TestHelpAndBadConfiguration(t *testing.T) {
 }
 
 type replica struct {
-	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	cmd *exec.Cmd
 }
 
 // TestSIGKILLRestartsAndRebalance runs two harvester processes against the
-// simulator with windows shortened to seconds, kills them with SIGKILL at
+// simulator with windows shortened to minutes (still longer than a consumer
+// group needs to recover from a dead member), kills them with SIGKILL at
 // random moments and restarts them, and then checks the laws: every
 // verification has exactly one terminal (by ce_id), no one-shot call was
 // repeated after its answer was recorded, no deadline was missed.
@@ -99,7 +100,7 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	sim := vendorsim.New(vendorsim.Config{Clock: clock.NewSim(time.Now(), 1, nil), Seed: 11,
 		MegviiAPIKey: creds["FACEHARVEST_MEGVII_API_KEY"], MegviiAPISecret: creds["FACEHARVEST_MEGVII_API_SECRET"],
 		BaiduAPIKey: creds["FACEHARVEST_BAIDU_API_KEY"], BaiduSecretKey: creds["FACEHARVEST_BAIDU_SECRET_KEY"],
-		MegviiRetention: 60 * time.Second, BaiduVerifyTokenTTL: 10 * time.Second, BaiduRetention: 90 * time.Second, BaiduMediaRetention: 60 * time.Second,
+		MegviiRetention: 150 * time.Second, BaiduVerifyTokenTTL: 10 * time.Second, BaiduRetention: 150 * time.Second, BaiduMediaRetention: 150 * time.Second,
 		MegviiLimits: vendorsim.Limits{Concurrency: 6}, BaiduLimits: vendorsim.Limits{Concurrency: 6},
 		Latency:         vendorsim.Latency{P50: 5 * time.Millisecond, P99: 40 * time.Millisecond},
 		Faults:          vendorsim.FaultRates{Internal: 0.03, Reset: 0.01, HTML: 0.01},
@@ -122,20 +123,24 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	replicas := make([]*replica, 2)
 	start := func(i int) {
 		cmd := exec.Command(bin, "--kafka-brokers="+b.Addr(), "--metrics-addr=127.0.0.1:0", "--megvii-base-url="+ms.URL, "--baidu-base-url="+bs.URL,
-			"--megvii-retention=60s", "--megvii-last-chance=12s", "--baidu-token-window=10s", "--baidu-poll-delay=1s", "--baidu-retention=90s", "--baidu-media-retention=60s",
-			"--session-timeout=6s", "--rebalance-timeout=6s",
-			"--retry-min=200ms", "--retry-max=2s", "--call-timeout=2s", "--intent-grace=3s", "--megvii-concurrency=6", "--baidu-concurrency=6", "--log-level=warn")
+			"--megvii-retention=150s", "--megvii-last-chance=125s", "--baidu-token-window=10s", "--baidu-poll-delay=1s", "--baidu-retention=150s", "--baidu-media-retention=150s",
+			"--session-timeout=6s", "--rebalance-timeout=15s",
+			"--retry-min=200ms", "--retry-max=2s", "--call-timeout=2s", "--intent-grace=3s", "--megvii-concurrency=6", "--baidu-concurrency=6", "--log-level=info")
 		cmd.Env = os.Environ()
 		for k, v := range creds {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		logf, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("replica%d.log", i)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = logf
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		_ = logf.Close()
 		mu.Lock()
-		replicas[i] = &replica{cmd, &stderr}
+		replicas[i] = &replica{cmd: cmd}
 		mu.Unlock()
 	}
 	start(0)
@@ -212,7 +217,7 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	// Then let both run until every verification has its terminal.
 	var terms map[string][]contract.Terminal
 	var recorded200 map[string]bool
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(140 * time.Second)
 	for {
 		terms, recorded200 = readRaw(t, b.Addr(), rawT)
 		if len(terms) >= len(expect) || time.Now().After(deadline) {
@@ -261,8 +266,9 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	}
 	t.Logf("%d verifications, %d terminals, %d lost to a crash between call and record, sim: %+v", len(expect), len(terms), lost, sim.Stats())
 	if t.Failed() {
-		for i, r := range replicas {
-			t.Logf("replica %d stderr:\n%s", i, tail(r.stderr.String(), 3000))
+		for i := range replicas {
+			b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("replica%d.log", i)))
+			t.Logf("replica %d log:\n%s", i, tail(string(b), 6000))
 		}
 	}
 }
