@@ -45,6 +45,7 @@ lint: $(TOOLS)/staticcheck
 bench: wrk
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 20m $(PKGS)
 	$(GO) run ./bench/ingest -out $(BIN)/bench-ingest.json
+	$(GO) run ./bench/harvester -out $(BIN)/bench-harvester.json
 
 # wrk (Debian's package) generates HTTP load from a separate process.
 wrk:
