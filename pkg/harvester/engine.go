@@ -563,18 +563,7 @@ func (e *Engine) resolveIntent(ctx context.Context, it *item, in schedule.Intent
 		env, _ := contract.FromMessage(m)
 		if env.Type == contract.TypeHarvestTerminal {
 			e.m.intentsResolved.WithLabelValues("terminal").Inc()
-			e.mu.Lock()
-			closed := now
-			it.closedAt = &closed
-			e.closed[it.key] = closed
-			ch := e.markDirtyLocked(it)
-			e.mu.Unlock()
-			<-ch
-			e.mu.Lock()
-			if e.items[it.key] == it {
-				delete(e.items, it.key)
-			}
-			e.mu.Unlock()
+			e.closeItem(it, now)
 			return false
 		}
 	}
@@ -663,10 +652,15 @@ func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now ti
 	if c.Outcome == contract.OutcomeExpired {
 		e.m.deadlineMisses.WithLabelValues(string(st.Vendor)).Inc()
 	}
+	e.closeItem(it, e.now())
+}
+
+// closeItem replaces the state with a closed marker and, once that is
+// stored, forgets the item; later events for the key start nothing.
+func (e *Engine) closeItem(it *item, at time.Time) {
 	e.mu.Lock()
-	closed := e.now()
-	it.closedAt = &closed
-	e.closed[it.key] = closed
+	it.closedAt = &at
+	e.closed[it.key] = at
 	ch := e.markDirtyLocked(it)
 	e.mu.Unlock()
 	<-ch

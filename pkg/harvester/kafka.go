@@ -141,13 +141,29 @@ func readRange(ctx context.Context, brokers []string, c *kafka.Client, topic str
 	if err := rd.SetOffset(offset); err != nil {
 		return err
 	}
+	next := offset
 	for {
-		m, err := rd.FetchMessage(ctx)
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		m, err := rd.FetchMessage(fctx)
+		cancel()
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Nothing came: the records up to end may be gone (retention,
+			// compaction). Done if nothing readable remains below end.
+			first, _, oerr := offsets(ctx, c, topic, p)
+			if oerr != nil {
+				return oerr
+			}
+			if max(next, first) >= end {
+				return nil
+			}
+			return fmt.Errorf("reading %s/%d: no record between %d and %d within 5 s", topic, p, max(next, first), end)
 		}
 		fn(m)
-		if m.Offset >= end-1 {
+		next = m.Offset + 1
+		if next >= end {
 			return nil
 		}
 	}
@@ -246,6 +262,12 @@ func (h *Harvester) Run(ctx context.Context) error {
 		ID: h.cfg.GroupID, Brokers: h.cfg.Brokers, Topics: []string{h.cfg.EventsTopic},
 		StartOffset: kafka.FirstOffset, HeartbeatInterval: h.cfg.SessionTimeout / 5, SessionTimeout: h.cfg.SessionTimeout,
 		RebalanceTimeout: h.cfg.RebalanceTimeout, JoinGroupBackoff: 500 * time.Millisecond, WatchPartitionChanges: true,
+		// kafka-go gives a JoinGroup Timeout + RebalanceTimeout before it gives
+		// up; if that is no longer than the coordinator's own wait for members
+		// that died mid-rebalance, every survivor times out just before the
+		// group forms, rejoins as a new member and restarts the wait: the group
+		// never forms. A generous Timeout lets the coordinator finish first.
+		Timeout: h.cfg.RebalanceTimeout + 15*time.Second,
 	})
 	if err != nil {
 		return err
@@ -268,6 +290,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		h.log.Info("generation joined", "generation", gen.ID, "member", gen.MemberID, "partitions", len(gen.Assignments[h.cfg.EventsTopic]))
 		for _, a := range gen.Assignments[h.cfg.EventsTopic] {
 			a := a
 			gen.Start(func(gctx context.Context) { h.runPartition(gctx, gen, a.ID, a.Offset) })
@@ -282,10 +305,22 @@ type pendingOffset struct {
 
 func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p int, offset int64) {
 	start := time.Now()
-	recs, err := h.restore(ctx, p)
-	if err != nil {
-		h.log.Error("restoring partition failed", "partition", p, "error", err.Error())
-		return
+	h.log.Info("restoring partition", "partition", p, "generation", gen.ID)
+	var recs map[string]*StateRecord
+	for {
+		var err error
+		if recs, err = h.restore(ctx, p); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		h.log.Error("restoring partition failed; retrying", "partition", p, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
 	}
 	h.eng.m.restoreSeconds.Observe(time.Since(start).Seconds())
 	pending := 0
