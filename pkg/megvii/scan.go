@@ -3,6 +3,7 @@ package megvii
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 )
 
 // errSyntax is returned by topLevel for anything that is not one valid JSON
@@ -30,7 +31,13 @@ func topLevel(b []byte, want ...string) (map[string][]byte, error) {
 		if !p.str() {
 			return nil, errSyntax
 		}
-		key := b[ks+1 : p.i-1]
+		key := string(b[ks+1 : p.i-1])
+		if strings.IndexByte(key, '\\') >= 0 {
+			// encoding/json matches keys after unescaping them.
+			if err := json.Unmarshal(b[ks:p.i], &key); err != nil {
+				return nil, errSyntax
+			}
+		}
 		p.ws()
 		if !p.eat(':') {
 			return nil, errSyntax
@@ -41,7 +48,9 @@ func topLevel(b []byte, want ...string) (map[string][]byte, error) {
 			return nil, errSyntax
 		}
 		for _, w := range want {
-			if string(key) == w {
+			// Case-insensitively, as encoding/json matches fields: the
+			// harvester and archiver decode with it, and must agree.
+			if strings.EqualFold(key, w) {
 				out[w] = b[vs:p.i]
 			}
 		}
