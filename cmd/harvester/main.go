@@ -4,9 +4,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"syscall"
@@ -26,6 +26,8 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
 type options struct {
+	level                                      slog.Level
+	brokerList                                 []string
 	brokers, metricsAddr, groupID, logLevel    string
 	events, state, raw, dlq                    string
 	megviiURL, baiduURL                        string
@@ -105,28 +107,23 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 		}
 		*s.dst = l[0]
 	}
+	var err error
+	if o.level, err = config.ParseLevel(o.logLevel); err != nil {
+		return nil, err
+	}
+	if o.brokerList, err = bus.SplitBrokers(o.brokers); err != nil {
+		return nil, fmt.Errorf("--kafka-brokers: %w", err)
+	}
 	return o, nil
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	o, err := parse(args, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "harvester: %v\n", err)
-		return 2
+		return config.ExitCode("harvester", stderr, err)
 	}
-	log, err := ops.NewLogger(stderr, o.logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "harvester: %v\n", err)
-		return 2
-	}
-	brokers, err := bus.SplitBrokers(o.brokers)
-	if err != nil {
-		fmt.Fprintf(stderr, "harvester: --kafka-brokers: %v\n", err)
-		return 2
-	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.level}))
+	brokers := o.brokerList
 	mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret})
 	if err != nil {
 		fmt.Fprintf(stderr, "harvester: %v\n", err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"syscall"
@@ -24,6 +25,8 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
 type options struct {
+	level                                         slog.Level
+	brokerList                                    []string
 	brokers, listen, metricsAddr, topic, logLevel string
 	batchTimeout, shutdownGrace                   time.Duration
 	batchSize                                     int
@@ -69,28 +72,22 @@ and 503 with Retry-After when it did not in time.`)
 	if c.BearerTokens, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_INGEST_TOKENS"); err != nil {
 		return nil, err
 	}
+	if o.level, err = config.ParseLevel(o.logLevel); err != nil {
+		return nil, err
+	}
+	if o.brokerList, err = bus.SplitBrokers(o.brokers); err != nil {
+		return nil, fmt.Errorf("--kafka-brokers: %w", err)
+	}
 	return o, nil
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	o, err := parse(args, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ingest: %v\n", err)
-		return 2
+		return config.ExitCode("ingest", stderr, err)
 	}
-	log, err := ops.NewLogger(stderr, o.logLevel)
-	if err != nil {
-		fmt.Fprintf(stderr, "ingest: %v\n", err)
-		return 2
-	}
-	brokers, err := bus.SplitBrokers(o.brokers)
-	if err != nil {
-		fmt.Fprintf(stderr, "ingest: --kafka-brokers: %v\n", err)
-		return 2
-	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.level}))
+	brokers := o.brokerList
 	reg := ops.NewRegistry()
 	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: o.topic, BatchTimeout: o.batchTimeout, BatchSize: o.batchSize})
 	reg.MustRegister(bus.NewWriterCollector(w, "ingest"))

@@ -205,3 +205,22 @@ func (fs *FlagSet) EnvNames() []string {
 	sort.Strings(out)
 	return out
 }
+
+// ExitCode reports a parse outcome the way every binary does: 0 after
+// --help, otherwise the error prefixed with the binary's name and 2.
+func ExitCode(name string, stderr io.Writer, err error) int {
+	if errors.Is(err, ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", name, err)
+	return 2
+}
+
+// ParseLevel reads a log level: debug, info, warn or error.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
