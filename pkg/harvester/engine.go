@@ -757,3 +757,21 @@ func (e *Engine) busyCount() int {
 	}
 	return n
 }
+
+// NextWake returns the earliest time a waiting verification becomes due
+// (zero when none waits), so tests can jump the clock from event to event.
+func (e *Engine) NextWake() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.wait.Len() == 0 {
+		return time.Time{}
+	}
+	return e.wait[0].st.NextAt
+}
+
+// Partitions returns how many partitions the engine owns.
+func (e *Engine) Partitions() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.parts)
+}

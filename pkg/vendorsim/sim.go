@@ -475,3 +475,14 @@ func (s *Sim) Inflight(vendor string) int64 {
 	}
 	return s.megviiGate.inflight.Load()
 }
+
+// NextDelivery returns when the next callback or redirect is due (zero when
+// none waits), so tests can jump the clock from event to event.
+func (s *Sim) NextDelivery() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.due.Len() == 0 {
+		return time.Time{}
+	}
+	return s.due[0].at
+}

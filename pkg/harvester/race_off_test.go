@@ -1,0 +1,5 @@
+//go:build !race
+
+package harvester
+
+const raceEnabled = false
