@@ -26,6 +26,8 @@ test: unit fuzz
 unit:
 	$(GO) mod download
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
+	# The full-scale harvester run (10,000 verifications) without the race detector's tenfold slowdown.
+	$(GO) test -count=1 -timeout 10m -run '^TestTenThousandWithFaultsStormsAndRebalance$$' ./pkg/harvester
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParseResult$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
