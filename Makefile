@@ -13,7 +13,7 @@ PKGS      := ./...
 DEV_ENV := FACEHARVEST_MEGVII_API_KEY=dev-megvii-key FACEHARVEST_MEGVII_API_SECRET=dev-megvii-secret \
            FACEHARVEST_BAIDU_API_KEY=dev-baidu-ak FACEHARVEST_BAIDU_SECRET_KEY=dev-baidu-sk
 
-.PHONY: all build test unit fuzz lint bench wrk run clean
+.PHONY: all build test unit fuzz lint bench wrk minio run clean
 
 all: build
 
@@ -34,6 +34,14 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeCallback$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
 	$(GO) test -run='^$$' -fuzz='^FuzzSummarize$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./pkg/baidu
+
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+
+## minio: the S3-compatible server the object-store contract tests run against (built from source).
+minio: $(TOOLS)/minio
+
+$(TOOLS)/minio:
+	GOBIN=$(TOOLS) $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 
 $(TOOLS)/staticcheck:
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -1,0 +1,90 @@
+// Package devs3 runs a real S3-compatible server process (MinIO) on
+// loopback for development and tests.
+package devs3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Binary finds the MinIO server: $FACEHARVEST_MINIO_BIN, bin/tools/minio
+// above dir, or minio on the PATH.
+func Binary(dir string) (string, error) {
+	if b := os.Getenv("FACEHARVEST_MINIO_BIN"); b != "" {
+		return b, nil
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		c := filepath.Join(d, "bin", "tools", "minio")
+		if st, err := os.Stat(c); err == nil && !st.IsDir() {
+			return c, nil
+		}
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("MinIO not found: run make minio (or set FACEHARVEST_MINIO_BIN)")
+}
+
+// Server is a running MinIO.
+type Server struct {
+	cmd      *exec.Cmd
+	Endpoint string
+	User     string
+	Password string
+	DataDir  string
+	done     chan struct{}
+}
+
+// Start runs MinIO on a free loopback port with its data in dataDir.
+func Start(bin, dataDir, user, password string) (*Server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	cmd := exec.Command(bin, "server", dataDir, "--address", addr, "--console-address", "127.0.0.1:0", "--quiet")
+	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+user, "MINIO_ROOT_PASSWORD="+password, "MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start MinIO: %w", err)
+	}
+	s := &Server{cmd: cmd, Endpoint: "http://" + addr, User: user, Password: password, DataDir: dataDir, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(s.done) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/minio/health/live", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s, nil
+			}
+		}
+		select {
+		case <-s.done:
+			return nil, errors.New("MinIO exited during start-up")
+		case <-ctx.Done():
+			s.Stop()
+			return nil, errors.New("MinIO did not become live within 60 s")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Stop kills the server.
+func (s *Server) Stop() {
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	<-s.done
+}

@@ -1,0 +1,97 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/devs3"
+)
+
+// contract is what every Bucket must do.
+func contract(t *testing.T, b Bucket) {
+	ctx := context.Background()
+	small := []byte("\xff\xd8\xff evidence")
+	big := make([]byte, 9<<20+123) // beyond one part: multipart, streamed
+	_, _ = rand.Read(big)
+	cases := []struct {
+		name, key, ct string
+		body          []byte
+		size          int64
+	}{
+		{"known size", "megvii/2026-07-01/a.jpg", "image/jpeg", small, int64(len(small))},
+		{"unknown size streams", "baidu/2026-07-01/v.mp4", "video/mp4", big, -1},
+		{"empty", "megvii/2026-07-01/empty", "application/octet-stream", nil, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var body io.Reader = bytes.NewReader(c.body)
+			if c.size < 0 {
+				body = io.MultiReader(body) // not seekable
+			}
+			if err := b.Put(ctx, c.key, body, c.size, c.ct, map[string]string{"sha256": "abc"}); err != nil {
+				t.Fatal(err)
+			}
+			a, err := b.Attributes(ctx, c.key)
+			if err != nil || a.Size != int64(len(c.body)) || a.ContentType != c.ct || a.Metadata["sha256"] != "abc" {
+				t.Fatalf("attrs %+v %v", a, err)
+			}
+			r, err := b.Get(ctx, c.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(r)
+			r.Close()
+			if !bytes.Equal(got, c.body) {
+				t.Fatalf("read back %d bytes, want %d", len(got), len(c.body))
+			}
+		})
+	}
+	// Writing the same key again is harmless (idempotent re-processing).
+	if err := b.Put(ctx, "megvii/2026-07-01/a.jpg", bytes.NewReader(small), int64(len(small)), "image/jpeg", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Attributes(ctx, "megvii/nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+	if _, err := b.Get(ctx, "megvii/nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+	keys, err := b.List(ctx, "megvii/")
+	if err != nil || len(keys) != 2 || keys[0] != "megvii/2026-07-01/a.jpg" {
+		t.Fatalf("list %v %v", keys, err)
+	}
+	if err := b.Put(ctx, "x", bytes.NewReader(small), 99, "a/b", nil); err == nil {
+		t.Fatal("a size that does not match the body was accepted")
+	}
+}
+
+func TestMemoryContract(t *testing.T) { contract(t, NewMemory()) }
+
+// TestS3Contract runs the same suite against a real MinIO process.
+func TestS3Contract(t *testing.T) {
+	wd, _ := os.Getwd()
+	bin, err := devs3.Binary(wd)
+	if err != nil {
+		t.Skip(err.Error())
+	}
+	srv, err := devs3.Start(bin, t.TempDir(), "faceharvest", "faceharvest-dev-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	b, err := NewS3(S3Config{Endpoint: srv.Endpoint, Bucket: "evidence", PathStyle: true, PartSize: 5 << 20,
+		AccessKey: config.NewSecret(srv.User), SecretKey: config.NewSecret(srv.Password)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EnsureBucket(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	contract(t, b)
+}

@@ -1,0 +1,107 @@
+// Package objstore is the object store the archiver writes evidence to: a
+// small Bucket interface, an S3 implementation (aws-sdk-go-v2, settings that
+// work with MinIO and other S3-compatible stores) and an in-memory one for
+// unit tests, both held to one contract suite.
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// ErrNotFound is returned for a key that does not exist.
+var ErrNotFound = errors.New("object not found")
+
+// Attrs describe a stored object.
+type Attrs struct {
+	Size        int64
+	ContentType string
+	Metadata    map[string]string
+}
+
+// Bucket stores objects under keys.
+type Bucket interface {
+	// Put stores body under key. size is the body's length, or -1 when
+	// unknown (then the body is streamed in parts).
+	Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error
+	// Attributes returns an object's attributes, or ErrNotFound.
+	Attributes(ctx context.Context, key string) (Attrs, error)
+	// Get opens an object for reading, or returns ErrNotFound.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// List returns the keys under prefix, sorted.
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Memory is an in-memory Bucket.
+type Memory struct {
+	mu   sync.Mutex
+	objs map[string]memObject
+}
+
+type memObject struct {
+	data  []byte
+	attrs Attrs
+}
+
+// NewMemory returns an empty in-memory bucket.
+func NewMemory() *Memory { return &Memory{objs: map[string]memObject{}} }
+
+// Put implements Bucket.
+func (m *Memory) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	if size >= 0 && int64(len(b)) != size {
+		return errors.New("body length differs from the size given")
+	}
+	md := map[string]string{}
+	for k, v := range meta {
+		md[strings.ToLower(k)] = v
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objs[key] = memObject{data: b, attrs: Attrs{Size: int64(len(b)), ContentType: contentType, Metadata: md}}
+	return nil
+}
+
+// Attributes implements Bucket.
+func (m *Memory) Attributes(ctx context.Context, key string) (Attrs, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objs[key]
+	if !ok {
+		return Attrs{}, ErrNotFound
+	}
+	return o.attrs, nil
+}
+
+// Get implements Bucket.
+func (m *Memory) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.objs[key]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader(o.data)), nil
+}
+
+// List implements Bucket.
+func (m *Memory) List(ctx context.Context, prefix string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for k := range m.objs {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -1,0 +1,182 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/faceharvest/faceharvest/pkg/config"
+)
+
+// S3Config configures an S3 bucket.
+type S3Config struct {
+	Endpoint  string // e.g. http://127.0.0.1:9000; "" for AWS
+	Bucket    string
+	Region    string // us-east-1 when empty
+	AccessKey config.Secret
+	SecretKey config.Secret
+	// PathStyle addresses the bucket in the path (MinIO and most
+	// S3-compatible stores) rather than the host name.
+	PathStyle bool
+	// SSE asks for server-side encryption: "", "AES256" or "aws:kms".
+	SSE string
+	// PartSize is the multipart part size for streams of unknown or large
+	// size (8 MiB); smaller known-size bodies go in one PutObject.
+	PartSize   int64
+	HTTPClient *http.Client
+}
+
+// S3 is a Bucket in an S3-compatible store.
+type S3 struct {
+	cfg      S3Config
+	client   *s3.Client
+	uploader *manager.Uploader
+}
+
+// NewS3 returns a bucket client. Checksums are sent only when the API
+// requires them: some S3-compatible stores reject the SDK's default CRC32.
+func NewS3(cfg S3Config) (*S3, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("no bucket given")
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.PartSize <= 0 {
+		cfg.PartSize = 8 << 20
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Minute}
+	}
+	opts := s3.Options{
+		Region:                     cfg.Region,
+		UsePathStyle:               cfg.PathStyle,
+		HTTPClient:                 cfg.HTTPClient,
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+		RetryMaxAttempts:           3,
+	}
+	if cfg.Endpoint != "" {
+		opts.BaseEndpoint = aws.String(cfg.Endpoint)
+	}
+	if !cfg.AccessKey.Empty() {
+		opts.Credentials = credentials.NewStaticCredentialsProvider(cfg.AccessKey.Reveal(), cfg.SecretKey.Reveal(), "")
+	}
+	c := s3.New(opts)
+	up := manager.NewUploader(c, func(u *manager.Uploader) {
+		u.PartSize = cfg.PartSize
+		u.Concurrency = 2
+		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	})
+	return &S3{cfg: cfg, client: c, uploader: up}, nil
+}
+
+// EnsureBucket creates the bucket when it does not exist (development).
+func (b *S3) EnsureBucket(ctx context.Context) error {
+	_, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.cfg.Bucket})
+	if err == nil {
+		return nil
+	}
+	_, err = b.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b.cfg.Bucket})
+	var owned *types.BucketAlreadyOwnedByYou
+	if err != nil && !errors.As(err, &owned) {
+		return fmt.Errorf("create bucket %s: %w", b.cfg.Bucket, err)
+	}
+	return nil
+}
+
+// Put implements Bucket: one PutObject for a known size up to PartSize (a
+// bytes.Reader is seekable, so nothing is buffered twice), multipart
+// streaming otherwise.
+func (b *S3) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+	var sse types.ServerSideEncryption
+	if b.cfg.SSE != "" {
+		sse = types.ServerSideEncryption(b.cfg.SSE)
+	}
+	if size >= 0 && size <= b.cfg.PartSize {
+		rs, ok := body.(io.ReadSeeker)
+		if !ok {
+			data, err := io.ReadAll(io.LimitReader(body, size+1))
+			if err != nil {
+				return err
+			}
+			if int64(len(data)) != size {
+				return errors.New("body length differs from the size given")
+			}
+			rs = bytes.NewReader(data)
+		}
+		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: rs, ContentLength: aws.Int64(size),
+			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse})
+		return err
+	}
+	_, err := b.uploader.Upload(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: body,
+		ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse})
+	return err
+}
+
+func notFound(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NotFound", "NoSuchKey", "404":
+			return true
+		}
+	}
+	var nk *types.NoSuchKey
+	var nf *types.NotFound
+	return errors.As(err, &nk) || errors.As(err, &nf)
+}
+
+// Attributes implements Bucket.
+func (b *S3) Attributes(ctx context.Context, key string) (Attrs, error) {
+	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.cfg.Bucket, Key: &key})
+	if err != nil {
+		if notFound(err) {
+			return Attrs{}, ErrNotFound
+		}
+		return Attrs{}, err
+	}
+	a := Attrs{Size: aws.ToInt64(out.ContentLength), ContentType: aws.ToString(out.ContentType), Metadata: out.Metadata}
+	return a, nil
+}
+
+// Get implements Bucket.
+func (b *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.cfg.Bucket, Key: &key})
+	if err != nil {
+		if notFound(err) {
+			return nil, ErrNotFound
+		}
+		return nil, err
+	}
+	return out.Body, nil
+}
+
+// List implements Bucket.
+func (b *S3) List(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: &b.cfg.Bucket, Prefix: &prefix})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range page.Contents {
+			out = append(out, aws.ToString(o.Key))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
