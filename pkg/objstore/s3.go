@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -40,9 +39,8 @@ type S3Config struct {
 
 // S3 is a Bucket in an S3-compatible store.
 type S3 struct {
-	cfg      S3Config
-	client   *s3.Client
-	uploader *manager.Uploader
+	cfg    S3Config
+	client *s3.Client
 }
 
 // NewS3 returns a bucket client. Checksums are sent only when the API
@@ -74,13 +72,7 @@ func NewS3(cfg S3Config) (*S3, error) {
 	if !cfg.AccessKey.Empty() {
 		opts.Credentials = credentials.NewStaticCredentialsProvider(cfg.AccessKey.Reveal(), cfg.SecretKey.Reveal(), "")
 	}
-	c := s3.New(opts)
-	up := manager.NewUploader(c, func(u *manager.Uploader) {
-		u.PartSize = cfg.PartSize
-		u.Concurrency = 2
-		u.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-	})
-	return &S3{cfg: cfg, client: c, uploader: up}, nil
+	return &S3{cfg: cfg, client: s3.New(opts)}, nil
 }
 
 // EnsureBucket creates the bucket when it does not exist (development).
@@ -121,8 +113,53 @@ func (b *S3) Put(ctx context.Context, key string, body io.Reader, size int64, co
 			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse})
 		return err
 	}
-	_, err := b.uploader.Upload(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: body,
+	return b.multipart(ctx, key, body, contentType, meta, sse)
+}
+
+// multipart streams body in PartSize parts through one reused buffer, so a
+// 200 MB video never sits in memory whole; a failed upload is aborted.
+func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentType string, meta map[string]string, sse types.ServerSideEncryption) (err error) {
+	buf := make([]byte, b.cfg.PartSize)
+	n, rerr := io.ReadFull(body, buf)
+	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+		// It fits in one part after all.
+		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
+			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse})
+		return err
+	}
+	if rerr != nil {
+		return rerr
+	}
+	up, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key,
 		ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_, _ = b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, UploadId: up.UploadId})
+		}
+	}()
+	var parts []types.CompletedPart
+	for num := int32(1); ; num++ {
+		out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.cfg.Bucket, Key: &key, UploadId: up.UploadId, PartNumber: aws.Int32(num),
+			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n))})
+		if err != nil {
+			return err
+		}
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
+		n, rerr = io.ReadFull(body, buf)
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil && rerr != io.ErrUnexpectedEOF {
+			return rerr
+		}
+	}
+	_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
 	return err
 }
 
