@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -453,22 +455,60 @@ func (h *Harvester) commitLoop(ctx context.Context, gen *kafka.Generation, p int
 	}
 }
 
-// restore reads a partition of the state topic to its end.
+// restore reads a partition of the state topic to its end. The last record
+// of each key wins; values are decoded after the read, on every core.
 func (h *Harvester) restore(ctx context.Context, p int) (map[string]*StateRecord, error) {
-	recs := map[string]*StateRecord{}
+	raw := map[string][]byte{}
 	err := readRange(ctx, h.cfg.Brokers, h.client, h.cfg.StateTopic, p, kafka.FirstOffset, func(m kafka.Message) {
 		if m.Value == nil {
-			delete(recs, string(m.Key))
+			delete(raw, string(m.Key))
 			return
 		}
-		r, err := UnmarshalRecord(m.Value)
-		if err != nil {
-			h.log.Warn("undecodable state record skipped", "partition", p, "offset", m.Offset)
-			return
-		}
-		recs[string(m.Key)] = r
+		raw[string(m.Key)] = m.Value
 	})
-	return recs, err
+	if err != nil {
+		return nil, err
+	}
+	type kv struct {
+		key string
+		val []byte
+	}
+	jobs := make(chan kv, 1024)
+	var mu sync.Mutex
+	recs := make(map[string]*StateRecord, len(raw))
+	bad := 0
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := map[string]*StateRecord{}
+			for j := range jobs {
+				r, err := UnmarshalRecord(j.val)
+				if err != nil {
+					mu.Lock()
+					bad++
+					mu.Unlock()
+					continue
+				}
+				local[j.key] = r
+			}
+			mu.Lock()
+			for k, r := range local {
+				recs[k] = r
+			}
+			mu.Unlock()
+		}()
+	}
+	for k, v := range raw {
+		jobs <- kv{k, v}
+	}
+	close(jobs)
+	wg.Wait()
+	if bad > 0 {
+		h.log.Warn("undecodable state records skipped", "partition", p, "count", bad)
+	}
+	return recs, nil
 }
 
 // RestoreInto restores partition p into the engine, as an assignment would
