@@ -20,8 +20,8 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## test: unit, contract and process tests with the race detector, then brief fuzzing.
-test: unit fuzz
+## test: the S3-compatible server, unit, contract and process tests with the race detector, then brief fuzzing.
+test: minio unit fuzz
 
 unit:
 	$(GO) mod download
