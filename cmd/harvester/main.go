@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"syscall"
@@ -26,9 +25,8 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
 type options struct {
-	level                                      slog.Level
-	brokerList                                 []string
-	brokers, metricsAddr, groupID, logLevel    string
+	svc                                        ops.ServiceFlags
+	groupID                                    string
 	events, state, raw, dlq                    string
 	megviiURL, baiduURL                        string
 	megviiConc, baiduConc                      int
@@ -51,14 +49,12 @@ restart, a rebalance or a SIGKILL loses none. Every vendor answer goes to the ra
 for byte, and every verification ends with exactly one terminal envelope there.`)
 	o := &options{pol: schedule.Defaults()}
 	p := &o.pol
-	fs.StringVar(&o.brokers, "kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9102", "address serving /metrics, /healthz and /readyz")
+	o.svc.Register(fs, "127.0.0.1:9102")
 	fs.StringVar(&o.groupID, "group-id", "faceharvest-harvester", "Kafka consumer group")
 	fs.StringVar(&o.events, "events-topic", contract.DefaultEventsTopic, "topic of verification events")
 	fs.StringVar(&o.state, "state-topic", "faceid.harvester.state", "compacted topic of pending verifications; as many partitions as the events topic")
 	fs.StringVar(&o.raw, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes (max.message.bytes >= the largest answer)")
 	fs.StringVar(&o.dlq, "dlq-topic", contract.DefaultDLQTopic, "topic of undecodable events")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.megviiURL, "megvii-base-url", megvii.DefaultBaseURL, "Megvii API root")
 	fs.StringVar(&o.baiduURL, "baidu-base-url", baidu.DefaultBaseURL, "Baidu API root")
 	fs.DurationVar(&p.MegviiRetention, "megvii-retention", p.MegviiRetention, "how long get_result answers after the token is issued (document 000: one day; 002: three months)")
@@ -108,11 +104,8 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 		*s.dst = l[0]
 	}
 	var err error
-	if o.level, err = config.ParseLevel(o.logLevel); err != nil {
+	if err = o.svc.Validate(); err != nil {
 		return nil, err
-	}
-	if o.brokerList, err = bus.SplitBrokers(o.brokers); err != nil {
-		return nil, fmt.Errorf("--kafka-brokers: %w", err)
 	}
 	return o, nil
 }
@@ -122,8 +115,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if err != nil {
 		return config.ExitCode("harvester", stderr, err)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.level}))
-	brokers := o.brokerList
+	log := o.svc.Logger(stderr)
+	brokers := o.svc.Brokers
 	mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret})
 	if err != nil {
 		fmt.Fprintf(stderr, "harvester: %v\n", err)
@@ -135,7 +128,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	reg := ops.NewRegistry()
-	mln, err := net.Listen("tcp", o.metricsAddr)
+	mln, err := net.Listen("tcp", o.svc.MetricsAddr)
 	if err != nil {
 		fmt.Fprintf(stderr, "harvester: --metrics-addr: %v\n", err)
 		return 1

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"syscall"
@@ -25,12 +24,11 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
 type options struct {
-	level                                         slog.Level
-	brokerList                                    []string
-	brokers, listen, metricsAddr, topic, logLevel string
-	batchTimeout, shutdownGrace                   time.Duration
-	batchSize                                     int
-	cfg                                           ingest.Config
+	svc                         ops.ServiceFlags
+	listen, topic               string
+	batchTimeout, shutdownGrace time.Duration
+	batchSize                   int
+	cfg                         ingest.Config
 }
 
 func parse(args []string, getenv func(string) string, help io.Writer) (*options, error) {
@@ -44,11 +42,9 @@ ce_id); a request is answered 2xx only after the broker acknowledged it with ack
 and 503 with Retry-After when it did not in time.`)
 	o := &options{}
 	c := &o.cfg
-	fs.StringVar(&o.brokers, "kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
+	o.svc.Register(fs, "127.0.0.1:9101")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8028", "address for callbacks and the token API (Megvii calls only ports 443, 5000, 16003, 8883 and 8028)")
-	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9101", "address serving /metrics, /healthz and /readyz")
 	fs.StringVar(&o.topic, "events-topic", contract.DefaultEventsTopic, "topic events are published to")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "how long a request waits for the broker's acknowledgement before answering 503")
 	fs.DurationVar(&c.RetryAfter, "retry-after", 5*time.Second, "Retry-After sent with 503 answers")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body accepted (413 beyond)")
@@ -72,11 +68,8 @@ and 503 with Retry-After when it did not in time.`)
 	if c.BearerTokens, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_INGEST_TOKENS"); err != nil {
 		return nil, err
 	}
-	if o.level, err = config.ParseLevel(o.logLevel); err != nil {
+	if err = o.svc.Validate(); err != nil {
 		return nil, err
-	}
-	if o.brokerList, err = bus.SplitBrokers(o.brokers); err != nil {
-		return nil, fmt.Errorf("--kafka-brokers: %w", err)
 	}
 	return o, nil
 }
@@ -86,8 +79,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if err != nil {
 		return config.ExitCode("ingest", stderr, err)
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.level}))
-	brokers := o.brokerList
+	log := o.svc.Logger(stderr)
+	brokers := o.svc.Brokers
 	reg := ops.NewRegistry()
 	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: o.topic, BatchTimeout: o.batchTimeout, BatchSize: o.batchSize})
 	reg.MustRegister(bus.NewWriterCollector(w, "ingest"))
@@ -102,7 +95,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "ingest: --listen: %v\n", err)
 		return 1
 	}
-	mln, err := net.Listen("tcp", o.metricsAddr)
+	mln, err := net.Listen("tcp", o.svc.MetricsAddr)
 	if err != nil {
 		ln.Close()
 		fmt.Fprintf(stderr, "ingest: --metrics-addr: %v\n", err)
@@ -114,7 +107,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	g.Add(rungroup.SignalActor(os.Interrupt, syscall.SIGTERM))
 	g.Add(ops.ServeActor(ops.NewServer(srv.Handler(), log), ln, o.shutdownGrace))
 	g.Add(ops.ServeActor(ops.NewServer(opsMux, log), mln, time.Second))
-	log.Info("ingest listening", "listen", ln.Addr().String(), "metrics", mln.Addr().String(), "topic", o.topic, "brokers", o.brokers)
+	log.Info("ingest listening", "listen", ln.Addr().String(), "metrics", mln.Addr().String(), "topic", o.topic, "brokers", o.svc.Brokers)
 	err = g.Run()
 	// Every request has been answered; flush whatever the writer still holds.
 	if cerr := w.Close(); cerr != nil {
