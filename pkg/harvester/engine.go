@@ -17,8 +17,8 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/vendorerr"
 )
 
-// StateStore persists one verification's state, or its closure (st nil),
-// returning once the write is acknowledged.
+// StateStore persists one verification's record, returning once the write
+// is acknowledged; a nil record deletes the key (a tombstone).
 type StateStore interface {
 	Save(ctx context.Context, partition int, key string, st *StateRecord) error
 }
@@ -67,6 +67,10 @@ type EngineConfig struct {
 	// FIFO orders due work by arrival instead of deadline: a baseline for
 	// benchmarks, never for production.
 	FIFO bool
+	// ClosedRetention is how long a closed verification's marker is kept
+	// before it is deleted (8 days); keep it longer than the events topic's
+	// retention, or a replayed event would start a second harvest.
+	ClosedRetention time.Duration
 }
 
 // Engine keeps every pending verification of the partitions this process
@@ -78,16 +82,23 @@ type Engine struct {
 	log *slog.Logger
 	m   *Metrics
 
-	mu     sync.Mutex
-	items  map[string]*item
-	closed map[string]time.Time
-	wait   waitHeap
-	due    map[contract.Vendor]*dueHeap
-	parts  map[int]*partition
-	lim    map[contract.Vendor]*limiter
-	wake   chan struct{}
-	wg     sync.WaitGroup // workers and savers
-	seq    uint64
+	mu        sync.Mutex
+	items     map[string]*item
+	closed    map[string]closedMark
+	sweeping  bool
+	lastSweep time.Time
+	wait      waitHeap
+	due       map[contract.Vendor]*dueHeap
+	parts     map[int]*partition
+	lim       map[contract.Vendor]*limiter
+	wake      chan struct{}
+	wg        sync.WaitGroup // workers and savers
+	seq       uint64
+}
+
+type closedMark struct {
+	at   time.Time
+	part int
 }
 
 type item struct {
@@ -128,6 +139,9 @@ func NewEngine(cfg EngineConfig) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ClosedRetention <= 0 {
+		cfg.ClosedRetention = 8 * 24 * time.Hour
+	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 60 * time.Second
 	}
@@ -138,7 +152,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	e := &Engine{cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
-		items: map[string]*item{}, closed: map[string]time.Time{}, due: map[contract.Vendor]*dueHeap{},
+		items: map[string]*item{}, closed: map[string]closedMark{}, due: map[contract.Vendor]*dueHeap{},
 		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1)}
 	for v := range cfg.Callers {
 		l := cfg.Limits[v]
@@ -165,7 +179,7 @@ func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 	e.parts[p] = &partition{}
 	for key, r := range recs {
 		if r.ClosedAt != nil {
-			e.closed[key] = *r.ClosedAt
+			e.closed[key] = closedMark{*r.ClosedAt, p}
 			continue
 		}
 		if r.State == nil {
@@ -204,6 +218,11 @@ func (e *Engine) RevokePartition(p int) {
 		if it.part == p {
 			e.unplaceLocked(it)
 			delete(e.items, k)
+		}
+	}
+	for k, c := range e.closed {
+		if c.part == p {
+			delete(e.closed, k)
 		}
 	}
 	delete(e.parts, p)
@@ -375,7 +394,48 @@ func (e *Engine) dispatch(ctx context.Context) {
 			go e.work(ctx, it, l)
 		}
 	}
+	if !e.sweeping && now.Sub(e.lastSweep) >= time.Minute {
+		e.sweeping, e.lastSweep = true, now
+		var old []string
+		for k, c := range e.closed {
+			if now.Sub(c.at) > e.cfg.ClosedRetention {
+				old = append(old, k)
+			}
+		}
+		e.wg.Add(1)
+		go e.sweep(old)
+	}
 	e.gaugesLocked()
+}
+
+// sweep deletes closed markers older than ClosedRetention.
+func (e *Engine) sweep(keys []string) {
+	defer e.wg.Done()
+	defer func() {
+		e.mu.Lock()
+		e.sweeping = false
+		e.mu.Unlock()
+	}()
+	for _, k := range keys {
+		e.mu.Lock()
+		c, ok := e.closed[k]
+		e.mu.Unlock()
+		if !ok {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := e.cfg.Store.Save(ctx, c.part, k, nil)
+		cancel()
+		if err != nil {
+			return // next sweep
+		}
+		e.mu.Lock()
+		if cur, ok := e.closed[k]; ok && cur == c {
+			delete(e.closed, k)
+		}
+		e.mu.Unlock()
+		e.m.markersDeleted.Inc()
+	}
 }
 
 func (e *Engine) gaugesLocked() {
@@ -660,7 +720,7 @@ func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now ti
 func (e *Engine) closeItem(it *item, at time.Time) {
 	e.mu.Lock()
 	it.closedAt = &at
-	e.closed[it.key] = at
+	e.closed[it.key] = closedMark{at, it.part}
 	ch := e.markDirtyLocked(it)
 	e.mu.Unlock()
 	<-ch

@@ -28,6 +28,11 @@ func (s *memStore) Save(_ context.Context, _ int, key string, r *StateRecord) er
 	if s.recs == nil {
 		s.recs = map[string]*StateRecord{}
 	}
+	if r == nil {
+		delete(s.recs, key)
+		s.writes = append(s.writes, key+":tombstone")
+		return nil
+	}
 	s.recs[key] = r
 	kind := "state"
 	if r.ClosedAt != nil {
@@ -249,4 +254,17 @@ func TestRevokeWaitsForCallsInFlight(t *testing.T) {
 	if got := r.raw.types(); len(got) != 2 {
 		t.Fatalf("the call in flight was not recorded: %v", got)
 	}
+}
+
+func TestClosedMarkersAreDeletedAfterRetention(t *testing.T) {
+	r := newRig(t, 1, okAnswer)
+	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "g1", Status: "OK"})
+	eventually(t, "closed", func() bool { rec := r.store.get("megvii:g1"); return rec != nil && rec.ClosedAt != nil })
+	r.clk.Advance(7 * 24 * time.Hour)
+	time.Sleep(60 * time.Millisecond)
+	if r.store.get("megvii:g1") == nil {
+		t.Fatal("marker deleted before the retention")
+	}
+	r.clk.Advance(25 * time.Hour)
+	eventually(t, "marker deleted", func() bool { return r.store.get("megvii:g1") == nil })
 }

@@ -34,7 +34,11 @@ func NewKafkaStateStore(brokers []string, topic string) *KafkaStateStore {
 
 // Save implements StateStore.
 func (s *KafkaStateStore) Save(ctx context.Context, partition int, key string, r *StateRecord) error {
-	return s.W.WriteMessages(ctx, kafka.Message{Partition: partition, Key: []byte(key), Value: MarshalRecord(r)})
+	m := kafka.Message{Partition: partition, Key: []byte(key)}
+	if r != nil {
+		m.Value = MarshalRecord(r)
+	}
+	return s.W.WriteMessages(ctx, m)
 }
 
 // KafkaRecorder finds a key's messages in the raw topic.

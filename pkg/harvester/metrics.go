@@ -26,6 +26,7 @@ type Metrics struct {
 	restoreSeconds   prometheus.Histogram
 	restored         prometheus.Counter
 	intentsResolved  *prometheus.CounterVec
+	markersDeleted   prometheus.Counter
 }
 
 // NewMetrics registers the metrics on reg (a private registry when nil).
@@ -75,5 +76,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Pending verifications restored from the state topic."}),
 		intentsResolved: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_intents_resolved_total",
 			Help: "One-shot calls found in flight at restore, by how they were resolved (recorded, unrecorded)."}, []string{"resolution"}),
+		markersDeleted: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_closed_markers_deleted_total",
+			Help: "Closed-verification markers deleted from the state topic after the closed retention."}),
 	}
 }
