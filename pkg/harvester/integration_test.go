@@ -135,6 +135,28 @@ func (w *world) rawTerminals() (map[string][]contract.Terminal, map[string]bool)
 	return terms, responses
 }
 
+// waitLoaded waits until the engines own every partition and hold want
+// pending verifications: the simulated clock must not move before the events
+// are in, or they would arrive after their windows.
+func (w *world) waitLoaded(want int, engines ...*Engine) {
+	w.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		parts, pending := 0, 0
+		for _, e := range engines {
+			parts += e.Partitions()
+			pending += e.Pending()
+		}
+		if parts == 3 && pending == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("not loaded: %d of 3 partitions, %d of %d verifications", parts, pending, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // advance moves the simulated clock forward by total, jumping from event to
 // event (the next callback due, the next verification due) so that retries
 // happen at their own times, and lets the harvesters work at each stop.
@@ -228,6 +250,7 @@ func TestHarvestEveryKindOnce(t *testing.T) {
 	w.register(regs)
 	stop, h := w.startHarvester(map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 4}, contract.Baidu: {Concurrency: 4}})
 	defer stop()
+	w.waitLoaded(len(want), h.Engine())
 	w.advance(26*time.Hour+time.Minute, h.Engine())
 	deadline := time.Now().Add(20 * time.Second)
 	for h.Engine().Pending() > 0 && time.Now().Before(deadline) {

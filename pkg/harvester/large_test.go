@@ -27,6 +27,7 @@ func TestTwentyMebibyteAnswer(t *testing.T) {
 	w.register([]ingest.Registration{{Vendor: "megvii", VerificationID: c.BizID}})
 	stop, h := w.startHarvester(nil)
 	defer stop()
+	w.waitLoaded(1, h.Engine())
 	w.advance(time.Minute, h.Engine())
 	for deadline := time.Now().Add(30 * time.Second); h.Engine().Pending() > 0 && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)

@@ -97,7 +97,7 @@ func TestTenThousandWithFaultsStormsAndRebalance(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	waitOwned(3, a.Engine(), b.Engine())
+	w.waitLoaded(n, a.Engine(), b.Engine())
 	w.advance(40*time.Second, a.Engine(), b.Engine())
 	stopB() // one replica leaves mid-run: its partitions move to the other
 	// The simulated clock stands still while the group rebalances, as real
