@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/faceharvest/faceharvest/pkg/proctest"
 )
 
 func TestHelpAndBadFlags(t *testing.T) {
@@ -30,14 +31,8 @@ func TestHelpAndBadFlags(t *testing.T) {
 // stops it with SIGTERM, starts it again on the same directory and port, and
 // reads the record back.
 func TestProcessKeepsDataAcrossRestarts(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "devkafka")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := proctest.Build(t, dir, "devkafka")
 	data := filepath.Join(dir, "data")
 	start := func(port string) (*exec.Cmd, string) {
 		addrFile := filepath.Join(dir, "addr.json")
@@ -46,19 +41,7 @@ func TestProcessKeepsDataAcrossRestarts(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			b, err := os.ReadFile(addrFile)
-			var m map[string]string
-			if err == nil && json.Unmarshal(b, &m) == nil && m["brokers"] != "" {
-				return cmd, m["brokers"]
-			}
-			if time.Now().After(deadline) {
-				_ = cmd.Process.Kill()
-				t.Fatal("no address file")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		return cmd, proctest.WaitJSON(t, addrFile)["brokers"]
 	}
 	cmd, addr := start("0")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -30,6 +30,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 	"github.com/faceharvest/faceharvest/pkg/ingest"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/proctest"
 	"github.com/faceharvest/faceharvest/pkg/vendorsim"
 )
 
@@ -115,10 +116,7 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	go func() { _ = sim.Run(ctx, 20*time.Millisecond) }()
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "harvester")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := proctest.Build(t, dir, "harvester")
 	var mu sync.Mutex
 	replicas := make([]*replica, 2)
 	start := func(i int) {

@@ -16,6 +16,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/proctest"
 	"github.com/faceharvest/faceharvest/pkg/vendordocs"
 )
 
@@ -103,10 +104,7 @@ func TestProcess(t *testing.T) {
 	}
 	defer b.Close()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "ingest")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := proctest.Build(t, dir, "ingest")
 	tokFile := filepath.Join(dir, "tokens")
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -11,9 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/proctest"
 )
 
 var secrets = map[string]string{"FACEHARVEST_MEGVII_API_KEY": "sim-key-1", "FACEHARVEST_MEGVII_API_SECRET": "sim-secret-1", "FACEHARVEST_BAIDU_API_KEY": "sim-ak-1", "FACEHARVEST_BAIDU_SECRET_KEY": "sim-sk-1"}
@@ -73,14 +72,8 @@ func merge(a, b map[string]string) map[string]string {
 // TestProcess runs the real binary on port 0, drives it through its control
 // API and stops it with SIGTERM.
 func TestProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a binary")
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "vendorsim")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := proctest.Build(t, dir, "vendorsim")
 	addrFile := filepath.Join(dir, "addrs.json")
 	cmd := exec.Command(bin, "--megvii-addr=127.0.0.1:0", "--baidu-addr=127.0.0.1:0", "--control-addr=127.0.0.1:0", "--addr-file="+addrFile, "--clock-scale=0")
 	cmd.Env = os.Environ()
@@ -94,18 +87,7 @@ func TestProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill() }()
-	var urls map[string]string
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := os.ReadFile(addrFile)
-		if err == nil && json.Unmarshal(b, &urls) == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no address file; stderr: %s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	urls := proctest.WaitJSON(t, addrFile)
 	resp, err := http.Post(urls["control"]+"/sim/megvii/verifications", "application/json", strings.NewReader(`{"biz_no":"p-1"}`))
 	if err != nil || resp.StatusCode != 201 {
 		t.Fatalf("create: %v %v", err, resp)

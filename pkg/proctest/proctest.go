@@ -1,0 +1,43 @@
+// Package proctest helps tests run the product's binaries as real processes.
+package proctest
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Build compiles the package in the test's directory into dir and returns
+// the binary's path. It skips the test under -short.
+func Build(t testing.TB, dir, name string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	bin := filepath.Join(dir, name)
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	return bin
+}
+
+// WaitJSON waits up to 20 s for path to hold a JSON object of strings, as the
+// binaries' --addr-file writes once they listen.
+func WaitJSON(t testing.TB, path string) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		var m map[string]string
+		if err == nil && json.Unmarshal(b, &m) == nil && len(m) > 0 {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not written within 20 s", path)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
