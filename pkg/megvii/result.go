@@ -500,8 +500,11 @@ func ParseResult(body []byte) (*Result, error) {
 	if err := json.Unmarshal(body, &r); err != nil {
 		return nil, err
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
+	// The undocumented top-level fields, found by one scan without a second
+	// decode (a get_result with every image runs to tens of MiB). Their raw
+	// values share Raw's bytes.
+	top, err := topLevel(body)
+	if err != nil {
 		return nil, err
 	}
 	for k, v := range top {

@@ -11,7 +11,8 @@ import (
 var errSyntax = errors.New("invalid JSON")
 
 // topLevel validates that b is exactly one JSON object (whitespace around
-// allowed) and returns the raw values of the wanted top-level keys. It is a
+// allowed) and returns the raw values of the wanted top-level keys, or of
+// every key (unescaped) when none is named. It is a
 // single pass without allocations beyond the result, for the hot callback
 // path; the full decoder runs later, in the harvester and archiver.
 func topLevel(b []byte, want ...string) (map[string][]byte, error) {
@@ -46,6 +47,9 @@ func topLevel(b []byte, want ...string) (map[string][]byte, error) {
 		vs := p.i
 		if !p.value(0) {
 			return nil, errSyntax
+		}
+		if len(want) == 0 {
+			out[key] = b[vs:p.i]
 		}
 		for _, w := range want {
 			// Case-insensitively, as encoding/json matches fields: the
