@@ -268,3 +268,28 @@ func TestClosedMarkersAreDeletedAfterRetention(t *testing.T) {
 	r.clk.Advance(25 * time.Hour)
 	eventually(t, "marker deleted", func() bool { return r.store.get("megvii:g1") == nil })
 }
+
+func TestDecodeEventLabels(t *testing.T) {
+	env := func(typ, key string, value string) kafka.Message {
+		return contract.Envelope{ID: "i", Source: "/t", Type: typ, Time: time.Now(), Key: key, Value: []byte(value)}.Message()
+	}
+	ok := `{"vendor":"megvii","verification_id":"v","received_at":"2026-07-01T09:00:00Z"}`
+	cases := []struct {
+		name  string
+		m     kafka.Message
+		label string
+	}{
+		{"good", env(contract.TypeTokenRegistered, "megvii:v", ok), ""},
+		{"no headers", kafka.Message{Key: []byte("megvii:v"), Value: []byte(ok)}, "bad_envelope"},
+		{"unknown type", env("com.example.x", "megvii:v", ok), "unknown_type"},
+		{"not JSON", env(contract.TypeTokenRegistered, "megvii:v", "x"), "bad_value"},
+		{"no id", env(contract.TypeTokenRegistered, "megvii:", `{"vendor":"megvii","received_at":"2026-07-01T09:00:00Z"}`), "bad_value"},
+		{"unknown vendor", env(contract.TypeTokenRegistered, "acme:v", `{"vendor":"acme","verification_id":"v","received_at":"2026-07-01T09:00:00Z"}`), "bad_value"},
+		{"key mismatch", env(contract.TypeTokenRegistered, "megvii:w", ok), "bad_key"},
+	}
+	for _, c := range cases {
+		if _, _, label, reason := decodeEvent(c.m); label != c.label || (label != "") != (reason != "") {
+			t.Errorf("%s: label %q reason %q", c.name, label, reason)
+		}
+	}
+}

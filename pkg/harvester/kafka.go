@@ -374,27 +374,9 @@ func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p i
 // handle decodes one event and applies it; undecodable events are
 // dead-lettered (acknowledged) so they never block the partition.
 func (h *Harvester) handle(ctx context.Context, p int, m kafka.Message) (<-chan struct{}, bool) {
-	env, err := contract.FromMessage(m)
-	var ev contract.Event
-	reason := ""
-	switch {
-	case err != nil:
-		reason = err.Error()
-	case env.Type != contract.TypeTokenRegistered && env.Type != contract.TypeMegviiCallback && env.Type != contract.TypeBaiduCompletion:
-		reason = "unknown event type " + env.Type
-	case json.Unmarshal(m.Value, &ev) != nil:
-		reason = "value is not an event"
-	case ev.VerificationID == "" || ev.ReceivedAt.IsZero():
-		reason = "event lacks verification_id or received_at"
-	default:
-		if _, err := contract.ParseVendor(string(ev.Vendor)); err != nil {
-			reason = err.Error()
-		} else if string(m.Key) != contract.Key(ev.Vendor, ev.VerificationID) {
-			reason = "key does not match the event"
-		}
-	}
-	if reason != "" {
-		h.eng.m.deadLetters.WithLabelValues(dlqLabel(reason)).Inc()
+	typ, ev, label, reason := decodeEvent(m)
+	if label != "" {
+		h.eng.m.deadLetters.WithLabelValues(label).Inc()
 		h.log.Warn("event dead-lettered", "partition", p, "offset", m.Offset, "reason", reason)
 		dm := kafka.Message{Key: m.Key, Value: m.Value, Headers: append(append([]kafka.Header{}, m.Headers...), kafka.Header{Key: contract.HeaderDLQReason, Value: []byte(reason)})}
 		for {
@@ -408,20 +390,31 @@ func (h *Harvester) handle(ctx context.Context, p int, m kafka.Message) (<-chan 
 			}
 		}
 	}
-	h.eng.m.events.WithLabelValues(env.Type).Inc()
-	return h.eng.Apply(p, env.Type, ev), true
+	h.eng.m.events.WithLabelValues(typ).Inc()
+	return h.eng.Apply(p, typ, ev), true
 }
 
-func dlqLabel(reason string) string {
+// decodeEvent reads an events-topic message. When it cannot be used, label
+// (a metric label) and reason (for people, in the dead letter) say why.
+func decodeEvent(m kafka.Message) (typ string, ev contract.Event, label, reason string) {
+	env, err := contract.FromMessage(m)
 	switch {
-	case len(reason) > 7 && reason[:7] == "unknown":
-		return "unknown_type"
-	case reason == "value is not an event":
-		return "bad_value"
-	case reason == "key does not match the event":
-		return "bad_key"
+	case err != nil:
+		return "", ev, "bad_envelope", err.Error()
+	case env.Type != contract.TypeTokenRegistered && env.Type != contract.TypeMegviiCallback && env.Type != contract.TypeBaiduCompletion:
+		return "", ev, "unknown_type", "unknown event type " + env.Type
+	case json.Unmarshal(m.Value, &ev) != nil:
+		return "", ev, "bad_value", "value is not an event"
+	case ev.VerificationID == "" || ev.ReceivedAt.IsZero():
+		return "", ev, "bad_value", "event lacks verification_id or received_at"
 	}
-	return "bad_envelope"
+	if _, err := contract.ParseVendor(string(ev.Vendor)); err != nil {
+		return "", ev, "bad_value", err.Error()
+	}
+	if string(m.Key) != contract.Key(ev.Vendor, ev.VerificationID) {
+		return "", ev, "bad_key", "key does not match the event"
+	}
+	return env.Type, ev, "", ""
 }
 
 // commitLoop commits, in order, the offsets whose state changes are durable.

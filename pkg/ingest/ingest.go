@@ -307,9 +307,9 @@ func (s *Server) publish(ctx context.Context, envs ...contract.Envelope) *reqErr
 	return nil
 }
 
-func (s *Server) envelope(typ, source, id string, v contract.Vendor, vid string, t time.Time, ev contract.Event) contract.Envelope {
+func (s *Server) envelope(typ, source, id string, t time.Time, ev contract.Event) contract.Envelope {
 	b, _ := json.Marshal(ev)
-	return contract.Envelope{ID: id, Source: source, Type: typ, Time: t, Key: contract.Key(v, vid), Value: b}
+	return contract.Envelope{ID: id, Source: source, Type: typ, Time: t, Key: contract.Key(ev.Vendor, ev.VerificationID), Value: b}
 }
 
 func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqError {
@@ -348,7 +348,7 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 	}
 	now := s.cfg.Now().UTC()
 	ev := contract.Event{Vendor: contract.Megvii, VerificationID: bizID, BizNo: res.BizInfo.BizNo, ReceivedAt: now, Status: string(res.Status), Data: cb.Data}
-	env := s.envelope(contract.TypeMegviiCallback, "/ingest"+RouteMegviiCallback, contract.EventID(string(contract.Megvii), bizID, "callback", cb.Data), contract.Megvii, bizID, now, ev)
+	env := s.envelope(contract.TypeMegviiCallback, "/ingest"+RouteMegviiCallback, contract.EventID(string(contract.Megvii), bizID, "callback", cb.Data), now, ev)
 	if e := s.publish(r.Context(), env); e != nil {
 		return e
 	}
@@ -368,7 +368,7 @@ func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Re
 		}
 		now := s.cfg.Now().UTC()
 		ev := contract.Event{Vendor: contract.Baidu, VerificationID: vt, ReceivedAt: now, Status: outcome}
-		env := s.envelope(contract.TypeBaiduCompletion, "/ingest/v1/callbacks/baidu/"+outcome, contract.EventID(string(contract.Baidu), vt, "completion", outcome), contract.Baidu, vt, now, ev)
+		env := s.envelope(contract.TypeBaiduCompletion, "/ingest/v1/callbacks/baidu/"+outcome, contract.EventID(string(contract.Baidu), vt, "completion", outcome), now, ev)
 		if e := s.publish(r.Context(), env); e != nil {
 			return e
 		}
@@ -444,7 +444,7 @@ func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqErro
 		}
 		seen[key] = true
 		id := contract.EventID(string(ev.Vendor), ev.VerificationID, "token", ev.IssuedAt.Format(time.RFC3339Nano), ev.BizNo)
-		envs = append(envs, s.envelope(contract.TypeTokenRegistered, "/ingest"+RouteTokens, id, ev.Vendor, ev.VerificationID, *ev.IssuedAt, ev))
+		envs = append(envs, s.envelope(contract.TypeTokenRegistered, "/ingest"+RouteTokens, id, *ev.IssuedAt, ev))
 	}
 	s.m.batch.Observe(float64(len(envs)))
 	if e := s.publish(r.Context(), envs...); e != nil {
