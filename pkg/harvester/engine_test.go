@@ -293,3 +293,39 @@ func TestDecodeEventLabels(t *testing.T) {
 		}
 	}
 }
+
+// gatedStore acknowledges writes only when released.
+type gatedStore struct {
+	memStore
+	gate chan struct{}
+}
+
+func (s *gatedStore) Save(ctx context.Context, p int, key string, r *StateRecord) error {
+	<-s.gate
+	return s.memStore.Save(ctx, p, key, r)
+}
+
+// Law 1: an event counts as handled (its offset may be committed) only once
+// the state it produced is acknowledged by the state topic.
+func TestApplyWaitsForTheStateAck(t *testing.T) {
+	store := &gatedStore{gate: make(chan struct{})}
+	eng := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Megvii: &fakeCaller{answer: okAnswer}},
+		Store: store, Raw: &memRaw{}})
+	eng.AddPartition(0, nil)
+	issued := time.Now()
+	done := eng.Apply(0, contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: "a", IssuedAt: &issued, ReceivedAt: issued})
+	select {
+	case <-done:
+		t.Fatal("the event counted as handled before its state was acknowledged")
+	case <-time.After(30 * time.Millisecond):
+	}
+	close(store.gate)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("never acknowledged")
+	}
+	if r := store.get("megvii:a"); r == nil || r.State == nil || r.State.IssuedAt == nil {
+		t.Fatalf("stored %+v", r)
+	}
+}

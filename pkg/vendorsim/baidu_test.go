@@ -147,7 +147,12 @@ func TestBaiduOutcomes(t *testing.T) {
 	h.clk.Advance(2 * time.Minute)
 	h.sim.DispatchDue(ctx)
 	got := h.landing.received()
-	if len(got) != 2 || !strings.HasSuffix(got[0].Path+got[1].Path, "failure/v1/callbacks/baidu/success") && !strings.Contains(got[0].Path+got[1].Path, "failure") {
+	paths := map[string]string{}
+	for _, g := range got {
+		q, _ := url.ParseQuery(g.Query)
+		paths[q.Get("verify_token")] = g.Path
+	}
+	if len(got) != 2 || paths[failed] != "/v1/callbacks/baidu/failure" || paths[none] != "/v1/callbacks/baidu/success" {
 		t.Fatalf("redirects %+v", got)
 	}
 	if _, err := h.baidu.ResultDetail(ctx, failed); vendorerr.ClassOf(err) != vendorerr.NotVerified {

@@ -34,9 +34,15 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("create megvii: %d %v", code, m)
 	}
 	id := m["biz_id"].(string)
-	code, m = post(t, c+"/sim/baidu/verifications?count=3", `{"complete_after":90}`)
-	if code != 201 || len(m) != 1 {
-		t.Fatalf("create baidu x3: %d %v", code, m)
+	resp, err := http.Post(c+"/sim/baidu/verifications?count=3", "application/json", strings.NewReader(`{"complete_after":90}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created []BaiduCreated
+	_ = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || len(created) != 3 || created[0].VerifyToken == created[1].VerifyToken {
+		t.Fatalf("create baidu x3: %d %+v", resp.StatusCode, created)
 	}
 	bad := []struct{ path, body, want string }{
 		{"/sim/megvii/verifications", `{"biz_no":"x","color":"red"}`, "unknown field"},
@@ -65,7 +71,7 @@ func TestControlAPI(t *testing.T) {
 	if code, _ = post(t, c+"/sim/megvii/verifications/"+id+"/faults", `{"kinds":["internal"]}`); code != 200 {
 		t.Fatal("queue fault")
 	}
-	resp, err := http.Get(c + "/sim/megvii/verifications/" + id)
+	resp, err = http.Get(c + "/sim/megvii/verifications/" + id)
 	if err != nil {
 		t.Fatal(err)
 	}
