@@ -82,9 +82,12 @@ type Engine struct {
 	log *slog.Logger
 	m   *Metrics
 
-	mu        sync.Mutex
-	items     map[string]*item
-	closed    map[string]closedMark
+	mu     sync.Mutex
+	items  map[string]*item
+	closed map[string]closedMark
+	// pending counts open verifications by vendor, kept as items come and
+	// go: the gauges must not walk a million items on every event.
+	pending   map[contract.Vendor]int
 	sweeping  bool
 	lastSweep time.Time
 	wait      waitHeap
@@ -152,7 +155,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	e := &Engine{cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
-		items: map[string]*item{}, closed: map[string]closedMark{}, due: map[contract.Vendor]*dueHeap{},
+		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{}, due: map[contract.Vendor]*dueHeap{},
 		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1)}
 	for v := range cfg.Callers {
 		l := cfg.Limits[v]
@@ -187,6 +190,7 @@ func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 		}
 		it := &item{key: key, part: p, st: r.State, waitIdx: -1, dueIdx: -1}
 		e.items[key] = it
+		e.pending[it.st.Vendor]++
 		e.placeLocked(it)
 	}
 	e.gaugesLocked()
@@ -218,6 +222,9 @@ func (e *Engine) RevokePartition(p int) {
 		if it.part == p {
 			e.unplaceLocked(it)
 			delete(e.items, k)
+			if it.closedAt == nil {
+				e.pending[it.st.Vendor]--
+			}
 		}
 	}
 	for k, c := range e.closed {
@@ -244,6 +251,7 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 	if it == nil {
 		it = &item{key: key, part: p, waitIdx: -1, dueIdx: -1}
 		e.items[key] = it
+		e.pending[ev.Vendor]++
 	}
 	it.st = e.pol.Apply(it.st, typ, ev)
 	if !it.busy {
@@ -251,7 +259,6 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 		e.placeLocked(it)
 	}
 	ch := e.markDirtyLocked(it)
-	e.gaugesLocked()
 	e.poke()
 	return ch
 }
@@ -439,14 +446,8 @@ func (e *Engine) sweep(keys []string) {
 }
 
 func (e *Engine) gaugesLocked() {
-	pending := map[contract.Vendor]int{}
-	for _, it := range e.items {
-		if it.st != nil && it.closedAt == nil {
-			pending[it.st.Vendor]++
-		}
-	}
 	for v := range e.due {
-		e.m.pending.WithLabelValues(string(v)).Set(float64(pending[v]))
+		e.m.pending.WithLabelValues(string(v)).Set(float64(e.pending[v]))
 		e.m.due.WithLabelValues(string(v)).Set(float64(e.due[v].Len()))
 		lim, _, paused := e.lim[v].state(e.now())
 		e.m.limit.WithLabelValues(string(v)).Set(lim)
@@ -719,6 +720,9 @@ func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now ti
 // stored, forgets the item; later events for the key start nothing.
 func (e *Engine) closeItem(it *item, at time.Time) {
 	e.mu.Lock()
+	if it.closedAt == nil {
+		e.pending[it.st.Vendor]--
+	}
 	it.closedAt = &at
 	e.closed[it.key] = closedMark{at, it.part}
 	ch := e.markDirtyLocked(it)

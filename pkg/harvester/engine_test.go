@@ -329,3 +329,28 @@ func TestApplyWaitsForTheStateAck(t *testing.T) {
 		t.Fatalf("stored %+v", r)
 	}
 }
+
+func TestPendingGaugeFollowsItems(t *testing.T) {
+	r := newRig(t, 1, okAnswer)
+	r.caller.gate = make(chan struct{})
+	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "c1", Status: "OK"})
+	r.event(contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: "c2"})
+	r.eng.mu.Lock()
+	n := r.eng.pending[contract.Megvii]
+	r.eng.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("pending %d, want 2", n)
+	}
+	close(r.caller.gate)
+	eventually(t, "one closed", func() bool {
+		r.eng.mu.Lock()
+		defer r.eng.mu.Unlock()
+		return r.eng.pending[contract.Megvii] == 1
+	})
+	r.eng.RevokePartition(0)
+	r.eng.mu.Lock()
+	defer r.eng.mu.Unlock()
+	if r.eng.pending[contract.Megvii] != 0 {
+		t.Fatalf("pending after revocation %d", r.eng.pending[contract.Megvii])
+	}
+}
