@@ -5,7 +5,9 @@ GO        ?= go
 BIN       := bin
 TOOLS     := $(abspath $(BIN)/tools)
 STATICCHECK_VERSION := v0.8.2
-FUZZTIME  ?= 5s
+# Fuzzing runs for a number of inputs, not a duration: with a duration the engine can end on
+# "context deadline exceeded" when a busy 2-core machine keeps a worker past the deadline.
+FUZZTIME  ?= 100000x
 PKGS      := ./...
 
 # Development credentials for the simulator and, later, the components
