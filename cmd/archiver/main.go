@@ -1,33 +1,189 @@
-// Command archiver is the faceharvest archiver. This build documents its flags; the
-// service itself is not part of it yet.
+// Command archiver stores the evidence of every harvested verification in
+// S3-compatible storage and publishes one normalized record per verification.
 package main
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"syscall"
+	"time"
 
+	"github.com/faceharvest/faceharvest/pkg/archiver"
+	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
+	"github.com/faceharvest/faceharvest/pkg/ops"
+	"github.com/faceharvest/faceharvest/pkg/rungroup"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
-func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := config.NewFlagSet("archiver", `Consumes raw vendor answers, stores images, videos and evidence documents in
-S3-compatible storage and publishes one normalized record per verification. This build
-only documents its flags.`)
-	fs.String("kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
-	fs.String("metrics-addr", "127.0.0.1:9090", "address serving /metrics, /healthz and /readyz")
-	fs.String("log-level", "info", "log level: debug, info, warn, error")
-	err := fs.Parse(args, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
-		return 0
+type options struct {
+	svc                            ops.ServiceFlags
+	groupID, raw, results, dlq     string
+	s3                             objstore.S3Config
+	createBucket, unmask           bool
+	spoolDir                       string
+	maxImage, maxMedia             int64
+	downloadTries, workers         int
+	mediaParallel                  int
+	downloadTimeout, shutdownGrace time.Duration
+	startupWait                    time.Duration
+	sessionTimeout, rebalance      time.Duration
+}
+
+func parse(args []string, getenv func(string) string, help io.Writer) (*options, error) {
+	fs := config.NewFlagSet("archiver", `Consumes the raw topic as a consumer group. Every image in a vendor answer (Megvii data URIs,
+Baidu base64) and every media link (Baidu videos and images, downloaded streaming through a
+spool file) is stored in the object store under a content-addressed key
+<vendor>/<yyyy>/<mm>/<dd>/media/<sha256>.<ext>; each answer, with its blobs replaced by object
+references, is stored under <vendor>/responses/; each verification's evidence document under
+<vendor>/<yyyy>/<mm>/<dd>/evidence/<id>.json. Then one normalized record per verification
+(schema faceharvest.record.v1) goes to the results topic. Keys that exist are not written
+again, so re-processing after a crash writes nothing new and publishes the same record with
+the same ce_id. Store outages are retried without end; nothing is skipped.`)
+	o := &options{}
+	o.svc.Register(fs, "127.0.0.1:9103")
+	fs.StringVar(&o.groupID, "group-id", "faceharvest-archiver", "Kafka consumer group")
+	fs.StringVar(&o.raw, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes")
+	fs.StringVar(&o.results, "results-topic", contract.DefaultResultsTopic, "topic of normalized records")
+	fs.StringVar(&o.dlq, "dlq-topic", contract.DefaultDLQTopic, "topic of raw messages that cannot be archived, with the reason in a header")
+	fs.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL, e.g. http://127.0.0.1:9000; empty for AWS S3")
+	fs.StringVar(&o.s3.Bucket, "s3-bucket", "faceharvest-evidence", "bucket for media and evidence documents")
+	fs.StringVar(&o.s3.Region, "s3-region", "us-east-1", "bucket region")
+	fs.BoolVar(&o.s3.PathStyle, "s3-path-style", true, "address the bucket in the URL path (MinIO and most S3-compatible stores); false for virtual-hosted AWS style")
+	fs.StringVar(&o.s3.SSE, "s3-sse", "", "server-side encryption: empty, AES256 or aws:kms")
+	fs.Int64Var(&o.s3.PartSize, "s3-part-size", 8<<20, "multipart part size in bytes for large media (memory per upload in flight)")
+	fs.BoolVar(&o.createBucket, "s3-create-bucket", false, "create the bucket at start when it is missing (development)")
+	fs.StringVar(&o.spoolDir, "spool-dir", os.TempDir(), "directory for downloads in progress (a 200 MB video is spooled here, never held in memory)")
+	fs.Int64Var(&o.maxImage, "max-image-bytes", 20<<20, "largest embedded image accepted, in bytes")
+	fs.Int64Var(&o.maxMedia, "max-media-bytes", 1<<30, "largest downloaded image or video accepted, in bytes")
+	fs.IntVar(&o.downloadTries, "download-tries", 3, "tries per media link on transport errors, 5xx and 429 (403/404/410 mean the link expired)")
+	fs.DurationVar(&o.downloadTimeout, "download-timeout", 10*time.Minute, "one download at most")
+	fs.IntVar(&o.mediaParallel, "media-parallel", 4, "media items of one answer fetched and stored at once")
+	fs.IntVar(&o.workers, "workers", 8, "verifications archived concurrently per assigned partition")
+	fs.BoolVar(&o.unmask, "unmask-identity", false, "publish full names and ID numbers in records (default: masked; the evidence document always has them)")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM or a rebalance, how long verifications being archived may take to finish (keep it below --rebalance-timeout)")
+	fs.DurationVar(&o.startupWait, "startup-wait", 2*time.Minute, "how long to wait at start for the brokers, topics and bucket")
+	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout")
+	fs.DurationVar(&o.rebalance, "rebalance-timeout", 30*time.Second, "consumer-group rebalance timeout")
+	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE)")
+	fs.Secret("AWS_SECRET_ACCESS_KEY", "object-store secret key (or AWS_SECRET_ACCESS_KEY_FILE)")
+	if err := fs.Parse(args, getenv, help); err != nil {
+		return nil, err
 	}
+	var err error
+	if o.s3.AccessKey, err = config.LoadSecret(getenv, nil, "AWS_ACCESS_KEY_ID"); err != nil {
+		return nil, err
+	}
+	if o.s3.SecretKey, err = config.LoadSecret(getenv, nil, "AWS_SECRET_ACCESS_KEY"); err != nil {
+		return nil, err
+	}
+	if o.s3.AccessKey.Empty() != o.s3.SecretKey.Empty() {
+		return nil, fmt.Errorf("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
+	}
+	switch {
+	case o.s3.Bucket == "":
+		return nil, fmt.Errorf("--s3-bucket is empty")
+	case o.s3.PartSize < 5<<20:
+		return nil, fmt.Errorf("--s3-part-size %d is below S3's 5 MiB minimum", o.s3.PartSize)
+	case o.maxImage <= 0 || o.maxMedia <= 0:
+		return nil, fmt.Errorf("--max-image-bytes and --max-media-bytes must be positive")
+	case o.workers <= 0 || o.mediaParallel <= 0 || o.downloadTries <= 0:
+		return nil, fmt.Errorf("--workers, --media-parallel and --download-tries must be positive")
+	}
+	if st, err := os.Stat(o.spoolDir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("--spool-dir %q is not a directory", o.spoolDir)
+	}
+	return o, o.svc.Validate()
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	o, err := parse(args, getenv, stdout)
+	if err != nil {
+		return config.ExitCode("archiver", stderr, err)
+	}
+	log := o.svc.Logger(stderr)
+	reg := ops.NewRegistry()
+	s3b, err := objstore.NewS3(o.s3)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver: %v\n", err)
 		return 2
 	}
-	fmt.Fprintln(stderr, "archiver: this build has no archiver service yet; only --help is available")
-	return 2
+	store := objstore.Instrument(s3b, reg, "archiver")
+	brokers := o.svc.Brokers
+	storeReady := func(ctx context.Context) error {
+		_, err := s3b.Attributes(ctx, "faceharvest-readyz-probe")
+		if err == objstore.ErrNotFound {
+			return nil
+		}
+		return err
+	}
+	kafkaReady := func(ctx context.Context) error { return bus.CheckTopics(ctx, brokers, o.raw, o.results, o.dlq) }
+	mln, err := net.Listen("tcp", o.svc.MetricsAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver: --metrics-addr: %v\n", err)
+		return 1
+	}
+	opsSrv := ops.NewServer(ops.Mux(reg, ops.Check{Name: "kafka", Fn: kafkaReady}, ops.Check{Name: "store", Fn: storeReady}), log)
+	go func() { _ = opsSrv.Serve(mln) }()
+	defer opsSrv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigRun, sigStop := rungroup.SignalActor(os.Interrupt, syscall.SIGTERM)
+	go func() { _ = sigRun(); cancel() }()
+	defer sigStop(nil)
+
+	a, err := archiver.New(archiver.Config{Store: store, HTTP: &http.Client{}, SpoolDir: o.spoolDir, MaxImageBytes: o.maxImage, MaxMediaBytes: o.maxMedia,
+		DownloadTries: o.downloadTries, DownloadTimeout: o.downloadTimeout, MediaParallel: o.mediaParallel, Unmask: o.unmask,
+		Metrics: archiver.NewMetrics(reg), Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver: %v\n", err)
+		return 2
+	}
+	var r *archiver.Runner
+	deadline := time.Now().Add(o.startupWait)
+	for {
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		err = nil
+		if o.createBucket {
+			err = s3b.EnsureBucket(sctx)
+		}
+		if err == nil {
+			err = storeReady(sctx)
+		}
+		if err == nil {
+			r, err = archiver.NewRunner(sctx, archiver.RunConfig{Brokers: brokers, GroupID: o.groupID, RawTopic: o.raw, ResultsTopic: o.results, DLQTopic: o.dlq,
+				Workers: o.workers, DrainTimeout: o.shutdownGrace, SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalance, Logger: log}, a)
+		}
+		scancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			log.Error("refusing to start", "error", err.Error())
+			return 1
+		}
+		log.Warn("waiting for Kafka, the topics and the bucket", "error", err.Error())
+		time.Sleep(time.Second)
+	}
+	for _, w := range r.Writers() {
+		reg.MustRegister(bus.NewWriterCollector(w, "archiver"))
+	}
+	log.Info("archiver started", "group", o.groupID, "raw", o.raw, "results", o.results, "bucket", o.s3.Bucket)
+	if err = r.Run(ctx); err != nil {
+		log.Error("archiver stopped", "error", err.Error())
+		return 1
+	}
+	log.Info("archiver stopped")
+	return 0
 }

@@ -7,12 +7,43 @@ import (
 	"testing"
 )
 
-func TestHelpAndNoServiceYet(t *testing.T) {
-	var out, errb bytes.Buffer
-	if run([]string{"--help"}, func(string) string { return "" }, &out, io.Discard) != 0 || !strings.Contains(out.String(), "FACEHARVEST_KAFKA_BROKERS") {
-		t.Fatalf("help: %s", out.String())
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestHelpNamesEveryFlagAndSecret(t *testing.T) {
+	var out bytes.Buffer
+	if run([]string{"--help"}, env(nil), &out, io.Discard) != 0 {
+		t.Fatal("--help failed")
 	}
-	if run(nil, func(string) string { return "" }, io.Discard, &errb) != 2 || !strings.Contains(errb.String(), "no archiver service yet") {
-		t.Fatalf("without --help: %s", errb.String())
+	for _, s := range []string{"FACEHARVEST_KAFKA_BROKERS", "FACEHARVEST_S3_ENDPOINT", "FACEHARVEST_S3_BUCKET", "FACEHARVEST_SPOOL_DIR",
+		"FACEHARVEST_UNMASK_IDENTITY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "--max-media-bytes", "--results-topic"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("help lacks %s", s)
+		}
+	}
+}
+
+// Bad configuration is refused before anything is contacted, with a message
+// naming the setting.
+func TestBadConfiguration(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--s3-part-size=1024"}, nil, "--s3-part-size"},
+		{[]string{"--s3-bucket="}, nil, "--s3-bucket"},
+		{[]string{"--workers=0"}, nil, "--workers"},
+		{[]string{"--spool-dir=/nonexistent/spool"}, nil, "--spool-dir"},
+		{nil, map[string]string{"AWS_ACCESS_KEY_ID": "only-the-key"}, "AWS_SECRET_ACCESS_KEY"},
+		{nil, map[string]string{"FACEHARVEST_MAX_MEDIA_BYTES": "lots"}, "max-media-bytes"},
+		{[]string{"--no-such-flag"}, nil, "no-such-flag"},
+	} {
+		var errb bytes.Buffer
+		if code := run(c.args, env(c.env), io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v %v: exit %d, %q", c.args, c.env, code, errb.String())
+		}
+		if strings.Contains(errb.String(), "only-the-key") {
+			t.Error("a secret was echoed")
+		}
 	}
 }

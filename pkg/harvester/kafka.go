@@ -3,7 +3,6 @@ package harvester
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -264,44 +263,8 @@ func (h *Harvester) Run(ctx context.Context) error {
 		_ = h.raw.Close()
 		_ = h.dlq.Close()
 	}()
-	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: h.cfg.GroupID, Brokers: h.cfg.Brokers, Topics: []string{h.cfg.EventsTopic},
-		StartOffset: kafka.FirstOffset, HeartbeatInterval: h.cfg.SessionTimeout / 5, SessionTimeout: h.cfg.SessionTimeout,
-		RebalanceTimeout: h.cfg.RebalanceTimeout, JoinGroupBackoff: 500 * time.Millisecond, WatchPartitionChanges: true,
-		// kafka-go gives a JoinGroup Timeout + RebalanceTimeout before it gives
-		// up; if that is no longer than the coordinator's own wait for members
-		// that died mid-rebalance, every survivor times out just before the
-		// group forms, rejoins as a new member and restarts the wait: the group
-		// never forms. A generous Timeout lets the coordinator finish first.
-		Timeout: h.cfg.RebalanceTimeout + 15*time.Second,
-	})
-	if err != nil {
-		return err
-	}
-	defer group.Close()
-	for {
-		gen, err := group.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, kafka.ErrGroupClosed) {
-				return nil
-			}
-			h.log.Warn("consumer group", "error", err.Error())
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		h.log.Info("generation joined", "generation", gen.ID, "member", gen.MemberID, "partitions", len(gen.Assignments[h.cfg.EventsTopic]))
-		for _, a := range gen.Assignments[h.cfg.EventsTopic] {
-			a := a
-			gen.Start(func(gctx context.Context) { h.runPartition(gctx, gen, a.ID, a.Offset) })
-		}
-	}
+	return bus.ConsumeGroup(ctx, bus.GroupConfig{Brokers: h.cfg.Brokers, GroupID: h.cfg.GroupID, Topic: h.cfg.EventsTopic,
+		SessionTimeout: h.cfg.SessionTimeout, RebalanceTimeout: h.cfg.RebalanceTimeout, Logger: h.log}, h.runPartition)
 }
 
 type pendingOffset struct {

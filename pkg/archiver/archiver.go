@@ -1,0 +1,484 @@
+// Package archiver turns what the harvester fetched into what users keep:
+// every image and video in the object store under content-addressed keys, an
+// evidence document per verification (the vendors' responses with each blob
+// replaced by its object reference), and one normalized record per
+// verification on the results topic, published only once everything it
+// references exists in the store.
+//
+// Each vendor response is archived as it arrives: its media are stored, then
+// the response itself (blobs replaced by references, plus the facts the
+// record needs) is stored as a "part" under a key derived from its ce_id, and
+// only then is its offset done. A verification's terminal envelope lists the
+// ce_ids of its responses; the archiver gathers those parts (from memory, or
+// from the store after a restart or a rebalance), stores the evidence
+// document, and publishes the record. Every write is to a deterministic key
+// and skipped when the key exists, so re-processing after a crash writes
+// nothing new and publishes an identical record with the same ce_id.
+package archiver
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
+)
+
+// Config configures an Archiver.
+type Config struct {
+	Store objstore.Bucket
+	// HTTP downloads the vendors' media links.
+	HTTP *http.Client
+	// SpoolDir holds downloads while they are hashed and uploaded.
+	SpoolDir string
+	// MaxImageBytes caps an embedded image (20 MiB); MaxMediaBytes a
+	// downloaded one (1 GiB).
+	MaxImageBytes, MaxMediaBytes int64
+	// DownloadTries (3) and DownloadTimeout (10 min) bound each link.
+	DownloadTries   int
+	DownloadTimeout time.Duration
+	// MediaParallel is how many media items of one response are fetched and
+	// stored at once (4).
+	MediaParallel int
+	// RetryMin and RetryMax bound the back-off of store retries (200 ms, 10 s).
+	RetryMin, RetryMax time.Duration
+	// Unmask publishes full names and ID numbers in records (default: masked).
+	Unmask  bool
+	Source  string // ce_source of records ("/archiver")
+	Now     func() time.Time
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// Archiver archives responses and builds records. It is safe for concurrent
+// use by goroutines working on different verifications.
+type Archiver struct {
+	cfg Config
+	m   *Metrics
+	log *slog.Logger
+
+	mu    sync.Mutex
+	parts map[string]*Part // by ce_id, until the terminal that lists it
+}
+
+// New returns an Archiver.
+func New(cfg Config) (*Archiver, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("archiver: no store")
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{}
+	}
+	if cfg.SpoolDir == "" {
+		cfg.SpoolDir = os.TempDir()
+	}
+	if cfg.MaxImageBytes <= 0 {
+		cfg.MaxImageBytes = 20 << 20
+	}
+	if cfg.MaxMediaBytes <= 0 {
+		cfg.MaxMediaBytes = 1 << 30
+	}
+	if cfg.DownloadTries <= 0 {
+		cfg.DownloadTries = 3
+	}
+	if cfg.DownloadTimeout <= 0 {
+		cfg.DownloadTimeout = 10 * time.Minute
+	}
+	if cfg.MediaParallel <= 0 {
+		cfg.MediaParallel = 4
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = 200 * time.Millisecond
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = max(10*time.Second, cfg.RetryMin)
+	}
+	if cfg.Source == "" {
+		cfg.Source = "/archiver"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Archiver{cfg: cfg, m: cfg.Metrics, log: cfg.Logger, parts: map[string]*Part{}}, nil
+}
+
+func (a *Archiver) backoff(try int) time.Duration {
+	d := a.cfg.RetryMin << min(try-1, 16)
+	if d > a.cfg.RetryMax || d <= 0 {
+		d = a.cfg.RetryMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// putOnce stores an object unless its key exists, retrying store failures
+// until ctx ends: an outage delays archiving, it never skips anything. It
+// returns the existing object's attributes when there was one.
+func (a *Archiver) putOnce(ctx context.Context, key, kind string, open func() (io.Reader, int64, error), ct string, meta map[string]string) error {
+	_, _, err := a.putOnceAttrs(ctx, key, kind, open, ct, meta)
+	return err
+}
+
+func (a *Archiver) putOnceAttrs(ctx context.Context, key, kind string, open func() (io.Reader, int64, error), ct string, meta map[string]string) (objstore.Attrs, bool, error) {
+	for try := 1; ; try++ {
+		attrs, err := a.cfg.Store.Attributes(ctx, key)
+		if err == nil {
+			a.m.existing.WithLabelValues(kind).Inc()
+			a.m.storeDown.Set(0)
+			return attrs, true, nil
+		}
+		if errors.Is(err, objstore.ErrNotFound) {
+			var body io.Reader
+			var n int64
+			if body, n, err = open(); err != nil {
+				return objstore.Attrs{}, false, err
+			}
+			if err = a.cfg.Store.Put(ctx, key, body, n, ct, meta); err == nil {
+				a.m.objects.WithLabelValues(kind).Inc()
+				a.m.bytes.WithLabelValues(kind).Add(float64(n))
+				a.m.storeDown.Set(0)
+				return objstore.Attrs{}, false, nil
+			}
+		}
+		if ctx.Err() != nil {
+			return objstore.Attrs{}, false, ctx.Err()
+		}
+		a.m.storeRetry.Inc()
+		a.m.storeDown.Set(1)
+		if try == 1 || try%10 == 0 {
+			a.log.Warn("store operation failed; retrying", "kind", kind, "try", try, "error", err.Error())
+		}
+		if err := sleep(ctx, a.backoff(try)); err != nil {
+			return objstore.Attrs{}, false, err
+		}
+	}
+}
+
+// getRetry reads an object, retrying store failures until ctx ends; a
+// missing object is ErrNotFound at once.
+func (a *Archiver) getRetry(ctx context.Context, key string, limit int64) ([]byte, error) {
+	for try := 1; ; try++ {
+		rc, err := a.cfg.Store.Get(ctx, key)
+		if err == nil {
+			var b []byte
+			b, err = io.ReadAll(io.LimitReader(rc, limit))
+			rc.Close()
+			if err == nil {
+				a.m.storeDown.Set(0)
+				return b, nil
+			}
+		}
+		if errors.Is(err, objstore.ErrNotFound) {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		a.m.storeRetry.Inc()
+		a.m.storeDown.Set(1)
+		if err := sleep(ctx, a.backoff(try)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Part is one archived vendor response: its envelope, its body with every
+// blob replaced by an object reference, its media, and the facts the record
+// is built from. It is stored under PartKey and is part of the evidence
+// document.
+type Part struct {
+	ID                string            `json:"ce_id"`
+	Vendor            contract.Vendor   `json:"vendor"`
+	VerificationID    string            `json:"verification_id"`
+	Endpoint          string            `json:"endpoint"`
+	Params            map[string]string `json:"params,omitempty"`
+	HTTPStatus        int               `json:"http_status"`
+	FetchedAt         time.Time         `json:"fetched_at"`
+	Deadline          time.Time         `json:"deadline"`
+	WindowLeftSeconds float64           `json:"window_left_seconds"`
+	ErrorClass        string            `json:"error_class,omitempty"`
+	Attempt           int               `json:"attempt"`
+	ContentType       string            `json:"content_type,omitempty"`
+	// Body is the response as JSON, blobs replaced by
+	// {"faceharvest_object": <media reference>}.
+	Body json.RawMessage `json:"body,omitempty"`
+	// BodyObject is the verbatim body, stored as an object, when it is not
+	// JSON (an HTML error page, a truncated answer).
+	BodyObject *contract.ObjectRef `json:"body_object,omitempty"`
+	Problem    string              `json:"problem,omitempty"`
+	Media      []contract.MediaRef `json:"media"`
+	Facts      *Facts              `json:"facts,omitempty"`
+}
+
+// PartKey is where a response's part is stored: derived from its ce_id alone,
+// so a terminal's list of ce_ids finds them after a restart.
+func PartKey(v contract.Vendor, ceID string) string {
+	p := ceID
+	if len(p) > 2 {
+		p = ceID[:2] + "/" + ceID
+	}
+	return string(v) + "/responses/" + p + ".json"
+}
+
+// EvidenceKey is where a verification's evidence document is stored: beside
+// its media, under the vendor and the day of its first response.
+func EvidenceKey(v contract.Vendor, day time.Time, id string) string {
+	return string(v) + "/" + day.UTC().Format("2006/01/02") + "/evidence/" + safeName(id) + ".json"
+}
+
+// safeName keeps an id readable in a key; ids with other characters get a
+// hash suffix so two ids never share a key.
+func safeName(id string) string {
+	var b strings.Builder
+	changed := false
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+			changed = true
+		}
+		if b.Len() > 120 {
+			changed = true
+			break
+		}
+	}
+	if changed {
+		s := sha256.Sum256([]byte(id))
+		b.WriteString("-" + hex.EncodeToString(s[:6]))
+	}
+	return b.String()
+}
+
+// ArchiveResponse archives one vendor response: media first, then the part.
+// It returns an error only when ctx ended (store failures are retried).
+func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.Response) (*Part, error) {
+	key := PartKey(r.Vendor, ceID)
+	if b, err := a.getRetry(ctx, key, 64<<20); err == nil {
+		var p Part
+		if json.Unmarshal(b, &p) == nil && p.ID == ceID {
+			a.m.existing.WithLabelValues("response").Inc()
+			a.keep(&p)
+			return &p, nil
+		}
+	} else if !errors.Is(err, objstore.ErrNotFound) {
+		return nil, err
+	}
+	p := &Part{ID: ceID, Vendor: r.Vendor, VerificationID: r.VerificationID, Endpoint: r.Endpoint, Params: r.Params, HTTPStatus: r.HTTPStatus,
+		FetchedAt: r.FetchedAt.UTC(), Deadline: r.Deadline.UTC(), WindowLeftSeconds: roundSeconds(r.WindowLeft()), ErrorClass: r.ErrorClass,
+		Attempt: r.Attempt, ContentType: r.ContentType, Media: []contract.MediaRef{}}
+	day := r.FetchedAt
+	root, perr := decodeJSON(r.Body)
+	if perr != nil {
+		sum := sha256.Sum256(r.Body)
+		ref := &contract.ObjectRef{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(r.Body)), ContentType: "application/octet-stream"}
+		ref.Key = mediaKey(r.Vendor, day, ref.SHA256, "")
+		p.BodyObject, p.Problem = ref, "body is not JSON: "+perr.Error()
+		if len(r.Body) > 0 {
+			if err := a.putOnce(ctx, ref.Key, "raw_response", func() (io.Reader, int64, error) { return bytes.NewReader(r.Body), int64(len(r.Body)), nil },
+				ref.ContentType, map[string]string{"sha256": ref.SHA256, "vendor": string(r.Vendor)}); err != nil {
+				return nil, err
+			}
+		} else {
+			p.BodyObject = nil
+			p.Problem = "empty body"
+		}
+	} else {
+		slots := collect(r.Vendor, r.Endpoint, root)
+		refs := make([]contract.MediaRef, len(slots))
+		errs := make([]error, len(slots))
+		sem := make(chan struct{}, a.cfg.MediaParallel)
+		var wg sync.WaitGroup
+		for i, s := range slots {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if s.url {
+					refs[i], errs[i] = a.storeURL(ctx, r.Vendor, day, s.kind, r.Endpoint, s.value)
+				} else {
+					refs[i], errs[i] = a.storeBlob(ctx, r.Vendor, day, blob{kind: s.kind, dataURI: s.dataURI, value: s.value, endpoint: r.Endpoint})
+				}
+			}()
+		}
+		wg.Wait()
+		for i, s := range slots {
+			if errs[i] != nil {
+				return nil, errs[i]
+			}
+			p.Media = append(p.Media, refs[i])
+			if refs[i].Status == contract.MediaStored || s.url {
+				rep := map[string]any{"faceharvest_object": refs[i]}
+				if s.url {
+					rep["source_url"] = s.value // evidence only: links expire, and records never carry them
+				} else if s.dataURI {
+					if c := strings.IndexByte(s.value, ','); c >= 0 {
+						rep["data_uri_prefix"] = s.value[:c+1]
+					}
+				}
+				s.set(rep)
+			}
+		}
+		b, err := json.Marshal(root)
+		if err != nil {
+			return nil, err
+		}
+		p.Body = b
+		if r.ErrorClass == "" {
+			p.Facts = facts(r.Vendor, r.Endpoint, r.Body)
+		}
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.putOnce(ctx, key, "response", func() (io.Reader, int64, error) { return bytes.NewReader(b), int64(len(b)), nil },
+		contract.ContentTypeJSON, map[string]string{"vendor": string(r.Vendor), "ce-id": ceID}); err != nil {
+		return nil, err
+	}
+	a.m.responses.WithLabelValues(string(r.Vendor), endpointLabel(r.Endpoint)).Inc()
+	a.keep(p)
+	return p, nil
+}
+
+func endpointLabel(e string) string {
+	switch e {
+	case "get_result", "result/getall", "result/detail", "result/media/query", "result/simple", "result/stat":
+		return e
+	}
+	return "other"
+}
+
+func roundSeconds(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }
+
+// keep holds a part in memory for its terminal; parts the terminal never
+// claims (a harvester that published a response twice) are bounded.
+func (a *Archiver) keep(p *Part) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.parts) >= 100000 {
+		for k := range a.parts { // arbitrary eviction: the store has them all
+			delete(a.parts, k)
+			if len(a.parts) < 90000 {
+				break
+			}
+		}
+	}
+	a.parts[p.ID] = p
+}
+
+func (a *Archiver) take(id string) *Part {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.parts[id]
+	delete(a.parts, id)
+	return p
+}
+
+func decodeJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON value")
+	}
+	return v, nil
+}
+
+// Evidence is the document stored per verification.
+type Evidence struct {
+	Schema         string          `json:"schema"`
+	Vendor         contract.Vendor `json:"vendor"`
+	VerificationID string          `json:"verification_id"`
+	Terminal       json.RawMessage `json:"terminal"`
+	Responses      []*Part         `json:"responses"`
+	Missing        []string        `json:"missing_responses,omitempty"`
+}
+
+// EvidenceSchema names the evidence document's version.
+const EvidenceSchema = "faceharvest.evidence.v1"
+
+// Finish builds a verification's evidence document and record from its
+// terminal envelope. The record references only stored objects. It returns
+// an error only when ctx ended.
+func (a *Archiver) Finish(ctx context.Context, t contract.Terminal, rawTerminal []byte) (contract.Record, error) {
+	ev := Evidence{Schema: EvidenceSchema, Vendor: t.Vendor, VerificationID: t.VerificationID, Terminal: json.RawMessage(rawTerminal), Responses: []*Part{}}
+	for _, id := range t.Responses {
+		p := a.take(id)
+		if p == nil {
+			b, err := a.getRetry(ctx, PartKey(t.Vendor, id), 64<<20)
+			switch {
+			case errors.Is(err, objstore.ErrNotFound):
+				ev.Missing = append(ev.Missing, id)
+				continue
+			case err != nil:
+				return contract.Record{}, err
+			}
+			p = &Part{}
+			if err := json.Unmarshal(b, p); err != nil {
+				ev.Missing = append(ev.Missing, id)
+				continue
+			}
+		}
+		ev.Responses = append(ev.Responses, p)
+	}
+	day := t.DecidedAt
+	if len(ev.Responses) > 0 {
+		day = ev.Responses[0].FetchedAt
+	}
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return contract.Record{}, err
+	}
+	sum := sha256.Sum256(body)
+	ref := contract.ObjectRef{Key: EvidenceKey(t.Vendor, day, t.VerificationID), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body)), ContentType: contract.ContentTypeJSON}
+	archivedAt := a.cfg.Now().UTC().Truncate(time.Millisecond)
+	attrs, existed, err := a.putOnceAttrs(ctx, ref.Key, "evidence", func() (io.Reader, int64, error) { return bytes.NewReader(body), int64(len(body)), nil },
+		contract.ContentTypeJSON, map[string]string{"sha256": ref.SHA256, "archived-at": archivedAt.Format(time.RFC3339Nano), "vendor": string(t.Vendor)})
+	if err != nil {
+		return contract.Record{}, err
+	}
+	if existed {
+		// Re-processing: the record describes the document that is stored.
+		if at, err := time.Parse(time.RFC3339Nano, attrs.Metadata["archived-at"]); err == nil {
+			archivedAt = at
+		}
+		if s := attrs.Metadata["sha256"]; s != "" {
+			ref.SHA256, ref.Size = s, attrs.Size
+		}
+	}
+	rec := buildRecord(t, ev, ref, archivedAt, !a.cfg.Unmask)
+	return rec, nil
+}

@@ -1,0 +1,298 @@
+package archiver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/faceharvest/faceharvest/pkg/bus"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+)
+
+// RunConfig configures the consumer-group process around an Archiver.
+type RunConfig struct {
+	Brokers                          []string
+	GroupID                          string
+	RawTopic, ResultsTopic, DLQTopic string
+	Workers                          int           // concurrent verifications per partition (8)
+	CommitInterval                   time.Duration // 200 ms
+	// DrainTimeout is how long messages being handled when a partition is
+	// revoked (shutdown or rebalance) may take to finish (10 s); messages
+	// queued behind them are left to the next owner.
+	DrainTimeout                     time.Duration
+	SessionTimeout, RebalanceTimeout time.Duration
+	Logger                           *slog.Logger
+}
+
+// Runner consumes the raw topic as a consumer group. Messages of one
+// verification are handled in order by one worker; different verifications
+// run concurrently; an offset is committed only once it and every earlier
+// one are done (archived, published and acknowledged, or dead-lettered).
+type Runner struct {
+	cfg     RunConfig
+	a       *Archiver
+	results *kafka.Writer
+	dlq     *kafka.Writer
+	log     *slog.Logger
+}
+
+// NewRunner checks that the topics exist and returns a Runner.
+func NewRunner(ctx context.Context, cfg RunConfig, a *Archiver) (*Runner, error) {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = 200 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	if err := bus.CheckTopics(ctx, cfg.Brokers, cfg.RawTopic, cfg.ResultsTopic, cfg.DLQTopic); err != nil {
+		return nil, err
+	}
+	return &Runner{cfg: cfg, a: a, log: cfg.Logger,
+		results: bus.NewWriter(bus.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.ResultsTopic}),
+		dlq:     bus.NewWriter(bus.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.DLQTopic})}, nil
+}
+
+// Writers returns the writers, for metrics.
+func (r *Runner) Writers() []*kafka.Writer { return []*kafka.Writer{r.results, r.dlq} }
+
+// Run consumes until ctx ends. Messages being handled then get DrainTimeout
+// to finish; whatever does not finish is left uncommitted (archiving is
+// idempotent, and the partition's next owner redoes it).
+func (r *Runner) Run(ctx context.Context) error {
+	defer func() {
+		_ = r.results.Close()
+		_ = r.dlq.Close()
+	}()
+	return bus.ConsumeGroup(ctx, bus.GroupConfig{Brokers: r.cfg.Brokers, GroupID: r.cfg.GroupID, Topic: r.cfg.RawTopic,
+		SessionTimeout: r.cfg.SessionTimeout, RebalanceTimeout: r.cfg.RebalanceTimeout, Logger: r.log}, r.runPartition)
+}
+
+// tracker finds the highest offset below which everything is done.
+type tracker struct {
+	mu   sync.Mutex
+	q    []int64
+	done map[int64]bool
+	next int64
+}
+
+func (t *tracker) add(o int64) {
+	t.mu.Lock()
+	t.q = append(t.q, o)
+	t.mu.Unlock()
+}
+
+func (t *tracker) finish(o int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done[o] = true
+	for len(t.q) > 0 && t.done[t.q[0]] {
+		delete(t.done, t.q[0])
+		t.next = t.q[0] + 1
+		t.q = t.q[1:]
+	}
+}
+
+func (t *tracker) commitable() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.next
+}
+
+func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int, offset int64) {
+	r.log.Info("partition assigned", "partition", p, "offset", offset)
+	tr := &tracker{done: map[int64]bool{}, next: -1}
+	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(r.cfg.DrainTimeout, stopWork) })
+	defer stopDrain()
+	shards := make([]chan kafka.Message, r.cfg.Workers)
+	var wg sync.WaitGroup
+	for i := range shards {
+		shards[i] = make(chan kafka.Message, 16)
+		wg.Add(1)
+		go func(ch <-chan kafka.Message) {
+			defer wg.Done()
+			for m := range ch {
+				if ctx.Err() != nil {
+					continue // abandoned: not committed, redone by the next owner
+				}
+				if r.handle(work, p, m) {
+					tr.finish(m.Offset)
+				}
+			}
+		}(shards[i])
+	}
+	var last int64 = -1
+	commit := func() {
+		if n := tr.commitable(); n > last {
+			if err := gen.CommitOffsets(map[string]map[int]int64{r.cfg.RawTopic: {p: n}}); err == nil {
+				last = n
+			}
+		}
+	}
+	stopCommits := make(chan struct{})
+	commitsDone := make(chan struct{})
+	go func() {
+		defer close(commitsDone)
+		t := time.NewTicker(r.cfg.CommitInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopCommits:
+				return
+			case <-t.C:
+				commit()
+			}
+		}
+	}()
+	defer func() {
+		for _, ch := range shards {
+			close(ch)
+		}
+		wg.Wait()
+		close(stopCommits)
+		<-commitsDone
+		commit()
+		r.log.Info("partition released", "partition", p, "committed", last)
+	}()
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: r.cfg.Brokers, Topic: r.cfg.RawTopic, Partition: p, MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 200 * time.Millisecond})
+	defer rd.Close()
+	if offset < 0 {
+		offset = kafka.FirstOffset
+	}
+	if err := rd.SetOffset(offset); err != nil {
+		r.log.Error("seek", "partition", p, "error", err.Error())
+		return
+	}
+	for {
+		m, err := rd.FetchMessage(ctx)
+		if err != nil {
+			return
+		}
+		tr.add(m.Offset)
+		h := fnv.New32a()
+		h.Write(m.Key)
+		select {
+		case shards[h.Sum32()%uint32(len(shards))] <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// handle archives one raw-topic message. It reports false only when ctx
+// ended before the message was done.
+func (r *Runner) handle(ctx context.Context, p int, m kafka.Message) bool {
+	env, err := contract.FromMessage(m)
+	if err != nil {
+		return r.deadLetter(ctx, p, m, "bad_envelope", err.Error())
+	}
+	switch env.Type {
+	case contract.TypeVendorResponse:
+		resp, err := contract.ParseResponse(m)
+		if err != nil {
+			return r.deadLetter(ctx, p, m, "bad_response", err.Error())
+		}
+		if string(m.Key) != contract.Key(resp.Vendor, resp.VerificationID) {
+			return r.deadLetter(ctx, p, m, "bad_key", "key does not match the response's vendor and verification id")
+		}
+		_, err = r.a.ArchiveResponse(ctx, env.ID, resp)
+		return err == nil
+	case contract.TypeHarvestTerminal:
+		t, reason := decodeTerminal(m)
+		if reason != "" {
+			return r.deadLetter(ctx, p, m, "bad_terminal", reason)
+		}
+		rec, err := r.a.Finish(ctx, t, m.Value)
+		if err != nil {
+			return false
+		}
+		msg, err := rec.Message(r.a.cfg.Source)
+		if err != nil {
+			return r.deadLetter(ctx, p, m, "bad_terminal", "record: "+err.Error())
+		}
+		if !r.write(ctx, r.results, msg) {
+			return false
+		}
+		r.a.m.records.WithLabelValues(string(rec.Vendor), rec.Outcome).Inc()
+		r.a.m.recordLag.Observe(max(0, r.a.cfg.Now().Sub(t.DecidedAt).Seconds()))
+		return true
+	default:
+		return r.deadLetter(ctx, p, m, "unknown_type", "unknown type "+strconv.Quote(env.Type))
+	}
+}
+
+// decodeTerminal reads a terminal envelope; reason says why it cannot be used.
+func decodeTerminal(m kafka.Message) (contract.Terminal, string) {
+	var t contract.Terminal
+	if err := json.Unmarshal(m.Value, &t); err != nil {
+		return t, "terminal is not JSON: " + err.Error()
+	}
+	if _, err := contract.ParseVendor(string(t.Vendor)); err != nil {
+		return t, err.Error()
+	}
+	if t.VerificationID == "" || t.DecidedAt.IsZero() {
+		return t, "terminal lacks verification_id or decided_at"
+	}
+	if string(m.Key) != contract.Key(t.Vendor, t.VerificationID) {
+		return t, "key does not match the terminal"
+	}
+	switch t.Outcome {
+	case contract.OutcomeHarvested, contract.OutcomeExpired, contract.OutcomeNotFound, contract.OutcomeNotVerified, contract.OutcomeLost, contract.OutcomeFailed:
+	default:
+		return t, fmt.Sprintf("unknown outcome %.40q", t.Outcome)
+	}
+	return t, ""
+}
+
+// dlqValueCap keeps dead letters under a default topic's message size; the
+// raw topic still holds the whole message until its retention.
+const dlqValueCap = 512 << 10
+
+func (r *Runner) deadLetter(ctx context.Context, p int, m kafka.Message, label, reason string) bool {
+	r.a.m.deadLetters.WithLabelValues(label).Inc()
+	r.log.Warn("raw message dead-lettered", "partition", p, "offset", m.Offset, "reason", reason)
+	hs := append(append([]kafka.Header{}, m.Headers...), kafka.Header{Key: contract.HeaderDLQReason, Value: []byte(reason)},
+		kafka.Header{Key: "faceharvest_dlq_source", Value: []byte(fmt.Sprintf("%s/%d/%d", m.Topic, p, m.Offset))})
+	v := m.Value
+	if len(v) > dlqValueCap {
+		v = v[:dlqValueCap]
+		hs = append(hs, kafka.Header{Key: "faceharvest_dlq_truncated", Value: []byte(strconv.Itoa(len(m.Value)))})
+	}
+	return r.write(ctx, r.dlq, kafka.Message{Key: m.Key, Value: v, Headers: hs})
+}
+
+// write publishes with acks=all, retrying until it is acknowledged or ctx
+// ends.
+func (r *Runner) write(ctx context.Context, w *kafka.Writer, m kafka.Message) bool {
+	for try := 1; ; try++ {
+		err := w.WriteMessages(ctx, m)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+			return false
+		}
+		r.a.m.publishErr.Inc()
+		if try == 1 || try%10 == 0 {
+			r.log.Warn("publish failed; retrying", "topic", w.Topic, "try", try, "error", err.Error())
+		}
+		if sleep(ctx, r.a.backoff(try)) != nil {
+			return false
+		}
+	}
+}

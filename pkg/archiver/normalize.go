@@ -1,0 +1,381 @@
+package archiver
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/faceharvest/faceharvest/pkg/baidu"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/flexjson"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+)
+
+// slot is a blob or link inside a decoded response, with a setter that
+// replaces it by its object reference.
+type slot struct {
+	kind    string
+	url     bool
+	dataURI bool
+	value   string
+	set     func(any)
+}
+
+// Baidu fields that hold media: links (getall, simple, media/query) or
+// plain base64 (detail). The kind names the item in records.
+var baiduFields = map[string]struct {
+	kind string
+	url  bool
+}{
+	"face_image":   {"face_image", true},
+	"front_image":  {"idcard_front", true},
+	"back_image":   {"idcard_back", true},
+	"image":        {"face_image", true},
+	"processVideo": {"process_video", true},
+	"video":        {"video", true},
+	"images":       {"image", true},
+	"front_base64": {"idcard_front", false},
+	"back_base64":  {"idcard_back", false},
+}
+
+// megviiKind names a Megvii image in records.
+func megviiKind(name string) string {
+	switch name {
+	case megvii.ImageIDCardFront:
+		return "idcard_front"
+	case megvii.ImageIDCardBack:
+		return "idcard_back"
+	}
+	return name
+}
+
+// collect finds the media of a decoded response, in a fixed order: Megvii's
+// images object (data URIs); Baidu's media fields wherever they are nested
+// (the documents show idcard_images both beside and inside idcard_confirm).
+func collect(v contract.Vendor, endpoint string, root any) []slot {
+	var out []slot
+	obj, ok := root.(map[string]any)
+	if !ok {
+		return nil
+	}
+	if v == contract.Megvii {
+		imgs, ok := obj["images"].(map[string]any)
+		if !ok {
+			return nil
+		}
+		for _, k := range sortedKeys(imgs) {
+			if s, ok := imgs[k].(string); ok && s != "" {
+				out = append(out, slot{kind: megviiKind(k), dataURI: true, value: s, set: func(x any) { imgs[k] = x }})
+			}
+		}
+		return out
+	}
+	var walk func(m map[string]any)
+	walk = func(m map[string]any) {
+		for _, k := range sortedKeys(m) {
+			f, known := baiduFields[k]
+			switch x := m[k].(type) {
+			case string:
+				// A link field that is not a link is kept as a rejected item:
+				// media are never dropped silently.
+				if known && strings.TrimSpace(x) != "" {
+					out = append(out, slot{kind: f.kind, url: f.url, value: x, set: func(r any) { m[k] = r }})
+				}
+			case []any:
+				for i, e := range x {
+					switch y := e.(type) {
+					case string:
+						if known && f.url && strings.TrimSpace(y) != "" {
+							out = append(out, slot{kind: f.kind, url: true, value: y, set: func(r any) { x[i] = r }})
+						}
+					case map[string]any:
+						walk(y)
+					}
+				}
+			case map[string]any:
+				walk(x)
+			}
+		}
+	}
+	walk(obj)
+	return out
+}
+
+func sortedKeys(m map[string]any) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// Facts are what one response says about the verification, normalized.
+// Identity is unmasked here: parts live only in the store.
+type Facts struct {
+	FlowStatus string               `json:"flow_status,omitempty"`
+	BizNo      string               `json:"biz_no,omitempty"`
+	Passed     *bool                `json:"passed,omitempty"`
+	Liveness   *contract.Liveness   `json:"liveness,omitempty"`
+	FaceMatch  []contract.FaceMatch `json:"face_match,omitempty"`
+	Identity   *contract.Identity   `json:"identity,omitempty"`
+	Attempts   []contract.Attempt   `json:"attempts,omitempty"`
+	Billing    *contract.Billing    `json:"billing,omitempty"`
+	Problem    string               `json:"problem,omitempty"`
+}
+
+func ptrF(f flexjson.Float) *float64 {
+	if !f.Valid {
+		return nil
+	}
+	v := f.Value
+	return &v
+}
+
+func ptrI(i flexjson.Int) *int {
+	if !i.Valid {
+		return nil
+	}
+	v := int(i.Value)
+	return &v
+}
+
+// facts reads a successful response's body. Bodies the typed decoders
+// reject become a stated problem, not an error.
+func facts(v contract.Vendor, endpoint string, body []byte) *Facts {
+	if v == contract.Megvii {
+		r, err := megvii.ParseResult(body)
+		if err != nil {
+			return &Facts{Problem: "get_result answer not understood: " + err.Error()}
+		}
+		return megviiFacts(r)
+	}
+	env, verr := baidu.Classify(endpoint, 200, body)
+	if verr != nil {
+		return &Facts{Problem: endpoint + " answer not understood: " + verr.Message}
+	}
+	f := &Facts{}
+	switch endpoint {
+	case baidu.EndpointGetAll:
+		var g baidu.GetAllResult
+		if err := json.Unmarshal(env.Result, &g); err != nil {
+			return &Facts{Problem: "getall result not understood: " + err.Error()}
+		}
+		f.Billing = &contract.Billing{VerifyCount: ptrI(g.VerifyCount), OCRChargeCount: ptrI(g.OCRChargeCount),
+			MatchChargeCount: ptrI(g.MatchChargeCount), VerifyChargeCount: ptrI(g.VerifyChargeCount)}
+		passed := g.Passed()
+		f.Passed = &passed
+		f.Attempts = []contract.Attempt{}
+		for _, at := range g.VerifyResult {
+			d := at.VerifyDetail
+			f.Attempts = append(f.Attempts, contract.Attempt{Order: int(at.Order.Value), Passed: at.IsVerifyPassed.Value, Code: string(at.Code), Message: at.Message,
+				VerifiedAt: baiduTime(at.VerifyTime), Charged: at.IsCharged.Value, ChargeType: at.ChargeType, Score: ptrF(d.Score), Threshold: ptrF(d.Threshold),
+				LivenessScore: ptrF(d.LivenessScore), SpoofingScore: ptrF(d.SpoofingScore), RiskLevel: string(d.RiskLevel)})
+		}
+		if n := len(g.VerifyResult); n > 0 {
+			last := g.VerifyResult[n-1]
+			for _, at := range g.VerifyResult {
+				if at.IsVerifyPassed.Value {
+					last = at
+				}
+			}
+			d := last.VerifyDetail
+			f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrF(d.LivenessScore), SpoofingScore: ptrF(d.SpoofingScore), Attacks: []contract.Attack{}}
+			if d.Score.Valid {
+				f.FaceMatch = []contract.FaceMatch{{Source: "baidu_verify", Score: ptrF(d.Score), Threshold: ptrF(d.Threshold)}}
+			}
+			f.Identity = baiduIdentity(last.IDCardConfirm, last.IDCardOCRResult)
+		}
+	case baidu.EndpointDetail:
+		var d baidu.DetailResult
+		if err := json.Unmarshal(env.Result, &d); err != nil {
+			return &Facts{Problem: "detail result not understood: " + err.Error()}
+		}
+		s := d.VerifyResult
+		f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrF(s.LivenessScore), SpoofingScore: ptrF(s.Spoofing), Attacks: []contract.Attack{}}
+		if s.Score.Valid {
+			f.FaceMatch = []contract.FaceMatch{{Source: "baidu_detail", Score: ptrF(s.Score)}}
+		}
+		f.Identity = baiduIdentity(d.IDCardConfirm, d.IDCardOCRResult)
+	}
+	return f
+}
+
+func baiduTime(s string) string {
+	if t, err := baidu.ParseTime(s); err == nil {
+		return t.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+func baiduIdentity(c *baidu.IDCardConfirm, o *baidu.OCRResult) *contract.Identity {
+	if c != nil && (c.Name != "" || c.IDCardNumber != "") {
+		return &contract.Identity{Name: c.Name, IDNumber: c.IDCardNumber, Source: "confirmed"}
+	}
+	if o != nil && (o.Name != "" || o.IDCardNumber != "") {
+		return &contract.Identity{Name: o.Name, IDNumber: o.IDCardNumber, Source: "ocr"}
+	}
+	return nil
+}
+
+func megviiFacts(r *megvii.Result) *Facts {
+	f := &Facts{FlowStatus: string(r.Status), BizNo: r.BizInfo.BizNo}
+	if l := r.LivenessResult; l != nil {
+		res := "unknown"
+		switch strings.ToUpper(strings.TrimSpace(l.Result)) {
+		case "PASS":
+			res = "pass"
+		case "FAIL":
+			res = "fail"
+		}
+		f.Liveness = &contract.Liveness{Result: res, Procedure: l.ProcedureType, Attacks: []contract.Attack{}}
+		for _, at := range l.FaceGenuineness.Attacks() {
+			f.Liveness.Attacks = append(f.Liveness.Attacks, contract.Attack{Kind: at.Kind, Score: at.Confidence, Threshold: at.Threshold, Suspected: at.Suspected})
+		}
+	}
+	if v := r.VerifyResult; v != nil {
+		add := func(src string, s *megvii.Score) {
+			if s == nil {
+				return
+			}
+			fm := contract.FaceMatch{Source: src, Score: ptrF(s.Confidence)}
+			if len(s.Thresholds) > 0 {
+				fm.Thresholds = map[string]float64{}
+				for k, t := range s.Thresholds {
+					if t.Valid {
+						fm.Thresholds[k] = t.Value
+					}
+				}
+			}
+			f.FaceMatch = append(f.FaceMatch, fm)
+		}
+		add("idcard_photo", v.ResultIDCardPhoto)
+		add("idcard_datasource", v.ResultIDCardDatasource)
+		add("faceid", v.ResultFaceID)
+		for _, n := range v.RefNumbers() {
+			s := v.Refs[n]
+			add("ref"+strconv.Itoa(n), &s)
+		}
+		if v.ErrorMessage != nil && strings.TrimSpace(*v.ErrorMessage) != "" {
+			f.FaceMatch = append(f.FaceMatch, contract.FaceMatch{Source: "comparison", Error: strings.TrimSpace(*v.ErrorMessage)})
+		}
+		billed := v.Billed()
+		f.Billing = &contract.Billing{Billed: &billed}
+	}
+	if c := r.IDCardInfo; c != nil {
+		if c.Number != "" || c.Name != "" {
+			f.Identity = &contract.Identity{Name: c.Name, IDNumber: c.Number, Source: "confirmed"}
+		} else if c.FrontSide != nil && c.FrontSide.OCRResult != nil && (c.FrontSide.OCRResult.Name != "" || c.FrontSide.OCRResult.IDCardNumber != "") {
+			o := c.FrontSide.OCRResult
+			f.Identity = &contract.Identity{Name: o.Name, IDNumber: o.IDCardNumber, Source: "ocr"}
+		}
+	}
+	return f
+}
+
+// MaskName keeps a name's first character.
+func MaskName(s string) string {
+	n := utf8.RuneCountInString(s)
+	if n == 0 {
+		return ""
+	}
+	r, _ := utf8.DecodeRuneInString(s)
+	return string(r) + strings.Repeat("*", max(n-1, 1))
+}
+
+// MaskIDNumber keeps the first three and last four characters of numbers long
+// enough to stay anonymous that way.
+func MaskIDNumber(s string) string {
+	r := []rune(strings.TrimSpace(s))
+	if len(r) < 10 {
+		return strings.Repeat("*", len(r))
+	}
+	return string(r[:3]) + strings.Repeat("*", len(r)-7) + string(r[len(r)-4:])
+}
+
+// buildRecord merges a verification's terminal and its responses' facts.
+// Later responses' facts fill what earlier ones lacked; for Baidu, getall
+// wins over detail because it lists every attempt.
+func buildRecord(t contract.Terminal, ev Evidence, evidence contract.ObjectRef, archivedAt time.Time, mask bool) contract.Record {
+	rec := contract.Record{Schema: contract.RecordSchemaVersion, Vendor: t.Vendor, VerificationID: t.VerificationID, BizNo: t.BizNo,
+		Outcome: t.Outcome, Reason: t.Reason, FlowStatus: t.FlowStatus, FaceMatch: []contract.FaceMatch{}, Attempts: []contract.Attempt{},
+		Media: []contract.MediaRef{}, Problems: []string{}, Responses: []contract.ResponseIn{}, Evidence: &evidence,
+		WindowLeftSeconds: t.WindowLeftSeconds,
+		Times:             contract.RecordTimes{IssuedAt: utcPtr(t.IssuedAt), CompletedAt: utcPtr(t.CompletedAt), DecidedAt: t.DecidedAt.UTC(), ArchivedAt: archivedAt}}
+	parts := append([]*Part(nil), ev.Responses...)
+	// getall first: its attempt list is the fuller account.
+	sort.SliceStable(parts, func(i, j int) bool {
+		return parts[i].Endpoint == baidu.EndpointGetAll && parts[j].Endpoint != baidu.EndpointGetAll
+	})
+	for _, p := range parts {
+		if p.ErrorClass == "" && p.HTTPStatus == 200 {
+			ft := p.FetchedAt
+			if rec.Times.HarvestedAt == nil || ft.After(*rec.Times.HarvestedAt) {
+				rec.Times.HarvestedAt = &ft
+			}
+		}
+		f := p.Facts
+		if f == nil {
+			continue
+		}
+		if f.Problem != "" {
+			rec.Problems = append(rec.Problems, f.Problem)
+		}
+		if rec.FlowStatus == "" {
+			rec.FlowStatus = f.FlowStatus
+		}
+		if rec.BizNo == "" {
+			rec.BizNo = f.BizNo
+		}
+		if rec.Passed == nil {
+			rec.Passed = f.Passed
+		}
+		if rec.Liveness == nil {
+			rec.Liveness = f.Liveness
+		}
+		if len(rec.FaceMatch) == 0 {
+			rec.FaceMatch = append(rec.FaceMatch, f.FaceMatch...)
+		}
+		if rec.Identity == nil && f.Identity != nil {
+			id := *f.Identity
+			if mask {
+				id.Name, id.IDNumber, id.Masked = MaskName(id.Name), MaskIDNumber(id.IDNumber), true
+			}
+			rec.Identity = &id
+		}
+		if len(rec.Attempts) == 0 {
+			rec.Attempts = append(rec.Attempts, f.Attempts...)
+		}
+		if rec.Billing == nil {
+			rec.Billing = f.Billing
+		}
+	}
+	for _, p := range ev.Responses { // media and responses in the harvest's order
+		rec.Responses = append(rec.Responses, contract.ResponseIn{ID: p.ID, Endpoint: p.Endpoint, HTTPStatus: p.HTTPStatus, ErrorClass: p.ErrorClass})
+		if p.Problem != "" {
+			rec.Problems = append(rec.Problems, p.Endpoint+": "+p.Problem)
+		}
+		for _, m := range p.Media {
+			rec.Media = append(rec.Media, m)
+			if m.Status != contract.MediaStored {
+				rec.Problems = append(rec.Problems, fmt.Sprintf("%s %s %s: %s", p.Endpoint, m.Kind, m.Status, m.Reason))
+			}
+		}
+	}
+	for _, id := range ev.Missing {
+		rec.Problems = append(rec.Problems, "response "+id+" was not archived (see the dead-letter topic)")
+	}
+	return rec
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

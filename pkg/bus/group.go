@@ -1,0 +1,70 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// GroupConfig configures a consumer group.
+type GroupConfig struct {
+	Brokers                          []string
+	GroupID                          string
+	Topic                            string
+	SessionTimeout, RebalanceTimeout time.Duration // 10 s, 30 s
+	Logger                           *slog.Logger
+}
+
+// ConsumeGroup joins the group and, for every generation, runs onPartition
+// for each partition assigned to this member, from its committed offset (-1
+// when none). onPartition must return when its context ends (a rebalance or
+// ctx). ConsumeGroup returns nil when ctx ends.
+func ConsumeGroup(ctx context.Context, cfg GroupConfig, onPartition func(ctx context.Context, gen *kafka.Generation, partition int, offset int64)) error {
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 10 * time.Second
+	}
+	if cfg.RebalanceTimeout <= 0 {
+		cfg.RebalanceTimeout = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID: cfg.GroupID, Brokers: cfg.Brokers, Topics: []string{cfg.Topic},
+		StartOffset: kafka.FirstOffset, HeartbeatInterval: cfg.SessionTimeout / 5, SessionTimeout: cfg.SessionTimeout,
+		RebalanceTimeout: cfg.RebalanceTimeout, JoinGroupBackoff: 500 * time.Millisecond, WatchPartitionChanges: true,
+		// kafka-go gives a JoinGroup Timeout + RebalanceTimeout before it gives
+		// up; if that is no longer than the coordinator's own wait for members
+		// that died mid-rebalance, every survivor times out just before the
+		// group forms, rejoins as a new member and restarts the wait: the group
+		// never forms. A generous Timeout lets the coordinator finish first.
+		Timeout: cfg.RebalanceTimeout + 15*time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	defer group.Close()
+	for {
+		gen, err := group.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return nil
+			}
+			log.Warn("consumer group", "error", err.Error())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		log.Info("generation joined", "generation", gen.ID, "member", gen.MemberID, "partitions", len(gen.Assignments[cfg.Topic]))
+		for _, a := range gen.Assignments[cfg.Topic] {
+			gen.Start(func(gctx context.Context) { onPartition(gctx, gen, a.ID, a.Offset) })
+		}
+	}
+}

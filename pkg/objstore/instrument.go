@@ -1,0 +1,83 @@
+package objstore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Instrumented wraps a Bucket with operation metrics: every call counted by
+// operation, failures by operation (a missing object is an answer, not a
+// failure), and latency by operation.
+type Instrumented struct {
+	b        Bucket
+	ops      *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// Operations named in the metrics.
+const (
+	OpPut        = "put"
+	OpAttributes = "attributes"
+	OpGet        = "get"
+	OpList       = "list"
+)
+
+// Instrument registers the store metrics of component on reg and wraps b.
+func Instrument(b Bucket, reg prometheus.Registerer, component string) *Instrumented {
+	f := promauto.With(reg)
+	l := []string{"operation"}
+	return &Instrumented{b: b,
+		ops: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_" + component + "_store_operations_total",
+			Help: "Object-store operations by operation."}, l),
+		failures: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_" + component + "_store_operation_failures_total",
+			Help: "Object-store operations that failed, by operation (not found is not a failure)."}, l),
+		latency: f.NewHistogramVec(prometheus.HistogramOpts{Name: "faceharvest_" + component + "_store_operation_duration_seconds",
+			Help: "Object-store operation latency by operation.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12)}, l),
+	}
+}
+
+func (i *Instrumented) observe(op string, start time.Time, err error) {
+	i.ops.WithLabelValues(op).Inc()
+	i.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		i.failures.WithLabelValues(op).Inc()
+	}
+}
+
+// Put implements Bucket.
+func (i *Instrumented) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+	start := time.Now()
+	err := i.b.Put(ctx, key, body, size, contentType, meta)
+	i.observe(OpPut, start, err)
+	return err
+}
+
+// Attributes implements Bucket.
+func (i *Instrumented) Attributes(ctx context.Context, key string) (Attrs, error) {
+	start := time.Now()
+	a, err := i.b.Attributes(ctx, key)
+	i.observe(OpAttributes, start, err)
+	return a, err
+}
+
+// Get implements Bucket.
+func (i *Instrumented) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	start := time.Now()
+	r, err := i.b.Get(ctx, key)
+	i.observe(OpGet, start, err)
+	return r, err
+}
+
+// List implements Bucket.
+func (i *Instrumented) List(ctx context.Context, prefix string) ([]string, error) {
+	start := time.Now()
+	l, err := i.b.List(ctx, prefix)
+	i.observe(OpList, start, err)
+	return l, err
+}
