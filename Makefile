@@ -15,15 +15,15 @@ PKGS      := ./...
 DEV_ENV := FACEHARVEST_MEGVII_API_KEY=dev-megvii-key FACEHARVEST_MEGVII_API_SECRET=dev-megvii-secret \
            FACEHARVEST_BAIDU_API_KEY=dev-baidu-ak FACEHARVEST_BAIDU_SECRET_KEY=dev-baidu-sk
 
-.PHONY: all build test unit fuzz lint bench wrk minio run clean
+.PHONY: all build test unit fuzz lint bench wrk awscli minio run clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## test: the S3-compatible server, unit, contract and process tests with the race detector, then brief fuzzing.
-test: minio unit fuzz
+## test: the S3-compatible server and awscli, unit, contract and process tests with the race detector, then brief fuzzing.
+test: minio awscli unit fuzz
 
 unit:
 	$(GO) mod download
@@ -58,6 +58,10 @@ bench: wrk
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 20m $(PKGS)
 	$(GO) run ./bench/ingest -out $(BIN)/bench-ingest.json
 	$(GO) run ./bench/harvester -out $(BIN)/bench-harvester.json
+
+# awscli (Debian's package): the archiver's test reads what it stored with a real S3 client.
+awscli:
+	@command -v aws >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli) >/dev/null || { echo "install awscli (apt-get install awscli)"; exit 1; }; }
 
 # wrk (Debian's package) generates HTTP load from a separate process.
 wrk:

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,11 +63,11 @@ func loopbackClient(srv *httptest.Server) *http.Client {
 // mediaServer serves: /v1/aa.mp4 (a 3 MB MP4, streamed), *.jpg (a JPEG),
 // /expired/* (403 as an object store answers), /page/* (an HTML page with
 // 200), /broken/* (500).
-func mediaServer(t testing.TB) (*httptest.Server, map[string]int) {
-	hits := map[string]int{}
+func mediaServer(t testing.TB) (*httptest.Server, *hitCounter) {
+	hits := &hitCounter{n: map[string]int{}}
 	jpg := testJPEG(t, 3)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits[r.URL.Path]++
+		hits.add(r.URL.Path)
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/expired/"):
 			w.Header().Set("Content-Type", "application/xml")
@@ -89,6 +90,23 @@ func mediaServer(t testing.TB) (*httptest.Server, map[string]int) {
 	}))
 	t.Cleanup(srv.Close)
 	return srv, hits
+}
+
+type hitCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (h *hitCounter) add(p string) {
+	h.mu.Lock()
+	h.n[p]++
+	h.mu.Unlock()
+}
+
+func (h *hitCounter) get(p string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[p]
 }
 
 // mp4 is an ISO-BMFF header followed by n filler bytes.
@@ -230,9 +248,9 @@ func TestMegviiImagesAndReprocessing(t *testing.T) {
 		"idcard_info":     map[string]any{"idcard_number": "110101199001011234", "idcard_name": "王小明"},
 		"images": map[string]any{
 			"image_best":         "data:image/jpeg;base64," + b64(best),
-			"image_idcard_front": "data: image/jpeg;base64," + b64(front),            // the documents' spaced spelling
+			"image_idcard_front": "data: image/jpeg;base64," + b64(front),                  // the documents' spaced spelling
 			"image_idcard_back":  "data:image/jpeg;base64," + b64(best)[:len(b64(best))-7], // truncated
-			"image_selfie":       "data:image/jpeg;base64," + b64(testPNG(t)),          // a PNG declared as JPEG
+			"image_selfie":       "data:image/jpeg;base64," + b64(testPNG(t)),              // a PNG declared as JPEG
 		}})
 	a := newTest(t, store, nil)
 	rec := archive(t, a, terminal(contract.Megvii, "m1", contract.OutcomeHarvested), response(contract.Megvii, "m1", "get_result", body))
@@ -322,8 +340,8 @@ func TestBaiduMediaLinks(t *testing.T) {
 	if m := rec.Media[4]; m.Size != int64(len(mp4(3<<20))) || m.ContentType != "video/mp4" || !strings.HasSuffix(m.Key, ".mp4") {
 		t.Errorf("video %+v", m)
 	}
-	if hits["/broken/b.jpg"] != 2 {
-		t.Errorf("a 500 was tried %d times, want 2", hits["/broken/b.jpg"])
+	if n := hits.get("/broken/b.jpg"); n != 2 {
+		t.Errorf("a 500 was tried %d times, want 2", n)
 	}
 	if len(rec.Problems) != 4 {
 		t.Errorf("problems %q", rec.Problems)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -54,6 +55,15 @@ func Start(bin, dataDir, user, password string) (*Server, error) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
+	return StartOn(bin, dataDir, user, password, addr)
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return strings.TrimPrefix(s.Endpoint, "http://") }
+
+// StartOn runs MinIO on addr (host:port), e.g. to restart a stopped server
+// where its clients expect it.
+func StartOn(bin, dataDir, user, password, addr string) (*Server, error) {
 	cmd := exec.Command(bin, "server", dataDir, "--address", addr, "--console-address", "127.0.0.1:0", "--quiet")
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+user, "MINIO_ROOT_PASSWORD="+password, "MINIO_BROWSER=off", "MINIO_UPDATE=off")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
