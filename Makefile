@@ -54,10 +54,11 @@ lint: $(TOOLS)/staticcheck
 	$(TOOLS)/staticcheck $(PKGS)
 
 ## bench: benchmarks, each reported next to a baseline measured in the same run.
-bench: wrk
+bench: wrk minio
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 20m $(PKGS)
 	$(GO) run ./bench/ingest -out $(BIN)/bench-ingest.json
 	$(GO) run ./bench/harvester -out $(BIN)/bench-harvester.json
+	$(GO) run ./bench/archiver -out $(BIN)/bench-archiver.json
 
 # awscli (Debian's package): the archiver's test reads what it stored with a real S3 client.
 awscli:

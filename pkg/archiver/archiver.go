@@ -140,8 +140,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // putOnce stores an object unless its key exists, retrying store failures
-// until ctx ends: an outage delays archiving, it never skips anything. It
-// returns the existing object's attributes when there was one.
+// until ctx ends: an outage delays archiving, it never skips anything.
+// putOnceAttrs also returns the existing object's attributes when there was
+// one.
 func (a *Archiver) putOnce(ctx context.Context, key, kind string, open func() (io.Reader, int64, error), ct string, meta map[string]string) error {
 	_, _, err := a.putOnceAttrs(ctx, key, kind, open, ct, meta)
 	return err
@@ -149,23 +150,24 @@ func (a *Archiver) putOnce(ctx context.Context, key, kind string, open func() (i
 
 func (a *Archiver) putOnceAttrs(ctx context.Context, key, kind string, open func() (io.Reader, int64, error), ct string, meta map[string]string) (objstore.Attrs, bool, error) {
 	for try := 1; ; try++ {
-		attrs, err := a.cfg.Store.Attributes(ctx, key)
-		if err == nil {
-			a.m.existing.WithLabelValues(kind).Inc()
-			a.m.storeDown.Set(0)
-			return attrs, true, nil
+		body, n, err := open()
+		if err != nil {
+			return objstore.Attrs{}, false, err
 		}
-		if errors.Is(err, objstore.ErrNotFound) {
-			var body io.Reader
-			var n int64
-			if body, n, err = open(); err != nil {
-				return objstore.Attrs{}, false, err
-			}
-			if err = a.cfg.Store.Put(ctx, key, body, n, ct, meta); err == nil {
-				a.m.objects.WithLabelValues(kind).Inc()
-				a.m.bytes.WithLabelValues(kind).Add(float64(n))
+		// One conditional write: the store refuses to replace what exists.
+		err = a.cfg.Store.Create(ctx, key, body, n, ct, meta)
+		if err == nil {
+			a.m.objects.WithLabelValues(kind).Inc()
+			a.m.bytes.WithLabelValues(kind).Add(float64(n))
+			a.m.storeDown.Set(0)
+			return objstore.Attrs{}, false, nil
+		}
+		if errors.Is(err, objstore.ErrExists) {
+			var attrs objstore.Attrs
+			if attrs, err = a.cfg.Store.Attributes(ctx, key); err == nil {
+				a.m.existing.WithLabelValues(kind).Inc()
 				a.m.storeDown.Set(0)
-				return objstore.Attrs{}, false, nil
+				return attrs, true, nil
 			}
 		}
 		if ctx.Err() != nil {
@@ -283,21 +285,30 @@ func safeName(id string) string {
 // It returns an error only when ctx ended (store failures are retried).
 func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.Response) (*Part, error) {
 	key := PartKey(r.Vendor, ceID)
-	if b, err := a.getRetry(ctx, key, 64<<20); err == nil {
-		var p Part
-		if json.Unmarshal(b, &p) == nil && p.ID == ceID {
-			a.m.existing.WithLabelValues("response").Inc()
-			a.keep(&p)
-			return &p, nil
+	root, perr := decodeJSON(r.Body)
+	var slots []slot
+	if perr == nil {
+		slots = collect(r.Vendor, r.Endpoint, root)
+	}
+	if hasLinks(slots) {
+		// Links expire: once a part is stored, re-processing reuses it rather
+		// than fetching again (and finding the links dead). Answers without
+		// links are re-archived from their bytes, to the same keys.
+		if b, err := a.getRetry(ctx, key, 64<<20); err == nil {
+			var p Part
+			if json.Unmarshal(b, &p) == nil && p.ID == ceID {
+				a.m.existing.WithLabelValues("response").Inc()
+				a.keep(&p)
+				return &p, nil
+			}
+		} else if !errors.Is(err, objstore.ErrNotFound) {
+			return nil, err
 		}
-	} else if !errors.Is(err, objstore.ErrNotFound) {
-		return nil, err
 	}
 	p := &Part{ID: ceID, Vendor: r.Vendor, VerificationID: r.VerificationID, Endpoint: r.Endpoint, Params: r.Params, HTTPStatus: r.HTTPStatus,
 		FetchedAt: r.FetchedAt.UTC(), Deadline: r.Deadline.UTC(), WindowLeftSeconds: roundSeconds(r.WindowLeft()), ErrorClass: r.ErrorClass,
 		Attempt: r.Attempt, ContentType: r.ContentType, Media: []contract.MediaRef{}}
 	day := r.FetchedAt
-	root, perr := decodeJSON(r.Body)
 	if perr != nil {
 		sum := sha256.Sum256(r.Body)
 		ref := &contract.ObjectRef{SHA256: hex.EncodeToString(sum[:]), Size: int64(len(r.Body)), ContentType: "application/octet-stream"}
@@ -313,7 +324,6 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 			p.Problem = "empty body"
 		}
 	} else {
-		slots := collect(r.Vendor, r.Endpoint, root)
 		refs := make([]contract.MediaRef, len(slots))
 		errs := make([]error, len(slots))
 		sem := make(chan struct{}, a.cfg.MediaParallel)
@@ -368,6 +378,15 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 	a.m.responses.WithLabelValues(string(r.Vendor), endpointLabel(r.Endpoint)).Inc()
 	a.keep(p)
 	return p, nil
+}
+
+func hasLinks(slots []slot) bool {
+	for _, s := range slots {
+		if s.url {
+			return true
+		}
+	}
+	return false
 }
 
 func endpointLabel(e string) string {

@@ -436,10 +436,10 @@ type flakyStore struct {
 	fail, failed int
 }
 
-func (f *flakyStore) Put(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+func (f *flakyStore) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
 	if f.failed < f.fail {
 		f.failed++
 		return fmt.Errorf("store unavailable")
 	}
-	return f.Bucket.Put(ctx, key, body, size, ct, meta)
+	return f.Bucket.Create(ctx, key, body, size, ct, meta)
 }

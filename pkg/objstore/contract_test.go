@@ -56,6 +56,22 @@ func contract(t *testing.T, b Bucket) {
 	if err := b.Put(ctx, "megvii/2026-07-01/a.jpg", bytes.NewReader(small), int64(len(small)), "image/jpeg", nil); err != nil {
 		t.Fatal(err)
 	}
+	// Create writes only new keys, for small and multipart bodies alike.
+	for _, c := range []struct {
+		key  string
+		body []byte
+		size int64
+	}{{"megvii/2026-07-01/c.jpg", small, int64(len(small))}, {"baidu/2026-07-01/c.mp4", big, -1}} {
+		if err := b.Create(ctx, c.key, io.MultiReader(bytes.NewReader(c.body)), c.size, "image/jpeg", nil); err != nil {
+			t.Fatalf("create %s: %v", c.key, err)
+		}
+		if err := b.Create(ctx, c.key, bytes.NewReader([]byte("other")), 5, "text/plain", nil); !errors.Is(err, ErrExists) {
+			t.Fatalf("second create of %s: %v", c.key, err)
+		}
+		if a, _ := b.Attributes(ctx, c.key); a.Size != int64(len(c.body)) {
+			t.Fatalf("second create of %s replaced the object", c.key)
+		}
+	}
 	if _, err := b.Attributes(ctx, "megvii/nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing key: %v", err)
 	}
@@ -63,7 +79,7 @@ func contract(t *testing.T, b Bucket) {
 		t.Fatalf("missing key: %v", err)
 	}
 	keys, err := b.List(ctx, "megvii/")
-	if err != nil || len(keys) != 2 || keys[0] != "megvii/2026-07-01/a.jpg" {
+	if err != nil || len(keys) != 3 || keys[0] != "megvii/2026-07-01/a.jpg" {
 		t.Fatalf("list %v %v", keys, err)
 	}
 	if err := b.Put(ctx, "x", bytes.NewReader(small), 99, "a/b", nil); err == nil {

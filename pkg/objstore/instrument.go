@@ -11,8 +11,8 @@ import (
 )
 
 // Instrumented wraps a Bucket with operation metrics: every call counted by
-// operation, failures by operation (a missing object is an answer, not a
-// failure), and latency by operation.
+// operation, failures by operation (a missing or an existing object is an
+// answer, not a failure), and latency by operation.
 type Instrumented struct {
 	b        Bucket
 	ops      *prometheus.CounterVec
@@ -23,6 +23,7 @@ type Instrumented struct {
 // Operations named in the metrics.
 const (
 	OpPut        = "put"
+	OpCreate     = "create"
 	OpAttributes = "attributes"
 	OpGet        = "get"
 	OpList       = "list"
@@ -45,7 +46,7 @@ func Instrument(b Bucket, reg prometheus.Registerer, component string) *Instrume
 func (i *Instrumented) observe(op string, start time.Time, err error) {
 	i.ops.WithLabelValues(op).Inc()
 	i.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrExists) {
 		i.failures.WithLabelValues(op).Inc()
 	}
 }
@@ -55,6 +56,14 @@ func (i *Instrumented) Put(ctx context.Context, key string, body io.Reader, size
 	start := time.Now()
 	err := i.b.Put(ctx, key, body, size, contentType, meta)
 	i.observe(OpPut, start, err)
+	return err
+}
+
+// Create implements Bucket.
+func (i *Instrumented) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+	start := time.Now()
+	err := i.b.Create(ctx, key, body, size, contentType, meta)
+	i.observe(OpCreate, start, err)
 	return err
 }
 

@@ -17,6 +17,9 @@ import (
 // ErrNotFound is returned for a key that does not exist.
 var ErrNotFound = errors.New("object not found")
 
+// ErrExists is returned by Create for a key that already exists.
+var ErrExists = errors.New("object exists")
+
 // Attrs describe a stored object.
 type Attrs struct {
 	Size        int64
@@ -29,6 +32,9 @@ type Bucket interface {
 	// Put stores body under key. size is the body's length, or -1 when
 	// unknown (then the body is streamed in parts).
 	Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error
+	// Create is Put only when no object has the key; otherwise it writes
+	// nothing and returns ErrExists.
+	Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error
 	// Attributes returns an object's attributes, or ErrNotFound.
 	Attributes(ctx context.Context, key string) (Attrs, error)
 	// Get opens an object for reading, or returns ErrNotFound.
@@ -53,6 +59,15 @@ func NewMemory() *Memory { return &Memory{objs: map[string]memObject{}} }
 
 // Put implements Bucket.
 func (m *Memory) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+	return m.put(key, body, size, contentType, meta, false)
+}
+
+// Create implements Bucket.
+func (m *Memory) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+	return m.put(key, body, size, contentType, meta, true)
+}
+
+func (m *Memory) put(key string, body io.Reader, size int64, contentType string, meta map[string]string, ifAbsent bool) error {
 	b, err := io.ReadAll(body)
 	if err != nil {
 		return err
@@ -66,6 +81,9 @@ func (m *Memory) Put(ctx context.Context, key string, body io.Reader, size int64
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, ok := m.objs[key]; ok && ifAbsent {
+		return ErrExists
+	}
 	m.objs[key] = memObject{data: b, attrs: Attrs{Size: int64(len(b)), ContentType: contentType, Metadata: md}}
 	return nil
 }

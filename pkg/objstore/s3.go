@@ -93,6 +93,21 @@ func (b *S3) EnsureBucket(ctx context.Context) error {
 // bytes.Reader is seekable, so nothing is buffered twice), multipart
 // streaming otherwise.
 func (b *S3) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+	return b.put(ctx, key, body, size, contentType, meta, nil)
+}
+
+// Create implements Bucket with a conditional write (If-None-Match: *): one
+// request, and the store itself refuses to replace an existing object.
+func (b *S3) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+	err := b.put(ctx, key, body, size, contentType, meta, aws.String("*"))
+	var ae smithy.APIError
+	if errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "412") {
+		return ErrExists
+	}
+	return err
+}
+
+func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, ifNoneMatch *string) error {
 	var sse types.ServerSideEncryption
 	if b.cfg.SSE != "" {
 		sse = types.ServerSideEncryption(b.cfg.SSE)
@@ -110,21 +125,21 @@ func (b *S3) Put(ctx context.Context, key string, body io.Reader, size int64, co
 			rs = bytes.NewReader(data)
 		}
 		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: rs, ContentLength: aws.Int64(size),
-			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse})
+			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse, IfNoneMatch: ifNoneMatch})
 		return err
 	}
-	return b.multipart(ctx, key, body, contentType, meta, sse)
+	return b.multipart(ctx, key, body, contentType, meta, sse, ifNoneMatch)
 }
 
 // multipart streams body in PartSize parts through one reused buffer, so a
 // 200 MB video never sits in memory whole; a failed upload is aborted.
-func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentType string, meta map[string]string, sse types.ServerSideEncryption) (err error) {
+func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentType string, meta map[string]string, sse types.ServerSideEncryption, ifNoneMatch *string) (err error) {
 	buf := make([]byte, b.cfg.PartSize)
 	n, rerr := io.ReadFull(body, buf)
 	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 		// It fits in one part after all.
 		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
-			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse})
+			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse, IfNoneMatch: ifNoneMatch})
 		return err
 	}
 	if rerr != nil {
@@ -159,7 +174,7 @@ func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentT
 		}
 	}
 	_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, UploadId: up.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}, IfNoneMatch: ifNoneMatch})
 	return err
 }
 
