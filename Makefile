@@ -10,11 +10,6 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 100000x
 PKGS      := ./...
 
-# Development credentials for the simulator and, later, the components
-# (make run only; real deployments read them from their own environment).
-DEV_ENV := FACEHARVEST_MEGVII_API_KEY=dev-megvii-key FACEHARVEST_MEGVII_API_SECRET=dev-megvii-secret \
-           FACEHARVEST_BAIDU_API_KEY=dev-baidu-ak FACEHARVEST_BAIDU_SECRET_KEY=dev-baidu-sk
-
 .PHONY: all build test unit fuzz lint bench wrk awscli minio run clean
 
 all: build
@@ -68,11 +63,11 @@ awscli:
 wrk:
 	@command -v wrk >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1; }; }
 
-## run: the vendor simulator on its default ports, clock at 60x (the pipeline joins it in later releases).
-run: build
-	@echo "vendorsim: Megvii on http://127.0.0.1:18001, Baidu on http://127.0.0.1:18002, control on http://127.0.0.1:18003"
-	@echo "try: curl -s -XPOST localhost:18003/sim/megvii/verifications -d '{}'   and   curl -s localhost:18003/sim/stats"
-	$(DEV_ENV) $(BIN)/vendorsim --clock-scale=60 --megvii-concurrency=16 --baidu-qps=50 --latency-p50=20ms --latency-p99=120ms
+## run: the whole pipeline on loopback (broker, MinIO, vendor simulator, ingest, harvester, archiver as processes),
+## a workload driven through it, live progress and a summary; Ctrl-C stops everything. RUN_ARGS=--help lists the options.
+RUN_ARGS ?=
+run: build minio
+	$(BIN)/devstack --bin $(BIN) $(RUN_ARGS)
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,565 @@
+// Command devstack runs the whole faceharvest pipeline on loopback as
+// separate processes (the embedded Kafka-protocol broker, MinIO, the vendor
+// simulator, ingest, harvester and archiver), drives a workload of Megvii
+// and Baidu verifications through it, shows progress, and prints a summary.
+// It is what `make run` starts; Ctrl-C stops everything it started.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
+)
+
+func main() { os.Exit(run()) }
+
+type opts struct {
+	bin, dataDir                 string
+	megvii, megviiNoCB, megviiEx int
+	baidu, baiduNever            int
+	exitAfter, freePorts, fresh  bool
+	chaos                        bool
+	timeout                      time.Duration
+}
+
+// Development credentials: the simulator accepts them, the components read
+// them from their environment like real ones.
+var devEnv = []string{
+	"FACEHARVEST_MEGVII_API_KEY=dev-megvii-key", "FACEHARVEST_MEGVII_API_SECRET=dev-megvii-secret",
+	"FACEHARVEST_BAIDU_API_KEY=dev-baidu-ak", "FACEHARVEST_BAIDU_SECRET_KEY=dev-baidu-sk",
+	"FACEHARVEST_INGEST_TOKENS=dev-ingest-token",
+	"AWS_ACCESS_KEY_ID=faceharvest", "AWS_SECRET_ACCESS_KEY=faceharvest-dev-password",
+}
+
+const (
+	ingestToken = "dev-ingest-token"
+	bucket      = "faceharvest-evidence"
+)
+
+func run() int {
+	var o opts
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `Usage: devstack [flags]
+
+Starts the whole pipeline on loopback as separate processes: devkafka (the embedded
+Kafka-protocol broker, persisting to --data-dir), MinIO, vendorsim (both vendor APIs),
+ingest, harvester and archiver. Then it drives a workload through it: Megvii verifications
+with and without callbacks, Baidu verifications completed and never completed, some
+registered after their window closed, under a simulated vendor concurrency limit that the
+harvester must adapt to. It prints progress and a summary, and keeps everything running
+until Ctrl-C (or exits after the workload with --exit-after-workload). Windows are shortened
+(Megvii 3 min, Baidu token window 1 min) so that the whole story takes about four minutes.
+
+Flags:`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.bin, "bin", "bin", "directory with the built binaries (make build) and tools/minio (make minio)")
+	fs.StringVar(&o.dataDir, "data-dir", ".faceharvest-dev", "broker and object-store data, logs")
+	fs.BoolVar(&o.fresh, "fresh", true, "start from empty data (false: keep the broker's and store's data from the last run)")
+	fs.IntVar(&o.megvii, "megvii", 60, "Megvii verifications with a callback")
+	fs.IntVar(&o.megviiNoCB, "megvii-no-callback", 10, "Megvii verifications whose callback never arrives (harvested at the last chance)")
+	fs.IntVar(&o.megviiEx, "megvii-expired", 5, "Megvii tokens registered after their window closed (expired)")
+	fs.IntVar(&o.baidu, "baidu", 30, "Baidu verifications the user completes")
+	fs.IntVar(&o.baiduNever, "baidu-never", 5, "Baidu verifications the user never completes (not verified)")
+	fs.BoolVar(&o.exitAfter, "exit-after-workload", false, "stop everything once every verification has its record")
+	fs.BoolVar(&o.chaos, "chaos", false, "SIGKILL ingest, harvester and archiver once each during the workload and restart them")
+	fs.BoolVar(&o.freePorts, "free-ports", false, "use free ports instead of the documented ones (tests)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for records after this long")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st := &stack{o: o}
+	defer st.stopAll()
+	if err := st.start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		return 1
+	}
+	sum, err := st.workload(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		return 1
+	}
+	st.summary(sum)
+	if !sum.ok() {
+		return 1
+	}
+	if o.exitAfter {
+		return 0
+	}
+	fmt.Println("\nEverything keeps running; Ctrl-C stops it all.")
+	<-ctx.Done()
+	return 0
+}
+
+type proc struct {
+	name string
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+type stack struct {
+	o      opts
+	procs  []*proc
+	ports  map[string]int
+	minio  *devs3.Server
+	broker string
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func (s *stack) addr(name string) string { return "127.0.0.1:" + strconv.Itoa(s.ports[name]) }
+
+func (s *stack) start(ctx context.Context) error {
+	s.ports = map[string]int{"kafka": 9092, "minio": 9000, "megvii": 18001, "baidu": 18002, "sim": 18003,
+		"ingest": 8028, "ingest-metrics": 9101, "harvester-metrics": 9102, "archiver-metrics": 9103}
+	if s.o.freePorts {
+		for k := range s.ports {
+			s.ports[k] = freePort()
+		}
+	}
+	if s.o.fresh {
+		_ = os.RemoveAll(s.o.dataDir)
+	}
+	logs := filepath.Join(s.o.dataDir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return err
+	}
+	for _, d := range []string{"kafka", "minio", "spool"} {
+		_ = os.MkdirAll(filepath.Join(s.o.dataDir, d), 0o755)
+	}
+	fmt.Printf("faceharvest dev stack: logs in %s\n", logs)
+	s.broker = s.addr("kafka")
+	if err := s.spawn("devkafka", "--port", strconv.Itoa(s.ports["kafka"]), "--data-dir", filepath.Join(s.o.dataDir, "kafka")); err != nil {
+		return err
+	}
+	mbin := filepath.Join(s.o.bin, "tools", "minio")
+	if _, err := os.Stat(mbin); err != nil {
+		if mbin, err = devs3.Binary("."); err != nil {
+			return err
+		}
+	}
+	var err error
+	if s.minio, err = devs3.StartOn(mbin, filepath.Join(s.o.dataDir, "minio"), "faceharvest", "faceharvest-dev-password", s.addr("minio")); err != nil {
+		return err
+	}
+	fmt.Printf("  %-10s %s (MinIO, bucket %s)\n", "store", s.minio.Endpoint, bucket)
+	ingestURL := "http://" + s.addr("ingest")
+	if err := s.spawn("vendorsim", "--megvii-addr", s.addr("megvii"), "--baidu-addr", s.addr("baidu"), "--control-addr", s.addr("sim"),
+		"--megvii-retention", "3m", "--baidu-verify-token-ttl", "1m", "--baidu-retention", "10m", "--baidu-media-retention", "5m",
+		"--megvii-concurrency", "4", "--latency-p50", "20ms", "--latency-p99", "150ms", "--image-bytes", "100000", "--video-bytes", "2000000",
+		"--callback-backoff", "2s",
+		"--megvii-notify-url", ingestURL+"/v1/callbacks/megvii",
+		"--baidu-success-url", ingestURL+"/v1/callbacks/baidu/success", "--baidu-failure-url", ingestURL+"/v1/callbacks/baidu/failure"); err != nil {
+		return err
+	}
+	kb := "--kafka-brokers=" + s.broker
+	if err := s.spawn("ingest", kb, "--listen", s.addr("ingest"), "--metrics-addr", s.addr("ingest-metrics")); err != nil {
+		return err
+	}
+	if err := s.spawn("harvester", kb, "--metrics-addr", s.addr("harvester-metrics"),
+		"--megvii-base-url", "http://"+s.addr("megvii"), "--baidu-base-url", "http://"+s.addr("baidu"),
+		"--megvii-retention", "3m", "--megvii-last-chance", "40s", "--baidu-token-window", "1m", "--baidu-retention", "10m",
+		"--baidu-media-retention", "5m", "--baidu-poll-delay", "10s", "--megvii-concurrency", "16", "--retry-min", "200ms", "--retry-max", "5s",
+		"--session-timeout", "6s", "--rebalance-timeout", "10s"); err != nil {
+		return err
+	}
+	if err := s.spawn("archiver", kb, "--metrics-addr", s.addr("archiver-metrics"), "--s3-endpoint", s.minio.Endpoint, "--s3-bucket", bucket,
+		"--s3-create-bucket", "--spool-dir", filepath.Join(s.o.dataDir, "spool"), "--session-timeout", "6s", "--rebalance-timeout", "10s", "--shutdown-grace", "5s"); err != nil {
+		return err
+	}
+	for _, n := range []string{"ingest", "harvester", "archiver"} {
+		if err := waitReady(ctx, "http://"+s.addr(n+"-metrics")+"/readyz", 90*time.Second); err != nil {
+			return fmt.Errorf("%s not ready: %w (see %s)", n, err, filepath.Join(logs, n+".log"))
+		}
+	}
+	fmt.Printf("  %-10s %s\n  %-10s %s (Megvii %s, Baidu %s)\n", "kafka", s.broker, "vendorsim", "http://"+s.addr("sim")+"/sim/stats", s.addr("megvii"), s.addr("baidu"))
+	fmt.Printf("  %-10s %s (metrics http://%s/metrics)\n", "ingest", ingestURL, s.addr("ingest-metrics"))
+	fmt.Printf("  %-10s metrics http://%s/metrics\n  %-10s metrics http://%s/metrics\n", "harvester", s.addr("harvester-metrics"), "archiver", s.addr("archiver-metrics"))
+	return nil
+}
+
+func (s *stack) spawn(name string, args ...string) error {
+	path := filepath.Join(s.o.bin, name)
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("%s not built (run make build): %w", path, err)
+	}
+	logf, err := os.Create(filepath.Join(s.o.dataDir, "logs", name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), devEnv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p := &proc{name: name, args: args, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	for i, q := range s.procs {
+		if q.name == name {
+			s.procs[i] = p
+			return nil
+		}
+	}
+	s.procs = append(s.procs, p)
+	return nil
+}
+
+// kill SIGKILLs a component and starts it again with the same arguments.
+func (s *stack) kill(name string) error {
+	for _, p := range s.procs {
+		if p.name == name {
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+			fmt.Printf("  chaos: %s killed (SIGKILL) and restarted\n", name)
+			// Keep the previous log: the restart appends to a new file.
+			_ = os.Rename(filepath.Join(s.o.dataDir, "logs", name+".log"), filepath.Join(s.o.dataDir, "logs", name+".killed.log"))
+			return s.spawn(name, p.args...)
+		}
+	}
+	return fmt.Errorf("no process %s", name)
+}
+
+// stopAll stops the processes in reverse order: SIGTERM, then SIGKILL after
+// a grace period.
+func (s *stack) stopAll() {
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+	if s.minio != nil {
+		s.minio.Stop()
+	}
+}
+
+func waitReady(ctx context.Context, url string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	var last error
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+			last = fmt.Errorf("%s answered %d", url, resp.StatusCode)
+		} else {
+			last = err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return last
+}
+
+func postJSON(ctx context.Context, url, bearer string, in, out any) error {
+	b, _ := json.Marshal(in)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	if out != nil {
+		return json.Unmarshal(body, out)
+	}
+	return nil
+}
+
+type expected struct {
+	outcome  string
+	issuedAt time.Time
+}
+
+type summary struct {
+	want        map[string]expected // by record ce_id
+	got         map[string]contract.Record
+	dups        int
+	mismatched  []string
+	elapsed     time.Duration
+	objects     int // referenced by records
+	present     int // of those, found in the store
+	servedTwice int // Megvii answers served twice (a spent call repeated)
+}
+
+func (s summary) ok() bool {
+	return len(s.got) == len(s.want) && len(s.mismatched) == 0 && s.present == s.objects && s.servedTwice == 0
+}
+
+// verify checks the laws the summary reports: every object a record
+// references exists in the store, and no Megvii answer was served twice.
+func (s *stack) verify(ctx context.Context, sum *summary) error {
+	b, err := objstore.NewS3(objstore.S3Config{Endpoint: s.minio.Endpoint, Bucket: bucket, PathStyle: true,
+		AccessKey: config.NewSecret(s.minio.User), SecretKey: config.NewSecret(s.minio.Password)})
+	if err != nil {
+		return err
+	}
+	for _, r := range sum.got {
+		refs := []contract.ObjectRef{}
+		if r.Evidence != nil {
+			refs = append(refs, *r.Evidence)
+		}
+		for _, m := range r.Media {
+			if m.Status == contract.MediaStored {
+				refs = append(refs, m.ObjectRef)
+			}
+		}
+		for _, ref := range refs {
+			sum.objects++
+			if a, err := b.Attributes(ctx, ref.Key); err == nil && a.Size == ref.Size {
+				sum.present++
+			} else {
+				sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s references %s, which the store lacks", r.Vendor, r.VerificationID, ref.Key))
+			}
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr("sim")+"/sim/stats", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Twice int `json:"megvii_served_twice"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return err
+	}
+	sum.servedTwice = st.Twice
+	return nil
+}
+
+func (s *stack) workload(ctx context.Context) (summary, error) {
+	sum := summary{want: map[string]expected{}, got: map[string]contract.Record{}}
+	sim := "http://" + s.addr("sim")
+	tokens := "http://" + s.addr("ingest") + "/v1/tokens"
+	start := time.Now()
+	type reg struct {
+		Vendor         string     `json:"vendor"`
+		VerificationID string     `json:"verification_id"`
+		IssuedAt       *time.Time `json:"issued_at,omitempty"`
+		BizNo          string     `json:"biz_no,omitempty"`
+	}
+	var regs []reg
+	for i := range s.o.megvii + s.o.megviiNoCB + s.o.megviiEx {
+		spec := map[string]any{"biz_no": fmt.Sprintf("loan-m%03d", i), "final_after": "20s", "start_after": "2s"}
+		want := contract.OutcomeHarvested
+		if i >= s.o.megvii {
+			spec["no_callback"] = true
+		}
+		var c struct {
+			BizID   string    `json:"biz_id"`
+			Created time.Time `json:"created"`
+		}
+		if err := postJSON(ctx, sim+"/sim/megvii/verifications", "", spec, &c); err != nil {
+			return sum, err
+		}
+		issued := c.Created
+		if i >= s.o.megvii+s.o.megviiNoCB {
+			issued = time.Now().Add(-4 * time.Minute) // registered after its 3-minute window closed
+			want = contract.OutcomeExpired
+		}
+		regs = append(regs, reg{"megvii", c.BizID, &issued, spec["biz_no"].(string)})
+		sum.want[contract.RecordID(contract.Megvii, c.BizID)] = expected{want, issued}
+	}
+	for i := range s.o.baidu + s.o.baiduNever {
+		spec := map[string]any{"complete_after": "15s"}
+		want := contract.OutcomeHarvested
+		if i >= s.o.baidu {
+			spec = map[string]any{"never_completes": true}
+			want = contract.OutcomeNotVerified
+		}
+		var c struct {
+			VerifyToken string    `json:"verify_token"`
+			Created     time.Time `json:"created"`
+		}
+		if err := postJSON(ctx, sim+"/sim/baidu/verifications", "", spec, &c); err != nil {
+			return sum, err
+		}
+		created := c.Created
+		regs = append(regs, reg{"baidu", c.VerifyToken, &created, fmt.Sprintf("loan-b%03d", i)})
+		sum.want[contract.RecordID(contract.Baidu, c.VerifyToken)] = expected{want, created}
+	}
+	for i := 0; i < len(regs); i += 50 {
+		if err := postJSON(ctx, tokens, ingestToken, map[string]any{"tokens": regs[i:min(i+50, len(regs))]}, nil); err != nil {
+			return sum, err
+		}
+	}
+	fmt.Printf("\nworkload: %d Megvii (%d without callback, %d registered too late) and %d Baidu (%d never completed) registered through ingest\n",
+		s.o.megvii+s.o.megviiNoCB+s.o.megviiEx, s.o.megviiNoCB, s.o.megviiEx, s.o.baidu+s.o.baiduNever, s.o.baiduNever)
+	fmt.Println("the simulator sends callbacks and redirects; the harvester calls the vendors (Megvii allows 4 calls in flight); waiting for records...")
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.broker), kgo.ConsumeTopics(contract.DefaultResultsTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return sum, err
+	}
+	defer cl.Close()
+	var mu sync.Mutex
+	deadline := time.Now().Add(s.o.timeout)
+	lastPrint := time.Time{}
+	chaos := []struct {
+		at   time.Duration
+		name string
+	}{{8 * time.Second, "archiver"}, {17 * time.Second, "ingest"}, {26 * time.Second, "harvester"}}
+	for len(sum.got) < len(sum.want) {
+		if s.o.chaos && len(chaos) > 0 && time.Since(start) > chaos[0].at {
+			if err := s.kill(chaos[0].name); err != nil {
+				return sum, err
+			}
+			chaos = chaos[1:]
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return sum, ctx.Err()
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var rec contract.Record
+			if json.Unmarshal(r.Value, &rec) != nil {
+				return
+			}
+			id := contract.RecordID(rec.Vendor, rec.VerificationID)
+			mu.Lock()
+			defer mu.Unlock()
+			if _, ok := sum.got[id]; ok {
+				sum.dups++
+			}
+			sum.got[id] = rec
+		})
+		if time.Since(lastPrint) > 5*time.Second {
+			lastPrint = time.Now()
+			by := map[string]int{}
+			for _, r := range sum.got {
+				by[r.Outcome]++
+			}
+			fmt.Printf("  %5.0fs  records %3d/%d  %v\n", time.Since(start).Seconds(), len(sum.got), len(sum.want), by)
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	sum.elapsed = time.Since(start)
+	if err := s.verify(ctx, &sum); err != nil {
+		return sum, err
+	}
+	for id, w := range sum.want {
+		if r, ok := sum.got[id]; ok && r.Outcome != w.outcome {
+			sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s is %s (%s), expected %s", r.Vendor, r.VerificationID, r.Outcome, r.Reason, w.outcome))
+		}
+	}
+	return sum, nil
+}
+
+func pct(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	return xs[min(len(xs)-1, int(p*float64(len(xs))))]
+}
+
+func (s *stack) summary(sum summary) {
+	by := map[string]int{}
+	var window, e2e []float64
+	stored, bytes, expired := 0, int64(0), 0
+	for _, r := range sum.got {
+		by[string(r.Vendor)+" "+r.Outcome]++
+		if r.Outcome == contract.OutcomeHarvested {
+			window = append(window, r.WindowLeftSeconds)
+		}
+		if r.Times.CompletedAt != nil {
+			e2e = append(e2e, r.Times.ArchivedAt.Sub(*r.Times.CompletedAt).Seconds())
+		}
+		for _, m := range r.Media {
+			switch m.Status {
+			case contract.MediaStored:
+				stored++
+				bytes += m.Size
+			case contract.MediaExpired:
+				expired++
+			}
+		}
+	}
+	fmt.Printf("\n===== summary after %.0f s =====\n", sum.elapsed.Seconds())
+	fmt.Printf("records: %d of %d verifications (duplicates re-published: %d)\n", len(sum.got), len(sum.want), sum.dups)
+	keys := make([]string, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("  %-24s %d\n", k, by[k])
+	}
+	fmt.Printf("window left at harvest (s): min %.0f  p50 %.0f  max %.0f (windows: Megvii 180 s, Baidu media 300 s)\n", pct(window, 0), pct(window, 0.5), pct(window, 1))
+	fmt.Printf("completion -> record (s):   p50 %.1f  p99 %.1f over %d verifications with a completion\n", pct(e2e, 0.5), pct(e2e, 0.99), len(e2e))
+	fmt.Printf("objects stored: %d media (%.1f MB), %d expired links, %d evidence documents; %d of %d referenced objects found in the store\n",
+		stored, float64(bytes)/1e6, expired, len(sum.got), sum.present, sum.objects)
+	fmt.Printf("Megvii answers served twice (a spent call repeated): %d\n", sum.servedTwice)
+	for _, m := range sum.mismatched {
+		fmt.Println("  UNEXPECTED:", m)
+	}
+	if len(sum.got) < len(sum.want) {
+		fmt.Printf("  MISSING: %d verifications have no record yet (see %s/logs)\n", len(sum.want)-len(sum.got), s.o.dataDir)
+	}
+	fmt.Println("\nwhere to look next:")
+	fmt.Printf("  metrics:   http://%s/metrics  http://%s/metrics  http://%s/metrics\n", s.addr("ingest-metrics"), s.addr("harvester-metrics"), s.addr("archiver-metrics"))
+	fmt.Printf("  records:   kcat -b %s -C -t %s -f '%%k %%h\\n%%s\\n\\n' -e\n", s.broker, contract.DefaultResultsTopic)
+	fmt.Printf("  evidence:  AWS_ACCESS_KEY_ID=faceharvest AWS_SECRET_ACCESS_KEY=faceharvest-dev-password aws --endpoint-url %s s3 ls --recursive s3://%s/\n", s.minio.Endpoint, bucket)
+	fmt.Printf("  simulator: curl -s http://%s/sim/stats\n", s.addr("sim"))
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/faceharvest/faceharvest/pkg/devs3"
+)
+
+// TestPipelineEndToEndWithKills runs the whole pipeline as processes over
+// TCP, as make run does, with ingest, harvester and archiver each SIGKILLed
+// and restarted mid-workload. devstack exits 0 only when every registered
+// verification has exactly the expected record on the results topic, every
+// object a record references exists in the store, and no Megvii answer was
+// served twice.
+func TestPipelineEndToEndWithKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole pipeline")
+	}
+	wd, _ := os.Getwd()
+	minio, err := devs3.Binary(wd)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err.Error())
+	}
+	bin := t.TempDir()
+	root := filepath.Join(wd, "..", "..")
+	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/devkafka", "./cmd/vendorsim", "./cmd/ingest", "./cmd/harvester", "./cmd/archiver", "./cmd/devstack")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if err := os.MkdirAll(filepath.Join(bin, "tools"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(minio, filepath.Join(bin, "tools", "minio")); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	cmd := exec.Command(filepath.Join(bin, "devstack"), "--bin", bin, "--data-dir", data, "--free-ports", "--exit-after-workload", "--chaos",
+		"--megvii=30", "--megvii-no-callback=0", "--megvii-expired=3", "--baidu=12", "--baidu-never=2", "--timeout=4m")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		logs, _ := filepath.Glob(filepath.Join(data, "logs", "*.log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			if len(b) > 3000 {
+				b = b[len(b)-3000:]
+			}
+			t.Logf("--- %s (tail)\n%s", filepath.Base(l), b)
+		}
+		t.Fatalf("devstack: %v\n%s", err, out)
+	}
+	for _, want := range []string{"records: 47 of 47", "chaos: archiver killed", "chaos: harvester killed", "chaos: ingest killed", "served twice (a spent call repeated): 0"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
