@@ -148,33 +148,26 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	var r *archiver.Runner
-	deadline := time.Now().Add(o.startupWait)
-	for {
-		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
-		err = nil
+	err = ops.Await(ctx, log, o.startupWait, "Kafka, the topics and the bucket", func(sctx context.Context) error {
 		if o.createBucket {
-			err = s3b.EnsureBucket(sctx)
+			if err := s3b.EnsureBucket(sctx); err != nil {
+				return err
+			}
 		}
-		if err == nil {
-			err = storeReady(sctx)
+		if err := storeReady(sctx); err != nil {
+			return err
 		}
-		if err == nil {
-			r, err = archiver.NewRunner(sctx, archiver.RunConfig{Brokers: brokers, GroupID: o.groupID, RawTopic: o.raw, ResultsTopic: o.results, DLQTopic: o.dlq,
-				Workers: o.workers, DrainTimeout: o.shutdownGrace, SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalance, Logger: log}, a)
-		}
-		scancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return 0
-		}
-		if time.Now().After(deadline) {
-			log.Error("refusing to start", "error", err.Error())
-			return 1
-		}
-		log.Warn("waiting for Kafka, the topics and the bucket", "error", err.Error())
-		time.Sleep(time.Second)
+		var err error
+		r, err = archiver.NewRunner(sctx, archiver.RunConfig{Brokers: brokers, GroupID: o.groupID, RawTopic: o.raw, ResultsTopic: o.results, DLQTopic: o.dlq,
+			Workers: o.workers, DrainTimeout: o.shutdownGrace, SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalance, Logger: log}, a)
+		return err
+	})
+	if ctx.Err() != nil {
+		return 0
+	}
+	if err != nil {
+		log.Error("refusing to start", "error", err.Error())
+		return 1
 	}
 	for _, w := range r.Writers() {
 		reg.MustRegister(bus.NewWriterCollector(w, "archiver"))

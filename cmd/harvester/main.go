@@ -148,27 +148,22 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	defer sigStop(nil)
 
 	var h *harvester.Harvester
-	deadline := time.Now().Add(o.startupWait)
-	for {
-		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+	metrics := harvester.NewMetrics(reg) // once: a retry must not register them again
+	err = ops.Await(ctx, log, o.startupWait, "Kafka and the topics", func(sctx context.Context) error {
+		var err error
 		h, err = harvester.New(sctx, harvester.Config{Brokers: brokers, GroupID: o.groupID, EventsTopic: o.events, StateTopic: o.state, RawTopic: o.raw, DLQTopic: o.dlq, Logger: log,
 			SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalanceTimeout,
-			Engine: harvester.EngineConfig{Policy: o.pol, AccountWait: o.accountPause, CallTimeout: o.callTimeout, IntentGrace: o.intentGrace, ClosedRetention: o.closedRetention, Source: "/harvester", Metrics: harvester.NewMetrics(reg),
+			Engine: harvester.EngineConfig{Policy: o.pol, AccountWait: o.accountPause, CallTimeout: o.callTimeout, IntentGrace: o.intentGrace, ClosedRetention: o.closedRetention, Source: "/harvester", Metrics: metrics,
 				Callers: map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}},
 				Limits:  map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: o.megviiConc, QPS: o.megviiQPS}, contract.Baidu: {Concurrency: o.baiduConc, QPS: o.baiduQPS}}}})
-		scancel()
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return 0
-		}
-		if time.Now().After(deadline) {
-			log.Error("refusing to start", "error", err.Error())
-			return 1
-		}
-		log.Warn("waiting for Kafka and the topics", "error", err.Error())
-		time.Sleep(time.Second)
+		return err
+	})
+	if ctx.Err() != nil {
+		return 0
+	}
+	if err != nil {
+		log.Error("refusing to start", "error", err.Error())
+		return 1
 	}
 	for _, w := range h.Writers() {
 		reg.MustRegister(bus.NewWriterCollector(w, "harvester"))

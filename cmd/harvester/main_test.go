@@ -337,3 +337,15 @@ func readRaw(t *testing.T, broker, topic string) (map[string][]contract.Terminal
 	}
 	return terms, ok200
 }
+
+// A broker that is not there yet is waited for, try after try, and then
+// refused with a clear message (a retry once registered the metrics twice
+// and panicked).
+func TestWaitsForTheBrokerThenRefuses(t *testing.T) {
+	env := map[string]string{"FACEHARVEST_MEGVII_API_KEY": "k", "FACEHARVEST_MEGVII_API_SECRET": "s", "FACEHARVEST_BAIDU_API_KEY": "a", "FACEHARVEST_BAIDU_SECRET_KEY": "b"}
+	var errb bytes.Buffer
+	code := run([]string{"--kafka-brokers=127.0.0.1:1", "--metrics-addr=127.0.0.1:0", "--startup-wait=2500ms"}, func(k string) string { return env[k] }, io.Discard, &errb)
+	if code != 1 || strings.Count(errb.String(), "waiting for Kafka") < 2 || !strings.Contains(errb.String(), "refusing to start") {
+		t.Fatalf("exit %d:\n%s", code, errb.String())
+	}
+}
