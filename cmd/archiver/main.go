@@ -162,11 +162,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			Workers: o.workers, DrainTimeout: o.shutdownGrace, SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalance, Logger: log}, a)
 		return err
 	})
-	if ctx.Err() != nil {
-		return 0
-	}
 	if err != nil {
-		log.Error("refusing to start", "error", err.Error())
+		if ctx.Err() != nil {
+			return 0 // stopped while waiting
+		}
 		return 1
 	}
 	for _, w := range r.Writers() {

@@ -49,10 +49,11 @@ func TestBadConfiguration(t *testing.T) {
 }
 
 // Likewise for the archiver: the store and the broker are waited for, then
-// refused with a clear message.
+// refused with a clear message. The wait outlasts one try (at most 10 s, the
+// SDK retrying inside it), so at least one "waiting" line must appear.
 func TestWaitsThenRefuses(t *testing.T) {
 	var errb bytes.Buffer
-	code := run([]string{"--kafka-brokers=127.0.0.1:1", "--metrics-addr=127.0.0.1:0", "--s3-endpoint=http://127.0.0.1:1", "--startup-wait=2500ms"},
+	code := run([]string{"--kafka-brokers=127.0.0.1:1", "--metrics-addr=127.0.0.1:0", "--s3-endpoint=http://127.0.0.1:1", "--startup-wait=12s"},
 		env(map[string]string{"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}), io.Discard, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "waiting for Kafka, the topics and the bucket") || !strings.Contains(errb.String(), "refusing to start") {
 		t.Fatalf("exit %d:\n%s", code, errb.String())

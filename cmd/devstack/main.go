@@ -22,7 +22,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -449,7 +448,6 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		return sum, err
 	}
 	defer cl.Close()
-	var mu sync.Mutex
 	deadline := time.Now().Add(s.o.timeout)
 	lastPrint := time.Time{}
 	chaos := []struct {
@@ -475,8 +473,6 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 				return
 			}
 			id := contract.RecordID(rec.Vendor, rec.VerificationID)
-			mu.Lock()
-			defer mu.Unlock()
 			if _, ok := sum.got[id]; ok {
 				sum.dups++
 			}

@@ -158,11 +158,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 				Limits:  map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: o.megviiConc, QPS: o.megviiQPS}, contract.Baidu: {Concurrency: o.baiduConc, QPS: o.baiduQPS}}}})
 		return err
 	})
-	if ctx.Err() != nil {
-		return 0
-	}
 	if err != nil {
-		log.Error("refusing to start", "error", err.Error())
+		if ctx.Err() != nil {
+			return 0 // stopped while waiting
+		}
 		return 1
 	}
 	for _, w := range h.Writers() {

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
@@ -285,10 +286,21 @@ func safeName(id string) string {
 // It returns an error only when ctx ended (store failures are retried).
 func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.Response) (*Part, error) {
 	key := PartKey(r.Vendor, ceID)
-	root, perr := decodeJSON(r.Body)
-	var slots []slot
-	if perr == nil {
-		slots = collect(r.Vendor, r.Endpoint, root)
+	var (
+		root  any // Baidu: the decoded answer, rewritten in place
+		slots []slot
+		perr  error
+	)
+	if r.Vendor == contract.Megvii {
+		// Megvii's blobs are all in the top-level images object: one
+		// validating pass finds them, and the rest is never decoded.
+		var imgs []megvii.ImageEntry
+		_, _, imgs, perr = megvii.FindImages(r.Body)
+		for _, e := range imgs {
+			slots = append(slots, slot{kind: megviiKind(e.Name), dataURI: true, value: e.Value, start: e.Start, end: e.End})
+		}
+	} else if root, perr = decodeJSON(r.Body); perr == nil {
+		slots = collect(root)
 	}
 	if hasLinks(slots) {
 		// Links expire: once a part is stored, re-processing reuses it rather
@@ -324,6 +336,7 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 			p.Problem = "empty body"
 		}
 	} else {
+		reps := make([][]byte, len(slots)) // Megvii: replacements of the image literals
 		refs := make([]contract.MediaRef, len(slots))
 		errs := make([]error, len(slots))
 		sem := make(chan struct{}, a.cfg.MediaParallel)
@@ -355,16 +368,25 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 						rep["data_uri_prefix"] = s.value[:c+1]
 					}
 				}
-				s.set(rep)
+				if s.set != nil {
+					s.set(rep)
+				} else {
+					reps[i], _ = json.Marshal(rep) // strings and a MediaRef: cannot fail
+				}
 			}
 		}
-		b, err := json.Marshal(root)
-		if err != nil {
+		var (
+			b   []byte
+			err error
+		)
+		if r.Vendor == contract.Megvii {
+			b = splice(r.Body, slots, reps)
+		} else if b, err = json.Marshal(root); err != nil {
 			return nil, err
 		}
 		p.Body = b
 		if r.ErrorClass == "" {
-			p.Facts = facts(r.Vendor, r.Endpoint, r.Body)
+			p.Facts = facts(r.Vendor, r.Endpoint, r.Body, b)
 		}
 	}
 	b, err := json.Marshal(p)
@@ -378,6 +400,22 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 	a.m.responses.WithLabelValues(string(r.Vendor), endpointLabel(r.Endpoint)).Inc()
 	a.keep(p)
 	return p, nil
+}
+
+// splice replaces the byte ranges of slots that have a replacement; slots
+// are in body order and do not overlap.
+func splice(body []byte, slots []slot, reps [][]byte) []byte {
+	out := make([]byte, 0, 4096)
+	at := 0
+	for i, s := range slots {
+		if reps[i] == nil {
+			continue
+		}
+		out = append(out, body[at:s.start]...)
+		out = append(out, reps[i]...)
+		at = s.end
+	}
+	return append(out, body[at:]...)
 }
 
 func hasLinks(slots []slot) bool {

@@ -8,10 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +37,24 @@ const (
 	dlqTopic     = "faceid.dlq"
 	bucket       = "evidence"
 )
+
+// syncBuffer collects logs written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
 
 func minio(t *testing.T) (string, *devs3.Server) {
 	wd, _ := os.Getwd()
@@ -135,13 +155,15 @@ func TestArchiverWithMinIOAndKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	media, _ := mediaServer(t)
-	a, err := New(Config{Store: s3b, HTTP: media.Client(), SpoolDir: t.TempDir(), RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond})
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := New(Config{Store: s3b, HTTP: media.Client(), SpoolDir: t.TempDir(), RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r, err := NewRunner(ctx, RunConfig{Brokers: brokers, GroupID: "archiver-test", RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic,
-		SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second}, a)
+		SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second, Logger: log}, a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +183,7 @@ func TestArchiverWithMinIOAndKafka(t *testing.T) {
 	for i := range 3 {
 		id := fmt.Sprintf("b-%d", i)
 		mq := response(contract.Baidu, id, "result/media/query", mustJSON(t, map[string]any{"success": true, "result": map[string]any{
-			"processVideo": []string{media.URL + fmt.Sprintf("/v/%d.mp4", i)}, "images": []string{media.URL + "/expired/x.jpg"}}}))
+			"processVideo": []string{media.URL + fmt.Sprintf("/v/%d.mp4?authorization=signed-secret", i)}, "images": []string{media.URL + "/expired/x.jpg?authorization=signed-secret"}}}))
 		ga := response(contract.Baidu, id, "result/getall", vendordocs.MustExample("baidu_result_getall.json"))
 		term := terminal(contract.Baidu, id, contract.OutcomeHarvested)
 		term.Responses = []string{contract.ResponseID(contract.Baidu, id, "result/getall", 0), contract.ResponseID(contract.Baidu, id, "result/media/query", 0)}
@@ -255,6 +277,27 @@ func TestArchiverWithMinIOAndKafka(t *testing.T) {
 	check()
 	if testutil.ToFloat64(a.m.storeDown) != 0 {
 		t.Error("store still marked failing")
+	}
+	// Law 6: every dead letter counted. Law 7: the full ID number of the
+	// getall example and the links' signatures are in no record and no log.
+	if n := testutil.ToFloat64(a.m.deadLetters.WithLabelValues("bad_envelope")) + testutil.ToFloat64(a.m.deadLetters.WithLabelValues("bad_terminal")) +
+		testutil.ToFloat64(a.m.deadLetters.WithLabelValues("bad_key")) + testutil.ToFloat64(a.m.deadLetters.WithLabelValues("unknown_type")); n != 4 {
+		t.Errorf("dead letters counted: %v, want 4", n)
+	}
+	for id, v := range c.records {
+		for _, secret := range []string{"36213219923232X", "signed-secret"} {
+			if strings.Contains(string(v), secret) {
+				t.Errorf("record %s carries %q", id, secret)
+			}
+		}
+	}
+	for _, secret := range []string{"36213219923232X", "signed-secret", s3srv.Password} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("the logs carry %q", secret)
+		}
+	}
+	if !strings.Contains(logs.String(), "store operation failed; retrying") {
+		t.Error("the store outage was not logged")
 	}
 
 	// A real S3 client lists and downloads what was archived.

@@ -59,8 +59,6 @@ func extension(ct string) string {
 		return ".mp4"
 	case "video/webm":
 		return ".webm"
-	case "application/json":
-		return ".json"
 	}
 	return ".bin"
 }

@@ -15,14 +15,16 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 )
 
-// slot is a blob or link inside a decoded response, with a setter that
-// replaces it by its object reference.
+// slot is a blob or link inside a response: a Megvii image with its byte
+// range in the body, or a Baidu value with a setter that replaces it in the
+// decoded answer.
 type slot struct {
-	kind    string
-	url     bool
-	dataURI bool
-	value   string
-	set     func(any)
+	kind       string
+	url        bool
+	dataURI    bool
+	value      string
+	start, end int
+	set        func(any)
 }
 
 // Baidu fields that hold media: links (getall, simple, media/query) or
@@ -53,26 +55,14 @@ func megviiKind(name string) string {
 	return name
 }
 
-// collect finds the media of a decoded response, in a fixed order: Megvii's
-// images object (data URIs); Baidu's media fields wherever they are nested
-// (the documents show idcard_images both beside and inside idcard_confirm).
-func collect(v contract.Vendor, endpoint string, root any) []slot {
+// collect finds the media of a decoded Baidu answer, in a fixed order,
+// wherever they are nested (the documents show idcard_images both beside and
+// inside idcard_confirm).
+func collect(root any) []slot {
 	var out []slot
 	obj, ok := root.(map[string]any)
 	if !ok {
 		return nil
-	}
-	if v == contract.Megvii {
-		imgs, ok := obj["images"].(map[string]any)
-		if !ok {
-			return nil
-		}
-		for _, k := range sortedKeys(imgs) {
-			if s, ok := imgs[k].(string); ok && s != "" {
-				out = append(out, slot{kind: megviiKind(k), dataURI: true, value: s, set: func(x any) { imgs[k] = x }})
-			}
-		}
-		return out
 	}
 	var walk func(m map[string]any)
 	walk = func(m map[string]any) {
@@ -144,15 +134,41 @@ func ptrI(i flexjson.Int) *int {
 	return &v
 }
 
-// facts reads a successful response's body. Bodies the typed decoders
-// reject become a stated problem, not an error.
-func facts(v contract.Vendor, endpoint string, body []byte) *Facts {
+// megviiAnswer is what a record takes from a get_result answer. The images
+// are not part of it, so it is decoded from the rewritten body (blobs
+// replaced by references: a few KB) rather than the original (megabytes of
+// base64), which the archiver has already decoded once.
+type megviiAnswer struct {
+	Status         megvii.Status          `json:"status"`
+	BizInfo        megvii.BizInfo         `json:"biz_info"`
+	IDCardInfo     *megvii.IDCardInfo     `json:"idcard_info"`
+	LivenessResult *megvii.LivenessResult `json:"liveness_result"`
+	VerifyResult   *megvii.VerifyResult   `json:"verify_result"`
+}
+
+// baiduDetail is result/detail without its base64 ID-card images, for the
+// same reason.
+type baiduDetail struct {
+	VerifyResult    baidu.DetailScores   `json:"verify_result"`
+	IDCardOCRResult *baidu.OCRResult     `json:"idcard_ocr_result"`
+	IDCardConfirm   *baidu.IDCardConfirm `json:"idcard_confirm"`
+}
+
+// facts reads a successful response: rewritten is its body with every blob
+// replaced by a reference, original the body as received (read only where
+// the rewritten one no longer fits the vendor's types: getall's links).
+// Bodies the typed decoders reject become a stated problem, not an error.
+func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Facts {
 	if v == contract.Megvii {
-		r, err := megvii.ParseResult(body)
-		if err != nil {
+		var r megviiAnswer
+		if err := json.Unmarshal(rewritten, &r); err != nil {
 			return &Facts{Problem: "get_result answer not understood: " + err.Error()}
 		}
-		return megviiFacts(r)
+		return megviiFacts(&megvii.Result{Status: r.Status, BizInfo: r.BizInfo, IDCardInfo: r.IDCardInfo, LivenessResult: r.LivenessResult, VerifyResult: r.VerifyResult})
+	}
+	body := original
+	if endpoint == baidu.EndpointDetail {
+		body = rewritten
 	}
 	env, verr := baidu.Classify(endpoint, 200, body)
 	if verr != nil {
@@ -191,7 +207,7 @@ func facts(v contract.Vendor, endpoint string, body []byte) *Facts {
 			f.Identity = baiduIdentity(last.IDCardConfirm, last.IDCardOCRResult)
 		}
 	case baidu.EndpointDetail:
-		var d baidu.DetailResult
+		var d baiduDetail
 		if err := json.Unmarshal(env.Result, &d); err != nil {
 			return &Facts{Problem: "detail result not understood: " + err.Error()}
 		}

@@ -3,6 +3,7 @@ package megvii
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -110,4 +111,100 @@ func isASCII(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// FuzzFindImages: FindImages agrees with encoding/json on whether the body is
+// one object, and on the images' string members (differential).
+func FuzzFindImages(f *testing.F) {
+	seedBodies(f)
+	f.Add([]byte(`{"images":{"image_best":"data:image/jpeg;base64,QUJD","image_x":null,"n":1},"status":"OK"}`))
+	f.Add([]byte(`{"images":{"a":"x\"y\u00e9"},"IMAGES":{"b":"z"}}`))
+	f.Add([]byte(`{"images":[1]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		start, end, got, err := FindImages(b)
+		var obj map[string]json.RawMessage
+		jerr := json.Unmarshal(b, &obj)
+		if (err == nil) != (jerr == nil && obj != nil) {
+			t.Fatalf("FindImages err %v, encoding/json err %v, for %q", err, jerr, b)
+		}
+		if err != nil || !isASCII(b) {
+			return
+		}
+		var want struct {
+			Images lastWins `json:"images"`
+		}
+		if json.Unmarshal(b, &want) != nil || end == 0 {
+			return // images is not an object: FindImages returns no members
+		}
+		if !json.Valid(b[start:end]) {
+			t.Fatalf("range %d-%d is not a JSON value", start, end)
+		}
+		strs := map[string]string{}
+		for k, v := range want.Images {
+			var s string
+			if json.Unmarshal(v, &s) == nil && v[0] == '"' {
+				strs[k] = s
+			}
+		}
+		seen := map[string]string{}
+		for _, e := range got {
+			var lit string
+			if json.Unmarshal(b[e.Start:e.End], &lit) != nil || lit != e.Value {
+				t.Fatalf("%s: range %d-%d holds %q, not its value", e.Name, e.Start, e.End, b[e.Start:e.End])
+			}
+			seen[e.Name] = e.Value // the last duplicate wins, as in encoding/json
+		}
+		if len(seen) != len(strs) {
+			t.Fatalf("got %v want %v for %q", seen, strs, b)
+		}
+		for k, v := range strs {
+			if seen[k] != v {
+				t.Fatalf("%s: got %q want %q", k, seen[k], v)
+			}
+		}
+	})
+}
+
+// lastWins decodes an object replacing, not merging into, what a duplicate
+// key decoded before: what Images does, and what FindImages promises.
+type lastWins map[string]json.RawMessage
+
+func (l *lastWins) UnmarshalJSON(b []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*l = m
+	return nil
+}
+
+func TestFindImages(t *testing.T) {
+	for _, c := range []struct {
+		body  string
+		names string
+		err   bool
+	}{
+		{`{"status":"OK","images":{"image_best":"data:image/jpeg;base64,QUJD","image_idcard_front":null,"n":1}}`, "image_best", false},
+		{`{"status":"OK"}`, "", false},
+		{`{"images":"nope"}`, "", false},
+		{`{"images":{"a":"x\"y"}}`, "a", false},
+		{`{"images":{"a":"x"}`, "", true},
+		{`[]`, "", true},
+	} {
+		start, end, got, err := FindImages([]byte(c.body))
+		var names []string
+		for _, e := range got {
+			names = append(names, e.Name)
+		}
+		if (err != nil) != c.err || strings.Join(names, ",") != c.names {
+			t.Errorf("%s: %v %v %d-%d", c.body, names, err, start, end)
+		}
+		if err == nil && end > 0 && !json.Valid([]byte(c.body[start:end])) {
+			t.Errorf("%s: range %d-%d", c.body, start, end)
+		}
+	}
+	_, _, got, _ := FindImages([]byte(`{"images":{"a":"x\"y\u00e9"}}`))
+	if len(got) != 1 || got[0].Value != "x\"yé" {
+		t.Errorf("escapes: %+v", got)
+	}
 }

@@ -1,6 +1,7 @@
 package megvii
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -16,57 +17,114 @@ var errSyntax = errors.New("invalid JSON")
 // single pass without allocations beyond the result, for the hot callback
 // path; the full decoder runs later, in the harvester and archiver.
 func topLevel(b []byte, want ...string) (map[string][]byte, error) {
-	p := scanner{b: b}
-	p.ws()
-	if !p.eat('{') {
-		return nil, errSyntax
-	}
 	out := make(map[string][]byte, len(want))
-	p.ws()
-	if p.eat('}') {
-		return out, p.end()
-	}
-	for {
-		p.ws()
-		ks := p.i
-		if !p.str() {
-			return nil, errSyntax
-		}
-		key := string(b[ks+1 : p.i-1])
-		if strings.IndexByte(key, '\\') >= 0 {
-			// encoding/json matches keys after unescaping them.
-			if err := json.Unmarshal(b[ks:p.i], &key); err != nil {
-				return nil, errSyntax
-			}
-		}
-		p.ws()
-		if !p.eat(':') {
-			return nil, errSyntax
-		}
-		p.ws()
-		vs := p.i
-		if !p.value(0) {
-			return nil, errSyntax
-		}
+	err := members(b, func(key string, vs, ve int) {
 		if len(want) == 0 {
-			out[key] = b[vs:p.i]
+			out[key] = b[vs:ve]
 		}
 		for _, w := range want {
 			// Case-insensitively, as encoding/json matches fields: the
 			// harvester and archiver decode with it, and must agree.
 			if strings.EqualFold(key, w) {
-				out[w] = b[vs:p.i]
+				out[w] = b[vs:ve]
 			}
 		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// members validates that b is exactly one JSON object and calls fn with each
+// member's unescaped key and the byte range of its raw value, in order.
+func members(b []byte, fn func(key string, vs, ve int)) error {
+	p := scanner{b: b}
+	p.ws()
+	if !p.eat('{') {
+		return errSyntax
+	}
+	p.ws()
+	if p.eat('}') {
+		return p.end()
+	}
+	for {
+		p.ws()
+		ks := p.i
+		if !p.str() {
+			return errSyntax
+		}
+		key := string(b[ks+1 : p.i-1])
+		if strings.IndexByte(key, '\\') >= 0 {
+			// encoding/json matches keys after unescaping them.
+			if err := json.Unmarshal(b[ks:p.i], &key); err != nil {
+				return errSyntax
+			}
+		}
+		p.ws()
+		if !p.eat(':') {
+			return errSyntax
+		}
+		p.ws()
+		vs := p.i
+		if !p.value(0) {
+			return errSyntax
+		}
+		fn(key, vs, p.i)
 		p.ws()
 		if p.eat(',') {
 			continue
 		}
 		if p.eat('}') {
-			return out, p.end()
+			return p.end()
 		}
-		return nil, errSyntax
+		return errSyntax
 	}
+}
+
+// ImageEntry is one member of a get_result answer's images object.
+type ImageEntry struct {
+	Name       string
+	Value      string // the data URI, unescaped
+	Start, End int    // the raw string literal's byte range in the body
+}
+
+// FindImages validates body as one JSON object in a single pass and locates
+// its top-level images object (the last one, as encoding/json decodes
+// duplicates): its byte range [start, end) and its string members in order.
+// start and end are 0 when there is none. Members that are not strings are
+// not returned (null is how the documents leave an image out). It lets the
+// archiver replace megabytes of base64 without decoding the rest.
+func FindImages(body []byte) (start, end int, images []ImageEntry, err error) {
+	if err := members(body, func(key string, vs, ve int) {
+		if strings.EqualFold(key, "images") {
+			start, end = vs, ve
+		}
+	}); err != nil {
+		return 0, 0, nil, err
+	}
+	if end == 0 || body[start] != '{' {
+		return start, end, nil, nil
+	}
+	raw := body[start:end]
+	var bad error
+	err = members(raw, func(key string, vs, ve int) {
+		v := raw[vs:ve]
+		if v[0] != '"' {
+			return
+		}
+		e := ImageEntry{Name: key, Value: string(v[1 : len(v)-1]), Start: start + vs, End: start + ve}
+		if bytes.IndexByte(v, '\\') >= 0 {
+			if uerr := json.Unmarshal(v, &e.Value); uerr != nil {
+				bad = uerr
+			}
+		}
+		images = append(images, e)
+	})
+	if err == nil {
+		err = bad
+	}
+	return start, end, images, err
 }
 
 type scanner struct {

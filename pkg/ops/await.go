@@ -7,8 +7,9 @@ import (
 )
 
 // Await calls try, 10 s at most each time, once a second until it succeeds,
-// ctx ends (ctx.Err()) or wait has passed (try's last error): services wait
-// at start for brokers, topics and stores that may come up after them.
+// ctx ends (ctx.Err()) or wait has passed (try's last error, logged as the
+// refusal to start): services wait at start for brokers, topics and stores
+// that may come up after them.
 func Await(ctx context.Context, log *slog.Logger, wait time.Duration, what string, try func(ctx context.Context) error) error {
 	deadline := time.Now().Add(wait)
 	for {
@@ -22,6 +23,7 @@ func Await(ctx context.Context, log *slog.Logger, wait time.Duration, what strin
 			return ctx.Err()
 		}
 		if time.Now().After(deadline) {
+			log.Error("refusing to start", "error", err.Error())
 			return err
 		}
 		log.Warn("waiting for "+what, "error", err.Error())
