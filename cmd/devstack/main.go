@@ -41,6 +41,8 @@ type opts struct {
 	baidu, baiduNever            int
 	exitAfter, freePorts, fresh  bool
 	chaos                        bool
+	replicas                     int
+	large                        bool
 	timeout                      time.Duration
 }
 
@@ -84,8 +86,10 @@ Flags:`)
 	fs.IntVar(&o.megviiEx, "megvii-expired", 5, "Megvii tokens registered after their window closed (expired)")
 	fs.IntVar(&o.baidu, "baidu", 30, "Baidu verifications the user completes")
 	fs.IntVar(&o.baiduNever, "baidu-never", 5, "Baidu verifications the user never completes (not verified)")
+	fs.BoolVar(&o.large, "large", false, "also one Megvii verification whose get_result answer is about 20 MiB and one Baidu verification with a 200 MB video")
 	fs.BoolVar(&o.exitAfter, "exit-after-workload", false, "stop everything once every verification has its record")
-	fs.BoolVar(&o.chaos, "chaos", false, "SIGKILL ingest, harvester and archiver once each during the workload and restart them")
+	fs.BoolVar(&o.chaos, "chaos", false, "during the workload: SIGKILL archiver, harvester and ingest once each and restart them, stop and restart the broker from its data directory, and take the object store down for 5 s")
+	fs.IntVar(&o.replicas, "replicas", 1, "harvester and archiver processes of each (they share partitions as one consumer group each)")
 	fs.BoolVar(&o.freePorts, "free-ports", false, "use free ports instead of the documented ones (tests)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for records after this long")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -120,18 +124,20 @@ Flags:`)
 }
 
 type proc struct {
-	name string
-	args []string
-	cmd  *exec.Cmd
-	done chan struct{}
+	name   string
+	binary string
+	args   []string
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 type stack struct {
-	o      opts
-	procs  []*proc
-	ports  map[string]int
-	minio  *devs3.Server
-	broker string
+	o        opts
+	procs    []*proc
+	ports    map[string]int
+	minio    *devs3.Server
+	minioBin string
+	broker   string
 }
 
 func freePort() int {
@@ -148,6 +154,13 @@ func (s *stack) addr(name string) string { return "127.0.0.1:" + strconv.Itoa(s.
 func (s *stack) start(ctx context.Context) error {
 	s.ports = map[string]int{"kafka": 9092, "minio": 9000, "megvii": 18001, "baidu": 18002, "sim": 18003,
 		"ingest": 8028, "ingest-metrics": 9101, "harvester-metrics": 9102, "archiver-metrics": 9103}
+	if s.o.replicas < 1 {
+		return fmt.Errorf("--replicas %d: at least 1", s.o.replicas)
+	}
+	for i := 2; i <= s.o.replicas; i++ { // further replicas' metrics after the documented ports
+		s.ports[fmt.Sprintf("harvester-%d-metrics", i)] = 9100 + 2*i
+		s.ports[fmt.Sprintf("archiver-%d-metrics", i)] = 9101 + 2*i
+	}
 	if s.o.freePorts {
 		for k := range s.ports {
 			s.ports[k] = freePort()
@@ -175,6 +188,7 @@ func (s *stack) start(ctx context.Context) error {
 		}
 	}
 	var err error
+	s.minioBin = mbin
 	if s.minio, err = devs3.StartOn(mbin, filepath.Join(s.o.dataDir, "minio"), "faceharvest", "faceharvest-dev-password", s.addr("minio")); err != nil {
 		return err
 	}
@@ -192,18 +206,26 @@ func (s *stack) start(ctx context.Context) error {
 	if err := s.spawn("ingest", kb, "--listen", s.addr("ingest"), "--metrics-addr", s.addr("ingest-metrics")); err != nil {
 		return err
 	}
-	if err := s.spawn("harvester", kb, "--metrics-addr", s.addr("harvester-metrics"),
-		"--megvii-base-url", "http://"+s.addr("megvii"), "--baidu-base-url", "http://"+s.addr("baidu"),
-		"--megvii-retention", "3m", "--megvii-last-chance", "40s", "--baidu-token-window", "1m", "--baidu-retention", "10m",
-		"--baidu-media-retention", "5m", "--baidu-poll-delay", "10s", "--megvii-concurrency", "16", "--retry-min", "200ms", "--retry-max", "5s",
-		"--session-timeout", "6s", "--rebalance-timeout", "10s"); err != nil {
-		return err
+	names := []string{"ingest"}
+	for i := 1; i <= s.o.replicas; i++ {
+		h, a := "harvester", "archiver"
+		if i > 1 {
+			h, a = fmt.Sprintf("harvester-%d", i), fmt.Sprintf("archiver-%d", i)
+		}
+		names = append(names, h, a)
+		if err := s.spawnAs(h, "harvester", kb, "--metrics-addr", s.addr(h+"-metrics"),
+			"--megvii-base-url", "http://"+s.addr("megvii"), "--baidu-base-url", "http://"+s.addr("baidu"),
+			"--megvii-retention", "3m", "--megvii-last-chance", "40s", "--baidu-token-window", "1m", "--baidu-retention", "10m",
+			"--baidu-media-retention", "5m", "--baidu-poll-delay", "10s", "--megvii-concurrency", "16", "--retry-min", "200ms", "--retry-max", "5s",
+			"--session-timeout", "6s", "--rebalance-timeout", "10s"); err != nil {
+			return err
+		}
+		if err := s.spawnAs(a, "archiver", kb, "--metrics-addr", s.addr(a+"-metrics"), "--s3-endpoint", s.minio.Endpoint, "--s3-bucket", bucket,
+			"--s3-create-bucket", "--spool-dir", filepath.Join(s.o.dataDir, "spool"), "--session-timeout", "6s", "--rebalance-timeout", "10s", "--shutdown-grace", "5s"); err != nil {
+			return err
+		}
 	}
-	if err := s.spawn("archiver", kb, "--metrics-addr", s.addr("archiver-metrics"), "--s3-endpoint", s.minio.Endpoint, "--s3-bucket", bucket,
-		"--s3-create-bucket", "--spool-dir", filepath.Join(s.o.dataDir, "spool"), "--session-timeout", "6s", "--rebalance-timeout", "10s", "--shutdown-grace", "5s"); err != nil {
-		return err
-	}
-	for _, n := range []string{"ingest", "harvester", "archiver"} {
+	for _, n := range names {
 		if err := waitReady(ctx, "http://"+s.addr(n+"-metrics")+"/readyz", 90*time.Second); err != nil {
 			return fmt.Errorf("%s not ready: %w (see %s)", n, err, filepath.Join(logs, n+".log"))
 		}
@@ -214,8 +236,11 @@ func (s *stack) start(ctx context.Context) error {
 	return nil
 }
 
-func (s *stack) spawn(name string, args ...string) error {
-	path := filepath.Join(s.o.bin, name)
+func (s *stack) spawn(name string, args ...string) error { return s.spawnAs(name, name, args...) }
+
+// spawnAs starts binary as the process called name (replicas share a binary).
+func (s *stack) spawnAs(name, binary string, args ...string) error {
+	path := filepath.Join(s.o.bin, binary)
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("%s not built (run make build): %w", path, err)
 	}
@@ -230,7 +255,7 @@ func (s *stack) spawn(name string, args ...string) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	p := &proc{name: name, args: args, cmd: cmd, done: make(chan struct{})}
+	p := &proc{name: name, binary: binary, args: args, cmd: cmd, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
 	for i, q := range s.procs {
 		if q.name == name {
@@ -242,19 +267,44 @@ func (s *stack) spawn(name string, args ...string) error {
 	return nil
 }
 
-// kill SIGKILLs a component and starts it again with the same arguments.
-func (s *stack) kill(name string) error {
+// restart stops a component with sig (SIGKILL: at once; SIGTERM: as
+// gracefully as it can within 15 s) and starts it again with the same
+// arguments; the broker comes back from its data directory.
+func (s *stack) restart(name string, sig syscall.Signal) error {
 	for _, p := range s.procs {
 		if p.name == name {
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-			fmt.Printf("  chaos: %s killed (SIGKILL) and restarted\n", name)
-			// Keep the previous log: the restart appends to a new file.
-			_ = os.Rename(filepath.Join(s.o.dataDir, "logs", name+".log"), filepath.Join(s.o.dataDir, "logs", name+".killed.log"))
-			return s.spawn(name, p.args...)
+			_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+			select {
+			case <-p.done:
+			case <-time.After(15 * time.Second):
+				_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+				<-p.done
+			}
+			how := "killed (SIGKILL)"
+			if sig != syscall.SIGKILL {
+				how = "stopped (" + sig.String() + ")"
+			}
+			fmt.Printf("  chaos: %s %s and restarted\n", name, how)
+			// Keep the previous log: the restart writes a new file.
+			_ = os.Rename(filepath.Join(s.o.dataDir, "logs", name+".log"), filepath.Join(s.o.dataDir, "logs", name+".before-restart.log"))
+			return s.spawnAs(name, p.binary, p.args...)
 		}
 	}
 	return fmt.Errorf("no process %s", name)
+}
+
+// storeOutage stops the object store for d and starts it again where it was.
+func (s *stack) storeOutage(d time.Duration) error {
+	s.minio.Stop()
+	fmt.Printf("  chaos: object store down for %s\n", d)
+	time.Sleep(d)
+	m, err := devs3.StartOn(s.minioBin, s.minio.DataDir, s.minio.User, s.minio.Password, s.minio.Addr())
+	if err != nil {
+		return err
+	}
+	s.minio = m
+	fmt.Println("  chaos: object store back")
+	return nil
 }
 
 // stopAll stops the processes in reverse order: SIGTERM, then SIGKILL after
@@ -323,17 +373,21 @@ func postJSON(ctx context.Context, url, bearer string, in, out any) error {
 type expected struct {
 	outcome  string
 	issuedAt time.Time
+	callback bool // the simulator sends a Megvii callback
 }
 
 type summary struct {
 	want        map[string]expected // by record ce_id
 	got         map[string]contract.Record
+	raw         map[string][]byte // each record's first value, to compare re-publications with
 	dups        int
 	mismatched  []string
 	elapsed     time.Duration
 	objects     int // referenced by records
 	present     int // of those, found in the store
 	servedTwice int // Megvii answers served twice (a spent call repeated)
+	// storeRetries is what the archivers retried while the store was failing.
+	storeRetries float64
 }
 
 func (s summary) ok() bool {
@@ -380,11 +434,35 @@ func (s *stack) verify(ctx context.Context, sum *summary) error {
 		return err
 	}
 	sum.servedTwice = st.Twice
+	for name, port := range s.ports {
+		if strings.HasPrefix(name, "archiver") {
+			sum.storeRetries += scrape(ctx, "http://127.0.0.1:"+strconv.Itoa(port)+"/metrics", "faceharvest_archiver_store_retries_total")
+		}
+	}
 	return nil
 }
 
+// scrape sums a metric's samples on a /metrics page (0 when unreachable).
+func scrape(ctx context.Context, url, metric string) float64 {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	total := 0.0
+	for _, l := range strings.Split(string(b), "\n") {
+		if name, v, ok := strings.Cut(l, " "); ok && (name == metric || strings.HasPrefix(name, metric+"{")) {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			total += f
+		}
+	}
+	return total
+}
+
 func (s *stack) workload(ctx context.Context) (summary, error) {
-	sum := summary{want: map[string]expected{}, got: map[string]contract.Record{}}
+	sum := summary{want: map[string]expected{}, got: map[string]contract.Record{}, raw: map[string][]byte{}}
 	sim := "http://" + s.addr("sim")
 	tokens := "http://" + s.addr("ingest") + "/v1/tokens"
 	start := time.Now()
@@ -414,7 +492,7 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 			want = contract.OutcomeExpired
 		}
 		regs = append(regs, reg{"megvii", c.BizID, &issued, spec["biz_no"].(string)})
-		sum.want[contract.RecordID(contract.Megvii, c.BizID)] = expected{want, issued}
+		sum.want[contract.RecordID(contract.Megvii, c.BizID)] = expected{want, issued, i < s.o.megvii}
 	}
 	for i := range s.o.baidu + s.o.baiduNever {
 		spec := map[string]any{"complete_after": "15s"}
@@ -432,7 +510,27 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		}
 		created := c.Created
 		regs = append(regs, reg{"baidu", c.VerifyToken, &created, fmt.Sprintf("loan-b%03d", i)})
-		sum.want[contract.RecordID(contract.Baidu, c.VerifyToken)] = expected{want, created}
+		sum.want[contract.RecordID(contract.Baidu, c.VerifyToken)] = expected{outcome: want, issuedAt: created}
+	}
+	if s.o.large {
+		var m struct {
+			BizID   string    `json:"biz_id"`
+			Created time.Time `json:"created"`
+		}
+		if err := postJSON(ctx, sim+"/sim/megvii/verifications", "", map[string]any{"biz_no": "loan-large", "final_after": "20s", "start_after": "2s",
+			"image_bytes": 5 << 20}, &m); err != nil {
+			return sum, err
+		}
+		var b struct {
+			VerifyToken string    `json:"verify_token"`
+			Created     time.Time `json:"created"`
+		}
+		if err := postJSON(ctx, sim+"/sim/baidu/verifications", "", map[string]any{"complete_after": "15s", "video_bytes": 200_000_000}, &b); err != nil {
+			return sum, err
+		}
+		regs = append(regs, reg{"megvii", m.BizID, &m.Created, "loan-large"}, reg{"baidu", b.VerifyToken, &b.Created, "loan-large"})
+		sum.want[contract.RecordID(contract.Megvii, m.BizID)] = expected{contract.OutcomeHarvested, m.Created, true}
+		sum.want[contract.RecordID(contract.Baidu, b.VerifyToken)] = expected{outcome: contract.OutcomeHarvested, issuedAt: b.Created}
 	}
 	for i := 0; i < len(regs); i += 50 {
 		if err := postJSON(ctx, tokens, ingestToken, map[string]any{"tokens": regs[i:min(i+50, len(regs))]}, nil); err != nil {
@@ -450,13 +548,32 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 	defer cl.Close()
 	deadline := time.Now().Add(s.o.timeout)
 	lastPrint := time.Time{}
+	// While callbacks, harvests and archiving are under way: each step when
+	// its time has come and enough records exist (flows end 15-20 s after
+	// registration, then records come in a burst).
+	harvested := func() int {
+		n := 0
+		for _, r := range sum.got {
+			if r.Outcome == contract.OutcomeHarvested {
+				n++
+			}
+		}
+		return n
+	}
 	chaos := []struct {
-		at   time.Duration
-		name string
-	}{{8 * time.Second, "archiver"}, {17 * time.Second, "ingest"}, {26 * time.Second, "harvester"}}
+		at        time.Duration
+		harvested int
+		do        func() error
+	}{
+		{6 * time.Second, 0, func() error { return s.restart("archiver", syscall.SIGKILL) }},
+		{14 * time.Second, 0, func() error { return s.restart("harvester", syscall.SIGKILL) }},
+		{18 * time.Second, 0, func() error { return s.restart("ingest", syscall.SIGKILL) }},
+		{0, 3, func() error { return s.restart("devkafka", syscall.SIGTERM) }},
+		{0, 10, func() error { return s.storeOutage(5 * time.Second) }},
+	}
 	for len(sum.got) < len(sum.want) {
-		if s.o.chaos && len(chaos) > 0 && time.Since(start) > chaos[0].at {
-			if err := s.kill(chaos[0].name); err != nil {
+		if s.o.chaos && len(chaos) > 0 && time.Since(start) > chaos[0].at && harvested() >= chaos[0].harvested {
+			if err := chaos[0].do(); err != nil {
 				return sum, err
 			}
 			chaos = chaos[1:]
@@ -469,13 +586,28 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			var rec contract.Record
-			if json.Unmarshal(r.Value, &rec) != nil {
+			if err := json.Unmarshal(r.Value, &rec); err != nil {
+				sum.mismatched = append(sum.mismatched, fmt.Sprintf("a record at offset %d is not JSON: %v", r.Offset, err))
 				return
 			}
 			id := contract.RecordID(rec.Vendor, rec.VerificationID)
-			if _, ok := sum.got[id]; ok {
-				sum.dups++
+			var ceID string
+			for _, h := range r.Headers {
+				if h.Key == contract.HeaderID {
+					ceID = string(h.Value)
+				}
 			}
+			if ceID != id {
+				sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s has ce_id %q, want %q", rec.Vendor, rec.VerificationID, ceID, id))
+			}
+			// Law 2: a re-published record carries the same ce_id and the same content.
+			if prev, ok := sum.raw[id]; ok {
+				sum.dups++
+				if !bytes.Equal(prev, r.Value) {
+					sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s was published twice with different content", rec.Vendor, rec.VerificationID))
+				}
+			}
+			sum.raw[id] = r.Value
 			sum.got[id] = rec
 		})
 		if time.Since(lastPrint) > 5*time.Second {
@@ -495,8 +627,15 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		return sum, err
 	}
 	for id, w := range sum.want {
-		if r, ok := sum.got[id]; ok && r.Outcome != w.outcome {
+		r, ok := sum.got[id]
+		switch {
+		case !ok:
+		case r.Outcome != w.outcome:
 			sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s is %s (%s), expected %s", r.Vendor, r.VerificationID, r.Outcome, r.Reason, w.outcome))
+		case w.callback && r.WindowLeftSeconds < 100:
+			// Harvested with its callback, about 160 s of the 180 s are left;
+			// at the last chance (a lost callback), 40 s.
+			sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s was harvested with %.0f s left: its acknowledged callback was lost", r.Vendor, r.VerificationID, r.WindowLeftSeconds))
 		}
 	}
 	return sum, nil
@@ -513,7 +652,7 @@ func pct(xs []float64, p float64) float64 {
 func (s *stack) summary(sum summary) {
 	by := map[string]int{}
 	var window, e2e []float64
-	stored, bytes, expired := 0, int64(0), 0
+	stored, bytes, expired, largest := 0, int64(0), 0, int64(0)
 	for _, r := range sum.got {
 		by[string(r.Vendor)+" "+r.Outcome]++
 		if r.Outcome == contract.OutcomeHarvested {
@@ -527,6 +666,7 @@ func (s *stack) summary(sum summary) {
 			case contract.MediaStored:
 				stored++
 				bytes += m.Size
+				largest = max(largest, m.Size)
 			case contract.MediaExpired:
 				expired++
 			}
@@ -546,7 +686,8 @@ func (s *stack) summary(sum summary) {
 	fmt.Printf("completion -> record (s):   p50 %.1f  p99 %.1f over %d verifications with a completion\n", pct(e2e, 0.5), pct(e2e, 0.99), len(e2e))
 	fmt.Printf("objects stored: %d media (%.1f MB), %d expired links, %d evidence documents; %d of %d referenced objects found in the store\n",
 		stored, float64(bytes)/1e6, expired, len(sum.got), sum.present, sum.objects)
-	fmt.Printf("Megvii answers served twice (a spent call repeated): %d\n", sum.servedTwice)
+	fmt.Printf("largest media object: %.1f MB\n", float64(largest)/1e6)
+	fmt.Printf("Megvii answers served twice (a spent call repeated): %d; archiver store operations retried: %.0f\n", sum.servedTwice, sum.storeRetries)
 	for _, m := range sum.mismatched {
 		fmt.Println("  UNEXPECTED:", m)
 	}
