@@ -43,6 +43,9 @@ type opts struct {
 	chaos                        bool
 	replicas                     int
 	large                        bool
+	benchRate                    float64
+	benchFor                     time.Duration
+	benchOut                     string
 	timeout                      time.Duration
 }
 
@@ -87,6 +90,9 @@ Flags:`)
 	fs.IntVar(&o.baidu, "baidu", 30, "Baidu verifications the user completes")
 	fs.IntVar(&o.baiduNever, "baidu-never", 5, "Baidu verifications the user never completes (not verified)")
 	fs.BoolVar(&o.large, "large", false, "also one Megvii verification whose get_result answer is about 20 MiB and one Baidu verification with a 200 MB video")
+	fs.Float64Var(&o.benchRate, "bench-rate", 0, "benchmark instead of the workload: measure the store and the broker alone, then offer this many Megvii verifications per second (three 100 KB images each) and report throughput and callback-to-record latency")
+	fs.DurationVar(&o.benchFor, "bench-for", 30*time.Second, "how long the benchmark offers verifications")
+	fs.StringVar(&o.benchOut, "bench-out", "", "write the benchmark's figures as JSON to this file")
 	fs.BoolVar(&o.exitAfter, "exit-after-workload", false, "stop everything once every verification has its record")
 	fs.BoolVar(&o.chaos, "chaos", false, "during the workload: SIGKILL archiver, harvester and ingest once each and restart them, stop and restart the broker from its data directory, and take the object store down for 5 s")
 	fs.IntVar(&o.replicas, "replicas", 1, "harvester and archiver processes of each (they share partitions as one consumer group each)")
@@ -105,6 +111,17 @@ Flags:`)
 	if err := st.start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "devstack:", err)
 		return 1
+	}
+	if o.benchRate > 0 {
+		rep, err := st.bench(ctx, o.benchRate, o.benchFor, o.benchOut)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "devstack:", err)
+			return 1
+		}
+		if rep.Lost > 0 {
+			return 1
+		}
+		return 0
 	}
 	sum, err := st.workload(ctx)
 	if err != nil {
@@ -178,7 +195,14 @@ func (s *stack) start(ctx context.Context) error {
 	}
 	fmt.Printf("faceharvest dev stack: logs in %s\n", logs)
 	s.broker = s.addr("kafka")
-	if err := s.spawn("devkafka", "--port", strconv.Itoa(s.ports["kafka"]), "--data-dir", filepath.Join(s.o.dataDir, "kafka")); err != nil {
+	kafkaArgs := []string{"--port", strconv.Itoa(s.ports["kafka"]), "--data-dir", filepath.Join(s.o.dataDir, "kafka")}
+	megviiSimLimit, megviiLimit := "4", "16" // the harvester must adapt to the vendor's 4
+	if s.o.benchRate > 0 {
+		kafkaArgs = append(kafkaArgs, "--topics", strings.Join([]string{contract.DefaultEventsTopic, "faceid.harvester.state", contract.DefaultRawTopic,
+			contract.DefaultResultsTopic, contract.DefaultDLQTopic, benchTopic}, ","))
+		megviiSimLimit, megviiLimit = "0", "64" // throughput: a vendor account sized for it
+	}
+	if err := s.spawn("devkafka", kafkaArgs...); err != nil {
 		return err
 	}
 	mbin := filepath.Join(s.o.bin, "tools", "minio")
@@ -196,7 +220,7 @@ func (s *stack) start(ctx context.Context) error {
 	ingestURL := "http://" + s.addr("ingest")
 	if err := s.spawn("vendorsim", "--megvii-addr", s.addr("megvii"), "--baidu-addr", s.addr("baidu"), "--control-addr", s.addr("sim"),
 		"--megvii-retention", "3m", "--baidu-verify-token-ttl", "1m", "--baidu-retention", "10m", "--baidu-media-retention", "5m",
-		"--megvii-concurrency", "4", "--latency-p50", "20ms", "--latency-p99", "150ms", "--image-bytes", "100000", "--video-bytes", "2000000",
+		"--megvii-concurrency", megviiSimLimit, "--latency-p50", "20ms", "--latency-p99", "150ms", "--image-bytes", "100000", "--video-bytes", "2000000",
 		"--callback-backoff", "2s",
 		"--megvii-notify-url", ingestURL+"/v1/callbacks/megvii",
 		"--baidu-success-url", ingestURL+"/v1/callbacks/baidu/success", "--baidu-failure-url", ingestURL+"/v1/callbacks/baidu/failure"); err != nil {
@@ -216,7 +240,7 @@ func (s *stack) start(ctx context.Context) error {
 		if err := s.spawnAs(h, "harvester", kb, "--metrics-addr", s.addr(h+"-metrics"),
 			"--megvii-base-url", "http://"+s.addr("megvii"), "--baidu-base-url", "http://"+s.addr("baidu"),
 			"--megvii-retention", "3m", "--megvii-last-chance", "40s", "--baidu-token-window", "1m", "--baidu-retention", "10m",
-			"--baidu-media-retention", "5m", "--baidu-poll-delay", "10s", "--megvii-concurrency", "16", "--retry-min", "200ms", "--retry-max", "5s",
+			"--baidu-media-retention", "5m", "--baidu-poll-delay", "10s", "--megvii-concurrency", megviiLimit, "--retry-min", "200ms", "--retry-max", "5s",
 			"--session-timeout", "6s", "--rebalance-timeout", "10s"); err != nil {
 			return err
 		}

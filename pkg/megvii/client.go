@@ -101,26 +101,7 @@ func boolDigit(b bool) string {
 // failure the error is a *vendorerr.Error whose Body holds the vendor's
 // answer, if any: a DATA_DESTROYED answer is evidence too.
 func (c *Client) GetResult(ctx context.Context, bizID string, opt GetResultOptions) (*Result, error) {
-	if bizID == "" {
-		return nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.CallerBug, Message: "empty biz_id"}
-	}
-	if opt.ReturnImage < ReturnImageNone || opt.ReturnImage > ReturnImageSelfieSide {
-		return nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.CallerBug, Message: fmt.Sprintf("return_image %d out of range 0-6", opt.ReturnImage)}
-	}
-	q := url.Values{}
-	q.Set("api_key", c.cfg.APIKey.Reveal())
-	q.Set("api_secret", c.cfg.APISecret.Reveal())
-	for k, v := range opt.Params(bizID) {
-		q.Set(k, v)
-	}
-	u := *c.base
-	u.Path += "/faceid/lite/get_result"
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, vendorerr.Transport(Vendor, EndpointGetResult, err)
-	}
-	status, body, verr := vendorerr.RoundTrip(c.httpc, req, Vendor, EndpointGetResult, c.cfg.MaxResponseBytes)
+	status, body, verr := c.fetchResult(ctx, bizID, opt)
 	if verr != nil {
 		return nil, verr
 	}
@@ -135,6 +116,55 @@ func (c *Client) GetResult(ctx context.Context, bizID string, opt GetResultOptio
 		return nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.VendorFault, HTTPStatus: status, Message: fmt.Sprintf("unknown status %.32q", string(r.Status)), RequestID: r.RequestID, Body: body}
 	}
 	return r, nil
+}
+
+// GetResultSummary is GetResult for callers that keep the raw answer and
+// need only its status and biz_info (the harvester): a success is checked by
+// one validating pass over the body instead of a full decode of its
+// megabytes of base64. Errors are classified exactly as GetResult does.
+func (c *Client) GetResultSummary(ctx context.Context, bizID string, opt GetResultOptions) (Summary, []byte, error) {
+	status, body, verr := c.fetchResult(ctx, bizID, opt)
+	if verr != nil {
+		return Summary{}, nil, verr
+	}
+	s, hasError, err := summarizeAnswer(body)
+	if status != http.StatusOK || err != nil || hasError {
+		if e := Classify(EndpointGetResult, status, body); e != nil {
+			return Summary{}, nil, e
+		}
+		if err != nil { // valid JSON, but status or biz_info of the wrong type
+			return Summary{}, nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.VendorFault, HTTPStatus: status, Message: "undecodable result: " + err.Error(), Body: body}
+		}
+	}
+	if !s.Status.Known() {
+		return Summary{}, nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.VendorFault, HTTPStatus: status, Message: fmt.Sprintf("unknown status %.32q", string(s.Status)), Body: body}
+	}
+	return s, body, nil
+}
+
+// fetchResult makes the get_result request; a transport failure or an
+// oversized body is a classified error.
+func (c *Client) fetchResult(ctx context.Context, bizID string, opt GetResultOptions) (int, []byte, *vendorerr.Error) {
+	if bizID == "" {
+		return 0, nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.CallerBug, Message: "empty biz_id"}
+	}
+	if opt.ReturnImage < ReturnImageNone || opt.ReturnImage > ReturnImageSelfieSide {
+		return 0, nil, &vendorerr.Error{Vendor: Vendor, Endpoint: EndpointGetResult, Class: vendorerr.CallerBug, Message: fmt.Sprintf("return_image %d out of range 0-6", opt.ReturnImage)}
+	}
+	q := url.Values{}
+	q.Set("api_key", c.cfg.APIKey.Reveal())
+	q.Set("api_secret", c.cfg.APISecret.Reveal())
+	for k, v := range opt.Params(bizID) {
+		q.Set(k, v)
+	}
+	u := *c.base
+	u.Path += "/faceid/lite/get_result"
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, nil, vendorerr.Transport(Vendor, EndpointGetResult, err)
+	}
+	return vendorerr.RoundTrip(c.httpc, req, Vendor, EndpointGetResult, c.cfg.MaxResponseBytes)
 }
 
 // TokenRequest is get_token's input. Options carries any further documented

@@ -301,20 +301,28 @@ func (p *scanner) str() bool {
 
 // summarize decodes Summary's fields from a validated single pass.
 func summarize(b []byte) (Summary, error) {
-	vals, err := topLevel(b, "status", "biz_info")
+	s, _, err := summarizeAnswer(b)
+	return s, err
+}
+
+// summarizeAnswer is summarize that also reports whether the body carries a
+// top-level error_message (then it is an error answer, for Classify).
+func summarizeAnswer(b []byte) (Summary, bool, error) {
+	vals, err := topLevel(b, "status", "biz_info", "error_message")
 	if err != nil {
-		return Summary{}, err
+		return Summary{}, false, err
 	}
 	var s Summary
 	if v, ok := vals["status"]; ok {
 		if err := json.Unmarshal(v, &s.Status); err != nil {
-			return Summary{}, err
+			return Summary{}, false, err
 		}
 	}
 	if v, ok := vals["biz_info"]; ok {
 		if err := json.Unmarshal(v, &s.BizInfo); err != nil {
-			return Summary{}, err
+			return Summary{}, false, err
 		}
 	}
-	return s, nil
+	_, hasError := vals["error_message"]
+	return s, hasError, nil
 }
