@@ -10,15 +10,15 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 100000x
 PKGS      := ./...
 
-.PHONY: all build test unit fuzz lint bench wrk awscli minio run clean
+.PHONY: all build test unit fuzz lint bench wrk awscli minio kustomize image docs run clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## test: the S3-compatible server and awscli, unit, contract and process tests with the race detector, then brief fuzzing.
-test: minio awscli unit fuzz
+## test: the S3-compatible server, awscli and kustomize, unit, contract and process tests with the race detector, then brief fuzzing.
+test: minio awscli kustomize unit fuzz
 
 unit:
 	$(GO) mod download
@@ -72,6 +72,25 @@ wrk:
 RUN_ARGS ?=
 run: build minio
 	$(BIN)/devstack --bin $(BIN) $(RUN_ARGS)
+
+## docs: regenerate docs/configuration.md from the binaries' --help (a test fails when it is stale).
+docs:
+	FACEHARVEST_UPDATE_DOCS=1 $(GO) test -count=1 -run '^TestConfigurationDocIsCurrent$$' ./deploy
+
+## image: the container image (ingest, harvester, archiver), for machines with a container engine.
+IMAGE ?= faceharvest:dev
+CONTAINER_ENGINE ?= $(shell command -v docker || command -v podman)
+image:
+	@test -n "$(CONTAINER_ENGINE)" || { echo "make image needs docker or podman"; exit 1; }
+	$(CONTAINER_ENGINE) build -t $(IMAGE) .
+
+KUSTOMIZE_VERSION := v5.7.1
+
+## kustomize: renders deploy/k8s in the tests (v5.7.1: newer releases need a newer Go).
+kustomize: $(TOOLS)/kustomize
+
+$(TOOLS)/kustomize:
+	GOBIN=$(TOOLS) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 clean:
 	rm -rf $(BIN)

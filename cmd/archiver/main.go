@@ -60,7 +60,7 @@ the same ce_id. Store outages are retried without end; nothing is skipped.`)
 	fs.StringVar(&o.s3.SSE, "s3-sse", "", "server-side encryption: empty, AES256 or aws:kms")
 	fs.Int64Var(&o.s3.PartSize, "s3-part-size", 8<<20, "multipart part size in bytes for large media (memory per upload in flight)")
 	fs.BoolVar(&o.createBucket, "s3-create-bucket", false, "create the bucket at start when it is missing (development)")
-	fs.StringVar(&o.spoolDir, "spool-dir", os.TempDir(), "directory for downloads in progress (a 200 MB video is spooled here, never held in memory)")
+	fs.StringVar(&o.spoolDir, "spool-dir", "", "directory for downloads in progress (a 200 MB video is spooled here, never held in memory); empty: the system's temporary directory ($TMPDIR or /tmp)")
 	fs.Int64Var(&o.maxImage, "max-image-bytes", 20<<20, "largest embedded image accepted, in bytes")
 	fs.Int64Var(&o.maxMedia, "max-media-bytes", 1<<30, "largest downloaded image or video accepted, in bytes")
 	fs.IntVar(&o.downloadTries, "download-tries", 3, "tries per media link on transport errors, 5xx and 429 (403/404/410 mean the link expired)")
@@ -96,6 +96,9 @@ the same ce_id. Store outages are retried without end; nothing is skipped.`)
 		return nil, fmt.Errorf("--max-image-bytes and --max-media-bytes must be positive")
 	case o.workers <= 0 || o.mediaParallel <= 0 || o.downloadTries <= 0:
 		return nil, fmt.Errorf("--workers, --media-parallel and --download-tries must be positive")
+	}
+	if o.spoolDir == "" {
+		o.spoolDir = os.TempDir()
 	}
 	if st, err := os.Stat(o.spoolDir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--spool-dir %q is not a directory", o.spoolDir)

@@ -178,6 +178,7 @@ func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int,
 		r.log.Error("seek", "partition", p, "error", err.Error())
 		return
 	}
+	go bus.TrackLag(ctx, rd, r.a.m.lag, p, 5*time.Second)
 	for {
 		m, err := rd.FetchMessage(ctx)
 		if err != nil {

@@ -1,6 +1,8 @@
 package archiver
 
 import (
+	"github.com/faceharvest/faceharvest/pkg/bus"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -19,6 +21,7 @@ type Metrics struct {
 	storeDown   prometheus.Gauge
 	publishErr  prometheus.Counter
 	recordLag   prometheus.Histogram
+	lag         *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics on reg (a private registry when nil).
@@ -28,6 +31,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	f := promauto.With(reg)
 	return &Metrics{
+		lag: bus.NewLagGauge(reg, "archiver"),
 		objects: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_objects_stored_total",
 			Help: "Objects written to the store, by kind (image, video, response, raw_response, evidence)."}, []string{"kind"}),
 		bytes: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_bytes_stored_total",

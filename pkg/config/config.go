@@ -86,8 +86,7 @@ func (fs *FlagSet) Parse(args []string, getenv func(string) string, help io.Writ
 	fs.SetOutput(io.Discard)
 	if err := fs.FlagSet.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			fs.PrintHelp(help)
-			return ErrHelp
+			return ErrHelp // pflag has printed it through Usage
 		}
 		return err
 	}

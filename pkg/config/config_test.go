@@ -75,6 +75,9 @@ func TestHelpNamesEveryFlagAndSecret(t *testing.T) {
 			t.Errorf("help lacks %q:\n%s", want, out.String())
 		}
 	}
+	if n := strings.Count(out.String(), "Does things."); n != 1 {
+		t.Errorf("help printed %d times", n)
+	}
 	if got := fs.EnvNames(); len(got) != 3 {
 		t.Errorf("EnvNames %v", got)
 	}

@@ -317,6 +317,7 @@ func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p i
 		h.log.Error("seek", "partition", p, "error", err.Error())
 		return
 	}
+	go bus.TrackLag(ctx, rd, h.eng.m.lag, p, 5*time.Second)
 	for {
 		m, err := rd.FetchMessage(ctx)
 		if err != nil {

@@ -1,6 +1,8 @@
 package harvester
 
 import (
+	"github.com/faceharvest/faceharvest/pkg/bus"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -27,6 +29,7 @@ type Metrics struct {
 	restored         prometheus.Counter
 	intentsResolved  *prometheus.CounterVec
 	markersDeleted   prometheus.Counter
+	lag              *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics on reg (a private registry when nil).
@@ -37,6 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	vl := []string{"vendor"}
 	return &Metrics{
+		lag: bus.NewLagGauge(reg, "harvester"),
 		calls: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_calls_total",
 			Help: "Vendor calls, by vendor, endpoint and outcome (ok or the error class)."}, []string{"vendor", "endpoint", "outcome"}),
 		callDuration: f.NewHistogramVec(prometheus.HistogramOpts{Name: "faceharvest_harvester_call_duration_seconds",
