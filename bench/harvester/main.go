@@ -200,7 +200,7 @@ type Restore struct {
 }
 
 func restore(n int) (Restore, error) {
-	b, err := devkafka.Start(devkafka.Config{Partitions: 1, Topics: []string{"bench.events", "bench.state", "bench.raw", "bench.dlq"}})
+	b, err := devkafka.Start(devkafka.Config{Partitions: 1, Topics: []string{"bench.events", "bench.state", "bench.raw", "bench.dlq"}, MaxMessageBytes: 64 << 20, Compacted: []string{"bench.state"}})
 	if err != nil {
 		return Restore{}, err
 	}

@@ -30,7 +30,8 @@ SIGINT or SIGTERM, flushing its data.`)
 	partitions := fs.Int32("partitions", 3, "partitions of each topic created")
 	topics := fs.StringSlice("topics", []string{contract.DefaultEventsTopic, "faceid.harvester.state", contract.DefaultRawTopic, contract.DefaultResultsTopic, contract.DefaultDLQTopic},
 		"topics created at start")
-	maxBytes := fs.Int("max-message-bytes", 64<<20, "largest message accepted (raw vendor answers can reach tens of MiB)")
+	maxBytes := fs.Int("max-message-bytes", 64<<20, "largest message accepted, also set as each created topic's max.message.bytes (raw vendor answers can reach tens of MiB)")
+	compacted := fs.StringSlice("compacted-topics", []string{"faceid.harvester.state"}, "created topics given cleanup.policy=compact")
 	addrFile := fs.String("addr-file", "", "also write the listening address as JSON to this file")
 	if err := fs.Parse(args, getenv, stdout); err != nil {
 		return config.ExitCode("devkafka", stderr, err)
@@ -38,7 +39,7 @@ SIGINT or SIGTERM, flushing its data.`)
 	if *partitions < 1 {
 		return config.ExitCode("devkafka", stderr, fmt.Errorf("--partitions must be at least 1"))
 	}
-	b, err := devkafka.Start(devkafka.Config{Host: *host, Port: *port, DataDir: *dataDir, Partitions: *partitions, Topics: *topics, MaxMessageBytes: *maxBytes})
+	b, err := devkafka.Start(devkafka.Config{Host: *host, Port: *port, DataDir: *dataDir, Partitions: *partitions, Topics: *topics, MaxMessageBytes: *maxBytes, Compacted: *compacted})
 	if err != nil {
 		fmt.Fprintf(stderr, "devkafka: %v\n", err)
 		return 1

@@ -35,6 +35,7 @@ type options struct {
 	callTimeout, intentGrace                   time.Duration
 	sessionTimeout, rebalanceTimeout           time.Duration
 	closedRetention                            time.Duration
+	minRawMessageBytes                         int
 	pol                                        schedule.Policy
 	megviiKey, megviiSecret, baiduKey, baiduSK config.Secret
 }
@@ -78,6 +79,7 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	fs.DurationVar(&o.intentGrace, "intent-grace", 90*time.Second, "a one-shot call found unsettled at restore is resolved (raw topic searched) once this old; keep it above --call-timeout plus a publish")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 90*time.Second, "on SIGTERM, how long calls in flight may take to finish and be recorded")
 	fs.DurationVar(&o.closedRetention, "closed-retention", 8*24*time.Hour, "how long a closed verification's marker stays in the state topic; keep it above the events topic's retention")
+	fs.IntVar(&o.minRawMessageBytes, "min-raw-message-bytes", 24<<20, "refuse to start unless the raw topic's max.message.bytes is at least this (answers with every image reach 20 MiB); -1 skips the check")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout: how soon a dead replica's partitions move to another")
 	fs.DurationVar(&o.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "consumer-group rebalance timeout")
 	fs.DurationVar(&o.startupWait, "startup-wait", 2*time.Minute, "how long to wait at start for the brokers and topics")
@@ -152,7 +154,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	err = ops.Await(ctx, log, o.startupWait, "Kafka and the topics", func(sctx context.Context) error {
 		var err error
 		h, err = harvester.New(sctx, harvester.Config{Brokers: brokers, GroupID: o.groupID, EventsTopic: o.events, StateTopic: o.state, RawTopic: o.raw, DLQTopic: o.dlq, Logger: log,
-			SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalanceTimeout,
+			SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalanceTimeout, MinRawMessageBytes: o.minRawMessageBytes,
 			Engine: harvester.EngineConfig{Policy: o.pol, AccountWait: o.accountPause, CallTimeout: o.callTimeout, IntentGrace: o.intentGrace, ClosedRetention: o.closedRetention, Source: "/harvester", Metrics: metrics,
 				Callers: map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}},
 				Limits:  map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: o.megviiConc, QPS: o.megviiQPS}, contract.Baidu: {Concurrency: o.baiduConc, QPS: o.baiduQPS}}}})

@@ -84,7 +84,7 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 		t.Skip("processes")
 	}
 	const evT, stT, rawT, dlqT = "faceid.events", "faceid.harvester.state", "faceid.results.raw", "faceid.dlq"
-	b, err := devkafka.Start(devkafka.Config{Partitions: 4, Topics: []string{evT, stT, rawT, dlqT}, MaxMessageBytes: 64 << 20})
+	b, err := devkafka.Start(devkafka.Config{Partitions: 4, Topics: []string{evT, stT, rawT, dlqT}, MaxMessageBytes: 64 << 20, Compacted: []string{stT}})
 	if err != nil {
 		t.Fatal(err)
 	}

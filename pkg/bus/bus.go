@@ -149,3 +149,24 @@ func (c *WriterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.descs.batchMax, prometheus.GaugeValue, float64(s.BatchSize.Max))
 	ch <- prometheus.MustNewConstMetric(c.descs.writeAvg, prometheus.GaugeValue, s.WriteTime.Avg.Seconds())
 }
+
+// TopicSettings reads a topic's effective settings (names as in Kafka's
+// topic configuration, e.g. cleanup.policy, max.message.bytes).
+func TopicSettings(ctx context.Context, brokers []string, topic string, names ...string) (map[string]string, error) {
+	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{
+		{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: names}}})
+	if err != nil {
+		return nil, fmt.Errorf("settings of topic %q: %w", topic, err)
+	}
+	out := map[string]string{}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return nil, fmt.Errorf("settings of topic %q: %w", topic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			out[e.ConfigName] = e.ConfigValue
+		}
+	}
+	return out, nil
+}

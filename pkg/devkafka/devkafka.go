@@ -6,9 +6,14 @@
 package devkafka
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -23,6 +28,9 @@ type Config struct {
 	Topics          []string // created at start
 	MaxMessageBytes int      // message.max.bytes (1 MiB + overhead when 0)
 	RetentionBytes  int64    // log.retention.bytes per partition, enforced by ApplyRetention; 0 keeps everything
+	// Compacted lists topics (of Topics) created with cleanup.policy=compact,
+	// as the harvester's state topic must be.
+	Compacted []string
 }
 
 // Broker is a running embedded broker.
@@ -75,7 +83,47 @@ func Start(cfg Config) (*Broker, error) {
 		c.Close()
 		return nil, fmt.Errorf("embedded broker has no listener")
 	}
-	return &Broker{c: c, addr: addrs[0]}, nil
+	b := &Broker{c: c, addr: addrs[0]}
+	if err := b.configureTopics(cfg); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// configureTopics sets the topic-level settings a production cluster would
+// have (deploy/k8s/topics): max.message.bytes on every created topic,
+// cleanup.policy=compact on the compacted ones. The components check them
+// at start.
+func (b *Broker) configureTopics(cfg Config) error {
+	var res []kafka.IncrementalAlterConfigsRequestResource
+	for _, t := range cfg.Topics {
+		var cs []kafka.IncrementalAlterConfigsRequestConfig
+		if cfg.MaxMessageBytes > 0 {
+			cs = append(cs, kafka.IncrementalAlterConfigsRequestConfig{Name: "max.message.bytes", Value: strconv.Itoa(cfg.MaxMessageBytes), ConfigOperation: kafka.ConfigOperationSet})
+		}
+		if slices.Contains(cfg.Compacted, t) {
+			cs = append(cs, kafka.IncrementalAlterConfigsRequestConfig{Name: "cleanup.policy", Value: "compact", ConfigOperation: kafka.ConfigOperationSet})
+		}
+		if len(cs) > 0 {
+			res = append(res, kafka.IncrementalAlterConfigsRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: t, Configs: cs})
+		}
+	}
+	if len(res) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := (&kafka.Client{Addr: kafka.TCP(b.addr)}).IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: res})
+	if err != nil {
+		return fmt.Errorf("topic settings: %w", err)
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return fmt.Errorf("topic settings of %s: %w", r.ResourceName, r.Error)
+		}
+	}
+	return nil
 }
 
 // Addr returns the broker's host:port.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +43,7 @@ type world struct {
 
 func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
 	t.Helper()
-	b, err := devkafka.Start(devkafka.Config{Partitions: 3, Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, MaxMessageBytes: 64 << 20})
+	b, err := devkafka.Start(devkafka.Config{Partitions: 3, Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, MaxMessageBytes: 64 << 20, Compacted: []string{stTopic}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,5 +282,33 @@ func TestHarvestEveryKindOnce(t *testing.T) {
 	}
 	if st.MegviiCalls[megvii.EndpointGetResult] != 12 {
 		t.Fatalf("get_result calls %d, want 12", st.MegviiCalls[megvii.EndpointGetResult])
+	}
+}
+
+// Topics whose settings break the laws are refused at start, with a message
+// naming the topic and the setting.
+func TestRefusesTopicsThatBreakTheLaws(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		cfg       devkafka.Config
+		want      string
+		minRawMsg int
+	}{
+		{"state not compacted", devkafka.Config{Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, MaxMessageBytes: 64 << 20}, "cleanup.policy", 0},
+		{"raw too small", devkafka.Config{Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, Compacted: []string{stTopic}}, "max.message.bytes", 0},
+		{"state missing", devkafka.Config{Topics: []string{evTopic, rawTopic, dlqTopic}, MaxMessageBytes: 64 << 20}, stTopic, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := devkafka.Start(c.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			_, err = New(context.Background(), Config{Brokers: []string{b.Addr()}, GroupID: "g", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
+				MinRawMessageBytes: c.minRawMsg, Engine: EngineConfig{Policy: schedule.Defaults()}})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err %v, want one naming %q", err, c.want)
+			}
+		})
 	}
 }

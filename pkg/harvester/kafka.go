@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -182,7 +184,11 @@ type Config struct {
 	Engine                                      EngineConfig // Store, Raw and Recorder are filled in by New
 	CommitInterval                              time.Duration
 	SessionTimeout, RebalanceTimeout            time.Duration // consumer group timeouts (10 s, 30 s)
-	Logger                                      *slog.Logger
+	// MinRawMessageBytes is the smallest max.message.bytes of the raw topic
+	// the harvester accepts at start (24 MiB: answers with every image reach
+	// 20 MiB); negative skips the check.
+	MinRawMessageBytes int
+	Logger             *slog.Logger
 }
 
 // Harvester is the consumer-group process: it restores each assigned
@@ -230,6 +236,9 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 			return nil, err
 		}
 	}
+	if err := checkTopicSettings(ctx, cfg); err != nil {
+		return nil, err
+	}
 	rec, err := NewKafkaRecorder(ctx, cfg.Brokers, cfg.RawTopic)
 	if err != nil {
 		return nil, err
@@ -242,6 +251,34 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	ec.Store, ec.Raw, ec.Recorder, ec.Logger = h.store, h.raw, rec, cfg.Logger
 	h.eng = NewEngine(ec)
 	return h, nil
+}
+
+// checkTopicSettings refuses topics whose settings break the laws: a state
+// topic that is not compacted loses pending verifications to retention; a
+// raw topic that refuses large answers stalls every verification behind one.
+func checkTopicSettings(ctx context.Context, cfg Config) error {
+	st, err := bus.TopicSettings(ctx, cfg.Brokers, cfg.StateTopic, "cleanup.policy")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(st["cleanup.policy"], "compact") {
+		return fmt.Errorf("the state topic %q has cleanup.policy=%q: it must be compact, or retention deletes pending verifications (see deploy/k8s/topics)", cfg.StateTopic, st["cleanup.policy"])
+	}
+	min := cfg.MinRawMessageBytes
+	if min == 0 {
+		min = 24 << 20
+	}
+	if min < 0 {
+		return nil
+	}
+	raw, err := bus.TopicSettings(ctx, cfg.Brokers, cfg.RawTopic, "max.message.bytes")
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(raw["max.message.bytes"]); err != nil || n < min {
+		return fmt.Errorf("the raw topic %q has max.message.bytes=%q: answers with every image reach 20 MiB, set at least %d (see deploy/k8s/topics)", cfg.RawTopic, raw["max.message.bytes"], min)
+	}
+	return nil
 }
 
 // Engine returns the engine (tests).
