@@ -30,6 +30,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
@@ -38,6 +39,7 @@ func main() { os.Exit(run()) }
 type opts struct {
 	bin, dataDir                 string
 	megvii, megviiNoCB, megviiEx int
+	megviiUnregistered           int
 	baidu, baiduNever            int
 	exitAfter, freePorts, fresh  bool
 	chaos                        bool
@@ -52,15 +54,16 @@ type opts struct {
 // Development credentials: the simulator accepts them, the components read
 // them from their environment like real ones.
 var devEnv = []string{
-	"FACEHARVEST_MEGVII_API_KEY=dev-megvii-key", "FACEHARVEST_MEGVII_API_SECRET=dev-megvii-secret",
+	"FACEHARVEST_MEGVII_API_KEY=dev-megvii-key", "FACEHARVEST_MEGVII_API_SECRET=" + devMegviiSecret,
 	"FACEHARVEST_BAIDU_API_KEY=dev-baidu-ak", "FACEHARVEST_BAIDU_SECRET_KEY=dev-baidu-sk",
 	"FACEHARVEST_INGEST_TOKENS=dev-ingest-token",
 	"AWS_ACCESS_KEY_ID=faceharvest", "AWS_SECRET_ACCESS_KEY=faceharvest-dev-password",
 }
 
 const (
-	ingestToken = "dev-ingest-token"
-	bucket      = "faceharvest-evidence"
+	devMegviiSecret = "dev-megvii-secret"
+	ingestToken     = "dev-ingest-token"
+	bucket          = "faceharvest-evidence"
 )
 
 func run() int {
@@ -86,6 +89,7 @@ Flags:`)
 	fs.BoolVar(&o.fresh, "fresh", true, "start from empty data (false: keep the broker's and store's data from the last run)")
 	fs.IntVar(&o.megvii, "megvii", 60, "Megvii verifications with a callback")
 	fs.IntVar(&o.megviiNoCB, "megvii-no-callback", 10, "Megvii verifications whose callback never arrives (harvested at the last chance)")
+	fs.IntVar(&o.megviiUnregistered, "megvii-unregistered", 5, "of the Megvii verifications with a callback, how many are never registered through the token API (callback only)")
 	fs.IntVar(&o.megviiEx, "megvii-expired", 5, "Megvii tokens registered after their window closed (expired)")
 	fs.IntVar(&o.baidu, "baidu", 30, "Baidu verifications the user completes")
 	fs.IntVar(&o.baiduNever, "baidu-never", 5, "Baidu verifications the user never completes (not verified)")
@@ -412,10 +416,54 @@ type summary struct {
 	servedTwice int // Megvii answers served twice (a spent call repeated)
 	// storeRetries is what the archivers retried while the store was failing.
 	storeRetries float64
+	// abuseTarget is a Megvii verification whose callback is replayed twice
+	// and forged once after its record arrived; abuse says what ingest did.
+	abuseTarget string
+	abuse       []string
 }
 
 func (s summary) ok() bool {
 	return len(s.got) == len(s.want) && len(s.mismatched) == 0 && s.present == s.objects && s.servedTwice == 0
+}
+
+// abuse sends ingest, after the target's record arrived, a replayed callback
+// twice (acknowledged both times with the same ce_id) and a forged one (401);
+// neither may produce another record.
+func (s *stack) abuse(ctx context.Context, sum *summary) error {
+	data := fmt.Sprintf(`{"status":"OK","biz_info":{"biz_id":%q}}`, sum.abuseTarget)
+	post := func(sign string) (int, string, error) {
+		body := megvii.Callback{Data: data, Sign: sign}.EncodeForm()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr("ingest")+"/v1/callbacks/megvii", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		var ack struct {
+			ID string `json:"id"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&ack)
+		return resp.StatusCode, ack.ID, nil
+	}
+	c1, id1, err := post(megvii.Sign(devMegviiSecret, data))
+	if err != nil {
+		return err
+	}
+	c2, id2, err := post(megvii.Sign(devMegviiSecret, data))
+	if err != nil {
+		return err
+	}
+	c3, _, err := post(strings.Repeat("0", 40))
+	if err != nil {
+		return err
+	}
+	sum.abuse = []string{fmt.Sprintf("replayed callback: %d then %d, same ce_id %v", c1, c2, id1 != "" && id1 == id2), fmt.Sprintf("forged callback: %d", c3)}
+	if c1 != 200 || c2 != 200 || id1 == "" || id1 != id2 || c3 != http.StatusUnauthorized {
+		sum.mismatched = append(sum.mismatched, "ingest: "+strings.Join(sum.abuse, "; "))
+	}
+	fmt.Println("  abuse:", strings.Join(sum.abuse, "; "))
+	return nil
 }
 
 // verify checks the laws the summary reports: every object a record
@@ -515,7 +563,12 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 			issued = time.Now().Add(-4 * time.Minute) // registered after its 3-minute window closed
 			want = contract.OutcomeExpired
 		}
-		regs = append(regs, reg{"megvii", c.BizID, &issued, spec["biz_no"].(string)})
+		if i >= s.o.megviiUnregistered || i >= s.o.megvii {
+			regs = append(regs, reg{"megvii", c.BizID, &issued, spec["biz_no"].(string)})
+		}
+		if i == min(s.o.megviiUnregistered, s.o.megvii-1) {
+			sum.abuseTarget = c.BizID
+		}
 		sum.want[contract.RecordID(contract.Megvii, c.BizID)] = expected{want, issued, i < s.o.megvii}
 	}
 	for i := range s.o.baidu + s.o.baiduNever {
@@ -561,8 +614,8 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 			return sum, err
 		}
 	}
-	fmt.Printf("\nworkload: %d Megvii (%d without callback, %d registered too late) and %d Baidu (%d never completed) registered through ingest\n",
-		s.o.megvii+s.o.megviiNoCB+s.o.megviiEx, s.o.megviiNoCB, s.o.megviiEx, s.o.baidu+s.o.baiduNever, s.o.baiduNever)
+	fmt.Printf("\nworkload: %d Megvii (%d never registered, callback only; %d without callback; %d registered too late) and %d Baidu (%d never completed) registered through ingest\n",
+		s.o.megvii+s.o.megviiNoCB+s.o.megviiEx, min(s.o.megviiUnregistered, s.o.megvii), s.o.megviiNoCB, s.o.megviiEx, s.o.baidu+s.o.baiduNever, s.o.baiduNever)
 	fmt.Println("the simulator sends callbacks and redirects; the harvester calls the vendors (Megvii allows 4 calls in flight); waiting for records...")
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.broker), kgo.ConsumeTopics(contract.DefaultResultsTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -572,6 +625,32 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 	defer cl.Close()
 	deadline := time.Now().Add(s.o.timeout)
 	lastPrint := time.Time{}
+	collect := func(r *kgo.Record) {
+		var rec contract.Record
+		if err := json.Unmarshal(r.Value, &rec); err != nil {
+			sum.mismatched = append(sum.mismatched, fmt.Sprintf("a record at offset %d is not JSON: %v", r.Offset, err))
+			return
+		}
+		id := contract.RecordID(rec.Vendor, rec.VerificationID)
+		var ceID string
+		for _, h := range r.Headers {
+			if h.Key == contract.HeaderID {
+				ceID = string(h.Value)
+			}
+		}
+		if ceID != id {
+			sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s has ce_id %q, want %q", rec.Vendor, rec.VerificationID, ceID, id))
+		}
+		// Law 2: a re-published record carries the same ce_id and the same content.
+		if prev, ok := sum.raw[id]; ok {
+			sum.dups++
+			if !bytes.Equal(prev, r.Value) {
+				sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s was published twice with different content", rec.Vendor, rec.VerificationID))
+			}
+		}
+		sum.raw[id] = r.Value
+		sum.got[id] = rec
+	}
 	// While callbacks, harvests and archiving are under way: each step when
 	// its time has come and enough records exist (flows end 15-20 s after
 	// registration, then records come in a burst).
@@ -608,32 +687,7 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		if ctx.Err() != nil {
 			return sum, ctx.Err()
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			var rec contract.Record
-			if err := json.Unmarshal(r.Value, &rec); err != nil {
-				sum.mismatched = append(sum.mismatched, fmt.Sprintf("a record at offset %d is not JSON: %v", r.Offset, err))
-				return
-			}
-			id := contract.RecordID(rec.Vendor, rec.VerificationID)
-			var ceID string
-			for _, h := range r.Headers {
-				if h.Key == contract.HeaderID {
-					ceID = string(h.Value)
-				}
-			}
-			if ceID != id {
-				sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s has ce_id %q, want %q", rec.Vendor, rec.VerificationID, ceID, id))
-			}
-			// Law 2: a re-published record carries the same ce_id and the same content.
-			if prev, ok := sum.raw[id]; ok {
-				sum.dups++
-				if !bytes.Equal(prev, r.Value) {
-					sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s was published twice with different content", rec.Vendor, rec.VerificationID))
-				}
-			}
-			sum.raw[id] = r.Value
-			sum.got[id] = rec
-		})
+		fs.EachRecord(collect)
 		if time.Since(lastPrint) > 5*time.Second {
 			lastPrint = time.Now()
 			by := map[string]int{}
@@ -647,6 +701,18 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		}
 	}
 	sum.elapsed = time.Since(start)
+	if _, ok := sum.got[contract.RecordID(contract.Megvii, sum.abuseTarget)]; ok {
+		if err := s.abuse(ctx, &sum); err != nil {
+			return sum, err
+		}
+		// Whatever the replay caused would show within seconds: a record
+		// for an unknown id, or a re-published one that differs.
+		for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			cl.PollFetches(pctx).EachRecord(collect)
+			cancel()
+		}
+	}
 	if err := s.verify(ctx, &sum); err != nil {
 		return sum, err
 	}
