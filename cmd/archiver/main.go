@@ -35,14 +35,16 @@ type options struct {
 	downloadTimeout, shutdownGrace time.Duration
 	startupWait                    time.Duration
 	sessionTimeout, rebalance      time.Duration
+	holdLimit                      time.Duration
 }
 
 func parse(args []string, getenv func(string) string, help io.Writer) (*options, error) {
 	fs := config.NewFlagSet("archiver", `Consumes the raw topic as a consumer group. Every image in a vendor answer (Megvii data URIs,
 Baidu base64) and every media link (Baidu videos and images, downloaded streaming through a
 spool file) is stored in the object store under a content-addressed key
-<vendor>/<yyyy>/<mm>/<dd>/media/<sha256>.<ext>; each answer, with its blobs replaced by object
-references, is stored under <vendor>/responses/; each verification's evidence document under
+<vendor>/<yyyy>/<mm>/<dd>/media/<sha256>.<ext>; each answer with links, with its blobs replaced
+by object references, is stored under <vendor>/responses/ (answers without links are kept in memory,
+their offsets uncommitted, until their record is published); each verification's evidence document under
 <vendor>/<yyyy>/<mm>/<dd>/evidence/<id>.json. Then one normalized record per verification
 (schema faceharvest.record.v1) goes to the results topic. Keys that exist are not written
 again, so re-processing after a crash writes nothing new and publishes the same record with
@@ -67,6 +69,7 @@ the same ce_id. Store outages are retried without end; nothing is skipped.`)
 	fs.DurationVar(&o.downloadTimeout, "download-timeout", 10*time.Minute, "one download at most")
 	fs.IntVar(&o.mediaParallel, "media-parallel", 4, "media items of one answer fetched and stored at once")
 	fs.IntVar(&o.workers, "workers", 8, "verifications archived concurrently per assigned partition")
+	fs.DurationVar(&o.holdLimit, "hold-limit", 2*time.Minute, "an answer without links is kept in memory, its offset uncommitted, until its record is published; after this long without its terminal its part is stored instead")
 	fs.BoolVar(&o.unmask, "unmask-identity", false, "publish full names and ID numbers in records (default: masked; the evidence document always has them)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM or a rebalance, how long verifications being archived may take to finish (keep it below --rebalance-timeout)")
 	fs.DurationVar(&o.startupWait, "startup-wait", 2*time.Minute, "how long to wait at start for the brokers, topics and bucket")
@@ -162,7 +165,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 		var err error
 		r, err = archiver.NewRunner(sctx, archiver.RunConfig{Brokers: brokers, GroupID: o.groupID, RawTopic: o.raw, ResultsTopic: o.results, DLQTopic: o.dlq,
-			Workers: o.workers, DrainTimeout: o.shutdownGrace, SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalance, Logger: log}, a)
+			Workers: o.workers, HoldLimit: o.holdLimit, DrainTimeout: o.shutdownGrace, SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalance, Logger: log}, a)
 		return err
 	})
 	if err != nil {

@@ -239,7 +239,14 @@ type Part struct {
 	Problem    string              `json:"problem,omitempty"`
 	Media      []contract.MediaRef `json:"media"`
 	Facts      *Facts              `json:"facts,omitempty"`
+	// durable: the part is in the store, not only in memory.
+	durable bool
 }
+
+// Durable reports whether the part is stored. A part that is not lives only
+// in this process's memory: its raw offset must stay uncommitted until the
+// verification's record is published, or until Persist.
+func (p *Part) Durable() bool { return p.durable }
 
 // PartKey is where a response's part is stored: derived from its ce_id alone,
 // so a terminal's list of ce_ids finds them after a restart.
@@ -302,14 +309,18 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 	} else if root, perr = decodeJSON(r.Body); perr == nil {
 		slots = collect(root)
 	}
-	if hasLinks(slots) {
-		// Links expire: once a part is stored, re-processing reuses it rather
-		// than fetching again (and finding the links dead). Answers without
-		// links are re-archived from their bytes, to the same keys.
+	durable := hasLinks(slots)
+	if durable {
+		// Links expire: the part is stored at once, and re-processing reuses
+		// it rather than fetching again (and finding the links dead). An
+		// answer without links is kept in memory only, its offset held until
+		// its record is published: re-processing rebuilds it from its bytes,
+		// to the same keys, and one write per answer is saved.
 		if b, err := a.getRetry(ctx, key, 64<<20); err == nil {
 			var p Part
 			if json.Unmarshal(b, &p) == nil && p.ID == ceID {
 				a.m.existing.WithLabelValues("response").Inc()
+				p.durable = true
 				a.keep(&p)
 				return &p, nil
 			}
@@ -389,17 +400,31 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 			p.Facts = facts(r.Vendor, r.Endpoint, r.Body, b)
 		}
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, err
-	}
-	if err := a.putOnce(ctx, key, "response", func() (io.Reader, int64, error) { return bytes.NewReader(b), int64(len(b)), nil },
-		contract.ContentTypeJSON, map[string]string{"vendor": string(r.Vendor), "ce-id": ceID}); err != nil {
-		return nil, err
+	if durable {
+		if err := a.Persist(ctx, p); err != nil {
+			return nil, err
+		}
 	}
 	a.m.responses.WithLabelValues(string(r.Vendor), endpointLabel(r.Endpoint)).Inc()
 	a.keep(p)
 	return p, nil
+}
+
+// Persist stores a part (under PartKey), making it durable.
+func (a *Archiver) Persist(ctx context.Context, p *Part) error {
+	if p.durable {
+		return nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	if err := a.putOnce(ctx, PartKey(p.Vendor, p.ID), "response", func() (io.Reader, int64, error) { return bytes.NewReader(b), int64(len(b)), nil },
+		contract.ContentTypeJSON, map[string]string{"vendor": string(p.Vendor), "ce-id": p.ID}); err != nil {
+		return err
+	}
+	p.durable = true
+	return nil
 }
 
 // splice replaces the byte ranges of slots that have a replacement; slots
@@ -437,14 +462,17 @@ func endpointLabel(e string) string {
 
 func roundSeconds(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }
 
-// keep holds a part in memory for its terminal; parts the terminal never
-// claims (a harvester that published a response twice) are bounded.
+// keep holds a part in memory for its terminal. Durable parts the terminal
+// never claims (a harvester that published a response twice) are evicted
+// beyond a bound; parts only in memory never are (their offsets are held).
 func (a *Archiver) keep(p *Part) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.parts) >= 100000 {
-		for k := range a.parts { // arbitrary eviction: the store has them all
-			delete(a.parts, k)
+		for k, q := range a.parts { // arbitrary eviction: the store has them
+			if q.durable {
+				delete(a.parts, k)
+			}
 			if len(a.parts) < 90000 {
 				break
 			}
@@ -508,6 +536,7 @@ func (a *Archiver) Finish(ctx context.Context, t contract.Terminal, rawTerminal 
 				ev.Missing = append(ev.Missing, id)
 				continue
 			}
+			p.durable = true
 		}
 		ev.Responses = append(ev.Responses, p)
 	}

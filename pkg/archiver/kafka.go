@@ -24,6 +24,9 @@ type RunConfig struct {
 	RawTopic, ResultsTopic, DLQTopic string
 	Workers                          int           // concurrent verifications per partition (8)
 	CommitInterval                   time.Duration // 200 ms
+	// HoldLimit is how long an answer kept only in memory may hold its offset
+	// back waiting for its terminal before its part is stored anyway (2 min).
+	HoldLimit time.Duration
 	// DrainTimeout is how long messages being handled when a partition is
 	// revoked (shutdown or rebalance) may take to finish (10 s); messages
 	// queued behind them are left to the next owner.
@@ -57,6 +60,9 @@ func NewRunner(ctx context.Context, cfg RunConfig, a *Archiver) (*Runner, error)
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.HoldLimit <= 0 {
+		cfg.HoldLimit = 2 * time.Minute
 	}
 	if err := bus.CheckTopics(ctx, cfg.Brokers, cfg.RawTopic, cfg.ResultsTopic, cfg.DLQTopic); err != nil {
 		return nil, err
@@ -112,9 +118,75 @@ func (t *tracker) commitable() int64 {
 	return t.next
 }
 
+// held is an answer whose part is only in memory: its offset is finished
+// when its verification's record is published (or its part stored).
+type held struct {
+	offset int64
+	part   *Part
+	since  time.Time
+}
+
+// partition is one assigned partition's bookkeeping.
+type partition struct {
+	p    int
+	tr   *tracker
+	mu   sync.Mutex
+	held map[string][]held // by message key
+}
+
+func (pt *partition) hold(key string, h held) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	pt.held[key] = append(pt.held[key], h)
+}
+
+// release finishes the held offsets of key.
+func (pt *partition) release(key string) {
+	pt.mu.Lock()
+	hs := pt.held[key]
+	delete(pt.held, key)
+	pt.mu.Unlock()
+	for _, h := range hs {
+		pt.tr.finish(h.offset)
+	}
+}
+
+// persist stores the parts of key held in memory, then releases them: for a
+// terminal that cannot be used, and for answers held too long.
+func (r *Runner) persist(ctx context.Context, pt *partition, key string) bool {
+	pt.mu.Lock()
+	hs := append([]held(nil), pt.held[key]...)
+	pt.mu.Unlock()
+	for _, h := range hs {
+		if r.a.Persist(ctx, h.part) != nil {
+			return false
+		}
+	}
+	pt.release(key)
+	return true
+}
+
+// persistOld stores and releases the answers held longer than HoldLimit.
+func (r *Runner) persistOld(ctx context.Context, pt *partition) {
+	pt.mu.Lock()
+	var old []string
+	for k, hs := range pt.held {
+		if len(hs) > 0 && time.Since(hs[0].since) > r.cfg.HoldLimit {
+			old = append(old, k)
+		}
+	}
+	pt.mu.Unlock()
+	for _, k := range old {
+		if !r.persist(ctx, pt, k) {
+			return
+		}
+	}
+}
+
 func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int, offset int64) {
 	r.log.Info("partition assigned", "partition", p, "offset", offset)
 	tr := &tracker{done: map[int64]bool{}, next: -1}
+	pt := &partition{p: p, tr: tr, held: map[string][]held{}}
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(r.cfg.DrainTimeout, stopWork) })
@@ -130,7 +202,7 @@ func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int,
 				if ctx.Err() != nil {
 					continue // abandoned: not committed, redone by the next owner
 				}
-				if r.handle(work, p, m) {
+				if r.handle(work, pt, m) {
 					tr.finish(m.Offset)
 				}
 			}
@@ -155,6 +227,7 @@ func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int,
 			case <-stopCommits:
 				return
 			case <-t.C:
+				r.persistOld(work, pt)
 				commit()
 			}
 		}
@@ -195,9 +268,11 @@ func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int,
 	}
 }
 
-// handle archives one raw-topic message. It reports false only when ctx
-// ended before the message was done.
-func (r *Runner) handle(ctx context.Context, p int, m kafka.Message) bool {
+// handle archives one raw-topic message. It reports true when the message is
+// done; false when ctx ended first, or when an answer is held in memory
+// until its terminal (pt.release finishes it then).
+func (r *Runner) handle(ctx context.Context, pt *partition, m kafka.Message) bool {
+	p := pt.p
 	env, err := contract.FromMessage(m)
 	if err != nil {
 		return r.deadLetter(ctx, p, m, "bad_envelope", err.Error())
@@ -211,12 +286,21 @@ func (r *Runner) handle(ctx context.Context, p int, m kafka.Message) bool {
 		if string(m.Key) != contract.Key(resp.Vendor, resp.VerificationID) {
 			return r.deadLetter(ctx, p, m, "bad_key", "key does not match the response's vendor and verification id")
 		}
-		_, err = r.a.ArchiveResponse(ctx, env.ID, resp)
-		return err == nil
+		part, err := r.a.ArchiveResponse(ctx, env.ID, resp)
+		if err != nil {
+			return false
+		}
+		if !part.Durable() {
+			pt.hold(string(m.Key), held{offset: m.Offset, part: part, since: time.Now()})
+			return false
+		}
+		return true
 	case contract.TypeHarvestTerminal:
 		t, reason := decodeTerminal(m)
 		if reason != "" {
-			return r.deadLetter(ctx, p, m, "bad_terminal", reason)
+			// Its answers' evidence must not depend on a terminal that
+			// never comes: store what is held, then dead-letter.
+			return r.persist(ctx, pt, string(m.Key)) && r.deadLetter(ctx, p, m, "bad_terminal", reason)
 		}
 		rec, err := r.a.Finish(ctx, t, m.Value)
 		if err != nil {
@@ -224,11 +308,13 @@ func (r *Runner) handle(ctx context.Context, p int, m kafka.Message) bool {
 		}
 		msg, err := rec.Message(r.a.cfg.Source)
 		if err != nil {
-			return r.deadLetter(ctx, p, m, "bad_terminal", "record: "+err.Error())
+			return r.persist(ctx, pt, string(m.Key)) && r.deadLetter(ctx, p, m, "bad_terminal", "record: "+err.Error())
 		}
 		if !r.write(ctx, r.results, msg) {
 			return false
 		}
+		// The evidence document holds the answers now: their offsets may go.
+		pt.release(string(m.Key))
 		r.a.m.records.WithLabelValues(string(rec.Vendor), rec.Outcome).Inc()
 		r.a.m.recordLag.Observe(max(0, r.a.cfg.Now().Sub(t.DecidedAt).Seconds()))
 		return true

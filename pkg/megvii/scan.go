@@ -93,7 +93,8 @@ type ImageEntry struct {
 // its top-level images object (the last one, as encoding/json decodes
 // duplicates): its byte range [start, end) and its string members in order.
 // start and end are 0 when there is none. Members that are not strings are
-// not returned (null is how the documents leave an image out). It lets the
+// not returned (null is how the documents leave an image out), and of
+// members sharing a name only the last counts, as Images decodes them. It lets the
 // archiver replace megabytes of base64 without decoding the rest.
 func FindImages(body []byte) (start, end int, images []ImageEntry, err error) {
 	if err := members(body, func(key string, vs, ve int) {
@@ -108,10 +109,16 @@ func FindImages(body []byte) (start, end int, images []ImageEntry, err error) {
 	}
 	raw := body[start:end]
 	var bad error
+	last := map[string]int{} // name -> index in images; a later duplicate replaces it
+	dropped := map[int]bool{}
 	err = members(raw, func(key string, vs, ve int) {
+		if i, ok := last[key]; ok {
+			dropped[i] = true
+			delete(last, key)
+		}
 		v := raw[vs:ve]
 		if v[0] != '"' {
-			return
+			return // null or not a string: the image is absent, as Images decodes it
 		}
 		e := ImageEntry{Name: key, Value: string(v[1 : len(v)-1]), Start: start + vs, End: start + ve}
 		if bytes.IndexByte(v, '\\') >= 0 {
@@ -119,10 +126,20 @@ func FindImages(body []byte) (start, end int, images []ImageEntry, err error) {
 				bad = uerr
 			}
 		}
+		last[key] = len(images)
 		images = append(images, e)
 	})
 	if err == nil {
 		err = bad
+	}
+	if len(dropped) > 0 {
+		kept := images[:0]
+		for i, e := range images {
+			if !dropped[i] {
+				kept = append(kept, e)
+			}
+		}
+		images = kept
 	}
 	return start, end, images, err
 }

@@ -1,0 +1,158 @@
+package archiver
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/faceharvest/faceharvest/pkg/bus"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/devkafka"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
+)
+
+// runner starts a Runner of group "hold" on store and returns its stop.
+func runner(t *testing.T, brokers []string, store objstore.Bucket, hold time.Duration) func() {
+	t.Helper()
+	a, err := New(Config{Store: store, SpoolDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := NewRunner(ctx, RunConfig{Brokers: brokers, GroupID: "hold", RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic,
+		CommitInterval: 20 * time.Millisecond, HoldLimit: hold, SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	return func() { cancel(); <-done }
+}
+
+// committed is the group's committed offset of the raw topic's partition p.
+func committed(t *testing.T, brokers []string, p int32) int64 {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = "hold"
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = rawTopic
+	rt.Partitions = []int32{p}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range resp.Topics {
+		for _, pp := range tp.Partitions {
+			if pp.Partition == p {
+				return pp.Offset
+			}
+		}
+	}
+	return -1
+}
+
+// An answer without links is kept in memory only (no part is written) and
+// its offset is held until its record is published: an archiver that stops
+// between the answer and the terminal leaves the answer to the next one,
+// whose record lacks nothing.
+func TestHeldAnswerSurvivesAStop(t *testing.T) {
+	b, err := devkafka.Start(devkafka.Config{Partitions: 1, Topics: []string{rawTopic, resultsTopic, dlqTopic}, MaxMessageBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := []string{b.Addr()}
+	store := objstore.NewMemory()
+	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: rawTopic, BatchBytes: 64 << 20})
+	defer w.Close()
+	ms := megviiMessages(t, "held-1", 1)
+	produce(t, w, ms[0]) // the answer only
+	stop := runner(t, brokers, store, time.Hour)
+	waitFor(t, func() bool { n, _ := store.List(context.Background(), "megvii/2026/"); return len(n) == 3 }, "the answer's images")
+	time.Sleep(100 * time.Millisecond) // several commit intervals
+	stop()
+	if parts, _ := store.List(context.Background(), "megvii/responses/"); len(parts) != 0 {
+		t.Fatalf("a part was written for an answer without links: %v", parts)
+	}
+	if off := committed(t, brokers, 0); off > 0 {
+		t.Fatalf("the held answer's offset was committed (%d)", off)
+	}
+	produce(t, w, ms[1]) // its terminal, to the next archiver
+	stop = runner(t, brokers, store, time.Hour)
+	defer stop()
+	rec := readRecord(t, brokers, contract.RecordID(contract.Megvii, "held-1"))
+	if len(rec.Problems) != 0 || len(rec.Media) != 3 || rec.Media[0].Status != contract.MediaStored {
+		t.Fatalf("record after the stop: problems %q media %+v", rec.Problems, rec.Media)
+	}
+	waitFor(t, func() bool { return committed(t, brokers, 0) == 2 }, "both offsets committed after the record")
+}
+
+// An answer whose terminal does not come within HoldLimit gets its part
+// stored, and its offset goes.
+func TestHeldAnswerStoredAfterHoldLimit(t *testing.T) {
+	b, err := devkafka.Start(devkafka.Config{Partitions: 1, Topics: []string{rawTopic, resultsTopic, dlqTopic}, MaxMessageBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := []string{b.Addr()}
+	store := objstore.NewMemory()
+	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: rawTopic, BatchBytes: 64 << 20})
+	defer w.Close()
+	produce(t, w, megviiMessages(t, "held-2", 2)[0])
+	stop := runner(t, brokers, store, 200*time.Millisecond)
+	defer stop()
+	waitFor(t, func() bool { p, _ := store.List(context.Background(), "megvii/responses/"); return len(p) == 1 }, "the part stored after the hold limit")
+	waitFor(t, func() bool { return committed(t, brokers, 0) == 1 }, "the offset committed")
+}
+
+func waitFor(t *testing.T, ok func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func readRecord(t *testing.T, brokers []string, id string) contract.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(resultsTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("no record %s", id)
+		}
+		var found *contract.Record
+		fs.EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == contract.HeaderID && string(h.Value) == id {
+					var rec contract.Record
+					if err := json.Unmarshal(r.Value, &rec); err == nil {
+						found = &rec
+					}
+				}
+			}
+		})
+		if found != nil {
+			return *found
+		}
+	}
+}
