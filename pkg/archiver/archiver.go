@@ -481,6 +481,15 @@ func (a *Archiver) keep(p *Part) {
 	a.parts[p.ID] = p
 }
 
+// forget drops a part from memory unless a newer copy replaced it.
+func (a *Archiver) forget(p *Part) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.parts[p.ID] == p {
+		delete(a.parts, p.ID)
+	}
+}
+
 func (a *Archiver) take(id string) *Part {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -15,8 +15,9 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
-// runner starts a Runner of group "hold" on store and returns its stop.
-func runner(t *testing.T, brokers []string, store objstore.Bucket, hold time.Duration) func() {
+// runner starts a Runner of group "hold" on store and returns its archiver
+// and its stop.
+func runner(t *testing.T, brokers []string, store objstore.Bucket, hold time.Duration) (*Archiver, func()) {
 	t.Helper()
 	a, err := New(Config{Store: store, SpoolDir: t.TempDir()})
 	if err != nil {
@@ -30,7 +31,7 @@ func runner(t *testing.T, brokers []string, store objstore.Bucket, hold time.Dur
 	}
 	done := make(chan struct{})
 	go func() { _ = r.Run(ctx); close(done) }()
-	return func() { cancel(); <-done }
+	return a, func() { cancel(); <-done }
 }
 
 // committed is the group's committed offset of the raw topic's partition p.
@@ -76,10 +77,16 @@ func TestHeldAnswerSurvivesAStop(t *testing.T) {
 	defer w.Close()
 	ms := megviiMessages(t, "held-1", 1)
 	produce(t, w, ms[0]) // the answer only
-	stop := runner(t, brokers, store, time.Hour)
+	first, stop := runner(t, brokers, store, time.Hour)
 	waitFor(t, func() bool { n, _ := store.List(context.Background(), "megvii/2026/"); return len(n) == 3 }, "the answer's images")
 	time.Sleep(100 * time.Millisecond) // several commit intervals
 	stop()
+	first.mu.Lock()
+	n := len(first.parts)
+	first.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the stopped archiver still holds %d parts of a partition it gave up", n)
+	}
 	if parts, _ := store.List(context.Background(), "megvii/responses/"); len(parts) != 0 {
 		t.Fatalf("a part was written for an answer without links: %v", parts)
 	}
@@ -87,7 +94,7 @@ func TestHeldAnswerSurvivesAStop(t *testing.T) {
 		t.Fatalf("the held answer's offset was committed (%d)", off)
 	}
 	produce(t, w, ms[1]) // its terminal, to the next archiver
-	stop = runner(t, brokers, store, time.Hour)
+	_, stop = runner(t, brokers, store, time.Hour)
 	defer stop()
 	rec := readRecord(t, brokers, contract.RecordID(contract.Megvii, "held-1"))
 	if len(rec.Problems) != 0 || len(rec.Media) != 3 || rec.Media[0].Status != contract.MediaStored {
@@ -109,7 +116,7 @@ func TestHeldAnswerStoredAfterHoldLimit(t *testing.T) {
 	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: rawTopic, BatchBytes: 64 << 20})
 	defer w.Close()
 	produce(t, w, megviiMessages(t, "held-2", 2)[0])
-	stop := runner(t, brokers, store, 200*time.Millisecond)
+	_, stop := runner(t, brokers, store, 200*time.Millisecond)
 	defer stop()
 	waitFor(t, func() bool { p, _ := store.List(context.Background(), "megvii/responses/"); return len(p) == 1 }, "the part stored after the hold limit")
 	waitFor(t, func() bool { return committed(t, brokers, 0) == 1 }, "the offset committed")

@@ -240,6 +240,15 @@ func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int,
 		close(stopCommits)
 		<-commitsDone
 		commit()
+		// Answers still held were not committed: the partition's next owner
+		// re-reads them, so their parts need not stay in this memory.
+		pt.mu.Lock()
+		for _, hs := range pt.held {
+			for _, h := range hs {
+				r.a.forget(h.part)
+			}
+		}
+		pt.mu.Unlock()
 		r.log.Info("partition released", "partition", p, "committed", last)
 	}()
 	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: r.cfg.Brokers, Topic: r.cfg.RawTopic, Partition: p, MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 200 * time.Millisecond})
