@@ -98,7 +98,7 @@ Flags:`)
 	fs.DurationVar(&o.benchFor, "bench-for", 30*time.Second, "how long the benchmark offers verifications")
 	fs.StringVar(&o.benchOut, "bench-out", "", "write the benchmark's figures as JSON to this file")
 	fs.BoolVar(&o.exitAfter, "exit-after-workload", false, "stop everything once every verification has its record")
-	fs.BoolVar(&o.chaos, "chaos", false, "during the workload: SIGKILL archiver, harvester and ingest once each and restart them, stop and restart the broker from its data directory, and take the object store down for 5 s")
+	fs.BoolVar(&o.chaos, "chaos", false, "during the workload: SIGKILL archiver, harvester and ingest once each and restart them, stop and restart the broker from its data directory, and take the object store down for at least 5 s, until an archiver has met the outage")
 	fs.IntVar(&o.replicas, "replicas", 1, "harvester and archiver processes of each (they share partitions as one consumer group each)")
 	fs.BoolVar(&o.freePorts, "free-ports", false, "use free ports instead of the documented ones (tests)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for records after this long")
@@ -321,11 +321,15 @@ func (s *stack) restart(name string, sig syscall.Signal) error {
 	return fmt.Errorf("no process %s", name)
 }
 
-// storeOutage stops the object store for d and starts it again where it was.
-func (s *stack) storeOutage(d time.Duration) error {
+// storeOutage stops the object store for at least d, and longer (up to 30 s)
+// until an archiver has met the outage, then starts it again where it was.
+func (s *stack) storeOutage(ctx context.Context, d time.Duration) error {
 	s.minio.Stop()
-	fmt.Printf("  chaos: object store down for %s\n", d)
+	fmt.Printf("  chaos: object store down for at least %s\n", d)
 	time.Sleep(d)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && s.storeRetries(ctx) == 0; {
+		time.Sleep(500 * time.Millisecond)
+	}
 	m, err := devs3.StartOn(s.minioBin, s.minio.DataDir, s.minio.User, s.minio.Password, s.minio.Addr())
 	if err != nil {
 		return err
@@ -506,12 +510,40 @@ func (s *stack) verify(ctx context.Context, sum *summary) error {
 		return err
 	}
 	sum.servedTwice = st.Twice
+	sum.storeRetries = s.storeRetries(ctx)
+	return nil
+}
+
+// storeRetries sums the archivers' store retries (since they last started).
+func (s *stack) storeRetries(ctx context.Context) float64 {
+	n := 0.0
 	for name, port := range s.ports {
 		if strings.HasPrefix(name, "archiver") {
-			sum.storeRetries += scrape(ctx, "http://127.0.0.1:"+strconv.Itoa(port)+"/metrics", "faceharvest_archiver_store_retries_total")
+			n += scrape(ctx, "http://127.0.0.1:"+strconv.Itoa(port)+"/metrics", "faceharvest_archiver_store_retries_total")
 		}
 	}
-	return nil
+	return n
+}
+
+// jsonDiff names the top-level fields in which two JSON objects differ, with
+// both values (shortened).
+func jsonDiff(a, b []byte) string {
+	var ma, mb map[string]json.RawMessage
+	_ = json.Unmarshal(a, &ma)
+	_ = json.Unmarshal(b, &mb)
+	var out []string
+	for k, va := range ma {
+		if vb := mb[k]; !bytes.Equal(va, vb) {
+			out = append(out, fmt.Sprintf("%s: %.300s != %.300s", k, va, vb))
+		}
+	}
+	for k := range mb {
+		if _, ok := ma[k]; !ok {
+			out = append(out, k+" only in the second")
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "; ")
 }
 
 // scrape sums a metric's samples on a /metrics page (0 when unreachable).
@@ -645,7 +677,7 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		if prev, ok := sum.raw[id]; ok {
 			sum.dups++
 			if !bytes.Equal(prev, r.Value) {
-				sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s was published twice with different content", rec.Vendor, rec.VerificationID))
+				sum.mismatched = append(sum.mismatched, fmt.Sprintf("%s:%s was published twice with different content (%s)", rec.Vendor, rec.VerificationID, jsonDiff(prev, r.Value)))
 			}
 		}
 		sum.raw[id] = r.Value
@@ -672,7 +704,7 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		{14 * time.Second, 0, func() error { return s.restart("harvester", syscall.SIGKILL) }},
 		{18 * time.Second, 0, func() error { return s.restart("ingest", syscall.SIGKILL) }},
 		{0, 3, func() error { return s.restart("devkafka", syscall.SIGTERM) }},
-		{0, 10, func() error { return s.storeOutage(5 * time.Second) }},
+		{0, 10, func() error { return s.storeOutage(ctx, 5*time.Second) }},
 	}
 	for len(sum.got) < len(sum.want) {
 		if s.o.chaos && len(chaos) > 0 && time.Since(start) > chaos[0].at && harvested() >= chaos[0].harvested {

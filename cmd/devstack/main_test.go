@@ -17,7 +17,7 @@ import (
 // verifications; in the
 // middle of the workload ingest, a harvester and an archiver are SIGKILLed
 // and restarted, the broker is stopped and restarted from its data
-// directory, and the object store is down for 5 s. devstack exits 0 only
+// directory, and the object store is down until an archiver met it. devstack exits 0 only
 // when every registered verification has its expected record on the results
 // topic under its ce_id (re-published ones identical), no Megvii verification
 // with an acknowledged callback was left to its last chance, every object a

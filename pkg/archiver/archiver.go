@@ -23,6 +23,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -259,7 +260,7 @@ func PartKey(v contract.Vendor, ceID string) string {
 }
 
 // EvidenceKey is where a verification's evidence document is stored: beside
-// its media, under the vendor and the day of its first response.
+// its media, under the vendor and the day its harvest ended (day).
 func EvidenceKey(v contract.Vendor, day time.Time, id string) string {
 	return string(v) + "/" + day.UTC().Format("2006/01/02") + "/evidence/" + safeName(id) + ".json"
 }
@@ -549,31 +550,63 @@ func (a *Archiver) Finish(ctx context.Context, t contract.Terminal, rawTerminal 
 		}
 		ev.Responses = append(ev.Responses, p)
 	}
-	day := t.DecidedAt
-	if len(ev.Responses) > 0 {
-		day = ev.Responses[0].FetchedAt
-	}
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return contract.Record{}, err
 	}
 	sum := sha256.Sum256(body)
-	ref := contract.ObjectRef{Key: EvidenceKey(t.Vendor, day, t.VerificationID), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body)), ContentType: contract.ContentTypeJSON}
+	// The key depends on the terminal alone (not on which answers could be
+	// gathered), so a terminal published again finds the document.
+	ref := contract.ObjectRef{Key: EvidenceKey(t.Vendor, t.DecidedAt, t.VerificationID), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body)), ContentType: contract.ContentTypeJSON}
 	archivedAt := a.cfg.Now().UTC().Truncate(time.Millisecond)
-	attrs, existed, err := a.putOnceAttrs(ctx, ref.Key, "evidence", func() (io.Reader, int64, error) { return bytes.NewReader(body), int64(len(body)), nil },
+	_, existed, err := a.putOnceAttrs(ctx, ref.Key, "evidence", func() (io.Reader, int64, error) { return bytes.NewReader(body), int64(len(body)), nil },
 		contract.ContentTypeJSON, map[string]string{"sha256": ref.SHA256, "archived-at": archivedAt.Format(time.RFC3339Nano), "vendor": string(t.Vendor)})
 	if err != nil {
 		return contract.Record{}, err
 	}
 	if existed {
-		// Re-processing: the record describes the document that is stored.
-		if at, err := time.Parse(time.RFC3339Nano, attrs.Metadata["archived-at"]); err == nil {
-			archivedAt = at
+		// Archived before (a terminal published again after a crash, or
+		// re-read): the record is rebuilt from the stored document, which
+		// holds every answer, even those no longer in memory, so it comes
+		// out identical.
+		return a.fromEvidence(ctx, ref.Key)
+	}
+	return buildRecord(t, ev, ref, archivedAt, !a.cfg.Unmask), nil
+}
+
+// fromEvidence rebuilds a record from a stored evidence document.
+func (a *Archiver) fromEvidence(ctx context.Context, key string) (contract.Record, error) {
+	var attrs objstore.Attrs
+	for try := 1; ; try++ {
+		var err error
+		if attrs, err = a.cfg.Store.Attributes(ctx, key); err == nil {
+			break
 		}
-		if s := attrs.Metadata["sha256"]; s != "" {
-			ref.SHA256, ref.Size = s, attrs.Size
+		if ctx.Err() != nil {
+			return contract.Record{}, ctx.Err()
+		}
+		a.m.storeRetry.Inc()
+		if err := sleep(ctx, a.backoff(try)); err != nil {
+			return contract.Record{}, err
 		}
 	}
-	rec := buildRecord(t, ev, ref, archivedAt, !a.cfg.Unmask)
-	return rec, nil
+	b, err := a.getRetry(ctx, key, 1<<30)
+	if err != nil {
+		return contract.Record{}, err
+	}
+	var ev Evidence
+	var t contract.Terminal
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return contract.Record{}, fmt.Errorf("evidence document %s: %w", key, err)
+	}
+	if err := json.Unmarshal(ev.Terminal, &t); err != nil {
+		return contract.Record{}, fmt.Errorf("evidence document %s: terminal: %w", key, err)
+	}
+	sum := sha256.Sum256(b)
+	ref := contract.ObjectRef{Key: key, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(b)), ContentType: contract.ContentTypeJSON}
+	archivedAt, err := time.Parse(time.RFC3339Nano, attrs.Metadata["archived-at"])
+	if err != nil {
+		return contract.Record{}, fmt.Errorf("evidence document %s lacks its archived-at", key)
+	}
+	return buildRecord(t, ev, ref, archivedAt, !a.cfg.Unmask), nil
 }

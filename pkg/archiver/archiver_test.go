@@ -444,3 +444,42 @@ func (f *flakyStore) Create(ctx context.Context, key string, body io.Reader, siz
 	}
 	return f.Bucket.Create(ctx, key, body, size, ct, meta)
 }
+
+// A harvester that crashed republishes its last answer and its terminal, but
+// not the earlier answers of the same verification (a rate-limited try).
+// Those were kept in memory only and consumed by the first terminal; the
+// record published again must still be identical: it is rebuilt from the
+// stored evidence document, in this process and in a restarted one.
+func TestTerminalPublishedAgainAfterAnswersWereConsumed(t *testing.T) {
+	store := objstore.NewMemory()
+	limited := response(contract.Megvii, "dup-1", "get_result", []byte(`{"error_message":"CONCURRENCY_LIMIT_EXCEEDED","request_id":"r"}`))
+	limited.HTTPStatus, limited.ErrorClass = 403, "rate_limited"
+	ok := response(contract.Megvii, "dup-1", "get_result", mustJSON(t, map[string]any{"status": "OK", "biz_info": map[string]any{"biz_id": "dup-1"},
+		"images": map[string]any{"image_best": "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(testJPEG(t, 9))}}))
+	ok.Attempt = 1
+	term := terminal(contract.Megvii, "dup-1", contract.OutcomeHarvested)
+	a := newTest(t, store, nil)
+	first := archive(t, a, term, limited, ok)
+	if len(first.Responses) != 2 || len(first.Problems) != 0 {
+		t.Fatalf("first record: %+v %q", first.Responses, first.Problems)
+	}
+	again := func(a *Archiver) contract.Record {
+		okID := contract.ResponseID(contract.Megvii, "dup-1", "get_result", 1)
+		if _, err := a.ArchiveResponse(context.Background(), okID, ok); err != nil {
+			t.Fatal(err)
+		}
+		tt := term
+		tt.Responses = []string{contract.ResponseID(contract.Megvii, "dup-1", "get_result", 0), okID}
+		raw, _ := json.Marshal(tt)
+		rec, err := a.Finish(context.Background(), tt, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	for name, arch := range map[string]*Archiver{"same process": a, "restarted": newTest(t, store, nil)} {
+		if got := again(arch); !bytes.Equal(mustJSON(t, got), mustJSON(t, first)) {
+			t.Errorf("%s: the record published again differs:\n%s\n%s", name, mustJSON(t, first), mustJSON(t, got))
+		}
+	}
+}
