@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -61,20 +62,27 @@ func committed(t *testing.T, brokers []string, p int32) int64 {
 	return -1
 }
 
+// holdWorld is a one-partition broker, an in-memory store and a writer of
+// the raw topic, all closed when the test ends.
+func holdWorld(t *testing.T) ([]string, *objstore.Memory, *kafka.Writer) {
+	t.Helper()
+	b, err := devkafka.Start(devkafka.Config{Partitions: 1, Topics: []string{rawTopic, resultsTopic, dlqTopic}, MaxMessageBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	brokers := []string{b.Addr()}
+	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: rawTopic, BatchBytes: 64 << 20})
+	t.Cleanup(func() { _ = w.Close() })
+	return brokers, objstore.NewMemory(), w
+}
+
 // An answer without links is kept in memory only (no part is written) and
 // its offset is held until its record is published: an archiver that stops
 // between the answer and the terminal leaves the answer to the next one,
 // whose record lacks nothing.
 func TestHeldAnswerSurvivesAStop(t *testing.T) {
-	b, err := devkafka.Start(devkafka.Config{Partitions: 1, Topics: []string{rawTopic, resultsTopic, dlqTopic}, MaxMessageBytes: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := []string{b.Addr()}
-	store := objstore.NewMemory()
-	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: rawTopic, BatchBytes: 64 << 20})
-	defer w.Close()
+	brokers, store, w := holdWorld(t)
 	ms := megviiMessages(t, "held-1", 1)
 	produce(t, w, ms[0]) // the answer only
 	first, stop := runner(t, brokers, store, time.Hour)
@@ -106,15 +114,7 @@ func TestHeldAnswerSurvivesAStop(t *testing.T) {
 // An answer whose terminal does not come within HoldLimit gets its part
 // stored, and its offset goes.
 func TestHeldAnswerStoredAfterHoldLimit(t *testing.T) {
-	b, err := devkafka.Start(devkafka.Config{Partitions: 1, Topics: []string{rawTopic, resultsTopic, dlqTopic}, MaxMessageBytes: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := []string{b.Addr()}
-	store := objstore.NewMemory()
-	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: rawTopic, BatchBytes: 64 << 20})
-	defer w.Close()
+	brokers, store, w := holdWorld(t)
 	produce(t, w, megviiMessages(t, "held-2", 2)[0])
 	_, stop := runner(t, brokers, store, 200*time.Millisecond)
 	defer stop()
