@@ -205,7 +205,7 @@ func restore(n int) (Restore, error) {
 		return Restore{}, err
 	}
 	defer b.Close()
-	w := bus.NewWriter(bus.WriterConfig{Brokers: []string{b.Addr()}, Topic: "bench.state", BatchSize: 2000})
+	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(b.Addr()), Topic: "bench.state", BatchSize: 2000})
 	pol := schedule.Defaults()
 	base := time.Now()
 	batch := make([]kafka.Message, 0, 10000)
@@ -228,7 +228,7 @@ func restore(n int) (Restore, error) {
 	runtime.GC()
 	var m0 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	h, err := harvester.New(context.Background(), harvester.Config{Brokers: []string{b.Addr()}, GroupID: "bench", EventsTopic: "bench.events", StateTopic: "bench.state", RawTopic: "bench.raw", DLQTopic: "bench.dlq",
+	h, err := harvester.New(context.Background(), harvester.Config{Kafka: bus.Plain(b.Addr()), GroupID: "bench", EventsTopic: "bench.events", StateTopic: "bench.state", RawTopic: "bench.raw", DLQTopic: "bench.dlq",
 		Engine: harvester.EngineConfig{Policy: pol, Callers: map[contract.Vendor]harvester.Caller{}}})
 	if err != nil {
 		return Restore{}, err

@@ -88,7 +88,7 @@ func run(dur time.Duration, conns, rounds int, out string) error {
 	}()
 	brokers := []string{b.Addr()}
 
-	baseW := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: "bench.baseline"})
+	baseW := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(brokers...), Topic: "bench.baseline"})
 	defer baseW.Close()
 	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
@@ -102,7 +102,7 @@ func run(dur time.Duration, conns, rounds int, out string) error {
 		}
 		w.WriteHeader(200)
 	})
-	ingW := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: "bench.ingest"})
+	ingW := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(brokers...), Topic: "bench.ingest"})
 	defer ingW.Close()
 	srv, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret("rotated-out"), config.NewSecret(secret)},
 		BearerTokens: []config.Secret{config.NewSecret("t")}, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)}, ingW)

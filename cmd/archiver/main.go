@@ -106,7 +106,7 @@ the same ce_id. Store outages are retried without end; nothing is skipped.`)
 	if st, err := os.Stat(o.spoolDir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--spool-dir %q is not a directory", o.spoolDir)
 	}
-	return o, o.svc.Validate()
+	return o, o.svc.Validate(getenv)
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -122,7 +122,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	store := objstore.Instrument(s3b, reg, "archiver")
-	brokers := o.svc.Brokers
+	kc := o.svc.Kafka
 	storeReady := func(ctx context.Context) error {
 		_, err := s3b.Attributes(ctx, "faceharvest-readyz-probe")
 		if err == objstore.ErrNotFound {
@@ -130,7 +130,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 		return err
 	}
-	kafkaReady := func(ctx context.Context) error { return bus.CheckTopics(ctx, brokers, o.raw, o.results, o.dlq) }
+	kafkaReady := func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, o.raw, o.results, o.dlq) }
 	mln, err := net.Listen("tcp", o.svc.MetricsAddr)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver: --metrics-addr: %v\n", err)
@@ -164,7 +164,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return err
 		}
 		var err error
-		r, err = archiver.NewRunner(sctx, archiver.RunConfig{Brokers: brokers, GroupID: o.groupID, RawTopic: o.raw, ResultsTopic: o.results, DLQTopic: o.dlq,
+		r, err = archiver.NewRunner(sctx, archiver.RunConfig{Kafka: kc, GroupID: o.groupID, RawTopic: o.raw, ResultsTopic: o.results, DLQTopic: o.dlq,
 			Workers: o.workers, HoldLimit: o.holdLimit, DrainTimeout: o.shutdownGrace, SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalance, Logger: log}, a)
 		return err
 	})

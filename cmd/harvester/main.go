@@ -108,7 +108,7 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 		*s.dst = l[0]
 	}
 	var err error
-	if err = o.svc.Validate(); err != nil {
+	if err = o.svc.Validate(getenv); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -120,7 +120,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return config.ExitCode("harvester", stderr, err)
 	}
 	log := o.svc.Logger(stderr)
-	brokers := o.svc.Brokers
+	kc := o.svc.Kafka
 	mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret})
 	if err != nil {
 		fmt.Fprintf(stderr, "harvester: %v\n", err)
@@ -138,7 +138,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 1
 	}
 	topics := []string{o.events, o.state, o.raw, o.dlq}
-	ready := func(ctx context.Context) error { return bus.CheckTopics(ctx, brokers, topics...) }
+	ready := func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, topics...) }
 	opsSrv := ops.NewServer(ops.Mux(reg, ops.Check{Name: "kafka", Fn: ready}), log)
 	go func() { _ = opsSrv.Serve(mln) }()
 	defer opsSrv.Close()
@@ -153,7 +153,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	metrics := harvester.NewMetrics(reg) // once: a retry must not register them again
 	err = ops.Await(ctx, log, o.startupWait, "Kafka and the topics", func(sctx context.Context) error {
 		var err error
-		h, err = harvester.New(sctx, harvester.Config{Brokers: brokers, GroupID: o.groupID, EventsTopic: o.events, StateTopic: o.state, RawTopic: o.raw, DLQTopic: o.dlq, Logger: log,
+		h, err = harvester.New(sctx, harvester.Config{Kafka: kc, GroupID: o.groupID, EventsTopic: o.events, StateTopic: o.state, RawTopic: o.raw, DLQTopic: o.dlq, Logger: log,
 			SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalanceTimeout, MinRawMessageBytes: o.minRawMessageBytes,
 			Engine: harvester.EngineConfig{Policy: o.pol, AccountWait: o.accountPause, CallTimeout: o.callTimeout, IntentGrace: o.intentGrace, ClosedRetention: o.closedRetention, Source: "/harvester", Metrics: metrics,
 				Callers: map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}},

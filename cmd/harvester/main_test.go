@@ -89,7 +89,7 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	w := bus.NewWriter(bus.WriterConfig{Brokers: []string{b.Addr()}, Topic: evT})
+	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(b.Addr()), Topic: evT})
 	defer w.Close()
 	in, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret(creds["FACEHARVEST_MEGVII_API_SECRET"])}, BearerTokens: []config.Secret{config.NewSecret("t")},
 		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)}, w)

@@ -68,7 +68,7 @@ and 503 with Retry-After when it did not in time.`)
 	if c.BearerTokens, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_INGEST_TOKENS"); err != nil {
 		return nil, err
 	}
-	if err = o.svc.Validate(); err != nil {
+	if err = o.svc.Validate(getenv); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -80,9 +80,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return config.ExitCode("ingest", stderr, err)
 	}
 	log := o.svc.Logger(stderr)
-	brokers := o.svc.Brokers
+	kc := o.svc.Kafka
 	reg := ops.NewRegistry()
-	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: o.topic, BatchTimeout: o.batchTimeout, BatchSize: o.batchSize})
+	w := bus.NewWriter(bus.WriterConfig{Cluster: kc, Topic: o.topic, BatchTimeout: o.batchTimeout, BatchSize: o.batchSize})
 	reg.MustRegister(bus.NewWriterCollector(w, "ingest"))
 	o.cfg.Registry, o.cfg.Logger = reg, log
 	srv, err := ingest.New(o.cfg, w)
@@ -101,13 +101,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "ingest: --metrics-addr: %v\n", err)
 		return 1
 	}
-	opsMux := ops.Mux(reg, ops.Check{Name: "kafka", Fn: func(ctx context.Context) error { return bus.CheckTopics(ctx, brokers, o.topic) }})
+	opsMux := ops.Mux(reg, ops.Check{Name: "kafka", Fn: func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, o.topic) }})
 
 	var g rungroup.Group
 	g.Add(rungroup.SignalActor(os.Interrupt, syscall.SIGTERM))
 	g.Add(ops.ServeActor(ops.NewServer(srv.Handler(), log), ln, o.shutdownGrace))
 	g.Add(ops.ServeActor(ops.NewServer(opsMux, log), mln, time.Second))
-	log.Info("ingest listening", "listen", ln.Addr().String(), "metrics", mln.Addr().String(), "topic", o.topic, "brokers", o.svc.Brokers)
+	log.Info("ingest listening", "listen", ln.Addr().String(), "metrics", mln.Addr().String(), "topic", o.topic, "brokers", kc.Brokers, "tls", kc.TLS != nil, "sasl", kc.SASL != nil)
 	err = g.Run()
 	// Every request has been answered; flush whatever the writer still holds.
 	if cerr := w.Close(); cerr != nil {

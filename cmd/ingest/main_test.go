@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
@@ -33,7 +39,8 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	for _, want := range []string{"--kafka-brokers", "FACEHARVEST_KAFKA_BROKERS", "--listen", "--metrics-addr", "--events-topic", "--publish-timeout",
-		"--baidu-success-redirect", "--kafka-batch-timeout", "FACEHARVEST_MEGVII_API_SECRET", "FACEHARVEST_INGEST_TOKENS", "/v1/tokens"} {
+		"--baidu-success-redirect", "--kafka-batch-timeout", "FACEHARVEST_MEGVII_API_SECRET", "FACEHARVEST_INGEST_TOKENS", "/v1/tokens",
+		"--kafka-tls-ca-file", "--kafka-sasl-mechanism", "FACEHARVEST_KAFKA_SASL_PASSWORD"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %s", want)
 		}
@@ -53,6 +60,10 @@ func TestRefusesBadConfiguration(t *testing.T) {
 		{[]string{"--log-level=loud"}, ok, "log level"},
 		{[]string{"--baidu-success-redirect=javascript:x"}, ok, "redirect target"},
 		{nil, map[string]string{"FACEHARVEST_MEGVII_API_SECRET": secret, "FACEHARVEST_INGEST_TOKENS_FILE": "/nonexistent/tokens"}, "FACEHARVEST_INGEST_TOKENS_FILE"},
+		{[]string{"--kafka-sasl-mechanism=GSSAPI", "--kafka-sasl-username=u"}, withEnv(ok, "FACEHARVEST_KAFKA_SASL_PASSWORD", secret), `SASL mechanism "GSSAPI"`},
+		{[]string{"--kafka-sasl-mechanism=SCRAM-SHA-512", "--kafka-sasl-username=u"}, ok, "username and a password"},
+		{[]string{"--kafka-tls-ca-file=/nonexistent/ca.pem"}, ok, "TLS CA file"},
+		{nil, withEnv(ok, "FACEHARVEST_KAFKA_SASL_PASSWORD_FILE", "/nonexistent/pw"), "FACEHARVEST_KAFKA_SASL_PASSWORD_FILE"},
 	}
 	for _, c := range cases {
 		var errb bytes.Buffer
@@ -63,6 +74,14 @@ func TestRefusesBadConfiguration(t *testing.T) {
 			t.Error("secret in error output")
 		}
 	}
+}
+
+func withEnv(m map[string]string, k, v string) map[string]string {
+	out := map[string]string{k: v}
+	for a, b := range m {
+		out[a] = b
+	}
+	return out
 }
 
 func freeAddr(t *testing.T) string {
@@ -155,6 +174,83 @@ func TestProcess(t *testing.T) {
 	}
 	logs := stderr.String()
 	if !strings.Contains(logs, `"msg":"ingest stopped"`) || strings.Contains(logs, secret) || strings.Contains(logs, token) || strings.Contains(logs, "xxxxxx19910602xxxx") {
+		t.Fatalf("logs:\n%s", logs)
+	}
+}
+
+// TestProcessOverTLSWithSCRAM runs the binary against a broker that accepts
+// only TLS connections authenticated with SCRAM-SHA-512, configured by flags
+// and the password file, and reads the acknowledged event back with another
+// client authenticated on its own.
+func TestProcessOverTLSWithSCRAM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	dir := t.TempDir()
+	const kafkaPassword = "process-test-kafka-password"
+	srv, ca, err := devkafka.SelfSignedTLS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := devkafka.Start(devkafka.Config{Topics: []string{"test.events"}, TLS: srv,
+		Users: []devkafka.User{{Mechanism: "SCRAM-SHA-512", Name: "ingest", Password: kafkaPassword}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	bin := proctest.Build(t, dir, "ingest")
+	pwFile := filepath.Join(dir, "kafka-password")
+	if err := os.WriteFile(pwFile, []byte(kafkaPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen, metrics := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, "--listen="+listen, "--metrics-addr="+metrics, "--events-topic=test.events", "--kafka-brokers="+b.Addr(),
+		"--kafka-tls-ca-file="+ca, "--kafka-sasl-mechanism=SCRAM-SHA-512", "--kafka-sasl-username=ingest")
+	cmd.Env = append(os.Environ(), "FACEHARVEST_KAFKA_SASL_PASSWORD_FILE="+pwFile, "FACEHARVEST_MEGVII_API_SECRET="+secret, "FACEHARVEST_INGEST_TOKENS="+token)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	waitHTTP(t, "http://"+metrics+"/readyz", 200)
+	data := string(vendordocs.MustExample("megvii_get_result_ok_000.json"))
+	cb := megvii.Callback{Data: data, Sign: megvii.Sign(secret, data)}
+	resp, err := http.Post("http://"+listen+"/v1/callbacks/megvii", "application/x-www-form-urlencoded", bytes.NewReader(cb.EncodeForm()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("callback: %d\n%s", resp.StatusCode, stderr.String())
+	}
+	pem, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DialTLSConfig(&tls.Config{RootCAs: roots}),
+		kgo.SASL(scram.Auth{User: "ingest", Pass: kafkaPassword}.AsSha512Mechanism()),
+		kgo.ConsumeTopics("test.events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fs := cl.PollFetches(ctx)
+	if err := fs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if recs := fs.Records(); len(recs) != 1 || string(recs[0].Key) != "megvii:1462259748,52b13fb5-8dfb-4537-a62b-a641d5e929f1" {
+		t.Fatalf("records %v", recs)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, stderr.String())
+	}
+	if logs := stderr.String(); !strings.Contains(logs, `"tls":true,"sasl":true`) || strings.Contains(logs, kafkaPassword) {
 		t.Fatalf("logs:\n%s", logs)
 	}
 }

@@ -25,7 +25,7 @@ func runner(t *testing.T, brokers []string, store objstore.Bucket, hold time.Dur
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := NewRunner(ctx, RunConfig{Brokers: brokers, GroupID: "hold", RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic,
+	r, err := NewRunner(ctx, RunConfig{Kafka: bus.Plain(brokers...), GroupID: "hold", RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic,
 		CommitInterval: 20 * time.Millisecond, HoldLimit: hold, SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second}, a)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func holdWorld(t *testing.T) ([]string, *objstore.Memory, *kafka.Writer) {
 	}
 	t.Cleanup(b.Close)
 	brokers := []string{b.Addr()}
-	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: rawTopic, BatchBytes: 64 << 20})
+	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(brokers...), Topic: rawTopic, BatchBytes: 64 << 20})
 	t.Cleanup(func() { _ = w.Close() })
 	return brokers, objstore.NewMemory(), w
 }

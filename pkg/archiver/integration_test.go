@@ -162,7 +162,7 @@ func TestArchiverWithMinIOAndKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := NewRunner(ctx, RunConfig{Brokers: brokers, GroupID: "archiver-test", RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic,
+	r, err := NewRunner(ctx, RunConfig{Kafka: bus.Plain(brokers...), GroupID: "archiver-test", RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic,
 		SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second, Logger: log}, a)
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +171,7 @@ func TestArchiverWithMinIOAndKafka(t *testing.T) {
 	go func() { done <- r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: rawTopic, BatchBytes: 64 << 20})
+	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(brokers...), Topic: rawTopic, BatchBytes: 64 << 20})
 	defer w.Close()
 	want := map[string]bool{}
 	for i := range 20 {

@@ -19,7 +19,7 @@ import (
 
 // RunConfig configures the consumer-group process around an Archiver.
 type RunConfig struct {
-	Brokers                          []string
+	Kafka                            bus.Cluster
 	GroupID                          string
 	RawTopic, ResultsTopic, DLQTopic string
 	Workers                          int           // concurrent verifications per partition (8)
@@ -64,12 +64,12 @@ func NewRunner(ctx context.Context, cfg RunConfig, a *Archiver) (*Runner, error)
 	if cfg.HoldLimit <= 0 {
 		cfg.HoldLimit = 2 * time.Minute
 	}
-	if err := bus.CheckTopics(ctx, cfg.Brokers, cfg.RawTopic, cfg.ResultsTopic, cfg.DLQTopic); err != nil {
+	if err := bus.CheckTopics(ctx, cfg.Kafka, cfg.RawTopic, cfg.ResultsTopic, cfg.DLQTopic); err != nil {
 		return nil, err
 	}
 	return &Runner{cfg: cfg, a: a, log: cfg.Logger,
-		results: bus.NewWriter(bus.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.ResultsTopic}),
-		dlq:     bus.NewWriter(bus.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.DLQTopic})}, nil
+		results: bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.ResultsTopic}),
+		dlq:     bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.DLQTopic})}, nil
 }
 
 // Writers returns the writers, for metrics.
@@ -83,7 +83,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		_ = r.results.Close()
 		_ = r.dlq.Close()
 	}()
-	return bus.ConsumeGroup(ctx, bus.GroupConfig{Brokers: r.cfg.Brokers, GroupID: r.cfg.GroupID, Topic: r.cfg.RawTopic,
+	return bus.ConsumeGroup(ctx, bus.GroupConfig{Cluster: r.cfg.Kafka, GroupID: r.cfg.GroupID, Topic: r.cfg.RawTopic,
 		SessionTimeout: r.cfg.SessionTimeout, RebalanceTimeout: r.cfg.RebalanceTimeout, Logger: r.log}, r.runPartition)
 }
 
@@ -251,7 +251,7 @@ func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int,
 		pt.mu.Unlock()
 		r.log.Info("partition released", "partition", p, "committed", last)
 	}()
-	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: r.cfg.Brokers, Topic: r.cfg.RawTopic, Partition: p, MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 200 * time.Millisecond})
+	rd := r.cfg.Kafka.Reader(kafka.ReaderConfig{Topic: r.cfg.RawTopic, Partition: p, MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 200 * time.Millisecond})
 	defer rd.Close()
 	if offset < 0 {
 		offset = kafka.FirstOffset

@@ -16,7 +16,7 @@ import (
 
 // WriterConfig tunes a writer. Zero values take the defaults noted.
 type WriterConfig struct {
-	Brokers      []string
+	Cluster      Cluster
 	Topic        string
 	BatchTimeout time.Duration // how long a partial batch waits for company (2 ms; kafka-go's own default is 1 s)
 	BatchSize    int           // messages per batch (1000)
@@ -42,7 +42,7 @@ func NewWriter(cfg WriterConfig) *kafka.Writer {
 		cfg.MaxAttempts = 3
 	}
 	return &kafka.Writer{
-		Addr:            kafka.TCP(cfg.Brokers...),
+		Addr:            kafka.TCP(cfg.Cluster.Brokers...),
 		Topic:           cfg.Topic,
 		Balancer:        &kafka.Murmur2Balancer{},
 		RequiredAcks:    kafka.RequireAll,
@@ -52,7 +52,7 @@ func NewWriter(cfg WriterConfig) *kafka.Writer {
 		MaxAttempts:     cfg.MaxAttempts,
 		WriteBackoffMin: 50 * time.Millisecond,
 		WriteBackoffMax: 500 * time.Millisecond,
-		Transport:       &kafka.Transport{DialTimeout: 3 * time.Second, MetadataTTL: 10 * time.Second},
+		Transport:       cfg.Cluster.Transport(),
 	}
 }
 
@@ -76,8 +76,8 @@ func SplitBrokers(s string) ([]string, error) {
 
 // CheckTopics asks the brokers for the topics' metadata and fails unless all
 // exist: the readiness check of every component.
-func CheckTopics(ctx context.Context, brokers []string, topics ...string) error {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 2 * time.Second}
+func CheckTopics(ctx context.Context, cl Cluster, topics ...string) error {
+	c := cl.Client(2 * time.Second)
 	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
 		return fmt.Errorf("kafka metadata: %w", err)
@@ -152,8 +152,8 @@ func (c *WriterCollector) Collect(ch chan<- prometheus.Metric) {
 
 // TopicSettings reads a topic's effective settings (names as in Kafka's
 // topic configuration, e.g. cleanup.policy, max.message.bytes).
-func TopicSettings(ctx context.Context, brokers []string, topic string, names ...string) (map[string]string, error) {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+func TopicSettings(ctx context.Context, cl Cluster, topic string, names ...string) (map[string]string, error) {
+	c := cl.Client(5 * time.Second)
 	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{
 		{ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: names}}})
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 
 // GroupConfig configures a consumer group.
 type GroupConfig struct {
-	Brokers                          []string
+	Cluster                          Cluster
 	GroupID                          string
 	Topic                            string
 	SessionTimeout, RebalanceTimeout time.Duration // 10 s, 30 s
@@ -34,7 +34,7 @@ func ConsumeGroup(ctx context.Context, cfg GroupConfig, onPartition func(ctx con
 		log = slog.New(slog.DiscardHandler)
 	}
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID: cfg.GroupID, Brokers: cfg.Brokers, Topics: []string{cfg.Topic},
+		ID: cfg.GroupID, Brokers: cfg.Cluster.Brokers, Dialer: cfg.Cluster.Dialer(), Topics: []string{cfg.Topic},
 		StartOffset: kafka.FirstOffset, HeartbeatInterval: cfg.SessionTimeout / 5, SessionTimeout: cfg.SessionTimeout,
 		RebalanceTimeout: cfg.RebalanceTimeout, JoinGroupBackoff: 500 * time.Millisecond, WatchPartitionChanges: true,
 		// kafka-go gives a JoinGroup Timeout + RebalanceTimeout before it gives

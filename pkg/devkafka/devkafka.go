@@ -6,15 +6,14 @@
 package devkafka
 
 import (
-	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strconv"
-	"time"
 
-	"github.com/segmentio/kafka-go"
-
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -31,6 +30,17 @@ type Config struct {
 	// Compacted lists topics (of Topics) created with cleanup.policy=compact,
 	// as the harvester's state topic must be.
 	Compacted []string
+	// TLS, when set, makes the broker accept only TLS connections.
+	TLS *tls.Config
+	// Users, when any, make the broker accept only SASL-authenticated
+	// clients, as a secured production cluster does.
+	Users []User
+}
+
+// User is a SASL identity the broker accepts.
+type User struct {
+	Mechanism      string // PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512
+	Name, Password string
 }
 
 // Broker is a running embedded broker.
@@ -55,14 +65,20 @@ func Start(cfg Config) (*Broker, error) {
 			return net.Listen(network, net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 		}),
 	}
-	if len(cfg.Topics) > 0 {
-		opts = append(opts, kfake.SeedTopics(cfg.Partitions, cfg.Topics...))
-	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 	}
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
+	}
+	if len(cfg.Users) > 0 {
+		opts = append(opts, kfake.EnableSASL())
+		for _, u := range cfg.Users {
+			opts = append(opts, kfake.Superuser(u.Mechanism, u.Name, u.Password))
+		}
 	}
 	bc := map[string]string{}
 	if cfg.MaxMessageBytes > 0 {
@@ -84,43 +100,29 @@ func Start(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("embedded broker has no listener")
 	}
 	b := &Broker{c: c, addr: addrs[0]}
-	if err := b.configureTopics(cfg); err != nil {
+	if err := b.createTopics(cfg); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return b, nil
 }
 
-// configureTopics sets the topic-level settings a production cluster would
-// have (deploy/k8s/topics): max.message.bytes on every created topic,
-// cleanup.policy=compact on the compacted ones. The components check them
-// at start.
-func (b *Broker) configureTopics(cfg Config) error {
-	var res []kafka.IncrementalAlterConfigsRequestResource
+// createTopics creates the configured topics with the topic-level settings a
+// production cluster would have (deploy/k8s/topics): max.message.bytes on
+// each, cleanup.policy=compact on the compacted ones. The components check
+// them at start. A topic kept in the data directory from an earlier start
+// keeps its settings.
+func (b *Broker) createTopics(cfg Config) error {
 	for _, t := range cfg.Topics {
-		var cs []kafka.IncrementalAlterConfigsRequestConfig
+		settings := map[string]string{}
 		if cfg.MaxMessageBytes > 0 {
-			cs = append(cs, kafka.IncrementalAlterConfigsRequestConfig{Name: "max.message.bytes", Value: strconv.Itoa(cfg.MaxMessageBytes), ConfigOperation: kafka.ConfigOperationSet})
+			settings["max.message.bytes"] = strconv.Itoa(cfg.MaxMessageBytes)
 		}
 		if slices.Contains(cfg.Compacted, t) {
-			cs = append(cs, kafka.IncrementalAlterConfigsRequestConfig{Name: "cleanup.policy", Value: "compact", ConfigOperation: kafka.ConfigOperationSet})
+			settings["cleanup.policy"] = "compact"
 		}
-		if len(cs) > 0 {
-			res = append(res, kafka.IncrementalAlterConfigsRequestResource{ResourceType: kafka.ResourceTypeTopic, ResourceName: t, Configs: cs})
-		}
-	}
-	if len(res) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	resp, err := (&kafka.Client{Addr: kafka.TCP(b.addr)}).IncrementalAlterConfigs(ctx, &kafka.IncrementalAlterConfigsRequest{Resources: res})
-	if err != nil {
-		return fmt.Errorf("topic settings: %w", err)
-	}
-	for _, r := range resp.Resources {
-		if r.Error != nil {
-			return fmt.Errorf("topic settings of %s: %w", r.ResourceName, r.Error)
+		if err := b.c.CreateTopic(t, cfg.Partitions, settings); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("topic %s: %w", t, err)
 		}
 	}
 	return nil

@@ -29,7 +29,7 @@ func TestUndecodableEventsAreDeadLettered(t *testing.T) {
 	badValue.Key, badValue.Value = []byte("megvii:c"), []byte(`not json`)
 	wrongKey := contract.Envelope{ID: "k", Source: "/test", Type: contract.TypeTokenRegistered, Time: time.Now(), Key: "megvii:d",
 		Value: []byte(`{"vendor":"megvii","verification_id":"e","received_at":"2026-07-01T09:00:00Z"}`)}.Message()
-	pw := bus.NewWriter(bus.WriterConfig{Brokers: []string{w.broker.Addr()}, Topic: evTopic})
+	pw := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(w.broker.Addr()), Topic: evTopic})
 	defer pw.Close()
 	if err := pw.WriteMessages(context.Background(), noHeaders, unknownType, badValue, wrongKey); err != nil {
 		t.Fatal(err)

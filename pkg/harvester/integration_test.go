@@ -48,7 +48,7 @@ func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	w := bus.NewWriter(bus.WriterConfig{Brokers: []string{b.Addr()}, Topic: evTopic})
+	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(b.Addr()), Topic: evTopic})
 	t.Cleanup(func() { _ = w.Close() })
 	clk := clock.NewSim(time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC), 0, nil)
 	in, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret(simSecret)}, BearerTokens: []config.Secret{config.NewSecret("t")},
@@ -89,7 +89,7 @@ func (w *world) startHarvester(limits map[contract.Vendor]VendorLimits) (stop fu
 	pol := schedule.Defaults()
 	pol.RetryMin, pol.RetryMax = time.Second, 10*time.Second
 	ctx, cancel := context.WithCancel(context.Background())
-	h, err := New(ctx, Config{Brokers: []string{w.broker.Addr()}, GroupID: "harvester", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
+	h, err := New(ctx, Config{Kafka: bus.Plain(w.broker.Addr()), GroupID: "harvester", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
 		Engine: EngineConfig{Policy: pol, Callers: map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{w.mc}, contract.Baidu: BaiduCaller{w.bc}},
 			Limits: limits, Now: w.clk.Now, Source: "/harvester", Metrics: NewMetrics(nil), IntentGrace: 90 * time.Second}, Logger: testLogger()})
 	if err != nil {
@@ -304,7 +304,7 @@ func TestRefusesTopicsThatBreakTheLaws(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			_, err = New(context.Background(), Config{Brokers: []string{b.Addr()}, GroupID: "g", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
+			_, err = New(context.Background(), Config{Kafka: bus.Plain(b.Addr()), GroupID: "g", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
 				MinRawMessageBytes: c.minRawMsg, Engine: EngineConfig{Policy: schedule.Defaults()}})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err %v, want one naming %q", err, c.want)

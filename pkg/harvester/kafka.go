@@ -27,8 +27,8 @@ func (explicitPartition) Balance(msg kafka.Message, partitions ...int) int { ret
 type KafkaStateStore struct{ W *kafka.Writer }
 
 // NewKafkaStateStore returns a store writing to topic with acks=all.
-func NewKafkaStateStore(brokers []string, topic string) *KafkaStateStore {
-	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: topic})
+func NewKafkaStateStore(cl bus.Cluster, topic string) *KafkaStateStore {
+	w := bus.NewWriter(bus.WriterConfig{Cluster: cl, Topic: topic})
 	w.Balancer = explicitPartition{}
 	return &KafkaStateStore{W: w}
 }
@@ -44,20 +44,20 @@ func (s *KafkaStateStore) Save(ctx context.Context, partition int, key string, r
 
 // KafkaRecorder finds a key's messages in the raw topic.
 type KafkaRecorder struct {
-	Brokers    []string
+	Cluster    bus.Cluster
 	Topic      string
 	Partitions int
 	client     *kafka.Client
 }
 
 // NewKafkaRecorder reads the raw topic's partition count.
-func NewKafkaRecorder(ctx context.Context, brokers []string, topic string) (*KafkaRecorder, error) {
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func NewKafkaRecorder(ctx context.Context, cl bus.Cluster, topic string) (*KafkaRecorder, error) {
+	c := cl.Client(10 * time.Second)
 	n, err := partitionCount(ctx, c, topic)
 	if err != nil {
 		return nil, err
 	}
-	return &KafkaRecorder{Brokers: brokers, Topic: topic, Partitions: n, client: c}, nil
+	return &KafkaRecorder{Cluster: cl, Topic: topic, Partitions: n, client: c}, nil
 }
 
 func partitionCount(ctx context.Context, c *kafka.Client, topic string) (int, error) {
@@ -117,7 +117,7 @@ func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, off
 		want[id] = true
 	}
 	var out []kafka.Message
-	err := readRange(ctx, r.Brokers, r.client, r.Topic, partition, offset, func(m kafka.Message) {
+	err := readRange(ctx, r.Cluster, r.client, r.Topic, partition, offset, func(m kafka.Message) {
 		if string(m.Key) != key {
 			return
 		}
@@ -132,7 +132,7 @@ func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, off
 
 // readRange calls fn for every message of a partition from offset (or its
 // start, when earlier) to the end it had when the read began.
-func readRange(ctx context.Context, brokers []string, c *kafka.Client, topic string, p int, offset int64, fn func(kafka.Message)) error {
+func readRange(ctx context.Context, cl bus.Cluster, c *kafka.Client, topic string, p int, offset int64, fn func(kafka.Message)) error {
 	first, end, err := offsets(ctx, c, topic, p)
 	if err != nil {
 		return err
@@ -143,7 +143,7 @@ func readRange(ctx context.Context, brokers []string, c *kafka.Client, topic str
 	if offset >= end {
 		return nil
 	}
-	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 100 * time.Millisecond})
+	rd := cl.Reader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 100 * time.Millisecond})
 	defer rd.Close()
 	if err := rd.SetOffset(offset); err != nil {
 		return err
@@ -178,7 +178,7 @@ func readRange(ctx context.Context, brokers []string, c *kafka.Client, topic str
 
 // Config configures a Harvester.
 type Config struct {
-	Brokers                                     []string
+	Kafka                                       bus.Cluster
 	GroupID                                     string
 	EventsTopic, StateTopic, RawTopic, DLQTopic string
 	Engine                                      EngineConfig // Store, Raw and Recorder are filled in by New
@@ -219,7 +219,7 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	if cfg.RebalanceTimeout <= 0 {
 		cfg.RebalanceTimeout = 30 * time.Second
 	}
-	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	c := cfg.Kafka.Client(10 * time.Second)
 	ne, err := partitionCount(ctx, c, cfg.EventsTopic)
 	if err != nil {
 		return nil, err
@@ -239,14 +239,14 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	if err := checkTopicSettings(ctx, cfg); err != nil {
 		return nil, err
 	}
-	rec, err := NewKafkaRecorder(ctx, cfg.Brokers, cfg.RawTopic)
+	rec, err := NewKafkaRecorder(ctx, cfg.Kafka, cfg.RawTopic)
 	if err != nil {
 		return nil, err
 	}
 	h := &Harvester{cfg: cfg, client: c, log: cfg.Logger,
-		store: NewKafkaStateStore(cfg.Brokers, cfg.StateTopic),
-		raw:   bus.NewWriter(bus.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.RawTopic, BatchBytes: 64 << 20}),
-		dlq:   bus.NewWriter(bus.WriterConfig{Brokers: cfg.Brokers, Topic: cfg.DLQTopic})}
+		store: NewKafkaStateStore(cfg.Kafka, cfg.StateTopic),
+		raw:   bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.RawTopic, BatchBytes: 64 << 20}),
+		dlq:   bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.DLQTopic})}
 	ec := cfg.Engine
 	ec.Store, ec.Raw, ec.Recorder, ec.Logger = h.store, h.raw, rec, cfg.Logger
 	h.eng = NewEngine(ec)
@@ -257,7 +257,7 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 // topic that is not compacted loses pending verifications to retention; a
 // raw topic that refuses large answers stalls every verification behind one.
 func checkTopicSettings(ctx context.Context, cfg Config) error {
-	st, err := bus.TopicSettings(ctx, cfg.Brokers, cfg.StateTopic, "cleanup.policy")
+	st, err := bus.TopicSettings(ctx, cfg.Kafka, cfg.StateTopic, "cleanup.policy")
 	if err != nil {
 		return err
 	}
@@ -271,7 +271,7 @@ func checkTopicSettings(ctx context.Context, cfg Config) error {
 	if min < 0 {
 		return nil
 	}
-	raw, err := bus.TopicSettings(ctx, cfg.Brokers, cfg.RawTopic, "max.message.bytes")
+	raw, err := bus.TopicSettings(ctx, cfg.Kafka, cfg.RawTopic, "max.message.bytes")
 	if err != nil {
 		return err
 	}
@@ -300,7 +300,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 		_ = h.raw.Close()
 		_ = h.dlq.Close()
 	}()
-	return bus.ConsumeGroup(ctx, bus.GroupConfig{Brokers: h.cfg.Brokers, GroupID: h.cfg.GroupID, Topic: h.cfg.EventsTopic,
+	return bus.ConsumeGroup(ctx, bus.GroupConfig{Cluster: h.cfg.Kafka, GroupID: h.cfg.GroupID, Topic: h.cfg.EventsTopic,
 		SessionTimeout: h.cfg.SessionTimeout, RebalanceTimeout: h.cfg.RebalanceTimeout, Logger: h.log}, h.runPartition)
 }
 
@@ -345,7 +345,7 @@ func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p i
 	go h.commitLoop(ctx, gen, p, queue, committed)
 	defer func() { close(queue); <-committed }()
 
-	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: h.cfg.Brokers, Topic: h.cfg.EventsTopic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 200 * time.Millisecond})
+	rd := h.cfg.Kafka.Reader(kafka.ReaderConfig{Topic: h.cfg.EventsTopic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 200 * time.Millisecond})
 	defer rd.Close()
 	if offset < 0 {
 		offset = kafka.FirstOffset
@@ -457,7 +457,7 @@ func (h *Harvester) commitLoop(ctx context.Context, gen *kafka.Generation, p int
 // of each key wins; values are decoded after the read, on every core.
 func (h *Harvester) restore(ctx context.Context, p int) (map[string]*StateRecord, error) {
 	raw := map[string][]byte{}
-	err := readRange(ctx, h.cfg.Brokers, h.client, h.cfg.StateTopic, p, kafka.FirstOffset, func(m kafka.Message) {
+	err := readRange(ctx, h.cfg.Kafka, h.client, h.cfg.StateTopic, p, kafka.FirstOffset, func(m kafka.Message) {
 		if m.Value == nil {
 			delete(raw, string(m.Key))
 			return

@@ -49,7 +49,7 @@ type live struct {
 // startIngest serves ingest on real loopback TCP, publishing to brokers.
 func startIngest(t *testing.T, brokers []string, mutate func(*Config)) *live {
 	t.Helper()
-	w := bus.NewWriter(bus.WriterConfig{Brokers: brokers, Topic: topic})
+	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(brokers...), Topic: topic})
 	cfg := Config{
 		MegviiSecrets: []config.Secret{config.NewSecret(secretNew)},
 		BearerTokens:  []config.Secret{config.NewSecret(bearer)},

@@ -9,30 +9,52 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/config"
 )
 
+// KafkaPasswordEnv holds the SASL password (or, with _FILE, names a file
+// holding it).
+const KafkaPasswordEnv = config.EnvPrefix + "KAFKA_SASL_PASSWORD"
+
 // ServiceFlags are the flags every Kafka-connected service shares.
 type ServiceFlags struct {
-	Brokers     []string // parsed --kafka-brokers
+	Kafka       bus.Cluster // from --kafka-brokers, --kafka-tls* and --kafka-sasl-*
 	MetricsAddr string
 	Level       slog.Level
 	brokers     string
 	logLevel    string
+	security    bus.Security
 }
 
-// Register adds --kafka-brokers, --metrics-addr and --log-level.
+// Register adds --kafka-brokers, the Kafka security flags, --metrics-addr
+// and --log-level.
 func (f *ServiceFlags) Register(fs *config.FlagSet, metricsAddr string) {
 	fs.StringVar(&f.brokers, "kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
+	fs.BoolVar(&f.security.TLS, "kafka-tls", false, "connect to Kafka over TLS, verifying the brokers against the system's CAs (implied by the other --kafka-tls-* flags)")
+	fs.StringVar(&f.security.CAFile, "kafka-tls-ca-file", "", "PEM file of the CAs that sign the brokers' certificates (instead of the system's)")
+	fs.StringVar(&f.security.CertFile, "kafka-tls-cert-file", "", "PEM client certificate for mutual TLS (with --kafka-tls-key-file)")
+	fs.StringVar(&f.security.KeyFile, "kafka-tls-key-file", "", "PEM private key of --kafka-tls-cert-file")
+	fs.StringVar(&f.security.ServerName, "kafka-tls-server-name", "", "name to verify in the brokers' certificates (default: each broker's host)")
+	fs.StringVar(&f.security.SASLMechanism, "kafka-sasl-mechanism", "", "SASL authentication to Kafka: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: none); the password comes from "+KafkaPasswordEnv)
+	fs.StringVar(&f.security.SASLUsername, "kafka-sasl-username", "", "SASL username")
+	fs.Secret(KafkaPasswordEnv, "SASL password for --kafka-sasl-username (PLAIN sends it as is: use it only with TLS)")
 	fs.StringVar(&f.MetricsAddr, "metrics-addr", metricsAddr, "address serving /metrics, /healthz and /readyz")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
-// Validate parses what Register bound; call it after parsing.
-func (f *ServiceFlags) Validate() error {
+// Validate parses what Register bound and reads the SASL password through
+// getenv (or the file its _FILE variable names); call it after parsing.
+func (f *ServiceFlags) Validate(getenv func(string) string) error {
 	var err error
 	if f.Level, err = config.ParseLevel(f.logLevel); err != nil {
 		return err
 	}
-	if f.Brokers, err = bus.SplitBrokers(f.brokers); err != nil {
+	brokers, err := bus.SplitBrokers(f.brokers)
+	if err != nil {
 		return fmt.Errorf("--kafka-brokers: %w", err)
+	}
+	if f.security.SASLPassword, err = config.LoadSecret(getenv, nil, KafkaPasswordEnv); err != nil {
+		return err
+	}
+	if f.Kafka, err = f.security.Cluster(brokers); err != nil {
+		return fmt.Errorf("kafka security flags: %w", err)
 	}
 	return nil
 }
