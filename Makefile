@@ -56,7 +56,7 @@ bench: wrk minio build
 	$(GO) run ./bench/ingest -out $(BIN)/bench-ingest.json
 	$(GO) run ./bench/harvester -out $(BIN)/bench-harvester.json
 	$(GO) run ./bench/archiver -out $(BIN)/bench-archiver.json
-	$(BIN)/devstack --bin $(BIN) --data-dir $(BIN)/bench-pipeline-data --free-ports --bench-rate=200 --bench-for=30s --bench-out $(BIN)/bench-pipeline.json
+	$(BIN)/devstack --bin $(BIN) --data-dir $(BIN)/bench-pipeline-data --free-ports --bench-steady-rate=40 --bench-rate=200 --bench-for=30s --bench-out $(BIN)/bench-pipeline.json
 	$(GO) run ./bench/report -dir $(BIN) -out $(BIN)/bench-report.json
 
 # awscli (Debian's package): the archiver's test reads what it stored with a real S3 client.

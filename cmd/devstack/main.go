@@ -45,7 +45,7 @@ type opts struct {
 	chaos                        bool
 	replicas                     int
 	large                        bool
-	benchRate                    float64
+	benchRate, benchSteadyRate   float64
 	benchFor                     time.Duration
 	benchOut                     string
 	timeout                      time.Duration
@@ -95,7 +95,8 @@ Flags:`)
 	fs.IntVar(&o.baiduNever, "baidu-never", 5, "Baidu verifications the user never completes (not verified)")
 	fs.BoolVar(&o.large, "large", false, "also one Megvii verification whose get_result answer is about 20 MiB and one Baidu verification with a 200 MB video")
 	fs.Float64Var(&o.benchRate, "bench-rate", 0, "benchmark instead of the workload: measure the store and the broker alone, then offer this many Megvii verifications per second (three 100 KB images each) and report throughput and callback-to-record latency")
-	fs.DurationVar(&o.benchFor, "bench-for", 30*time.Second, "how long the benchmark offers verifications")
+	fs.Float64Var(&o.benchSteadyRate, "bench-steady-rate", 0, "with --bench-rate: first offer this many verifications per second, a rate the pipeline keeps up with, and report the latency there (0: skip)")
+	fs.DurationVar(&o.benchFor, "bench-for", 30*time.Second, "how long the benchmark offers verifications at each rate")
 	fs.StringVar(&o.benchOut, "bench-out", "", "write the benchmark's figures as JSON to this file")
 	fs.BoolVar(&o.exitAfter, "exit-after-workload", false, "stop everything once every verification has its record")
 	fs.BoolVar(&o.chaos, "chaos", false, "during the workload: SIGKILL archiver, harvester and ingest once each and restart them, stop and restart the broker from its data directory, and take the object store down for at least 5 s, until an archiver has met the outage")
@@ -117,7 +118,7 @@ Flags:`)
 		return 1
 	}
 	if o.benchRate > 0 {
-		rep, err := st.bench(ctx, o.benchRate, o.benchFor, o.benchOut)
+		rep, err := st.bench(ctx, o.benchRate, o.benchSteadyRate, o.benchFor, o.benchOut)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "devstack:", err)
 			return 1

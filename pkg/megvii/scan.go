@@ -2,6 +2,7 @@ package megvii
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -276,11 +277,35 @@ func (p *scanner) num() bool {
 	return true
 }
 
+// SWAR constants: one in every byte, and every byte's high bit.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain8 reports whether the 8 bytes of v hold no '"', no '\\' and no control
+// character, i.e. whether str may skip them whole. Each test is the classic
+// "has a zero byte" (x - ones) &^ x & highs; a byte >= 0x80 has its high
+// bit set in v and so never counts as below 0x20. False alarms only follow
+// a real hit in the same word, and the byte loop settles those.
+func plain8(v uint64) bool {
+	q, bs := v^(ones*'"'), v^(ones*'\\')
+	return ((q-ones)&^q|(bs-ones)&^bs|(v-ones*0x20)&^v)&highs == 0
+}
+
 func (p *scanner) str() bool {
 	if !p.eat('"') {
 		return false
 	}
 	for p.i < len(p.b) {
+		// Images are hundreds of kilobytes of base64: skip plain bytes eight
+		// at a time.
+		for p.i+8 <= len(p.b) && plain8(binary.LittleEndian.Uint64(p.b[p.i:])) {
+			p.i += 8
+		}
+		if p.i >= len(p.b) {
+			break
+		}
 		c := p.b[p.i]
 		switch {
 		case c == '"':
