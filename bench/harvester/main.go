@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -34,10 +35,15 @@ func main() {
 	n := flag.Int("verifications", 3000, "verifications in the throughput run")
 	pending := flag.Int("pending", 1000000, "pending verifications in the restore run")
 	out := flag.String("out", "bin/bench-harvester.json", "where to write the JSON figures")
+	only := flag.String("only", "", "run only this part: throughput, burst or restore (empty: all)")
+	restoreProfile := flag.String("restore-cpuprofile", "", "write a CPU profile of the restore to this file")
 	flag.Parse()
 	report := map[string]any{}
 	fmt.Println("harvester benchmark (2 cores shared by the simulator, the engine and the broker)")
 	for _, over := range []int{1, 2} {
+		if *only != "" && *only != "throughput" {
+			break
+		}
 		r, err := throughput(*n, 16, 16*over)
 		if err != nil {
 			fail(err)
@@ -46,27 +52,37 @@ func main() {
 		fmt.Printf("throughput, vendor limit 16 in flight at 20 ms (capacity 800/s), engine limit %2d: %6.0f calls/s = %.2f of capacity, %.2f%% rejected for concurrency (goals: >= 0.90, < 2%%)\n",
 			16*over, r.PerSecond, r.Fraction, 100*r.RejectedShare)
 	}
-	dl, err := burst(false)
-	if err != nil {
-		fail(err)
+	if *only == "" || *only == "burst" {
+		dl, err := burst(false)
+		if err != nil {
+			fail(err)
+		}
+		fifo, err := burst(true)
+		if err != nil {
+			fail(err)
+		}
+		report["burst_deadline_first"], report["burst_fifo"] = dl, fifo
+		fmt.Printf("burst of 3x capacity (%d verifications, windows 1-10 s left): deadline-first missed %d, FIFO missed %d\n", dl.Verifications, dl.Missed, fifo.Missed)
 	}
-	fifo, err := burst(true)
-	if err != nil {
-		fail(err)
+	if *only != "" && *only != "restore" {
+		writeReport(*out, report)
+		return
 	}
-	report["burst_deadline_first"], report["burst_fifo"] = dl, fifo
-	fmt.Printf("burst of 3x capacity (%d verifications, windows 1-10 s left): deadline-first missed %d, FIFO missed %d\n", dl.Verifications, dl.Missed, fifo.Missed)
-	rs, err := restore(*pending)
+	rs, err := restore(*pending, *restoreProfile)
 	if err != nil {
 		fail(err)
 	}
 	report["restore"] = rs
 	fmt.Printf("restore of %d pending verifications from the state topic: %.2f s (goal < 10 s); resident heap %.0f bytes each (goal < 300)\n", rs.Pending, rs.Seconds, rs.BytesEach)
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+	writeReport(*out, report)
+}
+
+func writeReport(out string, report map[string]any) {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		fail(err)
 	}
 	b, _ := json.MarshalIndent(report, "", "  ")
-	if err := os.WriteFile(*out, b, 0o644); err != nil {
+	if err := os.WriteFile(out, b, 0o644); err != nil {
 		fail(err)
 	}
 }
@@ -199,7 +215,7 @@ type Restore struct {
 	BytesEach float64 `json:"heap_bytes_each"`
 }
 
-func restore(n int) (Restore, error) {
+func restore(n int, profile string) (Restore, error) {
 	b, err := devkafka.Start(devkafka.Config{Partitions: 1, Topics: []string{"bench.events", "bench.state", "bench.raw", "bench.dlq"}, MaxMessageBytes: 64 << 20, Compacted: []string{"bench.state"}})
 	if err != nil {
 		return Restore{}, err
@@ -233,11 +249,22 @@ func restore(n int) (Restore, error) {
 	if err != nil {
 		return Restore{}, err
 	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return Restore{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return Restore{}, err
+		}
+	}
 	start := time.Now()
 	if err := h.RestoreInto(context.Background(), 0); err != nil {
 		return Restore{}, err
 	}
 	el := time.Since(start).Seconds()
+	pprof.StopCPUProfile()
 	runtime.GC()
 	var m1 runtime.MemStats
 	runtime.ReadMemStats(&m1)

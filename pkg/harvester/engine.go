@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,7 +97,10 @@ type Engine struct {
 	lim       map[contract.Vendor]*limiter
 	wake      chan struct{}
 	wg        sync.WaitGroup // workers and savers
-	seq       uint64
+	seq       int64
+	// waiters are the callers waiting for an item's state to be stored (few
+	// at a time: kept here rather than in every item).
+	waiters map[*item][]saveWaiter
 }
 
 type closedMark struct {
@@ -104,24 +108,56 @@ type closedMark struct {
 	part int
 }
 
+// item is one open verification. Its fields are sized for a million of
+// them: times as Unix nanoseconds, indexes and versions in 32 bits, and the
+// state frozen (cold.go) while it only waits.
 type item struct {
 	key        string
-	part       int
-	st         *schedule.State
+	st         *schedule.State // nil while frozen
+	cold       string          // the frozen state, when st is nil
 	closedAt   *time.Time
-	version    uint64
-	saved      uint64
+	nextAt     int64 // the state's NextAt: the waiting heap's order
+	deadline   int64 // the due heap's order
+	lastErrLog int64
+	version    uint32
+	saved      uint32
+	part       int32
+	waitIdx    int32
+	dueIdx     int32
 	saving     bool
 	busy       bool
-	deadline   time.Time
-	waitIdx    int
-	dueIdx     int
-	waiters    []saveWaiter
-	lastErrLog time.Time
+}
+
+// vendor is the vendor part of the item's key.
+func (it *item) vendor() contract.Vendor {
+	return contract.Vendor(it.key[:strings.IndexByte(it.key, ':')])
+}
+
+// hasState reports whether the item holds a state (thawed or frozen).
+func (it *item) hasState() bool { return it.st != nil || it.cold != "" }
+
+// stateLocked thaws the item's state if it is frozen and returns it; nil
+// when the item has none.
+func (e *Engine) stateLocked(it *item) *schedule.State {
+	if it.st == nil && it.cold != "" {
+		st, err := thaw(it.key, it.cold)
+		if err != nil {
+			panic("harvester: " + err.Error()) // freeze wrote it in this process: a bug, not input
+		}
+		it.st, it.cold = st, ""
+	}
+	return it.st
+}
+
+// freezeLocked packs the state of an item that only waits.
+func (e *Engine) freezeLocked(it *item) {
+	if it.st != nil && !it.busy && it.waitIdx >= 0 && frozen(it.st) {
+		it.cold, it.st = freeze(it.st), nil
+	}
 }
 
 type saveWaiter struct {
-	version uint64
+	version uint32
 	ch      chan struct{}
 }
 
@@ -156,7 +192,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	}
 	e := &Engine{cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
 		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{}, due: map[contract.Vendor]*dueHeap{},
-		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1)}
+		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1), waiters: map[*item][]saveWaiter{}}
 	for v := range cfg.Callers {
 		l := cfg.Limits[v]
 		if l.Concurrency <= 0 {
@@ -180,6 +216,9 @@ func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.parts[p] = &partition{}
+	if len(e.items) == 0 && len(recs) > 0 {
+		e.items = make(map[string]*item, len(recs)) // no rehashing a million entries as they come
+	}
 	for key, r := range recs {
 		if r.ClosedAt != nil {
 			e.closed[key] = closedMark{*r.ClosedAt, p}
@@ -188,9 +227,9 @@ func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 		if r.State == nil {
 			continue
 		}
-		it := &item{key: key, part: p, st: r.State, waitIdx: -1, dueIdx: -1}
+		it := &item{key: key, part: int32(p), st: r.State, waitIdx: -1, dueIdx: -1}
 		e.items[key] = it
-		e.pending[it.st.Vendor]++
+		e.pending[it.vendor()]++
 		e.placeLocked(it)
 	}
 	e.gaugesLocked()
@@ -219,11 +258,11 @@ func (e *Engine) RevokePartition(p int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for k, it := range e.items {
-		if it.part == p {
+		if int(it.part) == p {
 			e.unplaceLocked(it)
 			delete(e.items, k)
 			if it.closedAt == nil {
-				e.pending[it.st.Vendor]--
+				e.pending[it.vendor()]--
 			}
 		}
 	}
@@ -249,11 +288,11 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 	}
 	it := e.items[key]
 	if it == nil {
-		it = &item{key: key, part: p, waitIdx: -1, dueIdx: -1}
+		it = &item{key: key, part: int32(p), waitIdx: -1, dueIdx: -1}
 		e.items[key] = it
 		e.pending[ev.Vendor]++
 	}
-	it.st = e.pol.Apply(it.st, typ, ev)
+	it.st = e.pol.Apply(e.stateLocked(it), typ, ev)
 	if !it.busy {
 		e.unplaceLocked(it)
 		e.placeLocked(it)
@@ -265,29 +304,33 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 
 var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// placeLocked puts a non-busy item in the waiting or the due heap.
+// placeLocked puts a non-busy item in the waiting or the due heap, and
+// freezes it when it only waits.
 func (e *Engine) placeLocked(it *item) {
-	if it.st == nil || it.closedAt != nil {
+	if !it.hasState() || it.closedAt != nil {
 		return
 	}
-	it.deadline = e.pol.Deadline(it.st)
+	st := e.stateLocked(it)
+	it.deadline = e.pol.Deadline(st).UnixNano()
 	if e.cfg.FIFO {
 		e.seq++
-		it.deadline = time.Unix(0, int64(e.seq)) // arrival order
+		it.deadline = e.seq // arrival order
 	}
-	if it.st.NextAt.After(e.now()) {
+	it.nextAt = st.NextAt.UnixNano()
+	if st.NextAt.After(e.now()) {
 		heap.Push(&e.wait, it)
-	} else if d := e.due[it.st.Vendor]; d != nil {
+		e.freezeLocked(it)
+	} else if d := e.due[it.vendor()]; d != nil {
 		heap.Push(d, it)
 	}
 }
 
 func (e *Engine) unplaceLocked(it *item) {
 	if it.waitIdx >= 0 {
-		heap.Remove(&e.wait, it.waitIdx)
+		heap.Remove(&e.wait, int(it.waitIdx))
 	}
-	if it.dueIdx >= 0 && it.st != nil {
-		heap.Remove(e.due[it.st.Vendor], it.dueIdx)
+	if it.dueIdx >= 0 && it.hasState() {
+		heap.Remove(e.due[it.vendor()], int(it.dueIdx))
 	}
 }
 
@@ -295,7 +338,7 @@ func (e *Engine) unplaceLocked(it *item) {
 func (e *Engine) markDirtyLocked(it *item) <-chan struct{} {
 	it.version++
 	ch := make(chan struct{})
-	it.waiters = append(it.waiters, saveWaiter{it.version, ch})
+	e.waiters[it] = append(e.waiters[it], saveWaiter{it.version, ch})
 	if !it.saving {
 		it.saving = true
 		e.wg.Add(1)
@@ -319,17 +362,19 @@ func (e *Engine) saver(it *item) {
 		} else if it.st != nil {
 			cp := *it.st
 			rec.State = &cp
+		} else if it.cold != "" {
+			rec.State, _ = thaw(it.key, it.cold) // a copy; the item stays frozen
 		}
 		e.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := e.cfg.Store.Save(ctx, it.part, it.key, rec)
+		err := e.cfg.Store.Save(ctx, int(it.part), it.key, rec)
 		cancel()
 		e.mu.Lock()
 		if err != nil {
 			e.m.stateWriteErrors.Inc()
-			if e.now().Sub(it.lastErrLog) > 10*time.Second {
+			if e.now().Sub(time.Unix(0, it.lastErrLog)) > 10*time.Second {
 				e.log.Warn("state write failed; retrying", "key", it.key, "error", err.Error())
-				it.lastErrLog = e.now()
+				it.lastErrLog = e.now().UnixNano()
 			}
 			e.mu.Unlock()
 			time.Sleep(backoff)
@@ -338,15 +383,19 @@ func (e *Engine) saver(it *item) {
 		}
 		e.m.stateWrites.Inc()
 		it.saved = v
-		kept := it.waiters[:0]
-		for _, w := range it.waiters {
+		kept := e.waiters[it][:0]
+		for _, w := range e.waiters[it] {
 			if w.version <= v {
 				close(w.ch)
 			} else {
 				kept = append(kept, w)
 			}
 		}
-		it.waiters = kept
+		if len(kept) == 0 {
+			delete(e.waiters, it)
+		} else {
+			e.waiters[it] = kept
+		}
 		if it.version > it.saved {
 			e.mu.Unlock()
 			continue
@@ -379,15 +428,15 @@ func (e *Engine) dispatch(ctx context.Context) {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for e.wait.Len() > 0 && !e.wait[0].st.NextAt.After(now) {
+	for e.wait.Len() > 0 && e.wait[0].nextAt <= now.UnixNano() {
 		it := heap.Pop(&e.wait).(*item)
-		heap.Push(e.due[it.st.Vendor], it)
+		heap.Push(e.due[it.vendor()], it)
 	}
 	for v, d := range e.due {
 		l := e.lim[v]
 		for d.Len() > 0 {
 			it := (*d)[0]
-			if ps := e.parts[it.part]; ps == nil || ps.revoked {
+			if ps := e.parts[int(it.part)]; ps == nil || ps.revoked {
 				heap.Pop(d)
 				continue
 			}
@@ -395,8 +444,9 @@ func (e *Engine) dispatch(ctx context.Context) {
 				break
 			}
 			heap.Pop(d)
+			e.stateLocked(it) // a busy item is never frozen
 			it.busy = true
-			e.parts[it.part].busy++
+			e.parts[int(it.part)].busy++
 			e.wg.Add(1)
 			go e.work(ctx, it, l)
 		}
@@ -468,7 +518,7 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 		l.release(e.now(), rateLimited, took)
 		e.mu.Lock()
 		it.busy = false
-		ps := e.parts[it.part]
+		ps := e.parts[int(it.part)]
 		if ps != nil {
 			ps.busy--
 			if ps.revoked && ps.busy == 0 && ps.idle != nil {
@@ -721,10 +771,10 @@ func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now ti
 func (e *Engine) closeItem(it *item, at time.Time) {
 	e.mu.Lock()
 	if it.closedAt == nil {
-		e.pending[it.st.Vendor]--
+		e.pending[it.vendor()]--
 	}
 	it.closedAt = &at
-	e.closed[it.key] = closedMark{at, it.part}
+	e.closed[it.key] = closedMark{at, int(it.part)}
 	ch := e.markDirtyLocked(it)
 	e.mu.Unlock()
 	<-ch
@@ -747,8 +797,12 @@ func (e *Engine) Snapshot(key string) (schedule.State, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	it := e.items[key]
-	if it == nil || it.st == nil {
+	if it == nil || !it.hasState() {
 		return schedule.State{}, false
+	}
+	if it.st == nil {
+		st, _ := thaw(it.key, it.cold)
+		return *st, true
 	}
 	return *it.st, true
 }
@@ -771,9 +825,9 @@ func UnmarshalRecord(b []byte) (*StateRecord, error) {
 type waitHeap []*item
 
 func (h waitHeap) Len() int           { return len(h) }
-func (h waitHeap) Less(i, j int) bool { return h[i].st.NextAt.Before(h[j].st.NextAt) }
-func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].waitIdx = i; h[j].waitIdx = j }
-func (h *waitHeap) Push(x any)        { it := x.(*item); it.waitIdx = len(*h); *h = append(*h, it) }
+func (h waitHeap) Less(i, j int) bool { return h[i].nextAt < h[j].nextAt }
+func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].waitIdx = int32(i); h[j].waitIdx = int32(j) }
+func (h *waitHeap) Push(x any)        { it := x.(*item); it.waitIdx = int32(len(*h)); *h = append(*h, it) }
 func (h *waitHeap) Pop() any {
 	old := *h
 	it := old[len(old)-1]
@@ -787,9 +841,9 @@ func (h *waitHeap) Pop() any {
 type dueHeap []*item
 
 func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
-func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].dueIdx = i; h[j].dueIdx = j }
-func (h *dueHeap) Push(x any)        { it := x.(*item); it.dueIdx = len(*h); *h = append(*h, it) }
+func (h dueHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].dueIdx = int32(i); h[j].dueIdx = int32(j) }
+func (h *dueHeap) Push(x any)        { it := x.(*item); it.dueIdx = int32(len(*h)); *h = append(*h, it) }
 func (h *dueHeap) Pop() any {
 	old := *h
 	it := old[len(old)-1]
@@ -806,7 +860,7 @@ func (e *Engine) dueCount() int {
 	for _, d := range e.due {
 		n += d.Len()
 	}
-	if e.wait.Len() > 0 && !e.wait[0].st.NextAt.After(now) {
+	if e.wait.Len() > 0 && e.wait[0].nextAt <= now.UnixNano() {
 		n++
 	}
 	return n
@@ -830,7 +884,7 @@ func (e *Engine) NextWake() time.Time {
 	if e.wait.Len() == 0 {
 		return time.Time{}
 	}
-	return e.wait[0].st.NextAt
+	return time.Unix(0, e.wait[0].nextAt)
 }
 
 // Partitions returns how many partitions the engine owns.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -117,7 +118,7 @@ func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, off
 		want[id] = true
 	}
 	var out []kafka.Message
-	err := readRange(ctx, r.Cluster, r.client, r.Topic, partition, offset, func(m kafka.Message) {
+	err := readRange(ctx, r.Cluster, r.client, r.Topic, partition, offset, 64<<20, func(m kafka.Message) {
 		if string(m.Key) != key {
 			return
 		}
@@ -131,8 +132,9 @@ func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, off
 }
 
 // readRange calls fn for every message of a partition from offset (or its
-// start, when earlier) to the end it had when the read began.
-func readRange(ctx context.Context, cl bus.Cluster, c *kafka.Client, topic string, p int, offset int64, fn func(kafka.Message)) error {
+// start, when earlier) to the end it had when the read began, fetching up to
+// maxBytes at a time (at least the topic's largest message).
+func readRange(ctx context.Context, cl bus.Cluster, c *kafka.Client, topic string, p int, offset int64, maxBytes int, fn func(kafka.Message)) error {
 	first, end, err := offsets(ctx, c, topic, p)
 	if err != nil {
 		return err
@@ -143,7 +145,7 @@ func readRange(ctx context.Context, cl bus.Cluster, c *kafka.Client, topic strin
 	if offset >= end {
 		return nil
 	}
-	rd := cl.Reader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 100 * time.Millisecond})
+	rd := cl.Reader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: maxBytes, MaxWait: 100 * time.Millisecond})
 	defer rd.Close()
 	if err := rd.SetOffset(offset); err != nil {
 		return err
@@ -457,7 +459,9 @@ func (h *Harvester) commitLoop(ctx context.Context, gen *kafka.Generation, p int
 // of each key wins; values are decoded after the read, on every core.
 func (h *Harvester) restore(ctx context.Context, p int) (map[string]*StateRecord, error) {
 	raw := map[string][]byte{}
-	err := readRange(ctx, h.cfg.Kafka, h.client, h.cfg.StateTopic, p, kafka.FirstOffset, func(m kafka.Message) {
+	// State records are small: modest fetches spare the broker from building
+	// 64 MiB responses.
+	err := readRange(ctx, h.cfg.Kafka, h.client, h.cfg.StateTopic, p, kafka.FirstOffset, 4<<20, func(m kafka.Message) {
 		if m.Value == nil {
 			delete(raw, string(m.Key))
 			return
@@ -467,44 +471,39 @@ func (h *Harvester) restore(ctx context.Context, p int) (map[string]*StateRecord
 	if err != nil {
 		return nil, err
 	}
-	type kv struct {
-		key string
-		val []byte
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
 	}
-	jobs := make(chan kv, 1024)
-	var mu sync.Mutex
-	recs := make(map[string]*StateRecord, len(raw))
-	bad := 0
+	// Decoding is most of the work: every core takes a share of the keys,
+	// each writing only its own slots.
+	decoded := make([]*StateRecord, len(keys))
+	var bad atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			local := map[string]*StateRecord{}
-			for j := range jobs {
-				r, err := UnmarshalRecord(j.val)
+			for i := w; i < len(keys); i += workers {
+				r, err := UnmarshalRecord(raw[keys[i]])
 				if err != nil {
-					mu.Lock()
-					bad++
-					mu.Unlock()
+					bad.Add(1)
 					continue
 				}
-				local[j.key] = r
+				decoded[i] = r
 			}
-			mu.Lock()
-			for k, r := range local {
-				recs[k] = r
-			}
-			mu.Unlock()
 		}()
 	}
-	for k, v := range raw {
-		jobs <- kv{k, v}
-	}
-	close(jobs)
 	wg.Wait()
-	if bad > 0 {
-		h.log.Warn("undecodable state records skipped", "partition", p, "count", bad)
+	recs := make(map[string]*StateRecord, len(keys))
+	for i, k := range keys {
+		if decoded[i] != nil {
+			recs[k] = decoded[i]
+		}
+	}
+	if n := bad.Load(); n > 0 {
+		h.log.Warn("undecodable state records skipped", "partition", p, "count", n)
 	}
 	return recs, nil
 }

@@ -1,0 +1,168 @@
+package harvester
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/schedule"
+)
+
+// randomState returns a state that may be frozen, with times in UTC, the
+// local zone and fixed offsets, optional fields present or not.
+func randomState(r *rand.Rand, i int) *schedule.State {
+	zones := []*time.Location{time.UTC, time.Local, time.FixedZone("", 8*3600), time.FixedZone("CST", -6*3600)}
+	at := func() time.Time {
+		return time.Unix(1_700_000_000+r.Int64N(1e8), r.Int64N(1e9)).In(zones[r.IntN(len(zones))])
+	}
+	v := contract.Megvii
+	if r.IntN(2) == 0 {
+		v = contract.Baidu
+	}
+	st := &schedule.State{Vendor: v, ID: fmt.Sprintf("%d,%08x-ä", i, r.Uint32()), FirstSeen: at(), NextAt: at(),
+		Failures: r.IntN(3), Spent: r.IntN(2), Attempts: r.IntN(300), LastWindowLeft: r.Float64() * 1e5}
+	if r.IntN(2) == 0 {
+		st.BizNo = fmt.Sprintf("order-%d", r.IntN(1e6))
+	}
+	if r.IntN(2) == 0 {
+		t := at()
+		st.IssuedAt = &t
+	}
+	if r.IntN(3) == 0 {
+		t := at()
+		st.CompletedAt = &t
+		st.FlowStatus = "OK"
+	}
+	if r.IntN(10) == 0 {
+		st.FirstSeen = time.Time{}
+	}
+	return st
+}
+
+// TestFreezeThawKeepsTheState: a thawed state encodes to exactly the JSON
+// the state topic had, and its times are the same instants.
+func TestFreezeThawKeepsTheState(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 20000 {
+		st := randomState(r, i)
+		if !frozen(st) {
+			t.Fatalf("state %d may not be frozen: %+v", i, st)
+		}
+		cold := freeze(st)
+		got, err := thaw(st.Key(), cold)
+		if err != nil {
+			t.Fatalf("state %d: %v", i, err)
+		}
+		want, _ := json.Marshal(st)
+		have, _ := json.Marshal(got)
+		if string(want) != string(have) {
+			t.Fatalf("state %d:\n want %s\n have %s", i, want, have)
+		}
+		if !got.NextAt.Equal(st.NextAt) || !got.FirstSeen.Equal(st.FirstSeen) || (st.IssuedAt != nil) != (got.IssuedAt != nil) ||
+			(st.IssuedAt != nil && !got.IssuedAt.Equal(*st.IssuedAt)) {
+			t.Fatalf("state %d: times differ", i)
+		}
+		if len(cold) > 100 {
+			t.Fatalf("state %d packs into %d bytes", i, len(cold))
+		}
+		// A cut-short or extended packing is refused, never misread.
+		for _, bad := range []string{cold[:len(cold)-1], cold[:len(cold)/2], cold + "x"} {
+			if _, err := thaw(st.Key(), bad); err == nil {
+				t.Fatalf("state %d: a damaged packing thawed", i)
+			}
+		}
+	}
+}
+
+// TestTypicalStatePacksSmall: a registered token waiting for its last
+// chance, the bulk of what a harvester holds, packs into 48 bytes at most.
+func TestTypicalStatePacksSmall(t *testing.T) {
+	issued := time.Now().Add(-time.Hour)
+	st := schedule.Defaults().Apply(nil, contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii,
+		VerificationID: "1700000000,52b13fb5-8dfb-4537-a62b-a641d5e929f1", BizNo: "order-123456", IssuedAt: &issued, ReceivedAt: time.Now()})
+	if !frozen(st) {
+		t.Fatal("not freezable")
+	}
+	if n := len(freeze(st)); n > 48 {
+		t.Fatalf("packs into %d bytes", n)
+	}
+}
+
+// TestOnlyWaitingStatesFreeze: states carrying an intent, a decision,
+// responses, finished endpoints or an error stay whole.
+func TestOnlyWaitingStatesFreeze(t *testing.T) {
+	now := time.Now()
+	for name, edit := range map[string]func(*schedule.State){
+		"intent":     func(s *schedule.State) { s.Intent = &schedule.Intent{Attempt: 1, At: now} },
+		"closing":    func(s *schedule.State) { s.Closing = &schedule.Closing{Outcome: contract.OutcomeHarvested, DecidedAt: now} },
+		"responses":  func(s *schedule.State) { s.Responses = []string{"r"} },
+		"done":       func(s *schedule.State) { s.Done = []string{"getall"} },
+		"last error": func(s *schedule.State) { s.LastError = "x" },
+		"year 2500":  func(s *schedule.State) { s.NextAt = time.Date(2500, 1, 1, 0, 0, 0, 0, time.UTC) },
+	} {
+		st := &schedule.State{Vendor: contract.Megvii, ID: "b", FirstSeen: now, NextAt: now}
+		edit(st)
+		if frozen(st) {
+			t.Errorf("%s: frozen", name)
+		}
+	}
+}
+
+// TestRestoredWaitingItemsAreFrozen: a restored partition keeps its waiting
+// verifications frozen, each thaws to its record, and an event for one
+// thaws, applies and freezes it again.
+func TestRestoredWaitingItemsAreFrozen(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	now := time.Unix(1_700_000_000, 0).UTC()
+	store := &memStore{}
+	e := NewEngine(EngineConfig{Policy: schedule.Defaults(), Now: func() time.Time { return now }, Store: store})
+	recs := map[string]*StateRecord{}
+	want := map[string]string{}
+	for i := range 500 {
+		st := randomState(r, i)
+		st.NextAt = now.Add(time.Duration(1+r.IntN(3600)) * time.Second)
+		recs[st.Key()] = &StateRecord{State: st}
+		b, _ := json.Marshal(st)
+		want[st.Key()] = string(b)
+	}
+	e.AddPartition(0, recs)
+	e.mu.Lock()
+	for k, it := range e.items {
+		if it.st != nil || it.cold == "" {
+			t.Fatalf("%s is not frozen", k)
+		}
+	}
+	e.mu.Unlock()
+	for k, w := range want {
+		st, ok := e.Snapshot(k)
+		if b, _ := json.Marshal(st); !ok || string(b) != w {
+			t.Fatalf("%s: snapshot %s, want %s", k, b, w)
+		}
+	}
+	var key string
+	for k := range want {
+		key = k
+		break
+	}
+	v, id, _ := contract.SplitKey(key)
+	<-e.Apply(0, contract.TypeTokenRegistered, contract.Event{Vendor: v, VerificationID: id, BizNo: "changed", ReceivedAt: now})
+	// The saver stored the changed state from the frozen item, whole.
+	st, _ := e.Snapshot(key)
+	store.mu.Lock()
+	saved := store.recs[key]
+	store.mu.Unlock()
+	b1, _ := json.Marshal(st)
+	b2, _ := json.Marshal(saved.State)
+	if st.BizNo != "changed" || string(b1) != string(b2) {
+		t.Fatalf("applied %s, stored %s", b1, b2)
+	}
+	e.mu.Lock()
+	it := e.items[key]
+	if it.st != nil || it.cold == "" {
+		t.Fatalf("after the event the item is not frozen again: %+v", it)
+	}
+	e.mu.Unlock()
+}
