@@ -96,8 +96,10 @@ func TestTypicalStatePacksSmall(t *testing.T) {
 func TestOnlyWaitingStatesFreeze(t *testing.T) {
 	now := time.Now()
 	for name, edit := range map[string]func(*schedule.State){
-		"intent":     func(s *schedule.State) { s.Intent = &schedule.Intent{Attempt: 1, At: now} },
-		"closing":    func(s *schedule.State) { s.Closing = &schedule.Closing{Outcome: contract.OutcomeHarvested, DecidedAt: now} },
+		"intent": func(s *schedule.State) { s.Intent = &schedule.Intent{Attempt: 1, At: now} },
+		"closing": func(s *schedule.State) {
+			s.Closing = &schedule.Closing{Outcome: contract.OutcomeHarvested, DecidedAt: now}
+		},
 		"responses":  func(s *schedule.State) { s.Responses = []string{"r"} },
 		"done":       func(s *schedule.State) { s.Done = []string{"getall"} },
 		"last error": func(s *schedule.State) { s.LastError = "x" },

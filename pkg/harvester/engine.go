@@ -826,8 +826,12 @@ type waitHeap []*item
 
 func (h waitHeap) Len() int           { return len(h) }
 func (h waitHeap) Less(i, j int) bool { return h[i].nextAt < h[j].nextAt }
-func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].waitIdx = int32(i); h[j].waitIdx = int32(j) }
-func (h *waitHeap) Push(x any)        { it := x.(*item); it.waitIdx = int32(len(*h)); *h = append(*h, it) }
+func (h waitHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].waitIdx = int32(i)
+	h[j].waitIdx = int32(j)
+}
+func (h *waitHeap) Push(x any) { it := x.(*item); it.waitIdx = int32(len(*h)); *h = append(*h, it) }
 func (h *waitHeap) Pop() any {
 	old := *h
 	it := old[len(old)-1]
@@ -842,8 +846,12 @@ type dueHeap []*item
 
 func (h dueHeap) Len() int           { return len(h) }
 func (h dueHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
-func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].dueIdx = int32(i); h[j].dueIdx = int32(j) }
-func (h *dueHeap) Push(x any)        { it := x.(*item); it.dueIdx = int32(len(*h)); *h = append(*h, it) }
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].dueIdx = int32(i)
+	h[j].dueIdx = int32(j)
+}
+func (h *dueHeap) Push(x any) { it := x.(*item); it.dueIdx = int32(len(*h)); *h = append(*h, it) }
 func (h *dueHeap) Pop() any {
 	old := *h
 	it := old[len(old)-1]
