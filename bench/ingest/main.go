@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,14 +54,15 @@ func main() {
 	conns := flag.Int("connections", 128, "wrk connections")
 	rounds := flag.Int("rounds", 2, "alternating rounds of baseline and ingest")
 	out := flag.String("out", "bin/bench-ingest.json", "where to write the JSON figures")
+	profile := flag.String("ingest-cpuprofile", "", "write a CPU profile of the process during the ingest runs to this file")
 	flag.Parse()
-	if err := run(*dur, *conns, *rounds, *out); err != nil {
+	if err := run(*dur, *conns, *rounds, *out, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "bench ingest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dur time.Duration, conns, rounds int, out string) error {
+func run(dur time.Duration, conns, rounds int, out, profile string) error {
 	if _, err := exec.LookPath("wrk"); err != nil {
 		return fmt.Errorf("wrk not found: install it (apt-get install wrk); make bench does")
 	}
@@ -139,7 +141,17 @@ func run(dur time.Duration, conns, rounds int, out string) error {
 			return err
 		}
 		base = append(base, r)
+		if profile != "" {
+			f, err := os.Create(fmt.Sprintf("%s.%d", profile, i))
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+		}
 		r, err = wrk(ingURL, script, dur, conns, "ingest: signature + CloudEvents")
+		pprof.StopCPUProfile()
 		if err != nil {
 			return err
 		}

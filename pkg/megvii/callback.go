@@ -43,7 +43,7 @@ func DecodeCallback(contentType string, body []byte) (Callback, error) {
 	mt := ""
 	if contentType != "" {
 		var err error
-		mt, _, err = mime.ParseMediaType(contentType)
+		mt, err = MediaType(contentType)
 		if err != nil {
 			return Callback{}, fmt.Errorf("%w: %q", ErrUnsupportedMediaType, contentType)
 		}
@@ -55,11 +55,11 @@ func DecodeCallback(contentType string, body []byte) (Callback, error) {
 	var cb Callback
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		v, err := url.ParseQuery(string(body))
+		data, sign, err := formFields(string(body))
 		if err != nil {
 			return Callback{}, fmt.Errorf("%w: form: %v", ErrMalformedCallback, err)
 		}
-		cb = Callback{Data: v.Get("data"), Sign: v.Get("sign"), Format: FormatForm}
+		cb = Callback{Data: data, Sign: sign, Format: FormatForm}
 	case "application/json", "text/json":
 		var v struct {
 			Data json.RawMessage `json:"data"`
@@ -88,6 +88,17 @@ func DecodeCallback(contentType string, body []byte) (Callback, error) {
 		return Callback{}, ErrMissingSign
 	}
 	return cb, nil
+}
+
+// MediaType is mime.ParseMediaType's media type, without its allocations
+// for the plain values callbacks carry.
+func MediaType(contentType string) (string, error) {
+	switch contentType {
+	case "application/x-www-form-urlencoded", "application/json", "text/json":
+		return contentType, nil
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return mt, err
 }
 
 // Sign computes sha1(secret + data) as lower-case hex.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"unicode/utf8"
 )
 
 // errSyntax is returned by topLevel for anything that is not one valid JSON
@@ -341,6 +342,28 @@ func (p *scanner) str() bool {
 	return false
 }
 
+var errNotString = errors.New("not a JSON string")
+
+// jsonString decodes a valid JSON value that must be a string or null, as
+// encoding/json decodes it into a string field: directly when it holds no
+// escapes and is valid UTF-8 (encoding/json would replace invalid bytes),
+// through encoding/json otherwise.
+func jsonString(v []byte) (s string, null bool, err error) {
+	if string(v) == "null" {
+		return "", true, nil
+	}
+	if len(v) < 2 || v[0] != '"' {
+		return "", false, errNotString
+	}
+	if in := v[1 : len(v)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+		return string(in), false, nil
+	}
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", false, err
+	}
+	return s, false, nil
+}
+
 // summarize decodes Summary's fields from a validated single pass.
 func summarize(b []byte) (Summary, error) {
 	s, _, err := summarizeAnswer(b)
@@ -356,12 +379,37 @@ func summarizeAnswer(b []byte) (Summary, bool, error) {
 	}
 	var s Summary
 	if v, ok := vals["status"]; ok {
-		if err := json.Unmarshal(v, &s.Status); err != nil {
+		if err := s.Status.UnmarshalJSON(v); err != nil { // its own rules: case, misspellings, numbers
 			return Summary{}, false, err
 		}
 	}
-	if v, ok := vals["biz_info"]; ok {
-		if err := json.Unmarshal(v, &s.BizInfo); err != nil {
+	if v, ok := vals["biz_info"]; ok && string(v) != "null" {
+		if v[0] != '{' {
+			return Summary{}, false, errNotString
+		}
+		var ferr error
+		err := members(v, func(key string, vs, ve int) {
+			var dst *string
+			switch {
+			case strings.EqualFold(key, "biz_id"):
+				dst = &s.BizInfo.BizID
+			case strings.EqualFold(key, "biz_no"):
+				dst = &s.BizInfo.BizNo
+			default:
+				return
+			}
+			str, null, err := jsonString(v[vs:ve])
+			if err != nil && ferr == nil {
+				ferr = err
+			}
+			if err == nil && !null {
+				*dst = str
+			}
+		})
+		if err == nil {
+			err = ferr
+		}
+		if err != nil {
 			return Summary{}, false, err
 		}
 	}

@@ -1,0 +1,129 @@
+package megvii
+
+import (
+	"errors"
+	"strings"
+)
+
+var errForm = errors.New("invalid form encoding")
+
+// maxFormFields is url.ParseQuery's default limit on parameters.
+const maxFormFields = 10000
+
+// formFields returns the first value of data and of sign in an
+// application/x-www-form-urlencoded body, and an error exactly when
+// url.ParseQuery would give one (too many parameters, a semicolon, a bad
+// escape in any key or value). It decodes only the two values it returns:
+// on a callback, where data is a kilobyte or two of escaped JSON,
+// url.ParseQuery's general decoding was an eighth of ingest's CPU.
+// FuzzFormFields holds it to url.ParseQuery.
+func formFields(body string) (data, sign string, err error) {
+	if strings.Count(body, "&")+1 > maxFormFields {
+		return "", "", errForm
+	}
+	var haveData, haveSign bool
+	for body != "" {
+		var seg string
+		seg, body, _ = strings.Cut(body, "&")
+		if strings.IndexByte(seg, ';') >= 0 {
+			err = errForm
+			continue
+		}
+		if seg == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(seg, "=")
+		key, ok := unescapeForm(k)
+		if !ok {
+			err = errForm
+			continue
+		}
+		switch {
+		case key == "data" && !haveData:
+			data, haveData = unescapeForm(v)
+		case key == "sign" && !haveSign:
+			sign, haveSign = unescapeForm(v)
+		default:
+			ok = validEscapes(v)
+		}
+		if key == "data" && !haveData || key == "sign" && !haveSign || !ok {
+			err = errForm
+		}
+	}
+	return data, sign, err
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// validEscapes reports whether every '%' in s starts a %XX escape.
+func validEscapes(s string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0; {
+		if i+2 >= len(s) {
+			return false
+		}
+		if _, ok := unhex(s[i+1]); !ok {
+			return false
+		}
+		if _, ok := unhex(s[i+2]); !ok {
+			return false
+		}
+		j := strings.IndexByte(s[i+3:], '%')
+		if j < 0 {
+			return true
+		}
+		i += 3 + j
+	}
+	return true
+}
+
+// hexVal maps a byte to its hex digit value, or 0xFF.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		if v, ok := unhex(byte(i)); ok {
+			t[i] = v
+		} else {
+			t[i] = 0xFF
+		}
+	}
+	return t
+}()
+
+// unescapeForm decodes %XX and '+' as url.QueryUnescape does, in one pass.
+func unescapeForm(s string) (string, bool) {
+	i := strings.IndexAny(s, "%+")
+	if i < 0 {
+		return s, true
+	}
+	b := make([]byte, len(s))
+	n := copy(b, s[:i])
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '%':
+			if i+2 >= len(s) {
+				return "", false
+			}
+			hi, lo := hexVal[s[i+1]], hexVal[s[i+2]]
+			if hi > 15 || lo > 15 {
+				return "", false
+			}
+			c = hi<<4 | lo
+			i += 2
+		case '+':
+			c = ' '
+		}
+		b[n] = c
+		n++
+	}
+	return string(b[:n]), true
+}
