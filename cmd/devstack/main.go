@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
@@ -43,6 +45,7 @@ type opts struct {
 	baidu, baiduNever            int
 	exitAfter, freePorts, fresh  bool
 	chaos                        bool
+	chaosSeed                    uint64
 	replicas                     int
 	large                        bool
 	benchRate, benchSteadyRate   float64
@@ -99,7 +102,8 @@ Flags:`)
 	fs.DurationVar(&o.benchFor, "bench-for", 30*time.Second, "how long the benchmark offers verifications at each rate")
 	fs.StringVar(&o.benchOut, "bench-out", "", "write the benchmark's figures as JSON to this file")
 	fs.BoolVar(&o.exitAfter, "exit-after-workload", false, "stop everything once every verification has its record")
-	fs.BoolVar(&o.chaos, "chaos", false, "during the workload: SIGKILL archiver, harvester and ingest once each and restart them, stop and restart the broker from its data directory, and take the object store down for at least 5 s, until an archiver has met the outage")
+	fs.BoolVar(&o.chaos, "chaos", false, "during the workload: SIGKILL archiver, harvester and ingest once each at random moments (a random replica of each) and restart them, stop and restart the broker from its data directory, and take the object store down for at least 5 s, until an archiver has met the outage")
+	fs.Uint64Var(&o.chaosSeed, "chaos-seed", 0, "seed of --chaos's moments and replicas, to replay a run (0: a new one, printed)")
 	fs.IntVar(&o.replicas, "replicas", 1, "harvester and archiver processes of each (they share partitions as one consumer group each)")
 	fs.BoolVar(&o.freePorts, "free-ports", false, "use free ports instead of the documented ones (tests)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for records after this long")
@@ -320,6 +324,37 @@ func (s *stack) restart(name string, sig syscall.Signal) error {
 		}
 	}
 	return fmt.Errorf("no process %s", name)
+}
+
+// waitGroupStable waits until the consumer group is Stable with members
+// members, at most within.
+func (s *stack) waitGroupStable(ctx context.Context, group string, members int, within time.Duration) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.broker))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var last string
+	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		req := kmsg.NewPtrDescribeGroupsRequest()
+		req.Groups = []string{group}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := req.RequestWith(rctx, cl)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil || len(resp.Groups) != 1 {
+			last = fmt.Sprint(err)
+			continue
+		}
+		g := resp.Groups[0]
+		if g.State == "Stable" && len(g.Members) == members {
+			return nil
+		}
+		last = fmt.Sprintf("%s with %d members", g.State, len(g.Members))
+	}
+	return fmt.Errorf("group %s not stable with %d members within %s (last: %s)", group, members, within, last)
 }
 
 // storeOutage stops the object store for at least d, and longer (up to 30 s)
@@ -696,14 +731,40 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		}
 		return n
 	}
+	// Kills come at random moments (in windows that keep their order) to
+	// random replicas; the seed is printed so that a run can be replayed.
+	seed := s.o.chaosSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	rng := rand.New(rand.NewPCG(seed, seed))
+	if s.o.chaos {
+		fmt.Printf("  chaos: seed %d (--chaos-seed replays it)\n", seed)
+	}
+	replica := func(name string) string {
+		if i := 1 + rng.IntN(s.o.replicas); i > 1 {
+			return fmt.Sprintf("%s-%d", name, i)
+		}
+		return name
+	}
+	within := func(from, to time.Duration) time.Duration { return from + time.Duration(rng.Int64N(int64(to-from))) }
+	archiverVictim, harvesterVictim := replica("archiver"), replica("harvester")
 	chaos := []struct {
 		at        time.Duration
 		harvested int
 		do        func() error
 	}{
-		{6 * time.Second, 0, func() error { return s.restart("archiver", syscall.SIGKILL) }},
-		{14 * time.Second, 0, func() error { return s.restart("harvester", syscall.SIGKILL) }},
-		{18 * time.Second, 0, func() error { return s.restart("ingest", syscall.SIGKILL) }},
+		{within(3*time.Second, 9*time.Second), 0, func() error { return s.restart(archiverVictim, syscall.SIGKILL) }},
+		{within(10*time.Second, 16*time.Second), 0, func() error {
+			// Only once the harvesters' group is stable: the embedded broker
+			// never expires a member killed between its JoinGroup and the
+			// response (see the README), which real Kafka does.
+			if err := s.waitGroupStable(ctx, "faceharvest-harvester", s.o.replicas, time.Minute); err != nil {
+				return err
+			}
+			return s.restart(harvesterVictim, syscall.SIGKILL)
+		}},
+		{within(17*time.Second, 22*time.Second), 0, func() error { return s.restart("ingest", syscall.SIGKILL) }},
 		{0, 3, func() error { return s.restart("devkafka", syscall.SIGTERM) }},
 		{0, 10, func() error { return s.storeOutage(ctx, 5*time.Second) }},
 	}
