@@ -312,7 +312,7 @@ func (s *Server) publish(ctx context.Context, envs ...contract.Envelope) *reqErr
 }
 
 func (s *Server) envelope(typ, source, id string, t time.Time, ev contract.Event) contract.Envelope {
-	b, _ := json.Marshal(ev)
+	b, _ := ev.MarshalJSON() // directly: json.Marshal would validate and compact what it returns
 	return contract.Envelope{ID: id, Source: source, Type: typ, Time: t, Key: contract.Key(ev.Vendor, ev.VerificationID), Value: b}
 }
 

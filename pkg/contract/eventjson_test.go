@@ -1,0 +1,56 @@
+package contract
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/vendordocs"
+)
+
+// reflected is Event without its MarshalJSON: what encoding/json makes of
+// the struct.
+type reflected Event
+
+func checkEventJSON(t *testing.T, e Event) {
+	t.Helper()
+	want, werr := json.Marshal(reflected(e))
+	got, err := e.MarshalJSON()
+	if (err != nil) != (werr != nil) || string(got) != string(want) {
+		t.Fatalf("MarshalJSON:\n got  %s (%v)\n want %s (%v)", got, err, want, werr)
+	}
+	if err == nil && !json.Valid(got) {
+		t.Fatalf("invalid JSON %s", got)
+	}
+}
+
+func TestEventJSONMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 11, 23, 8, 0, 0, 123456789, time.UTC)
+	issued := at.Add(-time.Hour).In(time.FixedZone("", 8*3600))
+	for _, e := range []Event{
+		{Vendor: Megvii, VerificationID: "1,a", ReceivedAt: at},
+		{Vendor: Megvii, VerificationID: "1,a", BizNo: "订单<&>", IssuedAt: &issued, ReceivedAt: at, Status: "OK",
+			Data: string(vendordocs.MustExample("megvii_get_result_ok_000.json")), Metadata: map[string]string{"z": "1", "a": "\u2028\x00\x7f"}},
+		{Vendor: Baidu, VerificationID: "tok", ReceivedAt: at, Data: "bad \xff\xfe utf-8 \t\n\r\b\f\"\\"},
+		{Vendor: Baidu, VerificationID: "tok", ReceivedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Vendor: Baidu, VerificationID: "tok", ReceivedAt: at.In(time.FixedZone("", 25*3600))},
+	} {
+		checkEventJSON(t, e)
+	}
+}
+
+func FuzzEventJSON(f *testing.F) {
+	f.Add("1,a", "order", "OK", `{"a":"<b>"}`, "k", "v", int64(1_700_000_000), int64(5), 0, true)
+	f.Add("\xff", "\u2029", "", "\x01\"\\", "", "", int64(-62_135_596_900), int64(0), 3600*30, false)
+	f.Fuzz(func(t *testing.T, id, bizNo, status, data, mk, mv string, sec, nsec int64, off int, issued bool) {
+		at := time.Unix(sec, nsec).In(time.FixedZone("", off))
+		e := Event{Vendor: Megvii, VerificationID: id, BizNo: bizNo, ReceivedAt: at, Status: status, Data: data}
+		if issued {
+			e.IssuedAt = &at
+		}
+		if mk != "" {
+			e.Metadata = map[string]string{mk: mv, "x" + mk: data}
+		}
+		checkEventJSON(t, e)
+	})
+}
