@@ -151,6 +151,11 @@ func (a *Archiver) putOnce(ctx context.Context, key, kind string, open func() (i
 }
 
 func (a *Archiver) putOnceAttrs(ctx context.Context, key, kind string, open func() (io.Reader, int64, error), ct string, meta map[string]string) (objstore.Attrs, bool, error) {
+	if sum := meta["sha256"]; sum != "" {
+		// The store checks the content address itself and refuses a body
+		// that differs from it (retried like any store failure).
+		ctx = objstore.WithSHA256(ctx, sum)
+	}
 	for try := 1; ; try++ {
 		body, n, err := open()
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -482,4 +483,52 @@ func TestTerminalPublishedAgainAfterAnswersWereConsumed(t *testing.T) {
 			t.Errorf("%s: the record published again differs:\n%s\n%s", name, mustJSON(t, first), mustJSON(t, got))
 		}
 	}
+}
+
+// TestCorruptedWriteIsRefusedAndRetried: the archiver declares each
+// content-addressed object's SHA-256, so a body damaged on its way is
+// refused by the store (not stored under an address it does not match) and
+// written again.
+func TestCorruptedWriteIsRefusedAndRetried(t *testing.T) {
+	store := &corruptingStore{Bucket: objstore.NewMemory(), corrupt: 2}
+	a := newTest(t, store, nil)
+	img := testJPEG(t, 6)
+	body := mustJSON(t, map[string]any{"status": "OK", "biz_info": map[string]any{"biz_id": "c1"},
+		"images": map[string]any{"image_best": "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(img)}})
+	rec := archive(t, a, terminal(contract.Megvii, "c1", contract.OutcomeHarvested), response(contract.Megvii, "c1", "get_result", body))
+	if store.refused != 2 {
+		t.Fatalf("the store refused %d damaged bodies, want 2", store.refused)
+	}
+	r, err := store.Bucket.Get(context.Background(), rec.Media[0].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if !bytes.Equal(got, img) {
+		t.Fatal("the stored image differs from the answer's")
+	}
+}
+
+// corruptingStore flips a byte of the first corrupt bodies it is given.
+type corruptingStore struct {
+	objstore.Bucket
+	corrupt, refused int
+}
+
+func (c *corruptingStore) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+	if c.corrupt > 0 {
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return err
+		}
+		c.corrupt--
+		b[len(b)/2] ^= 0xFF
+		err = c.Bucket.Create(ctx, key, bytes.NewReader(b), size, ct, meta)
+		if errors.Is(err, objstore.ErrChecksum) {
+			c.refused++
+		}
+		return err
+	}
+	return c.Bucket.Create(ctx, key, body, size, ct, meta)
 }

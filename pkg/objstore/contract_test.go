@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -84,6 +87,21 @@ func contract(t *testing.T, b Bucket) {
 	}
 	if err := b.Put(ctx, "x", bytes.NewReader(small), 99, "a/b", nil); err == nil {
 		t.Fatal("a size that does not match the body was accepted")
+	}
+	// A declared SHA-256 is checked by the store: the right one is stored,
+	// a wrong one refused and nothing written.
+	sum := sha256.Sum256(small)
+	good, bad := hex.EncodeToString(sum[:]), strings.Repeat("0", 64)
+	if err := b.Create(WithSHA256(ctx, good), "megvii/2026-07-01/sum-ok", bytes.NewReader(small), int64(len(small)), "image/jpeg", nil); err != nil {
+		t.Fatalf("create with its SHA-256: %v", err)
+	}
+	for _, put := range []func(context.Context, string, io.Reader, int64, string, map[string]string) error{b.Create, b.Put} {
+		if err := put(WithSHA256(ctx, bad), "megvii/2026-07-01/sum-bad", bytes.NewReader(small), int64(len(small)), "image/jpeg", nil); !errors.Is(err, ErrChecksum) {
+			t.Fatalf("a body that differs from its declared SHA-256: %v", err)
+		}
+	}
+	if _, err := b.Attributes(ctx, "megvii/2026-07-01/sum-bad"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a refused body was stored: %v", err)
 	}
 }
 

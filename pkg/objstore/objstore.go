@@ -7,6 +7,8 @@ package objstore
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"sort"
@@ -19,6 +21,27 @@ var ErrNotFound = errors.New("object not found")
 
 // ErrExists is returned by Create for a key that already exists.
 var ErrExists = errors.New("object exists")
+
+// ErrChecksum is returned by Put and Create when the body's SHA-256 differs
+// from the one declared with WithSHA256: nothing is stored.
+var ErrChecksum = errors.New("body does not match its declared SHA-256")
+
+type sha256Key struct{}
+
+// WithSHA256 declares the SHA-256 (hex) of the body the next Put or Create
+// with ctx writes. The store checks it and refuses a body that differs (S3
+// signs it as the payload hash, which also spares the client hashing the
+// body again); multipart uploads of bodies above the part size are not
+// checked.
+func WithSHA256(ctx context.Context, hexSum string) context.Context {
+	return context.WithValue(ctx, sha256Key{}, hexSum)
+}
+
+// declaredSHA256 returns what WithSHA256 declared, or "".
+func declaredSHA256(ctx context.Context) string {
+	s, _ := ctx.Value(sha256Key{}).(string)
+	return s
+}
 
 // Attrs describe a stored object.
 type Attrs struct {
@@ -59,21 +82,26 @@ func NewMemory() *Memory { return &Memory{objs: map[string]memObject{}} }
 
 // Put implements Bucket.
 func (m *Memory) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
-	return m.put(key, body, size, contentType, meta, false)
+	return m.put(ctx, key, body, size, contentType, meta, false)
 }
 
 // Create implements Bucket.
 func (m *Memory) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
-	return m.put(key, body, size, contentType, meta, true)
+	return m.put(ctx, key, body, size, contentType, meta, true)
 }
 
-func (m *Memory) put(key string, body io.Reader, size int64, contentType string, meta map[string]string, ifAbsent bool) error {
+func (m *Memory) put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, ifAbsent bool) error {
 	b, err := io.ReadAll(body)
 	if err != nil {
 		return err
 	}
 	if size >= 0 && int64(len(b)) != size {
 		return errors.New("body length differs from the size given")
+	}
+	if want := declaredSHA256(ctx); want != "" {
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != strings.ToLower(want) {
+			return ErrChecksum
+		}
 	}
 	md := map[string]string{}
 	for k, v := range meta {

@@ -8,13 +8,16 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
 )
@@ -124,11 +127,37 @@ func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, co
 			}
 			rs = bytes.NewReader(data)
 		}
+		var opts []func(*s3.Options)
+		if sum := declaredSHA256(ctx); sum != "" {
+			opts = append(opts, presetPayloadHash(strings.ToLower(sum)))
+		}
 		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: rs, ContentLength: aws.Int64(size),
-			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse, IfNoneMatch: ifNoneMatch})
+			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse, IfNoneMatch: ifNoneMatch}, opts...)
+		var ae smithy.APIError
+		if errors.As(err, &ae) && ae.ErrorCode() == "XAmzContentSHA256Mismatch" {
+			return fmt.Errorf("%w: %s", ErrChecksum, key)
+		}
 		return err
 	}
 	return b.multipart(ctx, key, body, contentType, meta, sse, ifNoneMatch)
+}
+
+// presetPayloadHash signs the request with a known payload hash instead
+// of having the SDK hash the body: the store recomputes it and refuses a
+// body that differs (XAmzContentSHA256Mismatch). Over TLS, where the SDK
+// would send an unsigned payload, the known hash is signed as well.
+func presetPayloadHash(sum string) func(*s3.Options) {
+	return func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
+			if _, ok := st.Finalize.Get("ComputePayloadHash"); !ok {
+				return nil
+			}
+			return st.Finalize.Insert(middleware.FinalizeMiddlewareFunc("faceharvest.PresetPayloadHash",
+				func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+					return next.HandleFinalize(v4.SetPayloadHash(ctx, sum), in)
+				}), "ComputePayloadHash", middleware.Before)
+		})
+	}
 }
 
 // multipart streams body in PartSize parts through one reused buffer, so a
