@@ -128,15 +128,8 @@ func TestProcess(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	listen, metrics := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "--listen="+listen, "--metrics-addr="+metrics, "--events-topic=test.events")
-	cmd.Env = append(os.Environ(), "FACEHARVEST_KAFKA_BROKERS="+b.Addr(), "FACEHARVEST_MEGVII_API_SECRET="+secret, "FACEHARVEST_INGEST_TOKENS_FILE="+tokFile)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
+	cmd, stderr, listen, metrics := startIngest(t, bin, []string{"--events-topic=test.events"},
+		"FACEHARVEST_KAFKA_BROKERS="+b.Addr(), "FACEHARVEST_MEGVII_API_SECRET="+secret, "FACEHARVEST_INGEST_TOKENS_FILE="+tokFile)
 	waitHTTP(t, "http://"+metrics+"/healthz", 200)
 	waitHTTP(t, "http://"+metrics+"/readyz", 503) // the topic does not exist yet
 	b.Close()
@@ -203,16 +196,9 @@ func TestProcessOverTLSWithSCRAM(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte(kafkaPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	listen, metrics := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, "--listen="+listen, "--metrics-addr="+metrics, "--events-topic=test.events", "--kafka-brokers="+b.Addr(),
-		"--kafka-tls-ca-file="+ca, "--kafka-sasl-mechanism=SCRAM-SHA-512", "--kafka-sasl-username=ingest")
-	cmd.Env = append(os.Environ(), "FACEHARVEST_KAFKA_SASL_PASSWORD_FILE="+pwFile, "FACEHARVEST_MEGVII_API_SECRET="+secret, "FACEHARVEST_INGEST_TOKENS="+token)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill() }()
+	cmd, stderr, listen, metrics := startIngest(t, bin, []string{"--events-topic=test.events", "--kafka-brokers=" + b.Addr(),
+		"--kafka-tls-ca-file=" + ca, "--kafka-sasl-mechanism=SCRAM-SHA-512", "--kafka-sasl-username=ingest"},
+		"FACEHARVEST_KAFKA_SASL_PASSWORD_FILE="+pwFile, "FACEHARVEST_MEGVII_API_SECRET="+secret, "FACEHARVEST_INGEST_TOKENS="+token)
 	waitHTTP(t, "http://"+metrics+"/readyz", 200)
 	data := string(vendordocs.MustExample("megvii_get_result_ok_000.json"))
 	cb := megvii.Callback{Data: data, Sign: megvii.Sign(secret, data)}
@@ -253,6 +239,22 @@ func TestProcessOverTLSWithSCRAM(t *testing.T) {
 	if logs := stderr.String(); !strings.Contains(logs, `"tls":true,"sasl":true`) || strings.Contains(logs, kafkaPassword) {
 		t.Fatalf("logs:\n%s", logs)
 	}
+}
+
+// startIngest starts the built binary on free ports with args and env added
+// to the test's environment; it is killed when the test ends.
+func startIngest(t *testing.T, bin string, args []string, env ...string) (*exec.Cmd, *bytes.Buffer, string, string) {
+	t.Helper()
+	listen, metrics := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, append([]string{"--listen=" + listen, "--metrics-addr=" + metrics}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return cmd, &stderr, listen, metrics
 }
 
 func portOf(addr string) int {
