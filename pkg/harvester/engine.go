@@ -514,8 +514,21 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 	defer e.wg.Done()
 	rateLimited := false
 	var took time.Duration
+	// The vendor slot taken by dispatch is given back as soon as the last
+	// call of a plan has answered: recording the answer (publishing it,
+	// storing the state) is not the vendor's concurrency. A plan that needs
+	// a slot again takes one, or the item waits for its next turn.
+	held := true
+	free := func() {
+		if held {
+			held = false
+			l.release(e.now(), rateLimited, took)
+			rateLimited, took = false, 0 // reported
+			e.poke()                     // the slot is free for due work
+		}
+	}
 	defer func() {
-		l.release(e.now(), rateLimited, took)
+		free()
 		e.mu.Lock()
 		it.busy = false
 		ps := e.parts[int(it.part)]
@@ -554,9 +567,15 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 		if len(plan.Calls) == 0 {
 			return
 		}
-		for _, ep := range plan.Calls {
+		for i, ep := range plan.Calls {
 			if ctx.Err() != nil {
 				return
+			}
+			if !held {
+				if !l.acquire(e.now()) {
+					return // placed again; dispatch gives it a slot in its turn
+				}
+				held = true
 			}
 			limited := v == contract.Megvii
 			var mark schedule.Intent
@@ -603,6 +622,9 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 			rateLimited = rateLimited || outcome == "rate_limited"
 			if outcome == "ok" {
 				took = time.Since(start)
+			}
+			if i == len(plan.Calls)-1 {
+				free()
 			}
 			e.mu.Lock()
 			deadline := e.pol.Deadline(it.st)
