@@ -168,3 +168,21 @@ func TestRestoredWaitingItemsAreFrozen(t *testing.T) {
 	}
 	e.mu.Unlock()
 }
+
+// TestRestoreSkipsRecordsUnderForeignKeys: a state record whose key does not
+// name its verification (not written by a harvester) is skipped, without a
+// panic, while the others are restored.
+func TestRestoreSkipsRecordsUnderForeignKeys(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0).UTC()
+	e := NewEngine(EngineConfig{Policy: schedule.Defaults(), Now: func() time.Time { return now }, Store: &memStore{}})
+	st := func(id string) *StateRecord {
+		return &StateRecord{State: &schedule.State{Vendor: contract.Megvii, ID: id, FirstSeen: now, NextAt: now.Add(time.Hour)}}
+	}
+	e.AddPartition(0, map[string]*StateRecord{"megvii:a": st("a"), "no-separator": st("b"), "baidu:c": st("c")})
+	if n := e.Pending(); n != 1 {
+		t.Fatalf("%d restored, want 1", n)
+	}
+	if _, ok := e.Snapshot("megvii:a"); !ok {
+		t.Fatal("megvii:a was not restored")
+	}
+}

@@ -130,7 +130,11 @@ type item struct {
 
 // vendor is the vendor part of the item's key.
 func (it *item) vendor() contract.Vendor {
-	return contract.Vendor(it.key[:strings.IndexByte(it.key, ':')])
+	i := strings.IndexByte(it.key, ':')
+	if i < 0 {
+		return "" // every key is vendor:id (AddPartition skips others)
+	}
+	return contract.Vendor(it.key[:i])
 }
 
 // hasState reports whether the item holds a state (thawed or frozen).
@@ -225,6 +229,12 @@ func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 			continue
 		}
 		if r.State == nil {
+			continue
+		}
+		if key != r.State.Key() {
+			// Not written by a harvester: its key would not name the
+			// verification it holds (the engine reads vendor and ID from keys).
+			e.log.Warn("state record skipped: its key does not match its verification", "partition", p, "key", key, "verification", r.State.Key())
 			continue
 		}
 		it := &item{key: key, part: int32(p), st: r.State, waitIdx: -1, dueIdx: -1}
