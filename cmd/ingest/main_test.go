@@ -139,18 +139,11 @@ func TestProcess(t *testing.T) {
 	}
 	defer b.Close()
 	waitHTTP(t, "http://"+metrics+"/readyz", 200)
-	data := string(vendordocs.MustExample("megvii_get_result_ok_000.json"))
-	cb := megvii.Callback{Data: data, Sign: megvii.Sign(secret, data)}
-	resp, err := http.Post("http://"+listen+"/v1/callbacks/megvii", "application/x-www-form-urlencoded", bytes.NewReader(cb.EncodeForm()))
-	if err != nil {
-		t.Fatal(err)
+	data, code, body := postCallback(t, listen)
+	if code != 200 || !strings.Contains(body, contract.EventID("megvii", "1462259748,52b13fb5-8dfb-4537-a62b-a641d5e929f1", "callback", data)) {
+		t.Fatalf("callback: %d %s", code, body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), contract.EventID("megvii", "1462259748,52b13fb5-8dfb-4537-a62b-a641d5e929f1", "callback", data)) {
-		t.Fatalf("callback: %d %s", resp.StatusCode, body)
-	}
-	resp, err = http.Get("http://" + metrics + "/metrics")
+	resp, err := http.Get("http://" + metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,15 +193,8 @@ func TestProcessOverTLSWithSCRAM(t *testing.T) {
 		"--kafka-tls-ca-file=" + ca, "--kafka-sasl-mechanism=SCRAM-SHA-512", "--kafka-sasl-username=ingest"},
 		"FACEHARVEST_KAFKA_SASL_PASSWORD_FILE="+pwFile, "FACEHARVEST_MEGVII_API_SECRET="+secret, "FACEHARVEST_INGEST_TOKENS="+token)
 	waitHTTP(t, "http://"+metrics+"/readyz", 200)
-	data := string(vendordocs.MustExample("megvii_get_result_ok_000.json"))
-	cb := megvii.Callback{Data: data, Sign: megvii.Sign(secret, data)}
-	resp, err := http.Post("http://"+listen+"/v1/callbacks/megvii", "application/x-www-form-urlencoded", bytes.NewReader(cb.EncodeForm()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("callback: %d\n%s", resp.StatusCode, stderr.String())
+	if _, code, _ := postCallback(t, listen); code != 200 {
+		t.Fatalf("callback: %d\n%s", code, stderr.String())
 	}
 	pem, err := os.ReadFile(ca)
 	if err != nil {
@@ -255,6 +241,21 @@ func startIngest(t *testing.T, bin string, args []string, env ...string) (*exec.
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return cmd, &stderr, listen, metrics
+}
+
+// postCallback posts the document's example as a signed form callback and
+// returns its data, the answer's status and body.
+func postCallback(t *testing.T, listen string) (data string, code int, body string) {
+	t.Helper()
+	data = string(vendordocs.MustExample("megvii_get_result_ok_000.json"))
+	cb := megvii.Callback{Data: data, Sign: megvii.Sign(secret, data)}
+	resp, err := http.Post("http://"+listen+"/v1/callbacks/megvii", "application/x-www-form-urlencoded", bytes.NewReader(cb.EncodeForm()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return data, resp.StatusCode, string(b)
 }
 
 func portOf(addr string) int {
