@@ -21,16 +21,28 @@ import (
 // a secured cluster, TLS and a SASL mechanism. Every writer, reader, group
 // and admin client is built from it, so a security setting applies to all
 // of their connections at once.
+//
+// Build one with Plain or Security.Cluster: they give it the one transport
+// its admin clients share. A transport keeps its connections and a metadata
+// goroutine per broker set until it is closed, so a transport made per
+// request (a readiness probe every few seconds) would pile them up.
 type Cluster struct {
 	Brokers []string
 	TLS     *tls.Config    // nil: plaintext
 	SASL    sasl.Mechanism // nil: no authentication
+	admin   *kafka.Transport
 }
 
 // Plain returns a cluster reached over plaintext without authentication.
-func Plain(brokers ...string) Cluster { return Cluster{Brokers: brokers} }
+func Plain(brokers ...string) Cluster { return Cluster{Brokers: brokers}.withAdmin() }
 
-// Transport returns a transport for writers and admin clients.
+func (c Cluster) withAdmin() Cluster {
+	c.admin = c.Transport()
+	return c
+}
+
+// Transport returns a new transport (for a writer: each writer has its own
+// connections, so a 20 MiB answer does not queue small writes behind it).
 func (c Cluster) Transport() *kafka.Transport {
 	return &kafka.Transport{DialTimeout: 3 * time.Second, MetadataTTL: 10 * time.Second, TLS: c.TLS, SASL: c.SASL}
 }
@@ -40,9 +52,17 @@ func (c Cluster) Dialer() *kafka.Dialer {
 	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: c.TLS, SASLMechanism: c.SASL}
 }
 
-// Client returns an admin client whose requests time out after timeout.
+// Client returns an admin client whose requests time out after timeout. All
+// of a cluster's admin clients share its one transport.
 func (c Cluster) Client(timeout time.Duration) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: timeout, Transport: c.Transport()}
+	var t kafka.RoundTripper = c.admin
+	if c.admin == nil {
+		if c.TLS != nil || c.SASL != nil {
+			panic("bus: a secured Cluster built without Security.Cluster")
+		}
+		t = kafka.DefaultTransport // shared by the process, as kafka-go's own default
+	}
+	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: timeout, Transport: t}
 }
 
 // Reader returns a reader for cfg with the cluster's brokers and dialer.
@@ -85,7 +105,7 @@ func (s Security) Cluster(brokers []string) (Cluster, error) {
 		return Cluster{}, err
 	}
 	c.SASL = m
-	return c, nil
+	return c.withAdmin(), nil
 }
 
 func (s Security) tlsConfig() (*tls.Config, error) {

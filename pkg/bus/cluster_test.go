@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -218,4 +219,29 @@ func mustPool(t *testing.T, pem []byte) *x509.CertPool {
 		t.Fatal("no certificate in the CA file")
 	}
 	return p
+}
+
+// TestAdminClientsShareOneTransport: readiness probes run CheckTopics every
+// few seconds; each must not leave a transport behind (its connections and
+// metadata goroutine live until it is closed).
+func TestAdminClientsShareOneTransport(t *testing.T) {
+	b, ca := securedBroker(t, bus.SASLScramSHA512)
+	cl, err := bus.Security{CAFile: ca, SASLMechanism: bus.SASLScramSHA512, SASLUsername: "faceharvest", SASLPassword: config.NewSecret(password)}.Cluster([]string{b.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := bus.CheckTopics(ctx, cl, "events"); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for range 50 {
+		if err := bus.CheckTopics(ctx, cl, "events"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A transport per check left five goroutines each behind (250 here).
+	if after := runtime.NumGoroutine(); after > before+20 {
+		t.Fatalf("goroutines %d -> %d after 50 checks", before, after)
+	}
 }
