@@ -98,6 +98,16 @@ func appendTime(b []byte, t time.Time, base int64) []byte {
 
 var errCorrupt = errors.New("corrupt frozen state")
 
+// mustThaw thaws what freeze packed in this process: a failure is a bug,
+// not input.
+func mustThaw(key, s string) *schedule.State {
+	st, err := thaw(key, s)
+	if err != nil {
+		panic("harvester: " + err.Error())
+	}
+	return st
+}
+
 // thaw unpacks what freeze packed for key.
 func thaw(key, s string) (*schedule.State, error) {
 	i := strings.IndexByte(key, ':')

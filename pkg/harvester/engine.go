@@ -91,8 +91,8 @@ type Engine struct {
 	pending   map[contract.Vendor]int
 	sweeping  bool
 	lastSweep time.Time
-	wait      waitHeap
-	due       map[contract.Vendor]*dueHeap
+	wait      itemHeap
+	due       map[contract.Vendor]*itemHeap
 	parts     map[int]*partition
 	lim       map[contract.Vendor]*limiter
 	wake      chan struct{}
@@ -144,13 +144,22 @@ func (it *item) hasState() bool { return it.st != nil || it.cold != "" }
 // when the item has none.
 func (e *Engine) stateLocked(it *item) *schedule.State {
 	if it.st == nil && it.cold != "" {
-		st, err := thaw(it.key, it.cold)
-		if err != nil {
-			panic("harvester: " + err.Error()) // freeze wrote it in this process: a bug, not input
-		}
-		it.st, it.cold = st, ""
+		it.st, it.cold = mustThaw(it.key, it.cold), ""
 	}
 	return it.st
+}
+
+// stateCopyLocked returns a copy of the item's state, thawed or frozen,
+// leaving the item as it is; nil when it has none.
+func stateCopyLocked(it *item) *schedule.State {
+	switch {
+	case it.st != nil:
+		cp := *it.st
+		return &cp
+	case it.cold != "":
+		return mustThaw(it.key, it.cold)
+	}
+	return nil
 }
 
 // freezeLocked packs the state of an item that only waits.
@@ -195,7 +204,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	e := &Engine{cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
-		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{}, due: map[contract.Vendor]*dueHeap{},
+		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{}, due: map[contract.Vendor]*itemHeap{},
 		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1), waiters: map[*item][]saveWaiter{}}
 	for v := range cfg.Callers {
 		l := cfg.Limits[v]
@@ -203,7 +212,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 			l.Concurrency = 8
 		}
 		e.lim[v] = newLimiter(l.Concurrency, l.QPS, cfg.Now())
-		e.due[v] = &dueHeap{}
+		e.due[v] = &itemHeap{due: true}
 	}
 	return e
 }
@@ -369,11 +378,8 @@ func (e *Engine) saver(it *item) {
 		if it.closedAt != nil {
 			t := *it.closedAt
 			rec.ClosedAt = &t
-		} else if it.st != nil {
-			cp := *it.st
-			rec.State = &cp
-		} else if it.cold != "" {
-			rec.State, _ = thaw(it.key, it.cold) // a copy; the item stays frozen
+		} else {
+			rec.State = stateCopyLocked(it)
 		}
 		e.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -438,14 +444,14 @@ func (e *Engine) dispatch(ctx context.Context) {
 	now := e.now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for e.wait.Len() > 0 && e.wait[0].nextAt <= now.UnixNano() {
+	for e.wait.Len() > 0 && e.wait.items[0].nextAt <= now.UnixNano() {
 		it := heap.Pop(&e.wait).(*item)
 		heap.Push(e.due[it.vendor()], it)
 	}
 	for v, d := range e.due {
 		l := e.lim[v]
 		for d.Len() > 0 {
-			it := (*d)[0]
+			it := d.items[0]
 			if ps := e.parts[int(it.part)]; ps == nil || ps.revoked {
 				heap.Pop(d)
 				continue
@@ -832,11 +838,7 @@ func (e *Engine) Snapshot(key string) (schedule.State, bool) {
 	if it == nil || !it.hasState() {
 		return schedule.State{}, false
 	}
-	if it.st == nil {
-		st, _ := thaw(it.key, it.cold)
-		return *st, true
-	}
-	return *it.st, true
+	return *stateCopyLocked(it), true
 }
 
 // MarshalRecord and UnmarshalRecord are the state topic's value encoding.
@@ -854,42 +856,40 @@ func UnmarshalRecord(b []byte) (*StateRecord, error) {
 	return &r, nil
 }
 
-type waitHeap []*item
-
-func (h waitHeap) Len() int           { return len(h) }
-func (h waitHeap) Less(i, j int) bool { return h[i].nextAt < h[j].nextAt }
-func (h waitHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].waitIdx = int32(i)
-	h[j].waitIdx = int32(j)
+// itemHeap orders items for container/heap, keeping each item's index in
+// it current: the waiting heap by NextAt, a due heap by deadline (the
+// verification nearest to losing its data goes first).
+type itemHeap struct {
+	items []*item
+	due   bool
 }
-func (h *waitHeap) Push(x any) { it := x.(*item); it.waitIdx = int32(len(*h)); *h = append(*h, it) }
-func (h *waitHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	it.waitIdx = -1
+
+func (h *itemHeap) Len() int { return len(h.items) }
+func (h *itemHeap) Less(i, j int) bool {
+	if h.due {
+		return h.items[i].deadline < h.items[j].deadline
+	}
+	return h.items[i].nextAt < h.items[j].nextAt
+}
+func (h *itemHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.setIndex(i)
+	h.setIndex(j)
+}
+func (h *itemHeap) Push(x any) { h.items = append(h.items, x.(*item)); h.setIndex(len(h.items) - 1) }
+func (h *itemHeap) Pop() any {
+	it := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	h.index(it, -1)
 	return it
 }
-
-// dueHeap orders due work by deadline: the verification nearest to losing
-// its data goes first.
-type dueHeap []*item
-
-func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].deadline < h[j].deadline }
-func (h dueHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].dueIdx = int32(i)
-	h[j].dueIdx = int32(j)
-}
-func (h *dueHeap) Push(x any) { it := x.(*item); it.dueIdx = int32(len(*h)); *h = append(*h, it) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	it.dueIdx = -1
-	return it
+func (h *itemHeap) setIndex(i int) { h.index(h.items[i], i) }
+func (h *itemHeap) index(it *item, i int) {
+	if h.due {
+		it.dueIdx = int32(i)
+	} else {
+		it.waitIdx = int32(i)
+	}
 }
 
 func (e *Engine) dueCount() int {
@@ -900,7 +900,7 @@ func (e *Engine) dueCount() int {
 	for _, d := range e.due {
 		n += d.Len()
 	}
-	if e.wait.Len() > 0 && e.wait[0].nextAt <= now.UnixNano() {
+	if e.wait.Len() > 0 && e.wait.items[0].nextAt <= now.UnixNano() {
 		n++
 	}
 	return n
@@ -924,7 +924,7 @@ func (e *Engine) NextWake() time.Time {
 	if e.wait.Len() == 0 {
 		return time.Time{}
 	}
-	return time.Unix(0, e.wait[0].nextAt)
+	return time.Unix(0, e.wait.items[0].nextAt)
 }
 
 // Partitions returns how many partitions the engine owns.
