@@ -26,9 +26,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devs3"
@@ -329,18 +330,10 @@ func (s *stack) restart(name string, sig syscall.Signal) error {
 // waitGroupStable waits until the consumer group is Stable with members
 // members, at most within.
 func (s *stack) waitGroupStable(ctx context.Context, group string, members int, within time.Duration) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(s.broker))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+	c := bus.Plain(s.broker).Client(5 * time.Second)
 	var last string
 	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-		req := kmsg.NewPtrDescribeGroupsRequest()
-		req.Groups = []string{group}
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		resp, err := req.RequestWith(rctx, cl)
-		cancel()
+		resp, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -349,10 +342,10 @@ func (s *stack) waitGroupStable(ctx context.Context, group string, members int, 
 			continue
 		}
 		g := resp.Groups[0]
-		if g.State == "Stable" && len(g.Members) == members {
+		if g.GroupState == "Stable" && len(g.Members) == members {
 			return nil
 		}
-		last = fmt.Sprintf("%s with %d members", g.State, len(g.Members))
+		last = fmt.Sprintf("%s with %d members", g.GroupState, len(g.Members))
 	}
 	return fmt.Errorf("group %s not stable with %d members within %s (last: %s)", group, members, within, last)
 }
