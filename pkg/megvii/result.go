@@ -47,6 +47,16 @@ func (s Status) Known() bool { return s.Final() || s == StatusNotStarted || s ==
 
 // UnmarshalJSON normalises case and the documents' "FALED" misspelling.
 func (s *Status) UnmarshalJSON(b []byte) error {
+	// Every answer and callback has a status: a documented one, quoted as
+	// documented, is taken without a decoder.
+	if len(b) > 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		for _, k := range Statuses {
+			if string(b[1:len(b)-1]) == string(k) {
+				*s = k
+				return nil
+			}
+		}
+	}
 	var v flexjson.String
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // errSyntax is returned by topLevel for anything that is not one valid JSON
@@ -14,23 +16,12 @@ import (
 var errSyntax = errors.New("invalid JSON")
 
 // topLevel validates that b is exactly one JSON object (whitespace around
-// allowed) and returns the raw values of the wanted top-level keys, or of
-// every key (unescaped) when none is named. It is a
-// single pass without allocations beyond the result, for the hot callback
-// path; the full decoder runs later, in the harvester and archiver.
-func topLevel(b []byte, want ...string) (map[string][]byte, error) {
-	out := make(map[string][]byte, len(want))
+// allowed) and returns the raw values of every top-level key (unescaped),
+// in one pass; the values share b's bytes.
+func topLevel(b []byte) (map[string][]byte, error) {
+	out := map[string][]byte{}
 	err := members(b, func(key string, vs, ve int) {
-		if len(want) == 0 {
-			out[key] = b[vs:ve]
-		}
-		for _, w := range want {
-			// Case-insensitively, as encoding/json matches fields: the
-			// harvester and archiver decode with it, and must agree.
-			if strings.EqualFold(key, w) {
-				out[w] = b[vs:ve]
-			}
-		}
+		out[strings.Clone(key)] = b[vs:ve]
 	})
 	if err != nil {
 		return nil, err
@@ -39,7 +30,8 @@ func topLevel(b []byte, want ...string) (map[string][]byte, error) {
 }
 
 // members validates that b is exactly one JSON object and calls fn with each
-// member's unescaped key and the byte range of its raw value, in order.
+// member's unescaped key and the byte range of its raw value, in order. The
+// key may share b's bytes: fn must copy it to keep it.
 func members(b []byte, fn func(key string, vs, ve int)) error {
 	p := scanner{b: b}
 	p.ws()
@@ -56,12 +48,14 @@ func members(b []byte, fn func(key string, vs, ve int)) error {
 		if !p.str() {
 			return errSyntax
 		}
-		key := string(b[ks+1 : p.i-1])
+		key := unsafeString(b[ks+1 : p.i-1])
 		if strings.IndexByte(key, '\\') >= 0 {
 			// encoding/json matches keys after unescaping them.
-			if err := json.Unmarshal(b[ks:p.i], &key); err != nil {
+			var k string // on the heap, so only here
+			if err := json.Unmarshal(b[ks:p.i], &k); err != nil {
 				return errSyntax
 			}
+			key = k
 		}
 		p.ws()
 		if !p.eat(':') {
@@ -118,6 +112,7 @@ func FindImages(body []byte) (start, end int, images []ImageEntry, err error) {
 			dropped[i] = true
 			delete(last, key)
 		}
+		key = strings.Clone(key)
 		v := raw[vs:ve]
 		if v[0] != '"' {
 			return // null or not a string: the image is absent, as Images decodes it
@@ -284,28 +279,33 @@ const (
 	highs = 0x8080808080808080
 )
 
-// plain8 reports whether the 8 bytes of v hold no '"', no '\\' and no control
-// character, i.e. whether str may skip them whole. Each test is the classic
-// "has a zero byte" (x - ones) &^ x & highs; a byte >= 0x80 has its high
-// bit set in v and so never counts as below 0x20. False alarms only follow
-// a real hit in the same word, and the byte loop settles those.
-func plain8(v uint64) bool {
+// special8 marks, in the high bit of each byte, the bytes of v that are '"',
+// '\\' or a control character: the classic "has a zero byte" test,
+// (x - ones) &^ x & highs, for each. A byte >= 0x80 has its high bit set in
+// v and so never counts as below 0x20. Borrows can mark a byte above a real
+// hit, never below one, so the lowest mark is exact.
+func special8(v uint64) uint64 {
 	q, bs := v^(ones*'"'), v^(ones*'\\')
-	return ((q-ones)&^q|(bs-ones)&^bs|(v-ones*0x20)&^v)&highs == 0
+	return ((q-ones)&^q | (bs-ones)&^bs | (v-ones*0x20)&^v) & highs
 }
 
 func (p *scanner) str() bool {
 	if !p.eat('"') {
 		return false
 	}
-	for p.i < len(p.b) {
-		// Images are hundreds of kilobytes of base64: skip plain bytes eight
-		// at a time.
-		for p.i+8 <= len(p.b) && plain8(binary.LittleEndian.Uint64(p.b[p.i:])) {
+	for {
+		// Plain bytes are skipped eight at a time, landing on the first
+		// byte that needs a look: images are hundreds of kilobytes of
+		// base64, and most other strings end within a word.
+		for p.i+8 <= len(p.b) {
+			if m := special8(binary.LittleEndian.Uint64(p.b[p.i:])); m != 0 {
+				p.i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			p.i += 8
 		}
 		if p.i >= len(p.b) {
-			break
+			return false
 		}
 		c := p.b[p.i]
 		switch {
@@ -336,11 +336,14 @@ func (p *scanner) str() bool {
 		case c < 0x20:
 			return false
 		default:
-			p.i++
+			p.i++ // only in the last seven bytes
 		}
 	}
-	return false
 }
+
+// unsafeString views b as a string without copying; b must not change
+// while the string is in use.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 var errNotString = errors.New("not a JSON string")
 
@@ -358,10 +361,11 @@ func jsonString(v []byte) (s string, null bool, err error) {
 	if in := v[1 : len(v)-1]; bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
 		return string(in), false, nil
 	}
-	if err := json.Unmarshal(v, &s); err != nil {
+	var d string // on the heap, so only here
+	if err := json.Unmarshal(v, &d); err != nil {
 		return "", false, err
 	}
-	return s, false, nil
+	return d, false, nil
 }
 
 // summarize decodes Summary's fields from a validated single pass.
@@ -371,24 +375,37 @@ func summarize(b []byte) (Summary, error) {
 }
 
 // summarizeAnswer is summarize that also reports whether the body carries a
-// top-level error_message (then it is an error answer, for Classify).
+// top-level error_message (then it is an error answer, for Classify). Keys
+// match case-insensitively and the last duplicate wins, as encoding/json
+// decodes them: the harvester and archiver decode with it, and must agree.
 func summarizeAnswer(b []byte) (Summary, bool, error) {
-	vals, err := topLevel(b, "status", "biz_info", "error_message")
+	var status, bizInfo []byte
+	hasError := false
+	err := members(b, func(key string, vs, ve int) {
+		switch {
+		case strings.EqualFold(key, "status"):
+			status = b[vs:ve]
+		case strings.EqualFold(key, "biz_info"):
+			bizInfo = b[vs:ve]
+		case strings.EqualFold(key, "error_message"):
+			hasError = true
+		}
+	})
 	if err != nil {
 		return Summary{}, false, err
 	}
 	var s Summary
-	if v, ok := vals["status"]; ok {
-		if err := s.Status.UnmarshalJSON(v); err != nil { // its own rules: case, misspellings, numbers
+	if status != nil {
+		if err := s.Status.UnmarshalJSON(status); err != nil { // its own rules: case, misspellings, numbers
 			return Summary{}, false, err
 		}
 	}
-	if v, ok := vals["biz_info"]; ok && string(v) != "null" {
-		if v[0] != '{' {
+	if bizInfo != nil && string(bizInfo) != "null" {
+		if bizInfo[0] != '{' {
 			return Summary{}, false, errNotString
 		}
 		var ferr error
-		err := members(v, func(key string, vs, ve int) {
+		err := members(bizInfo, func(key string, vs, ve int) {
 			var dst *string
 			switch {
 			case strings.EqualFold(key, "biz_id"):
@@ -398,7 +415,7 @@ func summarizeAnswer(b []byte) (Summary, bool, error) {
 			default:
 				return
 			}
-			str, null, err := jsonString(v[vs:ve])
+			str, null, err := jsonString(bizInfo[vs:ve])
 			if err != nil && ferr == nil {
 				ferr = err
 			}
@@ -413,6 +430,5 @@ func summarizeAnswer(b []byte) (Summary, bool, error) {
 			return Summary{}, false, err
 		}
 	}
-	_, hasError := vals["error_message"]
 	return s, hasError, nil
 }

@@ -3,32 +3,47 @@ package megvii
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 )
 
-// TestPlain8 checks the eight-byte skip against the byte rule for every
-// byte value at every position, and for random words.
-func TestPlain8(t *testing.T) {
-	plain := func(w []byte) bool {
-		for _, c := range w {
+// TestSpecial8 checks the eight-byte skip against the byte rule: no mark
+// when no byte needs a look, else the lowest mark on the first such byte.
+// Every byte value at every position, over every fill, after every other
+// byte value at every earlier position, and random words.
+func TestSpecial8(t *testing.T) {
+	first := func(w []byte) int {
+		for i, c := range w {
 			if c == '"' || c == '\\' || c < 0x20 {
-				return false
+				return i
 			}
 		}
-		return true
+		return 8
 	}
 	check := func(w []byte) {
-		if got := plain8(binary.LittleEndian.Uint64(w)); got != plain(w) {
-			t.Fatalf("plain8(%q) = %v", w, got)
+		m := special8(binary.LittleEndian.Uint64(w))
+		got := 8
+		if m != 0 {
+			got = bits.TrailingZeros64(m) >> 3
+		}
+		if got != first(w) {
+			t.Fatalf("special8(%q) = %#x: first at %d, want %d", w, m, got, first(w))
 		}
 	}
 	for pos := range 8 {
 		for c := range 256 {
-			for _, fill := range []byte{'A', 0x80, 0xFF, 0x20, 0x21, 0x5D} {
+			for _, fill := range []byte{'A', 0x80, 0xFF, 0x20, 0x21, 0x5D, '"', 0} {
 				w := bytes.Repeat([]byte{fill}, 8)
 				w[pos] = byte(c)
 				check(w)
+				for pos2 := range pos {
+					for c2 := range 256 {
+						w[pos2] = byte(c2)
+						check(w)
+					}
+					w[pos2] = fill
+				}
 			}
 		}
 	}
