@@ -55,7 +55,7 @@ func DecodeCallback(contentType string, body []byte) (Callback, error) {
 	var cb Callback
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		data, sign, err := formFields(string(body))
+		data, sign, err := formFields(unsafeString(body)) // what it returns is copied out
 		if err != nil {
 			return Callback{}, fmt.Errorf("%w: form: %v", ErrMalformedCallback, err)
 		}

@@ -3,6 +3,7 @@ package megvii
 import (
 	"errors"
 	"strings"
+	"unsafe"
 )
 
 var errForm = errors.New("invalid form encoding")
@@ -16,7 +17,8 @@ const maxFormFields = 10000
 // escape in any key or value). It decodes only the two values it returns:
 // on a callback, where data is a kilobyte or two of escaped JSON,
 // url.ParseQuery's general decoding was an eighth of ingest's CPU.
-// FuzzFormFields holds it to url.ParseQuery.
+// FuzzFormFields holds it to url.ParseQuery. The strings returned never
+// share body's bytes.
 func formFields(body string) (data, sign string, err error) {
 	if strings.Count(body, "&")+1 > maxFormFields {
 		return "", "", errForm
@@ -99,31 +101,38 @@ var hexVal = func() (t [256]byte) {
 }()
 
 // unescapeForm decodes %XX and '+' as url.QueryUnescape does, in one pass.
+// The result never shares s's bytes, so s may be a view of a buffer that
+// changes later.
 func unescapeForm(s string) (string, bool) {
 	i := strings.IndexAny(s, "%+")
 	if i < 0 {
-		return s, true
+		return strings.Clone(s), true
 	}
 	b := make([]byte, len(s))
 	n := copy(b, s[:i])
-	for ; i < len(s); i++ {
-		c := s[i]
-		switch c {
-		case '%':
-			if i+2 >= len(s) {
+	rest, out := s[i:], b[n:]
+	k := 0
+	for len(rest) > 0 && k < len(out) {
+		c := rest[0]
+		if c == '%' {
+			if len(rest) < 3 {
 				return "", false
 			}
-			hi, lo := hexVal[s[i+1]], hexVal[s[i+2]]
-			if hi > 15 || lo > 15 {
+			hi, lo := hexVal[rest[1]], hexVal[rest[2]]
+			if (hi|lo)&0xF0 != 0 {
 				return "", false
 			}
 			c = hi<<4 | lo
-			i += 2
-		case '+':
-			c = ' '
+			rest = rest[3:]
+		} else {
+			if c == '+' {
+				c = ' '
+			}
+			rest = rest[1:]
 		}
-		b[n] = c
-		n++
+		out[k] = c
+		k++
 	}
-	return string(b[:n]), true
+	// b is this function's own and is never written again.
+	return unsafe.String(&b[0], n+k), true
 }
