@@ -120,22 +120,32 @@ func EventID(parts ...string) string {
 	return hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
-// Message renders the envelope as a Kafka message in binary mode.
+// Message renders the envelope as a Kafka message in binary mode. The key
+// and header values share one buffer (ingest renders one per request).
 func (e Envelope) Message() kafka.Message {
 	ct := e.ContentType
 	if ct == "" {
 		ct = ContentTypeJSON
 	}
+	buf := make([]byte, 0, len(e.Key)+len(e.ID)+len(e.Source)+len(e.Type)+len(time.RFC3339Nano)+len(SpecVersion)+len(ct))
+	part := func(s string) []byte {
+		buf = append(buf, s...)
+		return buf[len(buf)-len(s) : len(buf) : len(buf)]
+	}
+	key, id, src, typ := part(e.Key), part(e.ID), part(e.Source), part(e.Type)
+	n := len(buf)
+	buf = e.Time.UTC().AppendFormat(buf, time.RFC3339Nano)
+	at := buf[n:len(buf):len(buf)]
 	return kafka.Message{
-		Key:   []byte(e.Key),
+		Key:   key,
 		Value: e.Value,
 		Headers: []kafka.Header{
-			{Key: HeaderID, Value: []byte(e.ID)},
-			{Key: HeaderSource, Value: []byte(e.Source)},
-			{Key: HeaderType, Value: []byte(e.Type)},
-			{Key: HeaderTime, Value: []byte(e.Time.UTC().Format(time.RFC3339Nano))},
-			{Key: HeaderSpecVersion, Value: []byte(SpecVersion)},
-			{Key: HeaderContentType, Value: []byte(ct)},
+			{Key: HeaderID, Value: id},
+			{Key: HeaderSource, Value: src},
+			{Key: HeaderType, Value: typ},
+			{Key: HeaderTime, Value: at},
+			{Key: HeaderSpecVersion, Value: part(SpecVersion)},
+			{Key: HeaderContentType, Value: part(ct)},
 		},
 	}
 }

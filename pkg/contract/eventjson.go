@@ -1,10 +1,14 @@
 package contract
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
+	"slices"
 	"sort"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // MarshalJSON encodes the event exactly as encoding/json encodes the struct
@@ -20,14 +24,14 @@ func (e Event) MarshalJSON() ([]byte, error) {
 			return json.Marshal(plain(e))
 		}
 	}
-	b := make([]byte, 0, 160+len(e.Data)+len(e.Data)/8)
+	b := make([]byte, 0, 192+len(e.Data)+len(e.Data)/4)
 	b = append(b, `{"vendor":`...)
-	b = appendJSONString(b, string(e.Vendor))
+	b = AppendJSONString(b, string(e.Vendor))
 	b = append(b, `,"verification_id":`...)
-	b = appendJSONString(b, e.VerificationID)
+	b = AppendJSONString(b, e.VerificationID)
 	if e.BizNo != "" {
 		b = append(b, `,"biz_no":`...)
-		b = appendJSONString(b, e.BizNo)
+		b = AppendJSONString(b, e.BizNo)
 	}
 	if e.IssuedAt != nil {
 		b = append(b, `,"issued_at":"`...)
@@ -37,11 +41,11 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	b = append(e.ReceivedAt.AppendFormat(b, time.RFC3339Nano), '"')
 	if e.Status != "" {
 		b = append(b, `,"status":`...)
-		b = appendJSONString(b, e.Status)
+		b = AppendJSONString(b, e.Status)
 	}
 	if e.Data != "" {
 		b = append(b, `,"data":`...)
-		b = appendJSONString(b, e.Data)
+		b = AppendJSONString(b, e.Data)
 	}
 	if len(e.Metadata) > 0 {
 		keys := make([]string, 0, len(e.Metadata))
@@ -54,76 +58,131 @@ func (e Event) MarshalJSON() ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = AppendJSONString(b, k)
 			b = append(b, ':')
-			b = appendJSONString(b, e.Metadata[k])
+			b = AppendJSONString(b, e.Metadata[k])
 		}
 		b = append(b, '}')
 	}
 	return append(b, '}'), nil
 }
 
-// plainJSON marks the ASCII bytes encoding/json copies as they are (it
-// escapes '<', '>' and '&' for HTML, as well as quotes, backslashes and
-// control characters).
-var plainJSON = func() (t [128]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+// jsonClass sorts bytes for AppendJSONString: 0 is copied as it is, 1 is
+// ASCII encoding/json escapes (quotes, backslashes, control characters, and
+// '<', '>' and '&' for HTML), 2 starts a multi-byte or invalid sequence.
+var jsonClass = func() (t [256]uint8) {
+	for c := range 256 {
+		switch {
+		case c >= utf8.RuneSelf:
+			t[c] = 2
+		case c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+			t[c] = 1
+		}
 	}
 	return t
 }()
 
+// SWAR constants: one in every byte, and every byte's high bit.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// zeroBytes marks the zero bytes of y in their high bits: exactly the
+// lowest, and maybe bytes above it (borrows), never below.
+func zeroBytes(y uint64) uint64 { return (y - ones) &^ y & highs }
+
+// special8 marks the bytes of v that jsonClass does not class 0; its lowest
+// mark is the first such byte. '"' and '&' differ in one bit, as do '<' and
+// '>', so each pair is one test.
+func special8(v uint64) uint64 {
+	return v&highs | zeroBytes(v&^(ones*0x1F)) | zeroBytes((v^ones*'"')&(ones*0xFB)) |
+		zeroBytes((v^ones*'<')&(ones*0xFD)) | zeroBytes(v^ones*'\\')
+}
+
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString appends s as encoding/json writes a string.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
+// AppendJSONString appends s as encoding/json writes a string: invalid
+// UTF-8 becomes U+FFFD, and U+2028 and U+2029 are escaped. Plain bytes are
+// copied eight at a time and the rest written in place: a callback's data
+// is kilobytes of JSON with a quote every few bytes.
+func AppendJSONString(b []byte, s string) []byte {
+	b = slices.Grow(b, len(s)+len(s)/8+24)
+	n := len(b)
+	out := b[:cap(b)]
+	out[n] = '"'
+	n++
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if plainJSON[c] {
-				i++
+		if len(out)-n < 16 { // room for a word, or the longest escape
+			out = slices.Grow(out[:n], len(s)-i+len(s)/8+24)
+			out = out[:cap(out)]
+		}
+		if i+8 <= len(s) {
+			v := binary.LittleEndian.Uint64(unsafe.Slice(unsafe.StringData(s[i:]), 8))
+			binary.LittleEndian.PutUint64(out[n:], v) // kept up to the first special byte
+			m := special8(v)
+			if m == 0 {
+				n += 8
+				i += 8
 				continue
 			}
-			b = append(b, s[start:i]...)
+			k := bits.TrailingZeros64(m) >> 3
+			n += k
+			i += k
+		}
+		c := s[i]
+		switch jsonClass[c] {
+		case 0: // only in the last seven bytes
+			out[n] = c
+			n++
+			i++
+			continue
+		case 1:
+			out[n] = '\\'
 			switch c {
 			case '"', '\\':
-				b = append(b, '\\', c)
+				out[n+1] = c
 			case '\b':
-				b = append(b, '\\', 'b')
+				out[n+1] = 'b'
 			case '\f':
-				b = append(b, '\\', 'f')
+				out[n+1] = 'f'
 			case '\n':
-				b = append(b, '\\', 'n')
+				out[n+1] = 'n'
 			case '\r':
-				b = append(b, '\\', 'r')
+				out[n+1] = 'r'
 			case '\t':
-				b = append(b, '\\', 't')
+				out[n+1] = 't'
 			default: // other control characters, '<', '>', '&'
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+				n += copy(out[n+1:], []byte{'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF]}) - 1
 			}
+			n += 2
 			i++
-			start = i
+			continue
+		}
+		// A valid three-byte sequence with lead byte E1-EC (but E2, which
+		// starts U+2028 and U+2029), EE or EF is neither overlong nor a
+		// surrogate: copied as it is (Chinese text is all of this kind).
+		if i+2 < len(s) && (c >= 0xE1 && c <= 0xEC && c != 0xE2 || c >= 0xEE) && c <= 0xEF && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
+			out[n], out[n+1], out[n+2] = c, s[i+1], s[i+2]
+			n += 3
+			i += 3
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
+		switch {
+		case r == utf8.RuneError && size == 1:
+			n += copy(out[n:], `\ufffd`)
+		case r == '\u2028' || r == '\u2029':
+			n += copy(out[n:], []byte{'\\', 'u', '2', '0', '2', hexDigits[r&0xF]})
+		default:
+			n += copy(out[n:], s[i:i+size])
 		}
 		i += size
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	if n == len(out) {
+		out = slices.Grow(out[:n], 1)
+		out = out[:cap(out)]
+	}
+	out[n] = '"'
+	return out[:n+1]
 }

@@ -2,6 +2,7 @@ package contract
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +22,30 @@ func checkEventJSON(t *testing.T, e Event) {
 	}
 	if err == nil && !json.Valid(got) {
 		t.Fatalf("invalid JSON %s", got)
+	}
+}
+
+// TestJSONStringEveryByte holds AppendJSONString to encoding/json for every
+// byte value, and every lead byte with each kind of continuation, at every
+// offset of the eight-byte word and in the unaligned tail.
+func TestJSONStringEveryByte(t *testing.T) {
+	var cases []string
+	for c := range 256 {
+		for _, seq := range [][]byte{{byte(c)}, {byte(c), 0x80, 0x80}, {byte(c), 0xA0, 0x80}, {byte(c), 0xBF, 0xBF}, {byte(c), 0x9F}, {byte(c), 0x90, 0x80, 0x80}, {byte(c), 0x80, 'x'}} {
+			for pad := range 10 {
+				cases = append(cases, strings.Repeat("a", pad)+string(seq)+strings.Repeat("b", 10-pad))
+				cases = append(cases, strings.Repeat("é", pad)+string(seq))
+			}
+		}
+	}
+	cases = append(cases, "", "\u2028\u2029", "中文字符<&>\"", "\xed\xa0\x80", "\xe0\x80\x80", "\xef\xbf\xbd", strings.Repeat("\"", 100), strings.Repeat("\x01", 100))
+	for _, s := range cases {
+		want, _ := json.Marshal(s)
+		for _, pre := range []string{"", "xyz"} {
+			if got := AppendJSONString([]byte(pre), s); string(got) != pre+string(want) {
+				t.Fatalf("%q: got %q, want %q", s, got, want)
+			}
+		}
 	}
 }
 
