@@ -21,6 +21,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,10 +68,41 @@ type Config struct {
 
 // Server serves ingest's routes.
 type Server struct {
-	cfg Config
-	pub Publisher
-	log *slog.Logger
-	m   metrics
+	cfg       Config
+	pub       Publisher
+	log       *slog.Logger
+	m         metrics
+	deadlines deadlines
+}
+
+// deadlines hands out publish deadlines that the requests starting within
+// one short window share: a timer per window instead of one per request,
+// which at tens of thousands of callbacks a second was a microsecond each.
+// A request waits between timeout and timeout+window.
+type deadlines struct {
+	timeout, window time.Duration
+	cur             atomic.Pointer[sharedDeadline]
+}
+
+type sharedDeadline struct {
+	ctx    context.Context
+	cancel context.CancelFunc // the context's own timer calls it at the deadline
+	until  time.Time          // requests starting before this share ctx
+}
+
+func newDeadlines(timeout time.Duration) deadlines {
+	return deadlines{timeout: timeout, window: min(10*time.Millisecond, timeout/50)}
+}
+
+// get returns a context done timeout (plus at most window) after now.
+func (d *deadlines) get(now time.Time) context.Context {
+	if c := d.cur.Load(); c != nil && now.Before(c.until) {
+		return c.ctx
+	}
+	c := &sharedDeadline{until: now.Add(d.window)}
+	c.ctx, c.cancel = context.WithDeadline(context.Background(), now.Add(d.timeout+d.window))
+	d.cur.Store(c)
+	return c.ctx
 }
 
 type metrics struct {
@@ -81,6 +114,10 @@ type metrics struct {
 	batch      prometheus.Histogram
 	inflight   prometheus.Gauge
 	panics     prometheus.Counter
+	// Children looked up once: every request would otherwise hash its
+	// label values again.
+	publishOK       prometheus.Observer
+	publishedByType map[string]prometheus.Counter
 }
 
 // New validates cfg and returns a server publishing through pub.
@@ -121,7 +158,7 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := promauto.With(cfg.Registry)
-	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, m: metrics{
+	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, deadlines: newDeadlines(cfg.PublishTimeout), m: metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_requests_total",
 			Help: "HTTP requests answered, by route and status code."}, []string{"route", "code"}),
 		sigFail: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_signature_failures_total",
@@ -139,6 +176,11 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 		panics: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ingest_panics_total",
 			Help: "Handler panics recovered into 500 answers."}),
 	}}
+	s.m.publishOK = s.m.publishDur.WithLabelValues("ok")
+	s.m.publishedByType = map[string]prometheus.Counter{}
+	for _, t := range []string{contract.TypeMegviiCallback, contract.TypeBaiduCompletion, contract.TypeTokenRegistered} {
+		s.m.publishedByType[t] = s.m.published.WithLabelValues(t)
+	}
 	return s, nil
 }
 
@@ -191,6 +233,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *reqError) http.Handler {
+	var answered sync.Map // status code -> its counter, looked up once
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusWriter{ResponseWriter: rw}
 		rid := r.Header.Get("X-Request-Id")
@@ -215,7 +258,11 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 				}
 			}
 			s.m.inflight.Dec()
-			s.m.requests.WithLabelValues(route, strconv.Itoa(w.status)).Inc()
+			c, ok := answered.Load(w.status)
+			if !ok {
+				c, _ = answered.LoadOrStore(w.status, s.m.requests.WithLabelValues(route, strconv.Itoa(w.status)))
+			}
+			c.(prometheus.Counter).Inc()
 			if s.log.Enabled(r.Context(), slog.LevelDebug) {
 				s.log.Debug("request", "route", route, "status", w.status, "request_id", rid, "duration_ms", s.cfg.Now().Sub(start).Milliseconds())
 			}
@@ -289,24 +336,28 @@ func readBody(r *http.Request, limit int64) ([]byte, *reqError) {
 	return b, nil
 }
 
-// publish writes the envelopes and waits for the broker's acknowledgement.
-func (s *Server) publish(ctx context.Context, envs ...contract.Envelope) *reqError {
+// publish writes the envelopes and waits for the broker's acknowledgement,
+// for PublishTimeout at most. A caller that goes away does not cut it
+// short: what was sent is either stored or refused, never abandoned midway.
+func (s *Server) publish(envs ...contract.Envelope) *reqError {
 	msgs := make([]kafka.Message, len(envs))
 	for i, e := range envs {
 		msgs[i] = e.Message()
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	defer cancel()
 	start := time.Now()
-	err := s.pub.WriteMessages(ctx, msgs...)
+	err := s.pub.WriteMessages(s.deadlines.get(start), msgs...)
 	if err != nil {
 		s.m.publishDur.WithLabelValues("error").Observe(time.Since(start).Seconds())
 		s.log.Warn("publish failed", "error", err.Error(), "messages", len(msgs))
 		return &reqError{status: http.StatusServiceUnavailable, reason: "broker", msg: "not stored: the event broker did not acknowledge in time; retry"}
 	}
-	s.m.publishDur.WithLabelValues("ok").Observe(time.Since(start).Seconds())
+	s.m.publishOK.Observe(time.Since(start).Seconds())
 	for _, e := range envs {
-		s.m.published.WithLabelValues(e.Type).Inc()
+		if c, ok := s.m.publishedByType[e.Type]; ok {
+			c.Inc()
+		} else {
+			s.m.published.WithLabelValues(e.Type).Inc()
+		}
 	}
 	return nil
 }
@@ -353,7 +404,7 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 	now := s.cfg.Now().UTC()
 	ev := contract.Event{Vendor: contract.Megvii, VerificationID: bizID, BizNo: res.BizInfo.BizNo, ReceivedAt: now, Status: string(res.Status), Data: cb.Data}
 	env := s.envelope(contract.TypeMegviiCallback, "/ingest"+RouteMegviiCallback, contract.EventID(string(contract.Megvii), bizID, "callback", cb.Data), now, ev)
-	if e := s.publish(r.Context(), env); e != nil {
+	if e := s.publish(env); e != nil {
 		return e
 	}
 	writeAccepted(w, env.ID)
@@ -365,12 +416,13 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 func writeAccepted(w http.ResponseWriter, id string) {
 	b := make([]byte, 0, 96)
 	b = append(b, `{"id":`...)
-	q, _ := json.Marshal(id)
-	b = append(append(b, q...), `,"ok":true}`+"\n"...)
-	w.Header().Set("Content-Type", "application/json")
+	b = append(contract.AppendJSONString(b, id), `,"ok":true}`+"\n"...)
+	w.Header()["Content-Type"] = contentTypeJSON // canonical already; never changed in place
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }
+
+var contentTypeJSON = []string{"application/json"}
 
 func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Request) *reqError {
 	target := s.cfg.BaiduSuccessRedirect
@@ -385,7 +437,7 @@ func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Re
 		now := s.cfg.Now().UTC()
 		ev := contract.Event{Vendor: contract.Baidu, VerificationID: vt, ReceivedAt: now, Status: outcome}
 		env := s.envelope(contract.TypeBaiduCompletion, "/ingest/v1/callbacks/baidu/"+outcome, contract.EventID(string(contract.Baidu), vt, "completion", outcome), now, ev)
-		if e := s.publish(r.Context(), env); e != nil {
+		if e := s.publish(env); e != nil {
 			return e
 		}
 		if target != "" {
@@ -463,7 +515,7 @@ func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqErro
 		envs = append(envs, s.envelope(contract.TypeTokenRegistered, "/ingest"+RouteTokens, id, *ev.IssuedAt, ev))
 	}
 	s.m.batch.Observe(float64(len(envs)))
-	if e := s.publish(r.Context(), envs...); e != nil {
+	if e := s.publish(envs...); e != nil {
 		return e
 	}
 	out := make([]map[string]string, len(envs))

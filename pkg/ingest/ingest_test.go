@@ -421,3 +421,83 @@ func TestWriteAcceptedMatchesWriteJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadlinesShared checks that requests within one window share a publish
+// deadline, that it falls between timeout and timeout+window after each of
+// them, and that a request after the window gets a new one.
+func TestDeadlinesShared(t *testing.T) {
+	d := newDeadlines(time.Second)
+	if d.window <= 0 || d.window > 10*time.Millisecond {
+		t.Fatalf("window %v", d.window)
+	}
+	now := time.Now()
+	first := d.get(now)
+	for _, at := range []time.Time{now, now.Add(d.window / 2), now.Add(d.window - 1)} {
+		c := d.get(at)
+		if c != first {
+			t.Fatalf("a request %v into the window got a deadline of its own", at.Sub(now))
+		}
+		dl, ok := c.Deadline()
+		if !ok || dl.Sub(at) < time.Second || dl.Sub(at) > time.Second+d.window {
+			t.Fatalf("deadline %v after the request, want %v to %v", dl.Sub(at), time.Second, time.Second+d.window)
+		}
+	}
+	next := d.get(now.Add(d.window))
+	if next == first {
+		t.Fatal("a request after the window shared the old deadline")
+	}
+	if dl, _ := next.Deadline(); dl.Sub(now.Add(d.window)) < time.Second {
+		t.Fatalf("new deadline only %v after the request", dl.Sub(now.Add(d.window)))
+	}
+}
+
+// holdingPublisher holds each publish until released, reporting whether its
+// context was still live then.
+type holdingPublisher struct {
+	entered chan struct{}
+	release chan struct{}
+	ctxErr  chan error
+}
+
+func (p *holdingPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	p.entered <- struct{}{}
+	<-p.release
+	p.ctxErr <- ctx.Err()
+	return ctx.Err()
+}
+
+// TestCallerHangingUpDoesNotCutPublish: a vendor that closes its connection
+// while the event is on its way to the broker must not abandon the publish
+// midway; it completes (or times out) on its own deadline.
+func TestCallerHangingUpDoesNotCutPublish(t *testing.T) {
+	pub := &holdingPublisher{entered: make(chan struct{}, 1), release: make(chan struct{}), ctxErr: make(chan error, 1)}
+	s, err := New(Config{MegviiSecrets: []config.Secret{config.NewSecret(secretNew)}, BearerTokens: []config.Secret{config.NewSecret(bearer)}}, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := make(chan struct{})
+	h := s.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		go func() { <-r.Context().Done(); close(gone) }()
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", srv.URL+RouteMegviiCallback, bytes.NewReader(signed(secretNew, docData()).EncodeForm()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-pub.entered
+	cancel() // the caller hangs up while the publish is held
+	<-gone   // and the server has noticed
+	close(pub.release)
+	if err := <-pub.ctxErr; err != nil {
+		t.Fatalf("the publish's context ended with its caller: %v", err)
+	}
+	<-done
+}
