@@ -2,8 +2,10 @@ package contract
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/vendordocs"
@@ -20,8 +22,66 @@ func checkEventJSON(t *testing.T, e Event) {
 	if (err != nil) != (werr != nil) || string(got) != string(want) {
 		t.Fatalf("MarshalJSON:\n got  %s (%v)\n want %s (%v)", got, err, want, werr)
 	}
-	if err == nil && !json.Valid(got) {
+	if err != nil {
+		return
+	}
+	if !json.Valid(got) {
 		t.Fatalf("invalid JSON %s", got)
+	}
+	// Read back, it is what encoding/json reads from the struct's own form.
+	var back Event
+	var plain reflected
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(want, &plain); err != nil || !reflect.DeepEqual(back, Event(plain)) {
+		t.Fatalf("read back %+v, want %+v (%v)", back, plain, err)
+	}
+	if dataObject(e.Data) && !json.Valid([]byte(e.Data)) {
+		return // AppendJSONDataObject's caller vouches for data it would embed
+	}
+	obj, err := e.AppendJSONDataObject([]byte("x"))
+	if err != nil || obj[0] != 'x' || !json.Valid(obj[1:]) {
+		t.Fatalf("AppendJSONDataObject: %s (%v)", obj, err)
+	}
+	if !dataObject(e.Data) && string(obj[1:]) != string(got) {
+		t.Fatalf("AppendJSONDataObject wrote %s, want the string form %s", obj[1:], got)
+	}
+	var backObj Event
+	if err := json.Unmarshal(obj[1:], &backObj); err != nil {
+		t.Fatal(err)
+	}
+	if dataObject(e.Data) {
+		if backObj.Data != e.Data {
+			t.Fatalf("data read back as %q, want %q exactly", backObj.Data, e.Data)
+		}
+		backObj.Data = back.Data
+	}
+	if !reflect.DeepEqual(backObj, back) {
+		t.Fatalf("object form read back %+v, string form %+v", backObj, back)
+	}
+}
+
+// TestEventDataForms: an event written with its data as an object reads
+// back to the same bytes, whitespace, escapes and all; data that is not an
+// object is written as a string; either form is read; other data is refused.
+func TestEventDataForms(t *testing.T) {
+	at := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
+	doc := string(vendordocs.MustExample("megvii_get_result_ok_000.json"))
+	for _, data := range []string{doc, strings.TrimSpace(doc), `{"a":"\u00e9\"<&>","b":[1, 2 ,{}]}`, `{}`, ` {"a":1}`, `{"a":1}` + "\n", "[1]", `"s"`, "{\"a\":\"\xff\"}"} {
+		e := Event{Vendor: Megvii, VerificationID: "1,a", ReceivedAt: at, Status: "OK", Data: data}
+		checkEventJSON(t, e)
+		obj, _ := e.AppendJSONDataObject(nil)
+		embedded := strings.Contains(string(obj), `"data":`+data)
+		if embedded != (data != "" && data[0] == '{' && data[len(data)-1] == '}' && utf8.ValidString(data)) {
+			t.Fatalf("%.30q: embedded %v", data, embedded)
+		}
+	}
+	for _, bad := range []string{`{"vendor":"megvii","data":5}`, `{"vendor":"megvii","data":[1]}`, `{"vendor":"megvii","data":true}`} {
+		var e Event
+		if err := json.Unmarshal([]byte(bad), &e); err == nil {
+			t.Fatalf("accepted %s", bad)
+		}
 	}
 }
 

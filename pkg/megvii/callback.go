@@ -39,6 +39,7 @@ var (
 // DecodeCallback decodes a callback body: application/x-www-form-urlencoded,
 // multipart/form-data is not used by the vendor and is refused, and
 // application/json (also text/json). An empty content type is sniffed.
+// What it returns never shares body's bytes: the caller may reuse body.
 func DecodeCallback(contentType string, body []byte) (Callback, error) {
 	mt := ""
 	if contentType != "" {

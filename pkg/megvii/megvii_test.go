@@ -1,6 +1,7 @@
 package megvii
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -220,12 +221,22 @@ func TestCallbackDecoding(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := DecodeCallback(c.ct, c.body)
+			body := bytes.Clone(c.body)
+			got, err := DecodeCallback(c.ct, body)
 			if !errors.Is(err, c.wantErr) {
 				t.Fatalf("err %v want %v", err, c.wantErr)
 			}
 			if err == nil && got.Format != c.format {
 				t.Fatalf("format %s", got.Format)
+			}
+			// The caller may reuse the body: nothing returned shares it.
+			want := got
+			want.Data, want.Sign = strings.Clone(got.Data), strings.Clone(got.Sign)
+			for i := range body {
+				body[i] = '#'
+			}
+			if got != want {
+				t.Fatalf("overwriting the body changed the callback: %.60q", got.Data)
 			}
 		})
 	}
