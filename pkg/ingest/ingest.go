@@ -44,7 +44,8 @@ const (
 )
 
 // Publisher writes messages and returns once the broker acknowledged all of
-// them. *kafka.Writer is one.
+// them. *kafka.Writer is one. Once it returned nil it must not keep the
+// messages' bytes: ingest reuses them.
 type Publisher interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
@@ -316,7 +317,7 @@ func readBody(r *http.Request, limit int64) ([]byte, *reqError) {
 	var err error
 	if n := r.ContentLength; n > 0 {
 		// Exactly the announced size, then check nothing follows.
-		b = make([]byte, n)
+		b = bodies.get(int(n))
 		if _, err = io.ReadFull(r.Body, b); err == nil {
 			var one [1]byte
 			if k, _ := r.Body.Read(one[:]); k > 0 {
@@ -358,13 +359,54 @@ func (s *Server) publish(envs ...contract.Envelope) *reqError {
 		} else {
 			s.m.published.WithLabelValues(e.Type).Inc()
 		}
+		// Acknowledged: the writer is done with it. After an error it may
+		// still be sending it, and the buffer is left to the collector.
+		events.put(e.Value)
 	}
 	return nil
 }
 
-func (s *Server) envelope(typ, source, id string, t time.Time, ev contract.Event) contract.Envelope {
-	b, _ := ev.MarshalJSON() // directly: json.Marshal would validate and compact what it returns
+// envelope encodes ev into a buffer that publish gives back once the broker
+// acknowledged it. Encoding directly: json.Marshal would validate and
+// compact what it returns. dataChecked says ev.Data has passed
+// megvii.Summarize, so is one valid JSON object: the event then carries it
+// as such, not escaped into a string.
+func (s *Server) envelope(typ, source, id string, t time.Time, ev contract.Event, dataChecked bool) contract.Envelope {
+	var b []byte
+	if dataChecked {
+		b, _ = ev.AppendJSONDataObject(events.get(0))
+	} else {
+		b, _ = ev.AppendJSON(events.get(0))
+	}
 	return contract.Envelope{ID: id, Source: source, Type: typ, Time: t, Key: contract.Key(ev.Vendor, ev.VerificationID), Value: b}
+}
+
+// bodies and events hold request bodies and event encodings for reuse: a
+// callback's are a few kilobytes each, tens of thousands of times a second.
+// Two pools, so that each finds buffers of its own size.
+var bodies, events bufPool
+
+const maxPooledBuf = 64 << 10
+
+type bufPool struct{ p sync.Pool } // of *[]byte
+
+// get returns a buffer of length n, reused when one large enough is at hand.
+func (bp *bufPool) get(n int) []byte {
+	if p, ok := bp.p.Get().(*[]byte); ok {
+		if cap(*p) >= n {
+			return (*p)[:n]
+		}
+		bp.p.Put(p)
+	}
+	return make([]byte, n, max(n, 4<<10))
+}
+
+// put gives b back for reuse; nothing may use it afterwards.
+func (bp *bufPool) put(b []byte) {
+	if cap(b) > 0 && cap(b) <= maxPooledBuf {
+		b = b[:0]
+		bp.p.Put(&b)
+	}
 }
 
 func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqError {
@@ -380,6 +422,7 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 		return e
 	}
 	cb, err := megvii.DecodeCallback(ct, body)
+	bodies.put(body) // what DecodeCallback returns does not share it
 	switch {
 	case errors.Is(err, megvii.ErrMissingSign):
 		s.m.sigFail.WithLabelValues("missing").Inc()
@@ -403,7 +446,7 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 	}
 	now := s.cfg.Now().UTC()
 	ev := contract.Event{Vendor: contract.Megvii, VerificationID: bizID, BizNo: res.BizInfo.BizNo, ReceivedAt: now, Status: string(res.Status), Data: cb.Data}
-	env := s.envelope(contract.TypeMegviiCallback, "/ingest"+RouteMegviiCallback, contract.EventID(string(contract.Megvii), bizID, "callback", cb.Data), now, ev)
+	env := s.envelope(contract.TypeMegviiCallback, "/ingest"+RouteMegviiCallback, contract.EventID(string(contract.Megvii), bizID, "callback", cb.Data), now, ev, true)
 	if e := s.publish(env); e != nil {
 		return e
 	}
@@ -436,7 +479,7 @@ func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Re
 		}
 		now := s.cfg.Now().UTC()
 		ev := contract.Event{Vendor: contract.Baidu, VerificationID: vt, ReceivedAt: now, Status: outcome}
-		env := s.envelope(contract.TypeBaiduCompletion, "/ingest/v1/callbacks/baidu/"+outcome, contract.EventID(string(contract.Baidu), vt, "completion", outcome), now, ev)
+		env := s.envelope(contract.TypeBaiduCompletion, "/ingest/v1/callbacks/baidu/"+outcome, contract.EventID(string(contract.Baidu), vt, "completion", outcome), now, ev, false)
 		if e := s.publish(env); e != nil {
 			return e
 		}
@@ -512,7 +555,7 @@ func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqErro
 		}
 		seen[key] = true
 		id := contract.EventID(string(ev.Vendor), ev.VerificationID, "token", ev.IssuedAt.Format(time.RFC3339Nano), ev.BizNo)
-		envs = append(envs, s.envelope(contract.TypeTokenRegistered, "/ingest"+RouteTokens, id, *ev.IssuedAt, ev))
+		envs = append(envs, s.envelope(contract.TypeTokenRegistered, "/ingest"+RouteTokens, id, *ev.IssuedAt, ev, false))
 	}
 	s.m.batch.Observe(float64(len(envs)))
 	if e := s.publish(envs...); e != nil {

@@ -42,7 +42,11 @@ func (p *memPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Message)
 	if p.err != nil {
 		return p.err
 	}
-	p.msgs = append(p.msgs, msgs...)
+	for _, m := range msgs {
+		// As the broker does: ingest reuses the bytes once acknowledged.
+		m.Value = bytes.Clone(m.Value)
+		p.msgs = append(p.msgs, m)
+	}
 	return nil
 }
 
@@ -195,6 +199,7 @@ func TestMegviiCallback(t *testing.T) {
 				ev.VerificationID != bizID || ev.BizNo != "cc47190f-5502-44a2-ab74-ea4f0f649f61" || ev.Status != "OK" || ev.Data != data {
 				t.Fatalf("event %+v %+v", e, ev)
 			}
+
 		})
 	}
 }
@@ -500,4 +505,83 @@ func TestCallerHangingUpDoesNotCutPublish(t *testing.T) {
 		t.Fatalf("the publish's context ended with its caller: %v", err)
 	}
 	<-done
+}
+
+// keepingPublisher fails its first call but keeps that call's messages
+// without copying them, as a writer still sending them after a timeout
+// would, and accepts (copying) every later one.
+type keepingPublisher struct {
+	mu    sync.Mutex
+	kept  []kafka.Message
+	calls int
+}
+
+func (p *keepingPublisher) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.calls == 1 {
+		p.kept = msgs
+		return errors.New("request timed out")
+	}
+	return nil
+}
+
+// TestUnacknowledgedEventIsNotReused: the buffers of acknowledged events are
+// reused, but an event the broker did not acknowledge may still be on its
+// way, and later requests must not write over it.
+func TestUnacknowledgedEventIsNotReused(t *testing.T) {
+	pub := &keepingPublisher{}
+	s, err := New(Config{MegviiSecrets: []config.Secret{config.NewSecret(secretNew)}, BearerTokens: []config.Secret{config.NewSecret(bearer)}}, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	post := func(data string) int {
+		req := httptest.NewRequest("POST", RouteMegviiCallback, bytes.NewReader(signed(secretNew, data).EncodeForm()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		return w.Code
+	}
+	if code := post(docData()); code != 503 {
+		t.Fatalf("first callback: %d, want 503", code)
+	}
+	want := bytes.Clone(pub.kept[0].Value)
+	other := strings.Replace(docData(), "\"OK\"", "\"FAILED\"", 1)
+	for range 200 {
+		if code := post(other); code != 200 {
+			t.Fatalf("later callback: %d", code)
+		}
+	}
+	if !bytes.Equal(pub.kept[0].Value, want) {
+		t.Fatalf("the unacknowledged event was written over:\n%.200s", pub.kept[0].Value)
+	}
+}
+
+// TestCallbackDataTravelsAsObject: checked data that is exactly an object
+// travels as that object, unescaped; data with whitespace around it (which
+// the signature covers) travels as a string. Both read back byte for byte.
+func TestCallbackDataTravelsAsObject(t *testing.T) {
+	for _, c := range []struct {
+		data   string
+		object bool
+	}{{strings.TrimSpace(docData()), true}, {docData(), false}, {" " + strings.TrimSpace(docData()), false}} {
+		f := newFixture(t, nil)
+		if r := f.do(t, "POST", RouteMegviiCallback, "application/x-www-form-urlencoded", signed(secretNew, c.data).EncodeForm(), nil); r.code != 200 {
+			t.Fatalf("code %d: %s", r.code, r.raw)
+		}
+		e := f.pub.envelopes(t)[0]
+		var raw struct{ Data json.RawMessage }
+		var ev contract.Event
+		if err := json.Unmarshal(e.Value, &raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(e.Value, &ev); err != nil || ev.Data != c.data {
+			t.Fatalf("data read back as %.60q (%v)", ev.Data, err)
+		}
+		if got := string(raw.Data) == c.data; got != c.object {
+			t.Fatalf("%.20q: carried as the object itself %v, want %v: %.60s", c.data, got, c.object, raw.Data)
+		}
+	}
 }

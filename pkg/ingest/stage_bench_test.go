@@ -52,13 +52,18 @@ func BenchmarkStages(b *testing.B) {
 			_, _ = ev.MarshalJSON()
 		}
 	})
+	b.Run("eventjson-data-object", func(b *testing.B) {
+		for b.Loop() {
+			_, _ = ev.AppendJSONDataObject(nil)
+		}
+	})
 	b.Run("eventid", func(b *testing.B) {
 		for b.Loop() {
 			_ = contract.EventID(string(contract.Megvii), res.BizInfo.BizID, "callback", cb.Data)
 		}
 	})
 	s := &Server{}
-	env := s.envelope(contract.TypeMegviiCallback, "/ingest"+RouteMegviiCallback, "id", now, ev)
+	env := s.envelope(contract.TypeMegviiCallback, "/ingest"+RouteMegviiCallback, "id", now, ev, true)
 	b.Run("message", func(b *testing.B) {
 		for b.Loop() {
 			_ = env.Message()
