@@ -27,6 +27,10 @@ type Config struct {
 	Topics          []string // created at start
 	MaxMessageBytes int      // message.max.bytes (1 MiB + overhead when 0)
 	RetentionBytes  int64    // log.retention.bytes per partition, enforced by ApplyRetention; 0 keeps everything
+	// SegmentBytes is log.segment.bytes (100 MiB when 0). Retention drops
+	// whole segments only, and in memory the broker grows a segment by
+	// doubling and copying it: small segments keep a long in-memory run flat.
+	SegmentBytes int64
 	// Compacted lists topics (of Topics) created with cleanup.policy=compact,
 	// as the harvester's state topic must be.
 	Compacted []string
@@ -86,6 +90,9 @@ func Start(cfg Config) (*Broker, error) {
 	}
 	if cfg.RetentionBytes > 0 {
 		bc["log.retention.bytes"] = strconv.FormatInt(cfg.RetentionBytes, 10)
+	}
+	if cfg.SegmentBytes > 0 {
+		bc["log.segment.bytes"] = strconv.FormatInt(cfg.SegmentBytes, 10)
 	}
 	if len(bc) > 0 {
 		opts = append(opts, kfake.BrokerConfigs(bc))
