@@ -108,7 +108,13 @@ func unescapeForm(s string) (string, bool) {
 	if i < 0 {
 		return strings.Clone(s), true
 	}
-	b := make([]byte, len(s))
+	// Each valid escape turns three bytes into one: the exact size, so that
+	// less is allocated and cleared (fewer bytes than that: a bad escape).
+	size := len(s) - 2*strings.Count(s[i:], "%")
+	if size <= 0 {
+		return "", false
+	}
+	b := make([]byte, size)
 	n := copy(b, s[:i])
 	rest, out := s[i:], b[n:]
 	k := 0
@@ -132,6 +138,9 @@ func unescapeForm(s string) (string, bool) {
 		}
 		out[k] = c
 		k++
+	}
+	if len(rest) > 0 {
+		return "", false // the output is full early only when some '%' is not an escape
 	}
 	// b is this function's own and is never written again.
 	return unsafe.String(&b[0], n+k), true
