@@ -189,7 +189,8 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 // panic recovery.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST "+RouteMegviiCallback, s.wrap(RouteMegviiCallback, s.megviiCallback))
+	callback := s.wrap(RouteMegviiCallback, s.megviiCallback)
+	mux.Handle("POST "+RouteMegviiCallback, callback)
 	mux.Handle("GET "+RouteBaiduSuccess, s.wrap(RouteBaiduSuccess, s.baiduLanding("success")))
 	mux.Handle("GET "+RouteBaiduFailure, s.wrap(RouteBaiduFailure, s.baiduLanding("failure")))
 	mux.Handle("POST "+RouteTokens, s.wrap(RouteTokens, s.registerTokens))
@@ -203,7 +204,15 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/", s.wrap("other", func(w http.ResponseWriter, r *http.Request) *reqError {
 		return &reqError{status: http.StatusNotFound, reason: "route", msg: "no such route"}
 	}))
-	return mux
+	// Every vendor call is a callback: straight to its handler, where the
+	// mux would route it all the same.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == RouteMegviiCallback {
+			callback.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // reqError is a refusal: its status, a metric reason and a message safe to
@@ -241,10 +250,12 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 		if !validID(rid, 64) {
 			// Unique, not secret: math/rand, without a system call.
 			var b [8]byte
+			var h [16]byte
 			binary.LittleEndian.PutUint64(b[:], rand.Uint64())
-			rid = hex.EncodeToString(b[:])
+			hex.Encode(h[:], b[:])
+			rid = string(h[:])
 		}
-		w.Header().Set("X-Request-Id", rid)
+		w.Header()["X-Request-Id"] = []string{rid} // canonical already
 		s.m.inflight.Inc()
 		start := s.cfg.Now()
 		defer func() {
