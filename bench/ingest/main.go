@@ -51,9 +51,9 @@ type Result struct {
 }
 
 func main() {
-	dur := flag.Duration("duration", 8*time.Second, "length of each wrk run")
+	dur := flag.Duration("duration", 5*time.Second, "length of each wrk run")
 	conns := flag.Int("connections", 128, "wrk connections")
-	rounds := flag.Int("rounds", 5, "alternating rounds of baseline and ingest")
+	rounds := flag.Int("rounds", 9, "alternating rounds of baseline and ingest (short and many: the median of their ratios is robust to a noisy neighbour slowing some)")
 	out := flag.String("out", "bin/bench-ingest.json", "where to write the JSON figures")
 	profile := flag.String("cpuprofile", "", "write CPU profiles of the process during each run to this path with .baseline.N and .ingest.N appended")
 	flag.Parse()
