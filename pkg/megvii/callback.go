@@ -104,11 +104,18 @@ func MediaType(contentType string) (string, error) {
 
 // Sign computes sha1(secret + data) as lower-case hex.
 func Sign(secret, data string) string {
+	var out [2 * sha1.Size]byte
+	return string(signInto(&out, secret, data))
+}
+
+// signInto writes Sign's hex into out and returns it.
+func signInto(out *[2 * sha1.Size]byte, secret, data string) []byte {
 	h := sha1.New()
 	h.Write(bytesOf(secret))
 	h.Write(bytesOf(data))
 	var sum [sha1.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	hex.Encode(out[:], h.Sum(sum[:0]))
+	return out[:]
 }
 
 // VerifySignature checks cb.Sign against every secret in constant time
@@ -119,11 +126,11 @@ func VerifySignature(cb Callback, secrets []config.Secret) (int, error) {
 	if cb.Sign == "" {
 		return -1, ErrMissingSign
 	}
-	got := []byte(strings.ToLower(strings.TrimSpace(cb.Sign)))
+	got := bytesOf(strings.ToLower(strings.TrimSpace(cb.Sign)))
 	match := -1
+	var want [2 * sha1.Size]byte
 	for i, s := range secrets {
-		want := []byte(Sign(s.Reveal(), cb.Data))
-		if subtle.ConstantTimeCompare(got, want) == 1 && match < 0 {
+		if subtle.ConstantTimeCompare(got, signInto(&want, s.Reveal(), cb.Data)) == 1 && match < 0 {
 			match = i
 		}
 	}
