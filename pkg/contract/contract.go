@@ -92,7 +92,9 @@ type Event struct {
 	// Status: the Megvii flow status of a callback; "success" or "failure"
 	// for a Baidu completion.
 	Status string `json:"status,omitempty"`
-	// Data is a Megvii callback's data string, verbatim (it is what was signed).
+	// Data is a Megvii callback's data string, verbatim (it is what was
+	// signed). In JSON it is a string, or the object itself when written by
+	// AppendJSONDataObject; UnmarshalJSON reads both to the same bytes.
 	Data     string            `json:"data,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
