@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/faceharvest/faceharvest/pkg/swar"
 )
 
 // MarshalJSON encodes the event exactly as encoding/json encodes the struct
@@ -132,22 +134,12 @@ var jsonClass = func() (t [256]uint8) {
 	return t
 }()
 
-// SWAR constants: one in every byte, and every byte's high bit.
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-// zeroBytes marks the zero bytes of y in their high bits: exactly the
-// lowest, and maybe bytes above it (borrows), never below.
-func zeroBytes(y uint64) uint64 { return (y - ones) &^ y & highs }
-
 // special8 marks the bytes of v that jsonClass does not class 0; its lowest
 // mark is the first such byte. '"' and '&' differ in one bit, as do '<' and
 // '>', so each pair is one test.
 func special8(v uint64) uint64 {
-	return v&highs | zeroBytes(v&^(ones*0x1F)) | zeroBytes((v^ones*'"')&(ones*0xFB)) |
-		zeroBytes((v^ones*'<')&(ones*0xFD)) | zeroBytes(v^ones*'\\')
+	return (v | swar.Less(v, 0x20) | swar.Zero((v^swar.Repeat('"'))&swar.Repeat(0xFB)) |
+		swar.Zero((v^swar.Repeat('<'))&swar.Repeat(0xFD)) | swar.Zero(v^swar.Repeat('\\'))) & swar.Highs
 }
 
 const hexDigits = "0123456789abcdef"

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/faceharvest/faceharvest/pkg/swar"
 )
 
 // errSyntax is returned by topLevel for anything that is not one valid JSON
@@ -273,20 +275,10 @@ func (p *scanner) num() bool {
 	return true
 }
 
-// SWAR constants: one in every byte, and every byte's high bit.
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
 // special8 marks, in the high bit of each byte, the bytes of v that are '"',
-// '\\' or a control character: the classic "has a zero byte" test,
-// (x - ones) &^ x & highs, for each. A byte >= 0x80 has its high bit set in
-// v and so never counts as below 0x20. Borrows can mark a byte above a real
-// hit, never below one, so the lowest mark is exact.
+// '\\' or a control character; its lowest mark is the first of them.
 func special8(v uint64) uint64 {
-	q, bs := v^(ones*'"'), v^(ones*'\\')
-	return ((q-ones)&^q | (bs-ones)&^bs | (v-ones*0x20)&^v) & highs
+	return (swar.Zero(v^swar.Repeat('"')) | swar.Zero(v^swar.Repeat('\\')) | swar.Less(v, 0x20)) & swar.Highs
 }
 
 func (p *scanner) str() bool {
