@@ -69,7 +69,11 @@ func (e Event) appendJSON(b []byte, object bool) ([]byte, error) {
 		}
 		if _, off := t.Zone(); t.Year() < 0 || t.Year() > 9999 || off <= -24*3600 || off >= 24*3600 {
 			type plain Event // encoding/json's own error for such a time
-			return json.Marshal(plain(e))
+			j, err := json.Marshal(plain(e))
+			if err != nil {
+				return nil, err
+			}
+			return append(b, j...), nil
 		}
 	}
 	b = slices.Grow(b, 192+len(e.Data)+len(e.Data)/4)

@@ -199,7 +199,6 @@ func TestMegviiCallback(t *testing.T) {
 				ev.VerificationID != bizID || ev.BizNo != "cc47190f-5502-44a2-ab74-ea4f0f649f61" || ev.Status != "OK" || ev.Data != data {
 				t.Fatalf("event %+v %+v", e, ev)
 			}
-
 		})
 	}
 }
