@@ -42,9 +42,9 @@ func formFields(body string) (data, sign string, err error) {
 		}
 		switch {
 		case key == "data" && !haveData:
-			data, haveData = unescapeForm(v)
+			data, haveData = unescapeOwned(v)
 		case key == "sign" && !haveSign:
-			sign, haveSign = unescapeForm(v)
+			sign, haveSign = unescapeOwned(v)
 		default:
 			ok = validEscapes(v)
 		}
@@ -55,28 +55,10 @@ func formFields(body string) (data, sign string, err error) {
 	return data, sign, err
 }
 
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
 // validEscapes reports whether every '%' in s starts a %XX escape.
 func validEscapes(s string) bool {
 	for i := strings.IndexByte(s, '%'); i >= 0; {
-		if i+2 >= len(s) {
-			return false
-		}
-		if _, ok := unhex(s[i+1]); !ok {
-			return false
-		}
-		if _, ok := unhex(s[i+2]); !ok {
+		if i+2 >= len(s) || (hexVal[s[i+1]]|hexVal[s[i+2]])&0xF0 != 0 {
 			return false
 		}
 		j := strings.IndexByte(s[i+3:], '%')
@@ -91,22 +73,36 @@ func validEscapes(s string) bool {
 // hexVal maps a byte to its hex digit value, or 0xFF.
 var hexVal = func() (t [256]byte) {
 	for i := range t {
-		if v, ok := unhex(byte(i)); ok {
-			t[i] = v
-		} else {
+		switch c := byte(i); {
+		case '0' <= c && c <= '9':
+			t[i] = c - '0'
+		case 'a' <= c && c <= 'f':
+			t[i] = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			t[i] = c - 'A' + 10
+		default:
 			t[i] = 0xFF
 		}
 	}
 	return t
 }()
 
-// unescapeForm decodes %XX and '+' as url.QueryUnescape does, in one pass.
-// The result never shares s's bytes, so s may be a view of a buffer that
-// changes later.
+// unescapeOwned is unescapeForm whose result never shares s's bytes, so s
+// may be a view of a buffer that changes later. (Keys are only compared:
+// they are not copied.)
+func unescapeOwned(s string) (string, bool) {
+	if !strings.ContainsAny(s, "%+") {
+		return strings.Clone(s), true
+	}
+	return unescapeForm(s)
+}
+
+// unescapeForm decodes %XX and '+' as url.QueryUnescape does, in one pass:
+// s itself when there is nothing to decode, else a string of its own.
 func unescapeForm(s string) (string, bool) {
 	i := strings.IndexAny(s, "%+")
 	if i < 0 {
-		return strings.Clone(s), true
+		return s, true
 	}
 	// Each valid escape turns three bytes into one: the exact size, so that
 	// less is allocated and cleared (fewer bytes than that: a bad escape).
