@@ -46,6 +46,12 @@ func ParseVendor(s string) (Vendor, error) {
 // messages land on the same partition number everywhere.
 func Key(v Vendor, id string) string { return string(v) + ":" + id }
 
+// IsKey reports whether key is Key(v, id), without building it.
+func IsKey(key string, v Vendor, id string) bool {
+	n := len(v)
+	return len(key) == n+1+len(id) && key[:n] == string(v) && key[n] == ':' && key[n+1:] == id
+}
+
 // SplitKey parses a Key.
 func SplitKey(k string) (Vendor, string, error) {
 	vs, id, ok := strings.Cut(k, ":")

@@ -31,6 +31,16 @@ func TestKeys(t *testing.T) {
 			t.Errorf("round trip of %q", c.key)
 		}
 	}
+	// IsKey agrees with building the key, for every split of every key.
+	for _, key := range []string{"megvii:a", "baidu:a:b", "megvii:", ":x", "megviia", "", "baidu:", "megvii:ab"} {
+		for _, v := range []Vendor{Megvii, Baidu, "", "megvii:a"} {
+			for _, id := range []string{"", "a", "b", "a:b", "ab", "x"} {
+				if got, want := IsKey(key, v, id), key == Key(v, id); got != want {
+					t.Errorf("IsKey(%q, %q, %q) = %v, want %v", key, v, id, got, want)
+				}
+			}
+		}
+	}
 	if v, err := ParseVendor(" MEGVII "); err != nil || v != Megvii {
 		t.Fatal(v, err)
 	}
