@@ -561,7 +561,12 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 		e.mu.Unlock()
 		e.poke()
 	}()
-	v := it.st.Vendor
+	// Apply replaces and changes it.st under e.mu while a call is in flight:
+	// every read of the item's state below holds the lock, or reads the copy
+	// taken under it. Vendor and ID never change for a key.
+	e.mu.Lock()
+	v, id := it.st.Vendor, it.st.ID
+	e.mu.Unlock()
 	for {
 		now := e.now()
 		e.mu.Lock()
@@ -647,7 +652,7 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 			e.mu.Unlock()
 			if resp != nil {
 				resp.FetchedAt, resp.Deadline, resp.Attempt = fetched, deadline, attempt
-				res.ResponseID = contract.ResponseID(v, it.st.ID, ep, attempt)
+				res.ResponseID = contract.ResponseID(v, id, ep, attempt)
 				if !e.publish(ctx, resp.Message(e.cfg.Source)) {
 					return // shutting down: the intent stays, the next owner checks the raw topic
 				}
