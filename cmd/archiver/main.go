@@ -131,12 +131,20 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return err
 	}
 	kafkaReady := func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, o.raw, o.results, o.dlq) }
+	a, err := archiver.New(archiver.Config{Store: store, HTTP: &http.Client{}, SpoolDir: o.spoolDir, MaxImageBytes: o.maxImage, MaxMediaBytes: o.maxMedia,
+		DownloadTries: o.downloadTries, DownloadTimeout: o.downloadTimeout, MediaParallel: o.mediaParallel, Unmask: o.unmask,
+		Metrics: archiver.NewMetrics(reg), Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "archiver: %v\n", err)
+		return 2
+	}
 	mln, err := net.Listen("tcp", o.svc.MetricsAddr)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver: --metrics-addr: %v\n", err)
 		return 1
 	}
-	opsSrv := ops.NewServer(ops.Mux(reg, ops.Check{Name: "kafka", Fn: kafkaReady}, ops.Check{Name: "store", Fn: storeReady}), log)
+	opsSrv := ops.NewServer(ops.Mux(reg, ops.Check{Name: "kafka", Fn: kafkaReady}, ops.Check{Name: "store", Fn: storeReady},
+		ops.Check{Name: "spool", Fn: a.Ready}), log)
 	go func() { _ = opsSrv.Serve(mln) }()
 	defer opsSrv.Close()
 
@@ -146,13 +154,6 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	go func() { _ = sigRun(); cancel() }()
 	defer sigStop(nil)
 
-	a, err := archiver.New(archiver.Config{Store: store, HTTP: &http.Client{}, SpoolDir: o.spoolDir, MaxImageBytes: o.maxImage, MaxMediaBytes: o.maxMedia,
-		DownloadTries: o.downloadTries, DownloadTimeout: o.downloadTimeout, MediaParallel: o.mediaParallel, Unmask: o.unmask,
-		Metrics: archiver.NewMetrics(reg), Logger: log})
-	if err != nil {
-		fmt.Fprintf(stderr, "archiver: %v\n", err)
-		return 2
-	}
 	var r *archiver.Runner
 	err = ops.Await(ctx, log, o.startupWait, "Kafka, the topics and the bucket", func(sctx context.Context) error {
 		if o.createBucket {

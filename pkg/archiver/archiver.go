@@ -73,6 +73,10 @@ type Archiver struct {
 
 	mu    sync.Mutex
 	parts map[string]*Part // by ce_id, until the terminal that lists it
+
+	spoolMu      sync.Mutex
+	spoolWaiting int   // media items whose last try failed on this machine
+	spoolErr     error // the latest such failure
 }
 
 // New returns an Archiver.
@@ -363,11 +367,14 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				if s.url {
-					refs[i], errs[i] = a.storeURL(ctx, r.Vendor, day, s.kind, r.Endpoint, s.value)
-				} else {
-					refs[i], errs[i] = a.storeBlob(ctx, r.Vendor, day, blob{kind: s.kind, dataURI: s.dataURI, value: s.value, endpoint: r.Endpoint})
-				}
+				errs[i] = a.retryLocal(ctx, r.Vendor, s.kind, func() (err error) {
+					if s.url {
+						refs[i], err = a.storeURL(ctx, r.Vendor, day, s.kind, r.Endpoint, s.value)
+					} else {
+						refs[i], err = a.storeBlob(ctx, r.Vendor, day, blob{kind: s.kind, dataURI: s.dataURI, value: s.value, endpoint: r.Endpoint})
+					}
+					return err
+				})
 			}()
 		}
 		wg.Wait()
@@ -414,6 +421,56 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 	a.m.responses.WithLabelValues(string(r.Vendor), endpointLabel(r.Endpoint)).Inc()
 	a.keep(p)
 	return p, nil
+}
+
+// retryLocal runs store until it succeeds or ctx ends. Storing a media item
+// fails, when ctx has not ended, only for a fault of this machine (a spool
+// file that cannot be created or read: a missing or read-only directory, no
+// descriptors left; vendors' and the store's faults are answers or retried
+// inside): it is retried with back-off, counted, logged (the first and every
+// tenth try) and fails readiness while it lasts. Skipping it would leave
+// the verification's write-once evidence without the item for good.
+func (a *Archiver) retryLocal(ctx context.Context, v contract.Vendor, kind string, store func() error) error {
+	waiting := false
+	defer func() {
+		if waiting {
+			a.spoolMu.Lock()
+			a.spoolWaiting--
+			a.m.spoolFailing.Set(float64(a.spoolWaiting))
+			a.spoolMu.Unlock()
+		}
+	}()
+	for try := 1; ; try++ {
+		err := store()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		a.m.spoolFailures.Inc()
+		a.spoolMu.Lock()
+		if !waiting {
+			waiting = true
+			a.spoolWaiting++
+			a.m.spoolFailing.Set(float64(a.spoolWaiting))
+		}
+		a.spoolErr = err
+		a.spoolMu.Unlock()
+		if try == 1 || try%10 == 0 {
+			a.log.Warn("media item cannot be stored on this machine; retrying", "vendor", string(v), "kind", kind, "try", try, "error", err.Error())
+		}
+		if err := sleep(ctx, a.backoff(try)); err != nil {
+			return err
+		}
+	}
+}
+
+// Ready fails while media items wait for the spool directory to work again.
+func (a *Archiver) Ready(context.Context) error {
+	a.spoolMu.Lock()
+	defer a.spoolMu.Unlock()
+	if a.spoolWaiting > 0 {
+		return fmt.Errorf("media items waiting for the spool directory: %d; last failure: %v", a.spoolWaiting, a.spoolErr)
+	}
+	return nil
 }
 
 // Persist stores a part (under PartKey), making it durable.

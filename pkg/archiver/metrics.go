@@ -9,19 +9,22 @@ import (
 
 // Metrics are the archiver's Prometheus metrics.
 type Metrics struct {
-	objects     *prometheus.CounterVec
-	bytes       *prometheus.CounterVec
-	existing    *prometheus.CounterVec
-	media       *prometheus.CounterVec
-	downloads   *prometheus.CounterVec
-	records     *prometheus.CounterVec
-	deadLetters *prometheus.CounterVec
-	responses   *prometheus.CounterVec
-	storeRetry  prometheus.Counter
-	storeDown   prometheus.Gauge
-	publishErr  prometheus.Counter
-	recordLag   prometheus.Histogram
-	lag         *prometheus.GaugeVec
+	objects       *prometheus.CounterVec
+	bytes         *prometheus.CounterVec
+	existing      *prometheus.CounterVec
+	media         *prometheus.CounterVec
+	downloads     *prometheus.CounterVec
+	records       *prometheus.CounterVec
+	deadLetters   *prometheus.CounterVec
+	responses     *prometheus.CounterVec
+	storeRetry    prometheus.Counter
+	storeDown     prometheus.Gauge
+	publishErr    prometheus.Counter
+	spoolFailures prometheus.Counter
+	spoolFailing  prometheus.Gauge
+	replays       *prometheus.CounterVec
+	recordLag     prometheus.Histogram
+	lag           *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics on reg (a private registry when nil).
@@ -52,6 +55,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Store operations retried after a failure (the store is down or failing)."}),
 		storeDown: f.NewGauge(prometheus.GaugeOpts{Name: "faceharvest_archiver_store_failing",
 			Help: "1 while store operations are failing and being retried."}),
+		spoolFailures: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_spool_failures_total",
+			Help: "Media downloads that failed on this machine (the spool file could not be created or read: missing directory, permissions, no descriptors left) and were retried."}),
+		spoolFailing: f.NewGauge(prometheus.GaugeOpts{Name: "faceharvest_archiver_spool_failing",
+			Help: "Media items waiting for the spool directory to work again (readiness fails while it is above 0)."}),
+		replays: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_replays_total",
+			Help: "Terminals of a verification that already had a record (a callback or landing replayed after the harvester forgot it): the stored record was published again, the new evidence kept, by vendor."}, []string{"vendor"}),
 		publishErr: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_publish_errors_total",
 			Help: "Failed publishes to the results or dead-letter topic (retried)."}),
 		recordLag: f.NewHistogram(prometheus.HistogramOpts{Name: "faceharvest_archiver_record_delay_seconds",

@@ -1,0 +1,165 @@
+package archiver
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/faceharvest/faceharvest/pkg/bus"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+)
+
+// startRunner runs a as a Runner of group on brokers until the test ends.
+func startRunner(t *testing.T, brokers []string, a *Archiver, group string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := NewRunner(ctx, RunConfig{Kafka: bus.Plain(brokers...), GroupID: group, RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic,
+		CommitInterval: 20 * time.Millisecond, HoldLimit: time.Hour, SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second}, a)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// endOffset is the high watermark of partition 0 of topic: how many
+// messages were ever written to it.
+func endOffset(t *testing.T, brokers []string, topic string) int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp = 0, -1 // latest
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("list offsets of %s: %v", topic, err)
+	}
+	return resp.Topics[0].Partitions[0].Offset
+}
+
+// publishedRecords reads the results topic from its start until n values
+// with ce_id id are seen, and returns them in order.
+func publishedRecords(t *testing.T, brokers []string, id string, n int) [][]byte {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(resultsTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out [][]byte
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%d of %d records %s published", len(out), n, id)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == contract.HeaderID && string(h.Value) == id {
+					out = append(out, r.Value)
+				}
+			}
+		})
+	}
+	return out
+}
+
+// TestUnusableSpoolDirectoryIsRetried: a media link whose spool file
+// cannot be created (here: the spool directory is missing) is retried with
+// back-off, counted and fails readiness while it lasts; its answer is not
+// dropped and no record is published until the directory is repaired, and
+// then the record is complete.
+func TestUnusableSpoolDirectoryIsRetried(t *testing.T) {
+	brokers, store, w := holdWorld(t)
+	srv, _ := mediaServer(t)
+	spool := filepath.Join(t.TempDir(), "spool") // not created yet
+	reg := prometheus.NewRegistry()
+	a, err := New(Config{Store: store, HTTP: srv.Client(), SpoolDir: spool, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
+		Metrics: NewMetrics(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "spool-1"
+	body := mustJSON(t, map[string]any{"success": true, "log_id": "1", "result": map[string]any{
+		"video": []string{srv.URL + "/v1/aa.mp4"}, "images": []string{srv.URL + "/v1/a.jpg"}}})
+	resp := response(contract.Baidu, id, "result/media/query", body)
+	term := terminal(contract.Baidu, id, contract.OutcomeHarvested)
+	term.Responses = []string{contract.ResponseID(contract.Baidu, id, "result/media/query", 0)}
+	produce(t, w, resp.Message("/harvester"), term.Message("/harvester"))
+	startRunner(t, brokers, a, "spool")
+
+	failures := func() float64 { return metricValue(t, reg, "faceharvest_archiver_spool_failures_total") }
+	waitFor(t, func() bool {
+		if n := endOffset(t, brokers, resultsTopic); n > 0 {
+			rec := readRecord(t, brokers, contract.RecordID(contract.Baidu, id))
+			t.Fatalf("a record was published while the spool directory was missing: problems %q", rec.Problems)
+		}
+		return failures() >= 3
+	}, "spool failures counted")
+	// The answer cannot have been archived (its video needs a spool file),
+	// so its terminal cannot have been handled: the worker is still on it.
+	if err := a.Ready(context.Background()); err == nil {
+		t.Error("ready while media cannot be spooled")
+	} else {
+		t.Logf("readiness: %v", err)
+	}
+	if n := endOffset(t, brokers, resultsTopic); n != 0 {
+		t.Fatalf("%d records published while the spool directory was missing", n)
+	}
+	if err := os.Mkdir(spool, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	recs := publishedRecords(t, brokers, contract.RecordID(contract.Baidu, id), 1)
+	var rec contract.Record
+	if err := json.Unmarshal(recs[0], &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Outcome != contract.OutcomeHarvested || len(rec.Problems) != 0 || len(rec.Media) != 2 ||
+		rec.Media[0].Status != contract.MediaStored || rec.Media[1].Status != contract.MediaStored {
+		t.Fatalf("record after the repair: problems %q media %+v", rec.Problems, rec.Media)
+	}
+	if err := a.Ready(context.Background()); err != nil {
+		t.Errorf("still not ready after the repair: %v", err)
+	}
+	if n := metricValue(t, reg, "faceharvest_archiver_spool_failing"); n != 0 {
+		t.Errorf("the failing gauge says %v after the repair", n)
+	}
+	t.Logf("%v spool failures counted before the repair", failures())
+}
+
+// metricValue sums the series of the metric name on reg (0 when it has none).
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return sum
+}
