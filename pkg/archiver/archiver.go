@@ -33,6 +33,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
@@ -591,6 +593,36 @@ const EvidenceSchema = "faceharvest.evidence.v1"
 // terminal envelope. The record references only stored objects. It returns
 // an error only when ctx ended.
 func (a *Archiver) Finish(ctx context.Context, t contract.Terminal, rawTerminal []byte) (contract.Record, error) {
+	f, err := a.finish(ctx, t, rawTerminal)
+	return f.rec, err
+}
+
+// final is a verification's record as it is published: its exact bytes,
+// which are the stored record's.
+type final struct {
+	rec   contract.Record
+	value []byte
+}
+
+// errRecord is a record that cannot be rendered (dead-lettered, not
+// retried).
+type errRecord struct{ err error }
+
+func (e errRecord) Error() string { return "record: " + e.err.Error() }
+
+// finish makes a verification's record final in three idempotent writes
+// before it is published: the evidence document, the record beside it, and
+// the index entry naming both (IndexKey). A verification that has an index
+// entry already gets its stored record, whatever this terminal says: a
+// terminal published again after a crash, or a replay after the harvester
+// forgot the verification (whose evidence is kept beside the first's). A
+// crash between any two writes leaves the terminal uncommitted, and its
+// re-processing finds the earlier writes and completes the same record.
+func (a *Archiver) finish(ctx context.Context, t contract.Terminal, rawTerminal []byte) (final, error) {
+	idx, indexed, err := a.readIndex(ctx, t.Vendor, t.VerificationID)
+	if err != nil {
+		return final{}, err
+	}
 	ev := Evidence{Schema: EvidenceSchema, Vendor: t.Vendor, VerificationID: t.VerificationID, Terminal: json.RawMessage(rawTerminal), Responses: []*Part{}}
 	for _, id := range t.Responses {
 		p := a.take(id)
@@ -601,7 +633,7 @@ func (a *Archiver) Finish(ctx context.Context, t contract.Terminal, rawTerminal 
 				ev.Missing = append(ev.Missing, id)
 				continue
 			case err != nil:
-				return contract.Record{}, err
+				return final{}, err
 			}
 			p = &Part{}
 			if err := json.Unmarshal(b, p); err != nil {
@@ -614,26 +646,204 @@ func (a *Archiver) Finish(ctx context.Context, t contract.Terminal, rawTerminal 
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {
-		return contract.Record{}, err
+		return final{}, err
 	}
 	sum := sha256.Sum256(body)
+	archivedAt := a.cfg.Now().UTC().Truncate(time.Millisecond)
+	meta := map[string]string{"sha256": hex.EncodeToString(sum[:]), "archived-at": archivedAt.Format(time.RFC3339Nano), "vendor": string(t.Vendor)}
+	put := func(key string) (bool, error) {
+		_, existed, err := a.putOnceAttrs(ctx, key, "evidence", func() (io.Reader, int64, error) { return bytes.NewReader(body), int64(len(body)), nil },
+			contract.ContentTypeJSON, meta)
+		return existed, err
+	}
+	if indexed {
+		if !t.DecidedAt.Equal(idx.DecidedAt) {
+			// Another harvest of a verification that has its record: its
+			// evidence is kept, its record is the first one.
+			key := ReplayEvidenceKey(idx.Evidence.Key, t.DecidedAt)
+			if _, err := put(key); err != nil {
+				return final{}, err
+			}
+			a.m.replays.WithLabelValues(string(t.Vendor)).Inc()
+			a.log.Warn("verification harvested again after its record was published; publishing the stored record again",
+				"vendor", string(t.Vendor), "outcome", t.Outcome, "evidence", key, "record", idx.Record.Key)
+		}
+		return a.stored(ctx, idx)
+	}
 	// The key depends on the terminal alone (not on which answers could be
 	// gathered), so a terminal published again finds the document.
-	ref := contract.ObjectRef{Key: EvidenceKey(t.Vendor, t.DecidedAt, t.VerificationID), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body)), ContentType: contract.ContentTypeJSON}
-	archivedAt := a.cfg.Now().UTC().Truncate(time.Millisecond)
-	_, existed, err := a.putOnceAttrs(ctx, ref.Key, "evidence", func() (io.Reader, int64, error) { return bytes.NewReader(body), int64(len(body)), nil },
-		contract.ContentTypeJSON, map[string]string{"sha256": ref.SHA256, "archived-at": archivedAt.Format(time.RFC3339Nano), "vendor": string(t.Vendor)})
+	ref := contract.ObjectRef{Key: EvidenceKey(t.Vendor, t.DecidedAt, t.VerificationID), SHA256: meta["sha256"], Size: int64(len(body)), ContentType: contract.ContentTypeJSON}
+	existed, err := put(ref.Key)
 	if err != nil {
-		return contract.Record{}, err
+		return final{}, err
 	}
+	var rec contract.Record
 	if existed {
 		// Archived before (a terminal published again after a crash, or
 		// re-read): the record is rebuilt from the stored document, which
 		// holds every answer, even those no longer in memory, so it comes
 		// out identical.
-		return a.fromEvidence(ctx, ref.Key)
+		if rec, err = a.fromEvidence(ctx, ref.Key); err != nil {
+			return final{}, err
+		}
+	} else {
+		rec = buildRecord(t, ev, ref, archivedAt, !a.cfg.Unmask)
 	}
-	return buildRecord(t, ev, ref, archivedAt, !a.cfg.Unmask), nil
+	return a.index(ctx, t, rec)
+}
+
+// IndexSchema names the index entry's version.
+const IndexSchema = "faceharvest.index.v1"
+
+// IndexEntry is the store's index of a verification's first record: what
+// makes that record final, and how the verification's evidence is found
+// by vendor and id alone.
+type IndexEntry struct {
+	Schema         string             `json:"schema"`
+	Vendor         contract.Vendor    `json:"vendor"`
+	VerificationID string             `json:"verification_id"`
+	BizNo          string             `json:"biz_no,omitempty"`
+	RecordID       string             `json:"record_id"` // the record's ce_id
+	Outcome        string             `json:"outcome"`
+	DecidedAt      time.Time          `json:"decided_at"` // the terminal's, which names the evidence document's day
+	Evidence       contract.ObjectRef `json:"evidence"`
+	Record         contract.ObjectRef `json:"record"`
+}
+
+// IndexKey is where a verification's index entry is stored: by vendor and
+// id, independent of any date, so that a verification is found (and its
+// record stays final) for as long as the index is kept. Other indexes
+// (by biz_no) get their own prefix under index/v1/.
+func IndexKey(v contract.Vendor, id string) string {
+	return "index/v1/by-id/" + string(v) + "/" + safeName(id) + ".json"
+}
+
+// RecordKey is where a verification's published record is stored: beside
+// its evidence document, under the same day.
+func RecordKey(v contract.Vendor, day time.Time, id string) string {
+	return string(v) + "/" + day.UTC().Format("2006/01/02") + "/records/" + safeName(id) + ".json"
+}
+
+// ReplayEvidenceKey is where the evidence of a later harvest of a
+// verification that has its record is stored: under the first evidence
+// document's name (which no id's key can share: safeName writes no '/'),
+// by the later terminal's decision time.
+func ReplayEvidenceKey(first string, decidedAt time.Time) string {
+	return strings.TrimSuffix(first, ".json") + "/replay-" + decidedAt.UTC().Format("20060102T150405.000000000Z") + ".json"
+}
+
+// readIndex reads a verification's index entry; false when it has none. An
+// entry that cannot be read is reported and ignored: the record it named
+// was published, and the terminal at hand gets a record of its own.
+func (a *Archiver) readIndex(ctx context.Context, v contract.Vendor, id string) (IndexEntry, bool, error) {
+	key := IndexKey(v, id)
+	b, err := a.getRetry(ctx, key, 1<<20)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return IndexEntry{}, false, nil
+	}
+	if err != nil {
+		return IndexEntry{}, false, err
+	}
+	var e IndexEntry
+	if err := json.Unmarshal(b, &e); err != nil || e.Schema != IndexSchema || e.Record.Key == "" || e.Evidence.Key == "" {
+		a.m.indexErrors.Inc()
+		a.log.Error("index entry unusable; ignored", "key", key)
+		return IndexEntry{}, false, nil
+	}
+	return e, true, nil
+}
+
+// index stores rec beside its evidence document, then the index entry
+// naming both, and returns what is stored.
+func (a *Archiver) index(ctx context.Context, t contract.Terminal, rec contract.Record) (final, error) {
+	value, err := json.Marshal(rec)
+	if err != nil {
+		return final{}, errRecord{err}
+	}
+	sum := sha256.Sum256(value)
+	ref := contract.ObjectRef{Key: RecordKey(t.Vendor, t.DecidedAt, t.VerificationID), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(value)), ContentType: contract.ContentTypeJSON}
+	_, existed, err := a.putOnceAttrs(ctx, ref.Key, "record", func() (io.Reader, int64, error) { return bytes.NewReader(value), int64(len(value)), nil },
+		contract.ContentTypeJSON, map[string]string{"sha256": ref.SHA256, "vendor": string(t.Vendor)})
+	if err != nil {
+		return final{}, err
+	}
+	if existed {
+		// Stored before a crash: what is stored is what may have been
+		// published already, so it is what is published.
+		if value, err = a.getRetry(ctx, ref.Key, 64<<20); err != nil {
+			return final{}, err
+		}
+		if err := json.Unmarshal(value, &rec); err != nil {
+			return final{}, fmt.Errorf("stored record %s: %w", ref.Key, err)
+		}
+		sum = sha256.Sum256(value)
+		ref.SHA256, ref.Size = hex.EncodeToString(sum[:]), int64(len(value))
+	}
+	e := IndexEntry{Schema: IndexSchema, Vendor: t.Vendor, VerificationID: t.VerificationID, BizNo: rec.BizNo, RecordID: contract.RecordID(t.Vendor, t.VerificationID),
+		Outcome: rec.Outcome, DecidedAt: t.DecidedAt.UTC(), Record: ref}
+	if rec.Evidence != nil {
+		e.Evidence = *rec.Evidence
+	}
+	eb, err := json.Marshal(e)
+	if err != nil {
+		return final{}, err
+	}
+	_, existed, err = a.putOnceAttrs(ctx, IndexKey(t.Vendor, t.VerificationID), "index", func() (io.Reader, int64, error) { return bytes.NewReader(eb), int64(len(eb)), nil },
+		contract.ContentTypeJSON, map[string]string{"vendor": string(t.Vendor)})
+	if err != nil {
+		return final{}, err
+	}
+	if existed {
+		// Written meanwhile by another owner of the partition: the entry
+		// decides which record is final.
+		idx, ok, err := a.readIndex(ctx, t.Vendor, t.VerificationID)
+		if err != nil {
+			return final{}, err
+		}
+		if ok && idx.Record.Key != ref.Key {
+			return a.stored(ctx, idx)
+		}
+	}
+	return final{rec: rec, value: value}, nil
+}
+
+// stored returns the record an index entry names, as stored. A record
+// object that is missing (deleted by hand) is rebuilt from the evidence
+// document and stored again.
+func (a *Archiver) stored(ctx context.Context, idx IndexEntry) (final, error) {
+	value, err := a.getRetry(ctx, idx.Record.Key, 64<<20)
+	if errors.Is(err, objstore.ErrNotFound) {
+		a.m.indexErrors.Inc()
+		a.log.Error("indexed record missing; rebuilding it from its evidence document", "record", idx.Record.Key)
+		rec, err := a.fromEvidence(ctx, idx.Evidence.Key)
+		if err != nil {
+			return final{}, err
+		}
+		if value, err = json.Marshal(rec); err != nil {
+			return final{}, errRecord{err}
+		}
+		if err := a.putOnce(ctx, idx.Record.Key, "record", func() (io.Reader, int64, error) { return bytes.NewReader(value), int64(len(value)), nil },
+			contract.ContentTypeJSON, map[string]string{"vendor": string(idx.Vendor)}); err != nil {
+			return final{}, err
+		}
+		return final{rec: rec, value: value}, nil
+	}
+	if err != nil {
+		return final{}, err
+	}
+	var rec contract.Record
+	if err := json.Unmarshal(value, &rec); err != nil {
+		return final{}, fmt.Errorf("stored record %s: %w", idx.Record.Key, err)
+	}
+	a.m.existing.WithLabelValues("record").Inc()
+	return final{rec: rec, value: value}, nil
+}
+
+// Message renders a final record for the results topic: its stored bytes
+// under its stable ce_id.
+func (f final) Message(source string) kafka.Message {
+	return contract.Envelope{ID: contract.RecordID(f.rec.Vendor, f.rec.VerificationID), Source: source, Type: contract.TypeRecord, Time: f.rec.Times.ArchivedAt,
+		Key: contract.Key(f.rec.Vendor, f.rec.VerificationID), Value: f.value}.Message()
 }
 
 // fromEvidence rebuilds a record from a stored evidence document.

@@ -297,6 +297,7 @@ func (r *Runner) handle(ctx context.Context, pt *partition, m kafka.Message) boo
 		}
 		part, err := r.a.ArchiveResponse(ctx, env.ID, resp)
 		if err != nil {
+			r.unfinished(ctx, p, m, err)
 			return false
 		}
 		if !part.Durable() {
@@ -311,15 +312,17 @@ func (r *Runner) handle(ctx context.Context, pt *partition, m kafka.Message) boo
 			// never comes: store what is held, then dead-letter.
 			return r.persist(ctx, pt, string(m.Key)) && r.deadLetter(ctx, p, m, "bad_terminal", reason)
 		}
-		rec, err := r.a.Finish(ctx, t, m.Value)
+		f, err := r.a.finish(ctx, t, m.Value)
+		var bad errRecord
+		if errors.As(err, &bad) {
+			return r.persist(ctx, pt, string(m.Key)) && r.deadLetter(ctx, p, m, "bad_terminal", bad.Error())
+		}
 		if err != nil {
+			r.unfinished(ctx, p, m, err)
 			return false
 		}
-		msg, err := rec.Message(r.a.cfg.Source)
-		if err != nil {
-			return r.persist(ctx, pt, string(m.Key)) && r.deadLetter(ctx, p, m, "bad_terminal", "record: "+err.Error())
-		}
-		if !r.write(ctx, r.results, msg) {
+		rec := f.rec
+		if !r.write(ctx, r.results, f.Message(r.a.cfg.Source)) {
 			return false
 		}
 		// The evidence document holds the answers now: their offsets may go.
@@ -329,6 +332,15 @@ func (r *Runner) handle(ctx context.Context, pt *partition, m kafka.Message) boo
 		return true
 	default:
 		return r.deadLetter(ctx, p, m, "unknown_type", "unknown type "+strconv.Quote(env.Type))
+	}
+}
+
+// unfinished says why a message is left unfinished (its offset, and every
+// later one's, stays uncommitted) when the reason is not the end of ctx.
+func (r *Runner) unfinished(ctx context.Context, p int, m kafka.Message, err error) {
+	if ctx.Err() == nil {
+		r.a.m.unfinished.Inc()
+		r.log.Error("raw message left unfinished (its partition's commits wait for a restart)", "partition", p, "offset", m.Offset, "error", err.Error())
 	}
 }
 

@@ -23,6 +23,8 @@ type Metrics struct {
 	spoolFailures prometheus.Counter
 	spoolFailing  prometheus.Gauge
 	replays       *prometheus.CounterVec
+	indexErrors   prometheus.Counter
+	unfinished    prometheus.Counter
 	recordLag     prometheus.Histogram
 	lag           *prometheus.GaugeVec
 }
@@ -61,6 +63,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Media items waiting for the spool directory to work again (readiness fails while it is above 0)."}),
 		replays: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_replays_total",
 			Help: "Terminals of a verification that already had a record (a callback or landing replayed after the harvester forgot it): the stored record was published again, the new evidence kept, by vendor."}, []string{"vendor"}),
+		indexErrors: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_index_errors_total",
+			Help: "Index entries that could not be used (not an index entry) or named a record that is missing (rebuilt from its evidence document)."}),
+		unfinished: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_unfinished_total",
+			Help: "Raw messages left unfinished by an error that is not a shutdown (an evidence document or stored record that cannot be read): the partition's commits stop behind them."}),
 		publishErr: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_publish_errors_total",
 			Help: "Failed publishes to the results or dead-letter topic (retried)."}),
 		recordLag: f.NewHistogram(prometheus.HistogramOpts{Name: "faceharvest_archiver_record_delay_seconds",
