@@ -45,10 +45,13 @@ spool file) is stored in the object store under a content-addressed key
 <vendor>/<yyyy>/<mm>/<dd>/media/<sha256>.<ext>; each answer with links, with its blobs replaced
 by object references, is stored under <vendor>/responses/ (answers without links are kept in memory,
 their offsets uncommitted, until their record is published); each verification's evidence document under
-<vendor>/<yyyy>/<mm>/<dd>/evidence/<id>.json. Then one normalized record per verification
-(schema faceharvest.record.v1) goes to the results topic. Keys that exist are not written
-again, so re-processing after a crash writes nothing new and publishes the same record with
-the same ce_id. Store outages are retried without end; nothing is skipped.`)
+<vendor>/<yyyy>/<mm>/<dd>/evidence/<id>.json, the record beside it under records/<id>.json and an
+index entry index/v1/by-id/<vendor>/<id>.json naming both. Then one normalized record per
+verification (schema faceharvest.record.v1) goes to the results topic. Keys that exist are not
+written again, so re-processing after a crash writes nothing new and publishes the same record with
+the same ce_id; a verification harvested again later (a replayed callback or landing) publishes its
+stored record again and keeps the new evidence beside the first. Store outages and an unusable
+spool directory are retried without end (the latter fails /readyz); nothing is skipped.`)
 	o := &options{}
 	o.svc.Register(fs, "127.0.0.1:9103")
 	fs.StringVar(&o.groupID, "group-id", "faceharvest-archiver", "Kafka consumer group")
