@@ -35,7 +35,7 @@ type options struct {
 	callTimeout, intentGrace                   time.Duration
 	sessionTimeout, rebalanceTimeout           time.Duration
 	closedRetention                            time.Duration
-	minRawMessageBytes                         int
+	minRawMessageBytes, maxUnregistered        int
 	pol                                        schedule.Policy
 	megviiKey, megviiSecret, baiduKey, baiduSK config.Secret
 }
@@ -80,6 +80,7 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 90*time.Second, "on SIGTERM, how long calls in flight may take to finish and be recorded")
 	fs.DurationVar(&o.closedRetention, "closed-retention", 8*24*time.Hour, "how long a closed verification's marker stays in the state topic; keep it above the events topic's retention")
 	fs.IntVar(&o.minRawMessageBytes, "min-raw-message-bytes", 24<<20, "refuse to start unless the raw topic's max.message.bytes is at least this (answers with every image reach 20 MiB); -1 skips the check")
+	fs.IntVar(&o.maxUnregistered, "max-unregistered", harvester.DefaultMaxUnregistered, "Baidu verifications known only from a landing (no token registration yet) kept per process; none is called until its registration arrives, past the limit new ones are dropped and counted (0 keeps none)")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout: how soon a dead replica's partitions move to another")
 	fs.DurationVar(&o.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "consumer-group rebalance timeout")
 	fs.DurationVar(&o.startupWait, "startup-wait", 2*time.Minute, "how long to wait at start for the brokers and topics")
@@ -92,6 +93,9 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	}
 	if err := p.Validate(); err != nil {
 		return nil, err
+	}
+	if o.maxUnregistered < 0 {
+		return nil, fmt.Errorf("--max-unregistered must be at least 0")
 	}
 	for _, s := range []struct {
 		env string
@@ -112,6 +116,15 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 		return nil, err
 	}
 	return o, nil
+}
+
+// maxUnregistered maps the flag (0 keeps none) to EngineConfig's field (0
+// means its default, negative none).
+func maxUnregistered(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -156,8 +169,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		h, err = harvester.New(sctx, harvester.Config{Kafka: kc, GroupID: o.groupID, EventsTopic: o.events, StateTopic: o.state, RawTopic: o.raw, DLQTopic: o.dlq, Logger: log,
 			SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalanceTimeout, MinRawMessageBytes: o.minRawMessageBytes,
 			Engine: harvester.EngineConfig{Policy: o.pol, AccountWait: o.accountPause, CallTimeout: o.callTimeout, IntentGrace: o.intentGrace, ClosedRetention: o.closedRetention, Source: "/harvester", Metrics: metrics,
-				Callers: map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}},
-				Limits:  map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: o.megviiConc, QPS: o.megviiQPS}, contract.Baidu: {Concurrency: o.baiduConc, QPS: o.baiduQPS}}}})
+				MaxUnregistered: maxUnregistered(o.maxUnregistered),
+				Callers:         map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}},
+				Limits:          map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: o.megviiConc, QPS: o.megviiQPS}, contract.Baidu: {Concurrency: o.baiduConc, QPS: o.baiduQPS}}}})
 		return err
 	})
 	if err != nil {

@@ -43,7 +43,8 @@ func TestHelpAndBadConfiguration(t *testing.T) {
 	if run([]string{"--help"}, envOf(nil), &out, io.Discard) != 0 {
 		t.Fatal("--help failed")
 	}
-	for _, want := range []string{"--megvii-call-budget", "--megvii-last-chance", "--baidu-token-window", "--state-topic", "--intent-grace", "FACEHARVEST_BAIDU_SECRET_KEY", "FACEHARVEST_MEGVII_RETENTION"} {
+	for _, want := range []string{"--megvii-call-budget", "--megvii-last-chance", "--baidu-token-window", "--state-topic", "--intent-grace", "FACEHARVEST_BAIDU_SECRET_KEY", "FACEHARVEST_MEGVII_RETENTION",
+		"--max-unregistered", "FACEHARVEST_MAX_UNREGISTERED"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %s", want)
 		}
@@ -56,6 +57,7 @@ func TestHelpAndBadConfiguration(t *testing.T) {
 		{[]string{"--megvii-last-chance=48h"}, "last-chance"},
 		{[]string{"--retry-min=1m", "--retry-max=1s"}, "retry"},
 		{[]string{"--kafka-brokers=x"}, "host:port"},
+		{[]string{"--max-unregistered=-1"}, "--max-unregistered must be at least 0"},
 	}
 	for _, c := range cases {
 		var errb bytes.Buffer

@@ -185,6 +185,9 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 			MatchChargeCount: ptrI(g.MatchChargeCount), VerifyChargeCount: ptrI(g.VerifyChargeCount)}
 		passed := g.Passed()
 		f.Passed = &passed
+		if len(g.VerifyResult) > 0 {
+			f.FlowStatus = baiduFlow(passed)
+		}
 		f.Attempts = []contract.Attempt{}
 		for _, at := range g.VerifyResult {
 			d := at.VerifyDetail
@@ -211,6 +214,10 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 		if err := json.Unmarshal(env.Result, &d); err != nil {
 			return &Facts{Problem: "detail result not understood: " + err.Error()}
 		}
+		// detail's success is "this verification succeeded" (document 001);
+		// a failed one answers an error code and has no facts.
+		passed := true
+		f.Passed, f.FlowStatus = &passed, baiduFlow(passed)
 		s := d.VerifyResult
 		f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrF(s.LivenessScore), SpoofingScore: ptrF(s.Spoofing), Attacks: []contract.Attack{}}
 		if s.Score.Valid {
@@ -219,6 +226,14 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 		f.Identity = baiduIdentity(d.IDCardConfirm, d.IDCardOCRResult)
 	}
 	return f
+}
+
+// baiduFlow is a Baidu flow status from the vendor's verdict.
+func baiduFlow(passed bool) string {
+	if passed {
+		return "success"
+	}
+	return "failure"
 }
 
 func baiduTime(s string) string {
@@ -315,10 +330,20 @@ func MaskIDNumber(s string) string {
 
 // buildRecord merges a verification's terminal and its responses' facts.
 // Later responses' facts fill what earlier ones lacked; for Baidu, getall
-// wins over detail because it lists every attempt.
+// wins over detail because it lists every attempt. A Baidu flow status and
+// verdict come from those answers only, never from the terminal (harvesters
+// before the landing became a hint copied the browser's page there); the
+// landing is carried as the hint it is.
 func buildRecord(t contract.Terminal, ev Evidence, evidence contract.ObjectRef, archivedAt time.Time, mask bool) contract.Record {
+	flow, landing := t.FlowStatus, ""
+	if t.Vendor == contract.Baidu {
+		flow = ""
+		if t.Landing == "success" || t.Landing == "failure" {
+			landing = t.Landing
+		}
+	}
 	rec := contract.Record{Schema: contract.RecordSchemaVersion, Vendor: t.Vendor, VerificationID: t.VerificationID, BizNo: t.BizNo,
-		Outcome: t.Outcome, Reason: t.Reason, FlowStatus: t.FlowStatus, FaceMatch: []contract.FaceMatch{}, Attempts: []contract.Attempt{},
+		Outcome: t.Outcome, Reason: t.Reason, FlowStatus: flow, Landing: landing, FaceMatch: []contract.FaceMatch{}, Attempts: []contract.Attempt{},
 		Media: []contract.MediaRef{}, Problems: []string{}, Responses: []contract.ResponseIn{}, Evidence: &evidence,
 		WindowLeftSeconds: t.WindowLeftSeconds,
 		Times:             contract.RecordTimes{IssuedAt: utcPtr(t.IssuedAt), CompletedAt: utcPtr(t.CompletedAt), DecidedAt: t.DecidedAt.UTC(), ArchivedAt: archivedAt}}

@@ -141,9 +141,13 @@ type Terminal struct {
 	BizNo          string `json:"biz_no,omitempty"`
 	Outcome        string `json:"outcome"`
 	Reason         string `json:"reason,omitempty"`
-	// FlowStatus is the last flow status known (Megvii status; Baidu
-	// success/failure).
+	// FlowStatus is the last flow status the vendor gave: Megvii's status
+	// (signed callbacks, get_result); Baidu's success or failure from
+	// getall's attempts. Never from a browser.
 	FlowStatus string `json:"flow_status,omitempty"`
+	// Landing is the Baidu landing page the browser opened (success or
+	// failure): an untrusted hint, never the outcome.
+	Landing string `json:"landing,omitempty"`
 	// Responses lists the ce_ids of the responses this harvest recorded, in
 	// order; each precedes the terminal on the same partition.
 	Responses   []string   `json:"responses"`

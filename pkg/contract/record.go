@@ -42,7 +42,11 @@ type Record struct {
 	FlowStatus string `json:"flow_status,omitempty"`
 	// Passed is the vendor's verdict when one was harvested: Megvii liveness
 	// PASS with a comparison score; Baidu any attempt passed.
-	Passed    *bool        `json:"passed,omitempty"`
+	Passed *bool `json:"passed,omitempty"`
+	// Landing is the Baidu landing page the user's browser opened, success
+	// or failure: an untrusted hint (a user can open either), never the
+	// outcome; flow_status and passed are the vendor's.
+	Landing   string       `json:"landing,omitempty"`
 	Liveness  *Liveness    `json:"liveness,omitempty"`
 	FaceMatch []FaceMatch  `json:"face_match"`
 	Identity  *Identity    `json:"identity,omitempty"`

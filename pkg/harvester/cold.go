@@ -21,7 +21,7 @@ import (
 
 // frozen reports whether st may be frozen.
 func frozen(st *schedule.State) bool {
-	return st.Intent == nil && st.Closing == nil && len(st.Responses) == 0 && len(st.Done) == 0 && st.LastError == "" &&
+	return st.Intent == nil && st.Closing == nil && (st.Landing == "" || st.Landing == schedule.LandingSuccess || st.Landing == schedule.LandingFailure) && len(st.Responses) == 0 && len(st.Done) == 0 && st.LastError == "" &&
 		st.Failures >= 0 && st.Spent >= 0 && st.Attempts >= 0 &&
 		packable(st.FirstSeen) && packable(st.NextAt) && (st.IssuedAt == nil || packable(*st.IssuedAt)) && (st.CompletedAt == nil || packable(*st.CompletedAt))
 }
@@ -59,6 +59,15 @@ func freeze(st *schedule.State) string {
 	}
 	if st.CompletedAt != nil {
 		flags |= 2
+	}
+	if st.Unregistered {
+		flags |= 4
+	}
+	switch st.Landing {
+	case schedule.LandingSuccess:
+		flags |= 8
+	case schedule.LandingFailure:
+		flags |= 16
 	}
 	b = append(b, flags)
 	// The first time whole, the others as differences from it: they are
@@ -120,6 +129,13 @@ func thaw(key, s string) (*schedule.State, error) {
 	st.BizNo = r.str()
 	st.FlowStatus = r.str()
 	flags := r.byte()
+	st.Unregistered = flags&4 != 0
+	switch {
+	case flags&8 != 0:
+		st.Landing = schedule.LandingSuccess
+	case flags&16 != 0:
+		st.Landing = schedule.LandingFailure
+	}
 	st.FirstSeen = r.time(0)
 	base := baseOf(st.FirstSeen)
 	if flags&1 != 0 {

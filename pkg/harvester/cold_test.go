@@ -39,6 +39,10 @@ func randomState(r *rand.Rand, i int) *schedule.State {
 	if r.IntN(10) == 0 {
 		st.FirstSeen = time.Time{}
 	}
+	if v == contract.Baidu {
+		st.Unregistered = r.IntN(3) == 0
+		st.Landing = []string{"", schedule.LandingSuccess, schedule.LandingFailure}[r.IntN(3)]
+	}
 	return st
 }
 

@@ -72,7 +72,16 @@ type EngineConfig struct {
 	// before it is deleted (8 days); keep it longer than the events topic's
 	// retention, or a replayed event would start a second harvest.
 	ClosedRetention time.Duration
+	// MaxUnregistered bounds the Baidu verifications known only from a
+	// landing (no token registration yet) this engine keeps: a landing that
+	// would add one more is acknowledged and dropped, counted. 0 means
+	// DefaultMaxUnregistered; negative keeps none. Restored ones are kept
+	// even above it (they are durable); new ones wait until below.
+	MaxUnregistered int
 }
+
+// DefaultMaxUnregistered is MaxUnregistered's default.
+const DefaultMaxUnregistered = 10000
 
 // Engine keeps every pending verification of the partitions this process
 // owns and works through them deadline-first within each vendor's limits.
@@ -88,16 +97,22 @@ type Engine struct {
 	closed map[string]closedMark
 	// pending counts open verifications by vendor, kept as items come and
 	// go: the gauges must not walk a million items on every event.
-	pending   map[contract.Vendor]int
-	sweeping  bool
-	lastSweep time.Time
-	wait      itemHeap
-	due       map[contract.Vendor]*itemHeap
-	parts     map[int]*partition
-	lim       map[contract.Vendor]*limiter
-	wake      chan struct{}
-	wg        sync.WaitGroup // workers and savers
-	seq       int64
+	pending map[contract.Vendor]int
+	// unregistered counts the items whose state is Unregistered (it.unreg),
+	// kept as they come and go like pending; maxUnreg bounds it for new ones.
+	unregistered    int
+	maxUnreg        int
+	refusedUnlogged int // refused since the last log line
+	lastRefusedLog  time.Time
+	sweeping        bool
+	lastSweep       time.Time
+	wait            itemHeap
+	due             map[contract.Vendor]*itemHeap
+	parts           map[int]*partition
+	lim             map[contract.Vendor]*limiter
+	wake            chan struct{}
+	wg              sync.WaitGroup // workers and savers
+	seq             int64
 	// waiters are the callers waiting for an item's state to be stored (few
 	// at a time: kept here rather than in every item).
 	waiters map[*item][]saveWaiter
@@ -126,6 +141,7 @@ type item struct {
 	dueIdx     int32
 	saving     bool
 	busy       bool
+	unreg      bool // the state is Unregistered: counted in Engine.unregistered
 }
 
 // vendor is the vendor part of the item's key.
@@ -203,7 +219,10 @@ func NewEngine(cfg EngineConfig) *Engine {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	e := &Engine{cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
+	if cfg.MaxUnregistered == 0 {
+		cfg.MaxUnregistered = DefaultMaxUnregistered
+	}
+	e := &Engine{maxUnreg: max(cfg.MaxUnregistered, 0), cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
 		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{}, due: map[contract.Vendor]*itemHeap{},
 		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1), waiters: map[*item][]saveWaiter{}}
 	for v := range cfg.Callers {
@@ -249,6 +268,7 @@ func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 		it := &item{key: key, part: int32(p), st: r.State, waitIdx: -1, dueIdx: -1}
 		e.items[key] = it
 		e.pending[it.vendor()]++
+		e.setUnregLocked(it, r.State.Unregistered)
 		e.placeLocked(it)
 	}
 	e.gaugesLocked()
@@ -280,9 +300,10 @@ func (e *Engine) RevokePartition(p int) {
 		if int(it.part) == p {
 			e.unplaceLocked(it)
 			delete(e.items, k)
-			if it.closedAt == nil {
+			if it.closedAt == nil && it.hasState() {
 				e.pending[it.vendor()]--
 			}
+			e.setUnregLocked(it, false)
 		}
 	}
 	for k, c := range e.closed {
@@ -306,12 +327,20 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 		return closedCh
 	}
 	it := e.items[key]
+	fresh := it == nil || !it.hasState() // none, or one being discarded
+	if fresh && ev.Vendor == contract.Baidu && typ != contract.TypeTokenRegistered && e.unregistered >= e.maxUnreg {
+		e.refuseLocked()
+		return closedCh
+	}
 	if it == nil {
 		it = &item{key: key, part: int32(p), waitIdx: -1, dueIdx: -1}
 		e.items[key] = it
+	}
+	if fresh {
 		e.pending[ev.Vendor]++
 	}
 	it.st = e.pol.Apply(e.stateLocked(it), typ, ev)
+	e.setUnregLocked(it, it.st.Unregistered)
 	if !it.busy {
 		e.unplaceLocked(it)
 		e.placeLocked(it)
@@ -322,6 +351,32 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 }
 
 var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// refuseLocked counts a landing refused by MaxUnregistered, logging at most
+// once a minute (a flood must not become a flood of log lines).
+func (e *Engine) refuseLocked() {
+	e.m.unregisteredRefused.Inc()
+	e.refusedUnlogged++
+	if now := e.now(); now.Sub(e.lastRefusedLog) >= time.Minute {
+		e.log.Warn("landings for unregistered Baidu tokens refused: the limit of unregistered verifications is reached",
+			"limit", e.maxUnreg, "pending_unregistered", e.unregistered, "refused", e.refusedUnlogged)
+		e.refusedUnlogged, e.lastRefusedLog = 0, now
+	}
+}
+
+// setUnregLocked keeps it.unreg, the count and its gauge in step.
+func (e *Engine) setUnregLocked(it *item, v bool) {
+	if it.unreg == v {
+		return
+	}
+	it.unreg = v
+	if v {
+		e.unregistered++
+	} else {
+		e.unregistered--
+	}
+	e.m.unregistered.Set(float64(e.unregistered))
+}
 
 // placeLocked puts a non-busy item in the waiting or the due heap, and
 // freezes it when it only waits.
@@ -336,7 +391,9 @@ func (e *Engine) placeLocked(it *item) {
 		it.deadline = e.seq // arrival order
 	}
 	it.nextAt = st.NextAt.UnixNano()
-	if st.NextAt.After(e.now()) {
+	// An unregistered item always waits there, due or not: dispatch takes
+	// it out without a vendor slot (it calls nothing).
+	if st.NextAt.After(e.now()) || it.unreg {
 		heap.Push(&e.wait, it)
 		e.freezeLocked(it)
 	} else if d := e.due[it.vendor()]; d != nil {
@@ -374,12 +431,12 @@ func (e *Engine) saver(it *item) {
 	for {
 		e.mu.Lock()
 		v := it.version
-		rec := &StateRecord{}
+		var rec *StateRecord // nil: a discarded state, deleted (a tombstone)
 		if it.closedAt != nil {
 			t := *it.closedAt
-			rec.ClosedAt = &t
-		} else {
-			rec.State = stateCopyLocked(it)
+			rec = &StateRecord{ClosedAt: &t}
+		} else if st := stateCopyLocked(it); st != nil {
+			rec = &StateRecord{State: st}
 		}
 		e.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -446,6 +503,14 @@ func (e *Engine) dispatch(ctx context.Context) {
 	defer e.mu.Unlock()
 	for e.wait.Len() > 0 && e.wait.items[0].nextAt <= now.UnixNano() {
 		it := heap.Pop(&e.wait).(*item)
+		if it.unreg {
+			// Due only to be discarded: no vendor slot (a registration
+			// arriving meanwhile makes work take one).
+			if ps, l := e.parts[int(it.part)], e.lim[it.vendor()]; ps != nil && !ps.revoked && l != nil {
+				e.startLocked(ctx, it, l, false)
+			}
+			continue
+		}
 		heap.Push(e.due[it.vendor()], it)
 	}
 	for v, d := range e.due {
@@ -460,11 +525,7 @@ func (e *Engine) dispatch(ctx context.Context) {
 				break
 			}
 			heap.Pop(d)
-			e.stateLocked(it) // a busy item is never frozen
-			it.busy = true
-			e.parts[int(it.part)].busy++
-			e.wg.Add(1)
-			go e.work(ctx, it, l)
+			e.startLocked(ctx, it, l, true)
 		}
 	}
 	if !e.sweeping && now.Sub(e.lastSweep) >= time.Minute {
@@ -479,6 +540,16 @@ func (e *Engine) dispatch(ctx context.Context) {
 		go e.sweep(old)
 	}
 	e.gaugesLocked()
+}
+
+// startLocked starts work on an item taken out of its heap; held says
+// whether a vendor slot was taken for it.
+func (e *Engine) startLocked(ctx context.Context, it *item, l *limiter, held bool) {
+	e.stateLocked(it) // a busy item is never frozen
+	it.busy = true
+	e.parts[int(it.part)].busy++
+	e.wg.Add(1)
+	go e.work(ctx, it, l, held)
 }
 
 // sweep deletes closed markers older than ClosedRetention.
@@ -525,8 +596,9 @@ func (e *Engine) gaugesLocked() {
 	}
 }
 
-// work carries one verification through its due calls.
-func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
+// work carries one verification through its due calls. held says whether
+// dispatch took a vendor slot for it.
+func (e *Engine) work(ctx context.Context, it *item, l *limiter, held bool) {
 	defer e.wg.Done()
 	rateLimited := false
 	var took time.Duration
@@ -534,7 +606,6 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 	// call of a plan has answered: recording the answer (publishing it,
 	// storing the state) is not the vendor's concurrency. A plan that needs
 	// a slot again takes one, or the item waits for its next turn.
-	held := true
 	free := func() {
 		if held {
 			held = false
@@ -585,10 +656,20 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 			e.finish(ctx, it, *plan.Close, now)
 			return
 		}
+		if plan.Discard {
+			if e.discard(it, now) {
+				return
+			}
+			continue // registered meanwhile: plan its calls
+		}
 		if len(plan.Calls) == 0 {
 			return
 		}
-		for i, ep := range plan.Calls {
+		// One call, then plan again: an answer can make the plan's other
+		// calls pointless (a getall without a passed attempt: detail
+		// answers only for a success).
+		{
+			ep := plan.Calls[0]
 			if ctx.Err() != nil {
 				return
 			}
@@ -644,7 +725,7 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter) {
 			if outcome == "ok" {
 				took = time.Since(start)
 			}
-			if i == len(plan.Calls)-1 {
+			if len(plan.Calls) == 1 { // the plan's last call
 				free()
 			}
 			e.mu.Lock()
@@ -794,7 +875,7 @@ func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now ti
 	if len(st.Responses) == 0 {
 		left = deadline.Sub(c.DecidedAt).Seconds()
 	}
-	t := contract.Terminal{Vendor: st.Vendor, VerificationID: st.ID, BizNo: st.BizNo, Outcome: c.Outcome, Reason: c.Reason, FlowStatus: st.FlowStatus,
+	t := contract.Terminal{Vendor: st.Vendor, VerificationID: st.ID, BizNo: st.BizNo, Outcome: c.Outcome, Reason: c.Reason, FlowStatus: st.FlowStatus, Landing: st.Landing,
 		Responses: append([]string{}, st.Responses...), IssuedAt: st.IssuedAt, CompletedAt: st.CompletedAt, DecidedAt: c.DecidedAt, Deadline: deadline, WindowLeftSeconds: left}
 	if !e.publish(ctx, t.Message(e.cfg.Source)) {
 		return
@@ -809,6 +890,33 @@ func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now ti
 	e.closeItem(it, e.now())
 }
 
+// discard deletes the state of a verification nobody registered once no
+// registration could help (schedule.Policy.UnregisteredUntil): a
+// tombstone, no call, no terminal. It reports false, changing nothing, when
+// a registration arrived since the plan. An event arriving during the
+// tombstone write gives the item a new state, which the same saver writes
+// after the tombstone.
+func (e *Engine) discard(it *item, now time.Time) bool {
+	e.mu.Lock()
+	if it.st == nil || !it.st.Unregistered || now.Before(e.pol.UnregisteredUntil(it.st)) {
+		e.mu.Unlock()
+		return false
+	}
+	it.st, it.cold = nil, ""
+	e.pending[it.vendor()]--
+	e.setUnregLocked(it, false)
+	ch := e.markDirtyLocked(it)
+	e.mu.Unlock()
+	<-ch
+	e.m.unregisteredDiscarded.Inc()
+	e.mu.Lock()
+	if e.items[it.key] == it && !it.hasState() {
+		delete(e.items, it.key)
+	}
+	e.mu.Unlock()
+	return true
+}
+
 // closeItem replaces the state with a closed marker and, once that is
 // stored, forgets the item; later events for the key start nothing.
 func (e *Engine) closeItem(it *item, at time.Time) {
@@ -816,6 +924,7 @@ func (e *Engine) closeItem(it *item, at time.Time) {
 	if it.closedAt == nil {
 		e.pending[it.vendor()]--
 	}
+	e.setUnregLocked(it, false)
 	it.closedAt = &at
 	e.closed[it.key] = closedMark{at, int(it.part)}
 	ch := e.markDirtyLocked(it)

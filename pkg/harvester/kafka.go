@@ -202,6 +202,7 @@ type Harvester struct {
 	store  *KafkaStateStore
 	raw    *kafka.Writer
 	dlq    *kafka.Writer
+	dl     *deadLetterer // writes to dlq
 	client *kafka.Client
 	log    *slog.Logger
 }
@@ -252,6 +253,7 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	ec := cfg.Engine
 	ec.Store, ec.Raw, ec.Recorder, ec.Logger = h.store, h.raw, rec, cfg.Logger
 	h.eng = NewEngine(ec)
+	h.dl = newDeadLetterer(h.dlq, h.eng.now, h.log, h.eng.m)
 	return h, nil
 }
 
@@ -382,16 +384,10 @@ func (h *Harvester) handle(ctx context.Context, p int, m kafka.Message) (<-chan 
 		h.eng.m.deadLetters.WithLabelValues(label).Inc()
 		h.log.Warn("event dead-lettered", "partition", p, "offset", m.Offset, "reason", reason)
 		dm := kafka.Message{Key: m.Key, Value: m.Value, Headers: append(append([]kafka.Header{}, m.Headers...), kafka.Header{Key: contract.HeaderDLQReason, Value: []byte(reason)})}
-		for {
-			if err := h.dlq.WriteMessages(ctx, dm); err == nil {
-				return closedCh, true
-			}
-			select {
-			case <-ctx.Done():
-				return nil, false
-			case <-time.After(time.Second):
-			}
+		if !h.dl.write(ctx, dm) {
+			return nil, false // shutting down: the offset stays uncommitted
 		}
+		return closedCh, true
 	}
 	h.eng.m.events.WithLabelValues(typ).Inc()
 	return h.eng.Apply(p, typ, ev), true

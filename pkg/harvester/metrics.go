@@ -30,6 +30,11 @@ type Metrics struct {
 	intentsResolved  *prometheus.CounterVec
 	markersDeleted   prometheus.Counter
 	lag              *prometheus.GaugeVec
+
+	unregistered          prometheus.Gauge
+	unregisteredRefused   prometheus.Counter
+	unregisteredDiscarded prometheus.Counter
+	deadLetterErrors      prometheus.Counter
 }
 
 // NewMetrics registers the metrics on reg (a private registry when nil).
@@ -80,6 +85,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Pending verifications restored from the state topic."}),
 		intentsResolved: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_intents_resolved_total",
 			Help: "One-shot calls found in flight at restore, by how they were resolved (recorded, unrecorded)."}, []string{"resolution"}),
+		unregistered: f.NewGauge(prometheus.GaugeOpts{Name: "faceharvest_harvester_unregistered_verifications",
+			Help: "Baidu verifications known only from a landing, waiting for their token registration: nothing is called for them until it arrives."}),
+		unregisteredRefused: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_unregistered_refused_events_total",
+			Help: "Landings for unregistered Baidu tokens dropped because --max-unregistered verifications were already waiting."}),
+		unregisteredDiscarded: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_unregistered_discarded_total",
+			Help: "Verifications known only from a landing deleted without a call or a terminal: no registration arrived within Baidu's results retention."}),
+		deadLetterErrors: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_dead_letter_write_errors_total",
+			Help: "Dead-letter writes that failed and were retried."}),
 		markersDeleted: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_closed_markers_deleted_total",
 			Help: "Closed-verification markers deleted from the state topic after the closed retention."}),
 	}

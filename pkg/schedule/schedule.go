@@ -63,21 +63,31 @@ func (p Policy) Validate() error {
 
 // State is one pending verification, as kept in the state topic.
 type State struct {
-	Vendor      contract.Vendor `json:"vendor"`
-	ID          string          `json:"id"`
-	BizNo       string          `json:"biz_no,omitempty"`
-	IssuedAt    *time.Time      `json:"issued_at,omitempty"` // from a token registration
-	FirstSeen   time.Time       `json:"first_seen"`          // the first event's receipt
-	FlowStatus  string          `json:"flow_status,omitempty"`
-	CompletedAt *time.Time      `json:"completed_at,omitempty"` // Megvii final callback, Baidu completion
-	NextAt      time.Time       `json:"next_at"`
-	Failures    int             `json:"failures,omitempty"` // consecutive retryable failures
-	Spent       int             `json:"spent,omitempty"`    // Megvii get_result answers recorded (the budget used)
-	Attempts    int             `json:"attempts,omitempty"` // calls started, for response ids
-	Intent      *Intent         `json:"intent,omitempty"`
-	Responses   []string        `json:"responses,omitempty"`
-	Done        []string        `json:"done,omitempty"` // Baidu endpoints answered for good
-	LastError   string          `json:"last_error,omitempty"`
+	Vendor    contract.Vendor `json:"vendor"`
+	ID        string          `json:"id"`
+	BizNo     string          `json:"biz_no,omitempty"`
+	IssuedAt  *time.Time      `json:"issued_at,omitempty"` // from a token registration
+	FirstSeen time.Time       `json:"first_seen"`          // the first event's receipt
+	// FlowStatus is the vendor's: Megvii's callback or get_result status;
+	// Baidu's success or failure from getall's attempts, never a landing.
+	FlowStatus string `json:"flow_status,omitempty"`
+	// Landing is the Baidu landing the browser opened last, success or
+	// failure: an untrusted hint (a user whose check failed can open
+	// /success), a trigger and a completion time, never the outcome.
+	Landing string `json:"landing,omitempty"`
+	// Unregistered marks a Baidu verification known only from a landing: no
+	// token registration has arrived, so nothing is called (law 8) until one
+	// does. States written before this field existed read as registered.
+	Unregistered bool       `json:"unregistered,omitempty"`
+	CompletedAt  *time.Time `json:"completed_at,omitempty"` // Megvii final callback, Baidu completion
+	NextAt       time.Time  `json:"next_at"`
+	Failures     int        `json:"failures,omitempty"` // consecutive retryable failures
+	Spent        int        `json:"spent,omitempty"`    // Megvii get_result answers recorded (the budget used)
+	Attempts     int        `json:"attempts,omitempty"` // calls started, for response ids
+	Intent       *Intent    `json:"intent,omitempty"`
+	Responses    []string   `json:"responses,omitempty"`
+	Done         []string   `json:"done,omitempty"` // Baidu endpoints answered for good
+	LastError    string     `json:"last_error,omitempty"`
 	// Closing is the terminal decision, stored before the terminal envelope
 	// is published so that a restart republishes the same envelope rather
 	// than deciding (or calling) again.
@@ -135,7 +145,8 @@ func (s *State) done(ep string) bool {
 // with NextAt recomputed.
 func (p Policy) Apply(s *State, typ string, ev contract.Event) *State {
 	if s == nil {
-		s = &State{Vendor: ev.Vendor, ID: ev.VerificationID, FirstSeen: ev.ReceivedAt}
+		s = &State{Vendor: ev.Vendor, ID: ev.VerificationID, FirstSeen: ev.ReceivedAt,
+			Unregistered: ev.Vendor == contract.Baidu && typ != contract.TypeTokenRegistered}
 	}
 	if ev.ReceivedAt.Before(s.FirstSeen) {
 		s.FirstSeen = ev.ReceivedAt
@@ -145,6 +156,7 @@ func (p Policy) Apply(s *State, typ string, ev contract.Event) *State {
 	}
 	switch typ {
 	case contract.TypeTokenRegistered:
+		s.Unregistered = false
 		if ev.IssuedAt != nil && (s.IssuedAt == nil || ev.IssuedAt.Before(*s.IssuedAt)) {
 			t := *ev.IssuedAt
 			s.IssuedAt = &t
@@ -159,7 +171,11 @@ func (p Policy) Apply(s *State, typ string, ev contract.Event) *State {
 			s.CompletedAt = &t
 		}
 	case contract.TypeBaiduCompletion:
-		s.FlowStatus = ev.Status
+		// Which page the browser opened is the user's choice: kept as a
+		// hint, never as the flow status (baiduSuccess sets that).
+		if ev.Status == LandingSuccess || ev.Status == LandingFailure {
+			s.Landing = ev.Status
+		}
 		if s.CompletedAt == nil {
 			t := ev.ReceivedAt
 			s.CompletedAt = &t
@@ -171,8 +187,29 @@ func (p Policy) Apply(s *State, typ string, ev contract.Event) *State {
 	return s
 }
 
+// The Baidu landings a State keeps as hints.
+const (
+	LandingSuccess = "success"
+	LandingFailure = "failure"
+)
+
+// UnregisteredUntil is how long a verification known only from a landing
+// waits for its registration: until Baidu's results retention has passed
+// since the landing (or since the latest completion the token window
+// allows). After that no registration could harvest anything, and the state
+// is discarded without a call or a terminal.
+func (p Policy) UnregisteredUntil(s *State) time.Time {
+	if s.CompletedAt != nil {
+		return s.CompletedAt.Add(p.BaiduRetention)
+	}
+	return s.windowStart().Add(p.BaiduTokenWindow + p.BaiduRetention)
+}
+
 // firstCall is when the first call is due, before any failure.
 func (p Policy) firstCall(s *State) time.Time {
+	if s.Unregistered {
+		return p.UnregisteredUntil(s)
+	}
 	if s.Vendor == contract.Megvii {
 		if s.CompletedAt != nil {
 			return *s.CompletedAt
@@ -191,6 +228,9 @@ type Action struct {
 	Wait  time.Time // non-zero: nothing to do before then
 	Calls []string  // endpoints to call now, in order
 	Close *Close    // non-nil: the harvest is over
+	// Discard: a verification nobody registered can no longer be
+	// harvested; its state is deleted with no call and no terminal.
+	Discard bool
 }
 
 // Close is a terminal decision.
@@ -210,6 +250,12 @@ type Closing struct {
 func (p Policy) Plan(s *State, now time.Time) Action {
 	if s.Closing != nil {
 		return Action{Close: &Close{s.Closing.Outcome, s.Closing.Reason}}
+	}
+	if s.Unregistered {
+		if at := p.UnregisteredUntil(s); now.Before(at) {
+			return Action{Wait: at}
+		}
+		return Action{Discard: true}
 	}
 	if now.Before(s.NextAt) {
 		return Action{Wait: s.NextAt}
@@ -353,11 +399,10 @@ func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
 			}
 			s.CompletedAt = &t
 		}
-		if s.FlowStatus == "" {
-			s.FlowStatus = "failure"
-			if r.AnyPassed {
-				s.FlowStatus = "success"
-			}
+		// The verdict is the vendor's: getall lists every attempt.
+		s.FlowStatus = LandingFailure
+		if r.AnyPassed {
+			s.FlowStatus = LandingSuccess
 		}
 		if !r.AnyPassed && !s.done(baidu.EndpointDetail) {
 			s.Done = append(s.Done, baidu.EndpointDetail) // detail answers only for a success

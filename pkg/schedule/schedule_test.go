@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -205,7 +206,7 @@ func TestBaiduScheduleRules(t *testing.T) {
 		t.Fatalf("all endpoints done: %+v", a)
 	}
 	// Media window passed: skipped with a reason, results still harvested.
-	s = build(p, e(completion("success", 0)))
+	s = build(p, e(token(contract.Baidu, 0)), e(completion("success", 0)))
 	p.Outcome(s, Result{Endpoint: baidu.EndpointGetAll, Recorded: true, Attempts: 1, AnyPassed: true}, at(25*time.Hour), nil)
 	p.Outcome(s, Result{Endpoint: baidu.EndpointDetail, Recorded: true}, at(25*time.Hour), nil)
 	a = p.Plan(s, at(25*time.Hour))
@@ -213,7 +214,7 @@ func TestBaiduScheduleRules(t *testing.T) {
 		t.Fatalf("media expired: %+v %s", a, s.LastError)
 	}
 	// detail answering "not verified" is an answer, not a failure.
-	s = build(p, e(completion("failure", 0)))
+	s = build(p, e(token(contract.Baidu, 0)), e(completion("failure", 0)))
 	p.Outcome(s, Result{Endpoint: baidu.EndpointGetAll, Recorded: true, Attempts: 1, AnyPassed: true}, at(time.Minute), nil)
 	cl, _ = p.Outcome(s, Result{Endpoint: baidu.EndpointDetail, Class: vendorerr.NotVerified, Recorded: true}, at(time.Minute), nil)
 	if cl != nil || p.Plan(s, at(time.Minute)).Calls[0] != baidu.EndpointMedia {
@@ -222,7 +223,7 @@ func TestBaiduScheduleRules(t *testing.T) {
 	// Switches.
 	p2 := p
 	p2.BaiduDetail, p2.BaiduMedia = false, false
-	s = build(p2, e(completion("success", 0)))
+	s = build(p2, e(token(contract.Baidu, 0)), e(completion("success", 0)))
 	if a = p2.Plan(s, at(0)); strings.Join(a.Calls, ",") != "result/getall" || !p2.Deadline(s).Equal(at(72*time.Hour)) {
 		t.Fatalf("getall only: %+v", a)
 	}
@@ -244,5 +245,78 @@ func TestPolicyValidate(t *testing.T) {
 		if p.Validate() == nil {
 			t.Errorf("case %d accepted", i)
 		}
+	}
+}
+
+// TestBaiduVerdictComesFromTheVendor: a browser opening /success after a
+// failed liveness check (223120) must not make the state say "success": the
+// flow status is getall's, the landing only a hint kept beside it.
+func TestBaiduVerdictComesFromTheVendor(t *testing.T) {
+	p := Defaults()
+	cases := []struct {
+		name      string
+		landing   string
+		anyPassed bool
+		want      string
+	}{
+		{"forged success, liveness failed", "success", false, "failure"},
+		{"honest failure", "failure", false, "failure"},
+		{"failure page, vendor passed", "failure", true, "success"},
+		{"honest success", "success", true, "success"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := build(p, e(token(contract.Baidu, 0)), e(completion(c.landing, 10*time.Minute)))
+			if s.FlowStatus != "" {
+				t.Fatalf("the landing decided the flow status before any vendor answer: %q", s.FlowStatus)
+			}
+			p.Outcome(s, Result{Endpoint: baidu.EndpointGetAll, Recorded: true, Attempts: 1, AnyPassed: c.anyPassed}, at(11*time.Minute), nil)
+			b, _ := json.Marshal(s)
+			if s.FlowStatus != c.want || !strings.Contains(string(b), `"landing":"`+c.landing+`"`) {
+				t.Fatalf("flow status %q, want %q; state %s", s.FlowStatus, c.want, b)
+			}
+		})
+	}
+	// Only the two landings are kept as hints.
+	s := build(p, e(token(contract.Baidu, 0)), e(completion("<script>", 10*time.Minute)))
+	if b, _ := json.Marshal(s); strings.Contains(string(b), "landing") {
+		t.Fatalf("an unknown landing was kept: %s", b)
+	}
+}
+
+// TestUnregisteredBaiduLandingWaitsForARegistration: a landing for a token
+// nobody registered plans no call; a registration makes it due at the
+// landing time; without one, once the results' retention has passed since the
+// landing, it is discarded (no call, no terminal).
+func TestUnregisteredBaiduLandingWaitsForARegistration(t *testing.T) {
+	p := Defaults()
+	for _, now := range []time.Duration{10 * time.Minute, 3 * time.Hour, 72*time.Hour + 9*time.Minute} {
+		s := build(p, e(completion("success", 10*time.Minute)))
+		if a := p.Plan(s, at(now)); len(a.Calls) != 0 || a.Close != nil || a.Wait.IsZero() {
+			t.Fatalf("unregistered, at %s: %+v", now, a)
+		}
+	}
+	s := build(p, e(completion("success", 10*time.Minute)))
+	if a := p.Plan(s, at(72*time.Hour+10*time.Minute)); !a.Discard || len(a.Calls) != 0 || a.Close != nil {
+		t.Fatalf("unregistered past the retention: %+v", a)
+	}
+	// A registration after the landing: harvested as usual, the landing time
+	// still the completion hint.
+	s = build(p, e(completion("success", 10*time.Minute)), e(token(contract.Baidu, 0)))
+	if a := p.Plan(s, at(10*time.Minute)); strings.Join(a.Calls, ",") != "result/getall,result/detail,result/media/query" || s.Unregistered {
+		t.Fatalf("registered after the landing: %+v %+v", a, s)
+	}
+	if !s.CompletedAt.Equal(at(10 * time.Minute)) {
+		t.Fatalf("completion hint %v", s.CompletedAt)
+	}
+	// A registration first, then the landing: as before.
+	s = build(p, e(token(contract.Baidu, 0)), e(completion("success", 10*time.Minute)))
+	if s.Unregistered || len(p.Plan(s, at(10*time.Minute)).Calls) != 3 {
+		t.Fatalf("registered first: %+v", s)
+	}
+	// Megvii callbacks are signed: a callback alone is harvested as today.
+	s = build(p, e(callback("OK", time.Minute)))
+	if s.Unregistered || len(p.Plan(s, at(time.Minute)).Calls) != 1 {
+		t.Fatalf("megvii callback alone: %+v", s)
 	}
 }

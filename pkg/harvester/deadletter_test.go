@@ -1,0 +1,99 @@
+package harvester
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/faceharvest/faceharvest/pkg/clock"
+)
+
+// failingDLQ fails its first `fail` writes (all when negative), moving the
+// clock by step at each.
+type failingDLQ struct {
+	mu     sync.Mutex
+	fail   int
+	writes int
+	clk    *clock.Sim
+	step   time.Duration
+}
+
+func (f *failingDLQ) WriteMessages(ctx context.Context, _ ...kafka.Message) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	if f.fail < 0 || f.writes <= f.fail {
+		f.clk.Advance(f.step)
+		return errors.New("kafka: broker not available")
+	}
+	return nil
+}
+
+// TestDeadLetterWriteRetriesWithBackoffCountedAndLogged (law 6): a dead
+// letter that cannot be written is retried with a doubling, bounded pause,
+// every failure counted, logged at most every 30 s; a shutdown stops it.
+func TestDeadLetterWriteRetriesWithBackoffCountedAndLogged(t *testing.T) {
+	clk := clock.NewSim(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC), 0, nil)
+	reg := prometheus.NewRegistry()
+	logs := &lineCounter{}
+	w := &failingDLQ{fail: 9, clk: clk, step: 10 * time.Second}
+	d := newDeadLetterer(w, clk.Now, slog.New(slog.NewJSONHandler(logs, nil)), NewMetrics(reg))
+	var waits []time.Duration
+	d.after = func(dur time.Duration) <-chan time.Time {
+		waits = append(waits, dur)
+		c := make(chan time.Time, 1)
+		c <- clk.Now()
+		return c
+	}
+	if !d.write(context.Background(), kafka.Message{Key: []byte("megvii:x")}) {
+		t.Fatal("not written")
+	}
+	if got := metric(t, reg, "faceharvest_harvester_dead_letter_write_errors_total"); got != 9 {
+		t.Fatalf("errors counted %v, want 9", got)
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond,
+		3200 * time.Millisecond, 5 * time.Second, 5 * time.Second, 5 * time.Second}
+	if len(waits) != len(want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Fatalf("waits %v, want %v", waits, want)
+		}
+	}
+	// Failures 10 s apart: logged at the 1st, 4th and 7th (30 s apart), and
+	// once when it finally went through.
+	if n := logs.count("dead-letter write failed"); n != 3 {
+		t.Fatalf("%d failure log lines for 9 failures over 90 s, want 3: %v", n, logs.lines)
+	}
+	if n := logs.count("written after failed tries"); n != 1 {
+		t.Fatalf("%d recovery log lines", n)
+	}
+
+	// Shutdown: a write that never succeeds returns false once ctx ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	never := &failingDLQ{fail: -1, clk: clk}
+	d2 := newDeadLetterer(never, clk.Now, slog.New(slog.DiscardHandler), NewMetrics(nil))
+	tries := 0
+	d2.after = func(time.Duration) <-chan time.Time {
+		tries++
+		cancel()                    // the shutdown comes during the first back-off
+		return make(chan time.Time) // never fires: only ctx ends the wait
+	}
+	done := make(chan bool)
+	go func() { done <- d2.write(ctx, kafka.Message{}) }()
+	select {
+	case ok := <-done:
+		if ok || tries != 1 || never.writes != 1 {
+			t.Fatalf("written %v after %d writes and %d waits", ok, never.writes, tries)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dead-letter write did not stop on shutdown")
+	}
+}
