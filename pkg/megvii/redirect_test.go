@@ -2,6 +2,7 @@ package megvii
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -66,5 +67,58 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 			}
 		}
 		vendor.Close()
+	}
+}
+
+// net/http's *url.Error prints the whole URL, query included: no transport
+// failure of get_result (the secret is in its query) or get_token may let it
+// through to the error text, which the harvester logs.
+func TestTransportErrorsCarryNoSecret(t *testing.T) {
+	const secret = "secret-31c8aa"
+	arrived := make(chan struct{}, 4)
+	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "hang") {
+			io.Copy(io.Discard, r.Body) // the server notices a closed connection only once the body is read
+			arrived <- struct{}{}
+			<-r.Context().Done()
+			return
+		}
+		w.Header().Set("Content-Length", "1000")
+		w.Write([]byte(`{"request_id":"x","status":"OK"`)) // cut short
+	}))
+	t.Cleanup(cut.Close)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for _, c := range []struct {
+		name, base string
+		cancel     bool
+	}{
+		{"connection refused", closed.URL, false},
+		{"body cut short", cut.URL, false},
+		{"cancelled while waiting", cut.URL + "/hang", true},
+	} {
+		cl, err := New(Config{BaseURL: c.base, APIKey: config.NewSecret("key-1"), APISecret: config.NewSecret(secret)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ep := range []string{EndpointGetResult, EndpointGetToken} {
+			ctx, cancel := context.WithCancel(context.Background())
+			if c.cancel {
+				go func() { <-arrived; cancel() }()
+			}
+			if ep == EndpointGetResult {
+				_, err = cl.GetResult(ctx, "biz-1", GetResultOptions{})
+			} else {
+				_, err = cl.GetToken(ctx, TokenRequest{BizNo: "n"})
+			}
+			cancel()
+			if err == nil || vendorerr.ClassOf(err) != vendorerr.VendorFault {
+				t.Errorf("%s %s: %v, want a vendor fault", c.name, ep, err)
+				continue
+			}
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "api_secret") || strings.Contains(err.Error(), "biz_id=") {
+				t.Errorf("%s %s: the error carries the query: %v", c.name, ep, err)
+			}
+		}
 	}
 }
