@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"syscall"
 	"time"
@@ -36,6 +35,8 @@ type options struct {
 	startupWait                    time.Duration
 	sessionTimeout, rebalance      time.Duration
 	holdLimit                      time.Duration
+	mediaCIDRs                     string
+	media                          archiver.MediaPolicy
 }
 
 func parse(args []string, getenv func(string) string, help io.Writer) (*options, error) {
@@ -71,6 +72,8 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.IntVar(&o.downloadTries, "download-tries", 3, "tries per media link on transport errors, 5xx and 429 (403/404/410 mean the link expired)")
 	fs.DurationVar(&o.downloadTimeout, "download-timeout", 10*time.Minute, "one download at most")
 	fs.IntVar(&o.mediaParallel, "media-parallel", 4, "media items of one answer fetched and stored at once")
+	fs.StringVar(&o.mediaCIDRs, "media-allowed-cidrs", "", "comma-separated CIDR prefixes (or addresses) that media downloads may connect to although they are not public. By default every loopback, private (RFC 1918, fc00::/7), link-local, metadata (169.254.169.254, fd00:ec2::254), CGNAT, multicast and reserved address is refused; the address is checked at every dial (so redirects and DNS answers are covered) and a refused link is recorded as refused. Downloads use no proxy, send no Referer and follow at most 3 redirects. Development: 127.0.0.0/8,::1")
+	fs.BoolVar(&o.media.AllowHTTP, "media-allow-http", false, "also download plain http media links (default: https only; development simulators serve http)")
 	fs.IntVar(&o.workers, "workers", 8, "verifications archived concurrently per assigned partition")
 	fs.DurationVar(&o.holdLimit, "hold-limit", 2*time.Minute, "an answer without links is kept in memory, its offset uncommitted, until its record is published; after this long without its terminal its part is stored instead")
 	fs.BoolVar(&o.unmask, "unmask-identity", false, "publish full names and ID numbers in records (default: masked; the evidence document always has them)")
@@ -103,6 +106,9 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	case o.workers <= 0 || o.mediaParallel <= 0 || o.downloadTries <= 0:
 		return nil, fmt.Errorf("--workers, --media-parallel and --download-tries must be positive")
 	}
+	if o.media.AllowedCIDRs, err = archiver.ParseCIDRs(o.mediaCIDRs); err != nil {
+		return nil, fmt.Errorf("--media-allowed-cidrs: %w", err)
+	}
 	if o.spoolDir == "" {
 		o.spoolDir = os.TempDir()
 	}
@@ -134,7 +140,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return err
 	}
 	kafkaReady := func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, o.raw, o.results, o.dlq) }
-	a, err := archiver.New(archiver.Config{Store: store, HTTP: &http.Client{}, SpoolDir: o.spoolDir, MaxImageBytes: o.maxImage, MaxMediaBytes: o.maxMedia,
+	a, err := archiver.New(archiver.Config{Store: store, HTTP: archiver.NewMediaClient(o.media), SpoolDir: o.spoolDir, MaxImageBytes: o.maxImage, MaxMediaBytes: o.maxMedia,
 		DownloadTries: o.downloadTries, DownloadTimeout: o.downloadTimeout, MediaParallel: o.mediaParallel, Unmask: o.unmask,
 		Metrics: archiver.NewMetrics(reg), Logger: log})
 	if err != nil {

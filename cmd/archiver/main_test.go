@@ -15,7 +15,8 @@ func TestHelpNamesEveryFlagAndSecret(t *testing.T) {
 		t.Fatal("--help failed")
 	}
 	for _, s := range []string{"FACEHARVEST_KAFKA_BROKERS", "FACEHARVEST_S3_ENDPOINT", "FACEHARVEST_S3_BUCKET", "FACEHARVEST_SPOOL_DIR",
-		"FACEHARVEST_UNMASK_IDENTITY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "--max-media-bytes", "--results-topic"} {
+		"FACEHARVEST_UNMASK_IDENTITY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "--max-media-bytes", "--results-topic",
+		"FACEHARVEST_MEDIA_ALLOWED_CIDRS", "FACEHARVEST_MEDIA_ALLOW_HTTP"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("help lacks %s", s)
 		}
@@ -37,6 +38,8 @@ func TestBadConfiguration(t *testing.T) {
 		{nil, map[string]string{"AWS_ACCESS_KEY_ID": "only-the-key"}, "AWS_SECRET_ACCESS_KEY"},
 		{nil, map[string]string{"FACEHARVEST_MAX_MEDIA_BYTES": "lots"}, "max-media-bytes"},
 		{[]string{"--no-such-flag"}, nil, "no-such-flag"},
+		{[]string{"--media-allowed-cidrs=10.0.0.0/33"}, nil, "--media-allowed-cidrs"},
+		{nil, map[string]string{"FACEHARVEST_MEDIA_ALLOWED_CIDRS": "localhost"}, "--media-allowed-cidrs"},
 	} {
 		var errb bytes.Buffer
 		if code := run(c.args, env(c.env), io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
@@ -57,5 +60,17 @@ func TestWaitsThenRefuses(t *testing.T) {
 		env(map[string]string{"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}), io.Discard, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "waiting for Kafka, the topics and the bucket") || !strings.Contains(errb.String(), "refusing to start") {
 		t.Fatalf("exit %d:\n%s", code, errb.String())
+	}
+}
+
+// The media policy is strict by default and read from flags or environment.
+func TestMediaPolicyFlags(t *testing.T) {
+	o, err := parse(nil, env(nil), io.Discard)
+	if err != nil || o.media.AllowHTTP || len(o.media.AllowedCIDRs) != 0 {
+		t.Fatalf("default policy %+v %v", o.media, err)
+	}
+	o, err = parse([]string{"--media-allow-http"}, env(map[string]string{"FACEHARVEST_MEDIA_ALLOWED_CIDRS": "127.0.0.0/8,::1"}), io.Discard)
+	if err != nil || !o.media.AllowHTTP || len(o.media.AllowedCIDRs) != 2 || o.media.AllowedCIDRs[1].String() != "::1/128" {
+		t.Fatalf("policy %+v %v", o.media, err)
 	}
 }

@@ -255,7 +255,9 @@ func (s *stack) start(ctx context.Context) error {
 			return err
 		}
 		if err := s.spawnAs(a, "archiver", kb, "--metrics-addr", s.addr(a+"-metrics"), "--s3-endpoint", s.minio.Endpoint, "--s3-bucket", bucket,
-			"--s3-create-bucket", "--spool-dir", filepath.Join(s.o.dataDir, "spool"), "--session-timeout", "6s", "--rebalance-timeout", "10s", "--shutdown-grace", "5s"); err != nil {
+			"--s3-create-bucket", "--spool-dir", filepath.Join(s.o.dataDir, "spool"), "--session-timeout", "6s", "--rebalance-timeout", "10s", "--shutdown-grace", "5s",
+			// The simulator serves its media links over plain http on loopback.
+			"--media-allowed-cidrs", "127.0.0.0/8,::1", "--media-allow-http"); err != nil {
 			return err
 		}
 	}
@@ -829,7 +831,7 @@ func pct(xs []float64, p float64) float64 {
 func (s *stack) summary(sum summary) {
 	by := map[string]int{}
 	var window, e2e []float64
-	stored, bytes, expired, largest := 0, int64(0), 0, int64(0)
+	stored, bytes, expired, refused, largest := 0, int64(0), 0, 0, int64(0)
 	for _, r := range sum.got {
 		by[string(r.Vendor)+" "+r.Outcome]++
 		if r.Outcome == contract.OutcomeHarvested {
@@ -846,6 +848,8 @@ func (s *stack) summary(sum summary) {
 				largest = max(largest, m.Size)
 			case contract.MediaExpired:
 				expired++
+			case contract.MediaRefused:
+				refused++
 			}
 		}
 	}
@@ -861,8 +865,8 @@ func (s *stack) summary(sum summary) {
 	}
 	fmt.Printf("window left at harvest (s): min %.0f  p50 %.0f  max %.0f (windows: Megvii 180 s, Baidu media 300 s)\n", pct(window, 0), pct(window, 0.5), pct(window, 1))
 	fmt.Printf("completion -> record (s):   p50 %.1f  p99 %.1f over %d verifications with a completion\n", pct(e2e, 0.5), pct(e2e, 0.99), len(e2e))
-	fmt.Printf("objects stored: %d media (%.1f MB), %d expired links, %d evidence documents; %d of %d referenced objects found in the store\n",
-		stored, float64(bytes)/1e6, expired, len(sum.got), sum.present, sum.objects)
+	fmt.Printf("objects stored: %d media (%.1f MB), %d expired links, %d refused links, %d evidence documents; %d of %d referenced objects found in the store\n",
+		stored, float64(bytes)/1e6, expired, refused, len(sum.got), sum.present, sum.objects)
 	fmt.Printf("largest media object: %.1f MB\n", float64(largest)/1e6)
 	fmt.Printf("Megvii answers served twice (a spent call repeated): %d; archiver store operations retried: %.0f\n", sum.servedTwice, sum.storeRetries)
 	for _, m := range sum.mismatched {

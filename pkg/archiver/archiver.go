@@ -43,7 +43,8 @@ import (
 // Config configures an Archiver.
 type Config struct {
 	Store objstore.Bucket
-	// HTTP downloads the vendors' media links.
+	// HTTP downloads the vendors' media links: NewMediaClient's (the
+	// strictest policy when nil).
 	HTTP *http.Client
 	// SpoolDir holds downloads while they are hashed and uploaded.
 	SpoolDir string
@@ -87,7 +88,7 @@ func New(cfg Config) (*Archiver, error) {
 		return nil, errors.New("archiver: no store")
 	}
 	if cfg.HTTP == nil {
-		cfg.HTTP = &http.Client{}
+		cfg.HTTP = NewMediaClient(MediaPolicy{})
 	}
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()

@@ -159,6 +159,10 @@ func (a *Archiver) downloadOnce(ctx context.Context, u string) (*os.File, string
 	}
 	resp, err := a.cfg.HTTP.Do(req)
 	if err != nil {
+		if r, ok := refusal(err); ok { // the policy's answer, final: not retried
+			a.m.refused.WithLabelValues(r.Reason).Inc()
+			return nil, "", 0, "", contract.MediaRefused, r.Detail, nil
+		}
 		if ctx.Err() != nil {
 			return nil, "", 0, "", "", "", ctx.Err()
 		}

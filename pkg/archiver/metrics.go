@@ -14,6 +14,7 @@ type Metrics struct {
 	existing      *prometheus.CounterVec
 	media         *prometheus.CounterVec
 	downloads     *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 	records       *prometheus.CounterVec
 	deadLetters   *prometheus.CounterVec
 	responses     *prometheus.CounterVec
@@ -44,9 +45,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		existing: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_objects_existing_total",
 			Help: "Objects not written because their key already existed (re-processing), by kind."}, []string{"kind"}),
 		media: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_media_total",
-			Help: "Media items by vendor and status (stored, expired, rejected, failed)."}, []string{"vendor", "status"}),
+			Help: "Media items by vendor and status (stored, expired, rejected, failed, refused)."}, []string{"vendor", "status"}),
 		downloads: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_downloads_total",
-			Help: "Media downloads by outcome (stored, expired, rejected, failed, retry)."}, []string{"outcome"}),
+			Help: "Media downloads by outcome (stored, expired, rejected, failed, refused, retry)."}, []string{"outcome"}),
+		refused: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_media_refused_total",
+			Help: "Media links not fetched under the media policy, by reason (loopback, private, link_local, metadata, unspecified, multicast, cgnat, reserved, scheme, redirects)."}, []string{"reason"}),
 		records: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_records_published_total",
 			Help: "Normalized records published, by vendor and outcome."}, []string{"vendor", "outcome"}),
 		deadLetters: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_dead_letters_total",

@@ -189,7 +189,7 @@ func (s *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, `{"error":"invalid_client","error_description":"unknown client id"}`)
 			return
 		}
-		if r.URL.Query().Get("client_secret") != "sk" {
+		if r.PostFormValue("client_secret") != "sk" {
 			w.WriteHeader(401)
 			fmt.Fprint(w, `{"error":"invalid_client","error_description":"Client authentication failed"}`)
 			return

@@ -26,7 +26,7 @@ type Config struct {
 	BaseURL          string // DefaultBaseURL when empty
 	APIKey           config.Secret
 	SecretKey        config.Secret
-	HTTPClient       *http.Client  // a client with a 30 s timeout when nil
+	HTTPClient       *http.Client  // a client with a 30 s timeout when nil; its redirects are never followed
 	MaxResponseBytes int64         // DefaultMaxResponseBytes when 0
 	Now              clock.Now     // time.Now when nil
 	RefreshBefore    time.Duration // refresh the access_token this long before it expires; 24 h when 0
@@ -65,6 +65,7 @@ func New(cfg Config) (*Client, error) {
 	if httpc == nil {
 		httpc = &http.Client{Timeout: 30 * time.Second}
 	}
+	httpc = vendorerr.NoRedirects(httpc) // whatever client is given: secrets must not follow a redirect
 	return &Client{base: u, cfg: cfg, httpc: httpc, tokens: newTokenSource(u, cfg, httpc)}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,12 +125,15 @@ type tokenAnswer struct {
 func (ts *TokenSource) mint(ctx context.Context) (string, time.Duration, error) {
 	u := *ts.base
 	u.Path += "/oauth/2.0/token"
-	q := url.Values{"grant_type": {"client_credentials"}, "client_id": {ts.apiKey.Reveal()}, "client_secret": {ts.secretKey.Reveal()}}
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	// The credentials go in the form body (OAuth 2.0's client-credentials
+	// grant, which the endpoint also accepts in the query): a URL ends up in
+	// proxy logs, Referer headers and error strings.
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {ts.apiKey.Reveal()}, "client_secret": {ts.secretKey.Reveal()}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", 0, vendorerr.Transport(Vendor, EndpointToken, err)
 	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	status, body, verr := vendorerr.RoundTrip(ts.httpc, req, Vendor, EndpointToken, 1<<20)
 	if verr != nil {
 		return "", 0, verr

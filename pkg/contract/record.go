@@ -129,6 +129,7 @@ const (
 	MediaExpired  = "expired"  // the link no longer worked when it was fetched
 	MediaRejected = "rejected" // not what it claimed (bad base64, not an image, too large, an HTML page)
 	MediaFailed   = "failed"   // could not be fetched within the tries allowed
+	MediaRefused  = "refused"  // not fetched: the link, a redirect or its address is outside the archiver's media policy (an internal address, plain http)
 )
 
 // MediaRef is one image or video of the verification.

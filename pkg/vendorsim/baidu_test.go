@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"image/jpeg"
 	"io"
 	"net/http"
@@ -265,5 +266,42 @@ func TestBaiduFaults(t *testing.T) {
 	}
 	if _, err := base64.StdEncoding.Strict().DecodeString(d.IDCardImages.FrontBase64); err == nil {
 		t.Fatal("truncated base64 decoded")
+	}
+}
+
+// The simulated grant accepts the credentials where the public document
+// puts them (the query) and where the client sends them (a POST form body),
+// and refuses a wrong secret either way.
+func TestBaiduTokenGrantQueryOrBody(t *testing.T) {
+	h := newHarness(t, nil)
+	grant := func(secret string, inBody bool) int {
+		v := url.Values{"grant_type": {"client_credentials"}, "client_id": {bKey}, "client_secret": {secret}}
+		var resp *http.Response
+		var err error
+		if inBody {
+			resp, err = http.PostForm(h.baiduURL+"/oauth/2.0/token", v)
+		} else {
+			resp, err = http.Post(h.baiduURL+"/oauth/2.0/token?"+v.Encode(), "application/json", nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var a struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&a)
+		if resp.StatusCode == http.StatusOK && a.AccessToken == "" {
+			t.Fatalf("200 without an access_token")
+		}
+		return resp.StatusCode
+	}
+	for _, inBody := range []bool{false, true} {
+		if code := grant(bSecret, inBody); code != http.StatusOK {
+			t.Errorf("in body %v: HTTP %d, want 200", inBody, code)
+		}
+		if code := grant("wrong", inBody); code != http.StatusUnauthorized {
+			t.Errorf("wrong secret, in body %v: HTTP %d, want 401", inBody, code)
+		}
 	}
 }
