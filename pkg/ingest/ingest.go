@@ -320,25 +320,49 @@ func validID(s string, max int) bool {
 	return true
 }
 
+// firstBodyBuf is the most a request's announced Content-Length reserves
+// before its bytes arrive: a callback fits, and a stranger announcing a
+// megabyte and sending nothing costs no more than this.
+const firstBodyBuf = 16 << 10
+
+// readBody reads the body into a pooled buffer that grows with the bytes
+// that arrive (doubling), never from the announced Content-Length alone.
 func readBody(r *http.Request, limit int64) ([]byte, *reqError) {
 	if r.ContentLength > limit {
 		return nil, &reqError{status: http.StatusRequestEntityTooLarge, reason: "too_large", msg: fmt.Sprintf("body larger than %d bytes", limit)}
 	}
-	var b []byte
-	var err error
+	first := 4 << 10
 	if n := r.ContentLength; n > 0 {
-		// Exactly the announced size, then check nothing follows.
-		b = bodies.get(int(n))
-		if _, err = io.ReadFull(r.Body, b); err == nil {
-			var one [1]byte
-			if k, _ := r.Body.Read(one[:]); k > 0 {
-				err = errors.New("body longer than Content-Length")
-			}
+		first = int(min(n+1, firstBodyBuf)) // +1: the read that finds the end
+	}
+	b := bodies.get(first)[:0]
+	var err error
+	for {
+		if int64(len(b)) > limit {
+			err = &http.MaxBytesError{Limit: limit}
+			break
 		}
-	} else {
-		b, err = io.ReadAll(r.Body)
+		if len(b) == cap(b) {
+			grown := make([]byte, len(b), max(len(b)+1, min(2*cap(b), int(limit)+1)))
+			copy(grown, b)
+			bodies.put(b)
+			b = grown
+		}
+		var k int
+		k, err = r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err != nil {
+			break
+		}
+	}
+	if err == io.EOF {
+		err = nil
+		if r.ContentLength > 0 && int64(len(b)) != r.ContentLength {
+			err = errors.New("body length differs from Content-Length")
+		}
 	}
 	if err != nil {
+		bodies.put(b)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, &reqError{status: http.StatusRequestEntityTooLarge, reason: "too_large", msg: fmt.Sprintf("body larger than %d bytes", mbe.Limit)}
