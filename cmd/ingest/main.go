@@ -39,7 +39,8 @@ func parse(args []string, getenv func(string) string, help io.Writer) (*options,
   POST /v1/tokens                    token registration by the customer's back end (Bearer token)
 Each becomes an event on the events topic (CloudEvents headers, key <vendor>:<id>, stable
 ce_id); a request is answered 2xx only after the broker acknowledged it with acks=all,
-and 503 with Retry-After when it did not in time.`)
+and 503 with Retry-After when it did not in time (the event may have been stored: retrying
+is safe, the ce_id is stable) or when --max-inflight requests are already being served.`)
 	o := &options{}
 	c := &o.cfg
 	o.svc.Register(fs, "127.0.0.1:9101")
@@ -49,6 +50,10 @@ and 503 with Retry-After when it did not in time.`)
 	fs.DurationVar(&c.RetryAfter, "retry-after", 5*time.Second, "Retry-After sent with 503 answers")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body accepted (413 beyond)")
 	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "most token registrations in one request")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", 128, "most requests served at once; beyond, 503 with Retry-After at once (memory held by bodies is at most this times --max-body-bytes)")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request line and headers accepted (431 beyond)")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "how long a client may take to send the request line and headers")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", 10*time.Second, "how long a client may take to send the whole request, body included")
 	fs.DurationVar(&c.MaxTokenAge, "max-token-age", 7*24*time.Hour, "oldest issued_at accepted by the token API")
 	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", 5*time.Minute, "how far in the future an issued_at may be")
 	fs.StringVar(&c.BaiduSuccessRedirect, "baidu-success-redirect", "", "page the browser is sent to after a Baidu success landing (empty: a short page)")
@@ -105,7 +110,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	var g rungroup.Group
 	g.Add(rungroup.SignalActor(os.Interrupt, syscall.SIGTERM))
-	g.Add(ops.ServeActor(ops.NewServer(srv.Handler(), log), ln, o.shutdownGrace))
+	g.Add(ops.ServeActor(srv.HTTPServer(log), ln, o.shutdownGrace))
 	g.Add(ops.ServeActor(ops.NewServer(opsMux, log), mln, time.Second))
 	log.Info("ingest listening", "listen", ln.Addr().String(), "metrics", mln.Addr().String(), "topic", o.topic, "brokers", kc.Brokers, "tls", kc.TLS != nil, "sasl", kc.SASL != nil)
 	err = g.Run()

@@ -62,6 +62,10 @@ type Config struct {
 	MaxTokenAge          time.Duration // oldest issued_at accepted (7 days)
 	MaxClockSkew         time.Duration // newest issued_at accepted, ahead of now (5 min)
 	MaxBatch             int           // registrations per request (1000)
+	MaxInFlight          int           // requests served at once; beyond, 503 at once (128)
+	MaxHeaderBytes       int           // request line and headers (16 KiB; 431 beyond)
+	ReadHeaderTimeout    time.Duration // to read the request line and headers (5 s)
+	ReadTimeout          time.Duration // to read the whole request, body included (10 s)
 	Now                  clock.Now
 	Registry             prometheus.Registerer
 	Logger               *slog.Logger
@@ -74,6 +78,9 @@ type Server struct {
 	log       *slog.Logger
 	m         metrics
 	deadlines deadlines
+	inFlight  atomic.Int64 // requests being served, for MaxInFlight
+	// retryAfter is the Retry-After value: whole seconds, at least 1.
+	retryAfter string
 }
 
 // deadlines hands out publish deadlines that the requests starting within
@@ -143,6 +150,14 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	setDur(&cfg.RetryAfter, 5*time.Second)
 	setDur(&cfg.MaxTokenAge, 7*24*time.Hour)
 	setDur(&cfg.MaxClockSkew, 5*time.Minute)
+	setDur(&cfg.ReadHeaderTimeout, 5*time.Second)
+	setDur(&cfg.ReadTimeout, 10*time.Second)
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 128
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 16 << 10
+	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -177,6 +192,7 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 		panics: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ingest_panics_total",
 			Help: "Handler panics recovered into 500 answers."}),
 	}}
+	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
 	s.m.publishOK = s.m.publishDur.WithLabelValues("ok")
 	s.m.publishedByType = map[string]prometheus.Counter{}
 	for _, t := range []string{contract.TypeMegviiCallback, contract.TypeBaiduCompletion, contract.TypeTokenRegistered} {
@@ -256,6 +272,17 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 			rid = string(h[:])
 		}
 		w.Header()["X-Request-Id"] = []string{rid} // canonical already
+		if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
+			// Full: refused before the body is read, so it costs nothing.
+			s.inFlight.Add(-1)
+			s.m.rejected.WithLabelValues(route, "overloaded").Inc()
+			w.Header().Set("Retry-After", s.retryAfter)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "overloaded: nothing was stored; retry after Retry-After seconds", "request_id": rid})
+			c, _ := answered.LoadOrStore(http.StatusServiceUnavailable, s.m.requests.WithLabelValues(route, "503"))
+			c.(prometheus.Counter).Inc()
+			return
+		}
+		defer s.inFlight.Add(-1)
 		s.m.inflight.Inc()
 		start := s.cfg.Now()
 		defer func() {
@@ -283,7 +310,7 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 		if e := h(w, r); e != nil {
 			s.m.rejected.WithLabelValues(route, e.reason).Inc()
 			if e.status == http.StatusServiceUnavailable {
-				w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+				w.Header().Set("Retry-After", s.retryAfter)
 			}
 			if e.status == http.StatusUnauthorized && route == RouteTokens {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="faceharvest"`)
@@ -385,7 +412,7 @@ func (s *Server) publish(envs ...contract.Envelope) *reqError {
 	if err != nil {
 		s.m.publishDur.WithLabelValues("error").Observe(time.Since(start).Seconds())
 		s.log.Warn("publish failed", "error", err.Error(), "messages", len(msgs))
-		return &reqError{status: http.StatusServiceUnavailable, reason: "broker", msg: "not stored: the event broker did not acknowledge in time; retry"}
+		return &reqError{status: http.StatusServiceUnavailable, reason: "broker", msg: "the event broker did not acknowledge in time: the event may have been stored; retrying is safe: the event id is stable"}
 	}
 	s.m.publishOK.Observe(time.Since(start).Seconds())
 	for _, e := range envs {
@@ -694,4 +721,23 @@ func (s *Server) validate(reg Registration, now time.Time, field func(string) st
 		}
 	}
 	return contract.Event{Vendor: v, VerificationID: reg.VerificationID, BizNo: reg.BizNo, IssuedAt: &issued, ReceivedAt: now, Metadata: reg.Metadata}, nil
+}
+
+// HTTPServer returns the http.Server to serve Handler with: small headers
+// and short read timeouts, so that a slow or silent client holds a
+// connection for seconds, not minutes. log receives the server's own errors.
+func (s *Server) HTTPServer(log *slog.Logger) *http.Server {
+	if log == nil {
+		log = s.log
+	}
+	return &http.Server{
+		Handler:           s.Handler(),
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		// Reading, then waiting for the broker, then answering.
+		WriteTimeout: s.cfg.ReadTimeout + s.cfg.PublishTimeout + 5*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
