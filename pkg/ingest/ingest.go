@@ -53,6 +53,8 @@ type Publisher interface {
 // Config configures the server. Zero values take the defaults noted.
 type Config struct {
 	MegviiSecrets        []config.Secret // callback signing secrets; several during rotation
+	LandingKeys          []config.Secret // sign Baidu landing URLs (the first) and verify them (any); none: landings are refused
+	PublicURL            string          // ingest's external base URL, for the landing URLs
 	BearerTokens         []config.Secret // accepted by the token API
 	BaiduSuccessRedirect string          // where the browser goes after a success landing ("" answers a small page)
 	BaiduFailureRedirect string
@@ -78,7 +80,8 @@ type Server struct {
 	log       *slog.Logger
 	m         metrics
 	deadlines deadlines
-	inFlight  atomic.Int64 // requests being served, for MaxInFlight
+	landing   *landingSigner // nil: no landing is accepted
+	inFlight  atomic.Int64   // requests being served, for MaxInFlight
 	// retryAfter is the Retry-After value: whole seconds, at least 1.
 	retryAfter string
 }
@@ -114,14 +117,15 @@ func (d *deadlines) get(now time.Time) context.Context {
 }
 
 type metrics struct {
-	requests   *prometheus.CounterVec
-	sigFail    *prometheus.CounterVec
-	rejected   *prometheus.CounterVec
-	published  *prometheus.CounterVec
-	publishDur *prometheus.HistogramVec
-	batch      prometheus.Histogram
-	inflight   prometheus.Gauge
-	panics     prometheus.Counter
+	requests    *prometheus.CounterVec
+	sigFail     *prometheus.CounterVec
+	landingFail *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	published   *prometheus.CounterVec
+	publishDur  *prometheus.HistogramVec
+	batch       prometheus.Histogram
+	inflight    prometheus.Gauge
+	panics      prometheus.Counter
 	// Children looked up once: every request would otherwise hash its
 	// label values again.
 	publishOK       prometheus.Observer
@@ -140,6 +144,10 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 		if u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "/") {
 			return nil, fmt.Errorf("redirect target %q: want an absolute http(s) URL or a path", u)
 		}
+	}
+	landing, err := newLandingSigner(cfg.PublicURL, cfg.LandingKeys)
+	if err != nil {
+		return nil, err
 	}
 	setDur := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -174,11 +182,13 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := promauto.With(cfg.Registry)
-	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, deadlines: newDeadlines(cfg.PublishTimeout), m: metrics{
+	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, deadlines: newDeadlines(cfg.PublishTimeout), m: metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_requests_total",
 			Help: "HTTP requests answered, by route and status code."}, []string{"route", "code"}),
 		sigFail: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_signature_failures_total",
 			Help: "Megvii callbacks refused for their signature, by reason (missing, mismatch)."}, []string{"reason"}),
+		landingFail: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_landing_signature_failures_total",
+			Help: "Baidu landings refused (401) for their signature, by reason (missing, malformed_signature, mismatch, not_configured); nothing was published."}, []string{"reason"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_rejections_total",
 			Help: "Requests refused before publishing, by route and reason."}, []string{"route", "reason"}),
 		published: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_events_published_total",
@@ -534,10 +544,27 @@ func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Re
 	if outcome == "failure" {
 		target = s.cfg.BaiduFailureRedirect
 	}
+	refuse := func(reason, msg string) *reqError {
+		s.m.landingFail.WithLabelValues(reason).Inc()
+		return &reqError{status: http.StatusUnauthorized, reason: "signature", msg: msg}
+	}
 	return func(w http.ResponseWriter, r *http.Request) *reqError {
-		vt := r.URL.Query().Get("verify_token")
-		if !validID(vt, 128) {
+		vt, sig, problem := landingQuery(r.URL.RawQuery)
+		switch {
+		case problem == "malformed":
 			return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "verify_token missing or invalid"}
+		case s.landing == nil:
+			return refuse("not_configured", "landing URLs are not configured")
+		case problem == "mismatch":
+			return refuse("mismatch", "landing signature does not match")
+		case problem != "":
+			return refuse(problem, "landing URL is not signed: use the success_url or failure_url answered by POST /v1/tokens")
+		case !s.landing.verify(outcome, vt, sig):
+			return refuse("mismatch", "landing signature does not match")
+		case r.Method != http.MethodGet:
+			// A HEAD (a link checker, a prefetch) is not the user landing.
+			w.Header().Set("Allow", "GET")
+			return &reqError{status: http.StatusMethodNotAllowed, reason: "method", msg: "use GET"}
 		}
 		now := s.cfg.Now().UTC()
 		ev := contract.Event{Vendor: contract.Baidu, VerificationID: vt, ReceivedAt: now, Status: outcome}
@@ -626,6 +653,10 @@ func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqErro
 	out := make([]map[string]string, len(envs))
 	for i, e := range envs {
 		out[i] = map[string]string{"key": e.Key, "id": e.ID}
+		if vt, ok := strings.CutPrefix(e.Key, string(contract.Baidu)+":"); ok && s.landing != nil {
+			out[i]["success_url"] = s.landing.url("success", vt)
+			out[i]["failure_url"] = s.landing.url("failure", vt)
+		}
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"registered": out})
 	return nil
