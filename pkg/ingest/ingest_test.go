@@ -67,9 +67,9 @@ func (p *memPublisher) envelopes(t *testing.T) []contract.Envelope {
 var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
 const (
-	secretOld     = "megvii-secret-previous"
-	secretNew     = "megvii-secret-current"
-	bearer        = "app-bearer-token-1"
+	secretOld = "megvii-secret-previous"
+	secretNew = "megvii-secret-current"
+	bearer    = "app-bearer-token-1"
 )
 
 type fixture struct {
