@@ -73,6 +73,7 @@ const (
 )
 
 type fixture struct {
+	s    *Server
 	srv  *httptest.Server
 	pub  *memPublisher
 	reg  *prometheus.Registry
@@ -104,7 +105,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, pub: pub, reg: reg, logs: logs}
+	return &fixture{s: s, srv: srv, pub: pub, reg: reg, logs: logs}
 }
 
 type resp struct {

@@ -96,6 +96,16 @@ func (ls *landingSigner) url(kind, token string) string {
 	return ls.base + route + "?verify_token=" + url.QueryEscape(token) + "&" + LandingSigParam + "=" + ls.sign(kind, token)
 }
 
+// LandingURL returns the signed landing URL of kind ("success" or
+// "failure") for a Baidu verify_token, as POST /v1/tokens answers it; ""
+// when no landing key is configured or kind is neither.
+func (s *Server) LandingURL(kind, verifyToken string) string {
+	if s.landing == nil || (kind != "success" && kind != "failure") {
+		return ""
+	}
+	return s.landing.url(kind, verifyToken)
+}
+
 // verify reports whether sig is a valid signature of a kind landing for
 // token under any configured key, comparing in constant time (every key is
 // tried, whichever matches).

@@ -102,6 +102,9 @@ func TestSignedLandingPublishesOnce(t *testing.T) {
 	if _, ok := m["success_url"]; ok {
 		t.Fatal("a Megvii entry got landing URLs")
 	}
+	if f.s.LandingURL("success", tok) != success || f.s.LandingURL("failure", tok) != failure || f.s.LandingURL("other", tok) != "" {
+		t.Fatal("LandingURL differs from the registration's answer")
+	}
 	path := func(u string) string { return strings.TrimPrefix(u, publicURL) }
 	if r := f.do(t, "HEAD", path(success), "", nil, nil); r.code != 405 || r.header.Get("Allow") != "GET" || len(f.pub.envelopes(t)) != 2 { // the two registrations
 		t.Fatalf("HEAD of a signed URL: %d, %d events", r.code, len(f.pub.envelopes(t)))

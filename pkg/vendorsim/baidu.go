@@ -99,6 +99,9 @@ type BaiduCreated struct {
 
 // CreateBaidu starts a verification, as verifyToken/generate would.
 func (s *Sim) CreateBaidu(spec BaiduSpec) (BaiduCreated, error) {
+	own := spec // before the configured default pages
+	own.SuccessURL = firstNonEmpty(own.SuccessURL, s.cfg.DefaultBaidu.SuccessURL)
+	own.FailureURL = firstNonEmpty(own.FailureURL, s.cfg.DefaultBaidu.FailureURL)
 	spec, err := s.baiduDefaults(spec)
 	if err != nil {
 		return BaiduCreated{}, err
@@ -107,6 +110,11 @@ func (s *Sim) CreateBaidu(spec BaiduSpec) (BaiduCreated, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tok := s.newIDLocked("")[:24]
+	if s.cfg.BaiduPages != nil {
+		su, fu := s.cfg.BaiduPages(tok)
+		spec.SuccessURL = firstNonEmpty(own.SuccessURL, su, spec.SuccessURL)
+		spec.FailureURL = firstNonEmpty(own.FailureURL, fu, spec.FailureURL)
+	}
 	v := &baiduVerification{spec: spec, token: tok, created: now, calls: map[string]int{}, outcomes: map[string]int{}}
 	s.baidu[tok] = v
 	s.metrics.verifs.WithLabelValues("baidu").Set(float64(len(s.baidu)))

@@ -319,3 +319,27 @@ func TestBaiduPagesSetAfterTheToken(t *testing.T) {
 		}
 	}
 }
+
+// TestBaiduPagesHook: Config.BaiduPages gives a verification without pages
+// of its own its pages from its token, ahead of the configured defaults; a
+// spec's own pages win.
+func TestBaiduPagesHook(t *testing.T) {
+	var land string
+	h := newHarness(t, func(c *Config) {
+		c.BaiduPages = func(vt string) (string, string) {
+			return land + "/v1/callbacks/baidu/success?verify_token=" + vt + "&sig=s", land + "/v1/callbacks/baidu/failure?verify_token=" + vt + "&sig=f"
+		}
+	})
+	land = h.landing.srv.URL
+	vt := h.createB(t, BaiduSpec{CompleteAfter: Duration(10 * time.Second)})
+	own := h.createB(t, BaiduSpec{CompleteAfter: Duration(10 * time.Second), SuccessURL: land + "/own"})
+	h.clk.Advance(11 * time.Second)
+	h.sim.DispatchDue(context.Background())
+	got := map[string]string{}
+	for _, r := range h.landing.received() {
+		got[r.Path] = r.Query
+	}
+	if got["/v1/callbacks/baidu/success"] != "verify_token="+vt+"&sig=s&verify_token="+vt || got["/own"] != "verify_token="+own || len(got) != 2 {
+		t.Fatalf("redirects %v", got)
+	}
+}
