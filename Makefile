@@ -51,11 +51,13 @@ lint: $(TOOLS)/staticcheck
 	$(GO) vet $(PKGS)
 	$(TOOLS)/staticcheck $(PKGS)
 
-## bench: benchmarks, each reported next to a baseline measured in the same run, then the whole pipeline
+## bench: benchmarks, each reported next to a baseline measured in the same run, ingest tried as a stranger
+## would (slow connections: peak RSS under 64 MiB; forged landings: nothing published), then the whole pipeline
 ## (store and broker alone as its ceiling) and one table of every figure (bin/bench-report.json).
 bench: wrk minio build
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 20m $(PKGS)
 	$(GO) run ./bench/ingest -out $(BIN)/bench-ingest.json
+	$(GO) run ./bench/ingestabuse -ingest-bin $(BIN)/ingest -out $(BIN)/bench-ingestabuse.json
 	$(GO) run ./bench/harvester -out $(BIN)/bench-harvester.json
 	$(GO) run ./bench/archiver -out $(BIN)/bench-archiver.json
 	$(BIN)/devstack --bin $(BIN) --data-dir $(BIN)/bench-pipeline-data --free-ports --bench-steady-rate=40 --bench-rate=200 --bench-for=30s --bench-out $(BIN)/bench-pipeline.json

@@ -303,6 +303,7 @@ func TestOverlays(t *testing.T) {
 			if svc := r.services["faceharvest-ingest"]; svc == nil || svc.Spec.Ports[0].Port != 8028 {
 				t.Error("ingest's Service must listen on 8028, a port Megvii calls")
 			}
+			checkLandingWiring(t, r.deployments["faceharvest-ingest"])
 		})
 	}
 	t.Run("topics", func(t *testing.T) {
@@ -443,4 +444,43 @@ func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 	if len(seen) < 20 {
 		t.Errorf("only %d metrics named: is the dashboard complete?", len(seen))
 	}
+}
+
+// checkLandingWiring: ingest refuses to start without a public URL and a
+// landing key, so every overlay gives it both, the key as a file from the
+// ingest Secret.
+func checkLandingWiring(t *testing.T, d *appsv1.Deployment) {
+	t.Helper()
+	if d == nil {
+		t.Fatal("no ingest Deployment")
+	}
+	p := d.Spec.Template.Spec
+	env := map[string]string{}
+	for _, e := range p.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	if u := env["FACEHARVEST_PUBLIC_URL"]; !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		t.Errorf("ingest: FACEHARVEST_PUBLIC_URL %q: want ingest's external base URL", u)
+	}
+	file := env["FACEHARVEST_LANDING_KEY_FILE"]
+	if file == "" || env["FACEHARVEST_LANDING_KEY"] != "" {
+		t.Fatal("ingest: the landing key must come from FACEHARVEST_LANDING_KEY_FILE")
+	}
+	for _, m := range p.Containers[0].VolumeMounts {
+		rel, ok := strings.CutPrefix(file, m.MountPath+"/")
+		if !ok {
+			continue
+		}
+		for _, v := range p.Volumes {
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			for _, it := range v.Secret.Items {
+				if it.Path == rel && it.Key == "landing-key" {
+					return
+				}
+			}
+		}
+	}
+	t.Errorf("ingest: %s is not the key landing-key of a mounted Secret", file)
 }

@@ -8,6 +8,8 @@ package main
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -165,6 +167,9 @@ type stack struct {
 	minio    *devs3.Server
 	minioBin string
 	broker   string
+	// landingKey signs ingest's Baidu landing URLs: generated for each run,
+	// kept across ingest's restarts so that URLs handed out stay valid.
+	landingKey string
 }
 
 func freePort() int {
@@ -232,12 +237,16 @@ func (s *stack) start(ctx context.Context) error {
 		"--megvii-retention", "3m", "--baidu-verify-token-ttl", "1m", "--baidu-retention", "10m", "--baidu-media-retention", "5m",
 		"--megvii-concurrency", megviiSimLimit, "--latency-p50", "20ms", "--latency-p99", "150ms", "--image-bytes", "100000", "--video-bytes", "2000000",
 		"--callback-backoff", "2s",
-		"--megvii-notify-url", ingestURL+"/v1/callbacks/megvii",
-		"--baidu-success-url", ingestURL+"/v1/callbacks/baidu/success", "--baidu-failure-url", ingestURL+"/v1/callbacks/baidu/failure"); err != nil {
+		// Baidu pages: the signed landing URLs ingest answers at registration,
+		// set per verification by the workload.
+		"--megvii-notify-url", ingestURL+"/v1/callbacks/megvii"); err != nil {
 		return err
 	}
 	kb := "--kafka-brokers=" + s.broker
-	if err := s.spawn("ingest", kb, "--listen", s.addr("ingest"), "--metrics-addr", s.addr("ingest-metrics")); err != nil {
+	var key [32]byte
+	_, _ = crand.Read(key[:])
+	s.landingKey = hex.EncodeToString(key[:])
+	if err := s.spawn("ingest", kb, "--listen", s.addr("ingest"), "--metrics-addr", s.addr("ingest-metrics"), "--public-url", ingestURL); err != nil {
 		return err
 	}
 	names := []string{"ingest"}
@@ -286,6 +295,9 @@ func (s *stack) spawnAs(name, binary string, args ...string) error {
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), devEnv...)
+	if binary == "ingest" {
+		cmd.Env = append(cmd.Env, "FACEHARVEST_LANDING_KEY="+s.landingKey)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -462,8 +474,8 @@ func (s summary) ok() bool {
 }
 
 // abuse sends ingest, after the target's record arrived, a replayed callback
-// twice (acknowledged both times with the same ce_id) and a forged one (401);
-// neither may produce another record.
+// twice (acknowledged both times with the same ce_id), a forged one (401)
+// and an unsigned Baidu landing (401); none may produce another record.
 func (s *stack) abuse(ctx context.Context, sum *summary) error {
 	data := fmt.Sprintf(`{"status":"OK","biz_info":{"biz_id":%q}}`, sum.abuseTarget)
 	post := func(sign string) (int, string, error) {
@@ -493,8 +505,16 @@ func (s *stack) abuse(ctx context.Context, sum *summary) error {
 	if err != nil {
 		return err
 	}
-	sum.abuse = []string{fmt.Sprintf("replayed callback: %d then %d, same ce_id %v", c1, c2, id1 != "" && id1 == id2), fmt.Sprintf("forged callback: %d", c3)}
-	if c1 != 200 || c2 != 200 || id1 == "" || id1 != id2 || c3 != http.StatusUnauthorized {
+	// A landing for a token nobody registered, without a signature.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr("ingest")+"/v1/callbacks/baidu/success?verify_token=forged0000000000000000000", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	c4 := resp.StatusCode
+	sum.abuse = []string{fmt.Sprintf("replayed callback: %d then %d, same ce_id %v", c1, c2, id1 != "" && id1 == id2), fmt.Sprintf("forged callback: %d", c3), fmt.Sprintf("forged landing: %d", c4)}
+	if c1 != 200 || c2 != 200 || id1 == "" || id1 != id2 || c3 != http.StatusUnauthorized || c4 != http.StatusUnauthorized {
 		sum.mismatched = append(sum.mismatched, "ingest: "+strings.Join(sum.abuse, "; "))
 	}
 	fmt.Println("  abuse:", strings.Join(sum.abuse, "; "))
@@ -673,8 +693,24 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		sum.want[contract.RecordID(contract.Baidu, b.VerifyToken)] = expected{outcome: contract.OutcomeHarvested, issuedAt: b.Created}
 	}
 	for i := 0; i < len(regs); i += 50 {
-		if err := postJSON(ctx, tokens, ingestToken, map[string]any{"tokens": regs[i:min(i+50, len(regs))]}, nil); err != nil {
+		var answer struct {
+			Registered []struct {
+				Key        string `json:"key"`
+				SuccessURL string `json:"success_url"`
+				FailureURL string `json:"failure_url"`
+			} `json:"registered"`
+		}
+		if err := postJSON(ctx, tokens, ingestToken, map[string]any{"tokens": regs[i:min(i+50, len(regs))]}, &answer); err != nil {
 			return sum, err
+		}
+		// The customer puts the signed landing URLs into Baidu's H5 URL as
+		// the success and failure pages; the simulated browser lands there.
+		for _, r := range answer.Registered {
+			if vt, ok := strings.CutPrefix(r.Key, "baidu:"); ok {
+				if err := postJSON(ctx, sim+"/sim/baidu/verifications/"+vt+"/pages", "", map[string]string{"success_url": r.SuccessURL, "failure_url": r.FailureURL}, nil); err != nil {
+					return sum, err
+				}
+			}
 		}
 	}
 	fmt.Printf("\nworkload: %d Megvii (%d never registered, callback only; %d without callback; %d registered too late) and %d Baidu (%d never completed) registered through ingest\n",

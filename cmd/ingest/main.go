@@ -34,21 +34,31 @@ type options struct {
 func parse(args []string, getenv func(string) string, help io.Writer) (*options, error) {
 	fs := config.NewFlagSet("ingest", `faceharvest's front door. Serves:
   POST /v1/callbacks/megvii          Megvii notify_url and return_url (form or JSON data + sign)
-  GET  /v1/callbacks/baidu/success   Baidu H5 success landing (?verify_token=...)
-  GET  /v1/callbacks/baidu/failure   Baidu H5 failure landing
-  POST /v1/tokens                    token registration by the customer's back end (Bearer token)
+  GET  /v1/callbacks/baidu/success   Baidu H5 success landing (?verify_token=...&sig=..., signed)
+  GET  /v1/callbacks/baidu/failure   Baidu H5 failure landing (signed)
+  POST /v1/tokens                    token registration by the customer's back end (Bearer token);
+                                     each Baidu entry is answered its signed success_url and
+                                     failure_url, the pages to put into Baidu's H5 URL
+A landing whose sig is missing or wrong (HMAC-SHA256 with a landing key over the page kind
+and the verify_token) is answered 401 and publishes nothing; HEAD never publishes.
 Each becomes an event on the events topic (CloudEvents headers, key <vendor>:<id>, stable
 ce_id); a request is answered 2xx only after the broker acknowledged it with acks=all,
-and 503 with Retry-After when it did not in time.`)
+and 503 with Retry-After when it did not in time (the event may have been stored: retrying
+is safe, the ce_id is stable) or when --max-inflight requests are already being served.`)
 	o := &options{}
 	c := &o.cfg
 	o.svc.Register(fs, "127.0.0.1:9101")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8028", "address for callbacks and the token API (Megvii calls only ports 443, 5000, 16003, 8883 and 8028)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "ingest's external base URL, e.g. https://kyc.example.com: the signed Baidu landing URLs start with it (required)")
 	fs.StringVar(&o.topic, "events-topic", contract.DefaultEventsTopic, "topic events are published to")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "how long a request waits for the broker's acknowledgement before answering 503 (requests starting within 10 ms share one deadline)")
 	fs.DurationVar(&c.RetryAfter, "retry-after", 5*time.Second, "Retry-After sent with 503 answers")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body accepted (413 beyond)")
 	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "most token registrations in one request")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", 128, "most requests served at once; beyond, 503 with Retry-After at once (memory held by bodies is at most this times --max-body-bytes)")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request line and headers accepted (431 beyond)")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "how long a client may take to send the request line and headers")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", 10*time.Second, "how long a client may take to send the whole request, body included")
 	fs.DurationVar(&c.MaxTokenAge, "max-token-age", 7*24*time.Hour, "oldest issued_at accepted by the token API")
 	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", 5*time.Minute, "how far in the future an issued_at may be")
 	fs.StringVar(&c.BaiduSuccessRedirect, "baidu-success-redirect", "", "page the browser is sent to after a Baidu success landing (empty: a short page)")
@@ -58,6 +68,7 @@ and 503 with Retry-After when it did not in time.`)
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii API secret(s) that sign callbacks; comma-separated to accept several during rotation (required)")
 	fs.Secret("FACEHARVEST_INGEST_TOKENS", "bearer tokens accepted by POST /v1/tokens, comma-separated (required)")
+	fs.Secret("FACEHARVEST_LANDING_KEY", fmt.Sprintf("keys (at least %d bytes each) that sign Baidu landing URLs; comma-separated for rotation: the first signs, any verifies (required)", ingest.MinLandingKeyLen))
 	if err := fs.Parse(args, getenv, help); err != nil {
 		return nil, err
 	}
@@ -67,6 +78,17 @@ and 503 with Retry-After when it did not in time.`)
 	}
 	if c.BearerTokens, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_INGEST_TOKENS"); err != nil {
 		return nil, err
+	}
+	if c.LandingKeys, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_LANDING_KEY"); err != nil {
+		return nil, err
+	}
+	// The library refuses landings without keys; the service, which always
+	// serves them, refuses to start.
+	if len(c.LandingKeys) == 0 {
+		return nil, errors.New("no landing key to sign Baidu landing URLs with (FACEHARVEST_LANDING_KEY or FACEHARVEST_LANDING_KEY_FILE)")
+	}
+	if c.PublicURL == "" {
+		return nil, errors.New("--public-url (FACEHARVEST_PUBLIC_URL) is required: the signed landing URLs start with it")
 	}
 	if err = o.svc.Validate(getenv); err != nil {
 		return nil, err
@@ -105,7 +127,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	var g rungroup.Group
 	g.Add(rungroup.SignalActor(os.Interrupt, syscall.SIGTERM))
-	g.Add(ops.ServeActor(ops.NewServer(srv.Handler(), log), ln, o.shutdownGrace))
+	g.Add(ops.ServeActor(srv.HTTPServer(log), ln, o.shutdownGrace))
 	g.Add(ops.ServeActor(ops.NewServer(opsMux, log), mln, time.Second))
 	log.Info("ingest listening", "listen", ln.Addr().String(), "metrics", mln.Addr().String(), "topic", o.topic, "brokers", kc.Brokers, "tls", kc.TLS != nil, "sasl", kc.SASL != nil)
 	err = g.Run()

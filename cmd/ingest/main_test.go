@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -27,8 +28,9 @@ import (
 )
 
 const (
-	secret = "process-test-megvii-secret"
-	token  = "process-test-bearer"
+	secret     = "process-test-megvii-secret"
+	token      = "process-test-bearer"
+	landingKey = "process-test-landing-key-0123456789"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -40,6 +42,7 @@ func TestHelp(t *testing.T) {
 	}
 	for _, want := range []string{"--kafka-brokers", "FACEHARVEST_KAFKA_BROKERS", "--listen", "--metrics-addr", "--events-topic", "--publish-timeout",
 		"--baidu-success-redirect", "--kafka-batch-timeout", "FACEHARVEST_MEGVII_API_SECRET", "FACEHARVEST_INGEST_TOKENS", "/v1/tokens",
+		"--public-url", "FACEHARVEST_PUBLIC_URL", "FACEHARVEST_LANDING_KEY", "--max-inflight", "--max-header-bytes", "--read-header-timeout", "--read-timeout",
 		"--kafka-tls-ca-file", "--kafka-sasl-mechanism", "FACEHARVEST_KAFKA_SASL_PASSWORD"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %s", want)
@@ -48,18 +51,31 @@ func TestHelp(t *testing.T) {
 }
 
 func TestRefusesBadConfiguration(t *testing.T) {
-	ok := map[string]string{"FACEHARVEST_MEGVII_API_SECRET": secret, "FACEHARVEST_INGEST_TOKENS": token}
+	ok := map[string]string{"FACEHARVEST_MEGVII_API_SECRET": secret, "FACEHARVEST_INGEST_TOKENS": token, "FACEHARVEST_LANDING_KEY": landingKey, "FACEHARVEST_PUBLIC_URL": "https://kyc.example.com"}
+	without := func(k string) map[string]string {
+		m := map[string]string{}
+		for a, b := range ok {
+			if a != k {
+				m[a] = b
+			}
+		}
+		return m
+	}
 	cases := []struct {
 		args []string
 		env  map[string]string
 		want string
 	}{
-		{nil, map[string]string{"FACEHARVEST_INGEST_TOKENS": token}, "FACEHARVEST_MEGVII_API_SECRET"},
-		{nil, map[string]string{"FACEHARVEST_MEGVII_API_SECRET": secret}, "FACEHARVEST_INGEST_TOKENS"},
+		{nil, without("FACEHARVEST_MEGVII_API_SECRET"), "FACEHARVEST_MEGVII_API_SECRET"},
+		{nil, without("FACEHARVEST_INGEST_TOKENS"), "FACEHARVEST_INGEST_TOKENS"},
+		{nil, without("FACEHARVEST_LANDING_KEY"), "FACEHARVEST_LANDING_KEY"},
+		{nil, without("FACEHARVEST_PUBLIC_URL"), "--public-url"},
+		{nil, withEnv(without("FACEHARVEST_LANDING_KEY"), "FACEHARVEST_LANDING_KEY", landingKey+",short"), "landing key 2 of 2 is shorter than 32 bytes"},
+		{[]string{"--public-url=kyc.example.com"}, ok, "public URL"},
 		{[]string{"--kafka-brokers=nohost"}, ok, "want host:port"},
 		{[]string{"--log-level=loud"}, ok, "log level"},
 		{[]string{"--baidu-success-redirect=javascript:x"}, ok, "redirect target"},
-		{nil, map[string]string{"FACEHARVEST_MEGVII_API_SECRET": secret, "FACEHARVEST_INGEST_TOKENS_FILE": "/nonexistent/tokens"}, "FACEHARVEST_INGEST_TOKENS_FILE"},
+		{nil, withEnv(without("FACEHARVEST_INGEST_TOKENS"), "FACEHARVEST_INGEST_TOKENS_FILE", "/nonexistent/tokens"), "FACEHARVEST_INGEST_TOKENS_FILE"},
 		{[]string{"--kafka-sasl-mechanism=GSSAPI", "--kafka-sasl-username=u"}, withEnv(ok, "FACEHARVEST_KAFKA_SASL_PASSWORD", secret), `SASL mechanism "GSSAPI"`},
 		{[]string{"--kafka-sasl-mechanism=SCRAM-SHA-512", "--kafka-sasl-username=u"}, ok, "username and a password"},
 		{[]string{"--kafka-tls-ca-file=/nonexistent/ca.pem"}, ok, "TLS CA file"},
@@ -70,7 +86,7 @@ func TestRefusesBadConfiguration(t *testing.T) {
 		if code := run(c.args, env(c.env), io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
 			t.Errorf("%v: exit %d: %s", c.args, code, errb.String())
 		}
-		if strings.Contains(errb.String(), secret) || strings.Contains(errb.String(), token) {
+		if strings.Contains(errb.String(), secret) || strings.Contains(errb.String(), token) || strings.Contains(errb.String(), landingKey) {
 			t.Error("secret in error output")
 		}
 	}
@@ -143,13 +159,38 @@ func TestProcess(t *testing.T) {
 	if code != 200 || !strings.Contains(body, contract.EventID("megvii", "1462259748,52b13fb5-8dfb-4537-a62b-a641d5e929f1", "callback", data)) {
 		t.Fatalf("callback: %d %s", code, body)
 	}
+	// A Baidu token registered, its signed landing accepted; a forged one
+	// refused.
+	req, _ := http.NewRequest("POST", "http://"+listen+"/v1/tokens", strings.NewReader(`{"vendor":"baidu","verification_id":"Yz9rWITm4vak16PBAh5x8oG7"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	var reg struct {
+		Registered []struct {
+			SuccessURL string `json:"success_url"`
+		} `json:"registered"`
+	}
+	if code := doJSON(t, req, &reg); code != 202 || len(reg.Registered) != 1 || !strings.HasPrefix(reg.Registered[0].SuccessURL, "http://"+listen+"/v1/callbacks/baidu/success?verify_token=Yz9rWITm4vak16PBAh5x8oG7&sig=") {
+		t.Fatalf("registration: %d %+v", code, reg)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for u, want := range map[string]int{reg.Registered[0].SuccessURL: 200, "http://" + listen + "/v1/callbacks/baidu/success?verify_token=Yz9rWITm4vak16PBAh5x8oG7": 401} {
+		resp, err := noRedirect.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s: %d, want %d", u, resp.StatusCode, want)
+		}
+	}
 	resp, err := http.Get("http://" + metrics + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	mb, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, m := range []string{`faceharvest_ingest_requests_total{code="200",route="/v1/callbacks/megvii"} 1`, "faceharvest_ingest_kafka_messages_total", "faceharvest_ingest_publish_duration_seconds_bucket"} {
+	for _, m := range []string{`faceharvest_ingest_requests_total{code="200",route="/v1/callbacks/megvii"} 1`, "faceharvest_ingest_kafka_messages_total", "faceharvest_ingest_publish_duration_seconds_bucket",
+		`faceharvest_ingest_landing_signature_failures_total{reason="missing"} 1`, `faceharvest_ingest_events_published_total{type="com.faceharvest.baidu.completion.v1"} 1`} {
 		if !strings.Contains(string(mb), m) {
 			t.Errorf("metrics lack %s", m)
 		}
@@ -159,7 +200,7 @@ func TestProcess(t *testing.T) {
 		t.Fatalf("after SIGTERM: %v\n%s", err, stderr.String())
 	}
 	logs := stderr.String()
-	if !strings.Contains(logs, `"msg":"ingest stopped"`) || strings.Contains(logs, secret) || strings.Contains(logs, token) || strings.Contains(logs, "xxxxxx19910602xxxx") {
+	if !strings.Contains(logs, `"msg":"ingest stopped"`) || strings.Contains(logs, secret) || strings.Contains(logs, token) || strings.Contains(logs, landingKey) || strings.Contains(logs, "xxxxxx19910602xxxx") {
 		t.Fatalf("logs:\n%s", logs)
 	}
 }
@@ -232,8 +273,8 @@ func TestProcessOverTLSWithSCRAM(t *testing.T) {
 func startIngest(t *testing.T, bin string, args []string, env ...string) (*exec.Cmd, *bytes.Buffer, string, string) {
 	t.Helper()
 	listen, metrics := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(bin, append([]string{"--listen=" + listen, "--metrics-addr=" + metrics}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(bin, append([]string{"--listen=" + listen, "--metrics-addr=" + metrics, "--public-url=http://" + listen}, args...)...)
+	cmd.Env = append(append(os.Environ(), "FACEHARVEST_LANDING_KEY="+landingKey), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -256,6 +297,20 @@ func postCallback(t *testing.T, listen string) (data string, code int, body stri
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	return data, resp.StatusCode, string(b)
+}
+
+// doJSON sends req and decodes a JSON answer into v, returning the status.
+func doJSON(t *testing.T, req *http.Request, v any) int {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode
 }
 
 func portOf(addr string) int {

@@ -53,6 +53,8 @@ type Publisher interface {
 // Config configures the server. Zero values take the defaults noted.
 type Config struct {
 	MegviiSecrets        []config.Secret // callback signing secrets; several during rotation
+	LandingKeys          []config.Secret // sign Baidu landing URLs (the first) and verify them (any); none: landings are refused
+	PublicURL            string          // ingest's external base URL, for the landing URLs
 	BearerTokens         []config.Secret // accepted by the token API
 	BaiduSuccessRedirect string          // where the browser goes after a success landing ("" answers a small page)
 	BaiduFailureRedirect string
@@ -62,6 +64,10 @@ type Config struct {
 	MaxTokenAge          time.Duration // oldest issued_at accepted (7 days)
 	MaxClockSkew         time.Duration // newest issued_at accepted, ahead of now (5 min)
 	MaxBatch             int           // registrations per request (1000)
+	MaxInFlight          int           // requests served at once; beyond, 503 at once (128)
+	MaxHeaderBytes       int           // request line and headers (16 KiB; 431 beyond)
+	ReadHeaderTimeout    time.Duration // to read the request line and headers (5 s)
+	ReadTimeout          time.Duration // to read the whole request, body included (10 s)
 	Now                  clock.Now
 	Registry             prometheus.Registerer
 	Logger               *slog.Logger
@@ -74,6 +80,10 @@ type Server struct {
 	log       *slog.Logger
 	m         metrics
 	deadlines deadlines
+	landing   *landingSigner // nil: no landing is accepted
+	inFlight  atomic.Int64   // requests being served, for MaxInFlight
+	// retryAfter is the Retry-After value: whole seconds, at least 1.
+	retryAfter string
 }
 
 // deadlines hands out publish deadlines that the requests starting within
@@ -107,14 +117,15 @@ func (d *deadlines) get(now time.Time) context.Context {
 }
 
 type metrics struct {
-	requests   *prometheus.CounterVec
-	sigFail    *prometheus.CounterVec
-	rejected   *prometheus.CounterVec
-	published  *prometheus.CounterVec
-	publishDur *prometheus.HistogramVec
-	batch      prometheus.Histogram
-	inflight   prometheus.Gauge
-	panics     prometheus.Counter
+	requests    *prometheus.CounterVec
+	sigFail     *prometheus.CounterVec
+	landingFail *prometheus.CounterVec
+	rejected    *prometheus.CounterVec
+	published   *prometheus.CounterVec
+	publishDur  *prometheus.HistogramVec
+	batch       prometheus.Histogram
+	inflight    prometheus.Gauge
+	panics      prometheus.Counter
 	// Children looked up once: every request would otherwise hash its
 	// label values again.
 	publishOK       prometheus.Observer
@@ -134,6 +145,10 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 			return nil, fmt.Errorf("redirect target %q: want an absolute http(s) URL or a path", u)
 		}
 	}
+	landing, err := newLandingSigner(cfg.PublicURL, cfg.LandingKeys)
+	if err != nil {
+		return nil, err
+	}
 	setDur := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -143,6 +158,14 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	setDur(&cfg.RetryAfter, 5*time.Second)
 	setDur(&cfg.MaxTokenAge, 7*24*time.Hour)
 	setDur(&cfg.MaxClockSkew, 5*time.Minute)
+	setDur(&cfg.ReadHeaderTimeout, 5*time.Second)
+	setDur(&cfg.ReadTimeout, 10*time.Second)
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 128
+	}
+	if cfg.MaxHeaderBytes <= 0 {
+		cfg.MaxHeaderBytes = 16 << 10
+	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -159,11 +182,13 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := promauto.With(cfg.Registry)
-	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, deadlines: newDeadlines(cfg.PublishTimeout), m: metrics{
+	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, deadlines: newDeadlines(cfg.PublishTimeout), m: metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_requests_total",
 			Help: "HTTP requests answered, by route and status code."}, []string{"route", "code"}),
 		sigFail: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_signature_failures_total",
 			Help: "Megvii callbacks refused for their signature, by reason (missing, mismatch)."}, []string{"reason"}),
+		landingFail: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_landing_signature_failures_total",
+			Help: "Baidu landings refused (401) for their signature, by reason (missing, malformed_signature, mismatch, not_configured); nothing was published."}, []string{"reason"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_rejections_total",
 			Help: "Requests refused before publishing, by route and reason."}, []string{"route", "reason"}),
 		published: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_events_published_total",
@@ -177,6 +202,7 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 		panics: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ingest_panics_total",
 			Help: "Handler panics recovered into 500 answers."}),
 	}}
+	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
 	s.m.publishOK = s.m.publishDur.WithLabelValues("ok")
 	s.m.publishedByType = map[string]prometheus.Counter{}
 	for _, t := range []string{contract.TypeMegviiCallback, contract.TypeBaiduCompletion, contract.TypeTokenRegistered} {
@@ -256,6 +282,17 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 			rid = string(h[:])
 		}
 		w.Header()["X-Request-Id"] = []string{rid} // canonical already
+		if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
+			// Full: refused before the body is read, so it costs nothing.
+			s.inFlight.Add(-1)
+			s.m.rejected.WithLabelValues(route, "overloaded").Inc()
+			w.Header().Set("Retry-After", s.retryAfter)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "overloaded: nothing was stored; retry after Retry-After seconds", "request_id": rid})
+			c, _ := answered.LoadOrStore(http.StatusServiceUnavailable, s.m.requests.WithLabelValues(route, "503"))
+			c.(prometheus.Counter).Inc()
+			return
+		}
+		defer s.inFlight.Add(-1)
 		s.m.inflight.Inc()
 		start := s.cfg.Now()
 		defer func() {
@@ -283,7 +320,7 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 		if e := h(w, r); e != nil {
 			s.m.rejected.WithLabelValues(route, e.reason).Inc()
 			if e.status == http.StatusServiceUnavailable {
-				w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.RetryAfter.Seconds())))
+				w.Header().Set("Retry-After", s.retryAfter)
 			}
 			if e.status == http.StatusUnauthorized && route == RouteTokens {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="faceharvest"`)
@@ -320,25 +357,49 @@ func validID(s string, max int) bool {
 	return true
 }
 
+// firstBodyBuf is the most a request's announced Content-Length reserves
+// before its bytes arrive: a callback fits, and a stranger announcing a
+// megabyte and sending nothing costs no more than this.
+const firstBodyBuf = 16 << 10
+
+// readBody reads the body into a pooled buffer that grows with the bytes
+// that arrive (doubling), never from the announced Content-Length alone.
 func readBody(r *http.Request, limit int64) ([]byte, *reqError) {
 	if r.ContentLength > limit {
 		return nil, &reqError{status: http.StatusRequestEntityTooLarge, reason: "too_large", msg: fmt.Sprintf("body larger than %d bytes", limit)}
 	}
-	var b []byte
-	var err error
+	first := 4 << 10
 	if n := r.ContentLength; n > 0 {
-		// Exactly the announced size, then check nothing follows.
-		b = bodies.get(int(n))
-		if _, err = io.ReadFull(r.Body, b); err == nil {
-			var one [1]byte
-			if k, _ := r.Body.Read(one[:]); k > 0 {
-				err = errors.New("body longer than Content-Length")
-			}
+		first = int(min(n+1, firstBodyBuf)) // +1: the read that finds the end
+	}
+	b := bodies.get(first)[:0]
+	var err error
+	for {
+		if int64(len(b)) > limit {
+			err = &http.MaxBytesError{Limit: limit}
+			break
 		}
-	} else {
-		b, err = io.ReadAll(r.Body)
+		if len(b) == cap(b) {
+			grown := make([]byte, len(b), max(len(b)+1, min(2*cap(b), int(limit)+1)))
+			copy(grown, b)
+			bodies.put(b)
+			b = grown
+		}
+		var k int
+		k, err = r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err != nil {
+			break
+		}
+	}
+	if err == io.EOF {
+		err = nil
+		if r.ContentLength > 0 && int64(len(b)) != r.ContentLength {
+			err = errors.New("body length differs from Content-Length")
+		}
 	}
 	if err != nil {
+		bodies.put(b)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, &reqError{status: http.StatusRequestEntityTooLarge, reason: "too_large", msg: fmt.Sprintf("body larger than %d bytes", mbe.Limit)}
@@ -361,7 +422,7 @@ func (s *Server) publish(envs ...contract.Envelope) *reqError {
 	if err != nil {
 		s.m.publishDur.WithLabelValues("error").Observe(time.Since(start).Seconds())
 		s.log.Warn("publish failed", "error", err.Error(), "messages", len(msgs))
-		return &reqError{status: http.StatusServiceUnavailable, reason: "broker", msg: "not stored: the event broker did not acknowledge in time; retry"}
+		return &reqError{status: http.StatusServiceUnavailable, reason: "broker", msg: "the event broker did not acknowledge in time: the event may have been stored; retrying is safe: the event id is stable"}
 	}
 	s.m.publishOK.Observe(time.Since(start).Seconds())
 	for _, e := range envs {
@@ -483,10 +544,27 @@ func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Re
 	if outcome == "failure" {
 		target = s.cfg.BaiduFailureRedirect
 	}
+	refuse := func(reason, msg string) *reqError {
+		s.m.landingFail.WithLabelValues(reason).Inc()
+		return &reqError{status: http.StatusUnauthorized, reason: "signature", msg: msg}
+	}
 	return func(w http.ResponseWriter, r *http.Request) *reqError {
-		vt := r.URL.Query().Get("verify_token")
-		if !validID(vt, 128) {
+		vt, sig, problem := landingQuery(r.URL.RawQuery)
+		switch {
+		case problem == "malformed":
 			return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "verify_token missing or invalid"}
+		case s.landing == nil:
+			return refuse("not_configured", "landing URLs are not configured")
+		case problem == "mismatch":
+			return refuse("mismatch", "landing signature does not match")
+		case problem != "":
+			return refuse(problem, "landing URL is not signed: use the success_url or failure_url answered by POST /v1/tokens")
+		case !s.landing.verify(outcome, vt, sig):
+			return refuse("mismatch", "landing signature does not match")
+		case r.Method != http.MethodGet:
+			// A HEAD (a link checker, a prefetch) is not the user landing.
+			w.Header().Set("Allow", "GET")
+			return &reqError{status: http.StatusMethodNotAllowed, reason: "method", msg: "use GET"}
 		}
 		now := s.cfg.Now().UTC()
 		ev := contract.Event{Vendor: contract.Baidu, VerificationID: vt, ReceivedAt: now, Status: outcome}
@@ -575,6 +653,10 @@ func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqErro
 	out := make([]map[string]string, len(envs))
 	for i, e := range envs {
 		out[i] = map[string]string{"key": e.Key, "id": e.ID}
+		if vt, ok := strings.CutPrefix(e.Key, string(contract.Baidu)+":"); ok && s.landing != nil {
+			out[i]["success_url"] = s.landing.url("success", vt)
+			out[i]["failure_url"] = s.landing.url("failure", vt)
+		}
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"registered": out})
 	return nil
@@ -670,4 +752,23 @@ func (s *Server) validate(reg Registration, now time.Time, field func(string) st
 		}
 	}
 	return contract.Event{Vendor: v, VerificationID: reg.VerificationID, BizNo: reg.BizNo, IssuedAt: &issued, ReceivedAt: now, Metadata: reg.Metadata}, nil
+}
+
+// HTTPServer returns the http.Server to serve Handler with: small headers
+// and short read timeouts, so that a slow or silent client holds a
+// connection for seconds, not minutes. log receives the server's own errors.
+func (s *Server) HTTPServer(log *slog.Logger) *http.Server {
+	if log == nil {
+		log = s.log
+	}
+	return &http.Server{
+		Handler:           s.Handler(),
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		// Reading, then waiting for the broker, then answering.
+		WriteTimeout: s.cfg.ReadTimeout + s.cfg.PublishTimeout + 5*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }

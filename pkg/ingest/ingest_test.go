@@ -73,6 +73,7 @@ const (
 )
 
 type fixture struct {
+	s    *Server
 	srv  *httptest.Server
 	pub  *memPublisher
 	reg  *prometheus.Registry
@@ -87,6 +88,8 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	cfg := Config{
 		MegviiSecrets:        []config.Secret{config.NewSecret(secretNew), config.NewSecret(secretOld)},
 		BearerTokens:         []config.Secret{config.NewSecret("other-token"), config.NewSecret(bearer)},
+		LandingKeys:          []config.Secret{config.NewSecret(landingKeyNew), config.NewSecret(landingKeyOld)},
+		PublicURL:            publicURL,
 		BaiduSuccessRedirect: "https://customer.example/kyc/done",
 		MaxBodyBytes:         64 << 10,
 		Now:                  func() time.Time { return now },
@@ -102,7 +105,7 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, pub: pub, reg: reg, logs: logs}
+	return &fixture{s: s, srv: srv, pub: pub, reg: reg, logs: logs}
 }
 
 type resp struct {
@@ -247,7 +250,7 @@ func TestBrokerFailureIs503(t *testing.T) {
 	if r.code != 503 || r.header.Get("Retry-After") != "7" {
 		t.Fatalf("%d %v", r.code, r.header)
 	}
-	r = f.do(t, "GET", RouteBaiduSuccess+"?verify_token=abc", "", nil, nil)
+	r = f.do(t, "GET", signedLanding(t, "success", "abc"), "", nil, nil)
 	if r.code != 503 {
 		t.Fatalf("landing: %d", r.code)
 	}
@@ -259,7 +262,7 @@ func TestBrokerFailureIs503(t *testing.T) {
 func TestPanicRecovered(t *testing.T) {
 	f := newFixture(t, nil)
 	f.pub.panic = true
-	r := f.do(t, "GET", RouteBaiduSuccess+"?verify_token=abc", "", nil, nil)
+	r := f.do(t, "GET", signedLanding(t, "success", "abc"), "", nil, nil)
 	if r.code != 500 {
 		t.Fatalf("code %d", r.code)
 	}
@@ -267,7 +270,7 @@ func TestPanicRecovered(t *testing.T) {
 		t.Fatalf("panics %v", got)
 	}
 	f.pub.panic = false
-	if r := f.do(t, "GET", RouteBaiduSuccess+"?verify_token=abc", "", nil, nil); r.code != 303 {
+	if r := f.do(t, "GET", signedLanding(t, "success", "abc"), "", nil, nil); r.code != 303 {
 		t.Fatalf("after a panic: %d", r.code)
 	}
 }
@@ -279,9 +282,9 @@ func TestBaiduLanding(t *testing.T) {
 		location   string
 		status     string
 	}{
-		{"success redirects to the configured page", RouteBaiduSuccess + "?verify_token=Yz9rWITm4vak16PBAh5x8oG7", 303, "https://customer.example/kyc/done", "success"},
-		{"no open redirect", RouteBaiduSuccess + "?verify_token=t1&redirect=https://evil.example&next=//evil.example", 303, "https://customer.example/kyc/done", "success"},
-		{"failure without a configured page answers a page", RouteBaiduFailure + "?verify_token=t2", 200, "", "failure"},
+		{"success redirects to the configured page", signedLanding(t, "success", "Yz9rWITm4vak16PBAh5x8oG7"), 303, "https://customer.example/kyc/done", "success"},
+		{"no open redirect", signedLanding(t, "success", "t1") + "&redirect=https://evil.example&next=//evil.example", 303, "https://customer.example/kyc/done", "success"},
+		{"failure without a configured page answers a page", signedLanding(t, "failure", "t2"), 200, "", "failure"},
 		{"missing token", RouteBaiduSuccess, 400, "", ""},
 		{"token with spaces", RouteBaiduFailure + "?verify_token=a%20b", 400, "", ""},
 		{"token too long", RouteBaiduFailure + "?verify_token=" + strings.Repeat("a", 129), 400, "", ""},

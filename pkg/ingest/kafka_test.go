@@ -50,9 +50,15 @@ type live struct {
 func startIngest(t *testing.T, brokers []string, mutate func(*Config)) *live {
 	t.Helper()
 	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(brokers...), Topic: topic})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{
 		MegviiSecrets: []config.Secret{config.NewSecret(secretNew)},
 		BearerTokens:  []config.Secret{config.NewSecret(bearer)},
+		LandingKeys:   []config.Secret{config.NewSecret(landingKeyNew)},
+		PublicURL:     "http://" + ln.Addr().String(),
 		Registry:      prometheus.NewRegistry(),
 		Logger:        slog.New(slog.DiscardHandler),
 	}
@@ -61,10 +67,7 @@ func startIngest(t *testing.T, brokers []string, mutate func(*Config)) *live {
 	}
 	s, err := New(cfg, w)
 	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	l := &live{url: "http://" + ln.Addr().String(), srv: ops.NewServer(s.Handler(), slog.New(slog.DiscardHandler)), writer: w, done: make(chan struct{})}
@@ -126,7 +129,7 @@ func TestWithSimulatorAndBroker(t *testing.T) {
 	in := startIngest(t, []string{b.Addr()}, nil)
 	clk := clock.NewSim(time.Now().UTC(), 0, nil)
 	sim := vendorsim.New(vendorsim.Config{Clock: clk, MegviiAPIKey: "k", MegviiAPISecret: secretNew, BaiduAPIKey: "a", BaiduSecretKey: "s",
-		MegviiNotifyURL: in.url + RouteMegviiCallback, BaiduSuccessURL: in.url + RouteBaiduSuccess, BaiduFailureURL: in.url + RouteBaiduFailure})
+		MegviiNotifyURL: in.url + RouteMegviiCallback}) // Baidu pages: the signed URLs registration answers
 	var regs []Registration
 	for i := 0; i < 20; i++ {
 		format := "form"
@@ -153,6 +156,28 @@ func TestWithSimulatorAndBroker(t *testing.T) {
 	code, body, err := postJSON(in.url+RouteTokens, bearer, map[string]any{"tokens": regs})
 	if err != nil || code != 202 {
 		t.Fatalf("register: %d %s %v", code, body, err)
+	}
+	var answer struct {
+		Registered []struct {
+			Key        string `json:"key"`
+			SuccessURL string `json:"success_url"`
+			FailureURL string `json:"failure_url"`
+		} `json:"registered"`
+	}
+	if err := json.Unmarshal(body, &answer); err != nil {
+		t.Fatal(err)
+	}
+	pages := 0
+	for _, r := range answer.Registered {
+		if vt, ok := strings.CutPrefix(r.Key, "baidu:"); ok {
+			if err := sim.SetBaiduPages(vt, r.SuccessURL, r.FailureURL); err != nil {
+				t.Fatal(err)
+			}
+			pages++
+		}
+	}
+	if pages != 10 {
+		t.Fatalf("%d Baidu entries with landing URLs", pages)
 	}
 	clk.Advance(2 * time.Minute)
 	if n := sim.DispatchDue(context.Background()); n != 30 {

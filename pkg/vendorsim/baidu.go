@@ -41,6 +41,7 @@ type baiduVerification struct {
 	calls    map[string]int
 	outcomes map[string]int
 	rdTries  int
+	rdSched  bool // the redirect is scheduled
 	rdDone   bool
 	rdResult string
 }
@@ -98,6 +99,9 @@ type BaiduCreated struct {
 
 // CreateBaidu starts a verification, as verifyToken/generate would.
 func (s *Sim) CreateBaidu(spec BaiduSpec) (BaiduCreated, error) {
+	own := spec // before the configured default pages
+	own.SuccessURL = firstNonEmpty(own.SuccessURL, s.cfg.DefaultBaidu.SuccessURL)
+	own.FailureURL = firstNonEmpty(own.FailureURL, s.cfg.DefaultBaidu.FailureURL)
 	spec, err := s.baiduDefaults(spec)
 	if err != nil {
 		return BaiduCreated{}, err
@@ -106,15 +110,59 @@ func (s *Sim) CreateBaidu(spec BaiduSpec) (BaiduCreated, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tok := s.newIDLocked("")[:24]
+	if s.cfg.BaiduPages != nil {
+		su, fu := s.cfg.BaiduPages(tok)
+		spec.SuccessURL = firstNonEmpty(own.SuccessURL, su, spec.SuccessURL)
+		spec.FailureURL = firstNonEmpty(own.FailureURL, fu, spec.FailureURL)
+	}
 	v := &baiduVerification{spec: spec, token: tok, created: now, calls: map[string]int{}, outcomes: map[string]int{}}
 	s.baidu[tok] = v
 	s.metrics.verifs.WithLabelValues("baidu").Set(float64(len(s.baidu)))
-	if at, ok := v.completedAt(s.cfg.BaiduVerifyTokenTTL); ok && !spec.NoRedirect && s.redirectURL(v) != "" {
-		s.scheduleLocked(at, "baidu", tok)
-	}
+	s.scheduleRedirectLocked(v)
 	return BaiduCreated{VerifyToken: tok, Created: now}, nil
 }
 
+// scheduleRedirectLocked schedules v's browser redirect once it has a page
+// to go to, when the user finishes (at once if they already have).
+func (s *Sim) scheduleRedirectLocked(v *baiduVerification) {
+	if v.rdSched || v.spec.NoRedirect || s.redirectURL(v) == "" {
+		return
+	}
+	if at, ok := v.completedAt(s.cfg.BaiduVerifyTokenTTL); ok {
+		v.rdSched = true
+		if now := s.clk.Now(); at.Before(now) {
+			at = now
+		}
+		s.scheduleLocked(at, "baidu", v.token)
+	}
+}
+
+// SetBaiduPages sets the success and failure pages of a verification, as
+// the customer does when it builds the H5 URL for a token it generated (for
+// faceharvest: the signed landing URLs ingest answered at registration).
+// Empty values keep the pages it has.
+func (s *Sim) SetBaiduPages(verifyToken, successURL, failureURL string) error {
+	for _, u := range []string{successURL, failureURL} {
+		if u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return fmt.Errorf("page %q: want an absolute http(s) URL", u)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.baidu[verifyToken]
+	if v == nil {
+		return fmt.Errorf("no Baidu verification %q", verifyToken)
+	}
+	v.spec.SuccessURL = firstNonEmpty(successURL, v.spec.SuccessURL)
+	v.spec.FailureURL = firstNonEmpty(failureURL, v.spec.FailureURL)
+	s.scheduleRedirectLocked(v)
+	return nil
+}
+
+// redirectURL is the page the browser is sent to, with verify_token
+// appended as a query parameter ('&' when the page has a query already).
+// The vendor documents do not describe this redirect; a page that already
+// carries a query keeps it.
 func (s *Sim) redirectURL(v *baiduVerification) string {
 	target := v.spec.SuccessURL
 	if v.spec.Outcome == "failure" {

@@ -305,3 +305,79 @@ func TestBaiduTokenGrantQueryOrBody(t *testing.T) {
 		}
 	}
 }
+
+// TestBaiduPagesSetAfterTheToken: the customer sets the success and failure
+// pages after generating the token (ingest's signed landing URLs exist only
+// once the token is registered). A page with a query keeps it, verify_token
+// is appended with '&'; a verification created without pages redirects
+// once they are set, and only once.
+func TestBaiduPagesSetAfterTheToken(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.BaiduSuccessURL, c.BaiduFailureURL = "", "" })
+	ctx := context.Background()
+	vt := h.createB(t, BaiduSpec{CompleteAfter: Duration(30 * time.Second)})
+	late := h.createB(t, BaiduSpec{CompleteAfter: Duration(10 * time.Second), Outcome: "failure"})
+	h.clk.Advance(20 * time.Second)
+	h.sim.DispatchDue(ctx)
+	if got := h.landing.received(); len(got) != 0 {
+		t.Fatalf("redirected without a page: %+v", got)
+	}
+	land := h.landing.srv.URL
+	body := `{"success_url":"` + land + `/v1/callbacks/baidu/success?verify_token=` + vt + `&sig=abc","failure_url":"` + land + `/v1/callbacks/baidu/failure?verify_token=` + vt + `&sig=def"}`
+	resp, err := http.Post(h.controlURL+"/sim/baidu/verifications/"+vt+"/pages", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("pages: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := h.sim.SetBaiduPages(late, "", land+"/v1/callbacks/baidu/failure?verify_token="+late+"&sig=ghi"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sim.SetBaiduPages("nope", land+"/x", ""); err == nil {
+		t.Fatal("pages of an unknown token accepted")
+	}
+	if err := h.sim.SetBaiduPages(vt, "javascript:alert(1)", ""); err == nil {
+		t.Fatal("a non-http page accepted")
+	}
+	// The late one finished already: it redirects at once.
+	h.sim.DispatchDue(ctx)
+	h.clk.Advance(15 * time.Second)
+	h.sim.DispatchDue(ctx)
+	h.clk.Advance(time.Hour)
+	h.sim.DispatchDue(ctx)
+	got := h.landing.received()
+	if len(got) != 2 {
+		t.Fatalf("%d redirects: %+v", len(got), got)
+	}
+	want := map[string]string{
+		"/v1/callbacks/baidu/failure": "verify_token=" + late + "&sig=ghi&verify_token=" + late,
+		"/v1/callbacks/baidu/success": "verify_token=" + vt + "&sig=abc&verify_token=" + vt,
+	}
+	for _, r := range got {
+		if want[r.Path] != r.Query {
+			t.Fatalf("redirect to %s?%s, want ?%s", r.Path, r.Query, want[r.Path])
+		}
+	}
+}
+
+// TestBaiduPagesHook: Config.BaiduPages gives a verification without pages
+// of its own its pages from its token, ahead of the configured defaults; a
+// spec's own pages win.
+func TestBaiduPagesHook(t *testing.T) {
+	var land string
+	h := newHarness(t, func(c *Config) {
+		c.BaiduPages = func(vt string) (string, string) {
+			return land + "/v1/callbacks/baidu/success?verify_token=" + vt + "&sig=s", land + "/v1/callbacks/baidu/failure?verify_token=" + vt + "&sig=f"
+		}
+	})
+	land = h.landing.srv.URL
+	vt := h.createB(t, BaiduSpec{CompleteAfter: Duration(10 * time.Second)})
+	own := h.createB(t, BaiduSpec{CompleteAfter: Duration(10 * time.Second), SuccessURL: land + "/own"})
+	h.clk.Advance(11 * time.Second)
+	h.sim.DispatchDue(context.Background())
+	got := map[string]string{}
+	for _, r := range h.landing.received() {
+		got[r.Path] = r.Query
+	}
+	if got["/v1/callbacks/baidu/success"] != "verify_token="+vt+"&sig=s&verify_token="+vt || got["/own"] != "verify_token="+own || len(got) != 2 {
+		t.Fatalf("redirects %v", got)
+	}
+}

@@ -162,6 +162,21 @@ func (s *Sim) ControlHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, st)
 	})
+	mux.HandleFunc("POST /sim/baidu/verifications/{id}/pages", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			SuccessURL string `json:"success_url"`
+			FailureURL string `json:"failure_url"`
+		}
+		if err := decodeStrict(r, &req); err != nil {
+			controlError(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := s.SetBaiduPages(r.PathValue("id"), req.SuccessURL, req.FailureURL); err != nil {
+			controlError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, req)
+	})
 	mux.HandleFunc("POST /sim/{vendor}/verifications/{id}/faults", func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
 			Kinds []string `json:"kinds"`

@@ -69,7 +69,14 @@ type Config struct {
 	BaiduLimits                 Limits
 	BaiduSuccessURL             string // default success landing for verifications created without one
 	BaiduFailureURL             string
-	BaiduPublicURL              string // root of media URLs handed out, e.g. http://127.0.0.1:8002
+	// BaiduPages, when set, gives a new verification without pages of its
+	// own (in its spec or DefaultBaidu) its success and failure pages from
+	// its token, before BaiduSuccessURL and BaiduFailureURL, as a customer builds
+	// the H5 URL from the signed landing URLs ingest answers (in-process
+	// tests: ingest's Server.LandingURL). It is called with the simulator's
+	// lock held and must not call the simulator.
+	BaiduPages     func(verifyToken string) (successURL, failureURL string)
+	BaiduPublicURL string // root of media URLs handed out, e.g. http://127.0.0.1:8002
 
 	Latency    Latency
 	Faults     FaultRates

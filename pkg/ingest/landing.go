@@ -1,0 +1,151 @@
+package ingest
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/faceharvest/faceharvest/pkg/config"
+)
+
+// Signed Baidu landing URLs.
+//
+// Baidu's H5 flow ends by sending the user's browser to the success or
+// failure page the customer put into the H5 URL; nothing but the browser
+// vouches for it. So ingest hands out, when a Baidu token is registered, the
+// two landing URLs to use as those pages, each carrying the verify_token and
+// a signature of it:
+//
+//	<public-url>/v1/callbacks/baidu/success?verify_token=<token>&sig=<signature>
+//
+// signature = base64url (no padding) of HMAC-SHA256(landing key,
+// "faceharvest-landing-v1" 0x00 <page kind: success|failure> 0x00 <verify_token>).
+// Binding the page kind keeps a success URL from being replayed as a
+// failure landing and the reverse. The first landing key signs; every
+// configured key verifies (rotation). A landing without a valid signature
+// publishes nothing and is answered 401.
+//
+// The vendor documents do not say how Baidu appends verify_token to a page
+// that already has a query. The landing accepts both ways it could: joined
+// with '&' (verify_token then appears twice, with the same value), or a
+// second '?' (read as '&'). Every verify_token in the query must be the
+// signed one.
+
+// LandingSigParam is the query parameter carrying a landing's signature.
+const LandingSigParam = "sig"
+
+// MinLandingKeyLen is the shortest landing key accepted, in bytes.
+const MinLandingKeyLen = 32
+
+const landingDomain = "faceharvest-landing-v1"
+
+// landingSigLen is the length of an encoded signature.
+var landingSigLen = base64.RawURLEncoding.EncodedLen(sha256.Size)
+
+type landingSigner struct {
+	base string   // public URL without a trailing slash
+	keys [][]byte // the first signs
+}
+
+func newLandingSigner(publicURL string, keys []config.Secret) (*landingSigner, error) {
+	if publicURL == "" && len(keys) == 0 {
+		return nil, nil // landings refused: nothing can sign them
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no landing key to sign Baidu landing URLs with (FACEHARVEST_LANDING_KEY)")
+	}
+	u, err := url.Parse(publicURL)
+	if publicURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("public URL %q: want ingest's external base URL, e.g. https://kyc.example.com (no query)", publicURL)
+	}
+	ls := &landingSigner{base: strings.TrimRight(publicURL, "/")}
+	for i, k := range keys {
+		if len(k.Reveal()) < MinLandingKeyLen {
+			return nil, fmt.Errorf("landing key %d of %d is shorter than %d bytes (FACEHARVEST_LANDING_KEY)", i+1, len(keys), MinLandingKeyLen)
+		}
+		ls.keys = append(ls.keys, []byte(k.Reveal()))
+	}
+	return ls, nil
+}
+
+func landingMAC(key []byte, kind, token string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(landingDomain))
+	m.Write([]byte{0})
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write([]byte(token))
+	return m.Sum(nil)
+}
+
+// sign returns the signature of a landing of kind (success or failure).
+func (ls *landingSigner) sign(kind, token string) string {
+	return base64.RawURLEncoding.EncodeToString(landingMAC(ls.keys[0], kind, token))
+}
+
+// url returns the signed landing URL of kind for token.
+func (ls *landingSigner) url(kind, token string) string {
+	route := RouteBaiduSuccess
+	if kind == "failure" {
+		route = RouteBaiduFailure
+	}
+	return ls.base + route + "?verify_token=" + url.QueryEscape(token) + "&" + LandingSigParam + "=" + ls.sign(kind, token)
+}
+
+// LandingURL returns the signed landing URL of kind ("success" or
+// "failure") for a Baidu verify_token, as POST /v1/tokens answers it; ""
+// when no landing key is configured or kind is neither.
+func (s *Server) LandingURL(kind, verifyToken string) string {
+	if s.landing == nil || (kind != "success" && kind != "failure") {
+		return ""
+	}
+	return s.landing.url(kind, verifyToken)
+}
+
+// verify reports whether sig is a valid signature of a kind landing for
+// token under any configured key, comparing in constant time (every key is
+// tried, whichever matches).
+func (ls *landingSigner) verify(kind, token, sig string) bool {
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || len(got) != sha256.Size {
+		return false
+	}
+	ok := 0
+	for _, k := range ls.keys {
+		if hmac.Equal(got, landingMAC(k, kind, token)) {
+			ok = 1
+		}
+	}
+	return ok == 1
+}
+
+// landingQuery reads a landing's verify_token and signature. It returns a
+// metric reason ("malformed", "missing", "mismatch" for tokens that differ)
+// when they cannot be read.
+func landingQuery(rawQuery string) (token, sig, problem string) {
+	q, err := url.ParseQuery(strings.ReplaceAll(rawQuery, "?", "&"))
+	if err != nil {
+		return "", "", "malformed"
+	}
+	toks := q["verify_token"]
+	if len(toks) == 0 || !validID(toks[0], 128) {
+		return "", "", "malformed"
+	}
+	for _, t := range toks[1:] {
+		if t != toks[0] {
+			return "", "", "mismatch"
+		}
+	}
+	sigs := q[LandingSigParam]
+	switch {
+	case len(sigs) == 0 || sigs[0] == "":
+		return toks[0], "", "missing"
+	case len(sigs) > 1 || len(sigs[0]) != landingSigLen:
+		return toks[0], "", "malformed_signature"
+	}
+	return toks[0], sigs[0], ""
+}
