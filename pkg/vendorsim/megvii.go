@@ -35,6 +35,9 @@ type MegviiSpec struct {
 	CallbackFormat  string   `json:"callback_format,omitempty"` // form or json (Config.MegviiCallbackFormat)
 	NoCallback      bool     `json:"no_callback,omitempty"`     // the callback never arrives
 	Quirks          *bool    `json:"quirks,omitempty"`          // document 002's template and "data: image" spacing (every other verification)
+	// PlainImages serves images as bare base64 strings, without a data URI
+	// prefix: document 000 says images come as a base64 string or null.
+	PlainImages bool `json:"plain_images,omitempty"`
 	Faults          []string `json:"faults,omitempty"`          // faults for this verification's next calls, in order
 }
 
@@ -514,6 +517,9 @@ func (s *Sim) megviiImages(bizID string, spec MegviiSpec, ri megvii.ReturnImage,
 	prefix := "data:image/jpeg;base64,"
 	if *spec.Quirks {
 		prefix = "data: image/jpeg;base64,"
+	}
+	if spec.PlainImages {
+		prefix = ""
 	}
 	var out [][2]string
 	for _, n := range names {
