@@ -26,8 +26,8 @@ func TestMegviiPlainBase64Images(t *testing.T) {
 	body := mustJSON(t, map[string]any{"request_id": "r", "time_used": 10, "status": "OK",
 		"biz_info": map[string]any{"biz_id": "m-plain", "biz_no": "loan-8"},
 		"images": map[string]any{
-			"image_best":         b64(best),                       // plain base64, no prefix
-			"image_idcard_front": "\n" + b64(front) + "\n",        // plain base64 of a PNG: sniffed, no declaration to contradict
+			"image_best":         b64(best),                        // plain base64, no prefix
+			"image_idcard_front": "\n" + b64(front) + "\n",         // plain base64 of a PNG: sniffed, no declaration to contradict
 			"image_idcard_back":  b64([]byte("<html>nope</html>")), // plain base64 of a page: not an image
 			"image_selfie_side":  "%%%not base64%%%",
 		}})

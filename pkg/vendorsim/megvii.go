@@ -37,8 +37,8 @@ type MegviiSpec struct {
 	Quirks          *bool    `json:"quirks,omitempty"`          // document 002's template and "data: image" spacing (every other verification)
 	// PlainImages serves images as bare base64 strings, without a data URI
 	// prefix: document 000 says images come as a base64 string or null.
-	PlainImages bool `json:"plain_images,omitempty"`
-	Faults          []string `json:"faults,omitempty"`          // faults for this verification's next calls, in order
+	PlainImages bool     `json:"plain_images,omitempty"`
+	Faults      []string `json:"faults,omitempty"` // faults for this verification's next calls, in order
 }
 
 type megviiVerification struct {
