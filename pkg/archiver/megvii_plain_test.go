@@ -48,7 +48,7 @@ func TestMegviiPlainBase64Images(t *testing.T) {
 	if m := got["idcard_back"]; m.Status != contract.MediaRejected || !strings.Contains(m.Reason, "not an image") {
 		t.Errorf("plain base64 page: %+v", m)
 	}
-	if m := got["image_selfie_side"]; m.Status != contract.MediaRejected || !strings.Contains(m.Reason, "base64") {
+	if m := got["selfie_side"]; m.Status != contract.MediaRejected || !strings.Contains(m.Reason, "base64") {
 		t.Errorf("not base64: %+v", m)
 	}
 	rc, err := store.Get(context.Background(), rec.Evidence.Key)

@@ -89,3 +89,33 @@ func TestMegviiWindowStartsBeforeTheHarvesterKnows(t *testing.T) {
 		})
 	}
 }
+
+// The signed callback is evidence: the harvester records it on the raw
+// topic (endpoint callback, with its sign and signer) before the state
+// naming it, and the terminal lists it first.
+func TestMegviiCallbackRecordedAsResponse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration")
+	}
+	w := newWorld(t, nil)
+	c, err := w.sim.CreateMegvii(vendorsim.MegviiSpec{BizNo: "cb-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.register([]ingest.Registration{{Vendor: "megvii", VerificationID: c.BizID, BizNo: c.BizNo}})
+	stop, h := w.startHarvester(map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 4}})
+	defer stop()
+	w.waitLoaded(1, h.Engine())
+	w.advance(time.Hour, h.Engine())
+	deadline := time.Now().Add(20 * time.Second)
+	for h.Engine().Pending() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	terms, responses := w.rawTerminals()
+	ts := terms[contract.Key(contract.Megvii, c.BizID)]
+	getResult := contract.ResponseID(contract.Megvii, c.BizID, "get_result", 1)
+	if len(ts) != 1 || ts[0].Outcome != contract.OutcomeHarvested || len(ts[0].Responses) != 2 || ts[0].Responses[1] != getResult ||
+		!responses[ts[0].Responses[0]] || !responses[getResult] {
+		t.Fatalf("terminals %+v: want the callback's response, then get_result's, both on the raw topic", ts)
+	}
+}
