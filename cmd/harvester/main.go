@@ -75,7 +75,7 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	fs.IntVar(&o.baiduConc, "baidu-concurrency", 8, "Baidu calls in flight at most (adapts down on errors 4 and 18)")
 	fs.Float64Var(&o.baiduQPS, "baidu-qps", 0, "Baidu calls per second at most; 0 = unlimited")
 	fs.DurationVar(&o.accountPause, "account-pause", time.Minute, "pause of a vendor after a credential, authorization or quota fault")
-	fs.DurationVar(&o.callTimeout, "call-timeout", time.Minute, "one vendor call at most")
+	fs.DurationVar(&o.callTimeout, "call-timeout", time.Minute, "one vendor call at most, and the only timeout of a call (a Megvii answer cut short after it was served spends the call budget)")
 	fs.DurationVar(&o.intentGrace, "intent-grace", 90*time.Second, "a one-shot call found unsettled at restore is resolved (raw topic searched) once this old; keep it above --call-timeout plus a publish")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 90*time.Second, "on SIGTERM, how long calls in flight may take to finish and be recorded")
 	fs.DurationVar(&o.closedRetention, "closed-retention", 8*24*time.Hour, "how long a closed verification's marker stays in the state topic; keep it above the events topic's retention")
@@ -134,7 +134,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	log := o.svc.Logger(stderr)
 	kc := o.svc.Kafka
-	mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret})
+	mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret, CallTimeout: o.callTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "harvester: %v\n", err)
 		return 2

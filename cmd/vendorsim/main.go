@@ -54,6 +54,7 @@ verifications, inspect per-verification call counts, queue faults), /metrics,
 	fs.DurationVar(&f.dispatchInterval, "dispatch-interval", 100*time.Millisecond, "how often due callbacks and redirects are delivered (real time)")
 
 	fs.DurationVar(&c.MegviiRetention, "megvii-retention", 24*time.Hour, "how long get_result answers after get_token (document 000: one day)")
+	fs.DurationVar(&c.MegviiWindowLead, "megvii-window-lead", 0, "start the get_result window this long before get_token (neither document says when it starts): tests that a harvester configured conservatively still harvests")
 	fs.IntVar(&c.MegviiCallBudget, "megvii-call-budget", 1, "get_result calls per verification that return data (document 000: only the first)")
 	fs.IntVar(&c.MegviiLimits.Concurrency, "megvii-concurrency", 0, "Megvii requests in flight at once before CONCURRENCY_LIMIT_EXCEEDED; 0 = unlimited")
 	fs.Float64Var(&c.MegviiLimits.QPS, "megvii-qps", 0, "Megvii requests per real second before CONCURRENCY_LIMIT_EXCEEDED; 0 = unlimited")

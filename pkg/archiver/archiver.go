@@ -249,9 +249,16 @@ type Part struct {
 	// BodyObject is the verbatim body, stored as an object, when it is not
 	// JSON (an HTML error page, a truncated answer).
 	BodyObject *contract.ObjectRef `json:"body_object,omitempty"`
-	Problem    string              `json:"problem,omitempty"`
-	Media      []contract.MediaRef `json:"media"`
-	Facts      *Facts              `json:"facts,omitempty"`
+	// Data, Sign and SignedBy are a Megvii callback's (endpoint callback):
+	// the data string exactly as signed, so sha1(secret + data) can be
+	// checked again from the evidence document alone; its sign; and the
+	// fingerprint of the secret that verified it at ingest.
+	Data     string              `json:"data,omitempty"`
+	Sign     string              `json:"sign,omitempty"`
+	SignedBy string              `json:"signed_by,omitempty"`
+	Problem  string              `json:"problem,omitempty"`
+	Media    []contract.MediaRef `json:"media"`
+	Facts    *Facts              `json:"facts,omitempty"`
 	// durable: the part is in the store, not only in memory.
 	durable bool
 }
@@ -321,6 +328,9 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 		}
 	} else if root, perr = decodeJSON(r.Body); perr == nil {
 		slots = collect(root)
+	}
+	if r.Vendor == contract.Megvii && r.Endpoint == contract.EndpointCallback {
+		return a.archiveCallback(ceID, r), nil
 	}
 	durable := hasLinks(slots)
 	if durable {
@@ -426,6 +436,22 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 	return p, nil
 }
 
+// archiveCallback keeps a signed Megvii callback as a part: its data
+// verbatim (a callback carries no images), and what it says, as facts.
+func (a *Archiver) archiveCallback(ceID string, r contract.Response) *Part {
+	p := &Part{ID: ceID, Vendor: r.Vendor, VerificationID: r.VerificationID, Endpoint: r.Endpoint, Params: r.Params, HTTPStatus: r.HTTPStatus,
+		FetchedAt: r.FetchedAt.UTC(), Deadline: r.Deadline.UTC(), WindowLeftSeconds: roundSeconds(r.WindowLeft()), ErrorClass: r.ErrorClass,
+		Attempt: r.Attempt, ContentType: r.ContentType, Media: []contract.MediaRef{}, Data: string(r.Body), Sign: r.Sign, SignedBy: r.SignedBy}
+	if res, err := megvii.ParseResult(r.Body); err != nil {
+		p.Problem = "callback data is not a result object: " + err.Error()
+	} else {
+		p.Facts = megviiFacts(res)
+	}
+	a.m.responses.WithLabelValues(string(r.Vendor), endpointLabel(r.Endpoint)).Inc()
+	a.keep(p)
+	return p
+}
+
 // retryLocal runs store until it succeeds or ctx ends. Storing a media item
 // fails, when ctx has not ended, only for a fault of this machine (a spool
 // file that cannot be created or read: a missing or read-only directory, no
@@ -520,7 +546,7 @@ func hasLinks(slots []slot) bool {
 
 func endpointLabel(e string) string {
 	switch e {
-	case "get_result", "result/getall", "result/detail", "result/media/query", "result/simple", "result/stat":
+	case "get_result", "callback", "result/getall", "result/detail", "result/media/query", "result/simple", "result/stat":
 		return e
 	}
 	return "other"

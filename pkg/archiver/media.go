@@ -24,7 +24,7 @@ import (
 // plain base64 string).
 type blob struct {
 	kind     string
-	dataURI  bool // Megvii: "data:image/jpeg;base64,..." (leniently parsed)
+	dataURI  bool // Megvii: "data:image/jpeg;base64,..." (leniently parsed) or plain base64
 	value    string
 	endpoint string
 }
@@ -75,7 +75,7 @@ func mediaKey(v contract.Vendor, day time.Time, sum, ct string) string {
 func (a *Archiver) decodeBlob(b blob) ([]byte, string, error) {
 	payload, declared := b.value, ""
 	if b.dataURI {
-		d, err := megvii.ParseDataURI(b.value)
+		d, err := megvii.ParseImage(b.value)
 		if err != nil {
 			return nil, "", err
 		}

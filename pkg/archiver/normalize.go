@@ -3,6 +3,7 @@ package archiver
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,8 +52,41 @@ func megviiKind(name string) string {
 		return "idcard_front"
 	case megvii.ImageIDCardBack:
 		return "idcard_back"
+	case megvii.ImageSelfieFront:
+		return "selfie_front"
+	case megvii.ImageSelfieSide:
+		return "selfie_side"
 	}
 	return name
+}
+
+// megviiImageKinds are the media kinds each return_image value asks for
+// (document 000).
+var megviiImageKinds = map[string][]string{
+	"1": {"image_best"}, "2": {"idcard_front"}, "3": {"idcard_back"}, "4": {"image_best", "idcard_front", "idcard_back"},
+	"5": {"selfie_front"}, "6": {"selfie_side"},
+}
+
+// expectedImages lists the images a Megvii flow produced, from its result.
+func expectedImages(r *megvii.Result) []string {
+	if r.Status != megvii.StatusOK || r.LivenessResult == nil {
+		return nil // images come only with status OK (document 000)
+	}
+	var out []string
+	if strings.EqualFold(r.LivenessResult.ProcedureType, megvii.ProcedureSelfie) {
+		out = append(out, "selfie_front", "selfie_side")
+	} else {
+		out = append(out, "image_best")
+	}
+	if c := r.IDCardInfo; c != nil {
+		if c.FrontSide != nil {
+			out = append(out, "idcard_front")
+		}
+		if c.BackSide != nil {
+			out = append(out, "idcard_back")
+		}
+	}
+	return out
 }
 
 // collect finds the media of a decoded Baidu answer, in a fixed order,
@@ -115,7 +149,12 @@ type Facts struct {
 	Identity   *contract.Identity   `json:"identity,omitempty"`
 	Attempts   []contract.Attempt   `json:"attempts,omitempty"`
 	Billing    *contract.Billing    `json:"billing,omitempty"`
-	Problem    string               `json:"problem,omitempty"`
+	// ExpectedImages (Megvii) are the media kinds the flow produced, as its
+	// result tells: image_best (video, still, flash), selfie_front and
+	// selfie_side (selfie), idcard_front and idcard_back (when the card's
+	// side was photographed: front_side, back_side).
+	ExpectedImages []string `json:"expected_images,omitempty"`
+	Problem        string   `json:"problem,omitempty"`
 }
 
 func ptrF(f flexjson.Float) *float64 {
@@ -254,7 +293,7 @@ func baiduIdentity(c *baidu.IDCardConfirm, o *baidu.OCRResult) *contract.Identit
 }
 
 func megviiFacts(r *megvii.Result) *Facts {
-	f := &Facts{FlowStatus: string(r.Status), BizNo: r.BizInfo.BizNo}
+	f := &Facts{FlowStatus: string(r.Status), BizNo: r.BizInfo.BizNo, ExpectedImages: expectedImages(r)}
 	if l := r.LivenessResult; l != nil {
 		res := "unknown"
 		switch strings.ToUpper(strings.TrimSpace(l.Result)) {
@@ -348,8 +387,12 @@ func buildRecord(t contract.Terminal, ev Evidence, evidence contract.ObjectRef, 
 		WindowLeftSeconds: t.WindowLeftSeconds,
 		Times:             contract.RecordTimes{IssuedAt: utcPtr(t.IssuedAt), CompletedAt: utcPtr(t.CompletedAt), DecidedAt: t.DecidedAt.UTC(), ArchivedAt: archivedAt}}
 	parts := append([]*Part(nil), ev.Responses...)
-	// getall first: its attempt list is the fuller account.
+	// getall first: its attempt list is the fuller account. A Megvii
+	// callback last: get_result's answer, when there is one, is the record.
 	sort.SliceStable(parts, func(i, j int) bool {
+		if ci, cj := parts[i].Endpoint == contract.EndpointCallback, parts[j].Endpoint == contract.EndpointCallback; ci != cj {
+			return cj
+		}
 		return parts[i].Endpoint == baidu.EndpointGetAll && parts[j].Endpoint != baidu.EndpointGetAll
 	})
 	for _, p := range parts {
@@ -410,7 +453,123 @@ func buildRecord(t contract.Terminal, ev Evidence, evidence contract.ObjectRef, 
 	for _, id := range ev.Missing {
 		rec.Problems = append(rec.Problems, "response "+id+" was not archived (see the dead-letter topic)")
 	}
+	if t.Vendor == contract.Megvii {
+		megviiRecord(&rec, t, parts)
+	}
 	return rec
+}
+
+// megviiRecord completes a Megvii record from the signed callback: when no
+// get_result answer is usable, the record is the callback's (outcome
+// harvested_without_images); when both are, a disagreement is a problem.
+// Either way the images the flow produced but no answer carried are listed
+// as not obtained, with the reason.
+func megviiRecord(rec *contract.Record, t contract.Terminal, parts []*Part) {
+	var answer, callback *Facts
+	asked := map[string]bool{} // return_image values of served answers
+	got := map[string]bool{}   // media kinds the answers carried
+	var askedList []string
+	for _, p := range parts {
+		switch {
+		case p.Endpoint == contract.EndpointCallback:
+			if p.Facts != nil && p.Facts.Problem == "" && megvii.Status(p.Facts.FlowStatus).Final() {
+				callback = p.Facts
+			}
+		case p.Endpoint == megvii.EndpointGetResult && p.ErrorClass == "" && p.HTTPStatus == 200:
+			if answer == nil && p.Facts != nil && p.Facts.Problem == "" {
+				answer = p.Facts
+			}
+			if v := p.Params["return_image"]; v != "" && !asked[v] {
+				asked[v] = true
+				askedList = append(askedList, v)
+			}
+			for _, m := range p.Media {
+				got[m.Kind] = true
+			}
+		}
+	}
+	if callback == nil {
+		return
+	}
+	if answer == nil {
+		if rec.Outcome != contract.OutcomeHarvested {
+			why := rec.Reason
+			if why == "" {
+				why = rec.Outcome
+			}
+			rec.Outcome = contract.OutcomeHarvestedWithoutImages
+			rec.Reason = "from the vendor-signed callback; get_result: " + why
+		}
+	} else {
+		rec.Problems = append(rec.Problems, megviiDisagreements(answer, callback)...)
+	}
+	expected := callback.ExpectedImages
+	if answer != nil && len(answer.ExpectedImages) > 0 {
+		expected = answer.ExpectedImages
+	}
+	for _, kind := range expected {
+		if got[kind] {
+			continue
+		}
+		reason := "no usable get_result answer"
+		if t.Reason != "" && answer == nil {
+			reason += ": " + t.Reason
+		}
+		if len(asked) > 0 {
+			reason = "not asked for: the call budget went to return_image=" + strings.Join(askedList, ",")
+			for v := range asked {
+				if slices.Contains(megviiImageKinds[v], kind) {
+					reason = "asked for (return_image=" + v + ") but not in the answer"
+				}
+			}
+		}
+		rec.Media = append(rec.Media, contract.MediaRef{Kind: kind, Endpoint: megvii.EndpointGetResult, Status: contract.MediaNotObtained, Reason: reason})
+	}
+}
+
+// megviiDisagreements compares get_result's answer with the signed callback.
+func megviiDisagreements(answer, callback *Facts) []string {
+	var out []string
+	if answer.FlowStatus != callback.FlowStatus {
+		out = append(out, fmt.Sprintf("get_result and the signed callback disagree: status %s, callback %s", answer.FlowStatus, callback.FlowStatus))
+	}
+	lr := func(f *Facts) string {
+		if f.Liveness == nil {
+			return "none"
+		}
+		return f.Liveness.Result
+	}
+	if lr(answer) != lr(callback) {
+		out = append(out, fmt.Sprintf("get_result and the signed callback disagree: liveness %s, callback %s", lr(answer), lr(callback)))
+	}
+	scores := func(f *Facts) map[string]string {
+		m := map[string]string{}
+		for _, fm := range f.FaceMatch {
+			v := fm.Error
+			if fm.Score != nil {
+				v = strconv.FormatFloat(*fm.Score, 'g', -1, 64)
+			}
+			m[fm.Source] = v
+		}
+		return m
+	}
+	a, c := scores(answer), scores(callback)
+	for _, src := range sortedKeys(toAny(a, c)) {
+		if a[src] != c[src] {
+			out = append(out, fmt.Sprintf("get_result and the signed callback disagree: %s score %q, callback %q", src, a[src], c[src]))
+		}
+	}
+	return out
+}
+
+func toAny(ms ...map[string]string) map[string]any {
+	out := map[string]any{}
+	for _, m := range ms {
+		for k := range m {
+			out[k] = nil
+		}
+	}
+	return out
 }
 
 func utcPtr(t *time.Time) *time.Time {

@@ -101,7 +101,12 @@ type Event struct {
 	// Data is a Megvii callback's data string, verbatim (it is what was
 	// signed). In JSON it is a string, or the object itself when written by
 	// AppendJSONDataObject; UnmarshalJSON reads both to the same bytes.
-	Data     string            `json:"data,omitempty"`
+	Data string `json:"data,omitempty"`
+	// Sign is a Megvii callback's sign, as received: sha1(API_SECRET + data)
+	// in lower-case hex. SignedBy names the secret that verified it by a
+	// fingerprint (megvii.SecretFingerprint), never the secret itself.
+	Sign     string            `json:"sign,omitempty"`
+	SignedBy string            `json:"signed_by,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 

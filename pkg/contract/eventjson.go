@@ -103,6 +103,14 @@ func (e Event) appendJSON(b []byte, object bool) ([]byte, error) {
 			b = AppendJSONString(b, e.Data)
 		}
 	}
+	if e.Sign != "" {
+		b = append(b, `,"sign":`...)
+		b = AppendJSONString(b, e.Sign)
+	}
+	if e.SignedBy != "" {
+		b = append(b, `,"signed_by":`...)
+		b = AppendJSONString(b, e.SignedBy)
+	}
 	if len(e.Metadata) > 0 {
 		keys := make([]string, 0, len(e.Metadata))
 		for k := range e.Metadata {

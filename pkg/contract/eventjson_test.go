@@ -115,7 +115,8 @@ func TestEventJSONMatchesEncodingJSON(t *testing.T) {
 	for _, e := range []Event{
 		{Vendor: Megvii, VerificationID: "1,a", ReceivedAt: at},
 		{Vendor: Megvii, VerificationID: "1,a", BizNo: "订单<&>", IssuedAt: &issued, ReceivedAt: at, Status: "OK",
-			Data: string(vendordocs.MustExample("megvii_get_result_ok_000.json")), Metadata: map[string]string{"z": "1", "a": "\u2028\x00\x7f"}},
+			Data: string(vendordocs.MustExample("megvii_get_result_ok_000.json")), Sign: "ac041f49940c5afb2640a251633a8029ae69c1d5", SignedBy: "sha256:0a1b2c3d",
+			Metadata: map[string]string{"z": "1", "a": "\u2028\x00\x7f"}},
 		{Vendor: Baidu, VerificationID: "tok", ReceivedAt: at, Data: "bad \xff\xfe utf-8 \t\n\r\b\f\"\\"},
 		{Vendor: Baidu, VerificationID: "tok", ReceivedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{Vendor: Baidu, VerificationID: "tok", ReceivedAt: at.In(time.FixedZone("", 25*3600))},
@@ -129,7 +130,7 @@ func FuzzEventJSON(f *testing.F) {
 	f.Add("\xff", "\u2029", "", "\x01\"\\", "", "", int64(-62_135_596_900), int64(0), 3600*30, false)
 	f.Fuzz(func(t *testing.T, id, bizNo, status, data, mk, mv string, sec, nsec int64, off int, issued bool) {
 		at := time.Unix(sec, nsec).In(time.FixedZone("", off))
-		e := Event{Vendor: Megvii, VerificationID: id, BizNo: bizNo, ReceivedAt: at, Status: status, Data: data}
+		e := Event{Vendor: Megvii, VerificationID: id, BizNo: bizNo, ReceivedAt: at, Status: status, Data: data, Sign: mv, SignedBy: mk}
 		if issued {
 			e.IssuedAt = &at
 		}

@@ -31,7 +31,23 @@ const (
 	HeaderWindowLeft = "ce_windowleftseconds"
 	HeaderErrorClass = "ce_errorclass" // set when the answer was an error
 	HeaderAttempt    = "ce_attempt"
+	// A Megvii callback recorded as a response (EndpointCallback): its sign
+	// and the fingerprint of the secret that verified it.
+	HeaderSign     = "ce_sign"
+	HeaderSignedBy = "ce_signedby"
 )
+
+// EndpointCallback is the endpoint of a Megvii callback recorded on the raw
+// topic: its body is the callback's data string, byte for byte (what was
+// signed), without images (the vendor sends none in callbacks).
+const EndpointCallback = "callback"
+
+// CallbackResponseID is the ce_id of a callback recorded as a response:
+// derived from the signed data alone, so the same callback, delivered again
+// or reprocessed, yields the same message.
+func CallbackResponseID(v Vendor, id, data string) string {
+	return EventID(string(v), id, "response", EndpointCallback, data)
+}
 
 // Terminal outcomes.
 const (
@@ -41,6 +57,11 @@ const (
 	OutcomeNotVerified = "not_verified" // the user never completed a verification
 	OutcomeLost        = "lost"         // the data was destroyed before it was recorded
 	OutcomeFailed      = "failed"       // every try failed within the window; Reason says how
+	// OutcomeHarvestedWithoutImages (records only, never a terminal): no
+	// get_result answer was usable (destroyed, unusable, failed, expired),
+	// and the record comes from the vendor-signed callback: liveness,
+	// comparison and identity, no images. Reason says what get_result did.
+	OutcomeHarvestedWithoutImages = "harvested_without_images"
 )
 
 // Response is a vendor answer with its envelope attributes.
@@ -56,6 +77,9 @@ type Response struct {
 	Attempt        int
 	ContentType    string
 	Body           []byte
+	// Sign and SignedBy: a callback's signature and the fingerprint of the
+	// secret that verified it (EndpointCallback only).
+	Sign, SignedBy string
 }
 
 // WindowLeft is how much of the window remained when the answer was fetched.
@@ -70,9 +94,17 @@ func ResponseID(v Vendor, id, endpoint string, attempt int) string {
 // TerminalID is the ce_id of a verification's terminal envelope.
 func TerminalID(v Vendor, id string) string { return EventID(string(v), id, "terminal") }
 
+// ID is the response's ce_id.
+func (r Response) ID() string {
+	if r.Endpoint == EndpointCallback {
+		return CallbackResponseID(r.Vendor, r.VerificationID, string(r.Body))
+	}
+	return ResponseID(r.Vendor, r.VerificationID, r.Endpoint, r.Attempt)
+}
+
 // Message renders the response in binary mode.
 func (r Response) Message(source string) kafka.Message {
-	env := Envelope{ID: ResponseID(r.Vendor, r.VerificationID, r.Endpoint, r.Attempt), Source: source, Type: TypeVendorResponse,
+	env := Envelope{ID: r.ID(), Source: source, Type: TypeVendorResponse,
 		Time: r.FetchedAt, ContentType: r.ContentType, Key: Key(r.Vendor, r.VerificationID), Value: r.Body}
 	if env.ContentType == "" {
 		env.ContentType = "application/octet-stream"
@@ -92,6 +124,9 @@ func (r Response) Message(source string) kafka.Message {
 	)
 	if r.ErrorClass != "" {
 		m.Headers = append(m.Headers, kafka.Header{Key: HeaderErrorClass, Value: []byte(r.ErrorClass)})
+	}
+	if r.Sign != "" {
+		m.Headers = append(m.Headers, kafka.Header{Key: HeaderSign, Value: []byte(r.Sign)}, kafka.Header{Key: HeaderSignedBy, Value: []byte(r.SignedBy)})
 	}
 	return m
 }
@@ -114,6 +149,7 @@ func ParseResponse(m kafka.Message) (Response, error) {
 		return Response{}, err
 	}
 	r.VerificationID, r.Endpoint, r.ErrorClass = h[HeaderVerifID], h[HeaderEndpoint], h[HeaderErrorClass]
+	r.Sign, r.SignedBy = h[HeaderSign], h[HeaderSignedBy]
 	if r.VerificationID == "" || r.Endpoint == "" {
 		return Response{}, fmt.Errorf("response lacks %s or %s", HeaderVerifID, HeaderEndpoint)
 	}

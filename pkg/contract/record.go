@@ -130,6 +130,11 @@ const (
 	MediaRejected = "rejected" // not what it claimed (bad base64, not an image, too large, an HTML page)
 	MediaFailed   = "failed"   // could not be fetched within the tries allowed
 	MediaRefused  = "refused"  // not fetched: the link, a redirect or its address is outside the archiver's media policy (an internal address, plain http)
+	// MediaNotObtained: the flow produced the image (the vendor's result
+	// says so) but no answer carried it: get_result gave no usable answer,
+	// or the call budget did not reach the return_image value that returns
+	// it. Reason says which.
+	MediaNotObtained = "not_obtained"
 )
 
 // MediaRef is one image or video of the verification.

@@ -350,6 +350,40 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 	return ch
 }
 
+// callbackResponse renders a Megvii callback event's signed data as a
+// raw-topic response (contract.EndpointCallback): its body the data string
+// byte for byte, its sign and signer's fingerprint in headers, its ce_id
+// derived from the data so a redelivery or a reprocessing yields the same
+// message. ok is false for other events and for closed verifications (their
+// record is out; a late callback changes nothing, as for every late event).
+func (e *Engine) callbackResponse(typ string, ev contract.Event) (kafka.Message, bool) {
+	if typ != contract.TypeMegviiCallback || ev.Vendor != contract.Megvii || ev.Data == "" {
+		return kafka.Message{}, false
+	}
+	key := contract.Key(ev.Vendor, ev.VerificationID)
+	e.mu.Lock()
+	_, closed := e.closed[key]
+	start := ev.ReceivedAt
+	if it := e.items[key]; it != nil && it.hasState() {
+		st := e.stateLocked(it)
+		if st.IssuedAt != nil && st.IssuedAt.Before(start) {
+			start = *st.IssuedAt
+		}
+		if !st.FirstSeen.IsZero() && st.FirstSeen.Before(start) {
+			start = st.FirstSeen
+		}
+		e.freezeLocked(it)
+	}
+	e.mu.Unlock()
+	if closed {
+		return kafka.Message{}, false
+	}
+	r := contract.Response{Vendor: ev.Vendor, VerificationID: ev.VerificationID, Endpoint: contract.EndpointCallback, HTTPStatus: 200,
+		FetchedAt: ev.ReceivedAt, Deadline: start.Add(e.pol.MegviiRetention), ContentType: contract.ContentTypeJSON, Body: []byte(ev.Data),
+		Sign: ev.Sign, SignedBy: ev.SignedBy}
+	return r.Message(e.cfg.Source), true
+}
+
 var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // refuseLocked counts a landing refused by MaxUnregistered, logging at most

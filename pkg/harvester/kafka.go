@@ -390,6 +390,13 @@ func (h *Harvester) handle(ctx context.Context, p int, m kafka.Message) (<-chan 
 		return closedCh, true
 	}
 	h.eng.m.events.WithLabelValues(typ).Inc()
+	if msg, ok := h.eng.callbackResponse(typ, ev); ok {
+		// The signed callback is evidence: on the raw topic before the state
+		// naming it is stored, so it precedes any terminal of the key.
+		if !h.eng.publish(ctx, msg) {
+			return nil, false // shutting down: the offset stays uncommitted
+		}
+	}
 	return h.eng.Apply(p, typ, ev), true
 }
 

@@ -504,7 +504,8 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 	case err != nil:
 		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "body must carry data and sign"}
 	}
-	if _, err := megvii.VerifySignature(cb, s.cfg.MegviiSecrets); err != nil {
+	signer, err := megvii.VerifySignature(cb, s.cfg.MegviiSecrets)
+	if err != nil {
 		s.m.sigFail.WithLabelValues("mismatch").Inc()
 		return &reqError{status: http.StatusUnauthorized, reason: "signature", msg: "signature does not match"}
 	}
@@ -517,7 +518,8 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "data lacks a valid biz_info.biz_id"}
 	}
 	now := s.cfg.Now().UTC()
-	ev := contract.Event{Vendor: contract.Megvii, VerificationID: bizID, BizNo: res.BizInfo.BizNo, ReceivedAt: now, Status: string(res.Status), Data: cb.Data}
+	ev := contract.Event{Vendor: contract.Megvii, VerificationID: bizID, BizNo: res.BizInfo.BizNo, ReceivedAt: now, Status: string(res.Status), Data: cb.Data,
+		Sign: cb.Sign, SignedBy: megvii.SecretFingerprint(s.cfg.MegviiSecrets[signer])}
 	env := s.envelope(contract.TypeMegviiCallback, "/ingest"+RouteMegviiCallback, contract.EventID(string(contract.Megvii), bizID, "callback", cb.Data), now, ev, true)
 	if e := s.publish(env); e != nil {
 		return e

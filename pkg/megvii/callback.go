@@ -2,6 +2,7 @@ package megvii
 
 import (
 	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
@@ -138,6 +139,15 @@ func VerifySignature(cb Callback, secrets []config.Secret) (int, error) {
 		return -1, ErrBadSignature
 	}
 	return match, nil
+}
+
+// SecretFingerprint names a callback secret without revealing it:
+// "sha256:" and the first 8 hex digits of the secret's SHA-256. It stays the
+// same when secrets are reordered or added during a rotation (a position
+// would not), and 32 bits of a hash tell nothing usable about a secret.
+func SecretFingerprint(s config.Secret) string {
+	sum := sha256.Sum256(bytesOf(s.Reveal()))
+	return "sha256:" + hex.EncodeToString(sum[:4])
 }
 
 // ParseData decodes the callback's data string.

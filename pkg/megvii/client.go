@@ -32,9 +32,19 @@ type Config struct {
 	BaseURL          string // DefaultBaseURL when empty
 	APIKey           config.Secret
 	APISecret        config.Secret
-	HTTPClient       *http.Client // a client with a 30 s timeout when nil; its redirects are never followed
+	HTTPClient       *http.Client // a client without a timeout of its own when nil (see CallTimeout); its redirects are never followed
 	MaxResponseBytes int64        // DefaultMaxResponseBytes when 0
+	// CallTimeout bounds a call whose context has no deadline
+	// (DefaultCallTimeout when 0). A caller's deadline is the one timeout
+	// of its call: the harvester's --call-timeout. A get_result answer cut
+	// short after the vendor served it spends the call budget, so no
+	// shorter timeout of the client's own may cut it first.
+	CallTimeout time.Duration
 }
+
+// DefaultCallTimeout is CallTimeout's default: the harvester's
+// --call-timeout default.
+const DefaultCallTimeout = time.Minute
 
 // Client calls the FaceID Lite API.
 type Client struct {
@@ -58,9 +68,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = DefaultMaxResponseBytes
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
 	httpc := cfg.HTTPClient
 	if httpc == nil {
-		httpc = &http.Client{Timeout: 30 * time.Second}
+		httpc = &http.Client{} // the call's context is its one timeout
 	}
 	httpc = vendorerr.NoRedirects(httpc) // whatever client is given: secrets must not follow a redirect
 	return &Client{base: u, cfg: cfg, httpc: httpc}, nil
@@ -161,11 +174,21 @@ func (c *Client) fetchResult(ctx context.Context, bizID string, opt GetResultOpt
 	u := *c.base
 	u.Path += "/faceid/lite/get_result"
 	u.RawQuery = q.Encode()
+	ctx, cancel := c.bounded(ctx)
+	defer cancel() // RoundTrip has read the whole body
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return 0, nil, vendorerr.Transport(Vendor, EndpointGetResult, err)
 	}
 	return vendorerr.RoundTrip(c.httpc, req, Vendor, EndpointGetResult, c.cfg.MaxResponseBytes)
+}
+
+// bounded returns ctx, with CallTimeout as its deadline when it has none.
+func (c *Client) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.cfg.CallTimeout)
 }
 
 // TokenRequest is get_token's input. Options carries any further documented
@@ -204,6 +227,8 @@ func (c *Client) GetToken(ctx context.Context, tr TokenRequest) (*Token, error) 
 	}
 	u := *c.base
 	u.Path += "/faceid/lite/get_token"
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, vendorerr.Transport(Vendor, EndpointGetToken, err)

@@ -46,6 +46,19 @@ func ParseDataURI(s string) (DataURI, error) {
 	return DataURI{MediaType: mt, Base64: strings.TrimSpace(t[comma+1:])}, nil
 }
 
+// ParseImage reads an image value of get_result's images object. Document
+// 000 says an image comes as a base64 string or null (以jpg编码并用base64字符串
+// 返回,或返回为null); its examples show data URIs. A data URI is parsed as
+// ParseDataURI does; any other string is taken as plain base64 with no
+// declared media type (MediaType ""), for the caller to sniff.
+func ParseImage(s string) (DataURI, error) {
+	t := strings.TrimSpace(s)
+	if len(t) >= 5 && strings.EqualFold(t[:5], "data:") {
+		return ParseDataURI(t)
+	}
+	return DataURI{Base64: t}, nil
+}
+
 // Decode decodes the payload strictly: standard alphabet with padding, no
 // embedded garbage; a truncated payload is an error.
 func (d DataURI) Decode() ([]byte, error) {

@@ -338,3 +338,22 @@ func secretsOf(v ...string) []config.Secret {
 	}
 	return out
 }
+
+// ParseImage: a data URI (either documented spelling) or, as document 000
+// says images may come, a plain base64 string with no declared type.
+func TestParseImage(t *testing.T) {
+	for _, c := range []struct{ in, mt, b64 string }{
+		{"data:image/jpeg;base64,/9j/", "image/jpeg", "/9j/"},
+		{"data: image/jpeg;base64,/9j/", "image/jpeg", "/9j/"},
+		{"/9j/4AAQ", "", "/9j/4AAQ"},
+		{"  /9j/4AAQ\n", "", "/9j/4AAQ"},
+	} {
+		d, err := ParseImage(c.in)
+		if err != nil || d.MediaType != c.mt || d.Base64 != c.b64 {
+			t.Errorf("ParseImage(%q) = %+v, %v; want %q %q", c.in, d, err, c.mt, c.b64)
+		}
+	}
+	if _, err := ParseImage("data:image/jpeg,/9j/"); err == nil {
+		t.Error("a data URI that is not base64 was accepted")
+	}
+}

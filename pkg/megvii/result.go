@@ -466,6 +466,11 @@ const (
 	ImageBest        = "image_best"
 	ImageIDCardFront = "image_idcard_front"
 	ImageIDCardBack  = "image_idcard_back"
+	// The selfie images (return_image 5 and 6): document 000 does not name
+	// their keys; these are the simulator's, and any other name is kept as
+	// the vendor sends it.
+	ImageSelfieFront = "image_selfie_front"
+	ImageSelfieSide  = "image_selfie_side"
 )
 
 // Images maps image names to data URIs.

@@ -6,6 +6,7 @@ package schedule
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/baidu"
@@ -162,6 +163,15 @@ func (p Policy) Apply(s *State, typ string, ev contract.Event) *State {
 			s.IssuedAt = &t
 		}
 	case contract.TypeMegviiCallback:
+		if ev.Data != "" {
+			// The signed callback is recorded as a response (the harvester
+			// publishes it before this state is stored), so the terminal
+			// names it and the archiver keeps it as evidence.
+			id := contract.CallbackResponseID(ev.Vendor, ev.VerificationID, ev.Data)
+			if !slices.Contains(s.Responses, id) {
+				s.Responses = append(s.Responses, id)
+			}
+		}
 		st := megvii.Status(ev.Status)
 		if st.Final() || s.CompletedAt == nil {
 			s.FlowStatus = ev.Status

@@ -19,23 +19,29 @@ import (
 // MegviiSpec shapes one simulated FaceID Lite verification. Zero fields take
 // the defaults noted.
 type MegviiSpec struct {
-	BizNo           string   `json:"biz_no,omitempty"`
-	BizExtraData    string   `json:"biz_extra_data,omitempty"`
-	StartAfter      Duration `json:"start_after,omitempty"`      // NOT_STARTED until then (5 s)
-	FinalAfter      Duration `json:"final_after,omitempty"`      // PROCESSING until then (30 s)
-	FinalStatus     string   `json:"final_status,omitempty"`     // OK; NOT_STARTED or PROCESSING: the flow never ends
-	FailReason      string   `json:"fail_reason,omitempty"`      // with WEBRTC_UNSUPPORTED (NETWORK_ERROR)
-	Procedure       string   `json:"procedure,omitempty"`        // video, still, selfie, flash (video)
-	Liveness        string   `json:"liveness,omitempty"`         // PASS or FAIL (PASS)
-	IDCardMode      *int     `json:"idcard_mode,omitempty"`      // 0 = no ID-card step (1)
-	ComparisonError string   `json:"comparison_error,omitempty"` // e.g. ID_NUMBER_NAME_NOT_MATCH
-	ImageBytes      int      `json:"image_bytes,omitempty"`      // per image (Config.ImageBytes)
-	NotifyURL       string   `json:"notify_url,omitempty"`       // Config.MegviiNotifyURL
-	ReturnURL       string   `json:"return_url,omitempty"`
-	CallbackFormat  string   `json:"callback_format,omitempty"` // form or json (Config.MegviiCallbackFormat)
-	NoCallback      bool     `json:"no_callback,omitempty"`     // the callback never arrives
-	Quirks          *bool    `json:"quirks,omitempty"`          // document 002's template and "data: image" spacing (every other verification)
-	Faults          []string `json:"faults,omitempty"`          // faults for this verification's next calls, in order
+	BizNo        string   `json:"biz_no,omitempty"`
+	BizExtraData string   `json:"biz_extra_data,omitempty"`
+	StartAfter   Duration `json:"start_after,omitempty"`  // NOT_STARTED until then (5 s)
+	FinalAfter   Duration `json:"final_after,omitempty"`  // PROCESSING until then (30 s)
+	FinalStatus  string   `json:"final_status,omitempty"` // OK; NOT_STARTED or PROCESSING: the flow never ends
+	FailReason   string   `json:"fail_reason,omitempty"`  // with WEBRTC_UNSUPPORTED (NETWORK_ERROR), returned only with GetFailReason
+	// GetFailReason is get_token's get_fail_reason=1: document 000 returns
+	// fail_reason only then (当"get_fail_reason"=1时,可获取...失败原因).
+	GetFailReason   bool   `json:"get_fail_reason,omitempty"`
+	Procedure       string `json:"procedure,omitempty"`        // video, still, selfie, flash (video)
+	Liveness        string `json:"liveness,omitempty"`         // PASS or FAIL (PASS)
+	IDCardMode      *int   `json:"idcard_mode,omitempty"`      // 0 = no ID-card step (1)
+	ComparisonError string `json:"comparison_error,omitempty"` // e.g. ID_NUMBER_NAME_NOT_MATCH
+	ImageBytes      int    `json:"image_bytes,omitempty"`      // per image (Config.ImageBytes)
+	NotifyURL       string `json:"notify_url,omitempty"`       // Config.MegviiNotifyURL
+	ReturnURL       string `json:"return_url,omitempty"`
+	CallbackFormat  string `json:"callback_format,omitempty"` // form or json (Config.MegviiCallbackFormat)
+	NoCallback      bool   `json:"no_callback,omitempty"`     // the callback never arrives
+	Quirks          *bool  `json:"quirks,omitempty"`          // document 002's template and "data: image" spacing (every other verification)
+	// PlainImages serves images as bare base64 strings, without a data URI
+	// prefix: document 000 says images come as a base64 string or null.
+	PlainImages bool     `json:"plain_images,omitempty"`
+	Faults      []string `json:"faults,omitempty"` // faults for this verification's next calls, in order
 }
 
 type megviiVerification struct {
@@ -340,7 +346,7 @@ func (s *Sim) handleGetResult(w http.ResponseWriter, r *http.Request) {
 		answer = fault
 	case v == nil:
 		answer = megvii.ErrResultNotFound
-	case now.After(v.created.Add(s.cfg.MegviiRetention)) || v.served >= s.cfg.MegviiCallBudget:
+	case now.After(v.created.Add(s.cfg.MegviiRetention-s.cfg.MegviiWindowLead)) || v.served >= s.cfg.MegviiCallBudget:
 		answer = megvii.ErrDataDestroyed
 	default:
 		v.served++
@@ -392,7 +398,8 @@ func (s *Sim) handleGetToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	spec := MegviiSpec{BizNo: r.Form.Get("biz_no"), BizExtraData: r.Form.Get("biz_extra_data"), NotifyURL: r.Form.Get("notify_url"), ReturnURL: r.Form.Get("return_url")}
+	spec := MegviiSpec{BizNo: r.Form.Get("biz_no"), BizExtraData: r.Form.Get("biz_extra_data"), NotifyURL: r.Form.Get("notify_url"), ReturnURL: r.Form.Get("return_url"),
+		GetFailReason: r.Form.Get("get_fail_reason") == "1"}
 	if m := r.Form.Get("idcard_mode"); m != "" {
 		n, err := strconv.Atoi(m)
 		if err != nil {
@@ -433,11 +440,13 @@ func (s *Sim) megviiResult(bizID string, spec MegviiSpec, status megvii.Status, 
 		delete(m, "images")
 		return mustJSON(m)
 	case megvii.StatusCancelled, megvii.StatusTimeout, megvii.StatusWebRTCUnsupported:
+		// An interrupted flow (document 000: 如果用户中途中断了活体流程, 则此字段
+		// 也不返回) has no idcard_info, liveness_result or verify_result.
 		delete(m, "liveness_result")
 		delete(m, "verify_result")
-		if status == megvii.StatusWebRTCUnsupported {
+		delete(m, "idcard_info")
+		if status == megvii.StatusWebRTCUnsupported && spec.GetFailReason {
 			m["fail_reason"] = spec.FailReason
-			delete(m, "idcard_info")
 		}
 	case megvii.StatusFailed:
 		delete(m, "verify_result")
@@ -514,6 +523,9 @@ func (s *Sim) megviiImages(bizID string, spec MegviiSpec, ri megvii.ReturnImage,
 	prefix := "data:image/jpeg;base64,"
 	if *spec.Quirks {
 		prefix = "data: image/jpeg;base64,"
+	}
+	if spec.PlainImages {
+		prefix = ""
 	}
 	var out [][2]string
 	for _, n := range names {

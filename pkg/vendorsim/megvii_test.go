@@ -102,7 +102,7 @@ func TestMegviiScheduleAndWindows(t *testing.T) {
 		{"three-month retention (document 002)", MegviiSpec{}, func(c *Config) { c.MegviiRetention = 90 * 24 * time.Hour }, 30 * 24 * time.Hour, 1, []string{"OK"}},
 		{"cancelled", MegviiSpec{FinalStatus: "CANCELLED"}, nil, time.Minute, 1, []string{"CANCELLED"}},
 		{"never finishes", MegviiSpec{FinalStatus: "PROCESSING"}, nil, 23 * time.Hour, 1, []string{"PROCESSING"}},
-		{"webrtc", MegviiSpec{FinalStatus: "WEBRTC_UNSUPPORTED"}, nil, time.Minute, 1, []string{"WEBRTC_UNSUPPORTED"}},
+		{"webrtc", MegviiSpec{FinalStatus: "WEBRTC_UNSUPPORTED", GetFailReason: true}, nil, time.Minute, 1, []string{"WEBRTC_UNSUPPORTED"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -56,10 +56,15 @@ type Config struct {
 
 	MegviiAPIKey, MegviiAPISecret string
 	MegviiRetention               time.Duration // how long get_result answers after the token is issued (24 h)
-	MegviiCallBudget              int           // get_result calls that return data (1)
-	MegviiLimits                  Limits
-	MegviiCallbackFormat          string // "form" (default) or "json"
-	MegviiNotifyURL               string // default notify_url for verifications created without one
+	// MegviiWindowLead starts the retention window this long before the
+	// token's issue (0): neither document says when the window starts, and a
+	// vendor whose clock or counting differs from the harvester's assumption
+	// (the token's issue) must not make it lose a result.
+	MegviiWindowLead     time.Duration
+	MegviiCallBudget     int // get_result calls that return data (1)
+	MegviiLimits         Limits
+	MegviiCallbackFormat string // "form" (default) or "json"
+	MegviiNotifyURL      string // default notify_url for verifications created without one
 
 	BaiduAPIKey, BaiduSecretKey string
 	BaiduAccessTokenTTL         time.Duration // 30 days
