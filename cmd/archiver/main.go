@@ -81,7 +81,7 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.DurationVar(&o.startupWait, "startup-wait", 2*time.Minute, "how long to wait at start for the brokers, topics and bucket")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout")
 	fs.DurationVar(&o.rebalance, "rebalance-timeout", 30*time.Second, "consumer-group rebalance timeout")
-	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE)")
+	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE). Without static keys the AWS SDK's default chain is used: AWS_PROFILE with the shared config and credentials files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), web identity (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE: IRSA), container credentials (EKS Pod Identity, ECS), the instance role. With no credentials at all nothing is sent: the archiver refuses to start and /readyz fails")
 	fs.Secret("AWS_SECRET_ACCESS_KEY", "object-store secret key (or AWS_SECRET_ACCESS_KEY_FILE)")
 	if err := fs.Parse(args, getenv, help); err != nil {
 		return nil, err
@@ -133,6 +133,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	store := objstore.Instrument(s3b, reg, "archiver")
 	kc := o.svc.Kafka
 	storeReady := func(ctx context.Context) error {
+		if err := s3b.CheckCredentials(ctx); err != nil {
+			return err
+		}
 		_, err := s3b.Attributes(ctx, "faceharvest-readyz-probe")
 		if err == objstore.ErrNotFound {
 			return nil
@@ -165,6 +168,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	var r *archiver.Runner
 	err = ops.Await(ctx, log, o.startupWait, "Kafka, the topics and the bucket", func(sctx context.Context) error {
+		if err := s3b.CheckCredentials(sctx); err != nil {
+			return err
+		}
 		if o.createBucket {
 			if err := s3b.EnsureBucket(sctx); err != nil {
 				return err

@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -46,36 +48,64 @@ type S3 struct {
 	client *s3.Client
 }
 
-// NewS3 returns a bucket client. Checksums are sent only when the API
-// requires them: some S3-compatible stores reject the SDK's default CRC32.
+// NewS3 returns a bucket client. Credentials are the static keys when given,
+// otherwise the AWS SDK's default chain: environment, shared config and
+// credentials files with their profiles, web identity (IRSA, EKS Pod
+// Identity), container and instance roles. When the chain finds none, every
+// request fails with a credentials error before anything is sent: nothing
+// goes out unsigned. Checksums are sent only when the API requires them:
+// some S3-compatible stores reject the SDK's default CRC32.
 func NewS3(cfg S3Config) (*S3, error) {
 	if cfg.Bucket == "" {
 		return nil, errors.New("no bucket given")
 	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
 	if cfg.PartSize <= 0 {
 		cfg.PartSize = 8 << 20
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Minute}
+	// The SDK's own client when none is given: it takes AWS_CA_BUNDLE,
+	// which a plain http.Client cannot.
+	var httpClient awsconfig.HTTPClient = awshttp.NewBuildableClient().WithTimeout(10 * time.Minute)
+	if cfg.HTTPClient != nil {
+		httpClient = cfg.HTTPClient
 	}
-	opts := s3.Options{
-		Region:                     cfg.Region,
-		UsePathStyle:               cfg.PathStyle,
-		HTTPClient:                 cfg.HTTPClient,
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-		RetryMaxAttempts:           3,
+	load := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithDefaultRegion("us-east-1"),
+		awsconfig.WithHTTPClient(httpClient),
+		awsconfig.WithRetryMaxAttempts(3),
+		awsconfig.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		awsconfig.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
 	}
-	if cfg.Endpoint != "" {
-		opts.BaseEndpoint = aws.String(cfg.Endpoint)
+	if cfg.Region != "" {
+		load = append(load, awsconfig.WithRegion(cfg.Region))
 	}
 	if !cfg.AccessKey.Empty() {
-		opts.Credentials = credentials.NewStaticCredentialsProvider(cfg.AccessKey.Reveal(), cfg.SecretKey.Reveal(), "")
+		load = append(load, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cfg.AccessKey.Reveal(), cfg.SecretKey.Reveal(), "")))
 	}
-	return &S3{cfg: cfg, client: s3.New(opts)}, nil
+	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background(), load...)
+	if err != nil {
+		return nil, fmt.Errorf("object-store configuration: %w", err)
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		o.UsePathStyle = cfg.PathStyle
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+	})
+	return &S3{cfg: cfg, client: client}, nil
+}
+
+// CheckCredentials resolves the credentials requests will be signed with
+// (the chain may call STS or a metadata endpoint) and says clearly when
+// there are none.
+func (b *S3) CheckCredentials(ctx context.Context) error {
+	p := b.client.Options().Credentials
+	if p == nil {
+		return errors.New("no object-store credentials: no provider configured")
+	}
+	if _, err := p.Retrieve(ctx); err != nil {
+		return fmt.Errorf("no object-store credentials (static keys, AWS_* environment, shared profile, web identity, container or instance role): %w", err)
+	}
+	return nil
 }
 
 // EnsureBucket creates the bucket when it does not exist (development).
