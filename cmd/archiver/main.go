@@ -63,7 +63,8 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.StringVar(&o.s3.Bucket, "s3-bucket", "faceharvest-evidence", "bucket for media and evidence documents")
 	fs.StringVar(&o.s3.Region, "s3-region", "us-east-1", "bucket region")
 	fs.BoolVar(&o.s3.PathStyle, "s3-path-style", true, "address the bucket in the URL path (MinIO and most S3-compatible stores); false for virtual-hosted AWS style")
-	fs.StringVar(&o.s3.SSE, "s3-sse", "", "server-side encryption: empty, AES256 or aws:kms")
+	fs.StringVar(&o.s3.SSE, "s3-sse", "", "server-side encryption asked for on every object written: AES256 (SSE-S3) or aws:kms (SSE-KMS); empty: none asked for, the bucket's default encryption applies (the alternative: set it on the bucket once). MinIO needs a KMS configured for either")
+	fs.StringVar(&o.s3.SSEKMSKeyID, "s3-sse-kms-key-id", "", "KMS key (id, alias/<name> or ARN) for --s3-sse=aws:kms; empty: the store's default KMS key")
 	fs.Int64Var(&o.s3.PartSize, "s3-part-size", 8<<20, "multipart part size in bytes for large media (memory per upload in flight)")
 	fs.BoolVar(&o.createBucket, "s3-create-bucket", false, "create the bucket at start when it is missing (development)")
 	fs.StringVar(&o.spoolDir, "spool-dir", "", "directory for downloads in progress (a 200 MB video is spooled here, never held in memory); empty: the system's temporary directory ($TMPDIR or /tmp)")
@@ -99,6 +100,10 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	switch {
 	case o.s3.Bucket == "":
 		return nil, fmt.Errorf("--s3-bucket is empty")
+	case o.s3.SSE != "" && o.s3.SSE != "AES256" && o.s3.SSE != "aws:kms":
+		return nil, fmt.Errorf("--s3-sse %q: want AES256 or aws:kms (or empty)", o.s3.SSE)
+	case o.s3.SSEKMSKeyID != "" && o.s3.SSE != "aws:kms":
+		return nil, fmt.Errorf("--s3-sse-kms-key-id needs --s3-sse=aws:kms")
 	case o.s3.PartSize < 5<<20:
 		return nil, fmt.Errorf("--s3-part-size %d is below S3's 5 MiB minimum", o.s3.PartSize)
 	case o.maxImage <= 0 || o.maxMedia <= 0:

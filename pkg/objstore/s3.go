@@ -34,8 +34,12 @@ type S3Config struct {
 	// PathStyle addresses the bucket in the path (MinIO and most
 	// S3-compatible stores) rather than the host name.
 	PathStyle bool
-	// SSE asks for server-side encryption: "", "AES256" or "aws:kms".
+	// SSE asks for server-side encryption of every object written: "" (the
+	// bucket's default encryption applies), "AES256" or "aws:kms".
 	SSE string
+	// SSEKMSKeyID names the KMS key (id, alias or ARN) for SSE "aws:kms";
+	// empty: the store's default KMS key.
+	SSEKMSKeyID string
 	// PartSize is the multipart part size for streams of unknown or large
 	// size (8 MiB); smaller known-size bodies go in one PutObject.
 	PartSize   int64
@@ -141,10 +145,6 @@ func (b *S3) Create(ctx context.Context, key string, body io.Reader, size int64,
 }
 
 func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, ifNoneMatch *string) error {
-	var sse types.ServerSideEncryption
-	if b.cfg.SSE != "" {
-		sse = types.ServerSideEncryption(b.cfg.SSE)
-	}
 	if size >= 0 && size <= b.cfg.PartSize {
 		rs, ok := body.(io.ReadSeeker)
 		if !ok {
@@ -161,15 +161,39 @@ func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, co
 		if sum := declaredSHA256(ctx); sum != "" {
 			opts = append(opts, presetPayloadHash(strings.ToLower(sum)))
 		}
-		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: rs, ContentLength: aws.Int64(size),
-			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse, IfNoneMatch: ifNoneMatch}, opts...)
+		_, err := b.client.PutObject(ctx, b.putInput(key, rs, size, contentType, meta, ifNoneMatch), opts...)
 		var ae smithy.APIError
 		if errors.As(err, &ae) && ae.ErrorCode() == "XAmzContentSHA256Mismatch" {
 			return fmt.Errorf("%w: %s", ErrChecksum, key)
 		}
 		return err
 	}
-	return b.multipart(ctx, key, body, contentType, meta, sse, ifNoneMatch)
+	return b.multipart(ctx, key, body, contentType, meta, ifNoneMatch)
+}
+
+// putInput is one PutObject with the settings every write carries.
+func (b *S3) putInput(key string, body io.ReadSeeker, size int64, contentType string, meta map[string]string, ifNoneMatch *string) *s3.PutObjectInput {
+	in := &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size),
+		ContentType: aws.String(contentType), Metadata: meta, IfNoneMatch: ifNoneMatch}
+	if b.cfg.SSE != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(b.cfg.SSE)
+		if b.cfg.SSEKMSKeyID != "" {
+			in.SSEKMSKeyId = aws.String(b.cfg.SSEKMSKeyID)
+		}
+	}
+	return in
+}
+
+// createUploadInput starts a multipart upload with the same settings.
+func (b *S3) createUploadInput(key, contentType string, meta map[string]string) *s3.CreateMultipartUploadInput {
+	in := &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, ContentType: aws.String(contentType), Metadata: meta}
+	if b.cfg.SSE != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(b.cfg.SSE)
+		if b.cfg.SSEKMSKeyID != "" {
+			in.SSEKMSKeyId = aws.String(b.cfg.SSEKMSKeyID)
+		}
+	}
+	return in
 }
 
 // presetPayloadHash signs the request with a known payload hash instead
@@ -192,20 +216,18 @@ func presetPayloadHash(sum string) func(*s3.Options) {
 
 // multipart streams body in PartSize parts through one reused buffer, so a
 // 200 MB video never sits in memory whole; a failed upload is aborted.
-func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentType string, meta map[string]string, sse types.ServerSideEncryption, ifNoneMatch *string) (err error) {
+func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentType string, meta map[string]string, ifNoneMatch *string) (err error) {
 	buf := make([]byte, b.cfg.PartSize)
 	n, rerr := io.ReadFull(body, buf)
 	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 		// It fits in one part after all.
-		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
-			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse, IfNoneMatch: ifNoneMatch})
+		_, err := b.client.PutObject(ctx, b.putInput(key, bytes.NewReader(buf[:n]), int64(n), contentType, meta, ifNoneMatch))
 		return err
 	}
 	if rerr != nil {
 		return rerr
 	}
-	up, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key,
-		ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse})
+	up, err := b.client.CreateMultipartUpload(ctx, b.createUploadInput(key, contentType, meta))
 	if err != nil {
 		return err
 	}
