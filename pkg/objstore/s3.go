@@ -3,6 +3,8 @@ package objstore
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +42,14 @@ type S3Config struct {
 	// SSEKMSKeyID names the KMS key (id, alias or ARN) for SSE "aws:kms";
 	// empty: the store's default KMS key.
 	SSEKMSKeyID string
+	// ObjectLockMode and ObjectLockDays set a retention on every object
+	// written (WORM): GOVERNANCE or COMPLIANCE until ObjectLockDays days
+	// after the write. The bucket must have Object Lock enabled. Empty and
+	// 0: no retention of our own (a bucket default retention still applies).
+	ObjectLockMode string
+	ObjectLockDays int
+	// Now is the clock retention periods start from (time.Now).
+	Now func() time.Time
 	// PartSize is the multipart part size for streams of unknown or large
 	// size (8 MiB); smaller known-size bodies go in one PutObject.
 	PartSize   int64
@@ -65,6 +75,17 @@ func NewS3(cfg S3Config) (*S3, error) {
 	}
 	if cfg.PartSize <= 0 {
 		cfg.PartSize = 8 << 20
+	}
+	switch {
+	case cfg.ObjectLockMode != "" && cfg.ObjectLockMode != string(types.ObjectLockModeGovernance) && cfg.ObjectLockMode != string(types.ObjectLockModeCompliance):
+		return nil, fmt.Errorf("object lock mode %q: want GOVERNANCE or COMPLIANCE", cfg.ObjectLockMode)
+	case cfg.ObjectLockMode != "" && cfg.ObjectLockDays <= 0:
+		return nil, errors.New("an object lock mode needs a positive number of days")
+	case cfg.ObjectLockMode == "" && cfg.ObjectLockDays != 0:
+		return nil, errors.New("object lock days need a mode")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	// The SDK's own client when none is given: it takes AWS_CA_BUNDLE,
 	// which a plain http.Client cannot.
@@ -112,13 +133,42 @@ func (b *S3) CheckCredentials(ctx context.Context) error {
 	return nil
 }
 
-// EnsureBucket creates the bucket when it does not exist (development).
+// Check says whether writes can succeed as configured: credentials exist
+// and, when a retention is asked for, the bucket has Object Lock enabled
+// (otherwise every write would be refused).
+func (b *S3) Check(ctx context.Context) error {
+	if err := b.CheckCredentials(ctx); err != nil {
+		return err
+	}
+	if b.cfg.ObjectLockMode == "" {
+		return nil
+	}
+	out, err := b.client.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &b.cfg.Bucket})
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "ObjectLockConfigurationNotFoundError" {
+		return fmt.Errorf("bucket %s has no Object Lock enabled: a retention (%s, %d days) cannot be set on its objects", b.cfg.Bucket, b.cfg.ObjectLockMode, b.cfg.ObjectLockDays)
+	}
+	if err != nil {
+		return fmt.Errorf("bucket %s: Object Lock configuration: %w", b.cfg.Bucket, err)
+	}
+	if out.ObjectLockConfiguration == nil || out.ObjectLockConfiguration.ObjectLockEnabled != types.ObjectLockEnabledEnabled {
+		return fmt.Errorf("bucket %s has no Object Lock enabled: a retention (%s, %d days) cannot be set on its objects", b.cfg.Bucket, b.cfg.ObjectLockMode, b.cfg.ObjectLockDays)
+	}
+	return nil
+}
+
+// EnsureBucket creates the bucket when it does not exist (development),
+// with Object Lock enabled when a retention is configured.
 func (b *S3) EnsureBucket(ctx context.Context) error {
 	_, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.cfg.Bucket})
 	if err == nil {
 		return nil
 	}
-	_, err = b.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b.cfg.Bucket})
+	in := &s3.CreateBucketInput{Bucket: &b.cfg.Bucket}
+	if b.cfg.ObjectLockMode != "" {
+		in.ObjectLockEnabledForBucket = aws.Bool(true)
+	}
+	_, err = b.client.CreateBucket(ctx, in)
 	var owned *types.BucketAlreadyOwnedByYou
 	if err != nil && !errors.As(err, &owned) {
 		return fmt.Errorf("create bucket %s: %w", b.cfg.Bucket, err)
@@ -161,7 +211,15 @@ func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, co
 		if sum := declaredSHA256(ctx); sum != "" {
 			opts = append(opts, presetPayloadHash(strings.ToLower(sum)))
 		}
-		_, err := b.client.PutObject(ctx, b.putInput(key, rs, size, contentType, meta, ifNoneMatch), opts...)
+		in := b.putInput(key, rs, size, contentType, meta, ifNoneMatch)
+		if b.cfg.ObjectLockMode != "" {
+			sum, err := contentMD5(rs)
+			if err != nil {
+				return err
+			}
+			in.ContentMD5 = &sum
+		}
+		_, err := b.client.PutObject(ctx, in, opts...)
 		var ae smithy.APIError
 		if errors.As(err, &ae) && ae.ErrorCode() == "XAmzContentSHA256Mismatch" {
 			return fmt.Errorf("%w: %s", ErrChecksum, key)
@@ -181,7 +239,43 @@ func (b *S3) putInput(key string, body io.ReadSeeker, size int64, contentType st
 			in.SSEKMSKeyId = aws.String(b.cfg.SSEKMSKeyID)
 		}
 	}
+	if b.cfg.ObjectLockMode != "" {
+		in.ObjectLockMode = types.ObjectLockMode(b.cfg.ObjectLockMode)
+		in.ObjectLockRetainUntilDate = aws.Time(b.retainUntil())
+	}
 	return in
+}
+
+// contentMD5 is the Content-MD5 of what rs holds from its position on,
+// which it is left at: S3 requires it (or an x-amz-checksum-*) on writes
+// with Object Lock parameters.
+func contentMD5(rs io.ReadSeeker) (string, error) {
+	pos, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return "", err
+	}
+	h := md5.New()
+	if _, err := io.Copy(h, rs); err != nil {
+		return "", err
+	}
+	if _, err := rs.Seek(pos, io.SeekStart); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
+}
+
+// partMD5 is contentMD5 of a part in memory, when Object Lock needs it.
+func (b *S3) partMD5(p []byte) *string {
+	if b.cfg.ObjectLockMode == "" {
+		return nil
+	}
+	sum := md5.Sum(p)
+	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
+}
+
+// retainUntil is the end of the retention of an object written now.
+func (b *S3) retainUntil() time.Time {
+	return b.cfg.Now().UTC().Add(time.Duration(b.cfg.ObjectLockDays) * 24 * time.Hour)
 }
 
 // createUploadInput starts a multipart upload with the same settings.
@@ -192,6 +286,10 @@ func (b *S3) createUploadInput(key, contentType string, meta map[string]string) 
 		if b.cfg.SSEKMSKeyID != "" {
 			in.SSEKMSKeyId = aws.String(b.cfg.SSEKMSKeyID)
 		}
+	}
+	if b.cfg.ObjectLockMode != "" {
+		in.ObjectLockMode = types.ObjectLockMode(b.cfg.ObjectLockMode)
+		in.ObjectLockRetainUntilDate = aws.Time(b.retainUntil())
 	}
 	return in
 }
@@ -221,7 +319,9 @@ func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentT
 	n, rerr := io.ReadFull(body, buf)
 	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 		// It fits in one part after all.
-		_, err := b.client.PutObject(ctx, b.putInput(key, bytes.NewReader(buf[:n]), int64(n), contentType, meta, ifNoneMatch))
+		in := b.putInput(key, bytes.NewReader(buf[:n]), int64(n), contentType, meta, ifNoneMatch)
+		in.ContentMD5 = b.partMD5(buf[:n])
+		_, err := b.client.PutObject(ctx, in)
 		return err
 	}
 	if rerr != nil {
@@ -241,7 +341,7 @@ func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentT
 	var parts []types.CompletedPart
 	for num := int32(1); ; num++ {
 		out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.cfg.Bucket, Key: &key, UploadId: up.UploadId, PartNumber: aws.Int32(num),
-			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n))})
+			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)), ContentMD5: b.partMD5(buf[:n])})
 		if err != nil {
 			return err
 		}
