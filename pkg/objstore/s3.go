@@ -212,14 +212,12 @@ func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, co
 			opts = append(opts, presetPayloadHash(strings.ToLower(sum)))
 		}
 		in := b.putInput(key, rs, size, contentType, meta, ifNoneMatch)
-		if b.cfg.ObjectLockMode != "" {
-			sum, err := contentMD5(rs)
-			if err != nil {
-				return err
-			}
-			in.ContentMD5 = &sum
+		sum, err := contentMD5(rs)
+		if err != nil {
+			return err
 		}
-		_, err := b.client.PutObject(ctx, in, opts...)
+		in.ContentMD5 = &sum
+		_, err = b.client.PutObject(ctx, in, opts...)
 		var ae smithy.APIError
 		if errors.As(err, &ae) && ae.ErrorCode() == "XAmzContentSHA256Mismatch" {
 			return fmt.Errorf("%w: %s", ErrChecksum, key)
@@ -247,8 +245,10 @@ func (b *S3) putInput(key string, body io.ReadSeeker, size int64, contentType st
 }
 
 // contentMD5 is the Content-MD5 of what rs holds from its position on,
-// which it is left at: S3 requires it (or an x-amz-checksum-*) on writes
-// with Object Lock parameters.
+// which it is left at. Every upload carries one: S3 requires it (or an
+// x-amz-checksum-*) on writes with Object Lock parameters and in buckets
+// with a default retention, and the store refuses a body that differs
+// (the SDK's own checksums are off: some S3-compatible stores reject them).
 func contentMD5(rs io.ReadSeeker) (string, error) {
 	pos, err := rs.Seek(0, io.SeekCurrent)
 	if err != nil {
@@ -264,11 +264,8 @@ func contentMD5(rs io.ReadSeeker) (string, error) {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
 }
 
-// partMD5 is contentMD5 of a part in memory, when Object Lock needs it.
-func (b *S3) partMD5(p []byte) *string {
-	if b.cfg.ObjectLockMode == "" {
-		return nil
-	}
+// partMD5 is contentMD5 of a part in memory.
+func partMD5(p []byte) *string {
 	sum := md5.Sum(p)
 	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
 }
@@ -320,7 +317,7 @@ func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentT
 	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 		// It fits in one part after all.
 		in := b.putInput(key, bytes.NewReader(buf[:n]), int64(n), contentType, meta, ifNoneMatch)
-		in.ContentMD5 = b.partMD5(buf[:n])
+		in.ContentMD5 = partMD5(buf[:n])
 		_, err := b.client.PutObject(ctx, in)
 		return err
 	}
@@ -341,7 +338,7 @@ func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentT
 	var parts []types.CompletedPart
 	for num := int32(1); ; num++ {
 		out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.cfg.Bucket, Key: &key, UploadId: up.UploadId, PartNumber: aws.Int32(num),
-			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)), ContentMD5: b.partMD5(buf[:n])})
+			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)), ContentMD5: partMD5(buf[:n])})
 		if err != nil {
 			return err
 		}

@@ -3,8 +3,10 @@ package objstore
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -71,14 +73,17 @@ func TestS3ServerSideEncryption(t *testing.T) {
 	}
 }
 
-// The headers every write carries, recorded by a stand-in server: SSE and
+// The headers every write carries, recorded by a stand-in server: the
+// body's Content-MD5 on each PutObject and UploadPart; SSE and
 // its KMS key on PutObject and CreateMultipartUpload (UploadPart takes
 // none: the upload's settings apply).
 func TestS3EncryptionHeaders(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+		body, _ := io.ReadAll(r.Body)
+		sum := md5.Sum(body)
+		md5ok := r.Header.Get("Content-MD5") == base64.StdEncoding.EncodeToString(sum[:])
 		op := r.Method
 		switch q := r.URL.Query(); {
 		case q.Has("uploads"):
@@ -92,7 +97,7 @@ func TestS3EncryptionHeaders(t *testing.T) {
 			_, _ = io.WriteString(w, `<CompleteMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><ETag>"e"</ETag></CompleteMultipartUploadResult>`)
 		}
 		mu.Lock()
-		seen = append(seen, op+" sse="+r.Header.Get("X-Amz-Server-Side-Encryption")+" kms="+r.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"))
+		seen = append(seen, fmt.Sprintf("%s md5=%v sse=%s kms=%s", op, md5ok, r.Header.Get("X-Amz-Server-Side-Encryption"), r.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id")))
 		mu.Unlock()
 	}))
 	defer srv.Close()
@@ -111,8 +116,11 @@ func TestS3EncryptionHeaders(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{"PUT sse=aws:kms kms=" + keyID, "CreateMultipartUpload sse=aws:kms kms=" + keyID, "UploadPart sse= kms=", "UploadPart sse= kms=",
-		"CompleteMultipartUpload sse= kms="}
+	// Content-MD5 goes on every upload of data, with or without Object Lock:
+	// a bucket's default retention makes S3 require it, and the store checks
+	// each part against it.
+	want := []string{"PUT md5=true sse=aws:kms kms=" + keyID, "CreateMultipartUpload md5=false sse=aws:kms kms=" + keyID, "UploadPart md5=true sse= kms=",
+		"UploadPart md5=true sse= kms=", "CompleteMultipartUpload md5=false sse= kms="}
 	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
 	}
