@@ -124,6 +124,31 @@ func TestS3EvidenceIsWORM(t *testing.T) {
 	}
 }
 
+// GOVERNANCE: a versioned delete is refused unless it bypasses the
+// governance retention, which succeeds: the same delete request that
+// COMPLIANCE refuses is a valid one.
+func TestS3GovernanceBypass(t *testing.T) {
+	srv := startMinIO(t)
+	lockedBucket(t, srv, "governed")
+	b := lockingStore(t, srv, "governed", "GOVERNANCE", 1, nil)
+	ctx := context.Background()
+	key := "megvii/2026/07/01/evidence/g.json"
+	if err := b.Create(ctx, key, bytes.NewReader([]byte("{}")), 2, "application/json", nil); err != nil {
+		t.Fatal(err)
+	}
+	h, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(key)})
+	if err != nil || h.ObjectLockMode != types.ObjectLockModeGovernance {
+		t.Fatalf("lock %q: %v", h.ObjectLockMode, err)
+	}
+	if _, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(key), VersionId: h.VersionId}); err == nil {
+		t.Fatal("a versioned delete without bypass succeeded under GOVERNANCE")
+	}
+	if _, err := b.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.cfg.Bucket, Key: aws.String(key), VersionId: h.VersionId,
+		BypassGovernanceRetention: aws.Bool(true)}); err != nil {
+		t.Fatalf("a governance bypass by the root user: %v", err)
+	}
+}
+
 // A retention asked for on a bucket without Object Lock is a start-up
 // error, not a failure of every write.
 func TestS3ObjectLockNeedsALockedBucket(t *testing.T) {
