@@ -212,7 +212,7 @@ func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, co
 			opts = append(opts, presetPayloadHash(strings.ToLower(sum)))
 		}
 		in := b.putInput(key, rs, size, contentType, meta, ifNoneMatch)
-		sum, err := contentMD5(rs)
+		sum, err := contentMD5(rs, size)
 		if err != nil {
 			return err
 		}
@@ -244,18 +244,21 @@ func (b *S3) putInput(key string, body io.ReadSeeker, size int64, contentType st
 	return in
 }
 
-// contentMD5 is the Content-MD5 of what rs holds from its position on,
-// which it is left at. Every upload carries one: S3 requires it (or an
+// contentMD5 is the Content-MD5 of the size bytes rs holds from its
+// position on, which it is left at. Every upload carries one: S3 requires it (or an
 // x-amz-checksum-*) on writes with Object Lock parameters and in buckets
 // with a default retention, and the store refuses a body that differs
 // (the SDK's own checksums are off: some S3-compatible stores reject them).
-func contentMD5(rs io.ReadSeeker) (string, error) {
+func contentMD5(rs io.ReadSeeker, size int64) (string, error) {
 	pos, err := rs.Seek(0, io.SeekCurrent)
 	if err != nil {
 		return "", err
 	}
 	h := md5.New()
-	if _, err := io.Copy(h, rs); err != nil {
+	if _, err := io.CopyN(h, rs, size); err != nil {
+		if err == io.EOF {
+			return "", errors.New("body length differs from the size given")
+		}
 		return "", err
 	}
 	if _, err := rs.Seek(pos, io.SeekStart); err != nil {
