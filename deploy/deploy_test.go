@@ -165,6 +165,8 @@ func decode(t *testing.T, docs [][]byte) rendered {
 			r.rules = append(r.rules, o)
 		case "kafka.strimzi.io/v1beta2/KafkaTopic":
 			obj = &kafkaTopic{}
+		case "v1/ServiceAccount":
+			obj = &corev1.ServiceAccount{}
 		default:
 			t.Fatalf("unexpected object %s", gvk)
 		}

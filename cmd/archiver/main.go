@@ -63,7 +63,10 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.StringVar(&o.s3.Bucket, "s3-bucket", "faceharvest-evidence", "bucket for media and evidence documents")
 	fs.StringVar(&o.s3.Region, "s3-region", "us-east-1", "bucket region")
 	fs.BoolVar(&o.s3.PathStyle, "s3-path-style", true, "address the bucket in the URL path (MinIO and most S3-compatible stores); false for virtual-hosted AWS style")
-	fs.StringVar(&o.s3.SSE, "s3-sse", "", "server-side encryption: empty, AES256 or aws:kms")
+	fs.StringVar(&o.s3.SSE, "s3-sse", "", "server-side encryption asked for on every object written: AES256 (SSE-S3) or aws:kms (SSE-KMS); empty: none asked for, the bucket's default encryption applies (the alternative: set it on the bucket once). MinIO needs a KMS configured for either")
+	fs.StringVar(&o.s3.SSEKMSKeyID, "s3-sse-kms-key-id", "", "KMS key (id, alias/<name> or ARN) for --s3-sse=aws:kms; empty: the store's default KMS key")
+	fs.StringVar(&o.s3.ObjectLockMode, "s3-object-lock-mode", "", "WORM retention set on every object written: GOVERNANCE (users with s3:BypassGovernanceRetention may still delete) or COMPLIANCE (nobody can, the root account included, until it ends); needs --s3-object-lock-days and a bucket created with Object Lock enabled (checked at start). Every write carries Content-MD5, which Object Lock requires. Empty: none set (a bucket default retention still applies)")
+	fs.IntVar(&o.s3.ObjectLockDays, "s3-object-lock-days", 0, "days each object written is retained under --s3-object-lock-mode, counted from its write")
 	fs.Int64Var(&o.s3.PartSize, "s3-part-size", 8<<20, "multipart part size in bytes for large media (memory per upload in flight)")
 	fs.BoolVar(&o.createBucket, "s3-create-bucket", false, "create the bucket at start when it is missing (development)")
 	fs.StringVar(&o.spoolDir, "spool-dir", "", "directory for downloads in progress (a 200 MB video is spooled here, never held in memory); empty: the system's temporary directory ($TMPDIR or /tmp)")
@@ -81,7 +84,7 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.DurationVar(&o.startupWait, "startup-wait", 2*time.Minute, "how long to wait at start for the brokers, topics and bucket")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout")
 	fs.DurationVar(&o.rebalance, "rebalance-timeout", 30*time.Second, "consumer-group rebalance timeout")
-	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE)")
+	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE). Without static keys the AWS SDK's default chain is used: AWS_PROFILE with the shared config and credentials files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), web identity (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE: IRSA), container credentials (EKS Pod Identity, ECS), the instance role. With no credentials at all nothing is sent: the archiver refuses to start and /readyz fails")
 	fs.Secret("AWS_SECRET_ACCESS_KEY", "object-store secret key (or AWS_SECRET_ACCESS_KEY_FILE)")
 	if err := fs.Parse(args, getenv, help); err != nil {
 		return nil, err
@@ -99,6 +102,18 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	switch {
 	case o.s3.Bucket == "":
 		return nil, fmt.Errorf("--s3-bucket is empty")
+	case o.s3.SSE != "" && o.s3.SSE != "AES256" && o.s3.SSE != "aws:kms":
+		return nil, fmt.Errorf("--s3-sse %q: want AES256 or aws:kms (or empty)", o.s3.SSE)
+	case o.s3.SSEKMSKeyID != "" && o.s3.SSE != "aws:kms":
+		return nil, fmt.Errorf("--s3-sse-kms-key-id needs --s3-sse=aws:kms")
+	case o.s3.ObjectLockMode != "" && o.s3.ObjectLockMode != "GOVERNANCE" && o.s3.ObjectLockMode != "COMPLIANCE":
+		return nil, fmt.Errorf("--s3-object-lock-mode %q: want GOVERNANCE or COMPLIANCE (or empty)", o.s3.ObjectLockMode)
+	case o.s3.ObjectLockDays < 0:
+		return nil, fmt.Errorf("--s3-object-lock-days %d must be positive", o.s3.ObjectLockDays)
+	case o.s3.ObjectLockMode != "" && o.s3.ObjectLockDays == 0:
+		return nil, fmt.Errorf("--s3-object-lock-mode %s needs --s3-object-lock-days", o.s3.ObjectLockMode)
+	case o.s3.ObjectLockMode == "" && o.s3.ObjectLockDays != 0:
+		return nil, fmt.Errorf("--s3-object-lock-days %d needs --s3-object-lock-mode", o.s3.ObjectLockDays)
 	case o.s3.PartSize < 5<<20:
 		return nil, fmt.Errorf("--s3-part-size %d is below S3's 5 MiB minimum", o.s3.PartSize)
 	case o.maxImage <= 0 || o.maxMedia <= 0:
@@ -133,6 +148,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	store := objstore.Instrument(s3b, reg, "archiver")
 	kc := o.svc.Kafka
 	storeReady := func(ctx context.Context) error {
+		if err := s3b.CheckCredentials(ctx); err != nil {
+			return err
+		}
 		_, err := s3b.Attributes(ctx, "faceharvest-readyz-probe")
 		if err == objstore.ErrNotFound {
 			return nil
@@ -165,10 +183,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 
 	var r *archiver.Runner
 	err = ops.Await(ctx, log, o.startupWait, "Kafka, the topics and the bucket", func(sctx context.Context) error {
+		if err := s3b.CheckCredentials(sctx); err != nil {
+			return err
+		}
 		if o.createBucket {
 			if err := s3b.EnsureBucket(sctx); err != nil {
 				return err
 			}
+		}
+		if err := s3b.Check(sctx); err != nil {
+			return err
 		}
 		if err := storeReady(sctx); err != nil {
 			return err

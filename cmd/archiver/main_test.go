@@ -16,7 +16,9 @@ func TestHelpNamesEveryFlagAndSecret(t *testing.T) {
 	}
 	for _, s := range []string{"FACEHARVEST_KAFKA_BROKERS", "FACEHARVEST_S3_ENDPOINT", "FACEHARVEST_S3_BUCKET", "FACEHARVEST_SPOOL_DIR",
 		"FACEHARVEST_UNMASK_IDENTITY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "--max-media-bytes", "--results-topic",
-		"FACEHARVEST_MEDIA_ALLOWED_CIDRS", "FACEHARVEST_MEDIA_ALLOW_HTTP"} {
+		"FACEHARVEST_MEDIA_ALLOWED_CIDRS", "FACEHARVEST_MEDIA_ALLOW_HTTP",
+		"FACEHARVEST_S3_SSE", "FACEHARVEST_S3_SSE_KMS_KEY_ID",
+		"FACEHARVEST_S3_OBJECT_LOCK_MODE", "FACEHARVEST_S3_OBJECT_LOCK_DAYS"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("help lacks %s", s)
 		}
@@ -40,6 +42,13 @@ func TestBadConfiguration(t *testing.T) {
 		{[]string{"--no-such-flag"}, nil, "no-such-flag"},
 		{[]string{"--media-allowed-cidrs=10.0.0.0/33"}, nil, "--media-allowed-cidrs"},
 		{nil, map[string]string{"FACEHARVEST_MEDIA_ALLOWED_CIDRS": "localhost"}, "--media-allowed-cidrs"},
+		{[]string{"--s3-sse=aes256"}, nil, "--s3-sse"},
+		{[]string{"--s3-sse=AES256", "--s3-sse-kms-key-id=alias/evidence"}, nil, "--s3-sse-kms-key-id"},
+		{nil, map[string]string{"FACEHARVEST_S3_SSE_KMS_KEY_ID": "alias/evidence"}, "--s3-sse-kms-key-id"},
+		{[]string{"--s3-object-lock-mode=COMPLIANCE", "--startup-wait=0s"}, nil, "--s3-object-lock-mode COMPLIANCE needs --s3-object-lock-days"},
+		{nil, map[string]string{"FACEHARVEST_S3_OBJECT_LOCK_DAYS": "30"}, "--s3-object-lock-days 30 needs --s3-object-lock-mode"},
+		{[]string{"--s3-object-lock-mode=compliance", "--s3-object-lock-days=30"}, nil, "--s3-object-lock-mode \"compliance\": want GOVERNANCE or COMPLIANCE"},
+		{[]string{"--s3-object-lock-mode=GOVERNANCE", "--s3-object-lock-days=-1"}, nil, "--s3-object-lock-days -1 must be positive"},
 	} {
 		var errb bytes.Buffer
 		if code := run(c.args, env(c.env), io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
@@ -72,5 +81,27 @@ func TestMediaPolicyFlags(t *testing.T) {
 	o, err = parse([]string{"--media-allow-http"}, env(map[string]string{"FACEHARVEST_MEDIA_ALLOWED_CIDRS": "127.0.0.0/8,::1"}), io.Discard)
 	if err != nil || !o.media.AllowHTTP || len(o.media.AllowedCIDRs) != 2 || o.media.AllowedCIDRs[1].String() != "::1/128" {
 		t.Fatalf("policy %+v %v", o.media, err)
+	}
+}
+
+// Encryption settings reach the store's configuration.
+func TestEncryptionFlags(t *testing.T) {
+	o, err := parse([]string{"--s3-sse=aws:kms"}, env(map[string]string{"FACEHARVEST_S3_SSE_KMS_KEY_ID": "alias/evidence"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.s3.SSE != "aws:kms" || o.s3.SSEKMSKeyID != "alias/evidence" {
+		t.Fatalf("%+v %v", o.s3, err)
+	}
+}
+
+// Retention settings reach the store's configuration.
+func TestObjectLockFlags(t *testing.T) {
+	o, err := parse([]string{"--s3-object-lock-mode=COMPLIANCE"}, env(map[string]string{"FACEHARVEST_S3_OBJECT_LOCK_DAYS": "2555"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.s3.ObjectLockMode != "COMPLIANCE" || o.s3.ObjectLockDays != 2555 {
+		t.Fatalf("%+v %v", o.s3, err)
 	}
 }

@@ -47,15 +47,17 @@ type Server struct {
 	done     chan struct{}
 }
 
-// Start runs MinIO on a free loopback port with its data in dataDir.
-func Start(bin, dataDir, user, password string) (*Server, error) {
+// Start runs MinIO on a free loopback port with its data in dataDir; env
+// adds settings (KEY=value), e.g. MINIO_KMS_SECRET_KEY for server-side
+// encryption.
+func Start(bin, dataDir, user, password string, env ...string) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	return StartOn(bin, dataDir, user, password, addr)
+	return StartOn(bin, dataDir, user, password, addr, env...)
 }
 
 // Addr is the server's host:port.
@@ -63,9 +65,10 @@ func (s *Server) Addr() string { return strings.TrimPrefix(s.Endpoint, "http://"
 
 // StartOn runs MinIO on addr (host:port), e.g. to restart a stopped server
 // where its clients expect it.
-func StartOn(bin, dataDir, user, password, addr string) (*Server, error) {
+func StartOn(bin, dataDir, user, password, addr string, env ...string) (*Server, error) {
 	cmd := exec.Command(bin, "server", dataDir, "--address", addr, "--console-address", "127.0.0.1:0", "--quiet")
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+user, "MINIO_ROOT_PASSWORD="+password, "MINIO_BROWSER=off", "MINIO_UPDATE=off")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start MinIO: %w", err)

@@ -3,6 +3,8 @@ package objstore
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -32,8 +36,20 @@ type S3Config struct {
 	// PathStyle addresses the bucket in the path (MinIO and most
 	// S3-compatible stores) rather than the host name.
 	PathStyle bool
-	// SSE asks for server-side encryption: "", "AES256" or "aws:kms".
+	// SSE asks for server-side encryption of every object written: "" (the
+	// bucket's default encryption applies), "AES256" or "aws:kms".
 	SSE string
+	// SSEKMSKeyID names the KMS key (id, alias or ARN) for SSE "aws:kms";
+	// empty: the store's default KMS key.
+	SSEKMSKeyID string
+	// ObjectLockMode and ObjectLockDays set a retention on every object
+	// written (WORM): GOVERNANCE or COMPLIANCE until ObjectLockDays days
+	// after the write. The bucket must have Object Lock enabled. Empty and
+	// 0: no retention of our own (a bucket default retention still applies).
+	ObjectLockMode string
+	ObjectLockDays int
+	// Now is the clock retention periods start from (time.Now).
+	Now func() time.Time
 	// PartSize is the multipart part size for streams of unknown or large
 	// size (8 MiB); smaller known-size bodies go in one PutObject.
 	PartSize   int64
@@ -46,45 +62,113 @@ type S3 struct {
 	client *s3.Client
 }
 
-// NewS3 returns a bucket client. Checksums are sent only when the API
-// requires them: some S3-compatible stores reject the SDK's default CRC32.
+// NewS3 returns a bucket client. Credentials are the static keys when given,
+// otherwise the AWS SDK's default chain: environment, shared config and
+// credentials files with their profiles, web identity (IRSA, EKS Pod
+// Identity), container and instance roles. When the chain finds none, every
+// request fails with a credentials error before anything is sent: nothing
+// goes out unsigned. Checksums are sent only when the API requires them:
+// some S3-compatible stores reject the SDK's default CRC32.
 func NewS3(cfg S3Config) (*S3, error) {
 	if cfg.Bucket == "" {
 		return nil, errors.New("no bucket given")
 	}
-	if cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
 	if cfg.PartSize <= 0 {
 		cfg.PartSize = 8 << 20
 	}
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Minute}
+	switch {
+	case cfg.ObjectLockMode != "" && cfg.ObjectLockMode != string(types.ObjectLockModeGovernance) && cfg.ObjectLockMode != string(types.ObjectLockModeCompliance):
+		return nil, fmt.Errorf("object lock mode %q: want GOVERNANCE or COMPLIANCE", cfg.ObjectLockMode)
+	case cfg.ObjectLockMode != "" && cfg.ObjectLockDays <= 0:
+		return nil, errors.New("an object lock mode needs a positive number of days")
+	case cfg.ObjectLockMode == "" && cfg.ObjectLockDays != 0:
+		return nil, errors.New("object lock days need a mode")
 	}
-	opts := s3.Options{
-		Region:                     cfg.Region,
-		UsePathStyle:               cfg.PathStyle,
-		HTTPClient:                 cfg.HTTPClient,
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
-		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-		RetryMaxAttempts:           3,
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	if cfg.Endpoint != "" {
-		opts.BaseEndpoint = aws.String(cfg.Endpoint)
+	// The SDK's own client when none is given: it takes AWS_CA_BUNDLE,
+	// which a plain http.Client cannot.
+	var httpClient awsconfig.HTTPClient = awshttp.NewBuildableClient().WithTimeout(10 * time.Minute)
+	if cfg.HTTPClient != nil {
+		httpClient = cfg.HTTPClient
+	}
+	load := []func(*awsconfig.LoadOptions) error{
+		awsconfig.WithDefaultRegion("us-east-1"),
+		awsconfig.WithHTTPClient(httpClient),
+		awsconfig.WithRetryMaxAttempts(3),
+		awsconfig.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+		awsconfig.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),
+	}
+	if cfg.Region != "" {
+		load = append(load, awsconfig.WithRegion(cfg.Region))
 	}
 	if !cfg.AccessKey.Empty() {
-		opts.Credentials = credentials.NewStaticCredentialsProvider(cfg.AccessKey.Reveal(), cfg.SecretKey.Reveal(), "")
+		load = append(load, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(cfg.AccessKey.Reveal(), cfg.SecretKey.Reveal(), "")))
 	}
-	return &S3{cfg: cfg, client: s3.New(opts)}, nil
+	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background(), load...)
+	if err != nil {
+		return nil, fmt.Errorf("object-store configuration: %w", err)
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		o.UsePathStyle = cfg.PathStyle
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+	})
+	return &S3{cfg: cfg, client: client}, nil
 }
 
-// EnsureBucket creates the bucket when it does not exist (development).
+// CheckCredentials resolves the credentials requests will be signed with
+// (the chain may call STS or a metadata endpoint) and says clearly when
+// there are none.
+func (b *S3) CheckCredentials(ctx context.Context) error {
+	p := b.client.Options().Credentials
+	if p == nil {
+		return errors.New("no object-store credentials: no provider configured")
+	}
+	if _, err := p.Retrieve(ctx); err != nil {
+		return fmt.Errorf("no object-store credentials (static keys, AWS_* environment, shared profile, web identity, container or instance role): %w", err)
+	}
+	return nil
+}
+
+// Check says whether writes can succeed as configured: credentials exist
+// and, when a retention is asked for, the bucket has Object Lock enabled
+// (otherwise every write would be refused).
+func (b *S3) Check(ctx context.Context) error {
+	if err := b.CheckCredentials(ctx); err != nil {
+		return err
+	}
+	if b.cfg.ObjectLockMode == "" {
+		return nil
+	}
+	out, err := b.client.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: &b.cfg.Bucket})
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "ObjectLockConfigurationNotFoundError" {
+		return fmt.Errorf("bucket %s has no Object Lock enabled: a retention (%s, %d days) cannot be set on its objects", b.cfg.Bucket, b.cfg.ObjectLockMode, b.cfg.ObjectLockDays)
+	}
+	if err != nil {
+		return fmt.Errorf("bucket %s: Object Lock configuration: %w", b.cfg.Bucket, err)
+	}
+	if out.ObjectLockConfiguration == nil || out.ObjectLockConfiguration.ObjectLockEnabled != types.ObjectLockEnabledEnabled {
+		return fmt.Errorf("bucket %s has no Object Lock enabled: a retention (%s, %d days) cannot be set on its objects", b.cfg.Bucket, b.cfg.ObjectLockMode, b.cfg.ObjectLockDays)
+	}
+	return nil
+}
+
+// EnsureBucket creates the bucket when it does not exist (development),
+// with Object Lock enabled when a retention is configured.
 func (b *S3) EnsureBucket(ctx context.Context) error {
 	_, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &b.cfg.Bucket})
 	if err == nil {
 		return nil
 	}
-	_, err = b.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &b.cfg.Bucket})
+	in := &s3.CreateBucketInput{Bucket: &b.cfg.Bucket}
+	if b.cfg.ObjectLockMode != "" {
+		in.ObjectLockEnabledForBucket = aws.Bool(true)
+	}
+	_, err = b.client.CreateBucket(ctx, in)
 	var owned *types.BucketAlreadyOwnedByYou
 	if err != nil && !errors.As(err, &owned) {
 		return fmt.Errorf("create bucket %s: %w", b.cfg.Bucket, err)
@@ -111,10 +195,6 @@ func (b *S3) Create(ctx context.Context, key string, body io.Reader, size int64,
 }
 
 func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, ifNoneMatch *string) error {
-	var sse types.ServerSideEncryption
-	if b.cfg.SSE != "" {
-		sse = types.ServerSideEncryption(b.cfg.SSE)
-	}
 	if size >= 0 && size <= b.cfg.PartSize {
 		rs, ok := body.(io.ReadSeeker)
 		if !ok {
@@ -131,15 +211,87 @@ func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, co
 		if sum := declaredSHA256(ctx); sum != "" {
 			opts = append(opts, presetPayloadHash(strings.ToLower(sum)))
 		}
-		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: rs, ContentLength: aws.Int64(size),
-			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse, IfNoneMatch: ifNoneMatch}, opts...)
+		in := b.putInput(key, rs, size, contentType, meta, ifNoneMatch)
+		sum, err := contentMD5(rs, size)
+		if err != nil {
+			return err
+		}
+		in.ContentMD5 = &sum
+		_, err = b.client.PutObject(ctx, in, opts...)
 		var ae smithy.APIError
 		if errors.As(err, &ae) && ae.ErrorCode() == "XAmzContentSHA256Mismatch" {
 			return fmt.Errorf("%w: %s", ErrChecksum, key)
 		}
 		return err
 	}
-	return b.multipart(ctx, key, body, contentType, meta, sse, ifNoneMatch)
+	return b.multipart(ctx, key, body, contentType, meta, ifNoneMatch)
+}
+
+// putInput is one PutObject with the settings every write carries.
+func (b *S3) putInput(key string, body io.ReadSeeker, size int64, contentType string, meta map[string]string, ifNoneMatch *string) *s3.PutObjectInput {
+	in := &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: body, ContentLength: aws.Int64(size),
+		ContentType: aws.String(contentType), Metadata: meta, IfNoneMatch: ifNoneMatch}
+	if b.cfg.SSE != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(b.cfg.SSE)
+		if b.cfg.SSEKMSKeyID != "" {
+			in.SSEKMSKeyId = aws.String(b.cfg.SSEKMSKeyID)
+		}
+	}
+	if b.cfg.ObjectLockMode != "" {
+		in.ObjectLockMode = types.ObjectLockMode(b.cfg.ObjectLockMode)
+		in.ObjectLockRetainUntilDate = aws.Time(b.retainUntil())
+	}
+	return in
+}
+
+// contentMD5 is the Content-MD5 of the size bytes rs holds from its
+// position on, which it is left at. Every upload carries one: S3 requires it (or an
+// x-amz-checksum-*) on writes with Object Lock parameters and in buckets
+// with a default retention, and the store refuses a body that differs
+// (the SDK's own checksums are off: some S3-compatible stores reject them).
+func contentMD5(rs io.ReadSeeker, size int64) (string, error) {
+	pos, err := rs.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return "", err
+	}
+	h := md5.New()
+	if _, err := io.CopyN(h, rs, size); err != nil {
+		if err == io.EOF {
+			return "", errors.New("body length differs from the size given")
+		}
+		return "", err
+	}
+	if _, err := rs.Seek(pos, io.SeekStart); err != nil {
+		return "", err
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
+}
+
+// partMD5 is contentMD5 of a part in memory.
+func partMD5(p []byte) *string {
+	sum := md5.Sum(p)
+	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
+}
+
+// retainUntil is the end of the retention of an object written now.
+func (b *S3) retainUntil() time.Time {
+	return b.cfg.Now().UTC().Add(time.Duration(b.cfg.ObjectLockDays) * 24 * time.Hour)
+}
+
+// createUploadInput starts a multipart upload with the same settings.
+func (b *S3) createUploadInput(key, contentType string, meta map[string]string) *s3.CreateMultipartUploadInput {
+	in := &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, ContentType: aws.String(contentType), Metadata: meta}
+	if b.cfg.SSE != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(b.cfg.SSE)
+		if b.cfg.SSEKMSKeyID != "" {
+			in.SSEKMSKeyId = aws.String(b.cfg.SSEKMSKeyID)
+		}
+	}
+	if b.cfg.ObjectLockMode != "" {
+		in.ObjectLockMode = types.ObjectLockMode(b.cfg.ObjectLockMode)
+		in.ObjectLockRetainUntilDate = aws.Time(b.retainUntil())
+	}
+	return in
 }
 
 // presetPayloadHash signs the request with a known payload hash instead
@@ -162,20 +314,20 @@ func presetPayloadHash(sum string) func(*s3.Options) {
 
 // multipart streams body in PartSize parts through one reused buffer, so a
 // 200 MB video never sits in memory whole; a failed upload is aborted.
-func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentType string, meta map[string]string, sse types.ServerSideEncryption, ifNoneMatch *string) (err error) {
+func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentType string, meta map[string]string, ifNoneMatch *string) (err error) {
 	buf := make([]byte, b.cfg.PartSize)
 	n, rerr := io.ReadFull(body, buf)
 	if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 		// It fits in one part after all.
-		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.cfg.Bucket, Key: &key, Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)),
-			ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse, IfNoneMatch: ifNoneMatch})
+		in := b.putInput(key, bytes.NewReader(buf[:n]), int64(n), contentType, meta, ifNoneMatch)
+		in.ContentMD5 = partMD5(buf[:n])
+		_, err := b.client.PutObject(ctx, in)
 		return err
 	}
 	if rerr != nil {
 		return rerr
 	}
-	up, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key,
-		ContentType: aws.String(contentType), Metadata: meta, ServerSideEncryption: sse})
+	up, err := b.client.CreateMultipartUpload(ctx, b.createUploadInput(key, contentType, meta))
 	if err != nil {
 		return err
 	}
@@ -189,7 +341,7 @@ func (b *S3) multipart(ctx context.Context, key string, body io.Reader, contentT
 	var parts []types.CompletedPart
 	for num := int32(1); ; num++ {
 		out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.cfg.Bucket, Key: &key, UploadId: up.UploadId, PartNumber: aws.Int32(num),
-			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n))})
+			Body: bytes.NewReader(buf[:n]), ContentLength: aws.Int64(int64(n)), ContentMD5: partMD5(buf[:n])})
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,8 @@
 #   BOOTSTRAP=broker:9092 PARTITIONS=6 REPLICAS=3 ./create-topics.sh [extra kafka-topics.sh options, e.g. --command-config client.properties]
 # faceid.events and faceid.harvester.state must keep equal partition counts (the harvester refuses to start otherwise);
 # add partitions to both together.
+# Retention of each topic, and the personal data each holds: see the comments in kafkatopics.yaml and
+# docs/data-retention.md.
 set -eu
 : "${BOOTSTRAP:?set BOOTSTRAP to host:port}"
 PARTITIONS="${PARTITIONS:-6}"
