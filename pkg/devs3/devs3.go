@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -49,16 +50,29 @@ type Server struct {
 
 // Start runs MinIO on a free loopback port with its data in dataDir; env
 // adds settings (KEY=value), e.g. MINIO_KMS_SECRET_KEY for server-side
-// encryption.
+// encryption. The port is free when chosen but may be taken before MinIO
+// binds it (parallel test packages start servers of their own): a server
+// that exits during start-up is started again on another port, three
+// times at most.
 func Start(bin, dataDir, user, password string, env ...string) (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
+	var err error
+	for try := 0; try < 3; try++ {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, err
+		}
+		addr := ln.Addr().String()
+		_ = ln.Close()
+		var s *Server
+		if s, err = StartOn(bin, dataDir, user, password, addr, env...); err == nil || !errors.Is(err, errExited) {
+			return s, err
+		}
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return StartOn(bin, dataDir, user, password, addr, env...)
+	return nil, err
 }
+
+// errExited is StartOn's error for a server that exited before it was live.
+var errExited = errors.New("MinIO exited during start-up")
 
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return strings.TrimPrefix(s.Endpoint, "http://") }
@@ -70,6 +84,8 @@ func StartOn(bin, dataDir, user, password, addr string, env ...string) (*Server,
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+user, "MINIO_ROOT_PASSWORD="+password, "MINIO_BROWSER=off", "MINIO_UPDATE=off")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out := &tail{max: 4 << 10}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start MinIO: %w", err)
 	}
@@ -78,8 +94,13 @@ func StartOn(bin, dataDir, user, password, addr string, env ...string) (*Server,
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.Endpoint+"/minio/health/live", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
+		// Each probe is short: a port taken by another listener accepts and
+		// never answers, and MinIO's exit must still be noticed.
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, s.Endpoint+"/minio/health/live", nil)
+		resp, err := http.DefaultClient.Do(req)
+		rcancel()
+		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return s, nil
@@ -87,7 +108,7 @@ func StartOn(bin, dataDir, user, password, addr string, env ...string) (*Server,
 		}
 		select {
 		case <-s.done:
-			return nil, errors.New("MinIO exited during start-up")
+			return nil, fmt.Errorf("%w on %s: %s", errExited, addr, out.String())
 		case <-ctx.Done():
 			s.Stop()
 			return nil, errors.New("MinIO did not become live within 60 s")
@@ -100,4 +121,28 @@ func StartOn(bin, dataDir, user, password, addr string, env ...string) (*Server,
 func (s *Server) Stop() {
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.done
+}
+
+// tail keeps the last max bytes written to it: what a server said before it
+// exited, for the error.
+type tail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
 }
