@@ -17,6 +17,8 @@ type Metrics struct {
 	callDuration     *prometheus.HistogramVec
 	pending          *prometheus.GaugeVec
 	due              *prometheus.GaugeVec
+	dueDeadline      *prometheus.GaugeVec
+	dueWithinHour    *prometheus.GaugeVec
 	limit            *prometheus.GaugeVec
 	paused           *prometheus.GaugeVec
 	accountFaults    *prometheus.CounterVec
@@ -58,6 +60,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Verifications waiting for their harvest, by vendor."}, vl),
 		due: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_due_verifications",
 			Help: "Verifications due now and waiting for a call slot, by vendor."}, vl),
+		dueDeadline: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_due_deadline_earliest_timestamp_seconds",
+			Help: "Unix time of the earliest deadline among due verifications waiting for a call slot, by vendor; absent while none waits."}, vl),
+		dueWithinHour: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_due_within_hour_verifications",
+			Help: "Due verifications waiting for a call slot whose window closes within the next hour, by vendor."}, vl),
 		limit: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_adaptive_concurrency_limit",
 			Help: "Current adaptive concurrency limit, by vendor."}, vl),
 		paused: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_vendor_paused",
@@ -141,7 +147,7 @@ func (m *Metrics) startAtZero() {
 			}
 			m.callDuration.WithLabelValues(v, ep)
 		}
-		for _, g := range []*prometheus.GaugeVec{m.pending, m.due, m.limit, m.paused} {
+		for _, g := range []*prometheus.GaugeVec{m.pending, m.due, m.dueWithinHour, m.limit, m.paused} {
 			g.WithLabelValues(v)
 		}
 		for _, c := range []*prometheus.CounterVec{m.accountFaults, m.deadlineMisses, m.lateEvents} {
