@@ -10,15 +10,15 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 100000x
 PKGS      := ./...
 
-.PHONY: all build test unit fuzz lint bench wrk awscli minio kustomize image docs run clean
+.PHONY: all build test unit fuzz lint bench wrk awscli minio kustomize promtool image docs run clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## test: the S3-compatible server, awscli and kustomize, unit, contract and process tests with the race detector, then brief fuzzing.
-test: minio awscli kustomize unit fuzz
+## test: the S3-compatible server, awscli, kustomize and promtool, unit, contract and process tests with the race detector, then brief fuzzing.
+test: minio awscli kustomize promtool unit fuzz
 
 unit:
 	$(GO) mod download
@@ -95,6 +95,18 @@ kustomize: $(TOOLS)/kustomize
 
 $(TOOLS)/kustomize:
 	GOBIN=$(TOOLS) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+## promtool: Prometheus's rule checker and unit-test runner, for the alert rule tests (deploy/rules).
+## Taken from Debian's prometheus package without installing it (no daemon, no dependencies): about
+## 2 s, where building it from source takes minutes.
+promtool: $(TOOLS)/promtool
+
+$(TOOLS)/promtool:
+	@mkdir -p $(TOOLS)
+	@d=$$(mktemp -d) && cd $$d && { apt-get download -qq prometheus 2>/dev/null || { apt-get update -qq && apt-get download -qq prometheus; }; } \
+		&& dpkg-deb --fsys-tarfile prometheus_*.deb | tar -xO ./usr/bin/promtool > $@.tmp && chmod +x $@.tmp && mv $@.tmp $@; \
+		rc=$$?; rm -rf $$d; [ $$rc -eq 0 ] || { rm -f $@.tmp; echo "promtool: apt-get download prometheus failed"; exit 1; }
+	$@ --version | head -1
 
 clean:
 	rm -rf $(BIN)

@@ -393,8 +393,8 @@ func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 		for _, g := range rule.Spec.Groups {
 			for _, x := range g.Rules {
 				exprs = append(exprs, x.Expr)
-				if x.Annotations["runbook"] == "" || x.Annotations["summary"] == "" || x.Labels["severity"] == "" {
-					t.Errorf("alert %s lacks a summary, runbook or severity", x.Alert)
+				if x.Annotations["runbook_url"] == "" || x.Annotations["summary"] == "" || x.Labels["severity"] == "" {
+					t.Errorf("alert %s lacks a summary, runbook_url or severity", x.Alert)
 				}
 				if !strings.Contains(string(runbook), "## "+x.Alert+" (") {
 					t.Errorf("docs/runbook.md has no section for %s", x.Alert)

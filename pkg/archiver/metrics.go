@@ -2,6 +2,7 @@ package archiver
 
 import (
 	"github.com/faceharvest/faceharvest/pkg/bus"
+	"github.com/faceharvest/faceharvest/pkg/contract"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -36,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg = prometheus.NewRegistry()
 	}
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		lag: bus.NewLagGauge(reg, "archiver"),
 		objects: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_objects_stored_total",
 			Help: "Objects written to the store, by kind (image, video, response, raw_response, evidence)."}, []string{"kind"}),
@@ -75,5 +76,58 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		recordLag: f.NewHistogram(prometheus.HistogramOpts{Name: "faceharvest_archiver_record_delay_seconds",
 			Help:    "From the harvest's terminal decision to the record's publication.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 14)}),
+	}
+	m.startAtZero()
+	return m
+}
+
+// The bounded label values, each combination exported at 0 from the start:
+// a series that appears only with its first increment hides that increment
+// from increase() and rate(), so the first expired video after a restart
+// would not page.
+var (
+	vendors      = []contract.Vendor{contract.Megvii, contract.Baidu}
+	objectKinds  = []string{"image", "video", "raw_response", "response", "evidence", "record", "index"}
+	mediaStatus  = []string{contract.MediaStored, contract.MediaExpired, contract.MediaRejected, contract.MediaFailed, contract.MediaRefused}
+	refusalsWhy  = []string{RefusedLoopback, RefusedPrivate, RefusedLinkLocal, RefusedMetadata, RefusedUnspecified, RefusedMulticast, RefusedCGNAT, RefusedReserved, RefusedScheme, RefusedRedirects}
+	recordResult = []string{contract.OutcomeHarvested, contract.OutcomeHarvestedWithoutImages, contract.OutcomeExpired, contract.OutcomeNotFound,
+		contract.OutcomeNotVerified, contract.OutcomeLost, contract.OutcomeFailed}
+	// deadLetterReasons are the labels Runner.deadLetter is called with.
+	deadLetterReasons = []string{"bad_envelope", "bad_response", "bad_key", "bad_terminal", "unknown_type"}
+	// responseEndpoints are endpointLabel's values, by vendor.
+	responseEndpoints = map[contract.Vendor][]string{
+		contract.Megvii: {"get_result", "callback"},
+		contract.Baidu:  {"result/getall", "result/detail", "result/media/query", "result/simple", "result/stat"},
+	}
+)
+
+func (m *Metrics) startAtZero() {
+	for _, k := range objectKinds {
+		m.objects.WithLabelValues(k)
+		m.bytes.WithLabelValues(k)
+		m.existing.WithLabelValues(k)
+	}
+	for _, s := range mediaStatus {
+		m.downloads.WithLabelValues(s)
+	}
+	m.downloads.WithLabelValues("retry")
+	for _, r := range refusalsWhy {
+		m.refused.WithLabelValues(r)
+	}
+	for _, r := range deadLetterReasons {
+		m.deadLetters.WithLabelValues(r)
+	}
+	for _, vv := range vendors {
+		v := string(vv)
+		for _, s := range mediaStatus {
+			m.media.WithLabelValues(v, s)
+		}
+		for _, o := range recordResult {
+			m.records.WithLabelValues(v, o)
+		}
+		for _, ep := range responseEndpoints[vv] {
+			m.responses.WithLabelValues(v, ep)
+		}
+		m.replays.WithLabelValues(v)
 	}
 }

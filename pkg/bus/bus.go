@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -41,6 +39,7 @@ func NewWriter(cfg WriterConfig) *kafka.Writer {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
 	}
+	obs := newWriterObserver()
 	return &kafka.Writer{
 		Addr:            kafka.TCP(cfg.Cluster.Brokers...),
 		Topic:           cfg.Topic,
@@ -52,7 +51,8 @@ func NewWriter(cfg WriterConfig) *kafka.Writer {
 		MaxAttempts:     cfg.MaxAttempts,
 		WriteBackoffMin: 50 * time.Millisecond,
 		WriteBackoffMax: 500 * time.Millisecond,
-		Transport:       cfg.Cluster.Transport(),
+		Transport:       &observedTransport{next: cfg.Cluster.Transport(), obs: obs},
+		Completion:      obs.completed,
 	}
 }
 
@@ -94,60 +94,6 @@ func CheckTopics(ctx context.Context, cl Cluster, topics ...string) error {
 		}
 	}
 	return nil
-}
-
-// WriterCollector exports a writer's statistics. kafka-go resets its counters
-// on every Stats call, so the collector accumulates them.
-type WriterCollector struct {
-	w      *kafka.Writer
-	mu     sync.Mutex
-	totals struct{ writes, messages, bytes, errors, retries float64 }
-	descs  struct{ writes, messages, bytes, errors, retries, batchAvg, batchMax, writeAvg *prometheus.Desc }
-}
-
-// NewWriterCollector returns a collector for w; component names the metric
-// prefix (faceharvest_<component>_kafka_...) and topic is a constant label.
-func NewWriterCollector(w *kafka.Writer, component string) *WriterCollector {
-	c := &WriterCollector{w: w}
-	p := "faceharvest_" + component + "_kafka_"
-	l := prometheus.Labels{"topic": w.Topic}
-	c.descs.writes = prometheus.NewDesc(p+"writes_total", "Produce requests sent by the writer.", nil, l)
-	c.descs.messages = prometheus.NewDesc(p+"messages_total", "Messages written and acknowledged.", nil, l)
-	c.descs.bytes = prometheus.NewDesc(p+"bytes_total", "Bytes written.", nil, l)
-	c.descs.errors = prometheus.NewDesc(p+"errors_total", "Writer errors.", nil, l)
-	c.descs.retries = prometheus.NewDesc(p+"retries_total", "Writer retries.", nil, l)
-	c.descs.batchAvg = prometheus.NewDesc(p+"batch_size_avg", "Average messages per batch since the previous scrape.", nil, l)
-	c.descs.batchMax = prometheus.NewDesc(p+"batch_size_max", "Largest batch since the previous scrape.", nil, l)
-	c.descs.writeAvg = prometheus.NewDesc(p+"write_seconds_avg", "Average produce round trip since the previous scrape.", nil, l)
-	return c
-}
-
-// Describe implements prometheus.Collector.
-func (c *WriterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.descs.writes, c.descs.messages, c.descs.bytes, c.descs.errors, c.descs.retries, c.descs.batchAvg, c.descs.batchMax, c.descs.writeAvg} {
-		ch <- d
-	}
-}
-
-// Collect implements prometheus.Collector.
-func (c *WriterCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.w.Stats()
-	c.mu.Lock()
-	c.totals.writes += float64(s.Writes)
-	c.totals.messages += float64(s.Messages)
-	c.totals.bytes += float64(s.Bytes)
-	c.totals.errors += float64(s.Errors)
-	c.totals.retries += float64(s.Retries)
-	t := c.totals
-	c.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(c.descs.writes, prometheus.CounterValue, t.writes)
-	ch <- prometheus.MustNewConstMetric(c.descs.messages, prometheus.CounterValue, t.messages)
-	ch <- prometheus.MustNewConstMetric(c.descs.bytes, prometheus.CounterValue, t.bytes)
-	ch <- prometheus.MustNewConstMetric(c.descs.errors, prometheus.CounterValue, t.errors)
-	ch <- prometheus.MustNewConstMetric(c.descs.retries, prometheus.CounterValue, t.retries)
-	ch <- prometheus.MustNewConstMetric(c.descs.batchAvg, prometheus.GaugeValue, float64(s.BatchSize.Avg))
-	ch <- prometheus.MustNewConstMetric(c.descs.batchMax, prometheus.GaugeValue, float64(s.BatchSize.Max))
-	ch <- prometheus.MustNewConstMetric(c.descs.writeAvg, prometheus.GaugeValue, s.WriteTime.Avg.Seconds())
 }
 
 // TopicSettings reads a topic's effective settings (names as in Kafka's

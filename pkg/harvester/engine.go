@@ -106,6 +106,7 @@ type Engine struct {
 	lastRefusedLog  time.Time
 	sweeping        bool
 	lastSweep       time.Time
+	dueWalked       time.Time // when gaugesLocked last counted the due work near its deadline
 	wait            itemHeap
 	due             map[contract.Vendor]*itemHeap
 	parts           map[int]*partition
@@ -617,9 +618,33 @@ func (e *Engine) sweep(keys []string) {
 }
 
 func (e *Engine) gaugesLocked() {
+	// Counting the due work near its deadline walks the due heaps: at most
+	// once a second (wall time) while they are large.
+	now, walk := e.now(), time.Since(e.dueWalked) >= time.Second
+	if walk {
+		e.dueWalked = time.Now()
+	}
 	for v := range e.due {
 		e.m.pending.WithLabelValues(string(v)).Set(float64(e.pending[v]))
 		e.m.due.WithLabelValues(string(v)).Set(float64(e.due[v].Len()))
+		// The earliest deadline among due verifications waiting for a slot,
+		// and how many close within the hour (not in FIFO order, where the
+		// due heap is ordered by arrival).
+		if d := e.due[v]; d.Len() == 0 || e.cfg.FIFO {
+			e.m.dueDeadline.DeleteLabelValues(string(v))
+			e.m.dueWithinHour.WithLabelValues(string(v)).Set(0)
+		} else {
+			e.m.dueDeadline.WithLabelValues(string(v)).Set(float64(d.items[0].deadline / int64(time.Second)))
+			if walk || d.Len() <= 1024 {
+				n, horizon := 0, now.Add(time.Hour).UnixNano()
+				for _, it := range d.items {
+					if it.deadline <= horizon {
+						n++
+					}
+				}
+				e.m.dueWithinHour.WithLabelValues(string(v)).Set(float64(n))
+			}
+		}
 		lim, _, paused := e.lim[v].state(e.now())
 		e.m.limit.WithLabelValues(string(v)).Set(lim)
 		p := 0.0

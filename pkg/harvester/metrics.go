@@ -1,7 +1,11 @@
 package harvester
 
 import (
+	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/bus"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/vendorerr"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -13,6 +17,8 @@ type Metrics struct {
 	callDuration     *prometheus.HistogramVec
 	pending          *prometheus.GaugeVec
 	due              *prometheus.GaugeVec
+	dueDeadline      *prometheus.GaugeVec
+	dueWithinHour    *prometheus.GaugeVec
 	limit            *prometheus.GaugeVec
 	paused           *prometheus.GaugeVec
 	accountFaults    *prometheus.CounterVec
@@ -44,7 +50,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	f := promauto.With(reg)
 	vl := []string{"vendor"}
-	return &Metrics{
+	m := &Metrics{
 		lag: bus.NewLagGauge(reg, "harvester"),
 		calls: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_calls_total",
 			Help: "Vendor calls, by vendor, endpoint and outcome (ok or the error class)."}, []string{"vendor", "endpoint", "outcome"}),
@@ -54,6 +60,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Verifications waiting for their harvest, by vendor."}, vl),
 		due: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_due_verifications",
 			Help: "Verifications due now and waiting for a call slot, by vendor."}, vl),
+		dueDeadline: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_due_deadline_earliest_timestamp_seconds",
+			Help: "Unix time of the earliest deadline among due verifications waiting for a call slot, by vendor; absent while none waits."}, vl),
+		dueWithinHour: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_due_within_hour_verifications",
+			Help: "Due verifications waiting for a call slot whose window closes within the next hour, by vendor."}, vl),
 		limit: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_adaptive_concurrency_limit",
 			Help: "Current adaptive concurrency limit, by vendor."}, vl),
 		paused: f.NewGaugeVec(prometheus.GaugeOpts{Name: "faceharvest_harvester_vendor_paused",
@@ -84,7 +94,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		restored: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_restored_verifications_total",
 			Help: "Pending verifications restored from the state topic."}),
 		intentsResolved: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_intents_resolved_total",
-			Help: "One-shot calls found in flight at restore, by how they were resolved (recorded, unrecorded)."}, []string{"resolution"}),
+			Help: "One-shot calls found in flight at restore, by how they were resolved (terminal, recorded, unrecorded)."}, []string{"resolution"}),
 		unregistered: f.NewGauge(prometheus.GaugeOpts{Name: "faceharvest_harvester_unregistered_verifications",
 			Help: "Baidu verifications known only from a landing, waiting for their token registration: nothing is called for them until it arrives."}),
 		unregisteredRefused: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_unregistered_refused_events_total",
@@ -95,5 +105,66 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Dead-letter writes that failed and were retried."}),
 		markersDeleted: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_closed_markers_deleted_total",
 			Help: "Closed-verification markers deleted from the state topic after the closed retention."}),
+	}
+	m.startAtZero()
+	return m
+}
+
+// The bounded label values, each combination exported at 0 from the start:
+// a series that appears only with its first increment hides that increment
+// from increase() and rate(), so a pod's first deadline miss would not page.
+var (
+	vendors = []contract.Vendor{contract.Megvii, contract.Baidu}
+	// callEndpoints are the endpoints the schedule calls, by vendor.
+	callEndpoints = map[contract.Vendor][]string{
+		contract.Megvii: {megvii.EndpointGetResult},
+		contract.Baidu:  {baidu.EndpointGetAll, baidu.EndpointDetail, baidu.EndpointMedia},
+	}
+	terminalOutcomes = []string{contract.OutcomeHarvested, contract.OutcomeExpired, contract.OutcomeNotFound,
+		contract.OutcomeNotVerified, contract.OutcomeLost, contract.OutcomeFailed}
+	eventTypes = []string{contract.TypeTokenRegistered, contract.TypeMegviiCallback, contract.TypeBaiduCompletion}
+	// deadLetterReasons are decodeEvent's labels.
+	deadLetterReasons = []string{"bad_envelope", "unknown_type", "bad_value", "bad_key"}
+	intentResolutions = []string{"terminal", "recorded", "unrecorded"}
+)
+
+// callOutcomes is "ok" and every error class a call can end with.
+func callOutcomes() []string {
+	out := []string{"ok"}
+	for c := vendorerr.NotFound; c <= vendorerr.VendorFault; c++ {
+		out = append(out, c.String())
+	}
+	return out
+}
+
+func (m *Metrics) startAtZero() {
+	outcomes := callOutcomes()
+	for _, vv := range vendors {
+		v := string(vv)
+		for _, ep := range callEndpoints[vv] {
+			for _, o := range outcomes {
+				m.calls.WithLabelValues(v, ep, o)
+			}
+			m.callDuration.WithLabelValues(v, ep)
+		}
+		for _, g := range []*prometheus.GaugeVec{m.pending, m.due, m.dueWithinHour, m.limit, m.paused} {
+			g.WithLabelValues(v)
+		}
+		for _, c := range []*prometheus.CounterVec{m.accountFaults, m.deadlineMisses, m.lateEvents} {
+			c.WithLabelValues(v)
+		}
+		for _, o := range terminalOutcomes {
+			m.terminals.WithLabelValues(v, o)
+		}
+		m.windowLeft.WithLabelValues(v)
+	}
+	for _, t := range eventTypes {
+		m.events.WithLabelValues(t)
+	}
+	for _, r := range deadLetterReasons {
+		m.deadLetters.WithLabelValues(r)
+	}
+	for _, r := range intentResolutions {
+		m.intentsResolved.WithLabelValues(r)
 	}
 }

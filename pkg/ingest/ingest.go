@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/faceharvest/faceharvest/pkg/clock"
@@ -116,22 +115,6 @@ func (d *deadlines) get(now time.Time) context.Context {
 	return c.ctx
 }
 
-type metrics struct {
-	requests    *prometheus.CounterVec
-	sigFail     *prometheus.CounterVec
-	landingFail *prometheus.CounterVec
-	rejected    *prometheus.CounterVec
-	published   *prometheus.CounterVec
-	publishDur  *prometheus.HistogramVec
-	batch       prometheus.Histogram
-	inflight    prometheus.Gauge
-	panics      prometheus.Counter
-	// Children looked up once: every request would otherwise hash its
-	// label values again.
-	publishOK       prometheus.Observer
-	publishedByType map[string]prometheus.Counter
-}
-
 // New validates cfg and returns a server publishing through pub.
 func New(cfg Config, pub Publisher) (*Server, error) {
 	if len(cfg.MegviiSecrets) == 0 {
@@ -181,33 +164,8 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := promauto.With(cfg.Registry)
-	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, deadlines: newDeadlines(cfg.PublishTimeout), m: metrics{
-		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_requests_total",
-			Help: "HTTP requests answered, by route and status code."}, []string{"route", "code"}),
-		sigFail: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_signature_failures_total",
-			Help: "Megvii callbacks refused for their signature, by reason (missing, mismatch)."}, []string{"reason"}),
-		landingFail: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_landing_signature_failures_total",
-			Help: "Baidu landings refused (401) for their signature, by reason (missing, malformed_signature, mismatch, not_configured); nothing was published."}, []string{"reason"}),
-		rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_rejections_total",
-			Help: "Requests refused before publishing, by route and reason."}, []string{"route", "reason"}),
-		published: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_events_published_total",
-			Help: "Events acknowledged by the broker, by event type."}, []string{"type"}),
-		publishDur: f.NewHistogramVec(prometheus.HistogramOpts{Name: "faceharvest_ingest_publish_duration_seconds",
-			Help: "Time from publish to broker acknowledgement (acks=all), by outcome.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"outcome"}),
-		batch: f.NewHistogram(prometheus.HistogramOpts{Name: "faceharvest_ingest_registration_batch_size",
-			Help: "Token registrations per request.", Buckets: prometheus.ExponentialBuckets(1, 4, 6)}),
-		inflight: f.NewGauge(prometheus.GaugeOpts{Name: "faceharvest_ingest_inflight_requests",
-			Help: "Requests being served."}),
-		panics: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ingest_panics_total",
-			Help: "Handler panics recovered into 500 answers."}),
-	}}
+	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, deadlines: newDeadlines(cfg.PublishTimeout), m: newMetrics(cfg.Registry)}
 	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
-	s.m.publishOK = s.m.publishDur.WithLabelValues("ok")
-	s.m.publishedByType = map[string]prometheus.Counter{}
-	for _, t := range []string{contract.TypeMegviiCallback, contract.TypeBaiduCompletion, contract.TypeTokenRegistered} {
-		s.m.publishedByType[t] = s.m.published.WithLabelValues(t)
-	}
 	return s, nil
 }
 

@@ -1,0 +1,48 @@
+package harvester
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/faceharvest/faceharvest/pkg/contract"
+)
+
+// The forward-looking deadline signal: while verifications are due and wait
+// for a vendor slot, the earliest of their deadlines and how many close within
+// the hour are exported, before anything is lost.
+func TestDueDeadlineGauges(t *testing.T) {
+	r := newRig(t, 1, okAnswer)
+	r.caller.gate = make(chan struct{})
+	now := r.clk.Now()
+	earliest := func() (float64, bool) {
+		ch := make(chan prometheus.Metric, 4)
+		r.eng.m.dueDeadline.Collect(ch)
+		close(ch)
+		for m := range ch {
+			if m.Desc() != nil {
+				return testutil.ToFloat64(m.(prometheus.Gauge)), true
+			}
+		}
+		return 0, false
+	}
+	within := func() float64 { return testutil.ToFloat64(r.eng.m.dueWithinHour.WithLabelValues("megvii")) }
+	if _, ok := earliest(); ok || within() != 0 {
+		t.Fatal("a deadline exported with nothing due")
+	}
+	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "blocker", Status: "OK"})
+	eventually(t, "the blocker holds the only slot", func() bool { _, n, _ := r.eng.lim[contract.Megvii].state(r.clk.Now()); return n == 1 })
+	for id, issued := range map[string]time.Duration{"urgent": -(23*time.Hour + 30*time.Minute), "soon": -(23*time.Hour + 10*time.Minute), "later": -10 * time.Hour} {
+		at := now.Add(issued)
+		r.event(contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: id, IssuedAt: &at})
+		r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: id, Status: "OK"})
+	}
+	want := float64(now.Add(-(23*time.Hour + 30*time.Minute)).Add(24 * time.Hour).Unix())
+	eventually(t, "the earliest due deadline exported", func() bool { v, ok := earliest(); return ok && v == want })
+	eventually(t, "two due within the hour", func() bool { return within() == 2 })
+	close(r.caller.gate)
+	eventually(t, "all harvested", func() bool { return len(r.caller.order()) == 4 })
+	eventually(t, "nothing due: no deadline", func() bool { _, ok := earliest(); return !ok && within() == 0 })
+}

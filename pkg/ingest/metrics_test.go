@@ -1,0 +1,65 @@
+package ingest
+
+import (
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/faceharvest/faceharvest/pkg/config"
+)
+
+// Every bounded label combination exists at 0 from the start: a series born
+// with its first increment hides that increment from increase(), so a burst
+// of 401s right after a rollout (a secret mounted wrong) would not page.
+func TestMetricsStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := New(Config{MegviiSecrets: []config.Secret{config.NewSecret("s")}, BearerTokens: []config.Secret{config.NewSecret("t")}, Registry: reg}, nil); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var ls []string
+			for _, l := range m.GetLabel() {
+				ls = append(ls, l.GetName()+"="+l.GetValue())
+			}
+			sort.Strings(ls)
+			k := mf.GetName() + "{" + strings.Join(ls, ",") + "}"
+			switch {
+			case m.Counter != nil:
+				got[k] = m.Counter.GetValue()
+			case m.Histogram != nil:
+				got[k] = float64(m.Histogram.GetSampleCount())
+			}
+		}
+	}
+	want := []string{
+		"faceharvest_ingest_requests_total{code=401,route=/v1/callbacks/megvii}",
+		"faceharvest_ingest_requests_total{code=503,route=/v1/tokens}",
+		"faceharvest_ingest_requests_total{code=500,route=/v1/callbacks/baidu/success}",
+		"faceharvest_ingest_requests_total{code=200,route=/v1/callbacks/megvii}",
+		"faceharvest_ingest_rejections_total{reason=broker,route=/v1/callbacks/megvii}",
+		"faceharvest_ingest_rejections_total{reason=overloaded,route=/v1/tokens}",
+		"faceharvest_ingest_signature_failures_total{reason=mismatch}",
+		"faceharvest_ingest_landing_signature_failures_total{reason=not_configured}",
+		"faceharvest_ingest_publish_duration_seconds{outcome=error}",
+	}
+	var missing []string
+	for _, k := range want {
+		v, ok := got[k]
+		if !ok {
+			missing = append(missing, k)
+		} else if v != 0 {
+			t.Errorf("%s = %v at start, want 0", k, v)
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("not exported until their first increment:\n  %s", strings.Join(missing, "\n  "))
+	}
+}
