@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/faceharvest/faceharvest/pkg/buildinfo"
 )
 
 // Check reports whether one dependency is usable.
@@ -25,10 +27,16 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
-// NewRegistry returns a registry with the Go and process collectors.
+// NewRegistry returns a registry with the Go and process collectors and
+// faceharvest_build_info (1, labelled with the binary's version, revision and
+// Go version: what --version prints).
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bi := buildinfo.Read()
+	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "faceharvest_build_info", Help: "Always 1; the labels name the running build (as --version prints it).",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
+	info.Set(1)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), info)
 	return reg
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,5 +48,20 @@ func TestEndpoints(t *testing.T) {
 		if code != c.status || !strings.Contains(body, c.want) {
 			t.Errorf("%s down=%v: %d %s", c.path, c.down, code, body)
 		}
+	}
+}
+
+// The registry carries faceharvest_build_info, 1, labelled with the build.
+func TestBuildInfoMetric(t *testing.T) {
+	srv := httptest.NewServer(Mux(NewRegistry()))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !regexp.MustCompile(`(?m)^faceharvest_build_info\{goversion="go1\.[^"]+",revision="[^"]+",version="[^"]+"\} 1$`).Match(b) {
+		t.Fatalf("no build info:\n%s", b)
 	}
 }
