@@ -182,7 +182,7 @@ func serve(f *flags, start time.Time, log *slog.Logger, stdout io.Writer) error 
 	}
 	sim := vendorsim.New(cfg)
 
-	control := ops.Mux(reg)
+	control := ops.Mux(reg, nil)
 	control.Handle("/sim/", sim.ControlHandler())
 	var g rungroup.Group
 	grace := 10 * time.Second
