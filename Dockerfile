@@ -6,7 +6,14 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./cmd/ingest ./cmd/harvester ./cmd/archiver
+# The build context has no .git (.dockerignore), so the version and revision
+# that --version and faceharvest_build_info report are passed in (make image
+# does: git describe, git rev-parse).
+ARG VERSION=""
+ARG REVISION=""
+RUN CGO_ENABLED=0 go build -trimpath \
+    -ldflags="-s -w -X github.com/faceharvest/faceharvest/pkg/buildinfo.version=${VERSION} -X github.com/faceharvest/faceharvest/pkg/buildinfo.revision=${REVISION}" \
+    -o /out/ ./cmd/ingest ./cmd/harvester ./cmd/archiver
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ingest /out/harvester /out/archiver /usr/local/bin/

@@ -86,7 +86,7 @@ IMAGE ?= faceharvest:dev
 CONTAINER_ENGINE ?= $(shell command -v docker || command -v podman)
 image:
 	@test -n "$(CONTAINER_ENGINE)" || { echo "make image needs docker or podman"; exit 1; }
-	$(CONTAINER_ENGINE) build -t $(IMAGE) .
+	$(CONTAINER_ENGINE) build -t $(IMAGE) --build-arg VERSION=$$(git describe --tags --always --dirty 2>/dev/null) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null) .
 
 KUSTOMIZE_VERSION := v5.7.1
 

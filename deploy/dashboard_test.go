@@ -104,7 +104,7 @@ type dashboard struct {
 func TestDashboardQueriesMatchRegistries(t *testing.T) {
 	bin := promtool(t)
 	metrics := metricLabels(t)
-	b, err := os.ReadFile(filepath.Join(root(t), "deploy", "k8s", "base", "dashboards", "faceharvest.json"))
+	b, err := os.ReadFile(filepath.Join(root(t), "deploy", "k8s", "components", "monitoring", "dashboards", "faceharvest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func promtool(t *testing.T) string {
 // ruleObjects reads the PrometheusRule objects of the base, strictly.
 func ruleObjects(t *testing.T) []*prometheusRule {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root(t), "deploy", "k8s", "base", "prometheusrule.yaml"))
+	b, err := os.ReadFile(filepath.Join(root(t), "deploy", "k8s", "components", "monitoring", "prometheusrule.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,8 +200,8 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
-// Development pages nobody: the dev overlay ships the warnings only, and
-// production ships every alert of the base.
+// Development pages nobody: with the monitoring component added to it, the
+// dev overlay ships the warnings only, and production every alert.
 func TestOnlyProductionShipsCriticalRules(t *testing.T) {
 	want := 0
 	for _, o := range ruleObjects(t) {
@@ -210,7 +210,7 @@ func TestOnlyProductionShipsCriticalRules(t *testing.T) {
 		}
 	}
 	for overlay, critical := range map[string]bool{"dev": false, "production": true} {
-		r := decode(t, kustomize(t, "deploy/k8s/overlays/"+overlay))
+		r := decode(t, kustomizeOverlayWith(t, overlay, "monitoring"))
 		n, crit := 0, 0
 		for _, o := range r.rules {
 			for _, g := range o.Spec.Groups {

@@ -1,10 +1,6 @@
 package deploy
 
 import (
-	"bytes"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 )
 
@@ -12,42 +8,14 @@ import (
 // throw-away overlay.
 func renderWith(t *testing.T, components ...string) rendered {
 	t.Helper()
-	bin := filepath.Join(root(t), "bin", "tools", "kustomize")
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("kustomize missing: make test installs it")
-		}
-		t.Skip("kustomize not installed (make kustomize)")
-	}
-	dir := t.TempDir()
-	rel := func(p ...string) string { // kustomize takes no absolute paths
-		r, err := filepath.Rel(dir, filepath.Join(append([]string{root(t), "deploy", "k8s"}, p...)...))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - " + rel("base") + "\n"
+	extra := ""
 	if len(components) > 0 {
-		k += "components:\n"
+		extra = "components:\n"
 		for _, c := range components {
-			k += "  - " + rel("components", c) + "\n"
+			extra += "  - @k8s/components/" + c + "\n"
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "build", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("kustomize build: %v\n%s", err, out)
-	}
-	var docs [][]byte
-	for _, d := range bytes.Split(out, []byte("\n---\n")) {
-		if len(bytes.TrimSpace(d)) > 0 {
-			docs = append(docs, d)
-		}
-	}
-	return decode(t, docs)
+	return decode(t, kustomizeWrapped(t, "deploy/k8s/base", extra))
 }
 
 // The archiver runs as its own ServiceAccount (an IAM role binds to it:
@@ -86,7 +54,10 @@ func TestArchiverStoreCredentials(t *testing.T) {
 		if !c.keys && (env["AWS_ACCESS_KEY_ID_FILE"] || env["AWS_SECRET_ACCESS_KEY_FILE"] || secret || mounted) {
 			t.Errorf("%v: a piece of the static keys is left", c.components)
 		}
-		cm := r.configMaps["faceharvest-config"]
+		cm := r.configMaps[configRef(d)]
+		if cm == nil {
+			t.Fatalf("%v: the archiver names no rendered ConfigMap", c.components)
+		}
 		for _, k := range []string{"FACEHARVEST_S3_SSE", "FACEHARVEST_S3_SSE_KMS_KEY_ID", "FACEHARVEST_S3_OBJECT_LOCK_MODE", "FACEHARVEST_S3_OBJECT_LOCK_DAYS"} {
 			if _, ok := cm.Data[k]; !ok {
 				t.Errorf("the ConfigMap lacks %s", k)

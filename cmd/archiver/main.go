@@ -170,8 +170,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "archiver: --metrics-addr: %v\n", err)
 		return 1
 	}
-	opsSrv := ops.NewServer(ops.Mux(reg, ops.Check{Name: "kafka", Fn: kafkaReady}, ops.Check{Name: "store", Fn: storeReady},
-		ops.Check{Name: "spool", Fn: a.Ready}), log)
+	opsSrv := ops.NewServer(ops.Mux(reg, o.svc.Readiness(ops.Check{Name: "kafka", Fn: kafkaReady}, ops.Check{Name: "store", Fn: storeReady},
+		ops.Check{Name: "spool", Fn: a.Ready})), log)
 	go func() { _ = opsSrv.Serve(mln) }()
 	defer opsSrv.Close()
 

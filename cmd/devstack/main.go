@@ -31,6 +31,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/faceharvest/faceharvest/pkg/buildinfo"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
@@ -110,11 +111,16 @@ Flags:`)
 	fs.IntVar(&o.replicas, "replicas", 1, "harvester and archiver processes of each (they share partitions as one consumer group each)")
 	fs.BoolVar(&o.freePorts, "free-ports", false, "use free ports instead of the documented ones (tests)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up waiting for records after this long")
+	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *version {
+		fmt.Println(buildinfo.Read().String("devstack"))
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

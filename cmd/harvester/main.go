@@ -4,10 +4,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -152,7 +154,14 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	topics := []string{o.events, o.state, o.raw, o.dlq}
 	ready := func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, topics...) }
-	opsSrv := ops.NewServer(ops.Mux(reg, ops.Check{Name: "kafka", Fn: ready}), log)
+	var running atomic.Pointer[harvester.Harvester]
+	started := func(context.Context) error {
+		if hv := running.Load(); hv != nil {
+			return hv.Started()
+		}
+		return errors.New("waiting for Kafka and the topics")
+	}
+	opsSrv := ops.NewServer(ops.Mux(reg, o.svc.Readiness(ops.Check{Name: "kafka", Fn: ready}, ops.Check{Name: "started", Fn: started})), log)
 	go func() { _ = opsSrv.Serve(mln) }()
 	defer opsSrv.Close()
 
@@ -183,6 +192,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	for _, w := range h.Writers() {
 		reg.MustRegister(bus.NewWriterCollector(w, "harvester"))
 	}
+	running.Store(h)
 	log.Info("harvester started", "group", o.groupID, "events", o.events, "state", o.state, "raw", o.raw)
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()

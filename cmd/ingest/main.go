@@ -27,6 +27,7 @@ type options struct {
 	svc                         ops.ServiceFlags
 	listen, topic               string
 	batchTimeout, shutdownGrace time.Duration
+	shutdownDelay               time.Duration
 	batchSize                   int
 	cfg                         ingest.Config
 }
@@ -65,7 +66,8 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	fs.StringVar(&c.BaiduFailureRedirect, "baidu-failure-redirect", "", "page the browser is sent to after a Baidu failure landing (empty: a short page)")
 	fs.DurationVar(&o.batchTimeout, "kafka-batch-timeout", 2*time.Millisecond, "how long a partial batch waits for concurrent requests to join it")
 	fs.IntVar(&o.batchSize, "kafka-batch-size", 1000, "most messages in one produce batch")
-	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep accepting and serving requests this long while /readyz answers 503 (and answers close their connections), so that endpoints, proxies and load balancers stop routing to this process first; then stop accepting and drain (Kubernetes: about 10 s; the pod's termination grace must exceed it plus --shutdown-grace)")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM, after --shutdown-delay, how long in-flight requests may take to finish")
 	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii API secret(s) that sign callbacks; comma-separated to accept several during rotation (required)")
 	fs.Secret("FACEHARVEST_INGEST_TOKENS", "bearer tokens accepted by POST /v1/tokens, comma-separated (required)")
 	fs.Secret("FACEHARVEST_LANDING_KEY", fmt.Sprintf("keys (at least %d bytes each) that sign Baidu landing URLs; comma-separated for rotation: the first signs, any verifies (required)", ingest.MinLandingKeyLen))
@@ -86,6 +88,9 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	// serves them, refuses to start.
 	if len(c.LandingKeys) == 0 {
 		return nil, errors.New("no landing key to sign Baidu landing URLs with (FACEHARVEST_LANDING_KEY or FACEHARVEST_LANDING_KEY_FILE)")
+	}
+	if o.shutdownDelay < 0 {
+		return nil, errors.New("--shutdown-delay must not be negative")
 	}
 	if c.PublicURL == "" {
 		return nil, errors.New("--public-url (FACEHARVEST_PUBLIC_URL) is required: the signed landing URLs start with it")
@@ -123,11 +128,18 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "ingest: --metrics-addr: %v\n", err)
 		return 1
 	}
-	opsMux := ops.Mux(reg, ops.Check{Name: "kafka", Fn: func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, o.topic) }})
+	ready := o.svc.Readiness(ops.Check{Name: "kafka", Fn: func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, o.topic) }})
+	opsMux := ops.Mux(reg, ready)
+	httpSrv := srv.HTTPServer(log)
 
 	var g rungroup.Group
-	g.Add(rungroup.SignalActor(os.Interrupt, syscall.SIGTERM))
-	g.Add(ops.ServeActor(srv.HTTPServer(log), ln, o.shutdownGrace))
+	sigRun, sigStop := rungroup.SignalActor(os.Interrupt, syscall.SIGTERM)
+	g.Add(ops.DelayStop(sigRun, sigStop, o.shutdownDelay, func() {
+		ready.Drain()
+		httpSrv.SetKeepAlivesEnabled(false) // clients reconnect, to pods that stay
+		log.Info("draining: /readyz fails, requests are still served", "for", o.shutdownDelay.String())
+	}))
+	g.Add(ops.ServeActor(httpSrv, ln, o.shutdownGrace))
 	g.Add(ops.ServeActor(ops.NewServer(opsMux, log), mln, time.Second))
 	log.Info("ingest listening", "listen", ln.Addr().String(), "metrics", mln.Addr().String(), "topic", o.topic, "brokers", kc.Brokers, "tls", kc.TLS != nil, "sasl", kc.SASL != nil)
 	err = g.Run()

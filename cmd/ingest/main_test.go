@@ -205,6 +205,53 @@ func TestProcess(t *testing.T) {
 	}
 }
 
+// TestShutdownDelay: on SIGTERM ingest keeps serving for --shutdown-delay
+// while /readyz answers 503 (Kubernetes is still removing the pod from its
+// Service's endpoints, so requests keep arriving), then drains and exits.
+func TestShutdownDelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	b, err := devkafka.Start(devkafka.Config{Topics: []string{"test.events"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dir := t.TempDir()
+	bin := proctest.Build(t, dir, "ingest")
+	const delay = 5 * time.Second
+	cmd, stderr, listen, metrics := startIngest(t, bin, []string{"--events-topic=test.events"}, "FACEHARVEST_KAFKA_BROKERS="+b.Addr(),
+		"FACEHARVEST_MEGVII_API_SECRET="+secret, "FACEHARVEST_INGEST_TOKENS="+token, "FACEHARVEST_SHUTDOWN_DELAY="+delay.String())
+	waitHTTP(t, "http://"+metrics+"/readyz", 200)
+	exited := make(chan error, 1)
+	signalled := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	go func() { exited <- cmd.Wait() }()
+	waitHTTP(t, "http://"+metrics+"/readyz", 503)
+	if _, code, body := postCallback(t, listen); code != 200 {
+		t.Fatalf("callback during the delay: %d %s", code, body)
+	}
+	if time.Since(signalled) >= delay {
+		t.Fatalf("the checks took longer than the delay (%s): the machine is too slow for this test", delay)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(delay + 30*time.Second):
+		t.Fatal("ingest did not exit after its delay")
+	}
+	if took := time.Since(signalled); took < delay {
+		t.Fatalf("exited %s after SIGTERM, before its %s delay", took, delay)
+	}
+	if logs := stderr.String(); !strings.Contains(logs, `"msg":"draining: /readyz fails, requests are still served"`) || !strings.Contains(logs, `"msg":"ingest stopped"`) {
+		t.Fatalf("logs:\n%s", logs)
+	}
+}
+
 // TestProcessOverTLSWithSCRAM runs the binary against a broker that accepts
 // only TLS connections authenticated with SCRAM-SHA-512, configured by flags
 // and the password file, and reads the acknowledged event back with another

@@ -125,7 +125,7 @@ verifications, inspect per-verification call counts, queue faults), /metrics,
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	f, err := parse(args, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) {
+	if errors.Is(err, config.ErrHelp) || errors.Is(err, config.ErrVersion) {
 		return 0
 	}
 	if err != nil {
@@ -182,7 +182,7 @@ func serve(f *flags, start time.Time, log *slog.Logger, stdout io.Writer) error 
 	}
 	sim := vendorsim.New(cfg)
 
-	control := ops.Mux(reg)
+	control := ops.Mux(reg, nil)
 	control.Handle("/sim/", sim.ControlHandler())
 	var g rungroup.Group
 	grace := 10 * time.Second

@@ -16,6 +16,8 @@ type GroupConfig struct {
 	Topic                            string
 	SessionTimeout, RebalanceTimeout time.Duration // 10 s, 30 s
 	Logger                           *slog.Logger
+	// Joined, when set, learns each generation before its partitions start.
+	Joined func(gen *kafka.Generation)
 }
 
 // ConsumeGroup joins the group and, for every generation, runs onPartition
@@ -63,6 +65,9 @@ func ConsumeGroup(ctx context.Context, cfg GroupConfig, onPartition func(ctx con
 			continue
 		}
 		log.Info("generation joined", "generation", gen.ID, "member", gen.MemberID, "partitions", len(gen.Assignments[cfg.Topic]))
+		if cfg.Joined != nil {
+			cfg.Joined(gen)
+		}
 		for _, a := range gen.Assignments[cfg.Topic] {
 			gen.Start(func(gctx context.Context) { onPartition(gctx, gen, a.ID, a.Offset) })
 		}

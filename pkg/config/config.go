@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/faceharvest/faceharvest/pkg/buildinfo"
 )
 
 // EnvPrefix starts every environment variable the binaries read.
@@ -42,6 +44,7 @@ type FlagSet struct {
 func NewFlagSet(name, synopsis string) *FlagSet {
 	fs := &FlagSet{FlagSet: pflag.NewFlagSet(name, pflag.ContinueOnError), name: name, synopsis: synopsis}
 	fs.SortFlags = false
+	fs.Bool(versionFlag, false, "print the version and exit")
 	return fs
 }
 
@@ -53,7 +56,7 @@ func (fs *FlagSet) Secret(env, help string) { fs.secrets = append(fs.secrets, Se
 func (fs *FlagSet) PrintHelp(w io.Writer) {
 	fmt.Fprintf(w, "Usage: %s [flags]\n\n%s\n\nFlags (each also read from the environment variable shown):\n", fs.name, fs.synopsis)
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Name == "help" {
+		if f.Name == "help" || f.Name == versionFlag {
 			return
 		}
 		def := ""
@@ -66,7 +69,7 @@ func (fs *FlagSet) PrintHelp(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  --%s %s\n      %s%s\n      env %s\n", f.Name, typ, f.Usage, def, EnvName(f.Name))
 	})
-	fmt.Fprintf(w, "  -h, --help\n      show this help and exit\n")
+	fmt.Fprintf(w, "  --%s\n      print the version and exit\n  -h, --help\n      show this help and exit\n", versionFlag)
 	if len(fs.secrets) > 0 {
 		fmt.Fprintf(w, "\nSecrets (environment only; NAME_FILE reads the value from a file instead):\n")
 		for _, s := range fs.secrets {
@@ -77,6 +80,14 @@ func (fs *FlagSet) PrintHelp(w io.Writer) {
 
 // ErrHelp is returned by Parse when --help was asked for; the help was printed.
 var ErrHelp = pflag.ErrHelp
+
+// ErrVersion is returned by Parse when --version was asked for; the version
+// was printed.
+var ErrVersion = errors.New("version requested")
+
+// versionFlag is a command like --help, not a setting: no environment
+// variable sets it (one left in a Deployment would stop every start).
+const versionFlag = "version"
 
 // Parse parses args, then fills every flag not given on the command line from
 // its environment variable when set. A bad environment value is an error that
@@ -90,12 +101,16 @@ func (fs *FlagSet) Parse(args []string, getenv func(string) string, help io.Writ
 		}
 		return err
 	}
+	if v, _ := fs.GetBool(versionFlag); v {
+		fmt.Fprintln(help, buildinfo.Read().String(fs.name))
+		return ErrVersion
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed {
+		if err != nil || f.Changed || f.Name == versionFlag {
 			return
 		}
 		name := EnvName(f.Name)
@@ -197,7 +212,11 @@ func LoadSecretList(getenv func(string) string, readFile ReadFile, env string) (
 // generate documentation.
 func (fs *FlagSet) EnvNames() []string {
 	var out []string
-	fs.VisitAll(func(f *pflag.Flag) { out = append(out, EnvName(f.Name)) })
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != versionFlag {
+			out = append(out, EnvName(f.Name))
+		}
+	})
 	for _, s := range fs.secrets {
 		out = append(out, s.Env)
 	}
@@ -206,9 +225,10 @@ func (fs *FlagSet) EnvNames() []string {
 }
 
 // ExitCode reports a parse outcome the way every binary does: 0 after
-// --help, otherwise the error prefixed with the binary's name and 2.
+// --help or --version, otherwise the error prefixed with the binary's name
+// and 2.
 func ExitCode(name string, stderr io.Writer, err error) int {
-	if errors.Is(err, ErrHelp) {
+	if errors.Is(err, ErrHelp) || errors.Is(err, ErrVersion) {
 		return 0
 	}
 	fmt.Fprintf(stderr, "%s: %v\n", name, err)

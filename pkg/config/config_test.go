@@ -121,3 +121,30 @@ func TestSecretNeverPrints(t *testing.T) {
 		}
 	}
 }
+
+// --version prints the build and stops, like --help; it is a command, so no
+// environment variable can trigger it.
+func TestVersionFlag(t *testing.T) {
+	fs := NewFlagSet("svc", "Does things.")
+	fs.String("addr", "x", "address")
+	var out bytes.Buffer
+	if err := fs.Parse([]string{"--version"}, env(nil), &out); !errors.Is(err, ErrVersion) {
+		t.Fatalf("err %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "svc ") || !strings.Contains(out.String(), "revision") {
+		t.Fatalf("printed %q", out.String())
+	}
+	var errb bytes.Buffer
+	if code := ExitCode("svc", &errb, ErrVersion); code != 0 || errb.Len() != 0 {
+		t.Fatalf("exit %d %q", code, errb.String())
+	}
+	fs = NewFlagSet("svc", "Does things.")
+	if err := fs.Parse(nil, env(map[string]string{"FACEHARVEST_VERSION": "true"}), &out); err != nil {
+		t.Fatalf("FACEHARVEST_VERSION must not act: %v", err)
+	}
+	var help bytes.Buffer
+	_ = NewFlagSet("svc", "Does things.").Parse([]string{"--help"}, env(nil), &help)
+	if !strings.Contains(help.String(), "--version\n      print the version and exit\n") || strings.Contains(help.String(), "FACEHARVEST_VERSION") {
+		t.Fatalf("help:\n%s", help.String())
+	}
+}

@@ -940,6 +940,7 @@ func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now ti
 		return
 	}
 	e.m.terminals.WithLabelValues(string(st.Vendor), c.Outcome).Inc()
+	e.logTerminal(t)
 	if c.Outcome == contract.OutcomeHarvested {
 		e.m.windowLeft.WithLabelValues(string(st.Vendor)).Observe(left)
 	}
@@ -947,6 +948,18 @@ func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now ti
 		e.m.deadlineMisses.WithLabelValues(string(st.Vendor)).Inc()
 	}
 	e.closeItem(it, e.now())
+}
+
+// logTerminal logs a published terminal decision with its verification id
+// (the runbook sends operators here for the ids): at warn when evidence is
+// lost (lost, failed, expired).
+func (e *Engine) logTerminal(t contract.Terminal) {
+	level := slog.LevelInfo
+	if t.Outcome == contract.OutcomeLost || t.Outcome == contract.OutcomeFailed || t.Outcome == contract.OutcomeExpired {
+		level = slog.LevelWarn
+	}
+	e.log.Log(context.Background(), level, "verification closed", "vendor", string(t.Vendor), "verification", t.VerificationID,
+		"outcome", t.Outcome, "reason", t.Reason, "window_left_seconds", t.WindowLeftSeconds)
 }
 
 // discard deletes the state of a verification nobody registered once no

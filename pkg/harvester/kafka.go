@@ -205,6 +205,7 @@ type Harvester struct {
 	dl     *deadLetterer // writes to dlq
 	client *kafka.Client
 	log    *slog.Logger
+	start  startup
 }
 
 // New checks the topics (events and state co-partitioned) and returns a
@@ -305,7 +306,8 @@ func (h *Harvester) Run(ctx context.Context) error {
 		_ = h.dlq.Close()
 	}()
 	return bus.ConsumeGroup(ctx, bus.GroupConfig{Cluster: h.cfg.Kafka, GroupID: h.cfg.GroupID, Topic: h.cfg.EventsTopic,
-		SessionTimeout: h.cfg.SessionTimeout, RebalanceTimeout: h.cfg.RebalanceTimeout, Logger: h.log}, h.runPartition)
+		SessionTimeout: h.cfg.SessionTimeout, RebalanceTimeout: h.cfg.RebalanceTimeout, Logger: h.log,
+		Joined: func(gen *kafka.Generation) { h.start.joined(gen.ID, len(gen.Assignments[h.cfg.EventsTopic])) }}, h.runPartition)
 }
 
 type pendingOffset struct {
@@ -341,6 +343,7 @@ func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p i
 	}
 	h.eng.m.restored.Add(float64(pending))
 	h.eng.AddPartition(p, recs)
+	h.start.restored(gen.ID)
 	h.log.Info("partition assigned", "partition", p, "offset", offset, "restored", pending, "restore_ms", time.Since(start).Milliseconds())
 	defer h.eng.RevokePartition(p)
 

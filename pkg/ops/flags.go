@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -18,13 +19,16 @@ type ServiceFlags struct {
 	Kafka       bus.Cluster // from --kafka-brokers, --kafka-tls* and --kafka-sasl-*
 	MetricsAddr string
 	Level       slog.Level
-	brokers     string
-	logLevel    string
-	security    bus.Security
+	// ReadinessTolerance is how long a dependency check may fail without a
+	// break before /readyz fails (see Readiness).
+	ReadinessTolerance time.Duration
+	brokers            string
+	logLevel           string
+	security           bus.Security
 }
 
-// Register adds --kafka-brokers, the Kafka security flags, --metrics-addr
-// and --log-level.
+// Register adds --kafka-brokers, the Kafka security flags, --metrics-addr,
+// --readiness-tolerance and --log-level.
 func (f *ServiceFlags) Register(fs *config.FlagSet, metricsAddr string) {
 	fs.StringVar(&f.brokers, "kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
 	fs.BoolVar(&f.security.TLS, "kafka-tls", false, "connect to Kafka over TLS, verifying the brokers against the system's CAs (implied by the other --kafka-tls-* flags)")
@@ -36,6 +40,7 @@ func (f *ServiceFlags) Register(fs *config.FlagSet, metricsAddr string) {
 	fs.StringVar(&f.security.SASLUsername, "kafka-sasl-username", "", "SASL username")
 	fs.Secret(KafkaPasswordEnv, "SASL password for --kafka-sasl-username (PLAIN sends it as is: use it only with TLS)")
 	fs.StringVar(&f.MetricsAddr, "metrics-addr", metricsAddr, "address serving /metrics, /healthz and /readyz")
+	fs.DurationVar(&f.ReadinessTolerance, "readiness-tolerance", time.Minute, "how long a dependency (brokers, topics, store) may fail without a break before /readyz fails; every replica sees a broker hiccup at once, so a shorter one leaves them all ready (and answering 503 with Retry-After themselves); a process that never reached its dependencies is not ready (0: fail at once)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
@@ -45,6 +50,9 @@ func (f *ServiceFlags) Validate(getenv func(string) string) error {
 	var err error
 	if f.Level, err = config.ParseLevel(f.logLevel); err != nil {
 		return err
+	}
+	if f.ReadinessTolerance < 0 {
+		return fmt.Errorf("--readiness-tolerance must not be negative")
 	}
 	brokers, err := bus.SplitBrokers(f.brokers)
 	if err != nil {
@@ -62,4 +70,10 @@ func (f *ServiceFlags) Validate(getenv func(string) string) error {
 // Logger returns the JSON logger at the chosen level.
 func (f *ServiceFlags) Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: f.Level}))
+}
+
+// Readiness returns the /readyz of the service's checks with
+// --readiness-tolerance.
+func (f *ServiceFlags) Readiness(checks ...Check) *Readiness {
+	return NewReadiness(f.ReadinessTolerance, time.Now, checks...)
 }

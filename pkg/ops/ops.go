@@ -1,22 +1,24 @@
 // Package ops serves what operators and Kubernetes probe on every process:
 // /metrics from the process's one registry, /healthz (the process runs) and
-// /readyz (its dependencies answer).
+// /readyz (its dependencies answer, with a tolerance: see Readiness).
 package ops
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/faceharvest/faceharvest/pkg/buildinfo"
 )
 
 // Check reports whether one dependency is usable.
@@ -25,39 +27,32 @@ type Check struct {
 	Fn   func(ctx context.Context) error
 }
 
-// NewRegistry returns a registry with the Go and process collectors.
+// NewRegistry returns a registry with the Go and process collectors and
+// faceharvest_build_info (1, labelled with the binary's version, revision and
+// Go version: what --version prints).
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	bi := buildinfo.Read()
+	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: "faceharvest_build_info", Help: "Always 1; the labels name the running build (as --version prints it).",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion}})
+	info.Set(1)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), info)
 	return reg
 }
 
-// Mux returns a mux serving /metrics, /healthz and /readyz. /readyz runs
-// every check with a 2 s deadline and answers 503 naming those that failed.
-func Mux(reg *prometheus.Registry, checks ...Check) *http.ServeMux {
+// Mux returns a mux serving /metrics, /healthz (the process runs) and
+// /readyz (ready's answer; always ready when ready is nil).
+func Mux(reg *prometheus.Registry, ready *Readiness) *http.ServeMux {
+	if ready == nil {
+		ready = NewReadiness(0, nil)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		failed := map[string]string{}
-		for _, c := range checks {
-			if err := c.Fn(ctx); err != nil {
-				failed[c.Name] = err.Error()
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		if len(failed) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]any{"ready": false, "failed": failed})
-			return
-		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": true})
-	})
+	mux.Handle("GET /readyz", ready)
 	return mux
 }
 
@@ -98,4 +93,35 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// DelayStop wraps a run group's stopping actor (the signal actor): when it
+// ends on its own, drain is called and the actor returns only after delay,
+// so the rest of the group (the servers) keeps running meanwhile. Kubernetes
+// removes a terminating pod from its Service's endpoints while it delivers
+// SIGTERM, and proxies and load balancers learn of it seconds later: a server
+// that stops accepting at once refuses requests still routed to it. Being
+// interrupted (another actor ended first) cuts the delay short.
+func DelayStop(run func() error, interrupt func(error), delay time.Duration, drain func()) (func() error, func(error)) {
+	stop := make(chan struct{})
+	var once sync.Once
+	return func() error {
+			err := run()
+			select {
+			case <-stop:
+				return err // interrupted: the group is stopping already
+			default:
+			}
+			drain()
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-stop:
+			}
+			return err
+		}, func(err error) {
+			once.Do(func() { close(stop) })
+			interrupt(err)
+		}
 }
