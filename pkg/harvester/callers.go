@@ -33,7 +33,7 @@ func errorAnswer(v contract.Vendor, id, endpoint string, params map[string]strin
 	if !errors.As(err, &ve) {
 		ve = &vendorerr.Error{Class: vendorerr.VendorFault, Message: err.Error()}
 	}
-	res := schedule.Result{Endpoint: endpoint, Class: ve.Class, Message: ve.Error()}
+	res := schedule.Result{Endpoint: endpoint, Class: ve.Class, Code: ve.Code, Message: ve.Error()}
 	if ve.Body == nil && ve.HTTPStatus == 0 {
 		return nil, res
 	}

@@ -22,6 +22,7 @@ import (
 // frozen reports whether st may be frozen.
 func frozen(st *schedule.State) bool {
 	return st.Intent == nil && st.Closing == nil && (st.Landing == "" || st.Landing == schedule.LandingSuccess || st.Landing == schedule.LandingFailure) && len(st.Responses) == 0 && len(st.Done) == 0 && st.LastError == "" &&
+		st.Polls == 0 && st.QPSLimitedSince == nil && st.TokenInvalid == 0 &&
 		st.Failures >= 0 && st.Spent >= 0 && st.Attempts >= 0 &&
 		packable(st.FirstSeen) && packable(st.NextAt) && (st.IssuedAt == nil || packable(*st.IssuedAt)) && (st.CompletedAt == nil || packable(*st.CompletedAt))
 }

@@ -779,12 +779,12 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter, held bool) {
 			it.st.Intent = nil
 			cl, pause := e.pol.Outcome(it.st, res, fetched, e.pol.Jitter)
 			e.markDirtyLocked(it)
-			next := it.st.NextAt
+			next, why := it.st.NextAt, it.st.LastError
 			e.mu.Unlock()
 			if pause {
 				l.pause(fetched.Add(e.cfg.AccountWait))
 				e.m.accountFaults.WithLabelValues(string(v)).Inc()
-				e.log.Error("vendor paused: credentials, authorization or quota fault", "vendor", string(v), "error", res.Message)
+				e.log.Error("vendor paused: credentials, authorization or quota fault", "vendor", string(v), "error", why)
 				return
 			}
 			if cl != nil {

@@ -323,6 +323,8 @@ func (s *Sim) baiduPreServeFault(w http.ResponseWriter, endpoint, fault string) 
 		s.platformError(w, endpoint, http.StatusOK, baidu.CodeDailyLimit, "Open api daily request limit reached")
 	case FaultQuota:
 		s.platformError(w, endpoint, http.StatusOK, baidu.CodeTotalLimit, "Open api total request limit reached")
+	case FaultForeignAccessToken:
+		s.faceprintError(w, endpoint, simCodeTokenInvalid, baidu.TokenInvalidMessage)
 	default:
 		return false
 	}

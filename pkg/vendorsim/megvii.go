@@ -238,7 +238,7 @@ func (s *Sim) preServeFault(w http.ResponseWriter, vendor, endpoint, fault strin
 			s.megviiError(w, endpoint, http.StatusInternalServerError, megvii.ErrInternal)
 		case FaultConcurrency, FaultClusterLimit:
 			s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrConcurrencyLimitExceeded)
-		case FaultAuth:
+		case FaultAuth, FaultForeignAccessToken:
 			s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrAuthentication)
 		case FaultAuthorization:
 			s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrAuthorization+":Denied.")
