@@ -579,10 +579,14 @@ func megviiRecord(rec *contract.Record, t contract.Terminal, parts []*Part) {
 			}
 		}
 	}
-	if callback == nil {
+	if callback == nil && answer == nil {
 		return
 	}
-	if answer == nil {
+	switch {
+	case callback == nil:
+		// No callback: what the answers could not be asked for is still
+		// listed, from their own result.
+	case answer == nil:
 		if rec.Outcome != contract.OutcomeHarvested {
 			why := rec.Reason
 			if why == "" {
@@ -591,10 +595,13 @@ func megviiRecord(rec *contract.Record, t contract.Terminal, parts []*Part) {
 			rec.Outcome = contract.OutcomeHarvestedWithoutImages
 			rec.Reason = "from the vendor-signed callback; get_result: " + why
 		}
-	} else {
+	default:
 		rec.Problems = append(rec.Problems, megviiDisagreements(answer, callback)...)
 	}
-	expected := callback.ExpectedImages
+	var expected []string
+	if callback != nil {
+		expected = callback.ExpectedImages
+	}
 	if answer != nil && len(answer.ExpectedImages) > 0 {
 		expected = answer.ExpectedImages
 	}

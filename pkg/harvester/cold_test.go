@@ -39,6 +39,9 @@ func randomState(r *rand.Rand, i int) *schedule.State {
 	if r.IntN(10) == 0 {
 		st.FirstSeen = time.Time{}
 	}
+	if v == contract.Megvii && r.IntN(2) == 0 {
+		st.Procedure = []string{"video", "still", "selfie", "flash"}[r.IntN(4)]
+	}
 	if v == contract.Baidu {
 		st.Unregistered = r.IntN(3) == 0
 		st.Landing = []string{"", schedule.LandingSuccess, schedule.LandingFailure}[r.IntN(3)]

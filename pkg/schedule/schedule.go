@@ -98,11 +98,17 @@ type State struct {
 	NextAt       time.Time  `json:"next_at"`
 	Failures     int        `json:"failures,omitempty"` // consecutive retryable failures
 	Spent        int        `json:"spent,omitempty"`    // Megvii get_result answers recorded (the budget used)
-	Attempts     int        `json:"attempts,omitempty"` // calls started, for response ids
-	Intent       *Intent    `json:"intent,omitempty"`
-	Responses    []string   `json:"responses,omitempty"`
-	Done         []string   `json:"done,omitempty"` // Baidu endpoints answered for good
-	LastError    string     `json:"last_error,omitempty"`
+	// Procedure is Megvii's liveness procedure_type (video, still, selfie,
+	// flash), from the signed callback or a get_result answer: it decides
+	// which return_image values are worth the call budget.
+	Procedure string `json:"procedure,omitempty"`
+	// Asked are the return_image values of the served get_result calls.
+	Asked     []int    `json:"asked,omitempty"`
+	Attempts  int      `json:"attempts,omitempty"` // calls started, for response ids
+	Intent    *Intent  `json:"intent,omitempty"`
+	Responses []string `json:"responses,omitempty"`
+	Done      []string `json:"done,omitempty"` // Baidu endpoints answered for good
+	LastError string   `json:"last_error,omitempty"`
 	// Polls counts Baidu getall answers that listed attempts, none passed,
 	// while the token window was open: the user may still retry (001: with
 	// "URL stays valid on failure" a token carries several attempts).
@@ -199,6 +205,9 @@ func (p Policy) Apply(s *State, typ string, ev contract.Event) *State {
 		st := megvii.Status(ev.Status)
 		if st.Final() || s.CompletedAt == nil {
 			s.FlowStatus = ev.Status
+		}
+		if pt := megvii.ProcedureType([]byte(ev.Data)); pt != "" {
+			s.Procedure = pt
 		}
 		if st.Final() && s.CompletedAt == nil {
 			t := ev.ReceivedAt
@@ -333,9 +342,11 @@ type Result struct {
 	Class      vendorerr.Class // Unknown: success
 	Recorded   bool            // a response was published (a body came back)
 	ResponseID string
-	Served     bool   // Megvii: an HTTP 200 answer (the budget is spent)
-	Code       string // the vendor's error code, when it gave one
-	Message    string
+	Served     bool // Megvii: an HTTP 200 answer (the budget is spent)
+	// ReturnImage (Megvii) is the return_image value the call asked for.
+	ReturnImage int
+	Code        string // the vendor's error code, when it gave one
+	Message     string
 	// Baidu getall only: attempts found, and when the last one finished.
 	Attempts     int
 	LastVerified *time.Time
@@ -351,6 +362,9 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 	}
 	if r.Served {
 		s.Spent++
+		if r.ReturnImage != 0 && !slices.Contains(s.Asked, r.ReturnImage) {
+			s.Asked = append(s.Asked, r.ReturnImage)
+		}
 	}
 	if r.Class != vendorerr.RateLimited {
 		s.QPSLimitedSince = nil
@@ -359,6 +373,12 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 	case vendorerr.Unknown:
 		s.Failures, s.LastError = 0, ""
 		if s.Vendor == contract.Megvii {
+			// Images come only with status OK (000); a budget above one asks
+			// for what the earlier values did not return.
+			if _, more := NextReturnImage(s); more && s.Spent < p.MegviiCallBudget && megvii.Status(s.FlowStatus) == megvii.StatusOK {
+				s.NextAt = now
+				return nil, false
+			}
 			return &Close{Outcome: contract.OutcomeHarvested}, false
 		}
 		return p.baiduSuccess(s, r, now), false
@@ -485,6 +505,36 @@ func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
 	s.Done = append(s.Done, r.Endpoint)
 	s.NextAt = now
 	return nil
+}
+
+// MegviiReturnImages are the return_image values worth a get_result call for
+// a procedure, the most evidence first (document 000). 4 ("all images")
+// returns the images 000's images field names: image_best and the ID card's
+// two sides; 1 (image_best) is valid only for video, still and flash, 5 and
+// 6 (the frontal and the side selfie) only for selfie. So for a selfie flow
+// 4 returns only the ID card, and the selfie photos need 5 and 6: 5 first
+// (the frontal selfie is the face the verdict is about; the card's content
+// is in the result's idcard_info as text), then 4 (the card's photos), then
+// 6. For the other procedures, or before the procedure is known, 4 returns
+// everything.
+func MegviiReturnImages(procedure string) []int {
+	if procedure == megvii.ProcedureSelfie {
+		return []int{int(megvii.ReturnImageSelfieFront), int(megvii.ReturnImageAll), int(megvii.ReturnImageSelfieSide)}
+	}
+	return []int{int(megvii.ReturnImageAll)}
+}
+
+// NextReturnImage is the return_image value of s's next get_result call:
+// the first of MegviiReturnImages not yet answered, and whether there is
+// one (when there is none, the first, for a call made anyway).
+func NextReturnImage(s *State) (int, bool) {
+	vals := MegviiReturnImages(s.Procedure)
+	for _, v := range vals {
+		if !slices.Contains(s.Asked, v) {
+			return v, true
+		}
+	}
+	return vals[0], false
 }
 
 // inDataWindow reports whether a Baidu token's results must still be

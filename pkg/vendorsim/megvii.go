@@ -504,7 +504,11 @@ func (s *Sim) megviiImages(bizID string, spec MegviiSpec, ri megvii.ReturnImage,
 	selfie := spec.Procedure == megvii.ProcedureSelfie
 	idcard := *spec.IDCardMode != 0
 	var names []string
-	want := func(r megvii.ReturnImage) bool { return ri == r || ri == megvii.ReturnImageAll }
+	// 4 ("all images") returns the images 000's images field names:
+	// image_best and the ID card's sides; the selfies only with 5 and 6.
+	want := func(r megvii.ReturnImage) bool {
+		return ri == r || (ri == megvii.ReturnImageAll && r <= megvii.ReturnImageIDCardBack)
+	}
 	if want(megvii.ReturnImageBest) && !selfie {
 		names = append(names, megvii.ImageBest)
 	}
