@@ -661,7 +661,16 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		sum.want[contract.RecordID(contract.Megvii, c.BizID)] = expected{want, issued, i < s.o.megvii}
 	}
 	for i := range s.o.baidu + s.o.baiduNever {
-		spec := map[string]any{"complete_after": "15s"}
+		// Most accounts record the flow (media/query answers a video); some
+		// do not (001: recording is off by default); some users fail once
+		// and retry on the same token (001: URL stays valid on failure).
+		spec := map[string]any{"complete_after": "15s", "media": "process_video"}
+		if i%4 == 3 {
+			spec["media"] = "none"
+		}
+		if i%5 == 1 {
+			spec["attempts"], spec["attempt_gap"] = 2, "10s"
+		}
 		want := contract.OutcomeHarvested
 		if i >= s.o.baidu {
 			spec = map[string]any{"never_completes": true}
@@ -691,7 +700,7 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 			VerifyToken string    `json:"verify_token"`
 			Created     time.Time `json:"created"`
 		}
-		if err := postJSON(ctx, sim+"/sim/baidu/verifications", "", map[string]any{"complete_after": "15s", "video_bytes": 200_000_000}, &b); err != nil {
+		if err := postJSON(ctx, sim+"/sim/baidu/verifications", "", map[string]any{"complete_after": "15s", "media": "process_video", "video_bytes": 200_000_000}, &b); err != nil {
 			return sum, err
 		}
 		regs = append(regs, reg{"megvii", m.BizID, &m.Created, "loan-large"}, reg{"baidu", b.VerifyToken, &b.Created, "loan-large"})

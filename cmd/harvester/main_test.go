@@ -93,12 +93,19 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	defer b.Close()
 	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(b.Addr()), Topic: evT})
 	defer w.Close()
+	// ingest refuses unsigned Baidu landings: it signs them with a landing
+	// key for its public URL, and the simulated browser goes to the signed
+	// URLs (vendorsim.Config.BaiduPages), as a customer's H5 URL would.
+	is := httptest.NewUnstartedServer(nil)
+	ingestReg := prometheus.NewRegistry()
 	in, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret(creds["FACEHARVEST_MEGVII_API_SECRET"])}, BearerTokens: []config.Secret{config.NewSecret("t")},
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)}, w)
+		LandingKeys: []config.Secret{config.NewSecret("process-test-landing-key-0123456789")}, PublicURL: "http://" + is.Listener.Addr().String(),
+		Registry: ingestReg, Logger: slog.New(slog.DiscardHandler)}, w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	is := httptest.NewServer(in.Handler())
+	is.Config.Handler = in.Handler()
+	is.Start()
 	defer is.Close()
 	sim := vendorsim.New(vendorsim.Config{Clock: clock.NewSim(time.Now(), 1, nil), Seed: 11,
 		MegviiAPIKey: creds["FACEHARVEST_MEGVII_API_KEY"], MegviiAPISecret: creds["FACEHARVEST_MEGVII_API_SECRET"],
@@ -107,8 +114,9 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 		MegviiLimits: vendorsim.Limits{Concurrency: 6}, BaiduLimits: vendorsim.Limits{Concurrency: 6},
 		Latency:         vendorsim.Latency{P50: 5 * time.Millisecond, P99: 40 * time.Millisecond},
 		Faults:          vendorsim.FaultRates{Internal: 0.03, Reset: 0.01, HTML: 0.01},
-		MegviiNotifyURL: is.URL + ingest.RouteMegviiCallback, BaiduSuccessURL: is.URL + ingest.RouteBaiduSuccess, BaiduFailureURL: is.URL + ingest.RouteBaiduFailure,
-		ImageBytes: 1024, CallbackBackoff: 500 * time.Millisecond})
+		MegviiNotifyURL: is.URL + ingest.RouteMegviiCallback,
+		BaiduPages:      func(vt string) (string, string) { return in.LandingURL("success", vt), in.LandingURL("failure", vt) },
+		ImageBytes:      1024, CallbackBackoff: 500 * time.Millisecond})
 	ms, bs := httptest.NewServer(sim.MegviiHandler()), httptest.NewServer(sim.BaiduHandler())
 	defer ms.Close()
 	defer bs.Close()
@@ -173,6 +181,7 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 		megviiKeys[contract.Key(contract.Megvii, c.BizID)] = true
 		expect[contract.Key(contract.Megvii, c.BizID)] = contract.OutcomeHarvested
 	}
+	wantLandings := 0
 	for i := 0; i < 80; i++ {
 		spec := vendorsim.BaiduSpec{CompleteAfter: vendorsim.Duration(time.Duration(1+rng.IntN(3)) * time.Second)}
 		outcome := contract.OutcomeHarvested
@@ -191,6 +200,9 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 		}
 		regs = append(regs, ingest.Registration{Vendor: "baidu", VerificationID: c.VerifyToken})
 		expect[contract.Key(contract.Baidu, c.VerifyToken)] = outcome
+		if !spec.NoRedirect && !spec.NeverCompletes {
+			wantLandings++
+		}
 	}
 	body, _ := json.Marshal(map[string]any{"tokens": regs})
 	req, _ := http.NewRequest("POST", is.URL+ingest.RouteTokens, bytes.NewReader(body))
@@ -295,6 +307,27 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 		if ts[0].Outcome == contract.OutcomeLost {
 			lost++
 		}
+	}
+	// Every completed flow's browser landed on its signed URL and ingest
+	// published it; none was refused (landing → harvest is exercised).
+	published, refused := 0.0, 0.0
+	mfs, _ := ingestReg.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "faceharvest_ingest_events_published_total":
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "type" && l.GetValue() == contract.TypeBaiduCompletion {
+						published += m.GetCounter().GetValue()
+					}
+				}
+			case "faceharvest_ingest_landing_signature_failures_total":
+				refused += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if published < float64(wantLandings) || refused != 0 {
+		t.Errorf("Baidu landings: %v published, %v refused; want %d published, none refused", published, refused, wantLandings)
 	}
 	t.Logf("%d verifications, %d terminals, %d lost to a crash between call and record, sim: %+v", len(expect), len(terms), lost, sim.Stats())
 	if t.Failed() {

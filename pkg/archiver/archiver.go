@@ -395,6 +395,7 @@ func (a *Archiver) ArchiveResponse(ctx context.Context, ceID string, r contract.
 			if errs[i] != nil {
 				return nil, errs[i]
 			}
+			refs[i].Attempt = s.attempt
 			p.Media = append(p.Media, refs[i])
 			if refs[i].Status == contract.MediaStored || s.url {
 				rep := map[string]any{"faceharvest_object": refs[i]}

@@ -26,6 +26,7 @@ type slot struct {
 	value      string
 	start, end int
 	set        func(any)
+	attempt    int // Baidu getall: the order of the attempt it belongs to
 }
 
 // Baidu fields that hold media: links (getall, simple, media/query) or
@@ -98,8 +99,8 @@ func collect(root any) []slot {
 	if !ok {
 		return nil
 	}
-	var walk func(m map[string]any)
-	walk = func(m map[string]any) {
+	var walk func(m map[string]any, attempt int)
+	walk = func(m map[string]any, attempt int) {
 		for _, k := range sortedKeys(m) {
 			f, known := baiduFields[k]
 			switch x := m[k].(type) {
@@ -107,26 +108,40 @@ func collect(root any) []slot {
 				// A link field that is not a link is kept as a rejected item:
 				// media are never dropped silently.
 				if known && strings.TrimSpace(x) != "" {
-					out = append(out, slot{kind: f.kind, url: f.url, value: x, set: func(r any) { m[k] = r }})
+					out = append(out, slot{kind: f.kind, url: f.url, value: x, set: func(r any) { m[k] = r }, attempt: attempt})
 				}
 			case []any:
 				for i, e := range x {
 					switch y := e.(type) {
 					case string:
 						if known && f.url && strings.TrimSpace(y) != "" {
-							out = append(out, slot{kind: f.kind, url: true, value: y, set: func(r any) { x[i] = r }})
+							out = append(out, slot{kind: f.kind, url: true, value: y, set: func(r any) { x[i] = r }, attempt: attempt})
 						}
 					case map[string]any:
-						walk(y)
+						a := attempt
+						if k == "verify_result" { // getall: one object per attempt
+							a = attemptOrder(y, i)
+						}
+						walk(y, a)
 					}
 				}
 			case map[string]any:
-				walk(x)
+				walk(x, attempt)
 			}
 		}
 	}
-	walk(obj)
+	walk(obj, 0)
 	return out
+}
+
+// attemptOrder is a getall attempt's order, or its position (from 1) when
+// it has none usable.
+func attemptOrder(a map[string]any, i int) int {
+	var o flexjson.Int
+	if b, err := json.Marshal(a["order"]); err == nil && json.Unmarshal(b, &o) == nil && o.Valid && o.Value > 0 && o.Value < 1<<20 {
+		return int(o.Value)
+	}
+	return i + 1
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -154,7 +169,10 @@ type Facts struct {
 	// selfie_side (selfie), idcard_front and idcard_back (when the card's
 	// side was photographed: front_side, back_side).
 	ExpectedImages []string `json:"expected_images,omitempty"`
-	Problem        string   `json:"problem,omitempty"`
+	// MediaRecorded (Baidu media/query) says whether the answer carried
+	// any link.
+	MediaRecorded *bool  `json:"media_recorded,omitempty"`
+	Problem       string `json:"problem,omitempty"`
 }
 
 func ptrF(f flexjson.Float) *float64 {
@@ -163,6 +181,16 @@ func ptrF(f flexjson.Float) *float64 {
 	}
 	v := f.Value
 	return &v
+}
+
+// ptrNonZero is ptrF for scores whose 0 means "not given": getall's
+// reserved liveness_score and spoofing_score (001: 预留功能字段,当前返回为0),
+// detail's score when only liveness ran (仅活体检测时返回为0).
+func ptrNonZero(f flexjson.Float) *float64 {
+	if !f.Valid || f.Value == 0 {
+		return nil
+	}
+	return ptrF(f)
 }
 
 func ptrI(i flexjson.Int) *int {
@@ -232,7 +260,7 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 			d := at.VerifyDetail
 			f.Attempts = append(f.Attempts, contract.Attempt{Order: int(at.Order.Value), Passed: at.IsVerifyPassed.Value, Code: string(at.Code), Message: at.Message,
 				VerifiedAt: baiduTime(at.VerifyTime), Charged: at.IsCharged.Value, ChargeType: at.ChargeType, Score: ptrF(d.Score), Threshold: ptrF(d.Threshold),
-				LivenessScore: ptrF(d.LivenessScore), SpoofingScore: ptrF(d.SpoofingScore), RiskLevel: string(d.RiskLevel)})
+				LivenessScore: ptrNonZero(d.LivenessScore), SpoofingScore: ptrNonZero(d.SpoofingScore), RiskLevel: string(d.RiskLevel)})
 		}
 		if n := len(g.VerifyResult); n > 0 {
 			last := g.VerifyResult[n-1]
@@ -242,7 +270,9 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 				}
 			}
 			d := last.VerifyDetail
-			f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrF(d.LivenessScore), SpoofingScore: ptrF(d.SpoofingScore), Attacks: []contract.Attack{}}
+			// Reserved, currently 0 (001): kept only when the vendor fills them;
+			// detail's liveness_score is the real one.
+			f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrNonZero(d.LivenessScore), SpoofingScore: ptrNonZero(d.SpoofingScore), Attacks: []contract.Attack{}}
 			if d.Score.Valid {
 				f.FaceMatch = []contract.FaceMatch{{Source: "baidu_verify", Score: ptrF(d.Score), Threshold: ptrF(d.Threshold)}}
 			}
@@ -259,10 +289,20 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 		f.Passed, f.FlowStatus = &passed, baiduFlow(passed)
 		s := d.VerifyResult
 		f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrF(s.LivenessScore), SpoofingScore: ptrF(s.Spoofing), Attacks: []contract.Attack{}}
-		if s.Score.Valid {
+		if s.Score.Valid && s.Score.Value != 0 { // 0: only liveness ran, no comparison (001)
 			f.FaceMatch = []contract.FaceMatch{{Source: "baidu_detail", Score: ptrF(s.Score)}}
 		}
 		f.Identity = baiduIdentity(d.IDCardConfirm, d.IDCardOCRResult)
+	case baidu.EndpointMedia:
+		var m baidu.MediaResult
+		if len(env.Result) > 0 && string(env.Result) != "null" {
+			if err := json.Unmarshal(env.Result, &m); err != nil {
+				return &Facts{Problem: "media/query result not understood: " + err.Error()}
+			}
+		}
+		// 001: with recording off (the default) the answer has no video.
+		recorded := len(m.URLs()) > 0
+		f.MediaRecorded = &recorded
 	}
 	return f
 }
@@ -389,12 +429,19 @@ func buildRecord(t contract.Terminal, ev Evidence, evidence contract.ObjectRef, 
 	parts := append([]*Part(nil), ev.Responses...)
 	// getall first: its attempt list is the fuller account. A Megvii
 	// callback last: get_result's answer, when there is one, is the record.
+	// Of several getall answers (a token polled while its user retried), the
+	// latest lists the most attempts: it comes first.
 	sort.SliceStable(parts, func(i, j int) bool {
 		if ci, cj := parts[i].Endpoint == contract.EndpointCallback, parts[j].Endpoint == contract.EndpointCallback; ci != cj {
 			return cj
 		}
-		return parts[i].Endpoint == baidu.EndpointGetAll && parts[j].Endpoint != baidu.EndpointGetAll
+		gi, gj := parts[i].Endpoint == baidu.EndpointGetAll, parts[j].Endpoint == baidu.EndpointGetAll
+		if gi && gj {
+			return parts[i].FetchedAt.After(parts[j].FetchedAt)
+		}
+		return gi && !gj
 	})
+	var attemptsFrom *Part
 	for _, p := range parts {
 		if p.ErrorClass == "" && p.HTTPStatus == 200 {
 			ft := p.FetchedAt
@@ -418,8 +465,17 @@ func buildRecord(t contract.Terminal, ev Evidence, evidence contract.ObjectRef, 
 		if rec.Passed == nil {
 			rec.Passed = f.Passed
 		}
-		if rec.Liveness == nil {
-			rec.Liveness = f.Liveness
+		if rec.Liveness == nil && f.Liveness != nil {
+			l := *f.Liveness
+			rec.Liveness = &l
+		} else if rec.Liveness != nil && f.Liveness != nil {
+			// getall's reserved scores are left out: detail's fill them.
+			if rec.Liveness.Score == nil {
+				rec.Liveness.Score = f.Liveness.Score
+			}
+			if rec.Liveness.SpoofingScore == nil {
+				rec.Liveness.SpoofingScore = f.Liveness.SpoofingScore
+			}
 		}
 		if len(rec.FaceMatch) == 0 {
 			rec.FaceMatch = append(rec.FaceMatch, f.FaceMatch...)
@@ -431,19 +487,33 @@ func buildRecord(t contract.Terminal, ev Evidence, evidence contract.ObjectRef, 
 			}
 			rec.Identity = &id
 		}
-		if len(rec.Attempts) == 0 {
+		if len(rec.Attempts) == 0 && len(f.Attempts) > 0 {
 			rec.Attempts = append(rec.Attempts, f.Attempts...)
+			attemptsFrom = p
 		}
 		if rec.Billing == nil {
 			rec.Billing = f.Billing
 		}
 	}
+	type seenKey struct {
+		endpoint, kind, key string
+		attempt             int
+	}
+	seen := map[seenKey]bool{}
 	for _, p := range ev.Responses { // media and responses in the harvest's order
 		rec.Responses = append(rec.Responses, contract.ResponseIn{ID: p.ID, Endpoint: p.Endpoint, HTTPStatus: p.HTTPStatus, ErrorClass: p.ErrorClass})
 		if p.Problem != "" {
 			rec.Problems = append(rec.Problems, p.Endpoint+": "+p.Problem)
 		}
 		for _, m := range p.Media {
+			// A polled getall lists earlier attempts' images again: the
+			// same object is listed once.
+			if k := (seenKey{m.Endpoint, m.Kind, m.Key, m.Attempt}); m.Key != "" {
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+			}
 			rec.Media = append(rec.Media, m)
 			if m.Status != contract.MediaStored {
 				rec.Problems = append(rec.Problems, fmt.Sprintf("%s %s %s: %s", p.Endpoint, m.Kind, m.Status, m.Reason))
@@ -453,8 +523,29 @@ func buildRecord(t contract.Terminal, ev Evidence, evidence contract.ObjectRef, 
 	for _, id := range ev.Missing {
 		rec.Problems = append(rec.Problems, "response "+id+" was not archived (see the dead-letter topic)")
 	}
+	if attemptsFrom != nil {
+		for i := range rec.Attempts {
+			for _, m := range attemptsFrom.Media {
+				if m.Attempt == rec.Attempts[i].Order {
+					rec.Attempts[i].Media = append(rec.Attempts[i].Media, m)
+				}
+			}
+		}
+	}
 	if t.Vendor == contract.Megvii {
 		megviiRecord(&rec, t, parts)
+	}
+	if t.Vendor == contract.Baidu {
+		rec.MediaRecording = contract.MediaNotQueried
+		for _, p := range parts {
+			if p.Endpoint == baidu.EndpointMedia && p.Facts != nil && p.Facts.MediaRecorded != nil {
+				if *p.Facts.MediaRecorded {
+					rec.MediaRecording = contract.MediaRecorded
+				} else if rec.MediaRecording != contract.MediaRecorded {
+					rec.MediaRecording = contract.MediaNotRecorded
+				}
+			}
+		}
 	}
 	return rec
 }
@@ -488,10 +579,14 @@ func megviiRecord(rec *contract.Record, t contract.Terminal, parts []*Part) {
 			}
 		}
 	}
-	if callback == nil {
+	if callback == nil && answer == nil {
 		return
 	}
-	if answer == nil {
+	switch {
+	case callback == nil:
+		// No callback: what the answers could not be asked for is still
+		// listed, from their own result.
+	case answer == nil:
 		if rec.Outcome != contract.OutcomeHarvested {
 			why := rec.Reason
 			if why == "" {
@@ -500,10 +595,13 @@ func megviiRecord(rec *contract.Record, t contract.Terminal, parts []*Part) {
 			rec.Outcome = contract.OutcomeHarvestedWithoutImages
 			rec.Reason = "from the vendor-signed callback; get_result: " + why
 		}
-	} else {
+	default:
 		rec.Problems = append(rec.Problems, megviiDisagreements(answer, callback)...)
 	}
-	expected := callback.ExpectedImages
+	var expected []string
+	if callback != nil {
+		expected = callback.ExpectedImages
+	}
 	if answer != nil && len(answer.ExpectedImages) > 0 {
 		expected = answer.ExpectedImages
 	}

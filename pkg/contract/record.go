@@ -46,17 +46,23 @@ type Record struct {
 	// Landing is the Baidu landing page the user's browser opened, success
 	// or failure: an untrusted hint (a user can open either), never the
 	// outcome; flow_status and passed are the vendor's.
-	Landing   string       `json:"landing,omitempty"`
-	Liveness  *Liveness    `json:"liveness,omitempty"`
-	FaceMatch []FaceMatch  `json:"face_match"`
-	Identity  *Identity    `json:"identity,omitempty"`
-	Attempts  []Attempt    `json:"attempts"`
-	Billing   *Billing     `json:"billing,omitempty"`
-	Media     []MediaRef   `json:"media"`
-	Evidence  *ObjectRef   `json:"evidence,omitempty"`
-	Problems  []string     `json:"problems"`
-	Times     RecordTimes  `json:"timestamps"`
-	Responses []ResponseIn `json:"responses"`
+	Landing   string      `json:"landing,omitempty"`
+	Liveness  *Liveness   `json:"liveness,omitempty"`
+	FaceMatch []FaceMatch `json:"face_match"`
+	Identity  *Identity   `json:"identity,omitempty"`
+	Attempts  []Attempt   `json:"attempts"`
+	Billing   *Billing    `json:"billing,omitempty"`
+	Media     []MediaRef  `json:"media"`
+	// MediaRecording (Baidu) says whether the account recorded the flow:
+	// recorded (media/query gave links), not_recorded (media/query answered
+	// without any: 001 says recording is off unless Baidu enables it), or
+	// not_queried (media/query was not called: switched off, or its window
+	// closed first, or the harvest ended before it).
+	MediaRecording string       `json:"media_recording,omitempty"`
+	Evidence       *ObjectRef   `json:"evidence,omitempty"`
+	Problems       []string     `json:"problems"`
+	Times          RecordTimes  `json:"timestamps"`
+	Responses      []ResponseIn `json:"responses"`
 	// WindowLeftSeconds is how much of the retention window was left at the
 	// last harvest call (negative never: a call past the window is not made).
 	WindowLeftSeconds float64 `json:"window_left_seconds"`
@@ -112,7 +118,17 @@ type Attempt struct {
 	LivenessScore *float64 `json:"liveness_score,omitempty"`
 	SpoofingScore *float64 `json:"spoofing_score,omitempty"`
 	RiskLevel     string   `json:"risk_level,omitempty"`
+	// Media are this attempt's own images (its face_image and ID-card
+	// images, from the getall answer the attempts come from).
+	Media []MediaRef `json:"media,omitempty"`
 }
+
+// Baidu media recording, as Record.MediaRecording says it.
+const (
+	MediaRecorded    = "recorded"
+	MediaNotRecorded = "not_recorded"
+	MediaNotQueried  = "not_queried"
+)
 
 // Billing is what the vendor charged for, as it reported it.
 type Billing struct {
@@ -143,6 +159,9 @@ type MediaRef struct {
 	Endpoint string `json:"endpoint"`
 	Status   string `json:"status"`
 	Reason   string `json:"reason,omitempty"`
+	// Attempt is the order of the Baidu attempt the item belongs to (getall
+	// lists each attempt's images); 0 when it belongs to none.
+	Attempt int `json:"attempt,omitempty"`
 	ObjectRef
 }
 

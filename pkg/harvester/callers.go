@@ -33,7 +33,7 @@ func errorAnswer(v contract.Vendor, id, endpoint string, params map[string]strin
 	if !errors.As(err, &ve) {
 		ve = &vendorerr.Error{Class: vendorerr.VendorFault, Message: err.Error()}
 	}
-	res := schedule.Result{Endpoint: endpoint, Class: ve.Class, Message: ve.Error()}
+	res := schedule.Result{Endpoint: endpoint, Class: ve.Class, Code: ve.Code, Message: ve.Error()}
 	if ve.Body == nil && ve.HTTPStatus == 0 {
 		return nil, res
 	}
@@ -43,25 +43,33 @@ func errorAnswer(v contract.Vendor, id, endpoint string, params map[string]strin
 		ErrorClass: ve.Class.String(), ContentType: contentType(ve.Body), Body: ve.Body}, res
 }
 
-// MegviiCaller calls get_result with every image and the verify time.
+// MegviiCaller calls get_result with the verify time and the return_image
+// value the procedure calls for next (schedule.NextReturnImage).
 type MegviiCaller struct{ Client *megvii.Client }
 
 // Call implements Caller.
 func (c MegviiCaller) Call(ctx context.Context, st *schedule.State, endpoint string) (*contract.Response, schedule.Result) {
-	opts := megvii.GetResultOptions{ReturnImage: megvii.ReturnImageAll, ReturnVerifyTime: true}
+	ri, _ := schedule.NextReturnImage(st)
+	opts := megvii.GetResultOptions{ReturnImage: megvii.ReturnImage(ri), ReturnVerifyTime: true}
 	params := opts.Params(st.ID)
 	// The answer goes to the raw topic byte for byte and the archiver decodes
-	// it; here only its status matters, read in one pass over the body.
+	// it; here only its status (and, when no callback told it, the
+	// procedure) matters.
 	r, raw, err := c.Client.GetResultSummary(ctx, st.ID, opts)
 	if err != nil {
-		return errorAnswer(contract.Megvii, st.ID, endpoint, params, err)
+		resp, res := errorAnswer(contract.Megvii, st.ID, endpoint, params, err)
+		res.ReturnImage = ri
+		return resp, res
 	}
 	if st.FlowStatus == "" || !megvii.Status(st.FlowStatus).Final() {
 		st.FlowStatus = string(r.Status)
 	}
+	if st.Procedure == "" {
+		st.Procedure = megvii.ProcedureType(raw)
+	}
 	return &contract.Response{Vendor: contract.Megvii, VerificationID: st.ID, Endpoint: endpoint, Params: params, HTTPStatus: http.StatusOK,
 			ContentType: "application/json", Body: raw},
-		schedule.Result{Endpoint: endpoint, Recorded: true, Served: true}
+		schedule.Result{Endpoint: endpoint, Recorded: true, Served: true, ReturnImage: ri}
 }
 
 // BaiduCaller calls the faceprint query endpoints.

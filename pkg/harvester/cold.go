@@ -17,11 +17,13 @@ import (
 // 240-byte struct and its separately allocated strings and times. It is
 // thawed when an event arrives for it or its call comes due. Only states
 // without an intent, a closing decision, responses, finished endpoints or
-// an error are frozen; the others are rare and already busy.
+// an error are frozen; the others are rare and already busy. Megvii's
+// procedure (from a callback) is packed: it decides the next call.
 
 // frozen reports whether st may be frozen.
 func frozen(st *schedule.State) bool {
 	return st.Intent == nil && st.Closing == nil && (st.Landing == "" || st.Landing == schedule.LandingSuccess || st.Landing == schedule.LandingFailure) && len(st.Responses) == 0 && len(st.Done) == 0 && st.LastError == "" &&
+		st.Polls == 0 && st.QPSLimitedSince == nil && st.TokenInvalid == 0 && len(st.Asked) == 0 &&
 		st.Failures >= 0 && st.Spent >= 0 && st.Attempts >= 0 &&
 		packable(st.FirstSeen) && packable(st.NextAt) && (st.IssuedAt == nil || packable(*st.IssuedAt)) && (st.CompletedAt == nil || packable(*st.CompletedAt))
 }
@@ -53,6 +55,8 @@ func freeze(st *schedule.State) string {
 	b = append(b, st.BizNo...)
 	b = binary.AppendUvarint(b, uint64(len(st.FlowStatus)))
 	b = append(b, st.FlowStatus...)
+	b = binary.AppendUvarint(b, uint64(len(st.Procedure)))
+	b = append(b, st.Procedure...)
 	var flags byte
 	if st.IssuedAt != nil {
 		flags |= 1
@@ -128,6 +132,7 @@ func thaw(key, s string) (*schedule.State, error) {
 	r := reader{s: s}
 	st.BizNo = r.str()
 	st.FlowStatus = r.str()
+	st.Procedure = r.str()
 	flags := r.byte()
 	st.Unregistered = flags&4 != 0
 	switch {

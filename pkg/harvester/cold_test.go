@@ -39,6 +39,9 @@ func randomState(r *rand.Rand, i int) *schedule.State {
 	if r.IntN(10) == 0 {
 		st.FirstSeen = time.Time{}
 	}
+	if v == contract.Megvii && r.IntN(2) == 0 {
+		st.Procedure = []string{"video", "still", "selfie", "flash"}[r.IntN(4)]
+	}
 	if v == contract.Baidu {
 		st.Unregistered = r.IntN(3) == 0
 		st.Landing = []string{"", schedule.LandingSuccess, schedule.LandingFailure}[r.IntN(3)]
@@ -104,10 +107,13 @@ func TestOnlyWaitingStatesFreeze(t *testing.T) {
 		"closing": func(s *schedule.State) {
 			s.Closing = &schedule.Closing{Outcome: contract.OutcomeHarvested, DecidedAt: now}
 		},
-		"responses":  func(s *schedule.State) { s.Responses = []string{"r"} },
-		"done":       func(s *schedule.State) { s.Done = []string{"getall"} },
-		"last error": func(s *schedule.State) { s.LastError = "x" },
-		"year 2500":  func(s *schedule.State) { s.NextAt = time.Date(2500, 1, 1, 0, 0, 0, 0, time.UTC) },
+		"responses":     func(s *schedule.State) { s.Responses = []string{"r"} },
+		"done":          func(s *schedule.State) { s.Done = []string{"getall"} },
+		"last error":    func(s *schedule.State) { s.LastError = "x" },
+		"polls":         func(s *schedule.State) { s.Polls = 1 },
+		"error 18":      func(s *schedule.State) { s.QPSLimitedSince = &now },
+		"token invalid": func(s *schedule.State) { s.TokenInvalid = 1 },
+		"year 2500":     func(s *schedule.State) { s.NextAt = time.Date(2500, 1, 1, 0, 0, 0, 0, time.UTC) },
 	} {
 		st := &schedule.State{Vendor: contract.Megvii, ID: "b", FirstSeen: now, NextAt: now}
 		edit(st)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -801,15 +802,18 @@ func (e *Engine) work(ctx context.Context, it *item, l *limiter, held bool) {
 			if st.FlowStatus != "" && (it.st.FlowStatus == "" || !megvii.Status(it.st.FlowStatus).Final()) && v == contract.Megvii {
 				it.st.FlowStatus = st.FlowStatus
 			}
+			if st.Procedure != "" && it.st.Procedure == "" && v == contract.Megvii {
+				it.st.Procedure = st.Procedure
+			}
 			it.st.Intent = nil
 			cl, pause := e.pol.Outcome(it.st, res, fetched, e.pol.Jitter)
 			e.markDirtyLocked(it)
-			next := it.st.NextAt
+			next, why := it.st.NextAt, it.st.LastError
 			e.mu.Unlock()
 			if pause {
 				l.pause(fetched.Add(e.cfg.AccountWait))
 				e.m.accountFaults.WithLabelValues(string(v)).Inc()
-				e.log.Error("vendor paused: credentials, authorization or quota fault", "vendor", string(v), "error", res.Message)
+				e.log.Error("vendor paused: credentials, authorization or quota fault", "vendor", string(v), "error", why)
 				return
 			}
 			if cl != nil {
@@ -873,6 +877,7 @@ func (e *Engine) resolveIntent(ctx context.Context, it *item, in schedule.Intent
 		recorded = true
 		res := schedule.Result{Endpoint: r.Endpoint, Recorded: true, ResponseID: contract.ResponseID(r.Vendor, r.VerificationID, r.Endpoint, r.Attempt),
 			Served: r.HTTPStatus == 200, Class: vendorerr.ParseClass(r.ErrorClass), Message: "recorded before a restart: " + r.ErrorClass}
+		res.ReturnImage, _ = strconv.Atoi(r.Params["return_image"])
 		cl, _ = e.pol.Outcome(it.st, res, r.FetchedAt, e.pol.Jitter)
 	}
 	e.markDirtyLocked(it)

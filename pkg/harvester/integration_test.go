@@ -39,6 +39,7 @@ type world struct {
 	ingest *httptest.Server
 	mc     *megvii.Client
 	bc     *baidu.Client
+	reg    *prometheus.Registry // ingest's metrics
 }
 
 func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
@@ -51,16 +52,24 @@ func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
 	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(b.Addr()), Topic: evTopic})
 	t.Cleanup(func() { _ = w.Close() })
 	clk := clock.NewSim(time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC), 0, nil)
+	// ingest signs Baidu landings and refuses unsigned ones (401): it gets a
+	// landing key and its public URL, and the simulated browser goes to the
+	// signed URLs, as a customer puts them into the H5 URL.
+	is := httptest.NewUnstartedServer(nil)
+	reg := prometheus.NewRegistry()
 	in, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret(simSecret)}, BearerTokens: []config.Secret{config.NewSecret("t")},
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler), Now: clk.Now, MaxTokenAge: 30 * 24 * time.Hour}, w)
+		LandingKeys: []config.Secret{config.NewSecret("integration-landing-key-0123456789abcdef")}, PublicURL: "http://" + is.Listener.Addr().String(),
+		Registry: reg, Logger: slog.New(slog.DiscardHandler), Now: clk.Now, MaxTokenAge: 30 * 24 * time.Hour}, w)
 	if err != nil {
 		t.Fatal(err)
 	}
-	is := httptest.NewServer(in.Handler())
+	is.Config.Handler = in.Handler()
+	is.Start()
 	t.Cleanup(is.Close)
 	cfg := vendorsim.Config{Clock: clk, Seed: 3, MegviiAPIKey: "mk", MegviiAPISecret: simSecret, BaiduAPIKey: "bk", BaiduSecretKey: "bs",
-		MegviiNotifyURL: is.URL + ingest.RouteMegviiCallback, BaiduSuccessURL: is.URL + ingest.RouteBaiduSuccess, BaiduFailureURL: is.URL + ingest.RouteBaiduFailure,
-		ImageBytes: 2048, VideoBytes: 4096}
+		MegviiNotifyURL: is.URL + ingest.RouteMegviiCallback,
+		BaiduPages:      func(vt string) (string, string) { return in.LandingURL("success", vt), in.LandingURL("failure", vt) },
+		ImageBytes:      2048, VideoBytes: 4096}
 	if simCfg != nil {
 		simCfg(&cfg)
 	}
@@ -72,7 +81,32 @@ func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
 	sim.SetBaiduPublicURL(bs.URL)
 	mc, _ := megvii.New(megvii.Config{BaseURL: ms.URL, APIKey: config.NewSecret("mk"), APISecret: config.NewSecret(simSecret)})
 	bc, _ := baidu.New(baidu.Config{BaseURL: bs.URL, APIKey: config.NewSecret("bk"), SecretKey: config.NewSecret("bs"), Now: clk.Now})
-	return &world{t: t, broker: b, sim: sim, clk: clk, ingest: is, mc: mc, bc: bc}
+	return &world{t: t, broker: b, sim: sim, clk: clk, ingest: is, mc: mc, bc: bc, reg: reg}
+}
+
+// landings returns how many Baidu landings ingest published and how many it
+// refused for their signature.
+func (w *world) landings() (published, refused float64) {
+	w.t.Helper()
+	mfs, err := w.reg.Gather()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "faceharvest_ingest_events_published_total":
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "type" && l.GetValue() == contract.TypeBaiduCompletion {
+						published += m.GetCounter().GetValue()
+					}
+				}
+			case "faceharvest_ingest_landing_signature_failures_total":
+				refused += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return published, refused
 }
 
 func (w *world) register(regs []ingest.Registration) {
@@ -211,6 +245,7 @@ func TestHarvestEveryKindOnce(t *testing.T) {
 	w := newWorld(t, nil)
 	want := map[string]string{} // key -> outcome
 	var regs []ingest.Registration
+	var landed []string // Baidu flows that pass and land on /success
 	for i := 0; i < 12; i++ {
 		spec := vendorsim.MegviiSpec{BizNo: fmt.Sprintf("m-%d", i)}
 		outcome := contract.OutcomeHarvested
@@ -247,6 +282,9 @@ func TestHarvestEveryKindOnce(t *testing.T) {
 		}
 		regs = append(regs, ingest.Registration{Vendor: "baidu", VerificationID: c.VerifyToken})
 		want[contract.Key(contract.Baidu, c.VerifyToken)] = outcome
+		if i%4 == 0 {
+			landed = append(landed, contract.Key(contract.Baidu, c.VerifyToken))
+		}
 	}
 	w.register(regs)
 	stop, h := w.startHarvester(map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 4}, contract.Baidu: {Concurrency: 4}})
@@ -275,6 +313,17 @@ func TestHarvestEveryKindOnce(t *testing.T) {
 	}
 	if len(terms) != len(want) {
 		t.Errorf("%d terminals for %d verifications", len(terms), len(want))
+	}
+	// Signed landings are accepted (4 flows land: 2 passed, 2 failed) and a
+	// passed one is harvested on its landing, well inside the token window
+	// (a refused landing would leave it to the poll after the window).
+	if published, refused := w.landings(); published != 4 || refused != 0 {
+		t.Errorf("Baidu landings: %v published, %v refused; want 4 published, none refused", published, refused)
+	}
+	for _, key := range landed {
+		if ts := terms[key]; len(ts) == 1 && (ts[0].Landing != "success" || ts[0].IssuedAt == nil || !ts[0].DecidedAt.Before(ts[0].IssuedAt.Add(time.Hour))) {
+			t.Errorf("%s: landing %q, decided %v after issue: want harvested on its landing", key, ts[0].Landing, ts[0].DecidedAt.Sub(*ts[0].IssuedAt))
+		}
 	}
 	st := w.sim.Stats()
 	if st.MegviiServedTwice != 0 || st.MegviiDestroyedHits != 0 {

@@ -37,6 +37,7 @@ func TestTenThousandWithFaultsStormsAndRebalance(t *testing.T) {
 		c.ImageBytes = 256
 	})
 	want := map[string]string{}
+	wantLandings := 0
 	var regs []ingest.Registration
 	for i := 0; i < n; i++ {
 		if i%2 == 0 {
@@ -71,6 +72,9 @@ func TestTenThousandWithFaultsStormsAndRebalance(t *testing.T) {
 		c, err := w.sim.CreateBaidu(spec)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !spec.NoRedirect && !spec.NeverCompletes {
+			wantLandings++
 		}
 		regs = append(regs, ingest.Registration{Vendor: "baidu", VerificationID: c.VerifyToken})
 		want[contract.Key(contract.Baidu, c.VerifyToken)] = outcome
@@ -133,6 +137,12 @@ func TestTenThousandWithFaultsStormsAndRebalance(t *testing.T) {
 				t.Errorf("%s: terminal names a response not in the topic", key)
 			}
 		}
+	}
+	// The browser landed on the signed URLs: each completed flow's landing
+	// was accepted (published), none refused, so Baidu was harvested on
+	// landings, not only by the poll after the token window.
+	if published, refused := w.landings(); published < float64(wantLandings) || refused != 0 {
+		t.Errorf("Baidu landings: %v published, %v refused; want %d published, none refused", published, refused, wantLandings)
 	}
 	st := w.sim.Stats()
 	if st.MegviiServedTwice != 0 || st.MegviiDestroyedHits != 0 {

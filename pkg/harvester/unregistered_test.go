@@ -320,6 +320,10 @@ func TestForgedSuccessLandingDoesNotDecide(t *testing.T) {
 	r := newBaiduRig(t, false, nil)
 	<-r.register("f1")
 	<-r.landing("f1", "success")
+	// No attempt passed and the token window is open: the user may retry,
+	// so getall is polled again after the window before the harvest ends.
+	eventually(t, "f1 polled", func() bool { return r.calledFor("f1") == 1 })
+	r.clk.Advance(2*time.Hour + 10*time.Minute)
 	eventually(t, "f1 closed", func() bool { return len(r.terminals("baidu:f1")) == 1 })
 	r.raw.mu.Lock()
 	var value string
@@ -332,7 +336,7 @@ func TestForgedSuccessLandingDoesNotDecide(t *testing.T) {
 	if !strings.Contains(value, `"flow_status":"failure"`) || !strings.Contains(value, `"landing":"success"`) {
 		t.Fatalf("terminal %s: want the vendor's failure and the landing as a hint", value)
 	}
-	if n := r.calledFor("f1"); n != 2 { // getall, media/query: detail answers only a success
+	if n := r.calledFor("f1"); n != 3 { // getall twice, media/query: detail answers only a success
 		t.Fatalf("calls %v", r.caller.order())
 	}
 }

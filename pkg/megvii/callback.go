@@ -193,3 +193,25 @@ func (cb Callback) Summarize() (Summary, error) {
 // bytesOf views a string's bytes without copying; the result must not be
 // modified (hashes and decoders only read it).
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// ProcedureType reads liveness_result.procedure_type from a result object (a
+// callback's data or a get_result answer), "" when it has none or the body
+// is not a result object. Only liveness_result is decoded: an answer's
+// megabytes of images are validated by the scanner, not decoded.
+func ProcedureType(body []byte) string {
+	var lr []byte
+	if err := members(body, func(key string, vs, ve int) {
+		if strings.EqualFold(key, "liveness_result") {
+			lr = body[vs:ve]
+		}
+	}); err != nil || lr == nil {
+		return ""
+	}
+	var v struct {
+		ProcedureType string `json:"procedure_type"`
+	}
+	if json.Unmarshal(lr, &v) != nil {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSpace(v.ProcedureType))
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/baidu"
@@ -28,6 +29,17 @@ type Policy struct {
 	BaiduPollDelay      time.Duration // without a completion, first poll this long after the token window (5 min)
 	BaiduDetail         bool          // also call result/detail (base64 ID-card images)
 	BaiduMedia          bool          // also call result/media/query (videos and images)
+	// BaiduQPSLimitGrace: error 18 (QPS limit) is rate limiting at first;
+	// answered for this long without another answer in between it is an
+	// account fault (001's FAQ: 持续返回错误码18 means the paid APIs are not
+	// enabled or their free quota is spent) and pauses the vendor (5 min).
+	BaiduQPSLimitGrace time.Duration
+	// BaiduTokenInvalidFaults: "Token无效或者已过期" inside the data window
+	// after a completion is what 001 answers for a verify_token used with an
+	// access_token of another application. It is taken for an account fault
+	// (pause, alert, keep the verification) this many times before the data
+	// is concluded destroyed (5).
+	BaiduTokenInvalidFaults int
 
 	RetryMin time.Duration // first retry after a failure (5 s), doubling
 	RetryMax time.Duration // longest pause between retries (5 min)
@@ -42,7 +54,7 @@ func Defaults() Policy {
 	return Policy{
 		MegviiRetention: 24 * time.Hour, MegviiCallBudget: 1, MegviiLastChance: 30 * time.Minute,
 		BaiduTokenWindow: 2 * time.Hour, BaiduRetention: 72 * time.Hour, BaiduMediaRetention: 24 * time.Hour, BaiduPollDelay: 5 * time.Minute,
-		BaiduDetail: true, BaiduMedia: true,
+		BaiduDetail: true, BaiduMedia: true, BaiduQPSLimitGrace: 5 * time.Minute, BaiduTokenInvalidFaults: 5,
 		RetryMin: 5 * time.Second, RetryMax: 5 * time.Minute, RateLimitRetry: 500 * time.Millisecond,
 	}
 }
@@ -58,6 +70,8 @@ func (p Policy) Validate() error {
 		return fmt.Errorf("the Megvii last-chance margin must be positive and shorter than the retention window")
 	case p.RetryMin <= 0 || p.RetryMax < p.RetryMin:
 		return fmt.Errorf("retry back-off: want 0 < min <= max")
+	case p.BaiduQPSLimitGrace < 0 || p.BaiduTokenInvalidFaults < 0:
+		return fmt.Errorf("the Baidu error-18 grace and the token-invalid count must not be negative")
 	}
 	return nil
 }
@@ -84,11 +98,27 @@ type State struct {
 	NextAt       time.Time  `json:"next_at"`
 	Failures     int        `json:"failures,omitempty"` // consecutive retryable failures
 	Spent        int        `json:"spent,omitempty"`    // Megvii get_result answers recorded (the budget used)
-	Attempts     int        `json:"attempts,omitempty"` // calls started, for response ids
-	Intent       *Intent    `json:"intent,omitempty"`
-	Responses    []string   `json:"responses,omitempty"`
-	Done         []string   `json:"done,omitempty"` // Baidu endpoints answered for good
-	LastError    string     `json:"last_error,omitempty"`
+	// Procedure is Megvii's liveness procedure_type (video, still, selfie,
+	// flash), from the signed callback or a get_result answer: it decides
+	// which return_image values are worth the call budget.
+	Procedure string `json:"procedure,omitempty"`
+	// Asked are the return_image values of the served get_result calls.
+	Asked     []int    `json:"asked,omitempty"`
+	Attempts  int      `json:"attempts,omitempty"` // calls started, for response ids
+	Intent    *Intent  `json:"intent,omitempty"`
+	Responses []string `json:"responses,omitempty"`
+	Done      []string `json:"done,omitempty"` // Baidu endpoints answered for good
+	LastError string   `json:"last_error,omitempty"`
+	// Polls counts Baidu getall answers that listed attempts, none passed,
+	// while the token window was open: the user may still retry (001: with
+	// "URL stays valid on failure" a token carries several attempts).
+	Polls int `json:"polls,omitempty"`
+	// QPSLimitedSince is when the current run of Baidu error-18 answers
+	// began (nil after any other answer).
+	QPSLimitedSince *time.Time `json:"qps_limited_since,omitempty"`
+	// TokenInvalid counts "Token无效或者已过期" answers taken for account
+	// faults (Policy.BaiduTokenInvalidFaults).
+	TokenInvalid int `json:"token_invalid,omitempty"`
 	// Closing is the terminal decision, stored before the terminal envelope
 	// is published so that a restart republishes the same envelope rather
 	// than deciding (or calling) again.
@@ -175,6 +205,9 @@ func (p Policy) Apply(s *State, typ string, ev contract.Event) *State {
 		st := megvii.Status(ev.Status)
 		if st.Final() || s.CompletedAt == nil {
 			s.FlowStatus = ev.Status
+		}
+		if pt := megvii.ProcedureType([]byte(ev.Data)); pt != "" {
+			s.Procedure = pt
 		}
 		if st.Final() && s.CompletedAt == nil {
 			t := ev.ReceivedAt
@@ -310,7 +343,10 @@ type Result struct {
 	Recorded   bool            // a response was published (a body came back)
 	ResponseID string
 	Served     bool // Megvii: an HTTP 200 answer (the budget is spent)
-	Message    string
+	// ReturnImage (Megvii) is the return_image value the call asked for.
+	ReturnImage int
+	Code        string // the vendor's error code, when it gave one
+	Message     string
 	// Baidu getall only: attempts found, and when the last one finished.
 	Attempts     int
 	LastVerified *time.Time
@@ -326,11 +362,23 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 	}
 	if r.Served {
 		s.Spent++
+		if r.ReturnImage != 0 && !slices.Contains(s.Asked, r.ReturnImage) {
+			s.Asked = append(s.Asked, r.ReturnImage)
+		}
+	}
+	if r.Class != vendorerr.RateLimited {
+		s.QPSLimitedSince = nil
 	}
 	switch r.Class {
 	case vendorerr.Unknown:
 		s.Failures, s.LastError = 0, ""
 		if s.Vendor == contract.Megvii {
+			// Images come only with status OK (000); a budget above one asks
+			// for what the earlier values did not return.
+			if _, more := NextReturnImage(s); more && s.Spent < p.MegviiCallBudget && megvii.Status(s.FlowStatus) == megvii.StatusOK {
+				s.NextAt = now
+				return nil, false
+			}
 			return &Close{Outcome: contract.OutcomeHarvested}, false
 		}
 		return p.baiduSuccess(s, r, now), false
@@ -340,6 +388,17 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 		if s.Vendor == contract.Baidu {
 			if s.CompletedAt == nil && !now.Before(s.windowStart().Add(p.BaiduTokenWindow)) {
 				return &Close{contract.OutcomeNotVerified, "no verification within the token window; the vendor says: " + r.Message}, false
+			}
+			if p.inDataWindow(s, now) && s.TokenInvalid < p.BaiduTokenInvalidFaults {
+				// Inside the data window the token cannot have expired: 001
+				// gives the same answer for a verify_token used with another
+				// application's access_token. An account fault until it
+				// persists.
+				s.TokenInvalid++
+				s.LastError = fmt.Sprintf("%s inside the data window (%d of %d before it counts as destroyed): is the access_token of the application that generated the verify_token? %s",
+					r.Endpoint, s.TokenInvalid, p.BaiduTokenInvalidFaults, r.Message)
+				s.NextAt = now
+				return nil, true
 			}
 			if r.Endpoint == baidu.EndpointMedia || r.Endpoint == baidu.EndpointDetail {
 				s.Done = append(s.Done, r.Endpoint)
@@ -359,6 +418,17 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 	}
 	if r.Class == vendorerr.RateLimited {
 		s.LastError = r.Message
+		if s.Vendor == contract.Baidu && r.Code == strconv.Itoa(baidu.CodeQPSLimit) && p.BaiduQPSLimitGrace > 0 {
+			if s.QPSLimitedSince == nil {
+				t := now
+				s.QPSLimitedSince = &t
+			} else if d := now.Sub(*s.QPSLimitedSince); d >= p.BaiduQPSLimitGrace {
+				s.LastError = fmt.Sprintf("error 18 answered for %s: the paid APIs the H5 plan depends on (人脸实名认证V4, 人脸对比V4) are not enabled or their free quota is spent (document 001): %s",
+					d.Round(time.Second), r.Message)
+				s.NextAt = now
+				return nil, true
+			}
+		}
 		wait := p.RateLimitRetry
 		if wait <= 0 {
 			wait = 500 * time.Millisecond
@@ -414,6 +484,20 @@ func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
 		if r.AnyPassed {
 			s.FlowStatus = LandingSuccess
 		}
+		if windowEnd := s.windowStart().Add(p.BaiduTokenWindow); !r.AnyPassed && now.Before(windowEnd) {
+			// Failed attempts only, and the token can still verify: the
+			// user may retry (001: 用户核验失败后多次重试). Poll again,
+			// backing off, and once more after the token window; a landing
+			// makes it due at once. detail and media wait for the last
+			// attempt.
+			s.Polls++
+			next := now.Add(p.BaiduPollDelay << min(s.Polls-1, 10))
+			if last := windowEnd.Add(p.BaiduPollDelay); next.After(last) || next.Before(now) {
+				next = last
+			}
+			s.NextAt = next
+			return nil
+		}
 		if !r.AnyPassed && !s.done(baidu.EndpointDetail) {
 			s.Done = append(s.Done, baidu.EndpointDetail) // detail answers only for a success
 		}
@@ -421,6 +505,47 @@ func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
 	s.Done = append(s.Done, r.Endpoint)
 	s.NextAt = now
 	return nil
+}
+
+// MegviiReturnImages are the return_image values worth a get_result call for
+// a procedure, the most evidence first (document 000). 4 ("all images")
+// returns the images 000's images field names: image_best and the ID card's
+// two sides; 1 (image_best) is valid only for video, still and flash, 5 and
+// 6 (the frontal and the side selfie) only for selfie. So for a selfie flow
+// 4 returns only the ID card, and the selfie photos need 5 and 6: 5 first
+// (the frontal selfie is the face the verdict is about; the card's content
+// is in the result's idcard_info as text), then 4 (the card's photos), then
+// 6. For the other procedures, or before the procedure is known, 4 returns
+// everything.
+func MegviiReturnImages(procedure string) []int {
+	if procedure == megvii.ProcedureSelfie {
+		return []int{int(megvii.ReturnImageSelfieFront), int(megvii.ReturnImageAll), int(megvii.ReturnImageSelfieSide)}
+	}
+	return []int{int(megvii.ReturnImageAll)}
+}
+
+// NextReturnImage is the return_image value of s's next get_result call:
+// the first of MegviiReturnImages not yet answered, and whether there is
+// one (when there is none, the first, for a call made anyway).
+func NextReturnImage(s *State) (int, bool) {
+	vals := MegviiReturnImages(s.Procedure)
+	for _, v := range vals {
+		if !slices.Contains(s.Asked, v) {
+			return v, true
+		}
+	}
+	return vals[0], false
+}
+
+// inDataWindow reports whether a Baidu token's results must still be
+// answered at now: three days after its completion; before any completion is
+// known, until its token window ends (after that, 001's "Token无效或者已过期"
+// is the unused token's).
+func (p Policy) inDataWindow(s *State, now time.Time) bool {
+	if s.CompletedAt != nil {
+		return now.Before(s.CompletedAt.Add(p.BaiduRetention))
+	}
+	return now.Before(s.windowStart().Add(p.BaiduTokenWindow))
 }
 
 // Jitter is a deterministic jitter of up to a fifth of RetryMin, from the key

@@ -23,13 +23,21 @@ type BaiduSpec struct {
 	NeverCompletes bool     `json:"never_completes,omitempty"` // the user never starts
 	Outcome        string   `json:"outcome,omitempty"`         // success or failure (success)
 	Attempts       int      `json:"attempts,omitempty"`        // attempts made (1); the last passes on success
-	Media          string   `json:"media,omitempty"`           // process_video, video or none (process_video)
-	ImageBytes     int      `json:"image_bytes,omitempty"`
-	VideoBytes     int64    `json:"video_bytes,omitempty"`
-	SuccessURL     string   `json:"success_url,omitempty"` // Config.BaiduSuccessURL
-	FailureURL     string   `json:"failure_url,omitempty"` // Config.BaiduFailureURL
-	NoRedirect     bool     `json:"no_redirect,omitempty"` // the browser never lands on the customer's page
-	Faults         []string `json:"faults,omitempty"`
+	// AttemptGap is the time between two attempts (30 s): the last one ends
+	// at CompleteAfter, attempt i AttemptGap×(Attempts−i) before. Each
+	// failed attempt but the last sends the browser to the failure page
+	// (001: with "URL stays valid on failure" the user retries).
+	AttemptGap Duration `json:"attempt_gap,omitempty"`
+	// Media is what the account records: none (the default: 001 says
+	// 视频录制功能默认不开启, and media/query then gives no video data),
+	// process_video or video.
+	Media      string   `json:"media,omitempty"`
+	ImageBytes int      `json:"image_bytes,omitempty"`
+	VideoBytes int64    `json:"video_bytes,omitempty"`
+	SuccessURL string   `json:"success_url,omitempty"` // Config.BaiduSuccessURL
+	FailureURL string   `json:"failure_url,omitempty"` // Config.BaiduFailureURL
+	NoRedirect bool     `json:"no_redirect,omitempty"` // the browser never lands on the customer's page
+	Faults     []string `json:"faults,omitempty"`
 }
 
 type baiduVerification struct {
@@ -44,14 +52,44 @@ type baiduVerification struct {
 	rdSched  bool // the redirect is scheduled
 	rdDone   bool
 	rdResult string
+	// rdAttempt is the attempt whose landing is delivered next (from 1).
+	rdAttempt int
+	// spoiled: a query endpoint was called before the user's first attempt
+	// ended. 001: 用户进行操作后再查询接口,否则生成Token无法生效 — the token
+	// then never takes effect: no attempt happens, and once its two hours
+	// are over it answers as an unused token.
+	spoiled bool
 }
 
-// completedAt returns when the user finished, and whether they ever did.
+// completedAt returns when the user finished (the last attempt ended), and
+// whether they ever did.
 func (v *baiduVerification) completedAt(tokenTTL time.Duration) (time.Time, bool) {
-	if v.spec.NeverCompletes || time.Duration(v.spec.CompleteAfter) >= tokenTTL {
+	if v.spoiled || v.spec.NeverCompletes || time.Duration(v.spec.CompleteAfter) >= tokenTTL {
 		return time.Time{}, false
 	}
 	return v.created.Add(time.Duration(v.spec.CompleteAfter)), true
+}
+
+// attemptAt is when attempt i (from 1) ended, for a verification that
+// completes.
+func (v *baiduVerification) attemptAt(done time.Time, i int) time.Time {
+	return done.Add(-time.Duration(v.spec.Attempts-i) * time.Duration(v.spec.AttemptGap))
+}
+
+// attemptsBy counts the attempts ended by now.
+func (v *baiduVerification) attemptsBy(done, now time.Time) int {
+	n := 0
+	for i := 1; i <= v.spec.Attempts; i++ {
+		if !v.attemptAt(done, i).After(now) {
+			n = i
+		}
+	}
+	return n
+}
+
+// passed reports whether attempt i passed: on success, the last one.
+func (v *baiduVerification) passed(i int) bool {
+	return v.spec.Outcome == "success" && i == v.spec.Attempts
 }
 
 func (s *Sim) baiduDefaults(spec BaiduSpec) (BaiduSpec, error) {
@@ -70,7 +108,16 @@ func (s *Sim) baiduDefaults(spec BaiduSpec) (BaiduSpec, error) {
 	if spec.Attempts == 0 {
 		spec.Attempts = max(d.Attempts, 1)
 	}
-	spec.Media = strings.ToLower(firstNonEmpty(spec.Media, d.Media, "process_video"))
+	if spec.AttemptGap == 0 {
+		spec.AttemptGap = d.AttemptGap
+		if spec.AttemptGap == 0 {
+			spec.AttemptGap = Duration(30 * time.Second)
+		}
+	}
+	if spec.AttemptGap < 0 || time.Duration(spec.AttemptGap)*time.Duration(spec.Attempts-1) > time.Duration(spec.CompleteAfter) {
+		return spec, fmt.Errorf("attempt_gap %s × %d attempts: the first would end before the token exists", time.Duration(spec.AttemptGap), spec.Attempts)
+	}
+	spec.Media = strings.ToLower(firstNonEmpty(spec.Media, d.Media, "none"))
 	if spec.Media != "process_video" && spec.Media != "video" && spec.Media != "none" {
 		return spec, fmt.Errorf("media %q: want process_video, video or none", spec.Media)
 	}
@@ -125,11 +172,18 @@ func (s *Sim) CreateBaidu(spec BaiduSpec) (BaiduCreated, error) {
 // scheduleRedirectLocked schedules v's browser redirect once it has a page
 // to go to, when the user finishes (at once if they already have).
 func (s *Sim) scheduleRedirectLocked(v *baiduVerification) {
-	if v.rdSched || v.spec.NoRedirect || s.redirectURL(v) == "" {
+	if v.rdSched || v.spec.NoRedirect || v.rdDone {
 		return
 	}
-	if at, ok := v.completedAt(s.cfg.BaiduVerifyTokenTTL); ok {
+	if v.rdAttempt == 0 {
+		v.rdAttempt = 1
+	}
+	if s.redirectURL(v) == "" {
+		return
+	}
+	if done, ok := v.completedAt(s.cfg.BaiduVerifyTokenTTL); ok {
 		v.rdSched = true
+		at := v.attemptAt(done, v.rdAttempt)
 		if now := s.clk.Now(); at.Before(now) {
 			at = now
 		}
@@ -159,13 +213,14 @@ func (s *Sim) SetBaiduPages(verifyToken, successURL, failureURL string) error {
 	return nil
 }
 
-// redirectURL is the page the browser is sent to, with verify_token
-// appended as a query parameter ('&' when the page has a query already).
-// The vendor documents do not describe this redirect; a page that already
-// carries a query keeps it.
+// redirectURL is the page the browser is sent to after attempt
+// v.rdAttempt, with verify_token appended as a query parameter ('&' when
+// the page has a query already): the success page after the attempt that
+// passed, the failure page after the others. The vendor documents do not
+// describe this redirect; a page that already carries a query keeps it.
 func (s *Sim) redirectURL(v *baiduVerification) string {
 	target := v.spec.SuccessURL
-	if v.spec.Outcome == "failure" {
+	if !v.passed(max(v.rdAttempt, 1)) {
 		target = v.spec.FailureURL
 	}
 	if target == "" {
@@ -268,6 +323,8 @@ func (s *Sim) baiduPreServeFault(w http.ResponseWriter, endpoint, fault string) 
 		s.platformError(w, endpoint, http.StatusOK, baidu.CodeDailyLimit, "Open api daily request limit reached")
 	case FaultQuota:
 		s.platformError(w, endpoint, http.StatusOK, baidu.CodeTotalLimit, "Open api total request limit reached")
+	case FaultForeignAccessToken:
+		s.faceprintError(w, endpoint, simCodeTokenInvalid, baidu.TokenInvalidMessage)
 	default:
 		return false
 	}
@@ -392,6 +449,9 @@ func (s *Sim) handleFaceprint(w http.ResponseWriter, r *http.Request) {
 		s.faceprintError(w, ep, simCodeTokenInvalid, baidu.TokenInvalidMessage)
 		return
 	}
+	if s.spoilIfUnused(v, now) {
+		vc.spoiled = true
+	}
 	done, finished := vc.completedAt(s.cfg.BaiduVerifyTokenTTL)
 	switch {
 	case !finished && now.After(vc.created.Add(s.cfg.BaiduVerifyTokenTTL)),
@@ -399,7 +459,7 @@ func (s *Sim) handleFaceprint(w http.ResponseWriter, r *http.Request) {
 		s.countOutcome(vt, ep+":token_invalid")
 		s.faceprintError(w, ep, simCodeTokenInvalid, baidu.TokenInvalidMessage)
 		return
-	case !finished || now.Before(done):
+	case !finished || now.Before(vc.attemptAt(done, 1)):
 		s.countOutcome(vt, ep+":not_finished")
 		switch ep {
 		case baidu.EndpointGetAll:
@@ -409,7 +469,9 @@ func (s *Sim) handleFaceprint(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	success := vc.spec.Outcome == "success"
+	// Attempts ended by now; the verification succeeded once one passed.
+	n := vc.attemptsBy(done, now)
+	success := vc.passed(n)
 	var result any
 	switch ep {
 	case baidu.EndpointSimple:
@@ -433,10 +495,31 @@ func (s *Sim) handleFaceprint(w http.ResponseWriter, r *http.Request) {
 	case baidu.EndpointMedia:
 		result = s.baiduMedia(&vc, now, done)
 	case baidu.EndpointGetAll:
-		result = s.baiduGetAll(&vc, done)
+		result = s.baiduGetAll(&vc, done, n)
 	}
 	s.countOutcome(vt, ep+":ok")
 	s.serveBody(r.Context(), w, "baidu", ep, fault, s.envelope(result))
+}
+
+// spoilIfUnused marks v spoiled when a query endpoint is called before its
+// first attempt ended and while its token can still verify (001: query
+// only after the user acted, or the token never takes effect). It reports
+// whether v is spoiled.
+func (s *Sim) spoilIfUnused(v *baiduVerification, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v.spoiled {
+		return true
+	}
+	if now.After(v.created.Add(s.cfg.BaiduVerifyTokenTTL)) {
+		return false
+	}
+	if done, ok := v.completedAt(s.cfg.BaiduVerifyTokenTTL); ok && !now.Before(v.attemptAt(done, 1)) {
+		return false
+	}
+	v.spoiled = true
+	v.outcomes["queried_before_use"]++
+	return true
 }
 
 func (s *Sim) countOutcome(vt, outcome string) {
@@ -493,20 +576,20 @@ func (s *Sim) baiduMedia(v *baiduVerification, now, done time.Time) map[string]a
 	return out
 }
 
-func (s *Sim) baiduGetAll(v *baiduVerification, done time.Time) map[string]any {
+// baiduGetAll lists the n attempts ended so far.
+func (s *Sim) baiduGetAll(v *baiduVerification, done time.Time, n int) map[string]any {
 	var env map[string]any
 	_ = json.Unmarshal(vendordocs.MustExample("baidu_result_getall.json"), &env)
 	res := env["result"].(map[string]any)
 	tmpl := res["verify_result"].([]any)[0].(map[string]any)
-	n := v.spec.Attempts
 	attempts := make([]any, 0, n)
 	charged := 0
 	for i := 1; i <= n; i++ {
 		var a map[string]any
 		_ = json.Unmarshal(mustJSON(tmpl), &a)
-		at := done.Add(time.Duration(i-n) * 30 * time.Second).In(baidu.China)
+		at := v.attemptAt(done, i).In(baidu.China)
 		ts := fmt.Sprintf("%d-%d-%d %02d:%02d:%02d", at.Year(), at.Month(), at.Day(), at.Hour(), at.Minute(), at.Second())
-		passed := v.spec.Outcome == "success" && i == n
+		passed := v.passed(i)
 		a["order"] = i
 		a["is_verify_passed"] = passed
 		a["verify_time"] = ts
@@ -517,6 +600,8 @@ func (s *Sim) baiduGetAll(v *baiduVerification, done time.Time) map[string]any {
 		d["verify_log_id"] = s.logID()
 		d["risk_level"] = "4"
 		d["risk_tag"] = ""
+		// 001: liveness_score and spoofing_score are reserved, currently 0.
+		d["liveness_score"], d["spoofing_score"] = 0, 0
 		if passed {
 			a["code"], a["message"] = "0", "核验成功"
 			d["score"] = 91.5
@@ -577,7 +662,7 @@ func (s *Sim) handleMedia(w http.ResponseWriter, r *http.Request) {
 	if isMediaQuery {
 		keep = s.cfg.BaiduMediaRetention
 	}
-	if !finished || now.Before(done) {
+	if !finished || now.Before(vc.attemptAt(done, 1)) {
 		deny("NoSuchKey", http.StatusNotFound, "not_found")
 		return
 	}
@@ -610,7 +695,7 @@ func (s *Sim) handleMedia(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) deliverBaidu(ctx context.Context, vt string) {
 	s.mu.Lock()
 	v := s.baidu[vt]
-	if v == nil || v.rdDone {
+	if v == nil || v.rdDone || v.spoiled {
 		s.mu.Unlock()
 		return
 	}
@@ -632,7 +717,12 @@ func (s *Sim) deliverBaidu(ctx context.Context, vt string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v.rdResult = outcome
-	if outcome == "delivered" {
+	if outcome == "delivered" && v.rdAttempt < v.spec.Attempts {
+		// The user retries; the next attempt's landing follows.
+		v.rdAttempt++
+		v.rdSched = false
+		s.scheduleRedirectLocked(v)
+	} else if outcome == "delivered" {
 		v.rdDone = true
 	} else if outcome == "bad_url" || !s.retryLocked("baidu", vt, tries) {
 		outcome = "gave_up"

@@ -38,7 +38,7 @@ func download(t *testing.T, u string) (int, string, []byte) {
 }
 
 func TestBaiduFullFlow(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, func(c *Config) { c.DefaultBaidu.Media = "process_video" })
 	ctx := context.Background()
 	gen, err := h.baidu.GenerateVerifyToken(ctx, "plan-1")
 	if err != nil {
@@ -55,14 +55,7 @@ func TestBaiduFullFlow(t *testing.T) {
 	if _, err := h.baidu.UploadMatchImage(ctx, baidu.UploadMatchImage{VerifyToken: vt, Image: "%%%"}); vendorerr.ClassOf(err) != vendorerr.CallerBug {
 		t.Fatalf("bad image: %v", err)
 	}
-	// Before the user finishes: getall has no attempts; detail is not ready.
-	all, err := h.baidu.GetAll(ctx, vt)
-	if err != nil || all.VerifyCount.Value != 0 || len(all.VerifyResult) != 0 {
-		t.Fatalf("pending getall %+v %v", all, err)
-	}
-	if _, err := h.baidu.ResultDetail(ctx, vt); vendorerr.ClassOf(err) != vendorerr.VendorFault {
-		t.Fatalf("pending detail: %v", err)
-	}
+	// No query before the user acted (001): see TestBaiduQueryBeforeTheUserActed.
 	h.clk.Advance(61 * time.Second)
 	h.sim.DispatchDue(ctx)
 	got := h.landing.received()
@@ -102,7 +95,7 @@ func TestBaiduFullFlow(t *testing.T) {
 	if code != 200 || ct != "video/mp4" || int64(len(body)) != MP4Size(300<<10) || http.DetectContentType(body) != "video/mp4" {
 		t.Fatalf("video: %d %s %d", code, ct, len(body))
 	}
-	all, err = h.baidu.GetAll(ctx, vt)
+	all, err := h.baidu.GetAll(ctx, vt)
 	if err != nil || all.VerifyCount.Value != 1 || !all.Passed() || all.VerifyResult[0].IDCardImages == nil {
 		t.Fatalf("getall %+v %v", all, err)
 	}
@@ -133,7 +126,7 @@ func TestBaiduFullFlow(t *testing.T) {
 		}
 	}
 	state, _ := h.sim.Baidu(vt)
-	if state.Calls[baidu.EndpointGetAll] != 3 || state.Calls["media"] != 4 || !state.CallbackDelivered {
+	if state.Calls[baidu.EndpointGetAll] != 2 || state.Calls["media"] != 4 || !state.CallbackDelivered {
 		t.Fatalf("state %+v", state)
 	}
 }
@@ -153,7 +146,18 @@ func TestBaiduOutcomes(t *testing.T) {
 		q, _ := url.ParseQuery(g.Query)
 		paths[q.Get("verify_token")] = g.Path
 	}
-	if len(got) != 2 || paths[failed] != "/v1/callbacks/baidu/failure" || paths[none] != "/v1/callbacks/baidu/success" {
+	// Attempts 0 s, 30 s and 60 s after the token ended: three failure
+	// landings for failed (each delivered in its own dispatch), one success.
+	for h.sim.DispatchDue(ctx) > 0 {
+	}
+	got = h.landing.received()
+	count := map[string]int{}
+	for _, g := range got {
+		q, _ := url.ParseQuery(g.Query)
+		paths[q.Get("verify_token")] = g.Path
+		count[q.Get("verify_token")]++
+	}
+	if len(got) != 4 || count[failed] != 3 || paths[failed] != "/v1/callbacks/baidu/failure" || paths[none] != "/v1/callbacks/baidu/success" {
 		t.Fatalf("redirects %+v", got)
 	}
 	if _, err := h.baidu.ResultDetail(ctx, failed); vendorerr.ClassOf(err) != vendorerr.NotVerified {
@@ -379,5 +383,84 @@ func TestBaiduPagesHook(t *testing.T) {
 	}
 	if got["/v1/callbacks/baidu/success"] != "verify_token="+vt+"&sig=s&verify_token="+vt || got["/own"] != "verify_token="+own || len(got) != 2 {
 		t.Fatalf("redirects %v", got)
+	}
+}
+
+// TestBaiduQueryBeforeTheUserActed: 001 says 用户进行操作后再查询接口,否则生成
+// Token无法生效. A query endpoint called before the user's first attempt
+// ended spoils the token: no attempt, no landing, and after its two hours it
+// answers as an unused token. A query after the first attempt harms nothing.
+func TestBaiduQueryBeforeTheUserActed(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	early := h.createB(t, BaiduSpec{})
+	patient := h.createB(t, BaiduSpec{})
+	all, err := h.baidu.GetAll(ctx, early)
+	if err != nil || all.VerifyCount.Value != 0 {
+		t.Fatalf("early getall %+v %v", all, err)
+	}
+	h.clk.Advance(61 * time.Second)
+	for h.sim.DispatchDue(ctx) > 0 {
+	}
+	got := h.landing.received()
+	if len(got) != 1 || !strings.Contains(got[0].Query, patient) {
+		t.Fatalf("landings %+v: want only the token nobody queried early", got)
+	}
+	if all, err := h.baidu.GetAll(ctx, early); err != nil || all.VerifyCount.Value != 0 {
+		t.Fatalf("spoiled token after the user's time: %+v %v", all, err)
+	}
+	if all, err := h.baidu.GetAll(ctx, patient); err != nil || all.VerifyCount.Value != 1 || !all.Passed() {
+		t.Fatalf("patient token: %+v %v", all, err)
+	}
+	h.clk.Advance(2 * time.Hour)
+	if _, err := h.baidu.GetAll(ctx, early); vendorerr.ClassOf(err) != vendorerr.Destroyed {
+		t.Fatalf("spoiled token after 2 h: %v", err)
+	}
+	if st, _ := h.sim.Baidu(early); st.Outcomes["queried_before_use"] != 1 {
+		t.Fatalf("outcomes %+v", st.Outcomes)
+	}
+}
+
+// TestBaiduAttemptsOverTime: with "URL stays valid on failure" a token
+// carries several attempts (001); getall lists those ended so far, each
+// failed one sends the browser to the failure page, and detail answers once
+// one passed. Media recording is off by default (001: 视频录制功能默认不开启):
+// media/query answers without video data.
+func TestBaiduAttemptsOverTime(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	vt := h.createB(t, BaiduSpec{Attempts: 2, AttemptGap: Duration(20 * time.Minute), CompleteAfter: Duration(30 * time.Minute)})
+	h.clk.Advance(10 * time.Minute) // attempt 1 ended: failed
+	for h.sim.DispatchDue(ctx) > 0 {
+	}
+	if got := h.landing.received(); len(got) != 1 || got[0].Path != "/v1/callbacks/baidu/failure" {
+		t.Fatalf("after attempt 1: %+v", got)
+	}
+	all, err := h.baidu.GetAll(ctx, vt)
+	if err != nil || all.VerifyCount.Value != 1 || all.Passed() {
+		t.Fatalf("getall after attempt 1: %+v %v", all, err)
+	}
+	if d := all.VerifyResult[0].VerifyDetail; d.LivenessScore.Value != 0 || d.SpoofingScore.Value != 0 {
+		t.Fatalf("getall's reserved scores: %+v", d)
+	}
+	if _, err := h.baidu.ResultDetail(ctx, vt); vendorerr.ClassOf(err) != vendorerr.NotVerified {
+		t.Fatalf("detail after a failed attempt: %v", err)
+	}
+	h.clk.Advance(20 * time.Minute) // attempt 2 ended: passed
+	for h.sim.DispatchDue(ctx) > 0 {
+	}
+	if got := h.landing.received(); len(got) != 2 || got[1].Path != "/v1/callbacks/baidu/success" {
+		t.Fatalf("after attempt 2: %+v", got)
+	}
+	all, err = h.baidu.GetAll(ctx, vt)
+	if err != nil || all.VerifyCount.Value != 2 || !all.Passed() || all.VerifyResult[0].VerifyDetail.FaceImage == all.VerifyResult[1].VerifyDetail.FaceImage {
+		t.Fatalf("getall after attempt 2: %+v %v", all, err)
+	}
+	if _, err := h.baidu.ResultDetail(ctx, vt); err != nil {
+		t.Fatalf("detail after the passed attempt: %v", err)
+	}
+	m, err := h.baidu.MediaQuery(ctx, vt)
+	if err != nil || len(m.URLs()) != 0 {
+		t.Fatalf("media with recording off: %+v %v", m, err)
 	}
 }

@@ -238,7 +238,7 @@ func (s *Sim) preServeFault(w http.ResponseWriter, vendor, endpoint, fault strin
 			s.megviiError(w, endpoint, http.StatusInternalServerError, megvii.ErrInternal)
 		case FaultConcurrency, FaultClusterLimit:
 			s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrConcurrencyLimitExceeded)
-		case FaultAuth:
+		case FaultAuth, FaultForeignAccessToken:
 			s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrAuthentication)
 		case FaultAuthorization:
 			s.megviiError(w, endpoint, http.StatusForbidden, megvii.ErrAuthorization+":Denied.")
@@ -504,7 +504,11 @@ func (s *Sim) megviiImages(bizID string, spec MegviiSpec, ri megvii.ReturnImage,
 	selfie := spec.Procedure == megvii.ProcedureSelfie
 	idcard := *spec.IDCardMode != 0
 	var names []string
-	want := func(r megvii.ReturnImage) bool { return ri == r || ri == megvii.ReturnImageAll }
+	// 4 ("all images") returns the images 000's images field names:
+	// image_best and the ID card's sides; the selfies only with 5 and 6.
+	want := func(r megvii.ReturnImage) bool {
+		return ri == r || (ri == megvii.ReturnImageAll && r <= megvii.ReturnImageIDCardBack)
+	}
 	if want(megvii.ReturnImageBest) && !selfie {
 		names = append(names, megvii.ImageBest)
 	}

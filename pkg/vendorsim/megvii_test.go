@@ -244,6 +244,7 @@ func TestMegviiQuirksAndProcedures(t *testing.T) {
 	ctx := context.Background()
 	q := h.createM(t, MegviiSpec{Quirks: quirks()})
 	sel := h.createM(t, MegviiSpec{Procedure: "selfie", Quirks: noQuirks()})
+	sel5 := h.createM(t, MegviiSpec{Procedure: "selfie", Quirks: noQuirks()})
 	flash := h.createM(t, MegviiSpec{Procedure: "flash", IDCardMode: new(int), ComparisonError: "ID_NUMBER_NAME_NOT_MATCH"})
 	h.clk.Advance(time.Minute)
 	r, err := h.megvii.GetResult(ctx, q, all)
@@ -266,8 +267,17 @@ func TestMegviiQuirksAndProcedures(t *testing.T) {
 	if r.LivenessResult.ProcedureType != "selfie" || r.LivenessResult.Details.FaceFront == nil || !r.LivenessResult.FaceGenuineness.SelfieInconsistent.Valid {
 		t.Fatalf("selfie %+v", r.LivenessResult)
 	}
-	if _, ok := r.Images["image_selfie_front"]; !ok || r.Images[megvii.ImageBest] != "" {
-		t.Fatalf("selfie images %v", r.Images.Names())
+	// 000: 4 returns the images its images field names (image_best, the ID
+	// card's sides); the selfies come only with 5 and 6.
+	if names := strings.Join(r.Images.Names(), ","); strings.Contains(names, "selfie") || r.Images[megvii.ImageBest] != "" {
+		t.Fatalf("selfie flow asked for 4: images %s", names)
+	}
+	r, err = h.megvii.GetResult(ctx, sel5, megvii.GetResultOptions{ReturnImage: megvii.ReturnImageSelfieFront})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := strings.Join(r.Images.Names(), ","); names != "image_selfie_front" {
+		t.Fatalf("selfie flow asked for 5: images %s", names)
 	}
 	r, err = h.megvii.GetResult(ctx, flash, megvii.GetResultOptions{ReturnImage: megvii.ReturnImageBest})
 	if err != nil {

@@ -304,10 +304,14 @@ const (
 	FaultAuthorization   = "authorization" // Megvii AUTHORIZATION_ERROR:Denied., Baidu 17 daily limit
 	FaultQuota           = "quota"         // Megvii AUTHORIZATION_ERROR:quota, Baidu 19 total limit
 	FaultClusterLimit    = "cluster_limit" // Baidu 4
+	// FaultForeignAccessToken: Baidu answers "Token无效或者已过期", as 001
+	// says it does for a verify_token used with an access_token of another
+	// application (Megvii: AUTHENTICATION_ERROR).
+	FaultForeignAccessToken = "foreign_access_token"
 )
 
 // FaultKinds lists every fault kind.
-var FaultKinds = []string{FaultInternal, FaultHTML, FaultReset, FaultSlow, FaultMalformed, FaultTruncatedBase64, FaultConcurrency, FaultAuth, FaultAuthorization, FaultQuota, FaultClusterLimit}
+var FaultKinds = []string{FaultInternal, FaultHTML, FaultReset, FaultSlow, FaultMalformed, FaultTruncatedBase64, FaultConcurrency, FaultAuth, FaultAuthorization, FaultQuota, FaultClusterLimit, FaultForeignAccessToken}
 
 func validFault(k string) bool {
 	for _, f := range FaultKinds {

@@ -1,0 +1,82 @@
+package harvester
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/clock"
+	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/schedule"
+	"github.com/faceharvest/faceharvest/pkg/vendorsim"
+)
+
+// TestMegviiReturnImageFollowsTheProcedure (issue 14, item 2): document 000
+// makes return_image 5 and 6 (the frontal and the side selfie) valid only
+// for procedure_type selfie, and 4 returns image_best and the ID card. The
+// signed callback tells the procedure before the call: with a budget of
+// one, a selfie flow asks for 5; with three, for 5, 4 and 6; other
+// procedures ask for 4 only, whatever the budget.
+func TestMegviiReturnImageFollowsTheProcedure(t *testing.T) {
+	cases := []struct {
+		name      string
+		procedure string
+		budget    int
+		want      string // return_image of each call, in order
+	}{
+		{"selfie, one call", "selfie", 1, "5"},
+		{"selfie, three calls", "selfie", 3, "5,4,6"},
+		{"selfie, two calls", "selfie", 2, "5,4"},
+		{"video, three calls", "video", 3, "4"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clk := clock.NewSim(time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC), 0, nil)
+			sim := vendorsim.New(vendorsim.Config{Clock: clk, Seed: 9, MegviiAPIKey: "mk", MegviiAPISecret: "ms", MegviiCallBudget: c.budget, ImageBytes: 256})
+			ms := httptest.NewServer(sim.MegviiHandler())
+			t.Cleanup(ms.Close)
+			mc, err := megvii.New(megvii.Config{BaseURL: ms.URL, APIKey: config.NewSecret("mk"), APISecret: config.NewSecret("ms")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := sim.CreateMegvii(vendorsim.MegviiSpec{Procedure: c.procedure, NoCallback: true, FinalAfter: vendorsim.Duration(time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pol := schedule.Defaults()
+			pol.MegviiCallBudget = c.budget
+			store, raw := &memStore{}, &memRaw{}
+			eng := NewEngine(EngineConfig{Policy: pol, Callers: map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{Client: mc}},
+				Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 2}}, Store: store, Raw: raw, Now: clk.Now, Source: "/test"})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { _ = eng.Run(ctx); close(done) }()
+			t.Cleanup(func() { cancel(); <-done })
+			eng.AddPartition(0, nil)
+			clk.Advance(2 * time.Minute)
+			// The flow's signed callback (its data as the simulator would
+			// sign it; the harvester reads status and procedure from it).
+			data := `{"status":"OK","biz_info":{"biz_id":"` + m.BizID + `"},"liveness_result":{"result":"PASS","procedure_type":"` + c.procedure + `"}}`
+			<-eng.Apply(0, contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: m.BizID, Status: "OK", Data: data, ReceivedAt: clk.Now()})
+			eventually(t, "closed", func() bool { r := store.get("megvii:" + m.BizID); return r != nil && r.ClosedAt != nil })
+			var asked []string
+			raw.mu.Lock()
+			for _, msg := range raw.msgs {
+				if r, err := contract.ParseResponse(msg); err == nil && r.Endpoint == megvii.EndpointGetResult {
+					asked = append(asked, r.Params["return_image"])
+				}
+			}
+			raw.mu.Unlock()
+			if got := strings.Join(asked, ","); got != c.want {
+				t.Fatalf("return_image asked %q, want %q", got, c.want)
+			}
+			if st, _ := sim.Megvii(m.BizID); st.Outcomes["DATA_DESTROYED"] != 0 {
+				t.Fatalf("a call past the budget: %+v", st.Outcomes)
+			}
+		})
+	}
+}
