@@ -43,9 +43,7 @@ func TestUndecodableEventsAreDeadLettered(t *testing.T) {
 	defer stop()
 	w.waitLoaded(1, h.Engine())
 	w.advance(2*time.Minute, h.Engine())
-	for deadline := time.Now().Add(20 * time.Second); h.Engine().Pending() > 0 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitDrained(t, h.Engine())
 	terms, _ := w.rawTerminals()
 	if ts := terms[contract.Key(contract.Megvii, c.BizID)]; len(ts) != 1 || ts[0].Outcome != contract.OutcomeHarvested || ts[0].WindowLeftSeconds <= 0 {
 		t.Fatalf("the verification after the garbage: %+v", ts)

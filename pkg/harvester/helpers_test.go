@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"testing"
+	"time"
 )
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -30,4 +32,16 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// waitDrained waits until e holds no open verification, or two minutes of
+// real time have passed: the bound is generous because the race detector on
+// a loaded 2-core machine runs the whole world (broker, simulator, ingest,
+// harvester) many times slower. The assertions that follow say what is
+// left.
+func waitDrained(t *testing.T, e *Engine) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); e.Pending() > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 }

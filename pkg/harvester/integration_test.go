@@ -291,10 +291,7 @@ func TestHarvestEveryKindOnce(t *testing.T) {
 	defer stop()
 	w.waitLoaded(len(want), h.Engine())
 	w.advance(26*time.Hour+time.Minute, h.Engine())
-	deadline := time.Now().Add(20 * time.Second)
-	for h.Engine().Pending() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitDrained(t, h.Engine())
 	terms, responses := w.rawTerminals()
 	for key, outcome := range want {
 		ts := terms[key]

@@ -29,9 +29,7 @@ func TestTwentyMebibyteAnswer(t *testing.T) {
 	defer stop()
 	w.waitLoaded(1, h.Engine())
 	w.advance(time.Minute, h.Engine())
-	for deadline := time.Now().Add(30 * time.Second); h.Engine().Pending() > 0 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitDrained(t, h.Engine())
 	cl, err := kgo.NewClient(kgo.SeedBrokers(w.broker.Addr()), kgo.ConsumeTopics(rawTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(64<<20))
 	if err != nil {
 		t.Fatal(err)

@@ -108,10 +108,7 @@ func TestTenThousandWithFaultsStormsAndRebalance(t *testing.T) {
 	// time would barely move compared with the vendors' windows.
 	waitOwned(3, a.Engine())
 	w.advance(26*time.Hour, a.Engine())
-	deadline := time.Now().Add(30 * time.Second)
-	for a.Engine().Pending() > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitDrained(t, a.Engine())
 	defer stopA()
 	terms, responses := w.rawTerminals()
 	wrong := 0

@@ -103,24 +103,30 @@ func (r *baiduRig) calledFor(id string) int {
 	return n
 }
 
-// metric reads a gauge or counter without labels from the registry (0 when
-// it is not there).
+// metric reads a gauge or counter from the registry, summed over its
+// series (0 when it is not there).
 func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Summed over its series: every bounded label combination is exported
+	// from the start, at 0.
+	sum := 0.0
 	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
 			if g := m.GetGauge(); g != nil {
-				return g.GetValue()
+				sum += g.GetValue()
+			} else {
+				sum += m.GetCounter().GetValue()
 			}
-			return m.GetCounter().GetValue()
 		}
 	}
-	return 0
+	return sum
 }
 
 // TestUnregisteredLandingCostsNoVendorCall (law 8): a landing for a token

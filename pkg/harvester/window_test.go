@@ -74,10 +74,7 @@ func TestMegviiWindowStartsBeforeTheHarvesterKnows(t *testing.T) {
 			defer stop()
 			w.waitLoaded(1, h.Engine())
 			w.advance(25*time.Hour, h.Engine())
-			deadline := time.Now().Add(20 * time.Second)
-			for h.Engine().Pending() > 0 && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitDrained(t, h.Engine())
 			terms, _ := w.rawTerminals()
 			ts := terms[contract.Key(contract.Megvii, c.BizID)]
 			if len(ts) != 1 || ts[0].Outcome != contract.OutcomeHarvested {
@@ -107,10 +104,7 @@ func TestMegviiCallbackRecordedAsResponse(t *testing.T) {
 	defer stop()
 	w.waitLoaded(1, h.Engine())
 	w.advance(time.Hour, h.Engine())
-	deadline := time.Now().Add(20 * time.Second)
-	for h.Engine().Pending() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitDrained(t, h.Engine())
 	terms, responses := w.rawTerminals()
 	ts := terms[contract.Key(contract.Megvii, c.BizID)]
 	getResult := contract.ResponseID(contract.Megvii, c.BizID, "get_result", 1)
