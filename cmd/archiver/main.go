@@ -11,13 +11,14 @@ import (
 	"syscall"
 	"time"
 
+	oklog "github.com/oklog/run"
+
 	"github.com/faceharvest/faceharvest/pkg/archiver"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/ops"
-	"github.com/faceharvest/faceharvest/pkg/rungroup"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
@@ -172,50 +173,45 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	opsSrv := ops.NewServer(ops.Mux(reg, o.svc.Readiness(ops.Check{Name: "kafka", Fn: kafkaReady}, ops.Check{Name: "store", Fn: storeReady},
 		ops.Check{Name: "spool", Fn: a.Ready})), log)
-	go func() { _ = opsSrv.Serve(mln) }()
-	defer opsSrv.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigRun, sigStop := rungroup.SignalActor(os.Interrupt, syscall.SIGTERM)
-	go func() { _ = sigRun(); cancel() }()
-	defer sigStop(nil)
-
-	var r *archiver.Runner
-	err = ops.Await(ctx, log, o.startupWait, "Kafka, the topics and the bucket", func(sctx context.Context) error {
-		if err := s3b.CheckCredentials(sctx); err != nil {
-			return err
-		}
-		if o.createBucket {
-			if err := s3b.EnsureBucket(sctx); err != nil {
+	// archive waits for Kafka, the topics and the bucket, then consumes until
+	// its context ends; the runner drains within --shutdown-grace itself.
+	archive := func(ctx context.Context) error {
+		var r *archiver.Runner
+		err := ops.Await(ctx, log, o.startupWait, "Kafka, the topics and the bucket", func(sctx context.Context) error {
+			if err := s3b.CheckCredentials(sctx); err != nil {
 				return err
 			}
-		}
-		if err := s3b.Check(sctx); err != nil {
+			if o.createBucket {
+				if err := s3b.EnsureBucket(sctx); err != nil {
+					return err
+				}
+			}
+			if err := s3b.Check(sctx); err != nil {
+				return err
+			}
+			if err := storeReady(sctx); err != nil {
+				return err
+			}
+			var err error
+			r, err = archiver.NewRunner(sctx, archiver.RunConfig{Kafka: kc, GroupID: o.groupID, RawTopic: o.raw, ResultsTopic: o.results, DLQTopic: o.dlq,
+				Workers: o.workers, HoldLimit: o.holdLimit, DrainTimeout: o.shutdownGrace, SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalance, Logger: log}, a)
+			return err
+		})
+		if err != nil {
 			return err
 		}
-		if err := storeReady(sctx); err != nil {
-			return err
+		for _, w := range r.Writers() {
+			reg.MustRegister(bus.NewWriterCollector(w, "archiver"))
 		}
-		var err error
-		r, err = archiver.NewRunner(sctx, archiver.RunConfig{Kafka: kc, GroupID: o.groupID, RawTopic: o.raw, ResultsTopic: o.results, DLQTopic: o.dlq,
-			Workers: o.workers, HoldLimit: o.holdLimit, DrainTimeout: o.shutdownGrace, SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalance, Logger: log}, a)
-		return err
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return 0 // stopped while waiting
-		}
-		return 1
+		log.Info("archiver started", "group", o.groupID, "raw", o.raw, "results", o.results, "bucket", o.s3.Bucket)
+		return r.Run(ctx)
 	}
-	for _, w := range r.Writers() {
-		reg.MustRegister(bus.NewWriterCollector(w, "archiver"))
-	}
-	log.Info("archiver started", "group", o.groupID, "raw", o.raw, "results", o.results, "bucket", o.s3.Bucket)
-	if err = r.Run(ctx); err != nil {
-		log.Error("archiver stopped", "error", err.Error())
-		return 1
-	}
-	log.Info("archiver stopped")
-	return 0
+
+	var g oklog.Group
+	g.Add(ops.SignalActor(os.Interrupt, syscall.SIGTERM))
+	work, stop, drained := ops.ContextActor(archive, 0, nil)
+	g.Add(work, stop)
+	g.Add(ops.ServeActor(opsSrv, mln, time.Second, drained)) // last: its stop waits for the drain
+	return ops.ExitCode(log, "archiver", g.Run())
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
-	"github.com/faceharvest/faceharvest/pkg/rungroup"
+	"github.com/faceharvest/faceharvest/pkg/ops"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
@@ -39,6 +39,7 @@ SIGINT or SIGTERM, flushing its data.`)
 	if *partitions < 1 {
 		return config.ExitCode("devkafka", stderr, fmt.Errorf("--partitions must be at least 1"))
 	}
+	signalled, _ := ops.SignalActor(os.Interrupt, syscall.SIGTERM) // before the address is printed
 	b, err := devkafka.Start(devkafka.Config{Host: *host, Port: *port, DataDir: *dataDir, Partitions: *partitions, Topics: *topics, MaxMessageBytes: *maxBytes, Compacted: *compacted})
 	if err != nil {
 		fmt.Fprintf(stderr, "devkafka: %v\n", err)
@@ -53,8 +54,7 @@ SIGINT or SIGTERM, flushing its data.`)
 			return 1
 		}
 	}
-	sigRun, _ := rungroup.SignalActor(os.Interrupt, syscall.SIGTERM)
-	_ = sigRun()
+	_ = signalled()
 	b.Close()
 	return 0
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	oklog "github.com/oklog/run"
+
 	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -20,7 +22,6 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/harvester"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/ops"
-	"github.com/faceharvest/faceharvest/pkg/rungroup"
 	"github.com/faceharvest/faceharvest/pkg/schedule"
 )
 
@@ -164,53 +165,39 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return errors.New("waiting for Kafka and the topics")
 	}
 	opsSrv := ops.NewServer(ops.Mux(reg, o.svc.Readiness(ops.Check{Name: "kafka", Fn: ready}, ops.Check{Name: "started", Fn: started})), log)
-	go func() { _ = opsSrv.Serve(mln) }()
-	defer opsSrv.Close()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sigRun, sigStop := rungroup.SignalActor(os.Interrupt, syscall.SIGTERM)
-	go func() { _ = sigRun(); cancel() }()
-	defer sigStop(nil)
-
-	var h *harvester.Harvester
 	metrics := harvester.NewMetrics(reg) // once: a retry must not register them again
-	err = ops.Await(ctx, log, o.startupWait, "Kafka and the topics", func(sctx context.Context) error {
-		var err error
-		h, err = harvester.New(sctx, harvester.Config{Kafka: kc, GroupID: o.groupID, EventsTopic: o.events, StateTopic: o.state, RawTopic: o.raw, DLQTopic: o.dlq, Logger: log,
-			SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalanceTimeout, MinRawMessageBytes: o.minRawMessageBytes,
-			Engine: harvester.EngineConfig{Policy: o.pol, AccountWait: o.accountPause, CallTimeout: o.callTimeout, IntentGrace: o.intentGrace, ClosedRetention: o.closedRetention, Source: "/harvester", Metrics: metrics,
-				MaxUnregistered: maxUnregistered(o.maxUnregistered),
-				Callers:         map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}},
-				Limits:          map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: o.megviiConc, QPS: o.megviiQPS}, contract.Baidu: {Concurrency: o.baiduConc, QPS: o.baiduQPS}}}})
-		return err
+
+	// harvest waits for Kafka and the topics, then consumes until its
+	// context ends; calls in flight are then recorded within --shutdown-grace.
+	harvest := func(ctx context.Context) error {
+		var h *harvester.Harvester
+		err := ops.Await(ctx, log, o.startupWait, "Kafka and the topics", func(sctx context.Context) error {
+			var err error
+			h, err = harvester.New(sctx, harvester.Config{Kafka: kc, GroupID: o.groupID, EventsTopic: o.events, StateTopic: o.state, RawTopic: o.raw, DLQTopic: o.dlq, Logger: log,
+				SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalanceTimeout, MinRawMessageBytes: o.minRawMessageBytes,
+				Engine: harvester.EngineConfig{Policy: o.pol, AccountWait: o.accountPause, CallTimeout: o.callTimeout, IntentGrace: o.intentGrace, ClosedRetention: o.closedRetention, Source: "/harvester", Metrics: metrics,
+					MaxUnregistered: maxUnregistered(o.maxUnregistered),
+					Callers:         map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}},
+					Limits:          map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: o.megviiConc, QPS: o.megviiQPS}, contract.Baidu: {Concurrency: o.baiduConc, QPS: o.baiduQPS}}}})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for _, w := range h.Writers() {
+			reg.MustRegister(bus.NewWriterCollector(w, "harvester"))
+		}
+		running.Store(h)
+		log.Info("harvester started", "group", o.groupID, "events", o.events, "state", o.state, "raw", o.raw)
+		return h.Run(ctx)
+	}
+
+	var g oklog.Group
+	g.Add(ops.SignalActor(os.Interrupt, syscall.SIGTERM))
+	work, stop, drained := ops.ContextActor(harvest, o.shutdownGrace, func() {
+		log.Warn("shutdown grace exceeded; unfinished calls are settled by whoever restores their state")
 	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return 0 // stopped while waiting
-		}
-		return 1
-	}
-	for _, w := range h.Writers() {
-		reg.MustRegister(bus.NewWriterCollector(w, "harvester"))
-	}
-	running.Store(h)
-	log.Info("harvester started", "group", o.groupID, "events", o.events, "state", o.state, "raw", o.raw)
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		select {
-		case err = <-done:
-		case <-time.After(o.shutdownGrace):
-			log.Warn("shutdown grace exceeded; unfinished calls are settled by whoever restores their state")
-		}
-	}
-	if err != nil {
-		log.Error("harvester stopped", "error", err.Error())
-		return 1
-	}
-	log.Info("harvester stopped")
-	return 0
+	g.Add(work, stop)
+	g.Add(ops.ServeActor(opsSrv, mln, time.Second, drained)) // last: its stop waits for the drain
+	return ops.ExitCode(log, "harvester", g.Run())
 }

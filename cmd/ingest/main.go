@@ -13,12 +13,13 @@ import (
 	"syscall"
 	"time"
 
+	oklog "github.com/oklog/run"
+
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/ingest"
 	"github.com/faceharvest/faceharvest/pkg/ops"
-	"github.com/faceharvest/faceharvest/pkg/rungroup"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
@@ -132,26 +133,20 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	opsMux := ops.Mux(reg, ready)
 	httpSrv := srv.HTTPServer(log)
 
-	var g rungroup.Group
-	sigRun, sigStop := rungroup.SignalActor(os.Interrupt, syscall.SIGTERM)
+	var g oklog.Group
+	sigRun, sigStop := ops.SignalActor(os.Interrupt, syscall.SIGTERM)
 	g.Add(ops.DelayStop(sigRun, sigStop, o.shutdownDelay, func() {
 		ready.Drain()
 		httpSrv.SetKeepAlivesEnabled(false) // clients reconnect, to pods that stay
 		log.Info("draining: /readyz fails, requests are still served", "for", o.shutdownDelay.String())
 	}))
-	g.Add(ops.ServeActor(httpSrv, ln, o.shutdownGrace))
-	g.Add(ops.ServeActor(ops.NewServer(opsMux, log), mln, time.Second))
+	g.Add(ops.ServeActor(httpSrv, ln, o.shutdownGrace, nil))
+	g.Add(ops.ServeActor(ops.NewServer(opsMux, log), mln, time.Second, nil))
 	log.Info("ingest listening", "listen", ln.Addr().String(), "metrics", mln.Addr().String(), "topic", o.topic, "brokers", kc.Brokers, "tls", kc.TLS != nil, "sasl", kc.SASL != nil)
 	err = g.Run()
 	// Every request has been answered; flush whatever the writer still holds.
 	if cerr := w.Close(); cerr != nil {
 		log.Warn("closing the Kafka writer", "error", cerr.Error())
 	}
-	var sig rungroup.SignalError
-	if err != nil && !errors.As(err, &sig) {
-		log.Error("ingest stopped", "error", err.Error())
-		return 1
-	}
-	log.Info("ingest stopped")
-	return 0
+	return ops.ExitCode(log, "ingest", err)
 }

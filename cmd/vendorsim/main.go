@@ -14,10 +14,11 @@ import (
 	"syscall"
 	"time"
 
+	oklog "github.com/oklog/run"
+
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/ops"
-	"github.com/faceharvest/faceharvest/pkg/rungroup"
 	"github.com/faceharvest/faceharvest/pkg/vendorsim"
 )
 
@@ -125,12 +126,8 @@ verifications, inspect per-verification call counts, queue faults), /metrics,
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	f, err := parse(args, getenv, stdout)
-	if errors.Is(err, config.ErrHelp) || errors.Is(err, config.ErrVersion) {
-		return 0
-	}
 	if err != nil {
-		fmt.Fprintf(stderr, "vendorsim: %v\n", err)
-		return 2
+		return config.ExitCode("vendorsim", stderr, err)
 	}
 	log, err := ops.NewLogger(stderr, f.logLevel)
 	if err != nil {
@@ -145,7 +142,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 	}
 	if err := serve(f, start, log, stdout); err != nil {
-		var sig rungroup.SignalError
+		var sig *oklog.SignalError
 		if errors.As(err, &sig) {
 			log.Info("stopped", "signal", sig.Signal.String())
 			return 0
@@ -184,14 +181,14 @@ func serve(f *flags, start time.Time, log *slog.Logger, stdout io.Writer) error 
 
 	control := ops.Mux(reg, nil)
 	control.Handle("/sim/", sim.ControlHandler())
-	var g rungroup.Group
+	var g oklog.Group
 	grace := 10 * time.Second
-	g.Add(ops.ServeActor(ops.NewServer(sim.MegviiHandler(), log), lns["megvii"], grace))
-	g.Add(ops.ServeActor(ops.NewServer(sim.BaiduHandler(), log), lns["baidu"], grace))
-	g.Add(ops.ServeActor(ops.NewServer(control, log), lns["control"], grace))
+	g.Add(ops.ServeActor(ops.NewServer(sim.MegviiHandler(), log), lns["megvii"], grace, nil))
+	g.Add(ops.ServeActor(ops.NewServer(sim.BaiduHandler(), log), lns["baidu"], grace, nil))
+	g.Add(ops.ServeActor(ops.NewServer(control, log), lns["control"], grace, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	g.Add(func() error { return sim.Run(ctx, f.dispatchInterval) }, func(error) { cancel() })
-	g.Add(rungroup.SignalActor(os.Interrupt, syscall.SIGTERM))
+	g.Add(ops.SignalActor(os.Interrupt, syscall.SIGTERM))
 
 	b, _ := json.Marshal(urls)
 	if f.addrFile != "" {

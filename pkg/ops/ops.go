@@ -56,9 +56,12 @@ func Mux(reg *prometheus.Registry, ready *Readiness) *http.ServeMux {
 	return mux
 }
 
-// ServeActor returns a rungroup actor serving srv on ln; interrupting it shuts
-// the server down gracefully (in-flight requests finish, within grace).
-func ServeActor(srv *http.Server, ln net.Listener, grace time.Duration) (run func() error, interrupt func(error)) {
+// ServeActor returns a run.Group actor serving srv on ln; interrupting it shuts
+// the server down gracefully (in-flight requests finish, within grace). With
+// after set, the shutdown waits until after is closed first: an ops server
+// keeps answering while the rest of its process drains. An error serving
+// ends the actor, and with it the process.
+func ServeActor(srv *http.Server, ln net.Listener, grace time.Duration, after <-chan struct{}) (run func() error, interrupt func(error)) {
 	run = func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -66,6 +69,9 @@ func ServeActor(srv *http.Server, ln net.Listener, grace time.Duration) (run fun
 		return nil
 	}
 	interrupt = func(error) {
+		if after != nil {
+			<-after
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
