@@ -24,20 +24,14 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
 type options struct {
-	svc                            ops.ServiceFlags
-	groupID, raw, results, dlq     string
-	s3                             objstore.S3Config
-	createBucket, unmask           bool
-	spoolDir                       string
-	maxImage, maxMedia             int64
-	downloadTries, workers         int
-	mediaParallel                  int
-	downloadTimeout, shutdownGrace time.Duration
-	startupWait                    time.Duration
-	sessionTimeout, rebalance      time.Duration
-	holdLimit                      time.Duration
-	mediaCIDRs                     string
-	media                          archiver.MediaPolicy
+	svc          ops.ServiceFlags
+	s3           objstore.S3Config
+	createBucket bool
+	startupWait  time.Duration
+	mediaCIDRs   string
+	media        archiver.MediaPolicy
+	cfg          archiver.Config    // store, client, metrics and logger set at start
+	run          archiver.RunConfig // cluster and logger set at start
 }
 
 func parse(args []string, getenv func(string) string, help io.Writer) (*options, error) {
@@ -54,12 +48,13 @@ written again, so re-processing after a crash writes nothing new and publishes t
 the same ce_id; a verification harvested again later (a replayed callback or landing) publishes its
 stored record again and keeps the new evidence beside the first. Store outages and an unusable
 spool directory are retried without end (the latter fails /readyz); nothing is skipped.`)
-	o := &options{}
+	o := &options{cfg: archiver.DefaultConfig(), run: archiver.DefaultRunConfig(), startupWait: 2 * time.Minute}
+	c, r := &o.cfg, &o.run
 	o.svc.Register(fs, "127.0.0.1:9103")
-	fs.StringVar(&o.groupID, "group-id", "faceharvest-archiver", "Kafka consumer group")
-	fs.StringVar(&o.raw, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes")
-	fs.StringVar(&o.results, "results-topic", contract.DefaultResultsTopic, "topic of normalized records")
-	fs.StringVar(&o.dlq, "dlq-topic", contract.DefaultDLQTopic, "topic of raw messages that cannot be archived, with the reason in a header")
+	fs.StringVar(&r.GroupID, "group-id", "faceharvest-archiver", "Kafka consumer group")
+	fs.StringVar(&r.RawTopic, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes")
+	fs.StringVar(&r.ResultsTopic, "results-topic", contract.DefaultResultsTopic, "topic of normalized records")
+	fs.StringVar(&r.DLQTopic, "dlq-topic", contract.DefaultDLQTopic, "topic of raw messages that cannot be archived, with the reason in a header")
 	fs.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL, e.g. http://127.0.0.1:9000; empty for AWS S3")
 	fs.StringVar(&o.s3.Bucket, "s3-bucket", "faceharvest-evidence", "bucket for media and evidence documents")
 	fs.StringVar(&o.s3.Region, "s3-region", "us-east-1", "bucket region")
@@ -70,21 +65,21 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.IntVar(&o.s3.ObjectLockDays, "s3-object-lock-days", 0, "days each object written is retained under --s3-object-lock-mode, counted from its write")
 	fs.Int64Var(&o.s3.PartSize, "s3-part-size", 8<<20, "multipart part size in bytes for large media (memory per upload in flight)")
 	fs.BoolVar(&o.createBucket, "s3-create-bucket", false, "create the bucket at start when it is missing (development)")
-	fs.StringVar(&o.spoolDir, "spool-dir", "", "directory for downloads in progress (a 200 MB video is spooled here, never held in memory); empty: the system's temporary directory ($TMPDIR or /tmp)")
-	fs.Int64Var(&o.maxImage, "max-image-bytes", 20<<20, "largest embedded image accepted, in bytes")
-	fs.Int64Var(&o.maxMedia, "max-media-bytes", 1<<30, "largest downloaded image or video accepted, in bytes")
-	fs.IntVar(&o.downloadTries, "download-tries", 3, "tries per media link on transport errors, 5xx and 429 (403/404/410 mean the link expired)")
-	fs.DurationVar(&o.downloadTimeout, "download-timeout", 10*time.Minute, "one download at most")
-	fs.IntVar(&o.mediaParallel, "media-parallel", 4, "media items of one answer fetched and stored at once")
+	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory for downloads in progress (a 200 MB video is spooled here, never held in memory); empty: the system's temporary directory ($TMPDIR or /tmp)")
+	fs.Int64Var(&c.MaxImageBytes, "max-image-bytes", c.MaxImageBytes, "largest embedded image accepted, in bytes")
+	fs.Int64Var(&c.MaxMediaBytes, "max-media-bytes", c.MaxMediaBytes, "largest downloaded image or video accepted, in bytes")
+	fs.IntVar(&c.DownloadTries, "download-tries", c.DownloadTries, "tries per media link on transport errors, 5xx and 429 (403/404/410 mean the link expired)")
+	fs.DurationVar(&c.DownloadTimeout, "download-timeout", c.DownloadTimeout, "one download at most")
+	fs.IntVar(&c.MediaParallel, "media-parallel", c.MediaParallel, "media items of one answer fetched and stored at once")
 	fs.StringVar(&o.mediaCIDRs, "media-allowed-cidrs", "", "comma-separated CIDR prefixes (or addresses) that media downloads may connect to although they are not public. By default every loopback, private (RFC 1918, fc00::/7), link-local, metadata (169.254.169.254, fd00:ec2::254), CGNAT, multicast and reserved address is refused; the address is checked at every dial (so redirects and DNS answers are covered) and a refused link is recorded as refused. Downloads use no proxy, send no Referer and follow at most 3 redirects. Development: 127.0.0.0/8,::1")
 	fs.BoolVar(&o.media.AllowHTTP, "media-allow-http", false, "also download plain http media links (default: https only; development simulators serve http)")
-	fs.IntVar(&o.workers, "workers", 8, "verifications archived concurrently per assigned partition")
-	fs.DurationVar(&o.holdLimit, "hold-limit", 2*time.Minute, "an answer without links is kept in memory, its offset uncommitted, until its record is published; after this long without its terminal its part is stored instead")
-	fs.BoolVar(&o.unmask, "unmask-identity", false, "publish full names and ID numbers in records (default: masked; the evidence document always has them)")
-	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM or a rebalance, how long verifications being archived may take to finish (keep it below --rebalance-timeout)")
-	fs.DurationVar(&o.startupWait, "startup-wait", 2*time.Minute, "how long to wait at start for the brokers, topics and bucket")
-	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout")
-	fs.DurationVar(&o.rebalance, "rebalance-timeout", 30*time.Second, "consumer-group rebalance timeout")
+	fs.IntVar(&r.Workers, "workers", r.Workers, "verifications archived concurrently per assigned partition")
+	fs.DurationVar(&r.HoldLimit, "hold-limit", r.HoldLimit, "an answer without links is kept in memory, its offset uncommitted, until its record is published; after this long without its terminal its part is stored instead")
+	fs.BoolVar(&c.Unmask, "unmask-identity", c.Unmask, "publish full names and ID numbers in records (default: masked; the evidence document always has them)")
+	fs.DurationVar(&r.DrainTimeout, "shutdown-grace", r.DrainTimeout, "on SIGTERM or a rebalance, how long verifications being archived may take to finish (keep it below --rebalance-timeout)")
+	fs.DurationVar(&o.startupWait, "startup-wait", o.startupWait, "how long to wait at start for the brokers, topics and bucket")
+	fs.DurationVar(&r.SessionTimeout, "session-timeout", r.SessionTimeout, "consumer-group session timeout")
+	fs.DurationVar(&r.RebalanceTimeout, "rebalance-timeout", r.RebalanceTimeout, "consumer-group rebalance timeout")
 	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE). Without static keys the AWS SDK's default chain is used: AWS_PROFILE with the shared config and credentials files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), web identity (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE: IRSA), container credentials (EKS Pod Identity, ECS), the instance role. With no credentials at all nothing is sent: the archiver refuses to start and /readyz fails")
 	fs.Secret("AWS_SECRET_ACCESS_KEY", "object-store secret key (or AWS_SECRET_ACCESS_KEY_FILE)")
 	if err := fs.Parse(args, getenv, help); err != nil {
@@ -117,19 +112,19 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 		return nil, fmt.Errorf("--s3-object-lock-days %d needs --s3-object-lock-mode", o.s3.ObjectLockDays)
 	case o.s3.PartSize < 5<<20:
 		return nil, fmt.Errorf("--s3-part-size %d is below S3's 5 MiB minimum", o.s3.PartSize)
-	case o.maxImage <= 0 || o.maxMedia <= 0:
+	case c.MaxImageBytes <= 0 || c.MaxMediaBytes <= 0:
 		return nil, fmt.Errorf("--max-image-bytes and --max-media-bytes must be positive")
-	case o.workers <= 0 || o.mediaParallel <= 0 || o.downloadTries <= 0:
+	case r.Workers <= 0 || c.MediaParallel <= 0 || c.DownloadTries <= 0:
 		return nil, fmt.Errorf("--workers, --media-parallel and --download-tries must be positive")
 	}
 	if o.media.AllowedCIDRs, err = archiver.ParseCIDRs(o.mediaCIDRs); err != nil {
 		return nil, fmt.Errorf("--media-allowed-cidrs: %w", err)
 	}
-	if o.spoolDir == "" {
-		o.spoolDir = os.TempDir()
+	if c.SpoolDir == "" {
+		c.SpoolDir = os.TempDir()
 	}
-	if st, err := os.Stat(o.spoolDir); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("--spool-dir %q is not a directory", o.spoolDir)
+	if st, err := os.Stat(c.SpoolDir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("--spool-dir %q is not a directory", c.SpoolDir)
 	}
 	return o, o.svc.Validate(getenv)
 }
@@ -158,10 +153,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 		return err
 	}
-	kafkaReady := func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, o.raw, o.results, o.dlq) }
-	a, err := archiver.New(archiver.Config{Store: store, HTTP: archiver.NewMediaClient(o.media), SpoolDir: o.spoolDir, MaxImageBytes: o.maxImage, MaxMediaBytes: o.maxMedia,
-		DownloadTries: o.downloadTries, DownloadTimeout: o.downloadTimeout, MediaParallel: o.mediaParallel, Unmask: o.unmask,
-		Metrics: archiver.NewMetrics(reg), Logger: log})
+	kafkaReady := func(ctx context.Context) error {
+		return bus.CheckTopics(ctx, kc, o.run.RawTopic, o.run.ResultsTopic, o.run.DLQTopic)
+	}
+	cfg := o.cfg
+	cfg.Store, cfg.HTTP, cfg.Metrics, cfg.Logger = store, archiver.NewMediaClient(o.media), archiver.NewMetrics(reg), log
+	a, err := archiver.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver: %v\n", err)
 		return 2
@@ -194,8 +191,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 				return err
 			}
 			var err error
-			r, err = archiver.NewRunner(sctx, archiver.RunConfig{Kafka: kc, GroupID: o.groupID, RawTopic: o.raw, ResultsTopic: o.results, DLQTopic: o.dlq,
-				Workers: o.workers, HoldLimit: o.holdLimit, DrainTimeout: o.shutdownGrace, SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalance, Logger: log}, a)
+			rc := o.run
+			rc.Kafka, rc.Logger = kc, log
+			r, err = archiver.NewRunner(sctx, rc, a)
 			return err
 		})
 		if err != nil {
@@ -204,7 +202,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		for _, w := range r.Writers() {
 			reg.MustRegister(bus.NewWriterCollector(w, "archiver"))
 		}
-		log.Info("archiver started", "group", o.groupID, "raw", o.raw, "results", o.results, "bucket", o.s3.Bucket)
+		log.Info("archiver started", "group", o.run.GroupID, "raw", o.run.RawTopic, "results", o.run.ResultsTopic, "bucket", o.s3.Bucket)
 		return r.Run(ctx)
 	}
 

@@ -22,7 +22,6 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/harvester"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/ops"
-	"github.com/faceharvest/faceharvest/pkg/schedule"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
@@ -32,14 +31,11 @@ type options struct {
 	groupID                                    string
 	events, state, raw, dlq                    string
 	megviiURL, baiduURL                        string
-	megviiConc, baiduConc                      int
-	megviiQPS, baiduQPS                        float64
-	accountPause, shutdownGrace, startupWait   time.Duration
-	callTimeout, intentGrace                   time.Duration
+	megvii, baidu                              harvester.VendorLimits
+	shutdownGrace, startupWait                 time.Duration
 	sessionTimeout, rebalanceTimeout           time.Duration
-	closedRetention                            time.Duration
 	minRawMessageBytes, maxUnregistered        int
-	pol                                        schedule.Policy
+	eng                                        harvester.EngineConfig // callers, limits and metrics set at start
 	megviiKey, megviiSecret, baiduKey, baiduSK config.Secret
 }
 
@@ -52,8 +48,10 @@ concurrency and QPS limits, which adapt to the vendors' rate-limit answers. Pend
 verifications live in a compacted state topic co-partitioned with the events topic, so a
 restart, a rebalance or a SIGKILL loses none. Every vendor answer goes to the raw topic byte
 for byte, and every verification ends with exactly one terminal envelope there.`)
-	o := &options{pol: schedule.Defaults()}
-	p := &o.pol
+	o := &options{eng: harvester.DefaultConfig(), shutdownGrace: 90 * time.Second}
+	o.megvii, o.baidu = o.eng.Limits[contract.Megvii], o.eng.Limits[contract.Baidu]
+	o.maxUnregistered = o.eng.MaxUnregistered
+	p, e := &o.eng.Policy, &o.eng
 	o.svc.Register(fs, "127.0.0.1:9102")
 	fs.StringVar(&o.groupID, "group-id", "faceharvest-harvester", "Kafka consumer group")
 	fs.StringVar(&o.events, "events-topic", contract.DefaultEventsTopic, "topic of verification events")
@@ -75,17 +73,17 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	fs.IntVar(&p.BaiduTokenInvalidFaults, "baidu-token-invalid-faults", p.BaiduTokenInvalidFaults, "\"Token无效或者已过期\" inside a token's data window (after a landing) is what Baidu answers for an access_token of another application: taken for an account fault this many times (vendor paused, fault counted, verification kept) before the data is concluded destroyed")
 	fs.DurationVar(&p.RetryMin, "retry-min", p.RetryMin, "first retry after a retryable failure, doubling")
 	fs.DurationVar(&p.RetryMax, "retry-max", p.RetryMax, "longest pause between retries")
-	fs.IntVar(&o.megviiConc, "megvii-concurrency", 8, "Megvii calls in flight at most (adapts down on CONCURRENCY_LIMIT_EXCEEDED)")
-	fs.Float64Var(&o.megviiQPS, "megvii-qps", 0, "Megvii calls per second at most; 0 = unlimited")
-	fs.IntVar(&o.baiduConc, "baidu-concurrency", 8, "Baidu calls in flight at most (adapts down on errors 4 and 18)")
-	fs.Float64Var(&o.baiduQPS, "baidu-qps", 0, "Baidu calls per second at most; 0 = unlimited")
-	fs.DurationVar(&o.accountPause, "account-pause", time.Minute, "pause of a vendor after a credential, authorization or quota fault")
-	fs.DurationVar(&o.callTimeout, "call-timeout", time.Minute, "one vendor call at most, and the only timeout of a call (a Megvii answer cut short after it was served spends the call budget)")
-	fs.DurationVar(&o.intentGrace, "intent-grace", 90*time.Second, "a one-shot call found unsettled at restore is resolved (raw topic searched) once this old; keep it above --call-timeout plus a publish")
-	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 90*time.Second, "on SIGTERM, how long calls in flight may take to finish and be recorded")
-	fs.DurationVar(&o.closedRetention, "closed-retention", 8*24*time.Hour, "how long a closed verification's marker stays in the state topic; keep it above the events topic's retention")
+	fs.IntVar(&o.megvii.Concurrency, "megvii-concurrency", o.megvii.Concurrency, "Megvii calls in flight at most (adapts down on CONCURRENCY_LIMIT_EXCEEDED)")
+	fs.Float64Var(&o.megvii.QPS, "megvii-qps", o.megvii.QPS, "Megvii calls per second at most; 0 = unlimited")
+	fs.IntVar(&o.baidu.Concurrency, "baidu-concurrency", o.baidu.Concurrency, "Baidu calls in flight at most (adapts down on errors 4 and 18)")
+	fs.Float64Var(&o.baidu.QPS, "baidu-qps", o.baidu.QPS, "Baidu calls per second at most; 0 = unlimited")
+	fs.DurationVar(&e.AccountWait, "account-pause", e.AccountWait, "pause of a vendor after a credential, authorization or quota fault")
+	fs.DurationVar(&e.CallTimeout, "call-timeout", e.CallTimeout, "one vendor call at most, and the only timeout of a call (a Megvii answer cut short after it was served spends the call budget)")
+	fs.DurationVar(&e.IntentGrace, "intent-grace", e.IntentGrace, "a one-shot call found unsettled at restore is resolved (raw topic searched) once this old; keep it above --call-timeout plus a publish")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, how long calls in flight may take to finish and be recorded")
+	fs.DurationVar(&e.ClosedRetention, "closed-retention", e.ClosedRetention, "how long a closed verification's marker stays in the state topic; keep it above the events topic's retention")
 	fs.IntVar(&o.minRawMessageBytes, "min-raw-message-bytes", 24<<20, "refuse to start unless the raw topic's max.message.bytes is at least this (answers with every image reach 20 MiB); -1 skips the check")
-	fs.IntVar(&o.maxUnregistered, "max-unregistered", harvester.DefaultMaxUnregistered, "Baidu verifications known only from a landing (no token registration yet) kept per process; none is called until its registration arrives, past the limit new ones are dropped and counted (0 keeps none)")
+	fs.IntVar(&o.maxUnregistered, "max-unregistered", o.maxUnregistered, "Baidu verifications known only from a landing (no token registration yet) kept per process; none is called until its registration arrives, past the limit new ones are dropped and counted (0 keeps none)")
 	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout: how soon a dead replica's partitions move to another")
 	fs.DurationVar(&o.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "consumer-group rebalance timeout")
 	fs.DurationVar(&o.startupWait, "startup-wait", 2*time.Minute, "how long to wait at start for the brokers and topics")
@@ -102,6 +100,8 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	if o.maxUnregistered < 0 {
 		return nil, fmt.Errorf("--max-unregistered must be at least 0")
 	}
+	e.MaxUnregistered = maxUnregistered(o.maxUnregistered)
+	e.Limits = map[contract.Vendor]harvester.VendorLimits{contract.Megvii: o.megvii, contract.Baidu: o.baidu}
 	for _, s := range []struct {
 		env string
 		dst *config.Secret
@@ -139,7 +139,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	log := o.svc.Logger(stderr)
 	kc := o.svc.Kafka
-	mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret, CallTimeout: o.callTimeout})
+	mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret, CallTimeout: o.eng.CallTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "harvester: %v\n", err)
 		return 2
@@ -165,7 +165,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return errors.New("waiting for Kafka and the topics")
 	}
 	opsSrv := ops.NewServer(ops.Mux(reg, o.svc.Readiness(ops.Check{Name: "kafka", Fn: ready}, ops.Check{Name: "started", Fn: started})), log)
-	metrics := harvester.NewMetrics(reg) // once: a retry must not register them again
+	eng := o.eng
+	eng.Metrics = harvester.NewMetrics(reg) // once: a retry must not register them again
+	eng.Callers = map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}}
 
 	// harvest waits for Kafka and the topics, then consumes until its
 	// context ends; calls in flight are then recorded within --shutdown-grace.
@@ -175,10 +177,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			var err error
 			h, err = harvester.New(sctx, harvester.Config{Kafka: kc, GroupID: o.groupID, EventsTopic: o.events, StateTopic: o.state, RawTopic: o.raw, DLQTopic: o.dlq, Logger: log,
 				SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalanceTimeout, MinRawMessageBytes: o.minRawMessageBytes,
-				Engine: harvester.EngineConfig{Policy: o.pol, AccountWait: o.accountPause, CallTimeout: o.callTimeout, IntentGrace: o.intentGrace, ClosedRetention: o.closedRetention, Source: "/harvester", Metrics: metrics,
-					MaxUnregistered: maxUnregistered(o.maxUnregistered),
-					Callers:         map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}},
-					Limits:          map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: o.megviiConc, QPS: o.megviiQPS}, contract.Baidu: {Concurrency: o.baiduConc, QPS: o.baiduQPS}}}})
+				Engine: eng})
 			return err
 		})
 		if err != nil {

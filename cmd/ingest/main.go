@@ -25,12 +25,11 @@ import (
 func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
 type options struct {
-	svc                         ops.ServiceFlags
-	listen, topic               string
-	batchTimeout, shutdownGrace time.Duration
-	shutdownDelay               time.Duration
-	batchSize                   int
-	cfg                         ingest.Config
+	svc                          ops.ServiceFlags
+	listen, topic                string
+	shutdownGrace, shutdownDelay time.Duration
+	writer                       bus.WriterConfig // Cluster and Topic set at start
+	cfg                          ingest.Config
 }
 
 func parse(args []string, getenv func(string) string, help io.Writer) (*options, error) {
@@ -47,28 +46,28 @@ Each becomes an event on the events topic (CloudEvents headers, key <vendor>:<id
 ce_id); a request is answered 2xx only after the broker acknowledged it with acks=all,
 and 503 with Retry-After when it did not in time (the event may have been stored: retrying
 is safe, the ce_id is stable) or when --max-inflight requests are already being served.`)
-	o := &options{}
+	o := &options{cfg: ingest.DefaultConfig(), writer: bus.DefaultWriterConfig(), shutdownGrace: 20 * time.Second}
 	c := &o.cfg
 	o.svc.Register(fs, "127.0.0.1:9101")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8028", "address for callbacks and the token API (Megvii calls only ports 443, 5000, 16003, 8883 and 8028)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "ingest's external base URL, e.g. https://kyc.example.com: the signed Baidu landing URLs start with it (required)")
 	fs.StringVar(&o.topic, "events-topic", contract.DefaultEventsTopic, "topic events are published to")
-	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 5*time.Second, "how long a request waits for the broker's acknowledgement before answering 503 (requests starting within 10 ms share one deadline)")
-	fs.DurationVar(&c.RetryAfter, "retry-after", 5*time.Second, "Retry-After sent with 503 answers")
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body accepted (413 beyond)")
-	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "most token registrations in one request")
-	fs.IntVar(&c.MaxInFlight, "max-inflight", 128, "most requests served at once; beyond, 503 with Retry-After at once (memory held by bodies is at most this times --max-body-bytes)")
-	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request line and headers accepted (431 beyond)")
-	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "how long a client may take to send the request line and headers")
-	fs.DurationVar(&c.ReadTimeout, "read-timeout", 10*time.Second, "how long a client may take to send the whole request, body included")
-	fs.DurationVar(&c.MaxTokenAge, "max-token-age", 7*24*time.Hour, "oldest issued_at accepted by the token API")
-	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", 5*time.Minute, "how far in the future an issued_at may be")
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a request waits for the broker's acknowledgement before answering 503 (requests starting within 10 ms share one deadline)")
+	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with 503 answers")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond)")
+	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most token registrations in one request")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", c.MaxInFlight, "most requests served at once; beyond, 503 with Retry-After at once (memory held by bodies is at most this times --max-body-bytes)")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request line and headers accepted (431 beyond)")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "how long a client may take to send the request line and headers")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "how long a client may take to send the whole request, body included")
+	fs.DurationVar(&c.MaxTokenAge, "max-token-age", c.MaxTokenAge, "oldest issued_at accepted by the token API")
+	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", c.MaxClockSkew, "how far in the future an issued_at may be")
 	fs.StringVar(&c.BaiduSuccessRedirect, "baidu-success-redirect", "", "page the browser is sent to after a Baidu success landing (empty: a short page)")
 	fs.StringVar(&c.BaiduFailureRedirect, "baidu-failure-redirect", "", "page the browser is sent to after a Baidu failure landing (empty: a short page)")
-	fs.DurationVar(&o.batchTimeout, "kafka-batch-timeout", 2*time.Millisecond, "how long a partial batch waits for concurrent requests to join it")
-	fs.IntVar(&o.batchSize, "kafka-batch-size", 1000, "most messages in one produce batch")
+	fs.DurationVar(&o.writer.BatchTimeout, "kafka-batch-timeout", o.writer.BatchTimeout, "how long a partial batch waits for concurrent requests to join it")
+	fs.IntVar(&o.writer.BatchSize, "kafka-batch-size", o.writer.BatchSize, "most messages in one produce batch")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep accepting and serving requests this long while /readyz answers 503 (and answers close their connections), so that endpoints, proxies and load balancers stop routing to this process first; then stop accepting and drain (Kubernetes: about 10 s; the pod's termination grace must exceed it plus --shutdown-grace)")
-	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", 20*time.Second, "on SIGTERM, after --shutdown-delay, how long in-flight requests may take to finish")
+	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, after --shutdown-delay, how long in-flight requests may take to finish")
 	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii API secret(s) that sign callbacks; comma-separated to accept several during rotation (required)")
 	fs.Secret("FACEHARVEST_INGEST_TOKENS", "bearer tokens accepted by POST /v1/tokens, comma-separated (required)")
 	fs.Secret("FACEHARVEST_LANDING_KEY", fmt.Sprintf("keys (at least %d bytes each) that sign Baidu landing URLs; comma-separated for rotation: the first signs, any verifies (required)", ingest.MinLandingKeyLen))
@@ -110,7 +109,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	log := o.svc.Logger(stderr)
 	kc := o.svc.Kafka
 	reg := ops.NewRegistry()
-	w := bus.NewWriter(bus.WriterConfig{Cluster: kc, Topic: o.topic, BatchTimeout: o.batchTimeout, BatchSize: o.batchSize})
+	o.writer.Cluster, o.writer.Topic = kc, o.topic
+	w := bus.NewWriter(o.writer)
 	reg.MustRegister(bus.NewWriterCollector(w, "ingest"))
 	o.cfg.Registry, o.cfg.Logger = reg, log
 	srv, err := ingest.New(o.cfg, w)

@@ -93,29 +93,30 @@ func New(cfg Config) (*Archiver, error) {
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = os.TempDir()
 	}
+	def := DefaultConfig()
 	if cfg.MaxImageBytes <= 0 {
-		cfg.MaxImageBytes = 20 << 20
+		cfg.MaxImageBytes = def.MaxImageBytes
 	}
 	if cfg.MaxMediaBytes <= 0 {
-		cfg.MaxMediaBytes = 1 << 30
+		cfg.MaxMediaBytes = def.MaxMediaBytes
 	}
 	if cfg.DownloadTries <= 0 {
-		cfg.DownloadTries = 3
+		cfg.DownloadTries = def.DownloadTries
 	}
 	if cfg.DownloadTimeout <= 0 {
-		cfg.DownloadTimeout = 10 * time.Minute
+		cfg.DownloadTimeout = def.DownloadTimeout
 	}
 	if cfg.MediaParallel <= 0 {
-		cfg.MediaParallel = 4
+		cfg.MediaParallel = def.MediaParallel
 	}
 	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = 200 * time.Millisecond
+		cfg.RetryMin = def.RetryMin
 	}
 	if cfg.RetryMax < cfg.RetryMin {
-		cfg.RetryMax = max(10*time.Second, cfg.RetryMin)
+		cfg.RetryMax = max(def.RetryMax, cfg.RetryMin)
 	}
 	if cfg.Source == "" {
-		cfg.Source = "/archiver"
+		cfg.Source = def.Source
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

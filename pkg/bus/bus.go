@@ -27,17 +27,18 @@ type WriterConfig struct {
 // failed. Concurrent callers share batches. Keys are partitioned with
 // murmur2, as the Java client does, so other producers agree on partitions.
 func NewWriter(cfg WriterConfig) *kafka.Writer {
+	def := DefaultWriterConfig()
 	if cfg.BatchTimeout <= 0 {
-		cfg.BatchTimeout = 2 * time.Millisecond
+		cfg.BatchTimeout = def.BatchTimeout
 	}
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 1000
+		cfg.BatchSize = def.BatchSize
 	}
 	if cfg.BatchBytes <= 0 {
-		cfg.BatchBytes = 1 << 20
+		cfg.BatchBytes = def.BatchBytes
 	}
 	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 3
+		cfg.MaxAttempts = def.MaxAttempts
 	}
 	obs := newWriterObserver()
 	return &kafka.Writer{

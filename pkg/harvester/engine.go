@@ -200,29 +200,30 @@ type partition struct {
 
 // NewEngine returns an engine; Run starts its dispatcher.
 func NewEngine(cfg EngineConfig) *Engine {
+	def := DefaultConfig()
 	if cfg.Now == nil {
 		cfg.Now = clock.Real
 	}
 	if cfg.AccountWait <= 0 {
-		cfg.AccountWait = time.Minute
+		cfg.AccountWait = def.AccountWait
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ClosedRetention <= 0 {
-		cfg.ClosedRetention = 8 * 24 * time.Hour
+		cfg.ClosedRetention = def.ClosedRetention
 	}
 	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = 60 * time.Second
+		cfg.CallTimeout = def.CallTimeout
 	}
 	if cfg.IntentGrace <= 0 {
-		cfg.IntentGrace = cfg.CallTimeout + 30*time.Second
+		cfg.IntentGrace = cfg.CallTimeout + intentMargin
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	if cfg.MaxUnregistered == 0 {
-		cfg.MaxUnregistered = DefaultMaxUnregistered
+		cfg.MaxUnregistered = def.MaxUnregistered
 	}
 	e := &Engine{maxUnreg: max(cfg.MaxUnregistered, 0), cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
 		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{}, due: map[contract.Vendor]*itemHeap{},
@@ -230,7 +231,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	for v := range cfg.Callers {
 		l := cfg.Limits[v]
 		if l.Concurrency <= 0 {
-			l.Concurrency = 8
+			l.Concurrency = DefaultConcurrency
 		}
 		e.lim[v] = newLimiter(l.Concurrency, l.QPS, cfg.Now())
 		e.due[v] = &itemHeap{due: true}

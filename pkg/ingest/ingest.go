@@ -49,7 +49,7 @@ type Publisher interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
-// Config configures the server. Zero values take the defaults noted.
+// Config configures the server. Zero values take DefaultConfig's (noted).
 type Config struct {
 	MegviiSecrets        []config.Secret // callback signing secrets; several during rotation
 	LandingKeys          []config.Secret // sign Baidu landing URLs (the first) and verify them (any); none: landings are refused
@@ -137,23 +137,24 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 			*d = v
 		}
 	}
-	setDur(&cfg.PublishTimeout, 5*time.Second)
-	setDur(&cfg.RetryAfter, 5*time.Second)
-	setDur(&cfg.MaxTokenAge, 7*24*time.Hour)
-	setDur(&cfg.MaxClockSkew, 5*time.Minute)
-	setDur(&cfg.ReadHeaderTimeout, 5*time.Second)
-	setDur(&cfg.ReadTimeout, 10*time.Second)
+	def := DefaultConfig()
+	setDur(&cfg.PublishTimeout, def.PublishTimeout)
+	setDur(&cfg.RetryAfter, def.RetryAfter)
+	setDur(&cfg.MaxTokenAge, def.MaxTokenAge)
+	setDur(&cfg.MaxClockSkew, def.MaxClockSkew)
+	setDur(&cfg.ReadHeaderTimeout, def.ReadHeaderTimeout)
+	setDur(&cfg.ReadTimeout, def.ReadTimeout)
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 128
+		cfg.MaxInFlight = def.MaxInFlight
 	}
 	if cfg.MaxHeaderBytes <= 0 {
-		cfg.MaxHeaderBytes = 16 << 10
+		cfg.MaxHeaderBytes = def.MaxHeaderBytes
 	}
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 1 << 20
+		cfg.MaxBodyBytes = def.MaxBodyBytes
 	}
 	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 1000
+		cfg.MaxBatch = def.MaxBatch
 	}
 	if cfg.Now == nil {
 		cfg.Now = clock.Real

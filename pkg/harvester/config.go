@@ -1,0 +1,36 @@
+package harvester
+
+import (
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/schedule"
+)
+
+// DefaultConcurrency is a vendor's calls in flight when its VendorLimits
+// leave Concurrency zero.
+const DefaultConcurrency = 8
+
+// intentMargin is how much older than a call's timeout an unsettled intent
+// must be before restore resolves it: room for the answer's publish.
+const intentMargin = 30 * time.Second
+
+// DefaultConfig returns the engine settings' defaults (no callers, stores
+// or publishers): the flags take theirs from it, and NewEngine fills a zero
+// field from it. A zero IntentGrace follows CallTimeout (plus a margin).
+func DefaultConfig() EngineConfig {
+	const callTimeout = time.Minute
+	return EngineConfig{
+		Policy: schedule.Defaults(),
+		Limits: map[contract.Vendor]VendorLimits{
+			contract.Megvii: {Concurrency: DefaultConcurrency},
+			contract.Baidu:  {Concurrency: DefaultConcurrency},
+		},
+		AccountWait:     time.Minute,
+		CallTimeout:     callTimeout,
+		IntentGrace:     callTimeout + intentMargin,
+		Source:          "/harvester",
+		ClosedRetention: 8 * 24 * time.Hour,
+		MaxUnregistered: DefaultMaxUnregistered,
+	}
+}

@@ -1,0 +1,20 @@
+package ingest
+
+import "time"
+
+// DefaultConfig returns every setting's default: the flags take theirs
+// from it, and New fills a zero field from it.
+func DefaultConfig() Config {
+	return Config{
+		MaxBodyBytes:      1 << 20,
+		PublishTimeout:    5 * time.Second,
+		RetryAfter:        5 * time.Second,
+		MaxTokenAge:       7 * 24 * time.Hour,
+		MaxClockSkew:      5 * time.Minute,
+		MaxBatch:          1000,
+		MaxInFlight:       128,
+		MaxHeaderBytes:    16 << 10,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+	}
+}
