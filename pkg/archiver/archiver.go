@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
@@ -38,6 +37,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
+	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
 // Config configures an Archiver.
@@ -130,23 +130,44 @@ func New(cfg Config) (*Archiver, error) {
 	return &Archiver{cfg: cfg, m: cfg.Metrics, log: cfg.Logger, parts: map[string]*Part{}}, nil
 }
 
-func (a *Archiver) backoff(try int) time.Duration {
-	d := a.cfg.RetryMin << min(try-1, 16)
-	if d > a.cfg.RetryMax || d <= 0 {
-		d = a.cfg.RetryMax
-	}
-	return d/2 + rand.N(d/2+1)
+// retryBackoff is the back-off of every store, spool, download and
+// publish retry: doubling from RetryMin to RetryMax, jittered.
+func (a *Archiver) retryBackoff() retry.Backoff {
+	return retry.Backoff{Min: a.cfg.RetryMin, Max: a.cfg.RetryMax, Jitter: true}
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+// retryPolicy is retryBackoff with onFailure counting and logging.
+func (a *Archiver) retryPolicy(onFailure func(try int, err error)) retry.Policy {
+	return retry.Policy{Backoff: a.retryBackoff(), OnFailure: func(try int, err error, _ time.Duration) { onFailure(try, err) }}
+}
+
+// backoff and sleep serve the publish retry (kafka.go) until it moves onto
+// retry.Do with the consumer runtime.
+func (a *Archiver) backoff(try int) time.Duration { return a.retryBackoff().Delay(try) }
+
+func sleep(ctx context.Context, d time.Duration) error { return retry.Sleep(ctx, d) }
+
+// storeFailed counts a failed store operation, marks the store down and
+// logs the first and every tenth try (kind "" logs nothing).
+func (a *Archiver) storeFailed(kind string, down bool) func(try int, err error) {
+	return func(try int, err error) {
+		a.m.storeRetry.Inc()
+		if down {
+			a.m.storeDown.Set(1)
+		}
+		if kind != "" && (try == 1 || try%10 == 0) {
+			a.log.Warn("store operation failed; retrying", "kind", kind, "try", try, "error", err.Error())
+		}
 	}
+}
+
+// unlessDone returns err for another try, or ctx's error, final, once ctx
+// ended.
+func unlessDone(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return retry.Permanent(ctx.Err())
+	}
+	return err
 }
 
 // putOnce stores an object unless its key exists, retrying store failures
@@ -164,10 +185,12 @@ func (a *Archiver) putOnceAttrs(ctx context.Context, key, kind string, open func
 		// that differs from it (retried like any store failure).
 		ctx = objstore.WithSHA256(ctx, sum)
 	}
-	for try := 1; ; try++ {
+	var attrs objstore.Attrs
+	var existed bool
+	err := retry.Do(ctx, a.retryPolicy(a.storeFailed(kind, true)), func(int) error {
 		body, n, err := open()
 		if err != nil {
-			return objstore.Attrs{}, false, err
+			return retry.Permanent(err)
 		}
 		// One conditional write: the store refuses to replace what exists.
 		err = a.cfg.Store.Create(ctx, key, body, n, ct, meta)
@@ -175,56 +198,47 @@ func (a *Archiver) putOnceAttrs(ctx context.Context, key, kind string, open func
 			a.m.objects.WithLabelValues(kind).Inc()
 			a.m.bytes.WithLabelValues(kind).Add(float64(n))
 			a.m.storeDown.Set(0)
-			return objstore.Attrs{}, false, nil
+			return nil
 		}
 		if errors.Is(err, objstore.ErrExists) {
-			var attrs objstore.Attrs
 			if attrs, err = a.cfg.Store.Attributes(ctx, key); err == nil {
 				a.m.existing.WithLabelValues(kind).Inc()
 				a.m.storeDown.Set(0)
-				return attrs, true, nil
+				existed = true
+				return nil
 			}
 		}
-		if ctx.Err() != nil {
-			return objstore.Attrs{}, false, ctx.Err()
-		}
-		a.m.storeRetry.Inc()
-		a.m.storeDown.Set(1)
-		if try == 1 || try%10 == 0 {
-			a.log.Warn("store operation failed; retrying", "kind", kind, "try", try, "error", err.Error())
-		}
-		if err := sleep(ctx, a.backoff(try)); err != nil {
-			return objstore.Attrs{}, false, err
-		}
+		return unlessDone(ctx, err)
+	})
+	if err != nil {
+		return objstore.Attrs{}, false, err
 	}
+	return attrs, existed, nil
 }
 
 // getRetry reads an object, retrying store failures until ctx ends; a
 // missing object is ErrNotFound at once.
 func (a *Archiver) getRetry(ctx context.Context, key string, limit int64) ([]byte, error) {
-	for try := 1; ; try++ {
+	var b []byte
+	err := retry.Do(ctx, a.retryPolicy(a.storeFailed("", true)), func(int) error {
 		rc, err := a.cfg.Store.Get(ctx, key)
 		if err == nil {
-			var b []byte
 			b, err = io.ReadAll(io.LimitReader(rc, limit))
 			rc.Close()
 			if err == nil {
 				a.m.storeDown.Set(0)
-				return b, nil
+				return nil
 			}
 		}
 		if errors.Is(err, objstore.ErrNotFound) {
-			return nil, err
+			return retry.Permanent(err)
 		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		a.m.storeRetry.Inc()
-		a.m.storeDown.Set(1)
-		if err := sleep(ctx, a.backoff(try)); err != nil {
-			return nil, err
-		}
+		return unlessDone(ctx, err)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return b, nil
 }
 
 // Part is one archived vendor response: its envelope, its body with every
@@ -471,11 +485,7 @@ func (a *Archiver) retryLocal(ctx context.Context, v contract.Vendor, kind strin
 			a.spoolMu.Unlock()
 		}
 	}()
-	for try := 1; ; try++ {
-		err := store()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
+	return retry.Do(ctx, a.retryPolicy(func(try int, err error) {
 		a.m.spoolFailures.Inc()
 		a.spoolMu.Lock()
 		if !waiting {
@@ -488,10 +498,13 @@ func (a *Archiver) retryLocal(ctx context.Context, v contract.Vendor, kind strin
 		if try == 1 || try%10 == 0 {
 			a.log.Warn("media item cannot be stored on this machine; retrying", "vendor", string(v), "kind", kind, "try", try, "error", err.Error())
 		}
-		if err := sleep(ctx, a.backoff(try)); err != nil {
-			return err
+	}), func(int) error {
+		err := store()
+		if err != nil && ctx.Err() != nil {
+			return retry.Permanent(err)
 		}
-	}
+		return err
+	})
 }
 
 // Ready fails while media items wait for the spool directory to work again.
@@ -878,18 +891,12 @@ func (f final) Message(source string) kafka.Message {
 // fromEvidence rebuilds a record from a stored evidence document.
 func (a *Archiver) fromEvidence(ctx context.Context, key string) (contract.Record, error) {
 	var attrs objstore.Attrs
-	for try := 1; ; try++ {
+	if err := retry.Do(ctx, a.retryPolicy(a.storeFailed("", false)), func(int) error {
 		var err error
-		if attrs, err = a.cfg.Store.Attributes(ctx, key); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return contract.Record{}, ctx.Err()
-		}
-		a.m.storeRetry.Inc()
-		if err := sleep(ctx, a.backoff(try)); err != nil {
-			return contract.Record{}, err
-		}
+		attrs, err = a.cfg.Store.Attributes(ctx, key)
+		return unlessDone(ctx, err)
+	}); err != nil {
+		return contract.Record{}, err
 	}
 	b, err := a.getRetry(ctx, key, 1<<30)
 	if err != nil {

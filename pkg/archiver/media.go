@@ -18,6 +18,7 @@ import (
 
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
 // blob is an image carried inside a response (a Megvii data URI, a Baidu
@@ -133,21 +134,26 @@ func (e errDownload) Error() string { return e.msg }
 // not media is a final answer, not an error. The caller removes the file.
 func (a *Archiver) download(ctx context.Context, u string) (f *os.File, sum string, size int64, ct, status, reason string, err error) {
 	var last error
-	for try := 1; try <= a.cfg.DownloadTries; try++ {
+	spent := errors.New("download tries spent")
+	werr := retry.Do(ctx, a.retryPolicy(func(int, error) { a.m.downloads.WithLabelValues("retry").Inc() }), func(try int) error {
 		f, sum, size, ct, status, reason, err = a.downloadOnce(ctx, u)
-		var retry errDownload
-		if err == nil || !errors.As(err, &retry) {
-			return
+		if !errors.As(err, new(errDownload)) {
+			return nil // an answer, or an error no try mends: returned as it is
 		}
 		last = err
-		a.m.downloads.WithLabelValues("retry").Inc()
-		if try < a.cfg.DownloadTries {
-			if werr := sleep(ctx, a.backoff(try)); werr != nil {
-				return nil, "", 0, "", "", "", werr
-			}
+		if try >= a.cfg.DownloadTries {
+			a.m.downloads.WithLabelValues("retry").Inc()
+			return retry.Permanent(spent)
 		}
+		return err
+	})
+	switch {
+	case werr == nil:
+		return
+	case errors.Is(werr, spent):
+		return nil, "", 0, "", contract.MediaFailed, fmt.Sprintf("%d tries: %v", a.cfg.DownloadTries, last), nil
 	}
-	return nil, "", 0, "", contract.MediaFailed, fmt.Sprintf("%d tries: %v", a.cfg.DownloadTries, last), nil
+	return nil, "", 0, "", "", "", werr // ctx ended between tries
 }
 
 func (a *Archiver) downloadOnce(ctx context.Context, u string) (*os.File, string, int64, string, string, string, error) {

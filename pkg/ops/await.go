@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
 // Await calls try, 10 s at most each time, once a second until it succeeds,
@@ -12,25 +14,25 @@ import (
 // that may come up after them.
 func Await(ctx context.Context, log *slog.Logger, wait time.Duration, what string, try func(ctx context.Context) error) error {
 	deadline := time.Now().Add(wait)
-	for {
+	p := retry.Policy{Backoff: retry.Backoff{Min: time.Second, Max: time.Second},
+		OnFailure: func(_ int, err error, _ time.Duration) { log.Warn("waiting for "+what, "error", err.Error()) }}
+	err := retry.Do(ctx, p, func(int) error {
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := try(tctx)
 		cancel()
-		if err == nil {
+		switch {
+		case err == nil:
 			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
+		case ctx.Err() != nil:
+			return retry.Permanent(ctx.Err())
+		case time.Now().After(deadline):
 			log.Error("refusing to start", "error", err.Error())
-			return err
+			return retry.Permanent(err)
 		}
-		log.Warn("waiting for "+what, "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
+		return err
+	})
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err() // also when it ended during a wait
 	}
+	return err
 }
