@@ -20,8 +20,8 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/ops"
 )
 
-// components are the three deployed components, in pipeline order.
-var components = []string{"ingest", "harvester", "archiver"}
+// componentNames are the three deployed components, in pipeline order.
+var componentNames = []string{"ingest", "harvester", "archiver"}
 
 // componentRegistries builds each component's registry as its binary builds
 // it (ops.NewRegistry, the component's own metrics, its store wrapper, the
@@ -31,7 +31,7 @@ var components = []string{"ingest", "harvester", "archiver"}
 func componentRegistries(t *testing.T) map[string]*recorder {
 	t.Helper()
 	out := map[string]*recorder{}
-	for _, c := range components {
+	for _, c := range componentNames {
 		out[c] = &recorder{Registry: ops.NewRegistry()}
 	}
 	if _, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret("s")}, BearerTokens: []config.Secret{config.NewSecret("t")}, Registry: out["ingest"]}, nil); err != nil {
@@ -40,7 +40,7 @@ func componentRegistries(t *testing.T) map[string]*recorder {
 	harvester.NewMetrics(out["harvester"])
 	archiver.NewMetrics(out["archiver"])
 	objstore.Instrument(objstore.NewMemory(), out["archiver"], "archiver")
-	for _, c := range components {
+	for _, c := range componentNames {
 		out[c].MustRegister(bus.NewWriterCollector(bus.NewWriter(bus.WriterConfig{Topic: c}), c))
 	}
 	return out
@@ -192,7 +192,7 @@ func metricsDoc(t *testing.T) string {
 	b.WriteString("build). The values shown for the other labels are those exported at 0 from the start, so that a series exists\n")
 	b.WriteString("before its first increment and `increase()` sees it; a label without values gets them as work arrives.\n")
 	b.WriteString("Alerts on these metrics: [runbook.md](runbook.md).\n")
-	for _, c := range components {
+	for _, c := range componentNames {
 		fmt.Fprintf(&b, "\n## %s\n\n| metric | type | labels | help |\n| --- | --- | --- | --- |\n", c)
 		for _, m := range componentMetrics(t, regs[c]) {
 			var ls []string
