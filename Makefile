@@ -77,9 +77,10 @@ RUN_ARGS ?=
 run: build minio
 	$(BIN)/devstack --bin $(BIN) $(RUN_ARGS)
 
-## docs: regenerate docs/configuration.md from the binaries' --help (a test fails when it is stale).
+## docs: regenerate docs/configuration.md from the binaries' --help and docs/metrics.md from the components'
+## registries (a test fails when either is stale).
 docs:
-	FACEHARVEST_UPDATE_DOCS=1 $(GO) test -count=1 -run '^TestConfigurationDocIsCurrent$$' ./deploy
+	FACEHARVEST_UPDATE_DOCS=1 $(GO) test -count=1 -run '^(TestConfigurationDocIsCurrent|TestMetricsDocIsCurrent)$$' ./deploy
 
 ## image: the container image (ingest, harvester, archiver), for machines with a container engine.
 IMAGE ?= faceharvest:dev

@@ -10,15 +10,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 	"sigs.k8s.io/yaml"
-
-	"github.com/faceharvest/faceharvest/pkg/archiver"
-	"github.com/faceharvest/faceharvest/pkg/bus"
-	"github.com/faceharvest/faceharvest/pkg/config"
-	"github.com/faceharvest/faceharvest/pkg/harvester"
-	"github.com/faceharvest/faceharvest/pkg/ingest"
-	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
 // targetLabels are the labels Prometheus (with the Prometheus Operator's
@@ -29,49 +21,23 @@ var targetLabels = []string{"namespace", "job", "instance", "pod", "service", "c
 // label names (variable and constant), read from their descriptors.
 func metricLabels(t *testing.T) map[string]map[string]bool {
 	t.Helper()
-	reg := &recorder{Registry: prometheus.NewRegistry()}
-	if _, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret("s")}, BearerTokens: []config.Secret{config.NewSecret("t")}, Registry: reg}, nil); err != nil {
-		t.Fatal(err)
-	}
-	harvester.NewMetrics(reg)
-	archiver.NewMetrics(reg)
-	objstore.Instrument(objstore.NewMemory(), reg, "archiver")
-	for _, c := range []string{"ingest", "harvester", "archiver"} {
-		reg.MustRegister(bus.NewWriterCollector(&kafka.Writer{Topic: c}, c))
-	}
-	name := regexp.MustCompile(`fqName: "([a-zA-Z0-9_:]+)"`)
-	consts := regexp.MustCompile(`constLabels: \{([^}]*)\}`)
-	vars := regexp.MustCompile(`variableLabels: \{([^}]*)\}`)
 	out := map[string]map[string]bool{}
-	for _, c := range reg.cs {
-		ch := make(chan *prometheus.Desc, 64)
-		go func() { c.Describe(ch); close(ch) }()
-		for d := range ch {
-			s := d.String()
-			m := name.FindStringSubmatch(s)
+	for _, reg := range componentRegistries(t) {
+		describe(reg.cs, func(d *prometheus.Desc) {
+			m := descName.FindStringSubmatch(d.String())
 			if m == nil {
-				continue
+				return
 			}
 			ls := map[string]bool{}
 			for _, l := range targetLabels {
 				ls[l] = true
 			}
-			if c := consts.FindStringSubmatch(s); c != nil {
-				for _, kv := range strings.Split(c[1], ",") {
-					if k, _, ok := strings.Cut(kv, "="); ok {
-						ls[strings.TrimSpace(k)] = true
-					}
-				}
-			}
-			if v := vars.FindStringSubmatch(s); v != nil {
-				for _, k := range strings.Split(v[1], ",") {
-					if k = strings.TrimSpace(k); k != "" {
-						ls[k] = true
-					}
-				}
+			consts, vars := descLabels(d)
+			for _, l := range append(consts, vars...) {
+				ls[l] = true
 			}
 			out[m[1]] = ls
-		}
+		})
 	}
 	return out
 }

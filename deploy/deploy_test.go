@@ -16,20 +16,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
-
-	"github.com/faceharvest/faceharvest/pkg/archiver"
-	"github.com/faceharvest/faceharvest/pkg/bus"
-	"github.com/faceharvest/faceharvest/pkg/config"
-	"github.com/faceharvest/faceharvest/pkg/harvester"
-	"github.com/faceharvest/faceharvest/pkg/ingest"
-	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
 // The custom resources, as far as the manifests use them; decoded strictly,
@@ -364,26 +356,13 @@ func (r *recorder) MustRegister(cs ...prometheus.Collector) {
 // described.
 func describeAll(t *testing.T) map[string]bool {
 	t.Helper()
-	reg := &recorder{Registry: prometheus.NewRegistry()}
-	if _, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret("s")}, BearerTokens: []config.Secret{config.NewSecret("t")}, Registry: reg}, nil); err != nil {
-		t.Fatal(err)
-	}
-	harvester.NewMetrics(reg)
-	archiver.NewMetrics(reg)
-	objstore.Instrument(objstore.NewMemory(), reg, "archiver")
-	for _, c := range []string{"ingest", "harvester", "archiver"} {
-		reg.MustRegister(bus.NewWriterCollector(&kafka.Writer{Topic: c}, c))
-	}
 	names := map[string]bool{}
-	re := regexp.MustCompile(`fqName: "([a-zA-Z0-9_:]+)"`)
-	for _, c := range reg.cs {
-		ch := make(chan *prometheus.Desc, 64)
-		go func() { c.Describe(ch); close(ch) }()
-		for d := range ch {
-			if m := re.FindStringSubmatch(d.String()); m != nil {
+	for _, reg := range componentRegistries(t) {
+		describe(reg.cs, func(d *prometheus.Desc) {
+			if m := descName.FindStringSubmatch(d.String()); m != nil {
 				names[m[1]] = true
 			}
-		}
+		})
 	}
 	if len(names) < 40 {
 		t.Fatalf("only %d metrics described", len(names))

@@ -40,7 +40,7 @@ func kustomizeWrapped(t *testing.T, dir, extra string) [][]byte {
 }
 
 // kustomizeOverlayWith renders an overlay with components listed in the
-// overlay itself, as an operator adds them (README): the overlay's own
+// overlay itself, as an operator adds them (docs/operations.md): the overlay's own
 // patches then apply to the components' objects too, which a wrapping
 // kustomization cannot show. It builds a copy of deploy/k8s.
 func kustomizeOverlayWith(t *testing.T, overlay string, components ...string) [][]byte {

@@ -804,7 +804,7 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		{within(10*time.Second, 16*time.Second), 0, func() error {
 			// Only once the harvesters' group is stable: the embedded broker
 			// never expires a member killed between its JoinGroup and the
-			// response (see the README), which real Kafka does.
+			// response (see docs/known-issues.md), which real Kafka does.
 			if err := s.waitGroupStable(ctx, "faceharvest-harvester", s.o.replicas, time.Minute); err != nil {
 				return err
 			}

@@ -219,7 +219,7 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	// generation, every partition assigned): the embedded broker (kfake)
 	// never expires a member killed between its JoinGroup and the delivery
 	// of the response, and keeps its partitions assigned to it; real Kafka
-	// expires it after the session timeout (see the README).
+	// expires it after the session timeout (see docs/known-issues.md).
 	stable := func() bool {
 		gens := map[int]int{}
 		parts := 0

@@ -5,7 +5,7 @@
 # faceid.events and faceid.harvester.state must keep equal partition counts (the harvester refuses to start otherwise);
 # add partitions to both together.
 # Retention of each topic, and the personal data each holds: see the comments in kafkatopics.yaml and
-# docs/data-retention.md.
+# docs/design/data-retention.md.
 set -eu
 : "${BOOTSTRAP:?set BOOTSTRAP to host:port}"
 PARTITIONS="${PARTITIONS:-6}"
