@@ -403,8 +403,7 @@ func (s *Server) publish(envs ...contract.Envelope) *reqError {
 	return nil
 }
 
-// envelope encodes ev. Encoding directly: json.Marshal would validate and
-// compact what it returns. dataChecked says ev.Data has passed
+// envelope encodes ev. dataChecked says ev.Data has passed
 // megvii.Summarize, so is one valid JSON object: the event then carries it
 // as such, not escaped into a string.
 func (s *Server) envelope(typ, source, id string, t time.Time, ev contract.Event, dataChecked bool) contract.Envelope {
@@ -412,7 +411,7 @@ func (s *Server) envelope(typ, source, id string, t time.Time, ev contract.Event
 	if dataChecked {
 		b, _ = ev.AppendJSONDataObject(nil)
 	} else {
-		b, _ = ev.AppendJSON(nil)
+		b, _ = json.Marshal(ev)
 	}
 	return contract.Envelope{ID: id, Source: source, Type: typ, Time: t, Key: contract.Key(ev.Vendor, ev.VerificationID), Value: b}
 }
@@ -459,22 +458,9 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 	if e := s.publish(env); e != nil {
 		return e
 	}
-	writeAccepted(w, env.ID)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "id": env.ID})
 	return nil
 }
-
-// writeAccepted answers {"id":...,"ok":true}, as writeJSON would with a map,
-// without reflection: it is every callback's answer.
-func writeAccepted(w http.ResponseWriter, id string) {
-	b := make([]byte, 0, 96)
-	b = append(b, `{"id":`...)
-	b = append(contract.AppendJSONString(b, id), `,"ok":true}`+"\n"...)
-	w.Header()["Content-Type"] = contentTypeJSON // canonical already; never changed in place
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
-}
-
-var contentTypeJSON = []string{"application/json"}
 
 func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Request) *reqError {
 	target := s.cfg.BaiduSuccessRedirect

@@ -412,19 +412,6 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-// TestWriteAcceptedMatchesWriteJSON: the callbacks' hand-built answer is
-// byte for byte what writeJSON writes for the same map.
-func TestWriteAcceptedMatchesWriteJSON(t *testing.T) {
-	for _, id := range []string{"", "4f1c2d", `quote"back\slash`, "<tag>&", "中文\u2028"} {
-		a, b := httptest.NewRecorder(), httptest.NewRecorder()
-		writeAccepted(a, id)
-		writeJSON(b, http.StatusOK, map[string]any{"ok": true, "id": id})
-		if a.Body.String() != b.Body.String() || a.Code != b.Code || a.Header().Get("Content-Type") != b.Header().Get("Content-Type") {
-			t.Fatalf("%q: %q, want %q", id, a.Body.String(), b.Body.String())
-		}
-	}
-}
-
 // holdingPublisher holds each publish until released, reporting whether its
 // context was still live then.
 type holdingPublisher struct {
