@@ -76,7 +76,8 @@ func FuzzDecodeCallback(f *testing.F) {
 }
 
 // FuzzSummarize: the single-pass scanner accepts exactly what encoding/json
-// accepts as one object, and finds the same status and biz_info.
+// accepts as one object, and finds the same status and biz_info as
+// encoding/json and Callback.Summarize.
 func FuzzSummarize(f *testing.F) {
 	seedBodies(f)
 	f.Add([]byte(`{"status":"OK","biz_info":{"biz_id":"a\u00e9\"b"}}`))
@@ -90,11 +91,15 @@ func FuzzSummarize(f *testing.F) {
 		if (serr == nil) != (jerr == nil && obj != nil) {
 			t.Fatalf("scanner err %v, encoding/json err %v, for %q", serr, jerr, b)
 		}
-		got, err := summarize(b)
+		got, _, err := summarizeAnswer(b)
 		var want Summary
 		werr := json.Unmarshal(b, &want)
 		if (err == nil) != (werr == nil && obj != nil) {
-			t.Fatalf("summarize err %v, encoding/json err %v, for %q", err, werr, b)
+			t.Fatalf("summarizeAnswer err %v, encoding/json err %v, for %q", err, werr, b)
+		}
+		cb, cerr := Callback{Data: string(b)}.Summarize()
+		if (err == nil) != (cerr == nil) || cb != got && isASCII(b) {
+			t.Fatalf("summarizeAnswer %+v (%v), Callback.Summarize %+v (%v), for %q", got, err, cb, cerr, b)
 		}
 		// Keys are matched case-insensitively like encoding/json; for non-ASCII
 		// keys the two case foldings may differ in corners no vendor uses.
