@@ -181,17 +181,14 @@ type Summary struct {
 }
 
 // Summarize decodes only the status and biz_info of a callback's data (the
-// whole string must still be one valid JSON object).
+// whole string must still be valid JSON).
 func (cb Callback) Summarize() (Summary, error) {
-	var s Summary
-	if err := json.Unmarshal(bytesOf(cb.Data), &s); err != nil || !isObject(cb.Data) {
+	s, err := summarize(bytesOf(cb.Data))
+	if err != nil {
 		return Summary{}, fmt.Errorf("%w: data is not a result object", ErrMalformedCallback)
 	}
 	return s, nil
 }
-
-// isObject reports whether the JSON value d is an object.
-func isObject(d string) bool { return strings.HasPrefix(strings.TrimLeft(d, " \t\r\n"), "{") }
 
 // bytesOf views a string's bytes without copying; the result must not be
 // modified (hashes and decoders only read it).

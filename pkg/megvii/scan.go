@@ -360,11 +360,16 @@ func jsonString(v []byte) (s string, null bool, err error) {
 	return d, false, nil
 }
 
-// summarizeAnswer decodes Summary's fields from a validated single pass over
-// a get_result answer, and reports whether it carries a top-level
-// error_message (then it is an error answer, for Classify). Keys match
-// case-insensitively and the last duplicate wins, as encoding/json decodes
-// them: the harvester and archiver decode with it, and must agree.
+// summarize decodes Summary's fields from a validated single pass.
+func summarize(b []byte) (Summary, error) {
+	s, _, err := summarizeAnswer(b)
+	return s, err
+}
+
+// summarizeAnswer is summarize that also reports whether the body carries a
+// top-level error_message (then it is an error answer, for Classify). Keys
+// match case-insensitively and the last duplicate wins, as encoding/json
+// decodes them: the harvester and archiver decode with it, and must agree.
 func summarizeAnswer(b []byte) (Summary, bool, error) {
 	var status, bizInfo []byte
 	hasError := false
