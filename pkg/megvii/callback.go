@@ -183,7 +183,7 @@ type Summary struct {
 // Summarize decodes only the status and biz_info of a callback's data (the
 // whole string must still be valid JSON).
 func (cb Callback) Summarize() (Summary, error) {
-	s, err := summarize(bytesOf(cb.Data))
+	s, _, err := summarizeAnswer(bytesOf(cb.Data))
 	if err != nil {
 		return Summary{}, fmt.Errorf("%w: data is not a result object", ErrMalformedCallback)
 	}
