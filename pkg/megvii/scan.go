@@ -9,8 +9,6 @@ import (
 	"strings"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/faceharvest/faceharvest/pkg/swar"
 )
 
 // errSyntax is returned by topLevel for anything that is not one valid JSON
@@ -276,9 +274,15 @@ func (p *scanner) num() bool {
 }
 
 // special8 marks, in the high bit of each byte, the bytes of v that are '"',
-// '\\' or a control character; its lowest mark is the first of them.
+// '\\' or a control character; its lowest mark is the first of them. It
+// tests the eight bytes at once (SIMD within a register): a byte is marked
+// when it matches or when it lies above one that does (a borrow runs
+// upwards), never below.
 func special8(v uint64) uint64 {
-	return (swar.Zero(v^swar.Repeat('"')) | swar.Zero(v^swar.Repeat('\\')) | swar.Less(v, 0x20)) & swar.Highs
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(y uint64) uint64 { return (y - ones) &^ y } // marks y's zero bytes
+	less := (v - ones*0x20) &^ v                             // marks v's bytes below 0x20
+	return (zero(v^(ones*'"')) | zero(v^(ones*'\\')) | less) & highs
 }
 
 func (p *scanner) str() bool {
