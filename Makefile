@@ -31,9 +31,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeCallback$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
 	$(GO) test -run='^$$' -fuzz='^FuzzSummarize$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
 	$(GO) test -run='^$$' -fuzz='^FuzzFindImages$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
-	$(GO) test -run='^$$' -fuzz='^FuzzFormFields$$' -fuzztime=$(FUZZTIME) ./pkg/megvii
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./pkg/baidu
-	$(GO) test -run='^$$' -fuzz='^FuzzEventJSON$$' -fuzztime=$(FUZZTIME) ./pkg/contract
 
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 

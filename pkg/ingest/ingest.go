@@ -43,8 +43,7 @@ const (
 )
 
 // Publisher writes messages and returns once the broker acknowledged all of
-// them. *kafka.Writer is one. Once it returned nil it must not keep the
-// messages' bytes: ingest reuses them.
+// them. *kafka.Writer is one.
 type Publisher interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
@@ -74,45 +73,14 @@ type Config struct {
 
 // Server serves ingest's routes.
 type Server struct {
-	cfg       Config
-	pub       Publisher
-	log       *slog.Logger
-	m         metrics
-	deadlines deadlines
-	landing   *landingSigner // nil: no landing is accepted
-	inFlight  atomic.Int64   // requests being served, for MaxInFlight
+	cfg      Config
+	pub      Publisher
+	log      *slog.Logger
+	m        metrics
+	landing  *landingSigner // nil: no landing is accepted
+	inFlight atomic.Int64   // requests being served, for MaxInFlight
 	// retryAfter is the Retry-After value: whole seconds, at least 1.
 	retryAfter string
-}
-
-// deadlines hands out publish deadlines that the requests starting within
-// one short window share: a timer per window instead of one per request,
-// which at tens of thousands of callbacks a second was a microsecond each.
-// A request waits between timeout and timeout+window.
-type deadlines struct {
-	timeout, window time.Duration
-	cur             atomic.Pointer[sharedDeadline]
-}
-
-type sharedDeadline struct {
-	ctx    context.Context
-	cancel context.CancelFunc // the context's own timer calls it at the deadline
-	until  time.Time          // requests starting before this share ctx
-}
-
-func newDeadlines(timeout time.Duration) deadlines {
-	return deadlines{timeout: timeout, window: min(10*time.Millisecond, timeout/50)}
-}
-
-// get returns a context done timeout (plus at most window) after now.
-func (d *deadlines) get(now time.Time) context.Context {
-	if c := d.cur.Load(); c != nil && now.Before(c.until) {
-		return c.ctx
-	}
-	c := &sharedDeadline{until: now.Add(d.window)}
-	c.ctx, c.cancel = context.WithDeadline(context.Background(), now.Add(d.timeout+d.window))
-	d.cur.Store(c)
-	return c.ctx
 }
 
 // New validates cfg and returns a server publishing through pub.
@@ -165,7 +133,7 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, deadlines: newDeadlines(cfg.PublishTimeout), m: newMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry)}
 	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
 	return s, nil
 }
@@ -321,8 +289,8 @@ func validID(s string, max int) bool {
 // megabyte and sending nothing costs no more than this.
 const firstBodyBuf = 16 << 10
 
-// readBody reads the body into a pooled buffer that grows with the bytes
-// that arrive (doubling), never from the announced Content-Length alone.
+// readBody reads the body into a buffer that grows with the bytes that
+// arrive (doubling), never from the announced Content-Length alone.
 func readBody(r *http.Request, limit int64) ([]byte, *reqError) {
 	if r.ContentLength > limit {
 		return nil, &reqError{status: http.StatusRequestEntityTooLarge, reason: "too_large", msg: fmt.Sprintf("body larger than %d bytes", limit)}
@@ -331,7 +299,7 @@ func readBody(r *http.Request, limit int64) ([]byte, *reqError) {
 	if n := r.ContentLength; n > 0 {
 		first = int(min(n+1, firstBodyBuf)) // +1: the read that finds the end
 	}
-	b := bodies.get(first)[:0]
+	b := make([]byte, 0, first)
 	var err error
 	for {
 		if int64(len(b)) > limit {
@@ -341,7 +309,6 @@ func readBody(r *http.Request, limit int64) ([]byte, *reqError) {
 		if len(b) == cap(b) {
 			grown := make([]byte, len(b), max(len(b)+1, min(2*cap(b), int(limit)+1)))
 			copy(grown, b)
-			bodies.put(b)
 			b = grown
 		}
 		var k int
@@ -358,7 +325,6 @@ func readBody(r *http.Request, limit int64) ([]byte, *reqError) {
 		}
 	}
 	if err != nil {
-		bodies.put(b)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, &reqError{status: http.StatusRequestEntityTooLarge, reason: "too_large", msg: fmt.Sprintf("body larger than %d bytes", mbe.Limit)}
@@ -376,8 +342,10 @@ func (s *Server) publish(envs ...contract.Envelope) *reqError {
 	for i, e := range envs {
 		msgs[i] = e.Message()
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
+	defer cancel()
 	start := time.Now()
-	err := s.pub.WriteMessages(s.deadlines.get(start), msgs...)
+	err := s.pub.WriteMessages(ctx, msgs...)
 	if err != nil {
 		s.m.publishDur.WithLabelValues("error").Observe(time.Since(start).Seconds())
 		s.log.Warn("publish failed", "error", err.Error(), "messages", len(msgs))
@@ -390,54 +358,21 @@ func (s *Server) publish(envs ...contract.Envelope) *reqError {
 		} else {
 			s.m.published.WithLabelValues(e.Type).Inc()
 		}
-		// Acknowledged: the writer is done with it. After an error it may
-		// still be sending it, and the buffer is left to the collector.
-		events.put(e.Value)
 	}
 	return nil
 }
 
-// envelope encodes ev into a buffer that publish gives back once the broker
-// acknowledged it. Encoding directly: json.Marshal would validate and
-// compact what it returns. dataChecked says ev.Data has passed
+// envelope encodes ev. dataChecked says ev.Data has passed
 // megvii.Summarize, so is one valid JSON object: the event then carries it
 // as such, not escaped into a string.
 func (s *Server) envelope(typ, source, id string, t time.Time, ev contract.Event, dataChecked bool) contract.Envelope {
 	var b []byte
 	if dataChecked {
-		b, _ = ev.AppendJSONDataObject(events.get(0))
+		b, _ = ev.AppendJSONDataObject(nil)
 	} else {
-		b, _ = ev.AppendJSON(events.get(0))
+		b, _ = json.Marshal(ev)
 	}
 	return contract.Envelope{ID: id, Source: source, Type: typ, Time: t, Key: contract.Key(ev.Vendor, ev.VerificationID), Value: b}
-}
-
-// bodies and events hold request bodies and event encodings for reuse: a
-// callback's are a few kilobytes each, tens of thousands of times a second.
-// Two pools, so that each finds buffers of its own size.
-var bodies, events bufPool
-
-const maxPooledBuf = 64 << 10
-
-type bufPool struct{ p sync.Pool } // of *[]byte
-
-// get returns a buffer of length n, reused when one large enough is at hand.
-func (bp *bufPool) get(n int) []byte {
-	if p, ok := bp.p.Get().(*[]byte); ok {
-		if cap(*p) >= n {
-			return (*p)[:n]
-		}
-		bp.p.Put(p)
-	}
-	return make([]byte, n, max(n, 4<<10))
-}
-
-// put gives b back for reuse; nothing may use it afterwards.
-func (bp *bufPool) put(b []byte) {
-	if cap(b) > 0 && cap(b) <= maxPooledBuf {
-		b = b[:0]
-		bp.p.Put(&b)
-	}
 }
 
 func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqError {
@@ -453,7 +388,6 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 		return e
 	}
 	cb, err := megvii.DecodeCallback(ct, body)
-	bodies.put(body) // what DecodeCallback returns does not share it
 	switch {
 	case errors.Is(err, megvii.ErrMissingSign):
 		s.m.sigFail.WithLabelValues("missing").Inc()
@@ -483,22 +417,9 @@ func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqErro
 	if e := s.publish(env); e != nil {
 		return e
 	}
-	writeAccepted(w, env.ID)
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "id": env.ID})
 	return nil
 }
-
-// writeAccepted answers {"id":...,"ok":true}, as writeJSON would with a map,
-// without reflection: it is every callback's answer.
-func writeAccepted(w http.ResponseWriter, id string) {
-	b := make([]byte, 0, 96)
-	b = append(b, `{"id":`...)
-	b = append(contract.AppendJSONString(b, id), `,"ok":true}`+"\n"...)
-	w.Header()["Content-Type"] = contentTypeJSON // canonical already; never changed in place
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
-}
-
-var contentTypeJSON = []string{"application/json"}
 
 func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Request) *reqError {
 	target := s.cfg.BaiduSuccessRedirect

@@ -72,7 +72,6 @@ func TestBodyGrowsToWhatArrives(t *testing.T) {
 			if e != nil || string(b) != body {
 				t.Fatalf("%d bytes (announced %v): %d read, %+v", n, announce, len(b), e)
 			}
-			bodies.put(b)
 		}
 	}
 	r := &http.Request{Body: http.MaxBytesReader(nil, io.NopCloser(strings.NewReader(strings.Repeat("x", 1001))), 1000), ContentLength: -1}

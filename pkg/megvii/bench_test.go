@@ -87,7 +87,3 @@ func BenchmarkFindImagesLargeBaseline(b *testing.B) {
 		}
 	}
 }
-
-// largeCallbackData is the documents' full get_result example, as a
-// callback's data carries it.
-func largeCallbackData() []byte { return vendordocs.MustExample("megvii_get_result_ok_000.json") }

@@ -57,11 +57,11 @@ func DecodeCallback(contentType string, body []byte) (Callback, error) {
 	var cb Callback
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		data, sign, err := formFields(unsafeString(body)) // what it returns is copied out
+		v, err := url.ParseQuery(string(body))
 		if err != nil {
-			return Callback{}, fmt.Errorf("%w: form: %v", ErrMalformedCallback, err)
+			return Callback{}, fmt.Errorf("%w: form: invalid form encoding", ErrMalformedCallback)
 		}
-		cb = Callback{Data: data, Sign: sign, Format: FormatForm}
+		cb = Callback{Data: v.Get("data"), Sign: v.Get("sign"), Format: FormatForm}
 	case "application/json", "text/json":
 		var v struct {
 			Data json.RawMessage `json:"data"`
@@ -183,7 +183,7 @@ type Summary struct {
 // Summarize decodes only the status and biz_info of a callback's data (the
 // whole string must still be valid JSON).
 func (cb Callback) Summarize() (Summary, error) {
-	s, err := summarize(bytesOf(cb.Data))
+	s, _, err := summarizeAnswer(bytesOf(cb.Data))
 	if err != nil {
 		return Summary{}, fmt.Errorf("%w: data is not a result object", ErrMalformedCallback)
 	}

@@ -83,6 +83,7 @@ func FuzzSummarize(f *testing.F) {
 	f.Add([]byte(` {} `))
 	f.Add([]byte(`{"a":[1,-0.5e+3,true,false,null,{"b":"\\"}]}`))
 	f.Add([]byte(`{"a":01}`))
+	f.Add([]byte(`{"biz_info":{"biz_id":"a","biz_no":"x"},"BIZ_INFO":{"biz_id":"b"},"biz_info":null,"status":"OK","Status":"FAILED"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, serr := topLevel(b)
 		var obj map[string]json.RawMessage
@@ -90,7 +91,7 @@ func FuzzSummarize(f *testing.F) {
 		if (serr == nil) != (jerr == nil && obj != nil) {
 			t.Fatalf("scanner err %v, encoding/json err %v, for %q", serr, jerr, b)
 		}
-		got, err := summarize(b)
+		got, _, err := summarizeAnswer(b)
 		var want Summary
 		werr := json.Unmarshal(b, &want)
 		if (err == nil) != (werr == nil && obj != nil) {

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"unicode/utf8"
 	"unsafe"
-
-	"github.com/faceharvest/faceharvest/pkg/swar"
 )
 
 // errSyntax is returned by topLevel for anything that is not one valid JSON
@@ -276,9 +274,15 @@ func (p *scanner) num() bool {
 }
 
 // special8 marks, in the high bit of each byte, the bytes of v that are '"',
-// '\\' or a control character; its lowest mark is the first of them.
+// '\\' or a control character; its lowest mark is the first of them. It
+// tests the eight bytes at once (SIMD within a register): a byte is marked
+// when it matches or when it lies above one that does (a borrow runs
+// upwards), never below.
 func special8(v uint64) uint64 {
-	return (swar.Zero(v^swar.Repeat('"')) | swar.Zero(v^swar.Repeat('\\')) | swar.Less(v, 0x20)) & swar.Highs
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	zero := func(y uint64) uint64 { return (y - ones) &^ y } // marks y's zero bytes
+	less := (v - ones*0x20) &^ v                             // marks v's bytes below 0x20
+	return (zero(v^(ones*'"')) | zero(v^(ones*'\\')) | less) & highs
 }
 
 func (p *scanner) str() bool {
@@ -360,67 +364,68 @@ func jsonString(v []byte) (s string, null bool, err error) {
 	return d, false, nil
 }
 
-// summarize decodes Summary's fields from a validated single pass.
-func summarize(b []byte) (Summary, error) {
-	s, _, err := summarizeAnswer(b)
-	return s, err
-}
-
-// summarizeAnswer is summarize that also reports whether the body carries a
-// top-level error_message (then it is an error answer, for Classify). Keys
-// match case-insensitively and the last duplicate wins, as encoding/json
+// summarizeAnswer decodes Summary's fields from a validated single pass over
+// a get_result answer, and reports whether it carries a top-level
+// error_message (then it is an error answer, for Classify). Keys match
+// case-insensitively and every duplicate is decoded in turn into the same
+// field (a later biz_info sets only the members it has), as encoding/json
 // decodes them: the harvester and archiver decode with it, and must agree.
 func summarizeAnswer(b []byte) (Summary, bool, error) {
-	var status, bizInfo []byte
+	var s Summary
 	hasError := false
+	var ferr error
 	err := members(b, func(key string, vs, ve int) {
-		switch {
+		if ferr != nil {
+			return
+		}
+		switch v := b[vs:ve]; {
 		case strings.EqualFold(key, "status"):
-			status = b[vs:ve]
+			ferr = s.Status.UnmarshalJSON(v) // its own rules: case, misspellings, numbers
 		case strings.EqualFold(key, "biz_info"):
-			bizInfo = b[vs:ve]
+			ferr = s.bizInfo(v)
 		case strings.EqualFold(key, "error_message"):
 			hasError = true
 		}
 	})
+	if err == nil {
+		err = ferr
+	}
 	if err != nil {
 		return Summary{}, false, err
 	}
-	var s Summary
-	if status != nil {
-		if err := s.Status.UnmarshalJSON(status); err != nil { // its own rules: case, misspellings, numbers
-			return Summary{}, false, err
-		}
-	}
-	if bizInfo != nil && string(bizInfo) != "null" {
-		if bizInfo[0] != '{' {
-			return Summary{}, false, errNotString
-		}
-		var ferr error
-		err := members(bizInfo, func(key string, vs, ve int) {
-			var dst *string
-			switch {
-			case strings.EqualFold(key, "biz_id"):
-				dst = &s.BizInfo.BizID
-			case strings.EqualFold(key, "biz_no"):
-				dst = &s.BizInfo.BizNo
-			default:
-				return
-			}
-			str, null, err := jsonString(bizInfo[vs:ve])
-			if err != nil && ferr == nil {
-				ferr = err
-			}
-			if err == nil && !null {
-				*dst = str
-			}
-		})
-		if err == nil {
-			err = ferr
-		}
-		if err != nil {
-			return Summary{}, false, err
-		}
-	}
 	return s, hasError, nil
+}
+
+// bizInfo decodes a valid JSON value into s.BizInfo as encoding/json does:
+// null changes nothing, an object sets the members it has.
+func (s *Summary) bizInfo(v []byte) error {
+	if string(v) == "null" {
+		return nil
+	}
+	if v[0] != '{' {
+		return errNotString
+	}
+	var ferr error
+	err := members(v, func(key string, vs, ve int) {
+		var dst *string
+		switch {
+		case strings.EqualFold(key, "biz_id"):
+			dst = &s.BizInfo.BizID
+		case strings.EqualFold(key, "biz_no"):
+			dst = &s.BizInfo.BizNo
+		default:
+			return
+		}
+		str, null, err := jsonString(v[vs:ve])
+		if err != nil && ferr == nil {
+			ferr = err
+		}
+		if err == nil && !null {
+			*dst = str
+		}
+	})
+	if err == nil {
+		err = ferr
+	}
+	return err
 }
