@@ -162,7 +162,7 @@ func (it *item) hasState() bool { return it.st != nil || it.cold != "" }
 // when the item has none.
 func (e *Engine) stateLocked(it *item) *schedule.State {
 	if it.st == nil && it.cold != "" {
-		it.st, it.cold = mustThaw(it.key, it.cold), ""
+		it.st, it.cold = schedule.MustThaw(it.key, it.cold), ""
 	}
 	return it.st
 }
@@ -175,15 +175,15 @@ func stateCopyLocked(it *item) *schedule.State {
 		cp := *it.st
 		return &cp
 	case it.cold != "":
-		return mustThaw(it.key, it.cold)
+		return schedule.MustThaw(it.key, it.cold)
 	}
 	return nil
 }
 
 // freezeLocked packs the state of an item that only waits.
 func (e *Engine) freezeLocked(it *item) {
-	if it.st != nil && !it.busy && it.waitIdx >= 0 && frozen(it.st) {
-		it.cold, it.st = freeze(it.st), nil
+	if it.st != nil && !it.busy && it.waitIdx >= 0 && schedule.CanFreeze(it.st) {
+		it.cold, it.st = schedule.Freeze(it.st), nil
 	}
 }
 
