@@ -15,6 +15,7 @@ import (
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
 // RunConfig configures the consumer-group process around an Archiver.
@@ -32,7 +33,10 @@ type RunConfig struct {
 	// queued behind them are left to the next owner.
 	DrainTimeout                     time.Duration
 	SessionTimeout, RebalanceTimeout time.Duration
-	Logger                           *slog.Logger
+	// DLQPayload says where dead letters' payloads go: inline (the default)
+	// or the archiver's store, leaving a reference in the dead letter.
+	DLQPayload bus.DeadLetterPayloadMode
+	Logger     *slog.Logger
 }
 
 // Runner consumes the raw topic as a consumer group. Messages of one
@@ -44,6 +48,7 @@ type Runner struct {
 	a       *Archiver
 	results *kafka.Writer
 	dlq     *kafka.Writer
+	dl      *bus.DeadLetters // writes to dlq
 	log     *slog.Logger
 }
 
@@ -64,12 +69,20 @@ func NewRunner(ctx context.Context, cfg RunConfig, a *Archiver) (*Runner, error)
 	if cfg.HoldLimit <= 0 {
 		cfg.HoldLimit = 2 * time.Minute
 	}
+	if cfg.DLQPayload == "" {
+		cfg.DLQPayload = bus.PayloadInline
+	}
+	if _, err := bus.ParseDeadLetterPayloadMode(string(cfg.DLQPayload)); err != nil {
+		return nil, fmt.Errorf("dead-letter payloads: %w", err)
+	}
 	if err := bus.CheckTopics(ctx, cfg.Kafka, cfg.RawTopic, cfg.ResultsTopic, cfg.DLQTopic); err != nil {
 		return nil, err
 	}
-	return &Runner{cfg: cfg, a: a, log: cfg.Logger,
+	r := &Runner{cfg: cfg, a: a, log: cfg.Logger,
 		results: bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.ResultsTopic}),
-		dlq:     bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.DLQTopic})}, nil
+		dlq:     bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.DLQTopic})}
+	r.dl = newDeadLetters(r.dlq, cfg.DLQPayload, a, cfg.Logger)
+	return r, nil
 }
 
 // Writers returns the writers, for metrics.
@@ -87,37 +100,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		SessionTimeout: r.cfg.SessionTimeout, RebalanceTimeout: r.cfg.RebalanceTimeout, Logger: r.log}, r.runPartition)
 }
 
-// tracker finds the highest offset below which everything is done.
-type tracker struct {
-	mu   sync.Mutex
-	q    []int64
-	done map[int64]bool
-	next int64
-}
-
-func (t *tracker) add(o int64) {
-	t.mu.Lock()
-	t.q = append(t.q, o)
-	t.mu.Unlock()
-}
-
-func (t *tracker) finish(o int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.done[o] = true
-	for len(t.q) > 0 && t.done[t.q[0]] {
-		delete(t.done, t.q[0])
-		t.next = t.q[0] + 1
-		t.q = t.q[1:]
-	}
-}
-
-func (t *tracker) commitable() int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.next
-}
-
 // held is an answer whose part is only in memory: its offset is finished
 // when its verification's record is published (or its part stored).
 type held struct {
@@ -129,7 +111,7 @@ type held struct {
 // partition is one assigned partition's bookkeeping.
 type partition struct {
 	p    int
-	tr   *tracker
+	tr   *bus.Offsets
 	mu   sync.Mutex
 	held map[string][]held // by message key
 }
@@ -147,7 +129,7 @@ func (pt *partition) release(key string) {
 	delete(pt.held, key)
 	pt.mu.Unlock()
 	for _, h := range hs {
-		pt.tr.finish(h.offset)
+		pt.tr.Done(h.offset)
 	}
 }
 
@@ -185,8 +167,7 @@ func (r *Runner) persistOld(ctx context.Context, pt *partition) {
 
 func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int, offset int64) {
 	r.log.Info("partition assigned", "partition", p, "offset", offset)
-	tr := &tracker{done: map[int64]bool{}, next: -1}
-	pt := &partition{p: p, tr: tr, held: map[string][]held{}}
+	pt := &partition{p: p, tr: bus.NewOffsets(0), held: map[string][]held{}}
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(r.cfg.DrainTimeout, stopWork) })
@@ -203,78 +184,40 @@ func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int,
 					continue // abandoned: not committed, redone by the next owner
 				}
 				if r.handle(work, pt, m) {
-					tr.finish(m.Offset)
+					pt.tr.Done(m.Offset)
 				}
 			}
 		}(shards[i])
 	}
-	var last int64 = -1
-	commit := func() {
-		if n := tr.commitable(); n > last {
-			if err := gen.CommitOffsets(map[string]map[int]int64{r.cfg.RawTopic: {p: n}}); err == nil {
-				last = n
+	last := bus.ConsumePartition(ctx, bus.PartitionConfig{Cluster: r.cfg.Kafka, Topic: r.cfg.RawTopic, Partition: p, Offset: offset,
+		MaxBytes: 64 << 20, Offsets: pt.tr, Generation: gen, CommitInterval: r.cfg.CommitInterval, Lag: r.a.m.lag, Logger: r.log,
+		Tick: func() { r.persistOld(work, pt) },
+		Drain: func() {
+			for _, ch := range shards {
+				close(ch)
 			}
-		}
-	}
-	stopCommits := make(chan struct{})
-	commitsDone := make(chan struct{})
-	go func() {
-		defer close(commitsDone)
-		t := time.NewTicker(r.cfg.CommitInterval)
-		defer t.Stop()
-		for {
+			wg.Wait()
+		}},
+		func(ctx context.Context, m kafka.Message, _ *bus.Offsets) bool {
+			h := fnv.New32a()
+			h.Write(m.Key)
 			select {
-			case <-stopCommits:
-				return
-			case <-t.C:
-				r.persistOld(work, pt)
-				commit()
+			case shards[h.Sum32()%uint32(len(shards))] <- m:
+				return true
+			case <-ctx.Done():
+				return false
 			}
-		}
-	}()
-	defer func() {
-		for _, ch := range shards {
-			close(ch)
-		}
-		wg.Wait()
-		close(stopCommits)
-		<-commitsDone
-		commit()
-		// Answers still held were not committed: the partition's next owner
-		// re-reads them, so their parts need not stay in this memory.
-		pt.mu.Lock()
-		for _, hs := range pt.held {
-			for _, h := range hs {
-				r.a.forget(h.part)
-			}
-		}
-		pt.mu.Unlock()
-		r.log.Info("partition released", "partition", p, "committed", last)
-	}()
-	rd := r.cfg.Kafka.Reader(kafka.ReaderConfig{Topic: r.cfg.RawTopic, Partition: p, MinBytes: 1, MaxBytes: 64 << 20, MaxWait: 200 * time.Millisecond})
-	defer rd.Close()
-	if offset < 0 {
-		offset = kafka.FirstOffset
-	}
-	if err := rd.SetOffset(offset); err != nil {
-		r.log.Error("seek", "partition", p, "error", err.Error())
-		return
-	}
-	go bus.TrackLag(ctx, rd, r.a.m.lag, p, 5*time.Second)
-	for {
-		m, err := rd.FetchMessage(ctx)
-		if err != nil {
-			return
-		}
-		tr.add(m.Offset)
-		h := fnv.New32a()
-		h.Write(m.Key)
-		select {
-		case shards[h.Sum32()%uint32(len(shards))] <- m:
-		case <-ctx.Done():
-			return
+		})
+	// Answers still held were not committed: the partition's next owner
+	// re-reads them, so their parts need not stay in this memory.
+	pt.mu.Lock()
+	for _, hs := range pt.held {
+		for _, h := range hs {
+			r.a.forget(h.part)
 		}
 	}
+	pt.mu.Unlock()
+	r.log.Info("partition released", "partition", p, "committed", last)
 }
 
 // handle archives one raw-topic message. It reports true when the message is
@@ -367,40 +310,42 @@ func decodeTerminal(m kafka.Message) (contract.Terminal, string) {
 	return t, ""
 }
 
-// dlqValueCap keeps dead letters under a default topic's message size; the
-// raw topic still holds the whole message until its retention.
-const dlqValueCap = 512 << 10
-
-func (r *Runner) deadLetter(ctx context.Context, p int, m kafka.Message, label, reason string) bool {
-	r.a.m.deadLetters.WithLabelValues(label).Inc()
-	r.log.Warn("raw message dead-lettered", "partition", p, "offset", m.Offset, "reason", reason)
-	hs := append(append([]kafka.Header{}, m.Headers...), kafka.Header{Key: contract.HeaderDLQReason, Value: []byte(reason)},
-		kafka.Header{Key: "faceharvest_dlq_source", Value: []byte(fmt.Sprintf("%s/%d/%d", m.Topic, p, m.Offset))})
-	v := m.Value
-	if len(v) > dlqValueCap {
-		v = v[:dlqValueCap]
-		hs = append(hs, kafka.Header{Key: "faceharvest_dlq_truncated", Value: []byte(strconv.Itoa(len(m.Value)))})
-	}
-	return r.write(ctx, r.dlq, kafka.Message{Key: m.Key, Value: v, Headers: hs})
+func (r *Runner) deadLetter(ctx context.Context, _ int, m kafka.Message, label, reason string) bool {
+	return r.dl.Write(ctx, m, label, reason)
 }
 
 // write publishes with acks=all, retrying until it is acknowledged or ctx
 // ends.
 func (r *Runner) write(ctx context.Context, w *kafka.Writer, m kafka.Message) bool {
-	for try := 1; ; try++ {
-		err := w.WriteMessages(ctx, m)
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil || errors.Is(err, context.Canceled) {
-			return false
-		}
+	err := retry.Do(ctx, runnerRetry(r.a, func(try int, err error, _ time.Duration) {
 		r.a.m.publishErr.Inc()
 		if try == 1 || try%10 == 0 {
 			r.log.Warn("publish failed; retrying", "topic", w.Topic, "try", try, "error", err.Error())
 		}
-		if sleep(ctx, r.a.backoff(try)) != nil {
-			return false
+	}), func(int) error {
+		err := w.WriteMessages(ctx, m)
+		if errors.Is(err, context.Canceled) {
+			return retry.Permanent(err)
 		}
+		return err
+	})
+	return err == nil
+}
+
+// newDeadLetters returns the archiver's dead-letter writer: the shared one
+// of pkg/bus with the archiver's back-off, counting into its metrics, the
+// payloads in its store when mode is PayloadStore.
+func newDeadLetters(w bus.Publisher, mode bus.DeadLetterPayloadMode, a *Archiver, log *slog.Logger) *bus.DeadLetters {
+	var payloads bus.DeadLetterPayloads
+	if mode == bus.PayloadStore {
+		payloads.Store = a.cfg.Store
 	}
+	return bus.NewDeadLetters(bus.DeadLetterConfig{Writer: w, Payloads: payloads, Logger: log, Now: a.cfg.Now,
+		Retry: runnerRetry(a, nil), Written: a.m.deadLetters, WriteErrors: a.m.publishErr})
+}
+
+// runnerRetry is the back-off of the runner's writes: the store's
+// (RetryMin doubling to RetryMax, jittered), observed by onFailure.
+func runnerRetry(a *Archiver, onFailure func(try int, err error, next time.Duration)) retry.Policy {
+	return retry.Policy{Backoff: retry.Backoff{Min: a.cfg.RetryMin, Max: a.cfg.RetryMax, Jitter: true}, OnFailure: onFailure}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
 // GroupConfig configures a consumer group.
@@ -50,19 +52,20 @@ func ConsumeGroup(ctx context.Context, cfg GroupConfig, onPartition func(ctx con
 		return err
 	}
 	defer group.Close()
+	// A failed join is retried every second, logged each time.
+	rejoin := retry.Policy{Backoff: retry.Backoff{Min: time.Second, Max: time.Second},
+		OnFailure: func(_ int, err error, _ time.Duration) { log.Warn("consumer group", "error", err.Error()) }}
 	for {
-		gen, err := group.Next(ctx)
+		var gen *kafka.Generation
+		err := retry.Do(ctx, rejoin, func(int) (err error) {
+			gen, err = group.Next(ctx)
+			if errors.Is(err, kafka.ErrGroupClosed) {
+				return retry.Permanent(err)
+			}
+			return err
+		})
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
-				return nil
-			}
-			log.Warn("consumer group", "error", err.Error())
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-			continue
+			return nil // ctx ended, or the group closed
 		}
 		log.Info("generation joined", "generation", gen.ID, "member", gen.MemberID, "partitions", len(gen.Assignments[cfg.Topic]))
 		if cfg.Joined != nil {

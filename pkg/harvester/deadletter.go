@@ -1,14 +1,12 @@
 package harvester
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
-
+	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/clock"
+	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
 // Dead-letter write retries: the partition waits for its dead letter (its
@@ -20,49 +18,13 @@ const (
 	deadLetterLogEvery = 30 * time.Second // at most one log line per message this often
 )
 
-// deadLetterer writes dead letters with back-off, counting every failed
-// write and logging them at most every deadLetterLogEvery.
-type deadLetterer struct {
-	w     Publisher
-	now   clock.Now
-	after func(time.Duration) <-chan time.Time // the back-off's wait (time.After; tests inject)
-	log   *slog.Logger
-	errs  prometheus.Counter
-}
-
-func newDeadLetterer(w Publisher, now clock.Now, log *slog.Logger, m *Metrics) *deadLetterer {
-	return &deadLetterer{w: w, now: now, after: time.After, log: log, errs: m.deadLetterErrors}
-}
-
-// write writes m, retrying until it is acknowledged (true) or ctx ends
-// (false).
-func (d *deadLetterer) write(ctx context.Context, m kafka.Message) bool {
-	wait := deadLetterRetryMin
-	failures := 0
-	var logged time.Time
-	for {
-		err := d.w.WriteMessages(ctx, m)
-		if err == nil {
-			if failures > 0 {
-				d.log.Info("dead letter written after failed tries", "failures", failures)
-			}
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		failures++
-		d.errs.Inc()
-		if now := d.now(); failures == 1 || now.Sub(logged) >= deadLetterLogEvery {
-			d.log.Warn("dead-letter write failed; the partition waits and retries", "failures", failures,
-				"retry_in", wait.String(), "error", err.Error())
-			logged = now
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-d.after(wait):
-		}
-		wait = min(wait*2, deadLetterRetryMax)
-	}
+// newDeadLetters returns the harvester's dead-letter writer (the shared one
+// of pkg/bus), counting into the harvester's metrics. Dead letters stay
+// inline: the harvester has no object store (storing its payloads would
+// need the archiver's store settings and credentials in the harvester).
+// wait is the back-off's wait (retry.Sleep; tests inject).
+func newDeadLetters(w bus.Publisher, now clock.Now, log *slog.Logger, m *Metrics, wait retry.Wait) *bus.DeadLetters {
+	return bus.NewDeadLetters(bus.DeadLetterConfig{Writer: w, Now: now, Logger: log, LogEvery: deadLetterLogEvery,
+		Retry:   retry.Policy{Backoff: retry.Backoff{Min: deadLetterRetryMin, Max: deadLetterRetryMax}, Wait: wait},
+		Written: m.deadLetters, WriteErrors: m.deadLetterErrors})
 }

@@ -43,15 +43,12 @@ func TestDeadLetterWriteRetriesWithBackoffCountedAndLogged(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	logs := &lineCounter{}
 	w := &failingDLQ{fail: 9, clk: clk, step: 10 * time.Second}
-	d := newDeadLetterer(w, clk.Now, slog.New(slog.NewJSONHandler(logs, nil)), NewMetrics(reg))
 	var waits []time.Duration
-	d.after = func(dur time.Duration) <-chan time.Time {
+	d := newDeadLetters(w, clk.Now, slog.New(slog.NewJSONHandler(logs, nil)), NewMetrics(reg), func(_ context.Context, dur time.Duration) error {
 		waits = append(waits, dur)
-		c := make(chan time.Time, 1)
-		c <- clk.Now()
-		return c
-	}
-	if !d.write(context.Background(), kafka.Message{Key: []byte("megvii:x")}) {
+		return nil
+	})
+	if !d.Write(context.Background(), kafka.Message{Key: []byte("megvii:x")}, "bad_value", "value is not an event") {
 		t.Fatal("not written")
 	}
 	if got := metric(t, reg, "faceharvest_harvester_dead_letter_write_errors_total"); got != 9 {
@@ -79,15 +76,15 @@ func TestDeadLetterWriteRetriesWithBackoffCountedAndLogged(t *testing.T) {
 	// Shutdown: a write that never succeeds returns false once ctx ends.
 	ctx, cancel := context.WithCancel(context.Background())
 	never := &failingDLQ{fail: -1, clk: clk}
-	d2 := newDeadLetterer(never, clk.Now, slog.New(slog.DiscardHandler), NewMetrics(nil))
 	tries := 0
-	d2.after = func(time.Duration) <-chan time.Time {
+	d2 := newDeadLetters(never, clk.Now, slog.New(slog.DiscardHandler), NewMetrics(nil), func(ctx context.Context, _ time.Duration) error {
 		tries++
-		cancel()                    // the shutdown comes during the first back-off
-		return make(chan time.Time) // never fires: only ctx ends the wait
-	}
+		cancel()     // the shutdown comes during the first back-off
+		<-ctx.Done() // only ctx ends the wait
+		return ctx.Err()
+	})
 	done := make(chan bool)
-	go func() { done <- d2.write(ctx, kafka.Message{}) }()
+	go func() { done <- d2.Write(ctx, kafka.Message{}, "bad_value", "x") }()
 	select {
 	case ok := <-done:
 		if ok || tries != 1 || never.writes != 1 {

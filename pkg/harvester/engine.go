@@ -15,6 +15,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/retry"
 	"github.com/faceharvest/faceharvest/pkg/schedule"
 	"github.com/faceharvest/faceharvest/pkg/vendorerr"
 )
@@ -162,7 +163,7 @@ func (it *item) hasState() bool { return it.st != nil || it.cold != "" }
 // when the item has none.
 func (e *Engine) stateLocked(it *item) *schedule.State {
 	if it.st == nil && it.cold != "" {
-		it.st, it.cold = mustThaw(it.key, it.cold), ""
+		it.st, it.cold = schedule.MustThaw(it.key, it.cold), ""
 	}
 	return it.st
 }
@@ -175,15 +176,15 @@ func stateCopyLocked(it *item) *schedule.State {
 		cp := *it.st
 		return &cp
 	case it.cold != "":
-		return mustThaw(it.key, it.cold)
+		return schedule.MustThaw(it.key, it.cold)
 	}
 	return nil
 }
 
 // freezeLocked packs the state of an item that only waits.
 func (e *Engine) freezeLocked(it *item) {
-	if it.st != nil && !it.busy && it.waitIdx >= 0 && frozen(it.st) {
-		it.cold, it.st = freeze(it.st), nil
+	if it.st != nil && !it.busy && it.waitIdx >= 0 && schedule.CanFreeze(it.st) {
+		it.cold, it.st = schedule.Freeze(it.st), nil
 	}
 }
 
@@ -897,23 +898,17 @@ func (e *Engine) resolveIntent(ctx context.Context, it *item, in schedule.Intent
 
 // publish writes raw messages, retrying until acknowledged or shutdown.
 func (e *Engine) publish(ctx context.Context, msgs ...kafka.Message) bool {
-	backoff := 100 * time.Millisecond
-	for {
+	err := retry.Do(ctx, retry.Policy{Backoff: retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second},
+		OnFailure: func(_ int, err error, _ time.Duration) {
+			e.m.publishErrors.Inc()
+			e.log.Warn("raw publish failed; retrying", "error", err.Error())
+		}}, func(int) error {
+		// A write under way finishes even when ctx ends: only the waits stop.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		err := e.cfg.Raw.WriteMessages(pctx, msgs...)
-		cancel()
-		if err == nil {
-			return true
-		}
-		e.m.publishErrors.Inc()
-		e.log.Warn("raw publish failed; retrying", "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
+		defer cancel()
+		return e.cfg.Raw.WriteMessages(pctx, msgs...)
+	})
+	return err == nil
 }
 
 // finish stores the decision, publishes the terminal envelope, then closes

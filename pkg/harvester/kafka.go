@@ -16,6 +16,7 @@ import (
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
 // explicitPartition writes each message to the partition it names: state
@@ -202,7 +203,7 @@ type Harvester struct {
 	store  *KafkaStateStore
 	raw    *kafka.Writer
 	dlq    *kafka.Writer
-	dl     *deadLetterer // writes to dlq
+	dl     *bus.DeadLetters // writes to dlq
 	client *kafka.Client
 	log    *slog.Logger
 	start  startup
@@ -254,7 +255,7 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	ec := cfg.Engine
 	ec.Store, ec.Raw, ec.Recorder, ec.Logger = h.store, h.raw, rec, cfg.Logger
 	h.eng = NewEngine(ec)
-	h.dl = newDeadLetterer(h.dlq, h.eng.now, h.log, h.eng.m)
+	h.dl = newDeadLetters(h.dlq, h.eng.now, h.log, h.eng.m, retry.Sleep)
 	return h, nil
 }
 
@@ -310,29 +311,19 @@ func (h *Harvester) Run(ctx context.Context) error {
 		Joined: func(gen *kafka.Generation) { h.start.joined(gen.ID, len(gen.Assignments[h.cfg.EventsTopic])) }}, h.runPartition)
 }
 
-type pendingOffset struct {
-	offset int64
-	saved  <-chan struct{}
-}
-
 func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p int, offset int64) {
 	start := time.Now()
 	h.log.Info("restoring partition", "partition", p, "generation", gen.ID)
 	var recs map[string]*StateRecord
-	for {
-		var err error
-		if recs, err = h.restore(ctx, p); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		h.log.Error("restoring partition failed; retrying", "partition", p, "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
+	err := retry.Do(ctx, retry.Policy{Backoff: retry.Backoff{Min: time.Second, Max: time.Second},
+		OnFailure: func(_ int, err error, _ time.Duration) {
+			h.log.Error("restoring partition failed; retrying", "partition", p, "error", err.Error())
+		}}, func(int) (err error) {
+		recs, err = h.restore(ctx, p)
+		return err
+	})
+	if err != nil {
+		return // ctx ended
 	}
 	h.eng.m.restoreSeconds.Observe(time.Since(start).Seconds())
 	pending := 0
@@ -347,47 +338,20 @@ func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p i
 	h.log.Info("partition assigned", "partition", p, "offset", offset, "restored", pending, "restore_ms", time.Since(start).Milliseconds())
 	defer h.eng.RevokePartition(p)
 
-	queue := make(chan pendingOffset, 4096)
-	committed := make(chan struct{})
-	go h.commitLoop(ctx, gen, p, queue, committed)
-	defer func() { close(queue); <-committed }()
-
-	rd := h.cfg.Kafka.Reader(kafka.ReaderConfig{Topic: h.cfg.EventsTopic, Partition: p, MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 200 * time.Millisecond})
-	defer rd.Close()
-	if offset < 0 {
-		offset = kafka.FirstOffset
-	}
-	if err := rd.SetOffset(offset); err != nil {
-		h.log.Error("seek", "partition", p, "error", err.Error())
-		return
-	}
-	go bus.TrackLag(ctx, rd, h.eng.m.lag, p, 5*time.Second)
-	for {
-		m, err := rd.FetchMessage(ctx)
-		if err != nil {
-			return
-		}
-		saved, ok := h.handle(ctx, p, m)
-		if !ok {
-			return
-		}
-		select {
-		case queue <- pendingOffset{m.Offset, saved}:
-		case <-ctx.Done():
-			return
-		}
-	}
+	bus.ConsumePartition(ctx, bus.PartitionConfig{Cluster: h.cfg.Kafka, Topic: h.cfg.EventsTopic, Partition: p, Offset: offset,
+		Generation: gen, CommitInterval: h.cfg.CommitInterval, Lag: h.eng.m.lag, Logger: h.log},
+		func(ctx context.Context, m kafka.Message, o *bus.Offsets) bool {
+			saved, ok := h.handle(ctx, m)
+			return ok && o.DoneWhen(ctx, m.Offset, saved)
+		})
 }
 
 // handle decodes one event and applies it; undecodable events are
 // dead-lettered (acknowledged) so they never block the partition.
-func (h *Harvester) handle(ctx context.Context, p int, m kafka.Message) (<-chan struct{}, bool) {
+func (h *Harvester) handle(ctx context.Context, m kafka.Message) (<-chan struct{}, bool) {
 	typ, ev, label, reason := decodeEvent(m)
 	if label != "" {
-		h.eng.m.deadLetters.WithLabelValues(label).Inc()
-		h.log.Warn("event dead-lettered", "partition", p, "offset", m.Offset, "reason", reason)
-		dm := kafka.Message{Key: m.Key, Value: m.Value, Headers: append(append([]kafka.Header{}, m.Headers...), kafka.Header{Key: contract.HeaderDLQReason, Value: []byte(reason)})}
-		if !h.dl.write(ctx, dm) {
+		if !h.dl.Write(ctx, m, label, reason) {
 			return nil, false // shutting down: the offset stays uncommitted
 		}
 		return closedCh, true
@@ -400,7 +364,7 @@ func (h *Harvester) handle(ctx context.Context, p int, m kafka.Message) (<-chan 
 			return nil, false // shutting down: the offset stays uncommitted
 		}
 	}
-	return h.eng.Apply(p, typ, ev), true
+	return h.eng.Apply(m.Partition, typ, ev), true
 }
 
 // decodeEvent reads an events-topic message. When it cannot be used, label
@@ -424,41 +388,6 @@ func decodeEvent(m kafka.Message) (typ string, ev contract.Event, label, reason 
 		return "", ev, "bad_key", "key does not match the event"
 	}
 	return env.Type, ev, "", ""
-}
-
-// commitLoop commits, in order, the offsets whose state changes are durable.
-func (h *Harvester) commitLoop(ctx context.Context, gen *kafka.Generation, p int, queue <-chan pendingOffset, done chan<- struct{}) {
-	defer close(done)
-	var next, last int64 = -1, -1
-	t := time.NewTicker(h.cfg.CommitInterval)
-	defer t.Stop()
-	commit := func() {
-		if next > last {
-			if err := gen.CommitOffsets(map[string]map[int]int64{h.cfg.EventsTopic: {p: next}}); err == nil {
-				last = next
-			}
-		}
-	}
-	defer commit()
-	for {
-		select {
-		case po, ok := <-queue:
-			if !ok {
-				return
-			}
-			select {
-			case <-po.saved:
-				next = po.offset + 1
-			case <-ctx.Done():
-				// Not saved yet: never commit past it. Drain and stop.
-				for range queue {
-				}
-				return
-			}
-		case <-t.C:
-			commit()
-		}
-	}
 }
 
 // restore reads a partition of the state topic to its end. The last record

@@ -1,4 +1,4 @@
-package harvester
+package schedule
 
 import (
 	"encoding/binary"
@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/contract"
-	"github.com/faceharvest/faceharvest/pkg/schedule"
 )
 
-// A pending verification that only waits (most of a million restored ones:
+// The frozen-state codec. A pending verification that only waits (most of a million restored ones:
 // a token registered, its last chance hours away) is kept frozen: its state
 // packed into one short string of varints, about 50 bytes instead of a
 // 240-byte struct and its separately allocated strings and times. It is
@@ -20,13 +19,24 @@ import (
 // an error are frozen; the others are rare and already busy. Megvii's
 // procedure (from a callback) is packed: it decides the next call.
 
-// frozen reports whether st may be frozen.
-func frozen(st *schedule.State) bool {
-	return st.Intent == nil && st.Closing == nil && (st.Landing == "" || st.Landing == schedule.LandingSuccess || st.Landing == schedule.LandingFailure) && len(st.Responses) == 0 && len(st.Done) == 0 && st.LastError == "" &&
+// CanFreeze reports whether st may be frozen: every field it does not pack
+// (frozenZero) is zero.
+func CanFreeze(st *State) bool {
+	return st.Intent == nil && st.Closing == nil && (st.Landing == "" || st.Landing == LandingSuccess || st.Landing == LandingFailure) && len(st.Responses) == 0 && len(st.Done) == 0 && st.LastError == "" &&
 		st.Polls == 0 && st.QPSLimitedSince == nil && st.TokenInvalid == 0 && len(st.Asked) == 0 &&
 		st.Failures >= 0 && st.Spent >= 0 && st.Attempts >= 0 &&
 		packable(st.FirstSeen) && packable(st.NextAt) && (st.IssuedAt == nil || packable(*st.IssuedAt)) && (st.CompletedAt == nil || packable(*st.CompletedAt))
 }
+
+// The fields of State, each either packed by Freeze (or, for Vendor and
+// ID, carried by the key) or required to be zero by CanFreeze. A field
+// added to State must be added to one list, with its packing or its check:
+// TestFrozenCodecCoversEveryField fails until it is.
+var (
+	frozenPacked = []string{"Vendor", "ID", "BizNo", "IssuedAt", "FirstSeen", "FlowStatus", "Landing", "Unregistered",
+		"CompletedAt", "NextAt", "Failures", "Spent", "Procedure", "Attempts", "LastWindowLeft"}
+	frozenZero = []string{"Asked", "Intent", "Responses", "Done", "LastError", "Polls", "QPSLimitedSince", "TokenInvalid", "Closing"}
+)
 
 // packable reports whether t is zero or within the years UnixNano covers.
 func packable(t time.Time) bool { return t.IsZero() || (t.Year() > 1700 && t.Year() < 2200) }
@@ -47,9 +57,9 @@ const (
 	zoneFixed
 )
 
-// freeze packs st (frozen(st) must hold). Vendor and ID are not packed:
+// Freeze packs st (CanFreeze(st) must hold). Vendor and ID are not packed:
 // they are the item's key.
-func freeze(st *schedule.State) string {
+func Freeze(st *State) string {
 	b := make([]byte, 0, 64)
 	b = binary.AppendUvarint(b, uint64(len(st.BizNo)))
 	b = append(b, st.BizNo...)
@@ -68,9 +78,9 @@ func freeze(st *schedule.State) string {
 		flags |= 4
 	}
 	switch st.Landing {
-	case schedule.LandingSuccess:
+	case LandingSuccess:
 		flags |= 8
-	case schedule.LandingFailure:
+	case LandingFailure:
 		flags |= 16
 	}
 	b = append(b, flags)
@@ -111,24 +121,24 @@ func appendTime(b []byte, t time.Time, base int64) []byte {
 
 var errCorrupt = errors.New("corrupt frozen state")
 
-// mustThaw thaws what freeze packed in this process: a failure is a bug,
+// MustThaw thaws what Freeze packed in this process: a failure is a bug,
 // not input.
-func mustThaw(key, s string) *schedule.State {
-	st, err := thaw(key, s)
+func MustThaw(key, s string) *State {
+	st, err := Thaw(key, s)
 	if err != nil {
-		panic("harvester: " + err.Error())
+		panic("schedule: " + err.Error())
 	}
 	return st
 }
 
-// thaw unpacks what freeze packed for key.
-func thaw(key, s string) (*schedule.State, error) {
+// Thaw unpacks what Freeze packed for key.
+func Thaw(key, s string) (*State, error) {
 	i := strings.IndexByte(key, ':')
 	if i < 0 {
 		return nil, errCorrupt
 	}
 	// Vendor and ID share the key's bytes.
-	st := &schedule.State{Vendor: contract.Vendor(key[:i]), ID: key[i+1:]}
+	st := &State{Vendor: contract.Vendor(key[:i]), ID: key[i+1:]}
 	r := reader{s: s}
 	st.BizNo = r.str()
 	st.FlowStatus = r.str()
@@ -137,9 +147,9 @@ func thaw(key, s string) (*schedule.State, error) {
 	st.Unregistered = flags&4 != 0
 	switch {
 	case flags&8 != 0:
-		st.Landing = schedule.LandingSuccess
+		st.Landing = LandingSuccess
 	case flags&16 != 0:
-		st.Landing = schedule.LandingFailure
+		st.Landing = LandingFailure
 	}
 	st.FirstSeen = r.time(0)
 	base := baseOf(st.FirstSeen)
