@@ -29,6 +29,7 @@ type options struct {
 	createBucket bool
 	startupWait  time.Duration
 	mediaCIDRs   string
+	dlqPayload   string
 	media        archiver.MediaPolicy
 	cfg          archiver.Config    // store, client, metrics and logger set at start
 	run          archiver.RunConfig // cluster and logger set at start
@@ -73,6 +74,7 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.IntVar(&c.MediaParallel, "media-parallel", c.MediaParallel, "media items of one answer fetched and stored at once")
 	fs.StringVar(&o.mediaCIDRs, "media-allowed-cidrs", "", "comma-separated CIDR prefixes (or addresses) that media downloads may connect to although they are not public. By default every loopback, private (RFC 1918, fc00::/7), link-local, metadata (169.254.169.254, fd00:ec2::254), CGNAT, multicast and reserved address is refused; the address is checked at every dial (so redirects and DNS answers are covered) and a refused link is recorded as refused. Downloads use no proxy, send no Referer and follow at most 3 redirects. Development: 127.0.0.0/8,::1")
 	fs.BoolVar(&o.media.AllowHTTP, "media-allow-http", false, "also download plain http media links (default: https only; development simulators serve http)")
+	fs.StringVar(&o.dlqPayload, "dlq-payload", "inline", "where a dead letter's payload goes: inline (in the dead letter, for the DLQ topic's retention) or store (in the bucket under dlq/<topic>/<partition>/<offset>; the dead letter's value becomes a reference (key, size, SHA-256), its key also in the faceharvest_dlq_payload_ref header: raw answers carry ID numbers and images, which then stay in the store under its encryption and retention instead of the topic)")
 	fs.IntVar(&r.Workers, "workers", r.Workers, "verifications archived concurrently per assigned partition")
 	fs.DurationVar(&r.HoldLimit, "hold-limit", r.HoldLimit, "an answer without links is kept in memory, its offset uncommitted, until its record is published; after this long without its terminal its part is stored instead")
 	fs.BoolVar(&c.Unmask, "unmask-identity", c.Unmask, "publish full names and ID numbers in records (default: masked; the evidence document always has them)")
@@ -116,6 +118,9 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 		return nil, fmt.Errorf("--max-image-bytes and --max-media-bytes must be positive")
 	case r.Workers <= 0 || c.MediaParallel <= 0 || c.DownloadTries <= 0:
 		return nil, fmt.Errorf("--workers, --media-parallel and --download-tries must be positive")
+	}
+	if r.DLQPayload, err = bus.ParseDeadLetterPayloadMode(o.dlqPayload); err != nil {
+		return nil, fmt.Errorf("--dlq-payload: %w", err)
 	}
 	if o.media.AllowedCIDRs, err = archiver.ParseCIDRs(o.mediaCIDRs); err != nil {
 		return nil, fmt.Errorf("--media-allowed-cidrs: %w", err)

@@ -42,6 +42,8 @@ func TestBadConfiguration(t *testing.T) {
 		{[]string{"--no-such-flag"}, nil, "no-such-flag"},
 		{[]string{"--media-allowed-cidrs=10.0.0.0/33"}, nil, "--media-allowed-cidrs"},
 		{nil, map[string]string{"FACEHARVEST_MEDIA_ALLOWED_CIDRS": "localhost"}, "--media-allowed-cidrs"},
+		{[]string{"--dlq-payload=s3"}, nil, "--dlq-payload"},
+		{nil, map[string]string{"FACEHARVEST_DLQ_PAYLOAD": "Inline"}, "--dlq-payload"},
 		{[]string{"--s3-sse=aes256"}, nil, "--s3-sse"},
 		{[]string{"--s3-sse=AES256", "--s3-sse-kms-key-id=alias/evidence"}, nil, "--s3-sse-kms-key-id"},
 		{nil, map[string]string{"FACEHARVEST_S3_SSE_KMS_KEY_ID": "alias/evidence"}, "--s3-sse-kms-key-id"},

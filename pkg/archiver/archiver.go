@@ -141,12 +141,6 @@ func (a *Archiver) retryPolicy(onFailure func(try int, err error)) retry.Policy 
 	return retry.Policy{Backoff: a.retryBackoff(), OnFailure: func(try int, err error, _ time.Duration) { onFailure(try, err) }}
 }
 
-// backoff and sleep serve the publish retry (kafka.go) until it moves onto
-// retry.Do with the consumer runtime.
-func (a *Archiver) backoff(try int) time.Duration { return a.retryBackoff().Delay(try) }
-
-func sleep(ctx context.Context, d time.Duration) error { return retry.Sleep(ctx, d) }
-
 // storeFailed counts a failed store operation, marks the store down and
 // logs the first and every tenth try (kind "" logs nothing).
 func (a *Archiver) storeFailed(kind string, down bool) func(try int, err error) {
