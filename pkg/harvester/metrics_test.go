@@ -1,42 +1,13 @@
 package harvester
 
 import (
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-)
 
-// series gathers reg into "name{label=value,...}" → value, histograms by
-// their sample count.
-func series(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var ls []string
-			for _, l := range m.GetLabel() {
-				ls = append(ls, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(ls)
-			k := mf.GetName() + "{" + strings.Join(ls, ",") + "}"
-			switch {
-			case m.Counter != nil:
-				out[k] = m.Counter.GetValue()
-			case m.Gauge != nil:
-				out[k] = m.Gauge.GetValue()
-			case m.Histogram != nil:
-				out[k] = float64(m.Histogram.GetSampleCount())
-			}
-		}
-	}
-	return out
-}
+	"github.com/faceharvest/faceharvest/pkg/metricstest"
+)
 
 // A counter that appears only on its first increment makes increase() see
 // nothing of that increment: every bounded label combination exists at 0
@@ -44,7 +15,6 @@ func series(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 func TestMetricsStartAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	NewMetrics(reg)
-	got := series(t, reg)
 	want := []string{
 		"faceharvest_harvester_deadline_misses_total{vendor=megvii}",
 		"faceharvest_harvester_deadline_misses_total{vendor=baidu}",
@@ -64,21 +34,10 @@ func TestMetricsStartAtZero(t *testing.T) {
 		"faceharvest_harvester_intents_resolved_total{resolution=unrecorded}",
 		"faceharvest_harvester_raw_publish_errors_total{}",
 	}
-	var missing []string
-	for _, k := range want {
-		v, ok := got[k]
-		if !ok {
-			missing = append(missing, k)
-		} else if v != 0 {
-			t.Errorf("%s = %v at start, want 0", k, v)
-		}
-	}
-	if len(missing) > 0 {
-		t.Errorf("not exported until their first increment:\n  %s", strings.Join(missing, "\n  "))
-	}
+	metricstest.AtZero(t, reg, want)
 	// Bounded: vendors × endpoints × outcomes, nothing more.
 	n := 0
-	for k := range got {
+	for k := range metricstest.Series(t, reg) {
 		if strings.HasPrefix(k, "faceharvest_harvester_calls_total{") {
 			n++
 		}

@@ -1,13 +1,12 @@
 package ingest
 
 import (
-	"sort"
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/metricstest"
 )
 
 // Every bounded label combination exists at 0 from the start: a series born
@@ -17,27 +16,6 @@ func TestMetricsStartAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	if _, err := New(Config{MegviiSecrets: []config.Secret{config.NewSecret("s")}, BearerTokens: []config.Secret{config.NewSecret("t")}, Registry: reg}, nil); err != nil {
 		t.Fatal(err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var ls []string
-			for _, l := range m.GetLabel() {
-				ls = append(ls, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(ls)
-			k := mf.GetName() + "{" + strings.Join(ls, ",") + "}"
-			switch {
-			case m.Counter != nil:
-				got[k] = m.Counter.GetValue()
-			case m.Histogram != nil:
-				got[k] = float64(m.Histogram.GetSampleCount())
-			}
-		}
 	}
 	want := []string{
 		"faceharvest_ingest_requests_total{code=401,route=/v1/callbacks/megvii}",
@@ -50,16 +28,5 @@ func TestMetricsStartAtZero(t *testing.T) {
 		"faceharvest_ingest_landing_signature_failures_total{reason=not_configured}",
 		"faceharvest_ingest_publish_duration_seconds{outcome=error}",
 	}
-	var missing []string
-	for _, k := range want {
-		v, ok := got[k]
-		if !ok {
-			missing = append(missing, k)
-		} else if v != 0 {
-			t.Errorf("%s = %v at start, want 0", k, v)
-		}
-	}
-	if len(missing) > 0 {
-		t.Errorf("not exported until their first increment:\n  %s", strings.Join(missing, "\n  "))
-	}
+	metricstest.AtZero(t, reg, want)
 }
