@@ -19,21 +19,23 @@ import (
 type memStore struct {
 	mu     sync.Mutex
 	recs   map[string]*StateRecord
+	parts  map[string]int // the partition each record was saved to
 	writes []string
 }
 
-func (s *memStore) Save(_ context.Context, _ int, key string, r *StateRecord) error {
+func (s *memStore) Save(_ context.Context, p int, key string, r *StateRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.recs == nil {
-		s.recs = map[string]*StateRecord{}
+		s.recs, s.parts = map[string]*StateRecord{}, map[string]int{}
 	}
 	if r == nil {
 		delete(s.recs, key)
+		delete(s.parts, key)
 		s.writes = append(s.writes, key+":tombstone")
 		return nil
 	}
-	s.recs[key] = r
+	s.recs[key], s.parts[key] = r, p
 	kind := "state"
 	if r.ClosedAt != nil {
 		kind = "closed"
