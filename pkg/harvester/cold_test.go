@@ -66,6 +66,18 @@ func TestRestoredWaitingItemsAreFrozen(t *testing.T) {
 		b, _ := json.Marshal(st)
 		want[st.Key()] = string(b)
 	}
+	// The verification the event is for is fixed, not drawn: an event
+	// recomputes the first call of a state without failures, and a random
+	// one (completed long ago, or never seen) becomes due at once, rightly
+	// not frozen. This one was issued an hour ago and has no callback yet,
+	// so it waits for Megvii's last chance, hours ahead, after the event.
+	issued := now.Add(-time.Hour).In(time.FixedZone("", 8*3600))
+	fixed := &schedule.State{Vendor: contract.Megvii, ID: "fixed,ä", BizNo: "order-1", FirstSeen: issued, IssuedAt: &issued,
+		NextAt: now.Add(20 * time.Hour), Spent: 1, Attempts: 7, LastWindowLeft: 12.5, Procedure: "video"}
+	key := fixed.Key()
+	recs[key] = &StateRecord{State: fixed}
+	b, _ := json.Marshal(fixed)
+	want[key] = string(b)
 	e.AddPartition(0, recs)
 	e.mu.Lock()
 	for k, it := range e.items {
@@ -80,11 +92,6 @@ func TestRestoredWaitingItemsAreFrozen(t *testing.T) {
 			t.Fatalf("%s: snapshot %s, want %s", k, b, w)
 		}
 	}
-	var key string
-	for k := range want {
-		key = k
-		break
-	}
 	v, id, _ := contract.SplitKey(key)
 	<-e.Apply(0, contract.TypeTokenRegistered, contract.Event{Vendor: v, VerificationID: id, BizNo: "changed", ReceivedAt: now})
 	// The saver stored the changed state from the frozen item, whole.
@@ -96,6 +103,9 @@ func TestRestoredWaitingItemsAreFrozen(t *testing.T) {
 	b2, _ := json.Marshal(saved.State)
 	if st.BizNo != "changed" || string(b1) != string(b2) {
 		t.Fatalf("applied %s, stored %s", b1, b2)
+	}
+	if !st.NextAt.After(now) {
+		t.Fatalf("after the event the next call is %v, not after %v: the fixed state no longer waits", st.NextAt, now)
 	}
 	e.mu.Lock()
 	it := e.items[key]

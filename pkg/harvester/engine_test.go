@@ -19,21 +19,23 @@ import (
 type memStore struct {
 	mu     sync.Mutex
 	recs   map[string]*StateRecord
+	parts  map[string]int // the partition each record was saved to
 	writes []string
 }
 
-func (s *memStore) Save(_ context.Context, _ int, key string, r *StateRecord) error {
+func (s *memStore) Save(_ context.Context, p int, key string, r *StateRecord) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.recs == nil {
-		s.recs = map[string]*StateRecord{}
+		s.recs, s.parts = map[string]*StateRecord{}, map[string]int{}
 	}
 	if r == nil {
 		delete(s.recs, key)
+		delete(s.parts, key)
 		s.writes = append(s.writes, key+":tombstone")
 		return nil
 	}
-	s.recs[key] = r
+	s.recs[key], s.parts[key] = r, p
 	kind := "state"
 	if r.ClosedAt != nil {
 		kind = "closed"
@@ -116,11 +118,23 @@ type rig struct {
 	raw    *memRaw
 	caller *fakeCaller
 	clk    *clock.Sim
+	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 func newRig(t *testing.T, conc int, answer func(string) (*contract.Response, schedule.Result)) *rig {
+	r := newSteppedRig(t, conc, answer)
+	r.done = make(chan struct{})
+	go func() { _ = r.eng.Run(r.ctx); close(r.done) }()
+	t.Cleanup(func() { r.cancel(); <-r.done })
+	return r
+}
+
+// newSteppedRig is a rig without the dispatcher: the test advances the
+// engine with step, so that what did not happen is a state it can read, not
+// the absence of an event within a sleep.
+func newSteppedRig(t *testing.T, conc int, answer func(string) (*contract.Response, schedule.Result)) *rig {
 	store := &memStore{}
 	raw := &memRaw{}
 	caller := &fakeCaller{store: store, answer: answer}
@@ -128,11 +142,49 @@ func newRig(t *testing.T, conc int, answer func(string) (*contract.Response, sch
 	eng := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Megvii: caller},
 		Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: conc}}, Store: store, Raw: raw, Now: clk.Now, Source: "/test"})
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &rig{eng: eng, store: store, raw: raw, caller: caller, clk: clk, cancel: cancel, done: make(chan struct{})}
-	go func() { _ = eng.Run(ctx); close(r.done) }()
-	t.Cleanup(func() { cancel(); <-r.done })
+	r := &rig{eng: eng, store: store, raw: raw, caller: caller, clk: clk, ctx: ctx, cancel: cancel}
+	// Registered first, run last: after Run's own cleanup, when there is a
+	// dispatcher; work started by step ends with the context too.
+	t.Cleanup(func() { cancel(); eng.wg.Wait() })
 	eng.AddPartition(0, nil)
 	return r
+}
+
+// step runs one dispatch synchronously and waits, bounded, until the work,
+// state writes and sweep it started are over.
+func (r *rig) step(t *testing.T) {
+	t.Helper()
+	r.eng.dispatch(r.ctx)
+	eventually(t, "the engine is quiet", r.eng.quiet)
+}
+
+// quiet reports whether no work, state write or sweep is under way.
+func (e *Engine) quiet() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sweeping || len(e.waiters) > 0 {
+		return false
+	}
+	for _, p := range e.parts {
+		if p.busy > 0 {
+			return false
+		}
+	}
+	for _, it := range e.items {
+		if it.saving || it.busy {
+			return false
+		}
+	}
+	return true
+}
+
+// dueNow reports whether the item under key waits in its vendor's due
+// heap, for a slot.
+func (e *Engine) dueNow(key string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	it := e.items[key]
+	return it != nil && !it.busy && it.dueIdx >= 0
 }
 
 func (r *rig) event(typ string, ev contract.Event) {
@@ -154,9 +206,12 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestHarvestOnceWithIntentFirst(t *testing.T) {
-	r := newRig(t, 4, okAnswer)
+	r := newSteppedRig(t, 4, okAnswer)
 	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "b1", Status: "OK"})
-	eventually(t, "closed", func() bool { rec := r.store.get("megvii:b1"); return rec != nil && rec.ClosedAt != nil })
+	r.step(t)
+	if rec := r.store.get("megvii:b1"); rec == nil || rec.ClosedAt == nil {
+		t.Fatalf("not closed after one step: %+v", rec)
+	}
 	if got := r.raw.types(); len(got) != 2 || got[0] != "megvii:b1 "+contract.TypeVendorResponse || got[1] != "megvii:b1 "+contract.TypeHarvestTerminal {
 		t.Fatalf("raw %v", got)
 	}
@@ -165,9 +220,9 @@ func TestHarvestOnceWithIntentFirst(t *testing.T) {
 	}
 	// A late duplicate callback starts nothing.
 	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "b1", Status: "OK"})
-	time.Sleep(50 * time.Millisecond)
-	if len(r.caller.order()) != 1 || r.eng.Pending() != 0 {
-		t.Fatalf("second harvest: %v", r.caller.order())
+	r.step(t)
+	if len(r.caller.order()) != 1 || r.eng.Pending() != 0 || r.eng.dueCount() != 0 {
+		t.Fatalf("second harvest: %v, %d pending, %d due", r.caller.order(), r.eng.Pending(), r.eng.dueCount())
 	}
 	msgs := r.raw.msgs
 	term, _ := contract.FromMessage(msgs[1])
@@ -218,7 +273,7 @@ func TestExpiredWithoutACall(t *testing.T) {
 func TestAccountFaultPausesVendor(t *testing.T) {
 	calls := 0
 	var mu sync.Mutex
-	r := newRig(t, 2, func(id string) (*contract.Response, schedule.Result) {
+	r := newSteppedRig(t, 2, func(id string) (*contract.Response, schedule.Result) {
 		mu.Lock()
 		defer mu.Unlock()
 		calls++
@@ -228,13 +283,21 @@ func TestAccountFaultPausesVendor(t *testing.T) {
 		return okAnswer(id)
 	})
 	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "p1", Status: "OK"})
-	eventually(t, "paused", func() bool { _, _, p := r.eng.lim[contract.Megvii].state(r.clk.Now()); return p })
-	time.Sleep(60 * time.Millisecond)
-	if st, ok := r.eng.Snapshot("megvii:p1"); !ok || len(r.caller.order()) != 1 {
-		t.Fatalf("verification closed or retried while paused: %+v", st)
+	r.step(t)
+	if _, _, p := r.eng.lim[contract.Megvii].state(r.clk.Now()); !p {
+		t.Fatal("not paused after the account fault")
 	}
-	r.clk.Advance(time.Minute + time.Second)
-	eventually(t, "harvested after the pause", func() bool { rec := r.store.get("megvii:p1"); return rec != nil && rec.ClosedAt != nil })
+	// Due again, its turn comes while the vendor is paused: it gets no slot.
+	r.clk.Advance(time.Minute - time.Second)
+	r.step(t)
+	if st, ok := r.eng.Snapshot("megvii:p1"); !ok || len(r.caller.order()) != 1 || !r.eng.dueNow("megvii:p1") {
+		t.Fatalf("verification closed, retried or not due while paused (calls %v): %+v", r.caller.order(), st)
+	}
+	r.clk.Advance(2 * time.Second)
+	r.step(t)
+	if rec := r.store.get("megvii:p1"); rec == nil || rec.ClosedAt == nil || len(r.caller.order()) != 2 {
+		t.Fatalf("not harvested after the pause (calls %v): %+v", r.caller.order(), rec)
+	}
 }
 
 func TestRevokeWaitsForCallsInFlight(t *testing.T) {
@@ -244,10 +307,18 @@ func TestRevokeWaitsForCallsInFlight(t *testing.T) {
 	eventually(t, "in flight", func() bool { _, n, _ := r.eng.lim[contract.Megvii].state(r.clk.Now()); return n == 1 })
 	revoked := make(chan struct{})
 	go func() { r.eng.RevokePartition(0); close(revoked) }()
+	// The revocation has begun and waits for the partition to go idle,
+	// which it cannot while the call is held at the gate.
+	eventually(t, "the revocation waits", func() bool {
+		r.eng.mu.Lock()
+		defer r.eng.mu.Unlock()
+		ps := r.eng.parts[0]
+		return ps != nil && ps.revoked && ps.idle != nil
+	})
 	select {
 	case <-revoked:
 		t.Fatal("revoked with a call in flight")
-	case <-time.After(30 * time.Millisecond):
+	default:
 	}
 	close(r.caller.gate)
 	<-revoked
@@ -257,16 +328,22 @@ func TestRevokeWaitsForCallsInFlight(t *testing.T) {
 }
 
 func TestClosedMarkersAreDeletedAfterRetention(t *testing.T) {
-	r := newRig(t, 1, okAnswer)
+	r := newSteppedRig(t, 1, okAnswer)
 	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "g1", Status: "OK"})
-	eventually(t, "closed", func() bool { rec := r.store.get("megvii:g1"); return rec != nil && rec.ClosedAt != nil })
+	r.step(t)
+	if rec := r.store.get("megvii:g1"); rec == nil || rec.ClosedAt == nil {
+		t.Fatalf("not closed: %+v", rec)
+	}
 	r.clk.Advance(7 * 24 * time.Hour)
-	time.Sleep(60 * time.Millisecond)
+	r.step(t) // a sweep at seven days
 	if r.store.get("megvii:g1") == nil {
 		t.Fatal("marker deleted before the retention")
 	}
 	r.clk.Advance(25 * time.Hour)
-	eventually(t, "marker deleted", func() bool { return r.store.get("megvii:g1") == nil })
+	r.step(t) // a sweep past eight days
+	if r.store.get("megvii:g1") != nil {
+		t.Fatal("marker kept after the retention")
+	}
 }
 
 func TestDecodeEventLabels(t *testing.T) {
@@ -294,13 +371,17 @@ func TestDecodeEventLabels(t *testing.T) {
 	}
 }
 
-// gatedStore acknowledges writes only when released.
+// gatedStore acknowledges writes only when released; entered is closed
+// when the first write is held.
 type gatedStore struct {
 	memStore
-	gate chan struct{}
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
 }
 
 func (s *gatedStore) Save(ctx context.Context, p int, key string, r *StateRecord) error {
+	s.once.Do(func() { close(s.entered) })
 	<-s.gate
 	return s.memStore.Save(ctx, p, key, r)
 }
@@ -308,16 +389,22 @@ func (s *gatedStore) Save(ctx context.Context, p int, key string, r *StateRecord
 // Law 1: an event counts as handled (its offset may be committed) only once
 // the state it produced is acknowledged by the state topic.
 func TestApplyWaitsForTheStateAck(t *testing.T) {
-	store := &gatedStore{gate: make(chan struct{})}
+	store := &gatedStore{gate: make(chan struct{}), entered: make(chan struct{})}
 	eng := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Megvii: &fakeCaller{answer: okAnswer}},
 		Store: store, Raw: &memRaw{}})
 	eng.AddPartition(0, nil)
 	issued := time.Now()
 	done := eng.Apply(0, contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: "a", IssuedAt: &issued, ReceivedAt: issued})
+	// The write is under way and held: nothing else could acknowledge it.
+	select {
+	case <-store.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the state was never written")
+	}
 	select {
 	case <-done:
 		t.Fatal("the event counted as handled before its state was acknowledged")
-	case <-time.After(30 * time.Millisecond):
+	default:
 	}
 	close(store.gate)
 	select {
