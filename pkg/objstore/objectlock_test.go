@@ -180,8 +180,44 @@ func TestS3ObjectLockNeedsALockedBucket(t *testing.T) {
 // PutObject and CreateMultipartUpload. Recorded by a stand-in server,
 // which checks each MD5 against the body it received.
 func TestS3ObjectLockHeaders(t *testing.T) {
+	url, seen := recordingS3(t, func(r *http.Request) string {
+		return fmt.Sprintf("lock=%s until=%s", r.Header.Get("X-Amz-Object-Lock-Mode"), r.Header.Get("X-Amz-Object-Lock-Retain-Until-Date"))
+	})
+	now := time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
+	b, err := NewS3(S3Config{Endpoint: url, Bucket: "b", PathStyle: true, PartSize: 5 << 20, AccessKey: config.NewSecret("k"), SecretKey: config.NewSecret("s"),
+		ObjectLockMode: "COMPLIANCE", ObjectLockDays: 2555, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := b.Create(ctx, "doc", bytes.NewReader([]byte(`{"a":1}`)), 7, "application/json", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Put(ctx, "short-stream", io.MultiReader(bytes.NewReader([]byte("abc"))), -1, "text/plain", nil); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 5<<20+1)
+	big[7] = 1
+	if err := b.Put(ctx, "video", io.MultiReader(bytes.NewReader(big)), -1, "video/mp4", nil); err != nil {
+		t.Fatal(err)
+	}
+	until := "2033-06-29T10:00:00Z" // 2555 days on
+	want := []string{"PUT md5=true lock=COMPLIANCE until=" + until, "PUT md5=true lock=COMPLIANCE until=" + until,
+		"CreateMultipartUpload md5=false lock=COMPLIANCE until=" + until, "UploadPart md5=true lock= until=", "UploadPart md5=true lock= until=",
+		"CompleteMultipartUpload md5=false lock= until="}
+	if strings.Join(seen(), "\n") != strings.Join(want, "\n") {
+		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(seen(), "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// recordingS3 is a stand-in S3 endpoint that answers the multipart calls
+// and records one line per request: the operation, whether Content-MD5
+// matches the body it received, then what also(r) says of its headers.
+// seen returns the lines so far.
+func recordingS3(t *testing.T, also func(r *http.Request) string) (url string, seen func() []string) {
+	t.Helper()
 	var mu sync.Mutex
-	var seen []string
+	var lines []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		sum := md5.Sum(body)
@@ -200,35 +236,13 @@ func TestS3ObjectLockHeaders(t *testing.T) {
 			md5ok = false // not an upload of data
 		}
 		mu.Lock()
-		seen = append(seen, fmt.Sprintf("%s md5=%v lock=%s until=%s", op, md5ok, r.Header.Get("X-Amz-Object-Lock-Mode"), r.Header.Get("X-Amz-Object-Lock-Retain-Until-Date")))
+		lines = append(lines, fmt.Sprintf("%s md5=%v %s", op, md5ok, also(r)))
 		mu.Unlock()
 	}))
-	defer srv.Close()
-	now := time.Date(2026, 7, 1, 10, 0, 0, 0, time.UTC)
-	b, err := NewS3(S3Config{Endpoint: srv.URL, Bucket: "b", PathStyle: true, PartSize: 5 << 20, AccessKey: config.NewSecret("k"), SecretKey: config.NewSecret("s"),
-		ObjectLockMode: "COMPLIANCE", ObjectLockDays: 2555, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := b.Create(ctx, "doc", bytes.NewReader([]byte(`{"a":1}`)), 7, "application/json", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Put(ctx, "short-stream", io.MultiReader(bytes.NewReader([]byte("abc"))), -1, "text/plain", nil); err != nil {
-		t.Fatal(err)
-	}
-	big := make([]byte, 5<<20+1)
-	big[7] = 1
-	if err := b.Put(ctx, "video", io.MultiReader(bytes.NewReader(big)), -1, "video/mp4", nil); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	until := "2033-06-29T10:00:00Z" // 2555 days on
-	want := []string{"PUT md5=true lock=COMPLIANCE until=" + until, "PUT md5=true lock=COMPLIANCE until=" + until,
-		"CreateMultipartUpload md5=false lock=COMPLIANCE until=" + until, "UploadPart md5=true lock= until=", "UploadPart md5=true lock= until=",
-		"CompleteMultipartUpload md5=false lock= until="}
-	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), lines...)
 	}
 }

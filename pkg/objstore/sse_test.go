@@ -3,15 +3,12 @@ package objstore
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -78,31 +75,11 @@ func TestS3ServerSideEncryption(t *testing.T) {
 // its KMS key on PutObject and CreateMultipartUpload (UploadPart takes
 // none: the upload's settings apply).
 func TestS3EncryptionHeaders(t *testing.T) {
-	var mu sync.Mutex
-	var seen []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		sum := md5.Sum(body)
-		md5ok := r.Header.Get("Content-MD5") == base64.StdEncoding.EncodeToString(sum[:])
-		op := r.Method
-		switch q := r.URL.Query(); {
-		case q.Has("uploads"):
-			op = "CreateMultipartUpload"
-			_, _ = io.WriteString(w, `<InitiateMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>`)
-		case q.Has("partNumber"):
-			op = "UploadPart"
-			w.Header().Set("ETag", `"e"`)
-		case q.Has("uploadId"):
-			op = "CompleteMultipartUpload"
-			_, _ = io.WriteString(w, `<CompleteMultipartUploadResult><Bucket>b</Bucket><Key>k</Key><ETag>"e"</ETag></CompleteMultipartUploadResult>`)
-		}
-		mu.Lock()
-		seen = append(seen, fmt.Sprintf("%s md5=%v sse=%s kms=%s", op, md5ok, r.Header.Get("X-Amz-Server-Side-Encryption"), r.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id")))
-		mu.Unlock()
-	}))
-	defer srv.Close()
+	url, seen := recordingS3(t, func(r *http.Request) string {
+		return fmt.Sprintf("sse=%s kms=%s", r.Header.Get("X-Amz-Server-Side-Encryption"), r.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"))
+	})
 	keyID := "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-	b, err := NewS3(S3Config{Endpoint: srv.URL, Bucket: "b", PathStyle: true, PartSize: 5 << 20,
+	b, err := NewS3(S3Config{Endpoint: url, Bucket: "b", PathStyle: true, PartSize: 5 << 20,
 		AccessKey: config.NewSecret("k"), SecretKey: config.NewSecret("s"), SSE: "aws:kms", SSEKMSKeyID: keyID})
 	if err != nil {
 		t.Fatal(err)
@@ -114,14 +91,12 @@ func TestS3EncryptionHeaders(t *testing.T) {
 	if err := b.Put(ctx, "big", io.MultiReader(bytes.NewReader(make([]byte, 5<<20+1))), -1, "video/mp4", nil); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	// Content-MD5 goes on every upload of data, with or without Object Lock:
 	// a bucket's default retention makes S3 require it, and the store checks
 	// each part against it.
 	want := []string{"PUT md5=true sse=aws:kms kms=" + keyID, "CreateMultipartUpload md5=false sse=aws:kms kms=" + keyID, "UploadPart md5=true sse= kms=",
 		"UploadPart md5=true sse= kms=", "CompleteMultipartUpload md5=false sse= kms="}
-	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
+	if strings.Join(seen(), "\n") != strings.Join(want, "\n") {
+		t.Fatalf("requests:\n%s\nwant:\n%s", strings.Join(seen(), "\n"), strings.Join(want, "\n"))
 	}
 }
