@@ -170,6 +170,19 @@ func (w *world) rawTerminals() (map[string][]contract.Terminal, map[string]bool)
 	return terms, responses
 }
 
+// waitTerminals reads the raw topic until key has a terminal, for two
+// minutes at most: an engine can look drained while a rebalance moves the
+// key's partition, and one read can end before a slow broker answered.
+func (w *world) waitTerminals(key string) []contract.Terminal {
+	w.t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		terms, _ := w.rawTerminals()
+		if ts := terms[key]; len(ts) > 0 || time.Now().After(deadline) {
+			return ts
+		}
+	}
+}
+
 // waitLoaded waits until the engines own every partition and hold want
 // pending verifications: the simulated clock must not move before the events
 // are in, or they would arrive after their windows.

@@ -75,8 +75,7 @@ func TestMegviiWindowStartsBeforeTheHarvesterKnows(t *testing.T) {
 			w.waitLoaded(1, h.Engine())
 			w.advance(25*time.Hour, h.Engine())
 			waitDrained(t, h.Engine())
-			terms, _ := w.rawTerminals()
-			ts := terms[contract.Key(contract.Megvii, c.BizID)]
+			ts := w.waitTerminals(contract.Key(contract.Megvii, c.BizID))
 			if len(ts) != 1 || ts[0].Outcome != contract.OutcomeHarvested {
 				t.Fatalf("terminals %+v, want one harvested", ts)
 			}
@@ -105,6 +104,7 @@ func TestMegviiCallbackRecordedAsResponse(t *testing.T) {
 	w.waitLoaded(1, h.Engine())
 	w.advance(time.Hour, h.Engine())
 	waitDrained(t, h.Engine())
+	w.waitTerminals(contract.Key(contract.Megvii, c.BizID))
 	terms, responses := w.rawTerminals()
 	ts := terms[contract.Key(contract.Megvii, c.BizID)]
 	getResult := contract.ResponseID(contract.Megvii, c.BizID, "get_result", 1)
