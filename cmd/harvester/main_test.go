@@ -30,6 +30,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 	"github.com/faceharvest/faceharvest/pkg/ingest"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/metricstest"
 	"github.com/faceharvest/faceharvest/pkg/proctest"
 	"github.com/faceharvest/faceharvest/pkg/vendorsim"
 )
@@ -310,22 +311,8 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	}
 	// Every completed flow's browser landed on its signed URL and ingest
 	// published it; none was refused (landing → harvest is exercised).
-	published, refused := 0.0, 0.0
-	mfs, _ := ingestReg.Gather()
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			switch mf.GetName() {
-			case "faceharvest_ingest_events_published_total":
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "type" && l.GetValue() == contract.TypeBaiduCompletion {
-						published += m.GetCounter().GetValue()
-					}
-				}
-			case "faceharvest_ingest_landing_signature_failures_total":
-				refused += m.GetCounter().GetValue()
-			}
-		}
-	}
+	published := metricstest.Sum(t, ingestReg, "faceharvest_ingest_events_published_total", "type="+contract.TypeBaiduCompletion)
+	refused := metricstest.Sum(t, ingestReg, "faceharvest_ingest_landing_signature_failures_total")
 	if published < float64(wantLandings) || refused != 0 {
 		t.Errorf("Baidu landings: %v published, %v refused; want %d published, none refused", published, refused, wantLandings)
 	}

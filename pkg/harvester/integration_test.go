@@ -21,6 +21,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 	"github.com/faceharvest/faceharvest/pkg/ingest"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/metricstest"
 	"github.com/faceharvest/faceharvest/pkg/schedule"
 	"github.com/faceharvest/faceharvest/pkg/vendorsim"
 )
@@ -88,25 +89,8 @@ func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
 // refused for their signature.
 func (w *world) landings() (published, refused float64) {
 	w.t.Helper()
-	mfs, err := w.reg.Gather()
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			switch mf.GetName() {
-			case "faceharvest_ingest_events_published_total":
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "type" && l.GetValue() == contract.TypeBaiduCompletion {
-						published += m.GetCounter().GetValue()
-					}
-				}
-			case "faceharvest_ingest_landing_signature_failures_total":
-				refused += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return published, refused
+	return metricstest.Sum(w.t, w.reg, "faceharvest_ingest_events_published_total", "type="+contract.TypeBaiduCompletion),
+		metricstest.Sum(w.t, w.reg, "faceharvest_ingest_landing_signature_failures_total")
 }
 
 func (w *world) register(regs []ingest.Registration) {

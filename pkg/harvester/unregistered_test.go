@@ -14,6 +14,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/metricstest"
 	"github.com/faceharvest/faceharvest/pkg/schedule"
 )
 
@@ -107,26 +108,7 @@ func (r *baiduRig) calledFor(id string) int {
 // series (0 when it is not there).
 func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Summed over its series: every bounded label combination is exported
-	// from the start, at 0.
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if g := m.GetGauge(); g != nil {
-				sum += g.GetValue()
-			} else {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
+	return metricstest.Sum(t, reg, name)
 }
 
 // TestUnregisteredLandingCostsNoVendorCall (law 8): a landing for a token

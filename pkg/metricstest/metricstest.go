@@ -60,3 +60,28 @@ func AtZero(t testing.TB, reg prometheus.Gatherer, want []string) {
 		t.Errorf("not exported until their first increment:\n  %s", strings.Join(missing, "\n  "))
 	}
 }
+
+// Sum adds up the series of the metric name whose labels include every
+// "label=value" of match (all its series when match is empty).
+func Sum(t testing.TB, reg prometheus.Gatherer, name string, match ...string) float64 {
+	t.Helper()
+	sum := 0.0
+	for k, v := range Series(t, reg) {
+		ls, ok := strings.CutPrefix(k, name+"{")
+		if !ok {
+			continue
+		}
+		have := map[string]bool{}
+		for _, l := range strings.Split(strings.TrimSuffix(ls, "}"), ",") {
+			have[l] = true
+		}
+		all := true
+		for _, m := range match {
+			all = all && have[m]
+		}
+		if all {
+			sum += v
+		}
+	}
+	return sum
+}
