@@ -1,0 +1,49 @@
+// Package audit answers "who was verified, and how" from the object store
+// alone: it finds a verification's record and evidence through the store's
+// index (by vendor and id, or by biz_no), re-derives records from evidence
+// documents, and records every view of personal data as an audit event.
+//
+// The operator command (cmd/faceharvest) and the audit page both read the
+// store through Finder, so that each can be tested against a fake and the
+// real store behind one contract suite.
+package audit
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/faceharvest/faceharvest/pkg/archiver"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
+)
+
+// ErrNotFound is returned for a verification the index does not know, and
+// for an object key the verification does not reference.
+var ErrNotFound = errors.New("verification not found")
+
+// Verification is what the store holds for one verification: its index
+// entry and its record exactly as stored (and as published).
+type Verification struct {
+	Index  archiver.IndexEntry
+	Record contract.Record
+	// RecordJSON is the stored record's bytes.
+	RecordJSON []byte
+}
+
+// Finder is the read side of the evidence store.
+type Finder interface {
+	// Get returns one verification by vendor and id, or ErrNotFound.
+	Get(ctx context.Context, v contract.Vendor, id string) (Verification, error)
+	// ByBizNo returns every verification indexed under bizNo, oldest
+	// decision first; none is not an error.
+	ByBizNo(ctx context.Context, bizNo string) ([]Verification, error)
+	// Identity returns the verification's unmasked identity, read from its
+	// evidence document (the record holds it masked). Callers record the
+	// view as an audit event before showing it.
+	Identity(ctx context.Context, v Verification) (contract.Identity, error)
+	// Open streams an object the verification references (a media object,
+	// its evidence document or its record); ErrNotFound for any other key,
+	// so that a caller cannot be made to read arbitrary keys.
+	Open(ctx context.Context, v Verification, key string) (io.ReadCloser, objstore.Attrs, error)
+}
