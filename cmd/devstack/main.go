@@ -28,7 +28,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/faceharvest/faceharvest/pkg/buildinfo"
@@ -350,22 +349,21 @@ func (s *stack) restart(name string, sig syscall.Signal) error {
 // waitGroupStable waits until the consumer group is Stable with members
 // members, at most within.
 func (s *stack) waitGroupStable(ctx context.Context, group string, members int, within time.Duration) error {
-	c := bus.Plain(s.broker).Client(5 * time.Second)
+	cl := bus.Plain(s.broker)
 	var last string
 	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-		resp, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+		state, n, err := bus.GroupState(ctx, cl, group)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err != nil || len(resp.Groups) != 1 {
-			last = fmt.Sprint(err)
+		if err != nil {
+			last = err.Error()
 			continue
 		}
-		g := resp.Groups[0]
-		if g.GroupState == "Stable" && len(g.Members) == members {
+		if state == "Stable" && n == members {
 			return nil
 		}
-		last = fmt.Sprintf("%s with %d members", g.GroupState, len(g.Members))
+		last = fmt.Sprintf("%s with %d members", state, n)
 	}
 	return fmt.Errorf("group %s not stable with %d members within %s (last: %s)", group, members, within, last)
 }

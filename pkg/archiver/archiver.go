@@ -32,8 +32,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
@@ -877,7 +875,7 @@ func (a *Archiver) stored(ctx context.Context, idx IndexEntry) (final, error) {
 
 // Message renders a final record for the results topic: its stored bytes
 // under its stable ce_id.
-func (f final) Message(source string) kafka.Message {
+func (f final) Message(source string) contract.Message {
 	return contract.Envelope{ID: contract.RecordID(f.rec.Vendor, f.rec.VerificationID), Source: source, Type: contract.TypeRecord, Time: f.rec.Times.ArchivedAt,
 		Key: contract.Key(f.rec.Vendor, f.rec.VerificationID), Value: f.value}.Message()
 }

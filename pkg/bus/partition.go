@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/faceharvest/faceharvest/pkg/contract"
 )
 
 // Offsets finds the offset below which every message read is done: the one
@@ -128,7 +130,7 @@ type PartitionConfig struct {
 	// Commit commits next (the offset after the last done message); nil
 	// uses Generation.
 	Commit     func(next int64) error
-	Generation *kafka.Generation
+	Generation *Generation
 	// Offsets tracks what is done: given when other goroutines finish
 	// messages (NewOffsets(4096) when nil).
 	Offsets  *Offsets
@@ -145,7 +147,7 @@ type PartitionConfig struct {
 // Handler handles one message. It marks the message finished through o
 // (now, later from another goroutine, or when a write is acknowledged)
 // and returns false to stop reading (ctx ended).
-type Handler func(ctx context.Context, m kafka.Message, o *Offsets) bool
+type Handler func(ctx context.Context, m contract.Message, o *Offsets) bool
 
 // ConsumePartition reads a partition from its committed offset until ctx
 // ends or handle returns false, committing in order what handle finished;
@@ -166,7 +168,7 @@ func ConsumePartition(ctx context.Context, cfg PartitionConfig, handle Handler) 
 	}
 	if cfg.Commit == nil {
 		gen, topic, p := cfg.Generation, cfg.Topic, cfg.Partition
-		cfg.Commit = func(next int64) error { return gen.CommitOffsets(map[string]map[int]int64{topic: {p: next}}) }
+		cfg.Commit = func(next int64) error { return gen.commit(topic, p, next) }
 	}
 	o := cfg.Offsets
 	if o == nil {
@@ -228,7 +230,7 @@ func ConsumePartition(ctx context.Context, cfg PartitionConfig, handle Handler) 
 			return
 		}
 		o.add(m.Offset)
-		if !handle(ctx, m, o) {
+		if !handle(ctx, FromKafka(m), o) {
 			return
 		}
 	}
