@@ -17,22 +17,23 @@ import (
 )
 
 // RunConfig configures the consumer-group process around an Archiver.
+// Zero fields take DefaultRunConfig's values.
 type RunConfig struct {
 	Kafka                            bus.Cluster
 	GroupID                          string
 	RawTopic, ResultsTopic, DLQTopic string
-	Workers                          int           // concurrent verifications per partition (8)
-	CommitInterval                   time.Duration // 200 ms
+	Workers                          int // concurrent verifications per partition
+	CommitInterval                   time.Duration
 	// HoldLimit is how long an answer kept only in memory may hold its offset
-	// back waiting for its terminal before its part is stored anyway (2 min).
+	// back waiting for its terminal before its part is stored anyway.
 	HoldLimit time.Duration
 	// DrainTimeout is how long messages being handled when a partition is
-	// revoked (shutdown or rebalance) may take to finish (10 s); messages
-	// queued behind them are left to the next owner.
+	// revoked (shutdown or rebalance) may take to finish; messages queued
+	// behind them are left to the next owner.
 	DrainTimeout                     time.Duration
 	SessionTimeout, RebalanceTimeout time.Duration
-	// DLQPayload says where dead letters' payloads go: inline (the default)
-	// or the archiver's store, leaving a reference in the dead letter.
+	// DLQPayload says where dead letters' payloads go: inline or the
+	// archiver's store, leaving a reference in the dead letter.
 	DLQPayload bus.DeadLetterPayloadMode
 	Logger     *slog.Logger
 }
@@ -52,23 +53,30 @@ type Runner struct {
 
 // NewRunner checks that the topics exist and returns a Runner.
 func NewRunner(ctx context.Context, cfg RunConfig, a *Archiver) (*Runner, error) {
+	def := DefaultRunConfig()
 	if cfg.Workers <= 0 {
-		cfg.Workers = 8
+		cfg.Workers = def.Workers
 	}
 	if cfg.CommitInterval <= 0 {
-		cfg.CommitInterval = 200 * time.Millisecond
+		cfg.CommitInterval = def.CommitInterval
+	}
+	if cfg.HoldLimit <= 0 {
+		cfg.HoldLimit = def.HoldLimit
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = def.DrainTimeout
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = def.SessionTimeout
+	}
+	if cfg.RebalanceTimeout <= 0 {
+		cfg.RebalanceTimeout = def.RebalanceTimeout
+	}
+	if cfg.DLQPayload == "" {
+		cfg.DLQPayload = def.DLQPayload
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = 10 * time.Second
-	}
-	if cfg.HoldLimit <= 0 {
-		cfg.HoldLimit = 2 * time.Minute
-	}
-	if cfg.DLQPayload == "" {
-		cfg.DLQPayload = bus.PayloadInline
 	}
 	if _, err := bus.ParseDeadLetterPayloadMode(string(cfg.DLQPayload)); err != nil {
 		return nil, fmt.Errorf("dead-letter payloads: %w", err)

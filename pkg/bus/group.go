@@ -12,12 +12,13 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
-// GroupConfig configures a consumer group.
+// GroupConfig configures a consumer group. Zero timeouts take
+// DefaultGroupConfig's.
 type GroupConfig struct {
 	Cluster                          Cluster
 	GroupID                          string
 	Topic                            string
-	SessionTimeout, RebalanceTimeout time.Duration // 10 s, 30 s
+	SessionTimeout, RebalanceTimeout time.Duration
 	Logger                           *slog.Logger
 	// Joined, when set, learns each generation before its partitions start.
 	Joined func(gen *Generation)
@@ -38,16 +39,24 @@ func (g *Generation) commit(topic string, p int, next int64) error {
 	return g.kg.CommitOffsets(map[string]map[int]int64{topic: {p: next}})
 }
 
+// DefaultGroupConfig returns a consumer group's defaults (no cluster, group
+// or topic): the components' defaults take theirs from it, and ConsumeGroup
+// fills a zero timeout from it.
+func DefaultGroupConfig() GroupConfig {
+	return GroupConfig{SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second}
+}
+
 // ConsumeGroup joins the group and, for every generation, runs onPartition
 // for each partition assigned to this member, from its committed offset (-1
 // when none). onPartition must return when its context ends (a rebalance or
 // ctx). ConsumeGroup returns nil when ctx ends.
 func ConsumeGroup(ctx context.Context, cfg GroupConfig, onPartition func(ctx context.Context, gen *Generation, partition int, offset int64)) error {
+	def := DefaultGroupConfig()
 	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = 10 * time.Second
+		cfg.SessionTimeout = def.SessionTimeout
 	}
 	if cfg.RebalanceTimeout <= 0 {
-		cfg.RebalanceTimeout = 30 * time.Second
+		cfg.RebalanceTimeout = def.RebalanceTimeout
 	}
 	log := cfg.Logger
 	if log == nil {

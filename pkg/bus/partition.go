@@ -118,14 +118,15 @@ func (o *Offsets) Committable() int64 {
 	return o.next
 }
 
-// PartitionConfig configures one assigned partition's consumer.
+// PartitionConfig configures one assigned partition's consumer. Zero
+// MaxBytes, CommitInterval and LagEvery take DefaultPartitionConfig's.
 type PartitionConfig struct {
 	Cluster   Cluster
 	Topic     string
 	Partition int
 	Offset    int64 // the committed offset; negative for none (the partition's start)
-	MaxBytes  int   // largest fetch (16 MiB)
-	// CommitInterval is how often done offsets are committed (200 ms).
+	MaxBytes  int   // largest fetch
+	// CommitInterval is how often done offsets are committed.
 	CommitInterval time.Duration
 	// Commit commits next (the offset after the last done message); nil
 	// uses Generation.
@@ -134,7 +135,7 @@ type PartitionConfig struct {
 	// Offsets tracks what is done: given when other goroutines finish
 	// messages (NewOffsets(4096) when nil).
 	Offsets  *Offsets
-	Lag      *prometheus.GaugeVec // the partition's lag, every LagEvery (5 s); nil for none
+	Lag      *prometheus.GaugeVec // the partition's lag, every LagEvery; nil for none
 	LagEvery time.Duration
 	Logger   *slog.Logger
 	// Tick, when set, runs before each periodic commit.
@@ -142,6 +143,13 @@ type PartitionConfig struct {
 	// Drain, when set, runs once reading has stopped and before the last
 	// commit: where handlers still working finish.
 	Drain func()
+}
+
+// DefaultPartitionConfig returns a partition consumer's defaults (16 MiB
+// fetches, commits every 200 ms, lag every 5 s): the components' defaults
+// take theirs from it, and ConsumePartition fills a zero field from it.
+func DefaultPartitionConfig() PartitionConfig {
+	return PartitionConfig{MaxBytes: 16 << 20, CommitInterval: 200 * time.Millisecond, LagEvery: 5 * time.Second}
 }
 
 // Handler handles one message. It marks the message finished through o
@@ -154,14 +162,15 @@ type Handler func(ctx context.Context, m contract.Message, o *Offsets) bool
 // it returns the last offset committed (-1 when none). A message is never
 // committed before it and every earlier one are finished.
 func ConsumePartition(ctx context.Context, cfg PartitionConfig, handle Handler) (committed int64) {
+	def := DefaultPartitionConfig()
 	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = 16 << 20
+		cfg.MaxBytes = def.MaxBytes
 	}
 	if cfg.CommitInterval <= 0 {
-		cfg.CommitInterval = 200 * time.Millisecond
+		cfg.CommitInterval = def.CommitInterval
 	}
 	if cfg.LagEvery <= 0 {
-		cfg.LagEvery = 5 * time.Second
+		cfg.LagEvery = def.LagEvery
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

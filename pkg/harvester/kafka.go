@@ -78,19 +78,35 @@ func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, off
 	return out, err
 }
 
-// Config configures a Harvester.
+// Config configures a Harvester. Zero fields take DefaultRunConfig's
+// values (the engine's, NewEngine's from DefaultConfig).
 type Config struct {
 	Kafka                                       bus.Cluster
 	GroupID                                     string
 	EventsTopic, StateTopic, RawTopic, DLQTopic string
 	Engine                                      EngineConfig // Store, Raw and Recorder are filled in by New
 	CommitInterval                              time.Duration
-	SessionTimeout, RebalanceTimeout            time.Duration // consumer group timeouts (10 s, 30 s)
+	SessionTimeout, RebalanceTimeout            time.Duration // consumer group timeouts
 	// MinRawMessageBytes is the smallest max.message.bytes of the raw topic
-	// the harvester accepts at start (24 MiB: answers with every image reach
-	// 20 MiB); negative skips the check.
+	// the harvester accepts at start (answers with every image reach 20
+	// MiB); negative skips the check.
 	MinRawMessageBytes int
 	Logger             *slog.Logger
+}
+
+// DefaultRunConfig returns the consumer's defaults (no cluster, group or
+// topics; the engine's DefaultConfig): the flags take theirs from it, and
+// New fills a zero field from it. The commit interval and the group's
+// timeouts are pkg/bus's.
+func DefaultRunConfig() Config {
+	group, part := bus.DefaultGroupConfig(), bus.DefaultPartitionConfig()
+	return Config{
+		Engine:             DefaultConfig(),
+		CommitInterval:     part.CommitInterval,
+		SessionTimeout:     group.SessionTimeout,
+		RebalanceTimeout:   group.RebalanceTimeout,
+		MinRawMessageBytes: 24 << 20,
+	}
 }
 
 // Harvester is the consumer-group process: it restores each assigned
@@ -113,14 +129,18 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	def := DefaultRunConfig()
 	if cfg.CommitInterval <= 0 {
-		cfg.CommitInterval = 200 * time.Millisecond
+		cfg.CommitInterval = def.CommitInterval
 	}
 	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = 10 * time.Second
+		cfg.SessionTimeout = def.SessionTimeout
 	}
 	if cfg.RebalanceTimeout <= 0 {
-		cfg.RebalanceTimeout = 30 * time.Second
+		cfg.RebalanceTimeout = def.RebalanceTimeout
+	}
+	if cfg.MinRawMessageBytes == 0 {
+		cfg.MinRawMessageBytes = def.MinRawMessageBytes
 	}
 	ne, err := bus.PartitionCount(ctx, cfg.Kafka, cfg.EventsTopic)
 	if err != nil {
@@ -168,9 +188,6 @@ func checkTopicSettings(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("the state topic %q has cleanup.policy=%q: it must be compact, or retention deletes pending verifications (see deploy/k8s/topics)", cfg.StateTopic, st["cleanup.policy"])
 	}
 	min := cfg.MinRawMessageBytes
-	if min == 0 {
-		min = 24 << 20
-	}
 	if min < 0 {
 		return nil
 	}
