@@ -18,8 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -104,7 +102,7 @@ func (nullStore) Save(context.Context, int, string, *harvester.StateRecord) erro
 
 type nullRaw struct{ delay time.Duration } // delay: an acks=all round trip
 
-func (r nullRaw) WriteMessages(context.Context, ...kafka.Message) error {
+func (r nullRaw) WriteMessages(context.Context, ...contract.Message) error {
 	time.Sleep(r.delay)
 	return nil
 }
@@ -233,11 +231,11 @@ func restore(n int, profile string) (Restore, error) {
 	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(b.Addr()), Topic: "bench.state", BatchSize: 2000})
 	pol := schedule.Defaults()
 	base := time.Now()
-	batch := make([]kafka.Message, 0, 10000)
+	batch := make([]contract.Message, 0, 10000)
 	for i := 0; i < n; i++ {
 		issued := base.Add(-time.Duration(i%3600) * time.Second)
 		st := pol.Apply(nil, contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: fmt.Sprintf("%d,%08x-bench", base.Unix(), i), BizNo: fmt.Sprintf("order-%d", i), IssuedAt: &issued, ReceivedAt: issued})
-		batch = append(batch, kafka.Message{Key: []byte(st.Key()), Value: harvester.MarshalRecord(&harvester.StateRecord{State: st})})
+		batch = append(batch, contract.Message{Key: []byte(st.Key()), Value: harvester.MarshalRecord(&harvester.StateRecord{State: st})})
 		if len(batch) == cap(batch) || i == n-1 {
 			if err := w.WriteMessages(context.Background(), batch...); err != nil {
 				msg := err.Error()

@@ -27,10 +27,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 	"github.com/faceharvest/faceharvest/pkg/ingest"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
@@ -115,7 +115,7 @@ func run(dur time.Duration, conns, rounds int, out, profile string) error {
 			w.WriteHeader(400)
 			return
 		}
-		if err := baseW.WriteMessages(r.Context(), kafka.Message{Value: body}); err != nil {
+		if err := baseW.WriteMessages(r.Context(), contract.Message{Value: body}); err != nil {
 			w.WriteHeader(503)
 			return
 		}

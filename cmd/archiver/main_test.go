@@ -3,8 +3,13 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/faceharvest/faceharvest/pkg/archiver"
+	"github.com/faceharvest/faceharvest/pkg/bus"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -105,5 +110,24 @@ func TestObjectLockFlags(t *testing.T) {
 	}
 	if o.s3.ObjectLockMode != "COMPLIANCE" || o.s3.ObjectLockDays != 2555 {
 		t.Fatalf("%+v %v", o.s3, err)
+	}
+}
+
+// Without flags, the settings are the library's defaults: the flags keep no
+// second copy of them.
+func TestFlagDefaultsAreTheLibrarys(t *testing.T) {
+	o, err := parse(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := o.run
+	run.Kafka, run.GroupID, run.RawTopic, run.ResultsTopic, run.DLQTopic = bus.Cluster{}, "", "", "", ""
+	if want := archiver.DefaultRunConfig(); !reflect.DeepEqual(run, want) {
+		t.Errorf("run settings %+v, want archiver.DefaultRunConfig() %+v", run, want)
+	}
+	want := archiver.DefaultConfig()
+	want.SpoolDir = os.TempDir() // an empty one means it
+	if !reflect.DeepEqual(o.cfg, want) {
+		t.Errorf("archiver settings %+v, want archiver.DefaultConfig() %+v", o.cfg, want)
 	}
 }

@@ -28,7 +28,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/faceharvest/faceharvest/pkg/buildinfo"
@@ -38,6 +37,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/devs3"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
+	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
 func main() { os.Exit(run()) }
@@ -350,24 +350,21 @@ func (s *stack) restart(name string, sig syscall.Signal) error {
 // waitGroupStable waits until the consumer group is Stable with members
 // members, at most within.
 func (s *stack) waitGroupStable(ctx context.Context, group string, members int, within time.Duration) error {
-	c := bus.Plain(s.broker).Client(5 * time.Second)
-	var last string
-	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-		resp, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
-		if ctx.Err() != nil {
-			return ctx.Err()
+	cl := bus.Plain(s.broker)
+	err := waitFor(ctx, within, 200*time.Millisecond, func(ctx context.Context) error {
+		state, n, err := bus.GroupState(ctx, cl, group)
+		if err != nil {
+			return err
 		}
-		if err != nil || len(resp.Groups) != 1 {
-			last = fmt.Sprint(err)
-			continue
+		if state != "Stable" || n != members {
+			return fmt.Errorf("%s with %d members", state, n)
 		}
-		g := resp.Groups[0]
-		if g.GroupState == "Stable" && len(g.Members) == members {
-			return nil
-		}
-		last = fmt.Sprintf("%s with %d members", g.GroupState, len(g.Members))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("group %s not stable with %d members: %w", group, members, err)
 	}
-	return fmt.Errorf("group %s not stable with %d members within %s (last: %s)", group, members, within, last)
+	return nil
 }
 
 // storeOutage stops the object store for at least d, and longer (up to 30 s)
@@ -376,9 +373,13 @@ func (s *stack) storeOutage(ctx context.Context, d time.Duration) error {
 	s.minio.Stop()
 	fmt.Printf("  chaos: object store down for at least %s\n", d)
 	time.Sleep(d)
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && s.storeRetries(ctx) == 0; {
-		time.Sleep(500 * time.Millisecond)
-	}
+	// Past 30 s the store comes back anyway.
+	_ = waitFor(ctx, 30*time.Second, 500*time.Millisecond, func(ctx context.Context) error {
+		if s.storeRetries(ctx) == 0 {
+			return errors.New("no archiver has retried the store yet")
+		}
+		return nil
+	})
 	m, err := devs3.StartOn(s.minioBin, s.minio.DataDir, s.minio.User, s.minio.Password, s.minio.Addr())
 	if err != nil {
 		return err
@@ -406,27 +407,39 @@ func (s *stack) stopAll() {
 	}
 }
 
+// waitReady waits until url answers 200, at most within.
 func waitReady(ctx context.Context, url string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	var last error
-	for time.Now().Before(deadline) {
+	return waitFor(ctx, within, 200*time.Millisecond, func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
-			last = fmt.Errorf("%s answered %d", url, resp.StatusCode)
-		} else {
-			last = err
+		if err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s answered %d", url, resp.StatusCode)
 		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+}
+
+// waitFor tries fn every interval (pkg/retry) until it succeeds, ctx ends
+// (ctx's error), or within has passed (fn's last error).
+func waitFor(ctx context.Context, within, every time.Duration, fn func(ctx context.Context) error) error {
+	wctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	var last error
+	err := retry.Do(wctx, retry.Policy{Backoff: retry.Backoff{Min: every, Max: every}}, func(int) error {
+		last = fn(wctx)
+		return last
+	})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
-	return last
+	return fmt.Errorf("not within %s: %w", within, last)
 }
 
 func postJSON(ctx context.Context, url, bearer string, in, out any) error {

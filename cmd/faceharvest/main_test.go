@@ -223,25 +223,22 @@ func TestShowAndFind(t *testing.T) {
 }
 
 // readTopic reads every record of topic: ce_id -> values in order.
-func readTopic(t *testing.T, cl bus.Cluster, topic string) []kafka.Message {
+func readTopic(t *testing.T, cl bus.Cluster, topic string) []contract.Message {
 	t.Helper()
-	c := cl.Client(10 * time.Second)
-	md, err := c.Metadata(context.Background(), &kafka.MetadataRequest{Topics: []string{topic}})
+	parts, err := bus.PartitionCount(context.Background(), cl, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []kafka.Message
-	for _, tp := range md.Topics {
-		for _, p := range tp.Partitions {
-			if err := bus.ReadRange(context.Background(), cl, c, topic, p.ID, kafka.FirstOffset, 16<<20, func(m kafka.Message) { out = append(out, m) }); err != nil {
-				t.Fatal(err)
-			}
+	var out []contract.Message
+	for p := range parts {
+		if err := bus.ReadRange(context.Background(), cl, topic, p, -1, 16<<20, func(m contract.Message) { out = append(out, m) }); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return out
 }
 
-func header(m kafka.Message, k string) string {
+func header(m contract.Message, k string) string {
 	for _, h := range m.Headers {
 		if h.Key == k {
 			return string(h.Value)
@@ -266,7 +263,7 @@ func TestReplayFromTheStore(t *testing.T) {
 		b, _ := json.Marshal(r)
 		want[contract.RecordID(r.Vendor, r.VerificationID)] = b
 	}
-	check := func(ms []kafka.Message) map[string][]byte {
+	check := func(ms []contract.Message) map[string][]byte {
 		t.Helper()
 		dedup := map[string][]byte{}
 		for _, m := range ms {
@@ -328,9 +325,9 @@ func TestDeadLettersListAndRedriveOnce(t *testing.T) {
 	dls := bus.NewDeadLetters(bus.DeadLetterConfig{})
 	// Two raw messages the archiver could not use: one dead-lettered
 	// inline, one with its payload in the store.
-	srcs := []kafka.Message{
-		{Topic: contract.DefaultRawTopic, Partition: 1, Offset: 41, Key: []byte("megvii:x-1"), Value: []byte(`{"inline":true}`), Headers: []kafka.Header{{Key: contract.HeaderID, Value: []byte("id-1")}}},
-		{Topic: contract.DefaultRawTopic, Partition: 2, Offset: 42, Key: []byte("baidu:x-2"), Value: []byte(`{"stored":true,"id_number":"110101199003071234"}`), Headers: []kafka.Header{{Key: contract.HeaderID, Value: []byte("id-2")}}},
+	srcs := []contract.Message{
+		{Topic: contract.DefaultRawTopic, Partition: 1, Offset: 41, Key: []byte("megvii:x-1"), Value: []byte(`{"inline":true}`), Headers: []contract.Header{{Key: contract.HeaderID, Value: []byte("id-1")}}},
+		{Topic: contract.DefaultRawTopic, Partition: 2, Offset: 42, Key: []byte("baidu:x-2"), Value: []byte(`{"stored":true,"id_number":"110101199003071234"}`), Headers: []contract.Header{{Key: contract.HeaderID, Value: []byte("id-2")}}},
 	}
 	first := dls.Message(srcs[0], "bad_envelope: no ce_type")
 	second, err := bus.DeadLetterPayloads{Store: w.bucket}.Apply(ctx, srcs[1], dls.Message(srcs[1], "bad_terminal: unknown outcome"))

@@ -28,14 +28,11 @@ func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 
 type options struct {
 	svc                                        ops.ServiceFlags
-	groupID                                    string
-	events, state, raw, dlq                    string
 	megviiURL, baiduURL                        string
 	megvii, baidu                              harvester.VendorLimits
 	shutdownGrace, startupWait                 time.Duration
-	sessionTimeout, rebalanceTimeout           time.Duration
-	minRawMessageBytes, maxUnregistered        int
-	eng                                        harvester.EngineConfig // callers, limits and metrics set at start
+	maxUnregistered                            int
+	run                                        harvester.Config // cluster, logger and the engine's callers and metrics set at start
 	megviiKey, megviiSecret, baiduKey, baiduSK config.Secret
 }
 
@@ -48,16 +45,17 @@ concurrency and QPS limits, which adapt to the vendors' rate-limit answers. Pend
 verifications live in a compacted state topic co-partitioned with the events topic, so a
 restart, a rebalance or a SIGKILL loses none. Every vendor answer goes to the raw topic byte
 for byte, and every verification ends with exactly one terminal envelope there.`)
-	o := &options{eng: harvester.DefaultConfig(), shutdownGrace: 90 * time.Second}
-	o.megvii, o.baidu = o.eng.Limits[contract.Megvii], o.eng.Limits[contract.Baidu]
-	o.maxUnregistered = o.eng.MaxUnregistered
-	p, e := &o.eng.Policy, &o.eng
+	o := &options{run: harvester.DefaultRunConfig(), shutdownGrace: 90 * time.Second, startupWait: 2 * time.Minute}
+	r, e := &o.run, &o.run.Engine
+	p := &e.Policy
+	o.megvii, o.baidu = e.Limits[contract.Megvii], e.Limits[contract.Baidu]
+	o.maxUnregistered = e.MaxUnregistered
 	o.svc.Register(fs, "127.0.0.1:9102")
-	fs.StringVar(&o.groupID, "group-id", "faceharvest-harvester", "Kafka consumer group")
-	fs.StringVar(&o.events, "events-topic", contract.DefaultEventsTopic, "topic of verification events")
-	fs.StringVar(&o.state, "state-topic", "faceid.harvester.state", "compacted topic of pending verifications; as many partitions as the events topic")
-	fs.StringVar(&o.raw, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes (max.message.bytes >= the largest answer)")
-	fs.StringVar(&o.dlq, "dlq-topic", contract.DefaultDLQTopic, "topic of undecodable events")
+	fs.StringVar(&r.GroupID, "group-id", "faceharvest-harvester", "Kafka consumer group")
+	fs.StringVar(&r.EventsTopic, "events-topic", contract.DefaultEventsTopic, "topic of verification events")
+	fs.StringVar(&r.StateTopic, "state-topic", "faceid.harvester.state", "compacted topic of pending verifications; as many partitions as the events topic")
+	fs.StringVar(&r.RawTopic, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes (max.message.bytes >= the largest answer)")
+	fs.StringVar(&r.DLQTopic, "dlq-topic", contract.DefaultDLQTopic, "topic of undecodable events")
 	fs.StringVar(&o.megviiURL, "megvii-base-url", megvii.DefaultBaseURL, "Megvii API root")
 	fs.StringVar(&o.baiduURL, "baidu-base-url", baidu.DefaultBaseURL, "Baidu API root")
 	fs.DurationVar(&p.MegviiRetention, "megvii-retention", p.MegviiRetention, "how long get_result answers after the token is issued (document 000: one day; 002: three months)")
@@ -82,11 +80,11 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	fs.DurationVar(&e.IntentGrace, "intent-grace", e.IntentGrace, "a one-shot call found unsettled at restore is resolved (raw topic searched) once this old; keep it above --call-timeout plus a publish")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, how long calls in flight may take to finish and be recorded")
 	fs.DurationVar(&e.ClosedRetention, "closed-retention", e.ClosedRetention, "how long a closed verification's marker stays in the state topic; keep it above the events topic's retention")
-	fs.IntVar(&o.minRawMessageBytes, "min-raw-message-bytes", 24<<20, "refuse to start unless the raw topic's max.message.bytes is at least this (answers with every image reach 20 MiB); -1 skips the check")
+	fs.IntVar(&r.MinRawMessageBytes, "min-raw-message-bytes", r.MinRawMessageBytes, "refuse to start unless the raw topic's max.message.bytes is at least this (answers with every image reach 20 MiB); -1 skips the check")
 	fs.IntVar(&o.maxUnregistered, "max-unregistered", o.maxUnregistered, "Baidu verifications known only from a landing (no token registration yet) kept per process; none is called until its registration arrives, past the limit new ones are dropped and counted (0 keeps none)")
-	fs.DurationVar(&o.sessionTimeout, "session-timeout", 10*time.Second, "consumer-group session timeout: how soon a dead replica's partitions move to another")
-	fs.DurationVar(&o.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "consumer-group rebalance timeout")
-	fs.DurationVar(&o.startupWait, "startup-wait", 2*time.Minute, "how long to wait at start for the brokers and topics")
+	fs.DurationVar(&r.SessionTimeout, "session-timeout", r.SessionTimeout, "consumer-group session timeout: how soon a dead replica's partitions move to another")
+	fs.DurationVar(&r.RebalanceTimeout, "rebalance-timeout", r.RebalanceTimeout, "consumer-group rebalance timeout")
+	fs.DurationVar(&o.startupWait, "startup-wait", o.startupWait, "how long to wait at start for the brokers and topics")
 	fs.Secret("FACEHARVEST_MEGVII_API_KEY", "Megvii api_key (required)")
 	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii api_secret; with a comma-separated list, the first is used for calls (required)")
 	fs.Secret("FACEHARVEST_BAIDU_API_KEY", "Baidu API Key (client_id) (required)")
@@ -139,7 +137,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	log := o.svc.Logger(stderr)
 	kc := o.svc.Kafka
-	mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret, CallTimeout: o.eng.CallTimeout})
+	mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret, CallTimeout: o.run.Engine.CallTimeout})
 	if err != nil {
 		fmt.Fprintf(stderr, "harvester: %v\n", err)
 		return 2
@@ -155,7 +153,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "harvester: --metrics-addr: %v\n", err)
 		return 1
 	}
-	topics := []string{o.events, o.state, o.raw, o.dlq}
+	topics := []string{o.run.EventsTopic, o.run.StateTopic, o.run.RawTopic, o.run.DLQTopic}
 	ready := func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, topics...) }
 	var running atomic.Pointer[harvester.Harvester]
 	started := func(context.Context) error {
@@ -165,9 +163,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return errors.New("waiting for Kafka and the topics")
 	}
 	opsSrv := ops.NewServer(ops.Mux(reg, o.svc.Readiness(ops.Check{Name: "kafka", Fn: ready}, ops.Check{Name: "started", Fn: started})), log)
-	eng := o.eng
-	eng.Metrics = harvester.NewMetrics(reg) // once: a retry must not register them again
-	eng.Callers = map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}}
+	rc := o.run
+	rc.Kafka, rc.Logger = kc, log
+	rc.Engine.Metrics = harvester.NewMetrics(reg) // once: a retry must not register them again
+	rc.Engine.Callers = map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}}
 
 	// harvest waits for Kafka and the topics, then consumes until its
 	// context ends; calls in flight are then recorded within --shutdown-grace.
@@ -175,9 +174,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		var h *harvester.Harvester
 		err := ops.Await(ctx, log, o.startupWait, "Kafka and the topics", func(sctx context.Context) error {
 			var err error
-			h, err = harvester.New(sctx, harvester.Config{Kafka: kc, GroupID: o.groupID, EventsTopic: o.events, StateTopic: o.state, RawTopic: o.raw, DLQTopic: o.dlq, Logger: log,
-				SessionTimeout: o.sessionTimeout, RebalanceTimeout: o.rebalanceTimeout, MinRawMessageBytes: o.minRawMessageBytes,
-				Engine: eng})
+			h, err = harvester.New(sctx, rc)
 			return err
 		})
 		if err != nil {
@@ -187,7 +184,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			reg.MustRegister(bus.NewWriterCollector(w, "harvester"))
 		}
 		running.Store(h)
-		log.Info("harvester started", "group", o.groupID, "events", o.events, "state", o.state, "raw", o.raw)
+		log.Info("harvester started", "group", rc.GroupID, "events", rc.EventsTopic, "state", rc.StateTopic, "raw", rc.RawTopic)
 		return h.Run(ctx)
 	}
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
+	"github.com/faceharvest/faceharvest/pkg/harvester"
 	"github.com/faceharvest/faceharvest/pkg/ingest"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/metricstest"
@@ -372,5 +374,19 @@ func TestWaitsForTheBrokerThenRefuses(t *testing.T) {
 	code := run([]string{"--kafka-brokers=127.0.0.1:1", "--metrics-addr=127.0.0.1:0", "--startup-wait=2500ms"}, func(k string) string { return env[k] }, io.Discard, &errb)
 	if code != 1 || strings.Count(errb.String(), "waiting for Kafka") < 2 || !strings.Contains(errb.String(), "refusing to start") {
 		t.Fatalf("exit %d:\n%s", code, errb.String())
+	}
+}
+
+// Without flags, the settings are the library's defaults: the flags keep no
+// second copy of them.
+func TestFlagDefaultsAreTheLibrarys(t *testing.T) {
+	o, err := parse(nil, envOf(creds), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := o.run
+	got.GroupID, got.EventsTopic, got.StateTopic, got.RawTopic, got.DLQTopic = "", "", "", "", ""
+	if want := harvester.DefaultRunConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("settings %+v, want harvester.DefaultRunConfig() %+v", got, want)
 	}
 }

@@ -32,8 +32,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
@@ -735,6 +733,6 @@ func (a *Archiver) finish(ctx context.Context, t contract.Terminal, rawTerminal 
 
 // Message renders a final record for the results topic: its stored bytes
 // under its stable ce_id.
-func (f final) Message(source string) kafka.Message {
+func (f final) Message(source string) contract.Message {
 	return RecordEnvelope(f.rec, f.value, source).Message()
 }

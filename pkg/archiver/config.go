@@ -1,6 +1,10 @@
 package archiver
 
-import "time"
+import (
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/bus"
+)
 
 // DefaultConfig returns the archiver settings' defaults (no store): the
 // flags take theirs from it, and New fills a zero field from it. An empty
@@ -19,14 +23,17 @@ func DefaultConfig() Config {
 }
 
 // DefaultRunConfig returns the consumer's defaults (no cluster, group or
-// topics): the flags take theirs from it.
+// topics): the flags take theirs from it, and NewRunner fills a zero field
+// from it. The commit interval and the group's timeouts are pkg/bus's.
 func DefaultRunConfig() RunConfig {
+	group, part := bus.DefaultGroupConfig(), bus.DefaultPartitionConfig()
 	return RunConfig{
 		Workers:          8,
-		CommitInterval:   200 * time.Millisecond,
+		CommitInterval:   part.CommitInterval,
 		HoldLimit:        2 * time.Minute,
 		DrainTimeout:     20 * time.Second,
-		SessionTimeout:   10 * time.Second,
-		RebalanceTimeout: 30 * time.Second,
+		SessionTimeout:   group.SessionTimeout,
+		RebalanceTimeout: group.RebalanceTimeout,
+		DLQPayload:       bus.PayloadInline,
 	}
 }

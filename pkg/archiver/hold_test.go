@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -64,7 +63,7 @@ func committed(t *testing.T, brokers []string, p int32) int64 {
 
 // holdWorld is a one-partition broker, an in-memory store and a writer of
 // the raw topic, all closed when the test ends.
-func holdWorld(t *testing.T) ([]string, *objstore.Memory, *kafka.Writer) {
+func holdWorld(t *testing.T) ([]string, *objstore.Memory, *bus.Writer) {
 	t.Helper()
 	b, err := devkafka.Start(devkafka.Config{Partitions: 1, Topics: []string{rawTopic, resultsTopic, dlqTopic}, MaxMessageBytes: 64 << 20})
 	if err != nil {

@@ -188,7 +188,9 @@ func TestRecordWaitsForItsBizNoEntry(t *testing.T) {
 		_, err := a.Finish(ctx, term, raw)
 		done <- err
 	}()
-	for range 3 { // three refused tries: Finish is retrying, not done
+	// Four refused tries: Finish is retrying, not done, and the first
+	// three have been counted (a try is counted before the next one).
+	for range 4 {
 		<-store.refused
 	}
 	cancel()

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
@@ -74,7 +73,7 @@ func minio(t *testing.T) (string, *devs3.Server) {
 
 // megviiMessages is a harvested Megvii verification as the harvester
 // publishes it: the get_result answer with three images, then the terminal.
-func megviiMessages(t testing.TB, id string, seed int) []kafka.Message {
+func megviiMessages(t testing.TB, id string, seed int) []contract.Message {
 	b64 := func(b []byte) string { return "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(b) }
 	body := mustJSON(t, map[string]any{"request_id": "r-" + id, "status": "OK", "biz_info": map[string]any{"biz_id": id, "biz_no": "no-" + id},
 		"liveness_result": map[string]any{"result": "PASS", "procedure_type": "video"},
@@ -83,10 +82,10 @@ func megviiMessages(t testing.TB, id string, seed int) []kafka.Message {
 	r := response(contract.Megvii, id, "get_result", body)
 	term := terminal(contract.Megvii, id, contract.OutcomeHarvested)
 	term.Responses = []string{contract.ResponseID(contract.Megvii, id, "get_result", 0)}
-	return []kafka.Message{r.Message("/harvester"), term.Message("/harvester")}
+	return []contract.Message{r.Message("/harvester"), term.Message("/harvester")}
 }
 
-func produce(t testing.TB, w *kafka.Writer, ms ...kafka.Message) {
+func produce(t testing.TB, w *bus.Writer, ms ...contract.Message) {
 	t.Helper()
 	if err := w.WriteMessages(context.Background(), ms...); err != nil {
 		t.Fatal(err)
@@ -204,7 +203,7 @@ func TestArchiverWithMinIOAndKafka(t *testing.T) {
 			unknown.Headers[i].Value = []byte("com.example.other")
 		}
 	}
-	produce(t, w, kafka.Message{Key: []byte("megvii:junk"), Value: []byte("junk")}, bad, liar, unknown)
+	produce(t, w, contract.Message{Key: []byte("megvii:junk"), Value: []byte("junk")}, bad, liar, unknown)
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(resultsTopic, dlqTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {

@@ -11,30 +11,29 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
 // RunConfig configures the consumer-group process around an Archiver.
+// Zero fields take DefaultRunConfig's values.
 type RunConfig struct {
 	Kafka                            bus.Cluster
 	GroupID                          string
 	RawTopic, ResultsTopic, DLQTopic string
-	Workers                          int           // concurrent verifications per partition (8)
-	CommitInterval                   time.Duration // 200 ms
+	Workers                          int // concurrent verifications per partition
+	CommitInterval                   time.Duration
 	// HoldLimit is how long an answer kept only in memory may hold its offset
-	// back waiting for its terminal before its part is stored anyway (2 min).
+	// back waiting for its terminal before its part is stored anyway.
 	HoldLimit time.Duration
 	// DrainTimeout is how long messages being handled when a partition is
-	// revoked (shutdown or rebalance) may take to finish (10 s); messages
-	// queued behind them are left to the next owner.
+	// revoked (shutdown or rebalance) may take to finish; messages queued
+	// behind them are left to the next owner.
 	DrainTimeout                     time.Duration
 	SessionTimeout, RebalanceTimeout time.Duration
-	// DLQPayload says where dead letters' payloads go: inline (the default)
-	// or the archiver's store, leaving a reference in the dead letter.
+	// DLQPayload says where dead letters' payloads go: inline or the
+	// archiver's store, leaving a reference in the dead letter.
 	DLQPayload bus.DeadLetterPayloadMode
 	Logger     *slog.Logger
 }
@@ -46,31 +45,38 @@ type RunConfig struct {
 type Runner struct {
 	cfg     RunConfig
 	a       *Archiver
-	results *kafka.Writer
-	dlq     *kafka.Writer
+	results *bus.Writer
+	dlq     *bus.Writer
 	dl      *bus.DeadLetters // writes to dlq
 	log     *slog.Logger
 }
 
 // NewRunner checks that the topics exist and returns a Runner.
 func NewRunner(ctx context.Context, cfg RunConfig, a *Archiver) (*Runner, error) {
+	def := DefaultRunConfig()
 	if cfg.Workers <= 0 {
-		cfg.Workers = 8
+		cfg.Workers = def.Workers
 	}
 	if cfg.CommitInterval <= 0 {
-		cfg.CommitInterval = 200 * time.Millisecond
+		cfg.CommitInterval = def.CommitInterval
+	}
+	if cfg.HoldLimit <= 0 {
+		cfg.HoldLimit = def.HoldLimit
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = def.DrainTimeout
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = def.SessionTimeout
+	}
+	if cfg.RebalanceTimeout <= 0 {
+		cfg.RebalanceTimeout = def.RebalanceTimeout
+	}
+	if cfg.DLQPayload == "" {
+		cfg.DLQPayload = def.DLQPayload
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = 10 * time.Second
-	}
-	if cfg.HoldLimit <= 0 {
-		cfg.HoldLimit = 2 * time.Minute
-	}
-	if cfg.DLQPayload == "" {
-		cfg.DLQPayload = bus.PayloadInline
 	}
 	if _, err := bus.ParseDeadLetterPayloadMode(string(cfg.DLQPayload)); err != nil {
 		return nil, fmt.Errorf("dead-letter payloads: %w", err)
@@ -86,7 +92,7 @@ func NewRunner(ctx context.Context, cfg RunConfig, a *Archiver) (*Runner, error)
 }
 
 // Writers returns the writers, for metrics.
-func (r *Runner) Writers() []*kafka.Writer { return []*kafka.Writer{r.results, r.dlq} }
+func (r *Runner) Writers() []*bus.Writer { return []*bus.Writer{r.results, r.dlq} }
 
 // Run consumes until ctx ends. Messages being handled then get DrainTimeout
 // to finish; whatever does not finish is left uncommitted (archiving is
@@ -165,19 +171,19 @@ func (r *Runner) persistOld(ctx context.Context, pt *partition) {
 	}
 }
 
-func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int, offset int64) {
+func (r *Runner) runPartition(ctx context.Context, gen *bus.Generation, p int, offset int64) {
 	r.log.Info("partition assigned", "partition", p, "offset", offset)
 	pt := &partition{p: p, tr: bus.NewOffsets(0), held: map[string][]held{}}
 	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	stopDrain := context.AfterFunc(ctx, func() { time.AfterFunc(r.cfg.DrainTimeout, stopWork) })
 	defer stopDrain()
-	shards := make([]chan kafka.Message, r.cfg.Workers)
+	shards := make([]chan contract.Message, r.cfg.Workers)
 	var wg sync.WaitGroup
 	for i := range shards {
-		shards[i] = make(chan kafka.Message, 16)
+		shards[i] = make(chan contract.Message, 16)
 		wg.Add(1)
-		go func(ch <-chan kafka.Message) {
+		go func(ch <-chan contract.Message) {
 			defer wg.Done()
 			for m := range ch {
 				if ctx.Err() != nil {
@@ -198,7 +204,7 @@ func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int,
 			}
 			wg.Wait()
 		}},
-		func(ctx context.Context, m kafka.Message, _ *bus.Offsets) bool {
+		func(ctx context.Context, m contract.Message, _ *bus.Offsets) bool {
 			h := fnv.New32a()
 			h.Write(m.Key)
 			select {
@@ -223,7 +229,7 @@ func (r *Runner) runPartition(ctx context.Context, gen *kafka.Generation, p int,
 // handle archives one raw-topic message. It reports true when the message is
 // done; false when ctx ended first, or when an answer is held in memory
 // until its terminal (pt.release finishes it then).
-func (r *Runner) handle(ctx context.Context, pt *partition, m kafka.Message) bool {
+func (r *Runner) handle(ctx context.Context, pt *partition, m contract.Message) bool {
 	p := pt.p
 	env, err := contract.FromMessage(m)
 	if err != nil {
@@ -280,7 +286,7 @@ func (r *Runner) handle(ctx context.Context, pt *partition, m kafka.Message) boo
 
 // unfinished says why a message is left unfinished (its offset, and every
 // later one's, stays uncommitted) when the reason is not the end of ctx.
-func (r *Runner) unfinished(ctx context.Context, p int, m kafka.Message, err error) {
+func (r *Runner) unfinished(ctx context.Context, p int, m contract.Message, err error) {
 	if ctx.Err() == nil {
 		r.a.m.unfinished.Inc()
 		r.log.Error("raw message left unfinished (its partition's commits wait for a restart)", "partition", p, "offset", m.Offset, "error", err.Error())
@@ -288,7 +294,7 @@ func (r *Runner) unfinished(ctx context.Context, p int, m kafka.Message, err err
 }
 
 // decodeTerminal reads a terminal envelope; reason says why it cannot be used.
-func decodeTerminal(m kafka.Message) (contract.Terminal, string) {
+func decodeTerminal(m contract.Message) (contract.Terminal, string) {
 	var t contract.Terminal
 	if err := json.Unmarshal(m.Value, &t); err != nil {
 		return t, "terminal is not JSON: " + err.Error()
@@ -310,17 +316,17 @@ func decodeTerminal(m kafka.Message) (contract.Terminal, string) {
 	return t, ""
 }
 
-func (r *Runner) deadLetter(ctx context.Context, _ int, m kafka.Message, label, reason string) bool {
+func (r *Runner) deadLetter(ctx context.Context, _ int, m contract.Message, label, reason string) bool {
 	return r.dl.Write(ctx, m, label, reason)
 }
 
 // write publishes with acks=all, retrying until it is acknowledged or ctx
 // ends.
-func (r *Runner) write(ctx context.Context, w *kafka.Writer, m kafka.Message) bool {
+func (r *Runner) write(ctx context.Context, w *bus.Writer, m contract.Message) bool {
 	err := retry.Do(ctx, runnerRetry(r.a, func(try int, err error, _ time.Duration) {
 		r.a.m.publishErr.Inc()
 		if try == 1 || try%10 == 0 {
-			r.log.Warn("publish failed; retrying", "topic", w.Topic, "try", try, "error", err.Error())
+			r.log.Warn("publish failed; retrying", "topic", w.Topic(), "try", try, "error", err.Error())
 		}
 	}), func(int) error {
 		err := w.WriteMessages(ctx, m)

@@ -20,13 +20,17 @@ type WriterConfig struct {
 	BatchSize    int           // messages per batch (1000)
 	BatchBytes   int64         // bytes per request (1 MiB); raise with the topic's max.message.bytes
 	MaxAttempts  int           // attempts per batch before WriteMessages fails (3)
+	// ByPartition writes each message to the partition it names (state
+	// records beside the events they came from) instead of by key.
+	ByPartition bool
 }
 
 // NewWriter returns a synchronous writer: WriteMessages returns only when
 // every message was acknowledged by all in-sync replicas (acks=all), or
 // failed. Concurrent callers share batches. Keys are partitioned with
-// murmur2, as the Java client does, so other producers agree on partitions.
-func NewWriter(cfg WriterConfig) *kafka.Writer {
+// murmur2, as the Java client does, so other producers agree on partitions
+// (unless cfg.ByPartition).
+func NewWriter(cfg WriterConfig) *Writer {
 	def := DefaultWriterConfig()
 	if cfg.BatchTimeout <= 0 {
 		cfg.BatchTimeout = def.BatchTimeout
@@ -41,10 +45,14 @@ func NewWriter(cfg WriterConfig) *kafka.Writer {
 		cfg.MaxAttempts = def.MaxAttempts
 	}
 	obs := newWriterObserver()
-	return &kafka.Writer{
+	var balancer kafka.Balancer = &kafka.Murmur2Balancer{}
+	if cfg.ByPartition {
+		balancer = explicitPartition{}
+	}
+	return &Writer{obs: obs, kw: &kafka.Writer{
 		Addr:            kafka.TCP(cfg.Cluster.Brokers...),
 		Topic:           cfg.Topic,
-		Balancer:        &kafka.Murmur2Balancer{},
+		Balancer:        balancer,
 		RequiredAcks:    kafka.RequireAll,
 		BatchTimeout:    cfg.BatchTimeout,
 		BatchSize:       cfg.BatchSize,
@@ -54,8 +62,13 @@ func NewWriter(cfg WriterConfig) *kafka.Writer {
 		WriteBackoffMax: 500 * time.Millisecond,
 		Transport:       &observedTransport{next: cfg.Cluster.Transport(), obs: obs},
 		Completion:      obs.completed,
-	}
+	}}
 }
+
+// explicitPartition sends each message to the partition it names.
+type explicitPartition struct{}
+
+func (explicitPartition) Balance(msg kafka.Message, partitions ...int) int { return msg.Partition }
 
 // SplitBrokers parses a comma-separated host:port list.
 func SplitBrokers(s string) ([]string, error) {

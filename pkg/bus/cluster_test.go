@@ -17,6 +17,7 @@ import (
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 )
 
@@ -62,7 +63,7 @@ func TestSecuredClusterCarriesEveryClient(t *testing.T) {
 			}
 			w := bus.NewWriter(bus.WriterConfig{Cluster: cl, Topic: "events"})
 			defer w.Close()
-			if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("megvii:1"), Value: []byte("a")}, kafka.Message{Key: []byte("baidu:2"), Value: []byte("b")}); err != nil {
+			if err := w.WriteMessages(ctx, contract.Message{Key: []byte("megvii:1"), Value: []byte("a")}, contract.Message{Key: []byte("baidu:2"), Value: []byte("b")}); err != nil {
 				t.Fatalf("write: %v", err)
 			}
 			got := map[string]string{}
@@ -71,7 +72,7 @@ func TestSecuredClusterCarriesEveryClient(t *testing.T) {
 			msgs := make(chan kafka.Message, 2)
 			go func() {
 				done <- bus.ConsumeGroup(gctx, bus.GroupConfig{Cluster: cl, GroupID: "g", Topic: "events", SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second},
-					func(pctx context.Context, _ *kafka.Generation, p int, off int64) {
+					func(pctx context.Context, _ *bus.Generation, p int, off int64) {
 						rd := cl.Reader(kafka.ReaderConfig{Topic: "events", Partition: p, MinBytes: 1, MaxBytes: 1 << 20, MaxWait: 100 * time.Millisecond})
 						defer rd.Close()
 						if off >= 0 {
@@ -93,6 +94,9 @@ func TestSecuredClusterCarriesEveryClient(t *testing.T) {
 				case <-ctx.Done():
 					t.Fatalf("group read %v before the deadline", got)
 				}
+			}
+			if st, n, err := bus.GroupState(ctx, cl, "g"); err != nil || st != "Stable" || n != 1 {
+				t.Errorf("group state %q with %d members, %v; want Stable with 1", st, n, err)
 			}
 			stop()
 			if err := <-done; err != nil {

@@ -11,8 +11,7 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/segmentio/kafka-go"
-
+	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
@@ -76,7 +75,7 @@ type payloadRef struct {
 // truncation header goes, the payload being whole. The key is the source
 // position, so a retry after a crash finds the object written and yields
 // the same dead letter. Without a Store, dl is returned as it is.
-func (p DeadLetterPayloads) Apply(ctx context.Context, src, dl kafka.Message) (kafka.Message, error) {
+func (p DeadLetterPayloads) Apply(ctx context.Context, src, dl contract.Message) (contract.Message, error) {
 	if p.Store == nil {
 		return dl, nil
 	}
@@ -90,28 +89,28 @@ func (p DeadLetterPayloads) Apply(ctx context.Context, src, dl kafka.Message) (k
 	err := p.Store.Create(objstore.WithSHA256(ctx, hexSum), key, bytes.NewReader(src.Value), int64(len(src.Value)), "application/octet-stream",
 		map[string]string{"sha256": hexSum})
 	if err != nil && !errors.Is(err, objstore.ErrExists) {
-		return kafka.Message{}, fmt.Errorf("store the dead letter's payload: %w", err)
+		return contract.Message{}, fmt.Errorf("store the dead letter's payload: %w", err)
 	}
 	var ref payloadRef
 	ref.Payload.StoreKey, ref.Payload.Size, ref.Payload.SHA256 = key, len(src.Value), hexSum
 	v, err := json.Marshal(ref)
 	if err != nil {
-		return kafka.Message{}, err
+		return contract.Message{}, err
 	}
-	out := kafka.Message{Key: dl.Key, Value: v}
+	out := contract.Message{Key: dl.Key, Value: v}
 	for _, h := range dl.Headers {
 		if h.Key != HeaderDLQTruncated && h.Key != HeaderDLQPayloadRef {
 			out.Headers = append(out.Headers, h)
 		}
 	}
-	out.Headers = append(out.Headers, kafka.Header{Key: HeaderDLQPayloadRef, Value: []byte(key)})
+	out.Headers = append(out.Headers, contract.Header{Key: HeaderDLQPayloadRef, Value: []byte(key)})
 	return out, nil
 }
 
 // DeadLetterPayload returns a dead letter's payload: its value, or, for a
 // reference, the stored object, checked against the SHA-256 the reference
 // names (objstore.ErrChecksum when it differs).
-func DeadLetterPayload(ctx context.Context, store PayloadBucket, dl kafka.Message) ([]byte, error) {
+func DeadLetterPayload(ctx context.Context, store PayloadBucket, dl contract.Message) ([]byte, error) {
 	key := ""
 	for _, h := range dl.Headers {
 		if h.Key == HeaderDLQPayloadRef {

@@ -8,12 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/segmentio/kafka-go"
-
+	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
-func header(m kafka.Message, k string) (string, bool) {
+func header(m contract.Message, k string) (string, bool) {
 	for _, h := range m.Headers {
 		if h.Key == k {
 			return string(h.Value), true
@@ -24,10 +23,10 @@ func header(m kafka.Message, k string) (string, bool) {
 
 // rawAnswer is a raw-topic message as the archiver reads it: a vendor
 // answer with an ID number and an image.
-func rawAnswer() kafka.Message {
-	return kafka.Message{Topic: "faceid.results.raw", Partition: 3, Offset: 42, Key: []byte("megvii:biz-1"),
+func rawAnswer() contract.Message {
+	return contract.Message{Topic: "faceid.results.raw", Partition: 3, Offset: 42, Key: []byte("megvii:biz-1"),
 		Value:   []byte(`{"idcard_number":"110101199001011234","image_best":"data:image/jpeg;base64,/9j/4AAQ"}`),
-		Headers: []kafka.Header{{Key: "ce_id", Value: []byte("id-1")}, {Key: "content-type", Value: []byte("application/json")}}}
+		Headers: []contract.Header{{Key: "ce_id", Value: []byte("id-1")}, {Key: "content-type", Value: []byte("application/json")}}}
 }
 
 // A dead letter whose payload goes to the store carries only a reference:
@@ -38,8 +37,8 @@ func TestDeadLetterPayloadInStore(t *testing.T) {
 	ctx := context.Background()
 	store := objstore.NewMemory()
 	src := rawAnswer()
-	dl := kafka.Message{Key: src.Key, Value: src.Value[:20], Headers: append(append([]kafka.Header{}, src.Headers...),
-		kafka.Header{Key: "faceharvest_dlq_reason", Value: []byte("bad_response")}, kafka.Header{Key: HeaderDLQTruncated, Value: []byte("99")})}
+	dl := contract.Message{Key: src.Key, Value: src.Value[:20], Headers: append(append([]contract.Header{}, src.Headers...),
+		contract.Header{Key: "faceharvest_dlq_reason", Value: []byte("bad_response")}, contract.Header{Key: HeaderDLQTruncated, Value: []byte("99")})}
 	p := DeadLetterPayloads{Store: store}
 	out, err := p.Apply(ctx, src, dl)
 	if err != nil {
@@ -88,7 +87,7 @@ func TestDeadLetterPayloadInStore(t *testing.T) {
 // payload is its value.
 func TestDeadLetterPayloadInline(t *testing.T) {
 	src := rawAnswer()
-	dl := kafka.Message{Key: src.Key, Value: src.Value, Headers: src.Headers}
+	dl := contract.Message{Key: src.Key, Value: src.Value, Headers: src.Headers}
 	out, err := DeadLetterPayloads{}.Apply(context.Background(), src, dl)
 	if err != nil || !bytes.Equal(out.Value, src.Value) || len(out.Headers) != len(src.Headers) {
 		t.Fatalf("%+v %v", out, err)

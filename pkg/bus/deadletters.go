@@ -6,11 +6,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/retry"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Dead-letter headers every dead letter carries, whoever wrote it.
@@ -25,9 +23,9 @@ const (
 // size; the source topic still holds the whole message until its retention.
 const DeadLetterValueCap = 512 << 10
 
-// Publisher is what dead letters need of a writer (a *kafka.Writer).
+// Publisher is what dead letters need of a writer (a *Writer).
 type Publisher interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	WriteMessages(ctx context.Context, msgs ...contract.Message) error
 }
 
 // DeadLetterConfig configures a DeadLetters writer. Zero values take the
@@ -78,21 +76,21 @@ func NewDeadLetters(cfg DeadLetterConfig) *DeadLetters {
 }
 
 // Message builds the dead letter of src (without its payload moved).
-func (d *DeadLetters) Message(src kafka.Message, reason string) kafka.Message {
-	hs := append(append([]kafka.Header{}, src.Headers...), kafka.Header{Key: HeaderDLQReason, Value: []byte(reason)},
-		kafka.Header{Key: HeaderDLQSource, Value: []byte(src.Topic + "/" + strconv.Itoa(src.Partition) + "/" + strconv.FormatInt(src.Offset, 10))})
+func (d *DeadLetters) Message(src contract.Message, reason string) contract.Message {
+	hs := append(append([]contract.Header{}, src.Headers...), contract.Header{Key: HeaderDLQReason, Value: []byte(reason)},
+		contract.Header{Key: HeaderDLQSource, Value: []byte(src.Topic + "/" + strconv.Itoa(src.Partition) + "/" + strconv.FormatInt(src.Offset, 10))})
 	v := src.Value
 	if len(v) > DeadLetterValueCap {
 		v = v[:DeadLetterValueCap]
-		hs = append(hs, kafka.Header{Key: HeaderDLQTruncated, Value: []byte(strconv.Itoa(len(src.Value)))})
+		hs = append(hs, contract.Header{Key: HeaderDLQTruncated, Value: []byte(strconv.Itoa(len(src.Value)))})
 	}
-	return kafka.Message{Key: src.Key, Value: v, Headers: hs}
+	return contract.Message{Key: src.Key, Value: v, Headers: hs}
 }
 
 // Write dead-letters src: counted under label, logged with reason, written
 // (its payload stored first when so configured) and retried until
 // acknowledged (true) or ctx ends (false).
-func (d *DeadLetters) Write(ctx context.Context, src kafka.Message, label, reason string) bool {
+func (d *DeadLetters) Write(ctx context.Context, src contract.Message, label, reason string) bool {
 	if d.cfg.Written != nil {
 		d.cfg.Written.WithLabelValues(label).Inc()
 	}

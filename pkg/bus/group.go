@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -11,27 +12,51 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
-// GroupConfig configures a consumer group.
+// GroupConfig configures a consumer group. Zero timeouts take
+// DefaultGroupConfig's.
 type GroupConfig struct {
 	Cluster                          Cluster
 	GroupID                          string
 	Topic                            string
-	SessionTimeout, RebalanceTimeout time.Duration // 10 s, 30 s
+	SessionTimeout, RebalanceTimeout time.Duration
 	Logger                           *slog.Logger
 	// Joined, when set, learns each generation before its partitions start.
-	Joined func(gen *kafka.Generation)
+	Joined func(gen *Generation)
+}
+
+// Generation is one generation of a consumer group as this member sees it:
+// its id and the partitions of the group's topic assigned to this member.
+// A partition consumer commits its offsets through it.
+type Generation struct {
+	ID         int32
+	MemberID   string
+	Partitions []int
+	kg         *kafka.Generation
+}
+
+// commit commits next as the offset of topic's partition p.
+func (g *Generation) commit(topic string, p int, next int64) error {
+	return g.kg.CommitOffsets(map[string]map[int]int64{topic: {p: next}})
+}
+
+// DefaultGroupConfig returns a consumer group's defaults (no cluster, group
+// or topic): the components' defaults take theirs from it, and ConsumeGroup
+// fills a zero timeout from it.
+func DefaultGroupConfig() GroupConfig {
+	return GroupConfig{SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second}
 }
 
 // ConsumeGroup joins the group and, for every generation, runs onPartition
 // for each partition assigned to this member, from its committed offset (-1
 // when none). onPartition must return when its context ends (a rebalance or
 // ctx). ConsumeGroup returns nil when ctx ends.
-func ConsumeGroup(ctx context.Context, cfg GroupConfig, onPartition func(ctx context.Context, gen *kafka.Generation, partition int, offset int64)) error {
+func ConsumeGroup(ctx context.Context, cfg GroupConfig, onPartition func(ctx context.Context, gen *Generation, partition int, offset int64)) error {
+	def := DefaultGroupConfig()
 	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = 10 * time.Second
+		cfg.SessionTimeout = def.SessionTimeout
 	}
 	if cfg.RebalanceTimeout <= 0 {
-		cfg.RebalanceTimeout = 30 * time.Second
+		cfg.RebalanceTimeout = def.RebalanceTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -56,9 +81,9 @@ func ConsumeGroup(ctx context.Context, cfg GroupConfig, onPartition func(ctx con
 	rejoin := retry.Policy{Backoff: retry.Backoff{Min: time.Second, Max: time.Second},
 		OnFailure: func(_ int, err error, _ time.Duration) { log.Warn("consumer group", "error", err.Error()) }}
 	for {
-		var gen *kafka.Generation
+		var kg *kafka.Generation
 		err := retry.Do(ctx, rejoin, func(int) (err error) {
-			gen, err = group.Next(ctx)
+			kg, err = group.Next(ctx)
 			if errors.Is(err, kafka.ErrGroupClosed) {
 				return retry.Permanent(err)
 			}
@@ -67,12 +92,33 @@ func ConsumeGroup(ctx context.Context, cfg GroupConfig, onPartition func(ctx con
 		if err != nil {
 			return nil // ctx ended, or the group closed
 		}
-		log.Info("generation joined", "generation", gen.ID, "member", gen.MemberID, "partitions", len(gen.Assignments[cfg.Topic]))
+		gen := &Generation{ID: kg.ID, MemberID: kg.MemberID, kg: kg}
+		for _, a := range kg.Assignments[cfg.Topic] {
+			gen.Partitions = append(gen.Partitions, a.ID)
+		}
+		log.Info("generation joined", "generation", gen.ID, "member", gen.MemberID, "partitions", len(gen.Partitions))
 		if cfg.Joined != nil {
 			cfg.Joined(gen)
 		}
-		for _, a := range gen.Assignments[cfg.Topic] {
-			gen.Start(func(gctx context.Context) { onPartition(gctx, gen, a.ID, a.Offset) })
+		for _, a := range kg.Assignments[cfg.Topic] {
+			kg.Start(func(gctx context.Context) { onPartition(gctx, gen, a.ID, a.Offset) })
 		}
 	}
+}
+
+// GroupState returns a consumer group's state as its coordinator tells it
+// (Stable, PreparingRebalance, Empty, ...) and how many members it has.
+func GroupState(ctx context.Context, cl Cluster, group string) (state string, members int, err error) {
+	resp, err := cl.Client(5*time.Second).DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return "", 0, err
+	}
+	if len(resp.Groups) != 1 {
+		return "", 0, fmt.Errorf("describe group %s: %d groups in the answer", group, len(resp.Groups))
+	}
+	g := resp.Groups[0]
+	if g.Error != nil {
+		return "", 0, fmt.Errorf("describe group %s: %w", group, g.Error)
+	}
+	return g.GroupState, len(g.Members), nil
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/faceharvest/faceharvest/pkg/contract"
 )
 
 // Offsets finds the offset below which every message read is done: the one
@@ -116,23 +118,24 @@ func (o *Offsets) Committable() int64 {
 	return o.next
 }
 
-// PartitionConfig configures one assigned partition's consumer.
+// PartitionConfig configures one assigned partition's consumer. Zero
+// MaxBytes, CommitInterval and LagEvery take DefaultPartitionConfig's.
 type PartitionConfig struct {
 	Cluster   Cluster
 	Topic     string
 	Partition int
 	Offset    int64 // the committed offset; negative for none (the partition's start)
-	MaxBytes  int   // largest fetch (16 MiB)
-	// CommitInterval is how often done offsets are committed (200 ms).
+	MaxBytes  int   // largest fetch
+	// CommitInterval is how often done offsets are committed.
 	CommitInterval time.Duration
 	// Commit commits next (the offset after the last done message); nil
 	// uses Generation.
 	Commit     func(next int64) error
-	Generation *kafka.Generation
+	Generation *Generation
 	// Offsets tracks what is done: given when other goroutines finish
 	// messages (NewOffsets(4096) when nil).
 	Offsets  *Offsets
-	Lag      *prometheus.GaugeVec // the partition's lag, every LagEvery (5 s); nil for none
+	Lag      *prometheus.GaugeVec // the partition's lag, every LagEvery; nil for none
 	LagEvery time.Duration
 	Logger   *slog.Logger
 	// Tick, when set, runs before each periodic commit.
@@ -142,31 +145,39 @@ type PartitionConfig struct {
 	Drain func()
 }
 
+// DefaultPartitionConfig returns a partition consumer's defaults (16 MiB
+// fetches, commits every 200 ms, lag every 5 s): the components' defaults
+// take theirs from it, and ConsumePartition fills a zero field from it.
+func DefaultPartitionConfig() PartitionConfig {
+	return PartitionConfig{MaxBytes: 16 << 20, CommitInterval: 200 * time.Millisecond, LagEvery: 5 * time.Second}
+}
+
 // Handler handles one message. It marks the message finished through o
 // (now, later from another goroutine, or when a write is acknowledged)
 // and returns false to stop reading (ctx ended).
-type Handler func(ctx context.Context, m kafka.Message, o *Offsets) bool
+type Handler func(ctx context.Context, m contract.Message, o *Offsets) bool
 
 // ConsumePartition reads a partition from its committed offset until ctx
 // ends or handle returns false, committing in order what handle finished;
 // it returns the last offset committed (-1 when none). A message is never
 // committed before it and every earlier one are finished.
 func ConsumePartition(ctx context.Context, cfg PartitionConfig, handle Handler) (committed int64) {
+	def := DefaultPartitionConfig()
 	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = 16 << 20
+		cfg.MaxBytes = def.MaxBytes
 	}
 	if cfg.CommitInterval <= 0 {
-		cfg.CommitInterval = 200 * time.Millisecond
+		cfg.CommitInterval = def.CommitInterval
 	}
 	if cfg.LagEvery <= 0 {
-		cfg.LagEvery = 5 * time.Second
+		cfg.LagEvery = def.LagEvery
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Commit == nil {
 		gen, topic, p := cfg.Generation, cfg.Topic, cfg.Partition
-		cfg.Commit = func(next int64) error { return gen.CommitOffsets(map[string]map[int]int64{topic: {p: next}}) }
+		cfg.Commit = func(next int64) error { return gen.commit(topic, p, next) }
 	}
 	o := cfg.Offsets
 	if o == nil {
@@ -228,7 +239,7 @@ func ConsumePartition(ctx context.Context, cfg PartitionConfig, handle Handler) 
 			return
 		}
 		o.add(m.Offset)
-		if !handle(ctx, m, o) {
+		if !handle(ctx, FromKafka(m), o) {
 			return
 		}
 	}

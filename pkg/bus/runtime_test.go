@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
+	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
@@ -55,11 +54,11 @@ func TestOffsetsCommitInOrder(t *testing.T) {
 }
 
 type recordingWriter struct {
-	msgs []kafka.Message
+	msgs []contract.Message
 	fail int
 }
 
-func (w *recordingWriter) WriteMessages(_ context.Context, ms ...kafka.Message) error {
+func (w *recordingWriter) WriteMessages(_ context.Context, ms ...contract.Message) error {
 	if w.fail > 0 {
 		w.fail--
 		return errors.New("broker not available")

@@ -65,8 +65,7 @@ func (t *observedTransport) RoundTrip(ctx context.Context, addr net.Addr, req ka
 // only grow: every scraper (two Prometheus replicas, say) sees all of it.
 // kafka-go resets its own counters on every Stats call, so the collector
 // accumulates them; the histograms come from the instruments NewWriter puts
-// on the writer (a writer built otherwise has none, and exports only the
-// counters).
+// on the writer.
 type WriterCollector struct {
 	w      *kafka.Writer
 	obs    *writerObserver
@@ -77,13 +76,10 @@ type WriterCollector struct {
 
 // NewWriterCollector returns a collector for w; component names the metric
 // prefix (faceharvest_<component>_kafka_...) and topic is a constant label.
-func NewWriterCollector(w *kafka.Writer, component string) *WriterCollector {
-	c := &WriterCollector{w: w}
-	if t, ok := w.Transport.(*observedTransport); ok {
-		c.obs = t.obs
-	}
+func NewWriterCollector(w *Writer, component string) *WriterCollector {
+	c := &WriterCollector{w: w.kw, obs: w.obs}
 	p := "faceharvest_" + component + "_kafka_"
-	l := prometheus.Labels{"topic": w.Topic}
+	l := prometheus.Labels{"topic": w.Topic()}
 	c.descs.writes = prometheus.NewDesc(p+"writes_total", "Produce requests sent by the writer, retries included.", nil, l)
 	c.descs.messages = prometheus.NewDesc(p+"messages_total", "Messages sent in produce requests (a retried batch counts again).", nil, l)
 	c.descs.bytes = prometheus.NewDesc(p+"bytes_total", "Bytes sent in produce requests.", nil, l)
@@ -123,9 +119,6 @@ func (c *WriterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.descs.bytes, prometheus.CounterValue, t.bytes)
 	ch <- prometheus.MustNewConstMetric(c.descs.errors, prometheus.CounterValue, t.errors)
 	ch <- prometheus.MustNewConstMetric(c.descs.retries, prometheus.CounterValue, t.retries)
-	if c.obs == nil {
-		return
-	}
 	var m dto.Metric
 	if c.obs.failed.Write(&m) == nil {
 		ch <- prometheus.MustNewConstMetric(c.descs.failed, prometheus.CounterValue, m.GetCounter().GetValue())

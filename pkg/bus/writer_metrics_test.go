@@ -7,9 +7,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
+	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 )
 
@@ -42,9 +42,9 @@ func TestWriterMetricsSurviveScrapes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range 3 {
-		msgs := make([]kafka.Message, i+1) // batches of 1, 2 and 3 messages
+		msgs := make([]contract.Message, i+1) // batches of 1, 2 and 3 messages
 		for j := range msgs {
-			msgs[j] = kafka.Message{Key: []byte("megvii:1"), Value: []byte("v")}
+			msgs[j] = contract.Message{Key: []byte("megvii:1"), Value: []byte("v")}
 		}
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			t.Fatal(err)

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 	"unsafe"
-
-	"github.com/segmentio/kafka-go"
 )
 
 // Default topic names; every one is configurable.
@@ -139,7 +137,7 @@ func EventID(parts ...string) string {
 
 // Message renders the envelope as a Kafka message in binary mode. The key
 // and header values share one buffer (ingest renders one per request).
-func (e Envelope) Message() kafka.Message {
+func (e Envelope) Message() Message {
 	ct := e.ContentType
 	if ct == "" {
 		ct = ContentTypeJSON
@@ -153,10 +151,10 @@ func (e Envelope) Message() kafka.Message {
 	n := len(buf)
 	buf = e.Time.UTC().AppendFormat(buf, time.RFC3339Nano)
 	at := buf[n:len(buf):len(buf)]
-	return kafka.Message{
+	return Message{
 		Key:   key,
 		Value: e.Value,
-		Headers: []kafka.Header{
+		Headers: []Header{
 			{Key: HeaderID, Value: id},
 			{Key: HeaderSource, Value: src},
 			{Key: HeaderType, Value: typ},
@@ -172,7 +170,7 @@ func (e Envelope) Message() kafka.Message {
 var ErrNotCloudEvent = errors.New("not a CloudEvents message")
 
 // FromMessage reads the envelope of a Kafka message.
-func FromMessage(m kafka.Message) (Envelope, error) {
+func FromMessage(m Message) (Envelope, error) {
 	e := Envelope{Key: string(m.Key), Value: m.Value}
 	var t, spec string
 	for _, h := range m.Headers {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 )
 
 func TestKeys(t *testing.T) {
@@ -76,7 +74,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	if _, err := FromMessage(bad); !errors.Is(err, ErrNotCloudEvent) {
 		t.Fatalf("bad time: %v", err)
 	}
-	if _, err := FromMessage(kafka.Message{}); err == nil {
+	if _, err := FromMessage(Message{}); err == nil {
 		t.Fatal("empty message accepted")
 	}
 }

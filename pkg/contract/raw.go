@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 )
 
 // Raw-topic event types.
@@ -103,7 +101,7 @@ func (r Response) ID() string {
 }
 
 // Message renders the response in binary mode.
-func (r Response) Message(source string) kafka.Message {
+func (r Response) Message(source string) Message {
 	env := Envelope{ID: r.ID(), Source: source, Type: TypeVendorResponse,
 		Time: r.FetchedAt, ContentType: r.ContentType, Key: Key(r.Vendor, r.VerificationID), Value: r.Body}
 	if env.ContentType == "" {
@@ -112,27 +110,27 @@ func (r Response) Message(source string) kafka.Message {
 	m := env.Message()
 	params, _ := json.Marshal(r.Params)
 	m.Headers = append(m.Headers,
-		kafka.Header{Key: HeaderVendor, Value: []byte(r.Vendor)},
-		kafka.Header{Key: HeaderVerifID, Value: []byte(r.VerificationID)},
-		kafka.Header{Key: HeaderEndpoint, Value: []byte(r.Endpoint)},
-		kafka.Header{Key: HeaderParams, Value: params},
-		kafka.Header{Key: HeaderHTTPStatus, Value: []byte(strconv.Itoa(r.HTTPStatus))},
-		kafka.Header{Key: HeaderFetchedAt, Value: []byte(r.FetchedAt.UTC().Format(time.RFC3339Nano))},
-		kafka.Header{Key: HeaderDeadline, Value: []byte(r.Deadline.UTC().Format(time.RFC3339Nano))},
-		kafka.Header{Key: HeaderWindowLeft, Value: []byte(strconv.FormatFloat(r.WindowLeft().Seconds(), 'f', 3, 64))},
-		kafka.Header{Key: HeaderAttempt, Value: []byte(strconv.Itoa(r.Attempt))},
+		Header{Key: HeaderVendor, Value: []byte(r.Vendor)},
+		Header{Key: HeaderVerifID, Value: []byte(r.VerificationID)},
+		Header{Key: HeaderEndpoint, Value: []byte(r.Endpoint)},
+		Header{Key: HeaderParams, Value: params},
+		Header{Key: HeaderHTTPStatus, Value: []byte(strconv.Itoa(r.HTTPStatus))},
+		Header{Key: HeaderFetchedAt, Value: []byte(r.FetchedAt.UTC().Format(time.RFC3339Nano))},
+		Header{Key: HeaderDeadline, Value: []byte(r.Deadline.UTC().Format(time.RFC3339Nano))},
+		Header{Key: HeaderWindowLeft, Value: []byte(strconv.FormatFloat(r.WindowLeft().Seconds(), 'f', 3, 64))},
+		Header{Key: HeaderAttempt, Value: []byte(strconv.Itoa(r.Attempt))},
 	)
 	if r.ErrorClass != "" {
-		m.Headers = append(m.Headers, kafka.Header{Key: HeaderErrorClass, Value: []byte(r.ErrorClass)})
+		m.Headers = append(m.Headers, Header{Key: HeaderErrorClass, Value: []byte(r.ErrorClass)})
 	}
 	if r.Sign != "" {
-		m.Headers = append(m.Headers, kafka.Header{Key: HeaderSign, Value: []byte(r.Sign)}, kafka.Header{Key: HeaderSignedBy, Value: []byte(r.SignedBy)})
+		m.Headers = append(m.Headers, Header{Key: HeaderSign, Value: []byte(r.Sign)}, Header{Key: HeaderSignedBy, Value: []byte(r.SignedBy)})
 	}
 	return m
 }
 
 // ParseResponse reads a response message.
-func ParseResponse(m kafka.Message) (Response, error) {
+func ParseResponse(m Message) (Response, error) {
 	env, err := FromMessage(m)
 	if err != nil {
 		return Response{}, err
@@ -197,7 +195,7 @@ type Terminal struct {
 }
 
 // Message renders the terminal envelope.
-func (t Terminal) Message(source string) kafka.Message {
+func (t Terminal) Message(source string) Message {
 	b, _ := json.Marshal(t)
 	return Envelope{ID: TerminalID(t.Vendor, t.VerificationID), Source: source, Type: TypeHarvestTerminal, Time: t.DecidedAt,
 		Key: Key(t.Vendor, t.VerificationID), Value: b}.Message()

@@ -4,8 +4,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 )
 
 // The normalized record: one per verification on the results topic, the
@@ -191,10 +189,10 @@ type ResponseIn struct {
 }
 
 // Message renders the record in binary mode, keyed like everything else.
-func (r Record) Message(source string) (kafka.Message, error) {
+func (r Record) Message(source string) (Message, error) {
 	b, err := json.Marshal(r)
 	if err != nil {
-		return kafka.Message{}, err
+		return Message{}, err
 	}
 	return Envelope{ID: RecordID(r.Vendor, r.VerificationID), Source: source, Type: TypeRecord, Time: r.Times.ArchivedAt,
 		Key: Key(r.Vendor, r.VerificationID), Value: b}.Message(), nil

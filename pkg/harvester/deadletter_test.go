@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/faceharvest/faceharvest/pkg/clock"
+	"github.com/faceharvest/faceharvest/pkg/contract"
 )
 
 // failingDLQ fails its first `fail` writes (all when negative), moving the
@@ -24,7 +24,7 @@ type failingDLQ struct {
 	step   time.Duration
 }
 
-func (f *failingDLQ) WriteMessages(ctx context.Context, _ ...kafka.Message) error {
+func (f *failingDLQ) WriteMessages(ctx context.Context, _ ...contract.Message) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.writes++
@@ -48,7 +48,7 @@ func TestDeadLetterWriteRetriesWithBackoffCountedAndLogged(t *testing.T) {
 		waits = append(waits, dur)
 		return nil
 	})
-	if !d.Write(context.Background(), kafka.Message{Key: []byte("megvii:x")}, "bad_value", "value is not an event") {
+	if !d.Write(context.Background(), contract.Message{Key: []byte("megvii:x")}, "bad_value", "value is not an event") {
 		t.Fatal("not written")
 	}
 	if got := metric(t, reg, "faceharvest_harvester_dead_letter_write_errors_total"); got != 9 {
@@ -84,7 +84,7 @@ func TestDeadLetterWriteRetriesWithBackoffCountedAndLogged(t *testing.T) {
 		return ctx.Err()
 	})
 	done := make(chan bool)
-	go func() { done <- d2.Write(ctx, kafka.Message{}, "bad_value", "x") }()
+	go func() { done <- d2.Write(ctx, contract.Message{}, "bad_value", "x") }()
 	select {
 	case ok := <-done:
 		if ok || tries != 1 || never.writes != 1 {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
@@ -23,7 +22,7 @@ func TestUndecodableEventsAreDeadLettered(t *testing.T) {
 	}
 	w := newWorld(t, nil)
 	good := contract.Envelope{ID: "x", Source: "/test", Type: contract.TypeTokenRegistered, Time: time.Now(), Key: "megvii:k"}.Message()
-	noHeaders := kafka.Message{Key: []byte("megvii:a"), Value: []byte(`{}`)}
+	noHeaders := contract.Message{Key: []byte("megvii:a"), Value: []byte(`{}`)}
 	unknownType := contract.Envelope{ID: "u", Source: "/test", Type: "com.example.other", Time: time.Now(), Key: "megvii:b", Value: []byte(`{}`)}.Message()
 	badValue := good
 	badValue.Key, badValue.Value = []byte("megvii:c"), []byte(`not json`)

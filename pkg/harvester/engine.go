@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
@@ -38,12 +36,12 @@ type StateRecord struct {
 // messages of the key with one of ids from there on.
 type Recorder interface {
 	Mark(ctx context.Context, key string) (partition int, offset int64, err error)
-	Find(ctx context.Context, key string, partition int, offset int64, ids []string) ([]kafka.Message, error)
+	Find(ctx context.Context, key string, partition int, offset int64, ids []string) ([]contract.Message, error)
 }
 
 // Publisher writes raw-topic messages, returning once they are acknowledged.
 type Publisher interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	WriteMessages(ctx context.Context, msgs ...contract.Message) error
 }
 
 // VendorLimits bounds calls to one vendor.
@@ -360,9 +358,9 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 // derived from the data so a redelivery or a reprocessing yields the same
 // message. ok is false for other events and for closed verifications (their
 // record is out; a late callback changes nothing, as for every late event).
-func (e *Engine) callbackResponse(typ string, ev contract.Event) (kafka.Message, bool) {
+func (e *Engine) callbackResponse(typ string, ev contract.Event) (contract.Message, bool) {
 	if typ != contract.TypeMegviiCallback || ev.Vendor != contract.Megvii || ev.Data == "" {
-		return kafka.Message{}, false
+		return contract.Message{}, false
 	}
 	key := contract.Key(ev.Vendor, ev.VerificationID)
 	e.mu.Lock()
@@ -380,7 +378,7 @@ func (e *Engine) callbackResponse(typ string, ev contract.Event) (kafka.Message,
 	}
 	e.mu.Unlock()
 	if closed {
-		return kafka.Message{}, false
+		return contract.Message{}, false
 	}
 	r := contract.Response{Vendor: ev.Vendor, VerificationID: ev.VerificationID, Endpoint: contract.EndpointCallback, HTTPStatus: 200,
 		FetchedAt: ev.ReceivedAt, Deadline: start.Add(e.pol.MegviiRetention), ContentType: contract.ContentTypeJSON, Body: []byte(ev.Data),
@@ -846,7 +844,7 @@ func (e *Engine) resolveIntent(ctx context.Context, it *item, in schedule.Intent
 	e.mu.Lock()
 	st := *it.st
 	e.mu.Unlock()
-	var found []kafka.Message
+	var found []contract.Message
 	if e.cfg.Recorder != nil {
 		var err error
 		ids := []string{contract.ResponseID(st.Vendor, st.ID, megvii.EndpointGetResult, in.Attempt), contract.TerminalID(st.Vendor, st.ID)}
@@ -897,7 +895,7 @@ func (e *Engine) resolveIntent(ctx context.Context, it *item, in schedule.Intent
 }
 
 // publish writes raw messages, retrying until acknowledged or shutdown.
-func (e *Engine) publish(ctx context.Context, msgs ...kafka.Message) bool {
+func (e *Engine) publish(ctx context.Context, msgs ...contract.Message) bool {
 	err := retry.Do(ctx, retry.Policy{Backoff: retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second},
 		OnFailure: func(_ int, err error, _ time.Duration) {
 			e.m.publishErrors.Inc()

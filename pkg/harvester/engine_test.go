@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
@@ -55,10 +53,10 @@ func (s *memStore) get(key string) *StateRecord {
 // memRaw records published messages.
 type memRaw struct {
 	mu   sync.Mutex
-	msgs []kafka.Message
+	msgs []contract.Message
 }
 
-func (p *memRaw) WriteMessages(_ context.Context, msgs ...kafka.Message) error {
+func (p *memRaw) WriteMessages(_ context.Context, msgs ...contract.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.msgs = append(p.msgs, msgs...)
@@ -347,17 +345,17 @@ func TestClosedMarkersAreDeletedAfterRetention(t *testing.T) {
 }
 
 func TestDecodeEventLabels(t *testing.T) {
-	env := func(typ, key string, value string) kafka.Message {
+	env := func(typ, key string, value string) contract.Message {
 		return contract.Envelope{ID: "i", Source: "/t", Type: typ, Time: time.Now(), Key: key, Value: []byte(value)}.Message()
 	}
 	ok := `{"vendor":"megvii","verification_id":"v","received_at":"2026-07-01T09:00:00Z"}`
 	cases := []struct {
 		name  string
-		m     kafka.Message
+		m     contract.Message
 		label string
 	}{
 		{"good", env(contract.TypeTokenRegistered, "megvii:v", ok), ""},
-		{"no headers", kafka.Message{Key: []byte("megvii:v"), Value: []byte(ok)}, "bad_envelope"},
+		{"no headers", contract.Message{Key: []byte("megvii:v"), Value: []byte(ok)}, "bad_envelope"},
 		{"unknown type", env("com.example.x", "megvii:v", ok), "unknown_type"},
 		{"not JSON", env(contract.TypeTokenRegistered, "megvii:v", "x"), "bad_value"},
 		{"no id", env(contract.TypeTokenRegistered, "megvii:", `{"vendor":"megvii","received_at":"2026-07-01T09:00:00Z"}`), "bad_value"},
@@ -445,7 +443,7 @@ func TestPendingGaugeFollowsItems(t *testing.T) {
 // gatedRaw holds every publish until gate is closed.
 type gatedRaw struct{ gate chan struct{} }
 
-func (g gatedRaw) WriteMessages(ctx context.Context, _ ...kafka.Message) error {
+func (g gatedRaw) WriteMessages(ctx context.Context, _ ...contract.Message) error {
 	select {
 	case <-g.gate:
 		return nil

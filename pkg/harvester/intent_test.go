@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
@@ -17,7 +16,7 @@ import (
 // 1) a previous owner started ten minutes ago, marking the raw topic at
 // mark, with recorded already in the raw topic; the engine resolves the
 // intent through the in-memory Recorder in one step.
-func intentRig(t *testing.T, mark int64, recorded ...kafka.Message) *rig {
+func intentRig(t *testing.T, mark int64, recorded ...contract.Message) *rig {
 	r := newSteppedRig(t, 1, okAnswer)
 	r.eng.cfg.Recorder = &memRecorder{raw: r.raw}
 	r.raw.msgs = append(r.raw.msgs, recorded...)

@@ -12,32 +12,23 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
-// explicitPartition writes each message to the partition it names: state
-// records go to the partition of the events they came from.
-type explicitPartition struct{}
-
-func (explicitPartition) Balance(msg kafka.Message, partitions ...int) int { return msg.Partition }
-
 // KafkaStateStore keeps states in the compacted state topic.
-type KafkaStateStore struct{ W *kafka.Writer }
+type KafkaStateStore struct{ W *bus.Writer }
 
-// NewKafkaStateStore returns a store writing to topic with acks=all.
+// NewKafkaStateStore returns a store writing to topic with acks=all, each
+// record to the partition of the events it came from.
 func NewKafkaStateStore(cl bus.Cluster, topic string) *KafkaStateStore {
-	w := bus.NewWriter(bus.WriterConfig{Cluster: cl, Topic: topic})
-	w.Balancer = explicitPartition{}
-	return &KafkaStateStore{W: w}
+	return &KafkaStateStore{W: bus.NewWriter(bus.WriterConfig{Cluster: cl, Topic: topic, ByPartition: true})}
 }
 
 // Save implements StateStore.
 func (s *KafkaStateStore) Save(ctx context.Context, partition int, key string, r *StateRecord) error {
-	m := kafka.Message{Partition: partition, Key: []byte(key)}
+	m := contract.Message{Partition: partition, Key: []byte(key)}
 	if r != nil {
 		m.Value = MarshalRecord(r)
 	}
@@ -49,77 +40,32 @@ type KafkaRecorder struct {
 	Cluster    bus.Cluster
 	Topic      string
 	Partitions int
-	client     *kafka.Client
 }
 
 // NewKafkaRecorder reads the raw topic's partition count.
 func NewKafkaRecorder(ctx context.Context, cl bus.Cluster, topic string) (*KafkaRecorder, error) {
-	c := cl.Client(10 * time.Second)
-	n, err := partitionCount(ctx, c, topic)
+	n, err := bus.PartitionCount(ctx, cl, topic)
 	if err != nil {
 		return nil, err
 	}
-	return &KafkaRecorder{Cluster: cl, Topic: topic, Partitions: n, client: c}, nil
-}
-
-func partitionCount(ctx context.Context, c *kafka.Client, topic string) (int, error) {
-	md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return 0, fmt.Errorf("metadata of %s: %w", topic, err)
-	}
-	for _, t := range md.Topics {
-		if t.Name == topic && t.Error == nil && len(t.Partitions) > 0 {
-			return len(t.Partitions), nil
-		}
-	}
-	return 0, fmt.Errorf("topic %q does not exist", topic)
-}
-
-func (r *KafkaRecorder) partitionOf(key string) int {
-	ps := make([]int, r.Partitions)
-	for i := range ps {
-		ps[i] = i
-	}
-	return (&kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: []byte(key)}, ps...)
+	return &KafkaRecorder{Cluster: cl, Topic: topic, Partitions: n}, nil
 }
 
 // Mark implements Recorder.
 func (r *KafkaRecorder) Mark(ctx context.Context, key string) (int, int64, error) {
-	p := r.partitionOf(key)
-	off, err := endOffset(ctx, r.client, r.Topic, p)
-	return p, off, err
-}
-
-func endOffset(ctx context.Context, c *kafka.Client, topic string, p int) (int64, error) {
-	_, last, err := offsets(ctx, c, topic, p)
-	return last, err
-}
-
-// offsets returns a partition's first offset and its end (the next offset).
-func offsets(ctx context.Context, c *kafka.Client, topic string, p int) (first, last int64, err error) {
-	resp, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p)}}})
-	if err != nil {
-		return 0, 0, err
-	}
-	for _, po := range resp.Topics[topic] {
-		if po.Partition == p {
-			if po.Error != nil {
-				return 0, 0, po.Error
-			}
-			return po.FirstOffset, po.LastOffset, nil
-		}
-	}
-	return 0, 0, fmt.Errorf("no offset for %s/%d", topic, p)
+	p := bus.PartitionOf([]byte(key), r.Partitions)
+	_, end, err := bus.PartitionBounds(ctx, r.Cluster, r.Topic, p)
+	return p, end, err
 }
 
 // Find implements Recorder: it reads the partition from offset to its end.
-func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, offset int64, ids []string) ([]kafka.Message, error) {
+func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, offset int64, ids []string) ([]contract.Message, error) {
 	want := map[string]bool{}
 	for _, id := range ids {
 		want[id] = true
 	}
-	var out []kafka.Message
-	err := readRange(ctx, r.Cluster, r.client, r.Topic, partition, offset, 64<<20, func(m kafka.Message) {
+	var out []contract.Message
+	err := bus.ReadRange(ctx, r.Cluster, r.Topic, partition, offset, 64<<20, func(m contract.Message) {
 		if string(m.Key) != key {
 			return
 		}
@@ -132,81 +78,49 @@ func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, off
 	return out, err
 }
 
-// readRange calls fn for every message of a partition from offset (or its
-// start, when earlier) to the end it had when the read began, fetching up to
-// maxBytes at a time (at least the topic's largest message).
-func readRange(ctx context.Context, cl bus.Cluster, c *kafka.Client, topic string, p int, offset int64, maxBytes int, fn func(kafka.Message)) error {
-	first, end, err := offsets(ctx, c, topic, p)
-	if err != nil {
-		return err
-	}
-	if offset < first {
-		offset = first
-	}
-	if offset >= end {
-		return nil
-	}
-	rd := cl.Reader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: maxBytes, MaxWait: 100 * time.Millisecond})
-	defer rd.Close()
-	if err := rd.SetOffset(offset); err != nil {
-		return err
-	}
-	next := offset
-	for {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		m, err := rd.FetchMessage(fctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// Nothing came: the records up to end may be gone (retention,
-			// compaction). Done if nothing readable remains below end.
-			first, _, oerr := offsets(ctx, c, topic, p)
-			if oerr != nil {
-				return oerr
-			}
-			if max(next, first) >= end {
-				return nil
-			}
-			return fmt.Errorf("reading %s/%d: no record between %d and %d within 5 s", topic, p, max(next, first), end)
-		}
-		fn(m)
-		next = m.Offset + 1
-		if next >= end {
-			return nil
-		}
-	}
-}
-
-// Config configures a Harvester.
+// Config configures a Harvester. Zero fields take DefaultRunConfig's
+// values (the engine's, NewEngine's from DefaultConfig).
 type Config struct {
 	Kafka                                       bus.Cluster
 	GroupID                                     string
 	EventsTopic, StateTopic, RawTopic, DLQTopic string
 	Engine                                      EngineConfig // Store, Raw and Recorder are filled in by New
 	CommitInterval                              time.Duration
-	SessionTimeout, RebalanceTimeout            time.Duration // consumer group timeouts (10 s, 30 s)
+	SessionTimeout, RebalanceTimeout            time.Duration // consumer group timeouts
 	// MinRawMessageBytes is the smallest max.message.bytes of the raw topic
-	// the harvester accepts at start (24 MiB: answers with every image reach
-	// 20 MiB); negative skips the check.
+	// the harvester accepts at start (answers with every image reach 20
+	// MiB); negative skips the check.
 	MinRawMessageBytes int
 	Logger             *slog.Logger
+}
+
+// DefaultRunConfig returns the consumer's defaults (no cluster, group or
+// topics; the engine's DefaultConfig): the flags take theirs from it, and
+// New fills a zero field from it. The commit interval and the group's
+// timeouts are pkg/bus's.
+func DefaultRunConfig() Config {
+	group, part := bus.DefaultGroupConfig(), bus.DefaultPartitionConfig()
+	return Config{
+		Engine:             DefaultConfig(),
+		CommitInterval:     part.CommitInterval,
+		SessionTimeout:     group.SessionTimeout,
+		RebalanceTimeout:   group.RebalanceTimeout,
+		MinRawMessageBytes: 24 << 20,
+	}
 }
 
 // Harvester is the consumer-group process: it restores each assigned
 // partition's state, feeds its events to the engine and commits offsets only
 // once the state they produced is acknowledged.
 type Harvester struct {
-	cfg    Config
-	eng    *Engine
-	store  *KafkaStateStore
-	raw    *kafka.Writer
-	dlq    *kafka.Writer
-	dl     *bus.DeadLetters // writes to dlq
-	client *kafka.Client
-	log    *slog.Logger
-	start  startup
+	cfg   Config
+	eng   *Engine
+	store *KafkaStateStore
+	raw   *bus.Writer
+	dlq   *bus.Writer
+	dl    *bus.DeadLetters // writes to dlq
+	log   *slog.Logger
+	start startup
 }
 
 // New checks the topics (events and state co-partitioned) and returns a
@@ -215,21 +129,24 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	def := DefaultRunConfig()
 	if cfg.CommitInterval <= 0 {
-		cfg.CommitInterval = 200 * time.Millisecond
+		cfg.CommitInterval = def.CommitInterval
 	}
 	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = 10 * time.Second
+		cfg.SessionTimeout = def.SessionTimeout
 	}
 	if cfg.RebalanceTimeout <= 0 {
-		cfg.RebalanceTimeout = 30 * time.Second
+		cfg.RebalanceTimeout = def.RebalanceTimeout
 	}
-	c := cfg.Kafka.Client(10 * time.Second)
-	ne, err := partitionCount(ctx, c, cfg.EventsTopic)
+	if cfg.MinRawMessageBytes == 0 {
+		cfg.MinRawMessageBytes = def.MinRawMessageBytes
+	}
+	ne, err := bus.PartitionCount(ctx, cfg.Kafka, cfg.EventsTopic)
 	if err != nil {
 		return nil, err
 	}
-	ns, err := partitionCount(ctx, c, cfg.StateTopic)
+	ns, err := bus.PartitionCount(ctx, cfg.Kafka, cfg.StateTopic)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 		return nil, fmt.Errorf("the state topic %q has %d partitions and the events topic %q %d: they must be co-partitioned (equal counts)", cfg.StateTopic, ns, cfg.EventsTopic, ne)
 	}
 	for _, t := range []string{cfg.RawTopic, cfg.DLQTopic} {
-		if _, err := partitionCount(ctx, c, t); err != nil {
+		if _, err := bus.PartitionCount(ctx, cfg.Kafka, t); err != nil {
 			return nil, err
 		}
 	}
@@ -248,7 +165,7 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Harvester{cfg: cfg, client: c, log: cfg.Logger,
+	h := &Harvester{cfg: cfg, log: cfg.Logger,
 		store: NewKafkaStateStore(cfg.Kafka, cfg.StateTopic),
 		raw:   bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.RawTopic, BatchBytes: 64 << 20}),
 		dlq:   bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.DLQTopic})}
@@ -271,9 +188,6 @@ func checkTopicSettings(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("the state topic %q has cleanup.policy=%q: it must be compact, or retention deletes pending verifications (see deploy/k8s/topics)", cfg.StateTopic, st["cleanup.policy"])
 	}
 	min := cfg.MinRawMessageBytes
-	if min == 0 {
-		min = 24 << 20
-	}
 	if min < 0 {
 		return nil
 	}
@@ -291,7 +205,7 @@ func checkTopicSettings(ctx context.Context, cfg Config) error {
 func (h *Harvester) Engine() *Engine { return h.eng }
 
 // Writers returns the writers, for metrics.
-func (h *Harvester) Writers() []*kafka.Writer { return []*kafka.Writer{h.store.W, h.raw, h.dlq} }
+func (h *Harvester) Writers() []*bus.Writer { return []*bus.Writer{h.store.W, h.raw, h.dlq} }
 
 // Run consumes until ctx ends, then drains: calls in flight finish and are
 // recorded, offsets are committed, writers flushed.
@@ -308,10 +222,10 @@ func (h *Harvester) Run(ctx context.Context) error {
 	}()
 	return bus.ConsumeGroup(ctx, bus.GroupConfig{Cluster: h.cfg.Kafka, GroupID: h.cfg.GroupID, Topic: h.cfg.EventsTopic,
 		SessionTimeout: h.cfg.SessionTimeout, RebalanceTimeout: h.cfg.RebalanceTimeout, Logger: h.log,
-		Joined: func(gen *kafka.Generation) { h.start.joined(gen.ID, len(gen.Assignments[h.cfg.EventsTopic])) }}, h.runPartition)
+		Joined: func(gen *bus.Generation) { h.start.joined(gen.ID, len(gen.Partitions)) }}, h.runPartition)
 }
 
-func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p int, offset int64) {
+func (h *Harvester) runPartition(ctx context.Context, gen *bus.Generation, p int, offset int64) {
 	start := time.Now()
 	h.log.Info("restoring partition", "partition", p, "generation", gen.ID)
 	var recs map[string]*StateRecord
@@ -340,7 +254,7 @@ func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p i
 
 	bus.ConsumePartition(ctx, bus.PartitionConfig{Cluster: h.cfg.Kafka, Topic: h.cfg.EventsTopic, Partition: p, Offset: offset,
 		Generation: gen, CommitInterval: h.cfg.CommitInterval, Lag: h.eng.m.lag, Logger: h.log},
-		func(ctx context.Context, m kafka.Message, o *bus.Offsets) bool {
+		func(ctx context.Context, m contract.Message, o *bus.Offsets) bool {
 			saved, ok := h.handle(ctx, m)
 			return ok && o.DoneWhen(ctx, m.Offset, saved)
 		})
@@ -348,7 +262,7 @@ func (h *Harvester) runPartition(ctx context.Context, gen *kafka.Generation, p i
 
 // handle decodes one event and applies it; undecodable events are
 // dead-lettered (acknowledged) so they never block the partition.
-func (h *Harvester) handle(ctx context.Context, m kafka.Message) (<-chan struct{}, bool) {
+func (h *Harvester) handle(ctx context.Context, m contract.Message) (<-chan struct{}, bool) {
 	typ, ev, label, reason := decodeEvent(m)
 	if label != "" {
 		if !h.dl.Write(ctx, m, label, reason) {
@@ -369,7 +283,7 @@ func (h *Harvester) handle(ctx context.Context, m kafka.Message) (<-chan struct{
 
 // decodeEvent reads an events-topic message. When it cannot be used, label
 // (a metric label) and reason (for people, in the dead letter) say why.
-func decodeEvent(m kafka.Message) (typ string, ev contract.Event, label, reason string) {
+func decodeEvent(m contract.Message) (typ string, ev contract.Event, label, reason string) {
 	env, err := contract.FromMessage(m)
 	switch {
 	case err != nil:
@@ -396,7 +310,7 @@ func (h *Harvester) restore(ctx context.Context, p int) (map[string]*StateRecord
 	raw := map[string][]byte{}
 	// State records are small: modest fetches spare the broker from building
 	// 64 MiB responses.
-	err := readRange(ctx, h.cfg.Kafka, h.client, h.cfg.StateTopic, p, kafka.FirstOffset, 4<<20, func(m kafka.Message) {
+	err := bus.ReadRange(ctx, h.cfg.Kafka, h.cfg.StateTopic, p, -1, 4<<20, func(m contract.Message) {
 		if m.Value == nil {
 			delete(raw, string(m.Key))
 			return

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
@@ -35,13 +33,13 @@ func (r *memRecorder) Mark(_ context.Context, _ string) (int, int64, error) {
 	return 0, int64(len(r.raw.msgs)), nil
 }
 
-func (r *memRecorder) Find(_ context.Context, key string, partition int, offset int64, ids []string) ([]kafka.Message, error) {
+func (r *memRecorder) Find(_ context.Context, key string, partition int, offset int64, ids []string) ([]contract.Message, error) {
 	r.raw.mu.Lock()
 	defer r.raw.mu.Unlock()
 	if partition != 0 {
 		return nil, fmt.Errorf("no partition %d", partition)
 	}
-	var out []kafka.Message
+	var out []contract.Message
 	for _, m := range r.raw.msgs[min(max(offset, 0), int64(len(r.raw.msgs))):] {
 		if string(m.Key) != key {
 			continue
@@ -66,10 +64,10 @@ func contains(ss []string, s string) bool {
 
 // read returns the published messages of key, in order (the Publisher
 // suite's reader for the fake).
-func (p *memRaw) read(key string) []kafka.Message {
+func (p *memRaw) read(key string) []contract.Message {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []kafka.Message
+	var out []contract.Message
 	for _, m := range p.msgs {
 		if string(m.Key) == key {
 			out = append(out, m)
@@ -110,7 +108,7 @@ func portsBroker(t *testing.T) bus.Cluster {
 }
 
 // kafkaRawWriter is the raw topic's writer as New builds it.
-func kafkaRawWriter(t *testing.T, cl bus.Cluster) *kafka.Writer {
+func kafkaRawWriter(t *testing.T, cl bus.Cluster) *bus.Writer {
 	w := bus.NewWriter(bus.WriterConfig{Cluster: cl, Topic: portsRaw, BatchBytes: 64 << 20})
 	t.Cleanup(func() { _ = w.Close() })
 	return w
@@ -122,17 +120,17 @@ func portsCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func response(id string, attempt int, body string) kafka.Message {
+func response(id string, attempt int, body string) contract.Message {
 	return contract.Response{Vendor: contract.Megvii, VerificationID: id, Endpoint: megvii.EndpointGetResult, HTTPStatus: 200, Attempt: attempt,
 		FetchedAt: time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC), ContentType: contract.ContentTypeJSON, Body: []byte(body)}.Message("/ports")
 }
 
-func terminal(id string) kafka.Message {
+func terminal(id string) contract.Message {
 	return contract.Terminal{Vendor: contract.Megvii, VerificationID: id, Outcome: contract.OutcomeHarvested,
 		DecidedAt: time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC)}.Message("/ports")
 }
 
-func headerID(m kafka.Message) string {
+func headerID(m contract.Message) string {
 	for _, h := range m.Headers {
 		if h.Key == contract.HeaderID {
 			return string(h.Value)
@@ -185,18 +183,18 @@ func stateStoreSuite(t *testing.T, newStore func(t *testing.T) (StateStore, func
 // publisherSuite: a WriteMessages returns once its messages are durable;
 // each key's messages come back in the order written, key, value and
 // headers byte for byte, a large answer included.
-func publisherSuite(t *testing.T, newPub func(t *testing.T) (Publisher, func(key string) []kafka.Message)) {
+func publisherSuite(t *testing.T, newPub func(t *testing.T) (Publisher, func(key string) []contract.Message)) {
 	ctx := portsCtx(t)
 	pub, read := newPub(t)
 	large := `{"status":"OK","image":"` + strings.Repeat("A", 3<<20) + `"}`
-	batch := []kafka.Message{response("p1", 1, `{"status":"OK"}`), response("p2", 1, `{"n":1}`), response("p1", 2, large)}
+	batch := []contract.Message{response("p1", 1, `{"status":"OK"}`), response("p2", 1, `{"n":1}`), response("p1", 2, large)}
 	if err := pub.WriteMessages(ctx, batch...); err != nil {
 		t.Fatal(err)
 	}
 	if err := pub.WriteMessages(ctx, terminal("p1")); err != nil {
 		t.Fatal(err)
 	}
-	for key, want := range map[string][]kafka.Message{"megvii:p1": {batch[0], batch[2], terminal("p1")}, "megvii:p2": {batch[1]}} {
+	for key, want := range map[string][]contract.Message{"megvii:p1": {batch[0], batch[2], terminal("p1")}, "megvii:p2": {batch[1]}} {
 		got := read(key)
 		if len(got) != len(want) {
 			t.Fatalf("%s: %d messages, want %d", key, len(got), len(want))
@@ -209,7 +207,7 @@ func publisherSuite(t *testing.T, newPub func(t *testing.T) (Publisher, func(key
 	}
 }
 
-func sameHeaders(a, b []kafka.Header) bool {
+func sameHeaders(a, b []contract.Header) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -282,7 +280,7 @@ func TestStateStoreContract(t *testing.T) {
 			s := NewKafkaStateStore(cl, portsState)
 			t.Cleanup(func() { _ = s.W.Close() })
 			// Read back as a restore does.
-			h := &Harvester{cfg: Config{Kafka: cl, StateTopic: portsState}, client: cl.Client(10 * time.Second), log: slog.New(slog.DiscardHandler)}
+			h := &Harvester{cfg: Config{Kafka: cl, StateTopic: portsState}, log: slog.New(slog.DiscardHandler)}
 			return s, func(p int) map[string]*StateRecord {
 				recs, err := h.restore(portsCtx(t), p)
 				if err != nil {
@@ -296,19 +294,18 @@ func TestStateStoreContract(t *testing.T) {
 
 func TestPublisherContract(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
-		publisherSuite(t, func(*testing.T) (Publisher, func(string) []kafka.Message) {
+		publisherSuite(t, func(*testing.T) (Publisher, func(string) []contract.Message) {
 			raw := &memRaw{}
 			return raw, raw.read
 		})
 	})
 	t.Run("kafka", func(t *testing.T) {
-		publisherSuite(t, func(t *testing.T) (Publisher, func(string) []kafka.Message) {
+		publisherSuite(t, func(t *testing.T) (Publisher, func(string) []contract.Message) {
 			cl := portsBroker(t)
-			c := cl.Client(10 * time.Second)
-			return kafkaRawWriter(t, cl), func(key string) []kafka.Message {
-				var out []kafka.Message
+			return kafkaRawWriter(t, cl), func(key string) []contract.Message {
+				var out []contract.Message
 				for p := range 3 {
-					err := readRange(portsCtx(t), cl, c, portsRaw, p, kafka.FirstOffset, 64<<20, func(m kafka.Message) {
+					err := bus.ReadRange(portsCtx(t), cl, portsRaw, p, -1, 64<<20, func(m contract.Message) {
 						if string(m.Key) == key {
 							out = append(out, m)
 						}

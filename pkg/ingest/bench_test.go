@@ -9,14 +9,14 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
 )
 
 type discardPublisher struct{}
 
-func (discardPublisher) WriteMessages(context.Context, ...kafka.Message) error { return nil }
+func (discardPublisher) WriteMessages(context.Context, ...contract.Message) error { return nil }
 
 // BenchmarkMegviiCallbackHandler is the CPU cost of one callback in the
 // handler (decode, two-secret signature check, event, envelope) without the
@@ -43,7 +43,7 @@ func BenchmarkBareHandler(b *testing.B) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var buf bytes.Buffer
 		_, _ = buf.ReadFrom(r.Body)
-		_ = discardPublisher{}.WriteMessages(r.Context(), kafka.Message{Value: buf.Bytes()})
+		_ = discardPublisher{}.WriteMessages(r.Context(), contract.Message{Value: buf.Bytes()})
 		w.WriteHeader(200)
 	})
 	body := signed(secretNew, docData()).EncodeForm()

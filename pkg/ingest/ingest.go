@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -43,9 +42,9 @@ const (
 )
 
 // Publisher writes messages and returns once the broker acknowledged all of
-// them. *kafka.Writer is one.
+// them. *bus.Writer is one.
 type Publisher interface {
-	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+	WriteMessages(ctx context.Context, msgs ...contract.Message) error
 }
 
 // Config configures the server. Zero values take DefaultConfig's (noted).
@@ -338,7 +337,7 @@ func readBody(r *http.Request, limit int64) ([]byte, *reqError) {
 // for PublishTimeout at most. A caller that goes away does not cut it
 // short: what was sent is either stored or refused, never abandoned midway.
 func (s *Server) publish(envs ...contract.Envelope) *reqError {
-	msgs := make([]kafka.Message, len(envs))
+	msgs := make([]contract.Message, len(envs))
 	for i, e := range envs {
 		msgs[i] = e.Message()
 	}

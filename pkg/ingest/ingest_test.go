@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
@@ -28,12 +27,12 @@ import (
 // memPublisher is an in-memory Publisher.
 type memPublisher struct {
 	mu    sync.Mutex
-	msgs  []kafka.Message
+	msgs  []contract.Message
 	err   error
 	panic bool
 }
 
-func (p *memPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+func (p *memPublisher) WriteMessages(ctx context.Context, msgs ...contract.Message) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.panic {
@@ -420,7 +419,7 @@ type holdingPublisher struct {
 	ctxErr  chan error
 }
 
-func (p *holdingPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+func (p *holdingPublisher) WriteMessages(ctx context.Context, msgs ...contract.Message) error {
 	p.entered <- struct{}{}
 	<-p.release
 	p.ctxErr <- ctx.Err()

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
@@ -42,7 +41,7 @@ func startBroker(t *testing.T, dir string, port int) *devkafka.Broker {
 type live struct {
 	url    string
 	srv    *http.Server
-	writer *kafka.Writer
+	writer *bus.Writer
 	done   chan struct{}
 }
 

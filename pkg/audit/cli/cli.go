@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/audit"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -350,7 +348,7 @@ Progress goes to stderr when it is a terminal, or with --progress; a summary (JS
 		}
 	}
 	pr, err := audit.NewStore(b).Replay(ctx, cfg, func(ctx context.Context, es []contract.Envelope) error {
-		ms := make([]kafka.Message, len(es))
+		ms := make([]contract.Message, len(es))
 		for i, e := range es {
 			ms[i] = e.Message()
 		}
@@ -540,13 +538,13 @@ not stored is refused. Choose by --offset or --reason; prints what was sent.`)
 			break
 		}
 	}
-	writers := map[string]*kafka.Writer{}
+	writers := map[string]*bus.Writer{}
 	defer func() {
 		for _, w := range writers {
 			w.Close()
 		}
 	}()
-	send := func(ctx context.Context, topic string, m kafka.Message) error {
+	send := func(ctx context.Context, topic string, m contract.Message) error {
 		w := writers[topic]
 		if w == nil {
 			w = bus.NewWriter(bus.WriterConfig{Cluster: f.svc.Kafka, Topic: topic, BatchBytes: 16 << 20})

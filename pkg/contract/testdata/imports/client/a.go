@@ -1,0 +1,5 @@
+package client
+
+import "github.com/segmentio/kafka-go"
+
+var _ kafka.Message

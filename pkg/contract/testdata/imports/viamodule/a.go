@@ -1,0 +1,5 @@
+package viamodule
+
+import "github.com/faceharvest/faceharvest/pkg/bus"
+
+var _ bus.Cluster
