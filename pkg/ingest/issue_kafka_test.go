@@ -28,7 +28,10 @@ func withKafkaIdempotency(t *testing.T, brokers []string, v *simVendors) func(*C
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = TailIdempotency(ctx, cl, DefaultIdempotencyTopic, d, slog.New(slog.DiscardHandler)) }()
+		go func() {
+			defer wg.Done()
+			_ = TailIdempotency(ctx, cl, DefaultIdempotencyTopic, d, slog.New(slog.DiscardHandler))
+		}()
 		t.Cleanup(func() { cancel(); wg.Wait(); _ = w.Close() })
 		deadline := time.Now().Add(30 * time.Second)
 		for !d.Ready() {
@@ -104,4 +107,3 @@ func TestIssueWithBroker(t *testing.T) {
 func postIssue(url string, hdr map[string]string, body any) (int, []byte, error) {
 	return postJSONWith(url, bearer, hdr, body)
 }
-

@@ -134,7 +134,9 @@ func TestIssuedTokenRegisteredBeforeAnswer(t *testing.T) {
 	f := newFixture(t, v.issuing(t, log))
 	f.s.pub = pub
 	answered := make(chan resp, 1)
-	go func() { answered <- f.issue(t, RouteMegviiTokens, "k-1", map[string]any{"biz_no": "loan-1", "idcard_mode": 0}) }()
+	go func() {
+		answered <- f.issue(t, RouteMegviiTokens, "k-1", map[string]any{"biz_no": "loan-1", "idcard_mode": 0})
+	}()
 	<-pub.entered
 	select {
 	case r := <-answered:
