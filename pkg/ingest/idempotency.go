@@ -279,6 +279,11 @@ func (d *Idempotency) Begin(ctx context.Context, route, key string, body []byte)
 	select {
 	case <-ch:
 	case <-ctx.Done():
+		// The claim is stored but was not read back in time: give it up, so
+		// that it does not hold the key for ClaimTimeout (best effort).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		d.Release(rctx, c)
+		cancel()
 		return nil, ctx.Err()
 	}
 	d.mu.Lock()

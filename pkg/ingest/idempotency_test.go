@@ -150,3 +150,31 @@ func TestIdempotencyBounded(t *testing.T) {
 		t.Fatalf("oldest kept: %+v", r)
 	}
 }
+
+// laggingLog stores records but its reader never hands them back: a claim
+// not read back in time is given up, so the key is not held.
+type laggingLog struct{ records []idemRecord }
+
+func (l *laggingLog) Append(ctx context.Context, key string, value []byte) error {
+	var r idemRecord
+	_ = json.Unmarshal(value, &r)
+	l.records = append(l.records, r)
+	return nil
+}
+
+func TestIdempotencyClaimNotReadBack(t *testing.T) {
+	log := &laggingLog{}
+	d, err := NewIdempotency(IdempotencyConfig{BodyKeys: []config.Secret{config.NewSecret(landingKeyNew)}, Now: func() time.Time { return now }}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetReady()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // as a deadline passed
+	if _, err := d.Begin(ctx, "r", "k", nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("begin: %v", err)
+	}
+	if len(log.records) != 2 || log.records[0].State != idemClaimed || log.records[1].State != idemReleased || log.records[1].Claim != log.records[0].Claim {
+		t.Fatalf("records %+v", log.records)
+	}
+}
