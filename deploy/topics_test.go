@@ -44,6 +44,10 @@ func TestTopicRetention(t *testing.T) {
 			if k.Spec.Config["delete.retention.ms"] == "" {
 				t.Errorf("%s: compacted without delete.retention.ms (how long tombstones stay)", name)
 			}
+		case "compact,delete":
+			if _, err := strconv.ParseInt(k.Spec.Config["retention.ms"], 10, 64); err != nil || k.Spec.Config["delete.retention.ms"] == "" {
+				t.Errorf("%s: compacted and deleted by time needs retention.ms and delete.retention.ms", name)
+			}
 		default:
 			t.Errorf("%s: cleanup.policy %q", name, k.Spec.Config["cleanup.policy"])
 		}

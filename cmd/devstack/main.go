@@ -35,9 +35,11 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/ingest"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/retry"
+	"github.com/faceharvest/faceharvest/pkg/vendorsim"
 )
 
 func main() { os.Exit(run()) }
@@ -220,7 +222,7 @@ func (s *stack) start(ctx context.Context) error {
 	megviiSimLimit, megviiLimit := "4", "16" // the harvester must adapt to the vendor's 4
 	if s.o.benchRate > 0 {
 		kafkaArgs = append(kafkaArgs, "--topics", strings.Join([]string{contract.DefaultEventsTopic, "faceid.harvester.state", contract.DefaultRawTopic,
-			contract.DefaultResultsTopic, contract.DefaultDLQTopic, benchTopic}, ","))
+			contract.DefaultResultsTopic, contract.DefaultDLQTopic, ingest.DefaultIdempotencyTopic, benchTopic}, ","))
 		megviiSimLimit, megviiLimit = "0", "64" // throughput: a vendor account sized for it
 	}
 	if err := s.spawn("devkafka", kafkaArgs...); err != nil {
@@ -243,6 +245,10 @@ func (s *stack) start(ctx context.Context) error {
 		"--megvii-retention", "3m", "--baidu-verify-token-ttl", "1m", "--baidu-retention", "10m", "--baidu-media-retention", "5m",
 		"--megvii-concurrency", megviiSimLimit, "--latency-p50", "20ms", "--latency-p99", "150ms", "--image-bytes", "100000", "--video-bytes", "2000000",
 		"--callback-backoff", "2s",
+		// Verifications started by get_token and verifyToken/generate (the
+		// tokens the workload issues through ingest) take the same course as
+		// those it creates through /sim/.
+		"--megvii-defaults", `{"final_after":"20s","start_after":"2s"}`, "--baidu-defaults", `{"complete_after":"15s","media":"process_video"}`,
 		// Baidu pages: the signed landing URLs ingest answers at registration,
 		// set per verification by the workload.
 		"--megvii-notify-url", ingestURL+"/v1/callbacks/megvii"); err != nil {
@@ -252,7 +258,8 @@ func (s *stack) start(ctx context.Context) error {
 	var key [32]byte
 	_, _ = crand.Read(key[:])
 	s.landingKey = hex.EncodeToString(key[:])
-	if err := s.spawn("ingest", kb, "--listen", s.addr("ingest"), "--metrics-addr", s.addr("ingest-metrics"), "--public-url", ingestURL); err != nil {
+	if err := s.spawn("ingest", kb, "--listen", s.addr("ingest"), "--metrics-addr", s.addr("ingest-metrics"), "--public-url", ingestURL,
+		"--megvii-base-url", "http://"+s.addr("megvii"), "--baidu-base-url", "http://"+s.addr("baidu"), "--baidu-h5-url", "http://"+s.addr("baidu")+vendorsim.BaiduH5Path); err != nil {
 		return err
 	}
 	names := []string{"ingest"}
@@ -647,7 +654,29 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		BizNo          string     `json:"biz_no,omitempty"`
 	}
 	var regs []reg
+	// Half of the registered verifications with the simulator's default
+	// course are issued through ingest (POST /v1/{vendor}/tokens), which
+	// registers them in the same request; the rest are created at the
+	// vendor and registered with POST /v1/tokens, as a customer that issues
+	// its own tokens does.
+	issued := issuedCount{}
+	megviiIssued := func(i int) bool {
+		return i < s.o.megvii && i >= s.o.megviiUnregistered && i%2 == 0 && i != min(s.o.megviiUnregistered, s.o.megvii-1)
+	}
+	for i := range s.o.megvii {
+		if !megviiIssued(i) {
+			continue
+		}
+		a, err := s.issueMegvii(ctx, i, &issued)
+		if err != nil {
+			return sum, err
+		}
+		sum.want[contract.RecordID(contract.Megvii, a.BizID)] = expected{contract.OutcomeHarvested, time.Now(), true}
+	}
 	for i := range s.o.megvii + s.o.megviiNoCB + s.o.megviiEx {
+		if megviiIssued(i) {
+			continue // issued above
+		}
 		spec := map[string]any{"biz_no": fmt.Sprintf("loan-m%03d", i), "final_after": "20s", "start_after": "2s"}
 		want := contract.OutcomeHarvested
 		if i >= s.o.megvii {
@@ -674,6 +703,14 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 		sum.want[contract.RecordID(contract.Megvii, c.BizID)] = expected{want, issued, i < s.o.megvii}
 	}
 	for i := range s.o.baidu + s.o.baiduNever {
+		if baiduIssued(i, s.o.baidu) {
+			vt, err := s.issueBaidu(ctx, i, &issued)
+			if err != nil {
+				return sum, err
+			}
+			sum.want[contract.RecordID(contract.Baidu, vt)] = expected{outcome: contract.OutcomeHarvested, issuedAt: time.Now()}
+			continue
+		}
 		// Most accounts record the flow (media/query answers a video); some
 		// do not (001: recording is off by default); some users fail once
 		// and retry on the same token (001: URL stays valid on failure).
@@ -743,6 +780,8 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 	}
 	fmt.Printf("\nworkload: %d Megvii (%d never registered, callback only; %d without callback; %d registered too late) and %d Baidu (%d never completed) registered through ingest\n",
 		s.o.megvii+s.o.megviiNoCB+s.o.megviiEx, min(s.o.megviiUnregistered, s.o.megvii), s.o.megviiNoCB, s.o.megviiEx, s.o.baidu+s.o.baiduNever, s.o.baiduNever)
+	fmt.Printf("  issued through ingest: %d Megvii (POST /v1/megvii/tokens), %d Baidu (POST /v1/baidu/tokens, %d with idcard/submit); the rest with POST /v1/tokens; %d retries with the same Idempotency-Key answered the same token\n",
+		issued.megvii, issued.baidu, issued.submitted, issued.replayed)
 	fmt.Println("the simulator sends callbacks and redirects; the harvester calls the vendors (Megvii allows 4 calls in flight); waiting for records...")
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(s.broker), kgo.ConsumeTopics(contract.DefaultResultsTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

@@ -15,10 +15,12 @@ import (
 
 	oklog "github.com/oklog/run"
 
+	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/ingest"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/ops"
 )
 
@@ -27,6 +29,11 @@ func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 type options struct {
 	svc                          ops.ServiceFlags
 	listen, topic                string
+	megviiURL, baiduURL          string
+	idemTopic                    string
+	idem                         ingest.IdempotencyConfig
+	megviiKey, megviiSecret      config.Secret
+	baiduKey, baiduSK            config.Secret
 	shutdownGrace, shutdownDelay time.Duration
 	writer                       bus.WriterConfig // Cluster and Topic set at start
 	cfg                          ingest.Config
@@ -40,18 +47,37 @@ func parse(args []string, getenv func(string) string, help io.Writer) (*options,
   POST /v1/tokens                    token registration by the customer's back end (Bearer token);
                                      each Baidu entry is answered its signed success_url and
                                      failure_url, the pages to put into Baidu's H5 URL
+  POST /v1/megvii/tokens             issue a token through Megvii get_token and register it in the
+                                     same request (Bearer token; needs FACEHARVEST_MEGVII_API_KEY)
+  POST /v1/baidu/tokens              issue a verify_token through Baidu verifyToken/generate (and
+                                     idcard/submit or uploadMatchImage) and register it (Bearer
+                                     token; needs FACEHARVEST_BAIDU_API_KEY and _SECRET_KEY)
+  POST /v1/callbacks/megvii/return   the signed Megvii return_url landing of issued tokens
+An issued token is answered only once its registration event was acknowledged (else 503,
+and no token is given out); an Idempotency-Key header makes a retry return the same token
+without a second vendor call (state kept on --idempotency-topic, read whole by every replica).
+Vendor rate limits are answered 429 with Retry-After, vendor faults 502.
 A landing whose sig is missing or wrong (HMAC-SHA256 with a landing key over the page kind
 and the verify_token) is answered 401 and publishes nothing; HEAD never publishes.
 Each becomes an event on the events topic (CloudEvents headers, key <vendor>:<id>, stable
 ce_id); a request is answered 2xx only after the broker acknowledged it with acks=all,
 and 503 with Retry-After when it did not in time (the event may have been stored: retrying
 is safe, the ce_id is stable) or when --max-inflight requests are already being served.`)
-	o := &options{cfg: ingest.DefaultConfig(), writer: bus.DefaultWriterConfig(), shutdownGrace: 20 * time.Second}
+	o := &options{cfg: ingest.DefaultConfig(), writer: bus.DefaultWriterConfig(), shutdownGrace: 20 * time.Second, idem: ingest.DefaultIdempotencyConfig()}
 	c := &o.cfg
 	o.svc.Register(fs, "127.0.0.1:9101")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8028", "address for callbacks and the token API (Megvii calls only ports 443, 5000, 16003, 8883 and 8028)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "ingest's external base URL, e.g. https://kyc.example.com: the signed Baidu landing URLs start with it (required)")
 	fs.StringVar(&o.topic, "events-topic", contract.DefaultEventsTopic, "topic events are published to")
+	fs.StringVar(&o.megviiURL, "megvii-base-url", megvii.DefaultBaseURL, "Megvii API root, for issuing tokens (get_token) and the H5 URL (/faceid/lite/do)")
+	fs.StringVar(&o.baiduURL, "baidu-base-url", baidu.DefaultBaseURL, "Baidu API root, for issuing tokens (verifyToken/generate, idcard/submit, uploadMatchImage)")
+	fs.StringVar(&c.BaiduH5URL, "baidu-h5-url", baidu.DefaultH5URL, "the Baidu H5 page issued tokens send users to (?token=...&successUrl=...&failedUrl=...)")
+	fs.StringVar(&o.idemTopic, "idempotency-topic", ingest.DefaultIdempotencyTopic, "compacted topic keeping the issuing routes' Idempotency-Key state; every replica reads it whole")
+	fs.DurationVar(&o.idem.TTL, "idempotency-ttl", o.idem.TTL, "how long a retry with the same Idempotency-Key gets the same answer")
+	fs.IntVar(&o.idem.MaxEntries, "idempotency-max-keys", o.idem.MaxEntries, "most Idempotency-Keys kept in memory by each replica (the oldest are forgotten first)")
+	fs.DurationVar(&o.idem.ClaimTimeout, "idempotency-claim-timeout", o.idem.ClaimTimeout, "how long a request in progress holds its Idempotency-Key (409 for others) if it never finishes")
+	fs.IntVar(&c.MaxIssuing, "max-issuing", c.MaxIssuing, "most issuing requests in progress at once (each holds vendor calls); beyond, 503 with Retry-After at once")
+	fs.DurationVar(&c.VendorTimeout, "vendor-timeout", c.VendorTimeout, "bounds an issuing request's vendor calls")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a request waits for the broker's acknowledgement before answering 503 (requests starting within 10 ms share one deadline)")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with 503 answers")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond)")
@@ -69,7 +95,10 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep accepting and serving requests this long while /readyz answers 503 (and answers close their connections), so that endpoints, proxies and load balancers stop routing to this process first; then stop accepting and drain (Kubernetes: about 10 s; the pod's termination grace must exceed it plus --shutdown-grace)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, after --shutdown-delay, how long in-flight requests may take to finish")
 	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii API secret(s) that sign callbacks; comma-separated to accept several during rotation (required)")
-	fs.Secret("FACEHARVEST_INGEST_TOKENS", "bearer tokens accepted by POST /v1/tokens, comma-separated (required)")
+	fs.Secret("FACEHARVEST_INGEST_TOKENS", "bearer tokens accepted by POST /v1/tokens and the issuing routes, comma-separated (required)")
+	fs.Secret("FACEHARVEST_MEGVII_API_KEY", "Megvii api_key for issuing tokens (POST /v1/megvii/tokens; without it the route answers 404); the first API secret goes with it")
+	fs.Secret("FACEHARVEST_BAIDU_API_KEY", "Baidu API Key (client_id) for issuing tokens (POST /v1/baidu/tokens; without it the route answers 404)")
+	fs.Secret("FACEHARVEST_BAIDU_SECRET_KEY", "Baidu Secret Key (client_secret), with FACEHARVEST_BAIDU_API_KEY")
 	fs.Secret("FACEHARVEST_LANDING_KEY", fmt.Sprintf("keys (at least %d bytes each) that sign Baidu landing URLs; comma-separated for rotation: the first signs, any verifies (required)", ingest.MinLandingKeyLen))
 	if err := fs.Parse(args, getenv, help); err != nil {
 		return nil, err
@@ -88,6 +117,24 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	// serves them, refuses to start.
 	if len(c.LandingKeys) == 0 {
 		return nil, errors.New("no landing key to sign Baidu landing URLs with (FACEHARVEST_LANDING_KEY or FACEHARVEST_LANDING_KEY_FILE)")
+	}
+	for _, sec := range []struct {
+		env string
+		dst *config.Secret
+	}{{"FACEHARVEST_MEGVII_API_KEY", &o.megviiKey}, {"FACEHARVEST_BAIDU_API_KEY", &o.baiduKey}, {"FACEHARVEST_BAIDU_SECRET_KEY", &o.baiduSK}} {
+		l, err := config.LoadSecretList(getenv, nil, sec.env)
+		if err != nil {
+			return nil, err
+		}
+		if len(l) > 0 {
+			*sec.dst = l[0]
+		}
+	}
+	if o.baiduKey.Empty() != o.baiduSK.Empty() {
+		return nil, errors.New("FACEHARVEST_BAIDU_API_KEY and FACEHARVEST_BAIDU_SECRET_KEY: set both (to issue Baidu tokens) or neither")
+	}
+	if len(c.MegviiSecrets) > 0 {
+		o.megviiSecret = c.MegviiSecrets[0] // get_token signs with the current secret
 	}
 	if o.shutdownDelay < 0 {
 		return nil, errors.New("--shutdown-delay must not be negative")
@@ -113,6 +160,33 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	w := bus.NewWriter(o.writer)
 	reg.MustRegister(bus.NewWriterCollector(w, "ingest"))
 	o.cfg.Registry, o.cfg.Logger = reg, log
+	var idemW interface{ Close() error }
+	if !o.megviiKey.Empty() {
+		mc, err := megvii.New(megvii.Config{BaseURL: o.megviiURL, APIKey: o.megviiKey, APISecret: o.megviiSecret})
+		if err != nil {
+			fmt.Fprintf(stderr, "ingest: %v\n", err)
+			return 2
+		}
+		o.cfg.Megvii = mc
+	}
+	if !o.baiduKey.Empty() {
+		bc, err := baidu.New(baidu.Config{BaseURL: o.baiduURL, APIKey: o.baiduKey, SecretKey: o.baiduSK})
+		if err != nil {
+			fmt.Fprintf(stderr, "ingest: %v\n", err)
+			return 2
+		}
+		o.cfg.Baidu = bc
+	}
+	issuing := o.cfg.Megvii != nil || o.cfg.Baidu != nil
+	if issuing {
+		iw := bus.NewWriter(bus.WriterConfig{Cluster: kc, Topic: o.idemTopic, BatchTimeout: o.writer.BatchTimeout, BatchSize: o.writer.BatchSize})
+		idemW = iw
+		o.idem.BodyKeys = o.cfg.LandingKeys
+		if o.cfg.Idempotency, err = ingest.NewIdempotency(o.idem, ingest.KafkaIdempotencyLog{Writer: iw}); err != nil {
+			fmt.Fprintf(stderr, "ingest: %v\n", err)
+			return 2
+		}
+	}
 	srv, err := ingest.New(o.cfg, w)
 	if err != nil {
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
@@ -129,7 +203,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "ingest: --metrics-addr: %v\n", err)
 		return 1
 	}
-	ready := o.svc.Readiness(ops.Check{Name: "kafka", Fn: func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, o.topic) }})
+	checks := []ops.Check{{Name: "kafka", Fn: func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, o.topic) }}}
+	if issuing {
+		checks = append(checks, ops.Check{Name: "idempotency", Fn: func(ctx context.Context) error {
+			if !o.cfg.Idempotency.Ready() {
+				return errors.New("the idempotency topic is still being read")
+			}
+			return nil
+		}})
+	}
+	ready := o.svc.Readiness(checks...)
 	opsMux := ops.Mux(reg, ready)
 	httpSrv := srv.HTTPServer(log)
 
@@ -141,12 +224,23 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		log.Info("draining: /readyz fails, requests are still served", "for", o.shutdownDelay.String())
 	}))
 	g.Add(ops.ServeActor(httpSrv, ln, o.shutdownGrace, nil))
+	if issuing {
+		tailRun, tailStop, _ := ops.ContextActor(func(ctx context.Context) error {
+			return ingest.TailIdempotency(ctx, kc, o.idemTopic, o.cfg.Idempotency, log)
+		}, time.Second, nil)
+		g.Add(tailRun, tailStop)
+	}
 	g.Add(ops.ServeActor(ops.NewServer(opsMux, log), mln, time.Second, nil))
 	log.Info("ingest listening", "listen", ln.Addr().String(), "metrics", mln.Addr().String(), "topic", o.topic, "brokers", kc.Brokers, "tls", kc.TLS != nil, "sasl", kc.SASL != nil)
 	err = g.Run()
 	// Every request has been answered; flush whatever the writer still holds.
 	if cerr := w.Close(); cerr != nil {
 		log.Warn("closing the Kafka writer", "error", cerr.Error())
+	}
+	if idemW != nil {
+		if cerr := idemW.Close(); cerr != nil {
+			log.Warn("closing the idempotency writer", "error", cerr.Error())
+		}
 	}
 	return ops.ExitCode(log, "ingest", err)
 }

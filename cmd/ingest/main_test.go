@@ -43,7 +43,9 @@ func TestHelp(t *testing.T) {
 	for _, want := range []string{"--kafka-brokers", "FACEHARVEST_KAFKA_BROKERS", "--listen", "--metrics-addr", "--events-topic", "--publish-timeout",
 		"--baidu-success-redirect", "--kafka-batch-timeout", "FACEHARVEST_MEGVII_API_SECRET", "FACEHARVEST_INGEST_TOKENS", "/v1/tokens",
 		"--public-url", "FACEHARVEST_PUBLIC_URL", "FACEHARVEST_LANDING_KEY", "--max-inflight", "--max-header-bytes", "--read-header-timeout", "--read-timeout",
-		"--kafka-tls-ca-file", "--kafka-sasl-mechanism", "FACEHARVEST_KAFKA_SASL_PASSWORD"} {
+		"--kafka-tls-ca-file", "--kafka-sasl-mechanism", "FACEHARVEST_KAFKA_SASL_PASSWORD",
+		"/v1/megvii/tokens", "/v1/baidu/tokens", "--megvii-base-url", "--baidu-base-url", "--baidu-h5-url", "--idempotency-topic", "--idempotency-ttl",
+		"--max-issuing", "--vendor-timeout", "FACEHARVEST_MEGVII_API_KEY", "FACEHARVEST_BAIDU_API_KEY", "FACEHARVEST_BAIDU_SECRET_KEY", "Idempotency-Key"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %s", want)
 		}
@@ -80,6 +82,8 @@ func TestRefusesBadConfiguration(t *testing.T) {
 		{[]string{"--kafka-sasl-mechanism=SCRAM-SHA-512", "--kafka-sasl-username=u"}, ok, "username and a password"},
 		{[]string{"--kafka-tls-ca-file=/nonexistent/ca.pem"}, ok, "TLS CA file"},
 		{nil, withEnv(ok, "FACEHARVEST_KAFKA_SASL_PASSWORD_FILE", "/nonexistent/pw"), "FACEHARVEST_KAFKA_SASL_PASSWORD_FILE"},
+		{nil, withEnv(ok, "FACEHARVEST_BAIDU_API_KEY", "ak"), "set both"},
+		{[]string{"--megvii-base-url=ftp://x"}, withEnv(ok, "FACEHARVEST_MEGVII_API_KEY", "mk"), "megvii base URL"},
 	}
 	for _, c := range cases {
 		var errb bytes.Buffer

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +31,7 @@ type flags struct {
 	clockStart                                   string
 	clockScale                                   float64
 	dispatchInterval                             time.Duration
+	megviiDefaults, baiduDefaults                string
 	cfg                                          vendorsim.Config
 }
 
@@ -80,6 +82,8 @@ verifications, inspect per-verification call counts, queue faults), /metrics,
 	fs.Float64Var(&c.Faults.Slow, "fault-slow", 0, "probability of a body that pauses halfway for --slow-pause")
 	fs.Float64Var(&c.Faults.Malformed, "fault-malformed", 0, "probability of a 200 answer whose JSON is cut in half")
 	fs.Float64Var(&c.Faults.TruncatedBase64, "fault-truncated-base64", 0, "probability that images' base64 payloads lose their last characters")
+	fs.StringVar(&f.megviiDefaults, "megvii-defaults", "", `JSON of the fields (as POST /sim/megvii/verifications takes them) that shape verifications started by get_token, and the defaults of those created through /sim/, e.g. {"final_after":"20s"}`)
+	fs.StringVar(&f.baiduDefaults, "baidu-defaults", "", `JSON of the fields (as POST /sim/baidu/verifications takes them) that shape verifications started by verifyToken/generate, and the defaults of those created through /sim/, e.g. {"complete_after":"15s"}`)
 	fs.DurationVar(&c.SlowPause, "slow-pause", 200*time.Millisecond, "pause inside a slow body (real time)")
 	fs.IntVar(&c.ImageBytes, "image-bytes", 32<<10, "size of each simulated JPEG")
 	fs.Int64Var(&c.VideoBytes, "video-bytes", 1<<20, "size of each simulated MP4")
@@ -102,6 +106,19 @@ verifications, inspect per-verification call counts, queue faults), /metrics,
 	}
 	if f.clockScale < 0 {
 		return nil, fmt.Errorf("--clock-scale must not be negative")
+	}
+	for _, d := range []struct {
+		flag, v string
+		dst     any
+	}{{"--megvii-defaults", f.megviiDefaults, &c.DefaultMegvii}, {"--baidu-defaults", f.baiduDefaults, &c.DefaultBaidu}} {
+		if d.v == "" {
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(d.v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(d.dst); err != nil {
+			return nil, fmt.Errorf("%s: %v", d.flag, err)
+		}
 	}
 	if c.MegviiCallBudget < 1 {
 		return nil, fmt.Errorf("--megvii-call-budget must be at least 1")

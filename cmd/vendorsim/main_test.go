@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/proctest"
@@ -23,7 +24,7 @@ func TestHelpNamesEveryFlag(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	help := out.String()
-	for _, want := range []string{"--megvii-call-budget", "FACEHARVEST_MEGVII_CALL_BUDGET", "--clock-scale", "--fault-truncated-base64", "FACEHARVEST_BAIDU_SECRET_KEY", "_FILE"} {
+	for _, want := range []string{"--megvii-call-budget", "FACEHARVEST_MEGVII_CALL_BUDGET", "--clock-scale", "--fault-truncated-base64", "FACEHARVEST_BAIDU_SECRET_KEY", "_FILE", "--megvii-defaults", "--baidu-defaults"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help lacks %s", want)
 		}
@@ -41,6 +42,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--megvii-callback-format=xml"}, secrets, "want form or json"},
 		{[]string{"--megvii-call-budget=0"}, secrets, "at least 1"},
 		{[]string{"--bogus"}, secrets, "unknown flag"},
+		{[]string{`--baidu-defaults={"complete_after":"15s","colour":1}`}, secrets, "--baidu-defaults"},
+		{[]string{`--megvii-defaults=[`}, secrets, "--megvii-defaults"},
 		{nil, merge(secrets, map[string]string{"FACEHARVEST_CLOCK_SCALE": "fast"}), "FACEHARVEST_CLOCK_SCALE"},
 		{[]string{"--clock-start=yesterday", "--megvii-addr=127.0.0.1:0", "--baidu-addr=127.0.0.1:0", "--control-addr=127.0.0.1:0"}, secrets, "--clock-start"},
 	}
@@ -110,5 +113,17 @@ func TestProcess(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), `"msg":"vendorsim listening"`) || strings.Contains(stderr.String(), secrets["FACEHARVEST_MEGVII_API_SECRET"]+`"`) {
 		t.Fatalf("logs: %s", stderr.String())
+	}
+}
+
+// The defaults flags shape what get_token and verifyToken/generate start.
+func TestDefaultsFlags(t *testing.T) {
+	f, err := parse([]string{`--baidu-defaults={"complete_after":"15s","media":"process_video"}`, `--megvii-defaults={"final_after":"20s"}`},
+		func(k string) string { return secrets[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(f.cfg.DefaultBaidu.CompleteAfter) != 15*time.Second || f.cfg.DefaultBaidu.Media != "process_video" || time.Duration(f.cfg.DefaultMegvii.FinalAfter) != 20*time.Second {
+		t.Fatalf("defaults %+v %+v", f.cfg.DefaultBaidu, f.cfg.DefaultMegvii)
 	}
 }

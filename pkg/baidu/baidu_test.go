@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -306,5 +307,22 @@ func TestBadCredentialsNeverLeak(t *testing.T) {
 	_, err = c2.GetAll(context.Background(), "vt")
 	if vendorerr.ClassOf(err) != vendorerr.VendorFault || strings.Contains(err.Error(), "very-secret-key") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// The H5 URL carries the token and the pages query-escaped, whatever query
+// the pages have.
+func TestH5URL(t *testing.T) {
+	got := H5URL(DefaultH5URL, "vt-1", "https://kyc.example/ok?verify_token=x&sig=a+b", "")
+	u, err := url.Parse(got)
+	if err != nil || u.Host != "brain.baidu.com" || u.Path != "/face/print/" {
+		t.Fatalf("%s: %v", got, err)
+	}
+	q := u.Query()
+	if q.Get("token") != "vt-1" || q.Get("successUrl") != "https://kyc.example/ok?verify_token=x&sig=a+b" || q.Has("failedUrl") {
+		t.Fatalf("query %v", q)
+	}
+	if got := H5URL("https://h5.example/p?plan=1", "t", "", ""); got != "https://h5.example/p?plan=1&token=t" {
+		t.Fatalf("%s", got)
 	}
 }

@@ -199,3 +199,25 @@ func (c *Client) MediaQuery(ctx context.Context, verifyToken string) (*MediaResu
 func (c *Client) GetAll(ctx context.Context, verifyToken string) (*GetAllResult, error) {
 	return query(ctx, c, EndpointGetAll, tokenBody{verifyToken}, func(v *GetAllResult, m Meta) { v.Meta = m })
 }
+
+// DefaultH5URL is the H5 faceprint page a user is sent to (public: 001
+// names the step, 跳转实名认证H5 URL, not the address).
+const DefaultH5URL = "https://brain.baidu.com/face/print/"
+
+// H5URL returns the page for a verify_token whose flow ends on successURL
+// or failureURL (public parameter names: token, successUrl, failedUrl).
+// The pages are query-escaped; the vendor appends verify_token to them.
+func H5URL(base, verifyToken, successURL, failureURL string) string {
+	q := url.Values{"token": {verifyToken}}
+	if successURL != "" {
+		q.Set("successUrl", successURL)
+	}
+	if failureURL != "" {
+		q.Set("failedUrl", failureURL)
+	}
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + q.Encode()
+}

@@ -99,3 +99,27 @@ func ReadRange(ctx context.Context, cl Cluster, topic string, p int, offset int6
 		}
 	}
 }
+
+// Follow calls fn for every message of a partition from offset (its start
+// when earlier or negative) on, waiting for new ones, until ctx ends or
+// reading fails; it returns nil once ctx ends.
+func Follow(ctx context.Context, cl Cluster, topic string, p int, offset int64, maxBytes int, fn func(contract.Message)) error {
+	rd := cl.Reader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: maxBytes, MaxWait: 250 * time.Millisecond})
+	defer rd.Close()
+	if offset < 0 {
+		offset = kafka.FirstOffset
+	}
+	if err := rd.SetOffset(offset); err != nil {
+		return err
+	}
+	for {
+		m, err := rd.ReadMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading %s/%d: %w", topic, p, err)
+		}
+		fn(FromKafka(m))
+	}
+}

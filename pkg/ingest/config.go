@@ -16,5 +16,7 @@ func DefaultConfig() Config {
 		MaxHeaderBytes:    16 << 10,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
+		MaxIssuing:        16,
+		VendorTimeout:     15 * time.Second,
 	}
 }

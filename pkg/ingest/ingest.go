@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
@@ -39,6 +41,9 @@ const (
 	RouteBaiduSuccess   = "/v1/callbacks/baidu/success"
 	RouteBaiduFailure   = "/v1/callbacks/baidu/failure"
 	RouteTokens         = "/v1/tokens"
+	RouteMegviiReturn   = "/v1/callbacks/megvii/return"
+	RouteMegviiTokens   = "/v1/megvii/tokens"
+	RouteBaiduTokens    = "/v1/baidu/tokens"
 )
 
 // Publisher writes messages and returns once the broker acknowledged all of
@@ -65,9 +70,17 @@ type Config struct {
 	MaxHeaderBytes       int           // request line and headers (16 KiB; 431 beyond)
 	ReadHeaderTimeout    time.Duration // to read the request line and headers (5 s)
 	ReadTimeout          time.Duration // to read the whole request, body included (10 s)
-	Now                  clock.Now
-	Registry             prometheus.Registerer
-	Logger               *slog.Logger
+	// Issuing (POST /v1/megvii/tokens, /v1/baidu/tokens): a nil issuer
+	// answers its route 404. Issuing needs Idempotency and the landing keys.
+	Megvii        MegviiIssuer
+	Baidu         BaiduIssuer
+	BaiduH5URL    string        // the H5 page users are sent to (baidu.DefaultH5URL)
+	Idempotency   *Idempotency  // Idempotency-Key state
+	MaxIssuing    int           // issuing requests at once; beyond, 503 at once (16)
+	VendorTimeout time.Duration // bounds an issuing request's vendor calls (15 s)
+	Now           clock.Now
+	Registry      prometheus.Registerer
+	Logger        *slog.Logger
 }
 
 // Server serves ingest's routes.
@@ -78,6 +91,7 @@ type Server struct {
 	m        metrics
 	landing  *landingSigner // nil: no landing is accepted
 	inFlight atomic.Int64   // requests being served, for MaxInFlight
+	issuing  chan struct{}  // a slot per issuing request in progress
 	// retryAfter is the Retry-After value: whole seconds, at least 1.
 	retryAfter string
 }
@@ -123,6 +137,24 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = def.MaxBatch
 	}
+	if cfg.MaxIssuing <= 0 {
+		cfg.MaxIssuing = def.MaxIssuing
+	}
+	setDur(&cfg.VendorTimeout, def.VendorTimeout)
+	if cfg.BaiduH5URL == "" {
+		cfg.BaiduH5URL = baidu.DefaultH5URL
+	}
+	if cfg.Megvii != nil || cfg.Baidu != nil {
+		if landing == nil {
+			return nil, errors.New("issuing tokens needs --public-url and a landing key (FACEHARVEST_LANDING_KEY): the callback and landing URLs start with it")
+		}
+		if cfg.Idempotency == nil {
+			return nil, errors.New("issuing tokens needs the idempotency state")
+		}
+		if u, err := url.Parse(cfg.BaiduH5URL); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+			return nil, fmt.Errorf("the Baidu H5 URL %q: want an absolute http(s) URL", cfg.BaiduH5URL)
+		}
+	}
 	if cfg.Now == nil {
 		cfg.Now = clock.Real
 	}
@@ -132,7 +164,7 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry), issuing: make(chan struct{}, cfg.MaxIssuing)}
 	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
 	return s, nil
 }
@@ -146,8 +178,12 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET "+RouteBaiduSuccess, s.wrap(RouteBaiduSuccess, s.baiduLanding("success")))
 	mux.Handle("GET "+RouteBaiduFailure, s.wrap(RouteBaiduFailure, s.baiduLanding("failure")))
 	mux.Handle("POST "+RouteTokens, s.wrap(RouteTokens, s.registerTokens))
+	mux.Handle("POST "+RouteMegviiReturn, s.wrap(RouteMegviiReturn, s.megviiReturn))
+	mux.Handle("POST "+RouteMegviiTokens, s.wrap(RouteMegviiTokens, s.issueRoute(RouteMegviiTokens, megvii.Vendor, func() bool { return s.cfg.Megvii != nil }, s.issueMegvii)))
+	mux.Handle("POST "+RouteBaiduTokens, s.wrap(RouteBaiduTokens, s.issueRoute(RouteBaiduTokens, baidu.Vendor, func() bool { return s.cfg.Baidu != nil }, s.issueBaidu)))
 	// Wrong methods on known routes: 405 with Allow, counted.
-	for route, allow := range map[string]string{RouteMegviiCallback: "POST", RouteBaiduSuccess: "GET", RouteBaiduFailure: "GET", RouteTokens: "POST"} {
+	for route, allow := range map[string]string{RouteMegviiCallback: "POST", RouteBaiduSuccess: "GET", RouteBaiduFailure: "GET", RouteTokens: "POST",
+		RouteMegviiReturn: "POST", RouteMegviiTokens: "POST", RouteBaiduTokens: "POST"} {
 		mux.Handle(route, s.wrap(route, func(w http.ResponseWriter, r *http.Request) *reqError {
 			w.Header().Set("Allow", allow)
 			return &reqError{status: http.StatusMethodNotAllowed, reason: "method", msg: "use " + allow}
@@ -245,10 +281,11 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		if e := h(w, r); e != nil {
 			s.m.rejected.WithLabelValues(route, e.reason).Inc()
-			if e.status == http.StatusServiceUnavailable {
+			switch e.status {
+			case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusConflict:
 				w.Header().Set("Retry-After", s.retryAfter)
 			}
-			if e.status == http.StatusUnauthorized && route == RouteTokens {
+			if e.status == http.StatusUnauthorized && (route == RouteTokens || route == RouteMegviiTokens || route == RouteBaiduTokens) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="faceharvest"`)
 			}
 			level := slog.LevelInfo
@@ -375,49 +412,94 @@ func (s *Server) envelope(typ, source, id string, t time.Time, ev contract.Event
 }
 
 func (s *Server) megviiCallback(w http.ResponseWriter, r *http.Request) *reqError {
+	env, e := s.megviiResultPost(r, "")
+	if e != nil {
+		return e
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "id": env.ID})
+	return nil
+}
+
+// megviiReturn is the Megvii return landing: the browser posts the same
+// vendor-signed data + sign as notify_url gets (document 000: return_url is
+// called by POST through a page redirect). It is recorded as that callback
+// (same ce_id), then the browser goes on to the customer's page signed into
+// the landing URL. Unsigned landing URLs are refused before the body is read.
+func (s *Server) megviiReturn(w http.ResponseWriter, r *http.Request) *reqError {
+	bizNo, to, sig, problem := signedQuery(r.URL.RawQuery, "biz_no", 256)
+	refuse := func(reason, msg string) *reqError {
+		s.m.landingFail.WithLabelValues(reason).Inc()
+		return &reqError{status: http.StatusUnauthorized, reason: "signature", msg: msg}
+	}
+	switch {
+	case problem == "malformed":
+		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "biz_no missing or invalid"}
+	case s.landing == nil:
+		return refuse("not_configured", "landing URLs are not configured")
+	case problem == "mismatch":
+		return refuse("mismatch", "landing signature does not match")
+	case problem != "":
+		return refuse(problem, "landing URL is not signed: ingest sets it as return_url when it issues the token")
+	case !s.landing.verify(kindMegviiReturn, signedSubject(bizNo, to), sig):
+		return refuse("mismatch", "landing signature does not match")
+	}
+	if _, e := s.megviiResultPost(r, bizNo); e != nil {
+		return e
+	}
+	s.m.megviiReturns.Inc()
+	landed(w, r, to)
+	return nil
+}
+
+// megviiResultPost checks and publishes a Megvii data + sign post (notify_url
+// or return_url). wantBizNo, when not empty, is the biz_no the post must
+// carry (a return landing's).
+func (s *Server) megviiResultPost(r *http.Request, wantBizNo string) (contract.Envelope, *reqError) {
 	ct := r.Header.Get("Content-Type")
 	if ct != "" {
 		mt, err := megvii.MediaType(ct)
 		if err != nil || (mt != "application/x-www-form-urlencoded" && mt != "application/json" && mt != "text/json") {
-			return &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/x-www-form-urlencoded or application/json"}
+			return contract.Envelope{}, &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/x-www-form-urlencoded or application/json"}
 		}
 	}
 	body, e := readBody(r, s.cfg.MaxBodyBytes)
 	if e != nil {
-		return e
+		return contract.Envelope{}, e
 	}
 	cb, err := megvii.DecodeCallback(ct, body)
 	switch {
 	case errors.Is(err, megvii.ErrMissingSign):
 		s.m.sigFail.WithLabelValues("missing").Inc()
-		return &reqError{status: http.StatusUnauthorized, reason: "signature", msg: "missing sign"}
+		return contract.Envelope{}, &reqError{status: http.StatusUnauthorized, reason: "signature", msg: "missing sign"}
 	case errors.Is(err, megvii.ErrUnsupportedMediaType):
-		return &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/x-www-form-urlencoded or application/json"}
+		return contract.Envelope{}, &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/x-www-form-urlencoded or application/json"}
 	case err != nil:
-		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "body must carry data and sign"}
+		return contract.Envelope{}, &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "body must carry data and sign"}
 	}
 	signer, err := megvii.VerifySignature(cb, s.cfg.MegviiSecrets)
 	if err != nil {
 		s.m.sigFail.WithLabelValues("mismatch").Inc()
-		return &reqError{status: http.StatusUnauthorized, reason: "signature", msg: "signature does not match"}
+		return contract.Envelope{}, &reqError{status: http.StatusUnauthorized, reason: "signature", msg: "signature does not match"}
 	}
 	res, err := cb.Summarize()
 	if err != nil {
-		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "data is not a FaceID Lite result object"}
+		return contract.Envelope{}, &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "data is not a FaceID Lite result object"}
 	}
 	bizID := res.BizInfo.BizID
 	if !validID(bizID, 256) {
-		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "data lacks a valid biz_info.biz_id"}
+		return contract.Envelope{}, &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "data lacks a valid biz_info.biz_id"}
+	}
+	if wantBizNo != "" && res.BizInfo.BizNo != wantBizNo {
+		return contract.Envelope{}, &reqError{status: http.StatusBadRequest, reason: "invalid", msg: "data is not this landing's verification (biz_no differs)"}
 	}
 	now := s.cfg.Now().UTC()
 	ev := contract.Event{Vendor: contract.Megvii, VerificationID: bizID, BizNo: res.BizInfo.BizNo, ReceivedAt: now, Status: string(res.Status), Data: cb.Data,
 		Sign: cb.Sign, SignedBy: megvii.SecretFingerprint(s.cfg.MegviiSecrets[signer])}
 	env := s.envelope(contract.TypeMegviiCallback, "/ingest"+RouteMegviiCallback, contract.EventID(string(contract.Megvii), bizID, "callback", cb.Data), now, ev, true)
 	if e := s.publish(env); e != nil {
-		return e
+		return contract.Envelope{}, e
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "id": env.ID})
-	return nil
+	return env, nil
 }
 
 func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Request) *reqError {
@@ -430,7 +512,7 @@ func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Re
 		return &reqError{status: http.StatusUnauthorized, reason: "signature", msg: msg}
 	}
 	return func(w http.ResponseWriter, r *http.Request) *reqError {
-		vt, sig, problem := landingQuery(r.URL.RawQuery)
+		vt, to, sig, problem := landingQuery(r.URL.RawQuery)
 		switch {
 		case problem == "malformed":
 			return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: "verify_token missing or invalid"}
@@ -440,7 +522,7 @@ func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Re
 			return refuse("mismatch", "landing signature does not match")
 		case problem != "":
 			return refuse(problem, "landing URL is not signed: use the success_url or failure_url answered by POST /v1/tokens")
-		case !s.landing.verify(outcome, vt, sig):
+		case !s.landing.verify(outcome, signedSubject(vt, to), sig):
 			return refuse("mismatch", "landing signature does not match")
 		case r.Method != http.MethodGet:
 			// A HEAD (a link checker, a prefetch) is not the user landing.
@@ -453,16 +535,27 @@ func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Re
 		if e := s.publish(env); e != nil {
 			return e
 		}
-		if target != "" {
-			// Only the configured page: never a target taken from the request.
-			http.Redirect(w, r, target, http.StatusSeeOther)
-			return nil
+		page := target
+		if to != "" {
+			// The customer's page, signed with the token when it was issued.
+			page = to
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, "<!doctype html><title>Verification received</title><p>Your verification has been received. You may close this page.</p>\n")
+		landed(w, r, page)
 		return nil
 	}
+}
+
+// landed sends the browser to target: a configured page or one signed into
+// the landing URL, never one taken from the request alone; "" answers a
+// short page.
+func landed(w http.ResponseWriter, r *http.Request, target string) {
+	if target != "" {
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "<!doctype html><title>Verification received</title><p>Your verification has been received. You may close this page.</p>\n")
 }
 
 // Registration is one issued token the customer's back end registers.
@@ -647,8 +740,9 @@ func (s *Server) HTTPServer(log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
-		// Reading, then waiting for the broker, then answering.
-		WriteTimeout: s.cfg.ReadTimeout + s.cfg.PublishTimeout + 5*time.Second,
+		// Reading, then (issuing) a claim, the vendor and the answer's
+		// record, then waiting for the broker, then answering.
+		WriteTimeout: s.cfg.ReadTimeout + s.cfg.VendorTimeout + 3*s.cfg.PublishTimeout + 5*time.Second,
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

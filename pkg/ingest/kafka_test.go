@@ -104,9 +104,16 @@ func header(r *kgo.Record, k string) string {
 }
 
 func postJSON(url, auth string, body any) (int, []byte, error) {
+	return postJSONWith(url, auth, nil, body)
+}
+
+func postJSONWith(url, auth string, hdr map[string]string, body any) (int, []byte, error) {
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest("POST", url, bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	if auth != "" {
 		req.Header.Set("Authorization", "Bearer "+auth)
 	}

@@ -38,6 +38,10 @@ import (
 // LandingSigParam is the query parameter carrying a landing's signature.
 const LandingSigParam = "sig"
 
+// LandingToParam is the query parameter carrying the customer's own page a
+// landing sends the browser on to (signed with the token).
+const LandingToParam = "to"
+
 // MinLandingKeyLen is the shortest landing key accepted, in bytes.
 const MinLandingKeyLen = 32
 
@@ -88,13 +92,50 @@ func (ls *landingSigner) sign(kind, token string) string {
 }
 
 // url returns the signed landing URL of kind for token.
-func (ls *landingSigner) url(kind, token string) string {
+func (ls *landingSigner) url(kind, token string) string { return ls.urlTo(kind, token, "") }
+
+// urlTo returns the signed landing URL of kind for token that sends the
+// browser on to the customer's page to ("" for the configured page). The
+// page is signed with the token: a stranger cannot make a landing redirect
+// anywhere else.
+func (ls *landingSigner) urlTo(kind, token, to string) string {
 	route := RouteBaiduSuccess
 	if kind == "failure" {
 		route = RouteBaiduFailure
 	}
-	return ls.base + route + "?verify_token=" + url.QueryEscape(token) + "&" + LandingSigParam + "=" + ls.sign(kind, token)
+	u := ls.base + route + "?verify_token=" + url.QueryEscape(token)
+	if to != "" {
+		u += "&" + LandingToParam + "=" + url.QueryEscape(to)
+	}
+	return u + "&" + LandingSigParam + "=" + ls.sign(kind, signedSubject(token, to))
 }
+
+// signedSubject is what a landing signature covers besides its kind: the
+// token, and the customer's page after a 0 byte when there is one (a token
+// never contains a 0 byte, so the two never read the same).
+func signedSubject(token, to string) string {
+	if to == "" {
+		return token
+	}
+	return token + "\x00" + to
+}
+
+// megviiReturnURL returns the return_url given to get_token for a
+// verification with bizNo: ingest's Megvii return landing, which records
+// the vendor-signed result the browser posts and then sends the browser on
+// to the customer's page to ("" for a short page). biz_no and the page are
+// signed together, and the landing redirects only when the posted,
+// vendor-signed data names that biz_no.
+func (ls *landingSigner) megviiReturnURL(bizNo, to string) string {
+	u := ls.base + RouteMegviiReturn + "?biz_no=" + url.QueryEscape(bizNo)
+	if to != "" {
+		u += "&" + LandingToParam + "=" + url.QueryEscape(to)
+	}
+	return u + "&" + LandingSigParam + "=" + ls.sign(kindMegviiReturn, signedSubject(bizNo, to))
+}
+
+// kindMegviiReturn is the page kind signed into Megvii return landings.
+const kindMegviiReturn = "megvii-return"
 
 // LandingURL returns the signed landing URL of kind ("success" or
 // "failure") for a Baidu verify_token, as POST /v1/tokens answers it; ""
@@ -126,26 +167,42 @@ func (ls *landingSigner) verify(kind, token, sig string) bool {
 // landingQuery reads a landing's verify_token and signature. It returns a
 // metric reason ("malformed", "missing", "mismatch" for tokens that differ)
 // when they cannot be read.
-func landingQuery(rawQuery string) (token, sig, problem string) {
+func landingQuery(rawQuery string) (token, to, sig, problem string) {
+	return signedQuery(rawQuery, "verify_token", 128)
+}
+
+// signedQuery reads a signed landing's subject (the parameter named
+// subject: verify_token or biz_no), its customer page and its signature.
+// Every copy of the subject must be the same; the page and the signature
+// may appear once.
+func signedQuery(rawQuery, subject string, maxLen int) (token, to, sig, problem string) {
+	// The customer's page is escaped in our query: a '?' can only be one
+	// the vendor added.
 	q, err := url.ParseQuery(strings.ReplaceAll(rawQuery, "?", "&"))
 	if err != nil {
-		return "", "", "malformed"
+		return "", "", "", "malformed"
 	}
-	toks := q["verify_token"]
-	if len(toks) == 0 || !validID(toks[0], 128) {
-		return "", "", "malformed"
+	toks := q[subject]
+	if len(toks) == 0 || !validID(toks[0], maxLen) {
+		return "", "", "", "malformed"
 	}
 	for _, t := range toks[1:] {
 		if t != toks[0] {
-			return "", "", "mismatch"
+			return "", "", "", "mismatch"
 		}
+	}
+	switch tos := q[LandingToParam]; {
+	case len(tos) > 1:
+		return "", "", "", "mismatch"
+	case len(tos) == 1:
+		to = tos[0]
 	}
 	sigs := q[LandingSigParam]
 	switch {
 	case len(sigs) == 0 || sigs[0] == "":
-		return toks[0], "", "missing"
+		return toks[0], to, "", "missing"
 	case len(sigs) > 1 || len(sigs[0]) != landingSigLen:
-		return toks[0], "", "malformed_signature"
+		return toks[0], to, "", "malformed_signature"
 	}
-	return toks[0], sigs[0], ""
+	return toks[0], to, sigs[0], ""
 }

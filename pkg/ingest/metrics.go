@@ -20,6 +20,12 @@ type metrics struct {
 	batch       prometheus.Histogram
 	inflight    prometheus.Gauge
 	panics      prometheus.Counter
+	// Issuing.
+	issued        *prometheus.CounterVec
+	vendorErrors  *prometheus.CounterVec
+	replays       *prometheus.CounterVec
+	unregistered  *prometheus.CounterVec
+	megviiReturns prometheus.Counter
 	// Children looked up once: every request would otherwise hash its
 	// label values again.
 	publishOK       prometheus.Observer
@@ -31,14 +37,17 @@ type metrics struct {
 // from increase() and rate(), so a burst of 401s right after a rollout would
 // not page.
 var (
-	metricRoutes = []string{RouteMegviiCallback, RouteBaiduSuccess, RouteBaiduFailure, RouteTokens, "other"}
+	metricRoutes = []string{RouteMegviiCallback, RouteMegviiReturn, RouteBaiduSuccess, RouteBaiduFailure, RouteTokens, RouteMegviiTokens, RouteBaiduTokens, "other"}
 	// answerCodes are the status codes the handlers answer with.
 	answerCodes = []int{http.StatusOK, http.StatusAccepted, http.StatusSeeOther, http.StatusBadRequest, http.StatusUnauthorized,
-		http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType,
-		http.StatusInternalServerError, http.StatusServiceUnavailable}
+		http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusConflict, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType,
+		http.StatusUnprocessableEntity, http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable}
 	// rejectionReasons are the reqError reasons, and overloaded.
 	rejectionReasons = []string{"overloaded", "broker", "signature", "unauthorized", "malformed", "invalid", "media_type",
-		"too_large", "read", "method", "route"}
+		"too_large", "read", "method", "route", "not_configured", "vendor_rate_limited", "vendor_refused", "vendor_fault",
+		"idempotency_busy", "idempotency_mismatch"}
+	issuingVendors   = []string{"megvii", "baidu"}
+	vendorClasses    = []string{"rate_limited", "vendor_fault", "caller_bug", "account", "not_verified", "not_found", "destroyed", "unknown"}
 	signatureReasons = []string{"missing", "mismatch"}
 	landingReasons   = []string{"missing", "malformed_signature", "mismatch", "not_configured"}
 	eventTypes       = []string{contract.TypeMegviiCallback, contract.TypeBaiduCompletion, contract.TypeTokenRegistered}
@@ -65,6 +74,24 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Help: "Requests being served."}),
 		panics: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ingest_panics_total",
 			Help: "Handler panics recovered into 500 answers."}),
+	}
+	m.issued = f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_tokens_issued_total",
+		Help: "Tokens issued through POST /v1/{vendor}/tokens and answered, each registered first (acks=all), by vendor."}, []string{"vendor"})
+	m.vendorErrors = f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_issue_vendor_errors_total",
+		Help: "Vendor calls of token issuing that failed, by vendor and class (rate_limited: answered 429; caller_bug, not_verified: 400; the rest: 502)."}, []string{"vendor", "class"})
+	m.replays = f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_idempotent_replays_total",
+		Help: "Issuing requests answered from their Idempotency-Key's stored answer, without a vendor call, by vendor."}, []string{"vendor"})
+	m.unregistered = f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_issued_unregistered_total",
+		Help: "Tokens the vendor issued whose registration was not acknowledged in time: not given out (answered 503), by vendor."}, []string{"vendor"})
+	m.megviiReturns = f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ingest_megvii_return_landings_total",
+		Help: "Megvii return_url landings recorded (vendor-signed data, signed landing URL) and redirected."})
+	for _, v := range issuingVendors {
+		m.issued.WithLabelValues(v)
+		m.replays.WithLabelValues(v)
+		m.unregistered.WithLabelValues(v)
+		for _, c := range vendorClasses {
+			m.vendorErrors.WithLabelValues(v, c)
+		}
 	}
 	m.publishOK = m.publishDur.WithLabelValues("ok")
 	m.publishDur.WithLabelValues("error")

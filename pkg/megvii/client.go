@@ -248,3 +248,13 @@ func (c *Client) GetToken(ctx context.Context, tr TokenRequest) (*Token, error) 
 	t.Raw = body
 	return &t, nil
 }
+
+// DoURL returns the H5 page a user is sent to with get_token's token:
+// /faceid/lite/do?token=<token> under the API root (public: neither
+// document names it; both call opening it "do").
+func (c *Client) DoURL(token string) string {
+	u := *c.base
+	u.Path += "/faceid/lite/do"
+	u.RawQuery = url.Values{"token": {token}}.Encode()
+	return u.String()
+}

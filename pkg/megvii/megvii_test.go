@@ -357,3 +357,13 @@ func TestParseImage(t *testing.T) {
 		t.Error("a data URI that is not base64 was accepted")
 	}
 }
+
+func TestDoURL(t *testing.T) {
+	c, err := New(Config{BaseURL: "https://api.megvii.com/", APIKey: config.NewSecret("k"), APISecret: config.NewSecret("s")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.DoURL("tok+/="); got != "https://api.megvii.com/faceid/lite/do?token=tok%2B%2F%3D" {
+		t.Fatalf("%s", got)
+	}
+}

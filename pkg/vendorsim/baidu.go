@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -52,6 +54,7 @@ type baiduVerification struct {
 	rdSched  bool // the redirect is scheduled
 	rdDone   bool
 	rdResult string
+	opened   int // times the H5 URL was opened
 	// rdAttempt is the attempt whose landing is delivered next (from 1).
 	rdAttempt int
 	// spoiled: a query endpoint was called before the user's first attempt
@@ -248,11 +251,37 @@ func (s *Sim) BaiduHandler() http.Handler {
 	mux.HandleFunc("/oauth/2.0/token", s.handleBaiduToken)
 	mux.HandleFunc("POST /rpc/2.0/brain/solution/faceprint/{endpoint...}", s.handleFaceprint)
 	mux.HandleFunc("GET /media/{token}/{file}", s.handleMedia)
+	mux.HandleFunc("GET "+BaiduH5Path, s.handleH5)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.metrics.requests.WithLabelValues("baidu", "unknown", "3").Inc()
 		writeJSON(w, http.StatusNotFound, map[string]any{"error_code": 3, "error_msg": "Unsupported openapi method"})
 	})
 	return mux
+}
+
+// BaiduH5Path is where the simulated Baidu serves the H5 page a user opens
+// (in production https://brain.baidu.com/face/print/, a host of its own):
+// ?token=<verify_token>&successUrl=<page>&failedUrl=<page>.
+const BaiduH5Path = "/face/print/"
+
+// handleH5 is the user opening the H5 URL: the flow's pages are the ones in
+// the URL (as the customer built it), and the simulated user goes through
+// the flow on the verification's schedule.
+func (s *Sim) handleH5(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	err := s.SetBaiduPages(q.Get("token"), q.Get("successUrl"), q.Get("failedUrl"))
+	s.mu.Lock()
+	if v := s.baidu[q.Get("token")]; v != nil {
+		v.opened++
+	}
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = fmt.Fprintf(w, "<!doctype html><title>faceprint</title><p>%s</p>\n", html.EscapeString(err.Error()))
+		return
+	}
+	_, _ = io.WriteString(w, "<!doctype html><title>faceprint</title><p>Simulated H5 faceprint flow started.</p>\n")
 }
 
 func (s *Sim) handleBaiduToken(w http.ResponseWriter, r *http.Request) {
@@ -370,6 +399,7 @@ func (s *Sim) handleFaceprint(w http.ResponseWriter, r *http.Request) {
 		}
 		return ""
 	}
+	s.countAPICall("baidu", ep)
 	if ep == baidu.EndpointGenerate {
 		if str("plan_id") == "" {
 			s.platformError(w, ep, http.StatusOK, baidu.CodeInvalidParam, "Invalid parameter: plan_id")

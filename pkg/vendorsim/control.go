@@ -32,6 +32,10 @@ type VerificationState struct {
 	CallbackTries     int        `json:"callback_tries"`
 	CallbackDelivered bool       `json:"callback_delivered"`
 	CallbackOutcome   string     `json:"callback_outcome,omitempty"`
+	// ReturnOutcome is how the browser's POST to a Megvii return_url went.
+	ReturnOutcome string `json:"return_outcome,omitempty"`
+	// H5Opened counts how often a Baidu verification's H5 URL was opened.
+	H5Opened int `json:"h5_opened,omitempty"`
 }
 
 func copyMap(m map[string]int) map[string]int {
@@ -61,7 +65,7 @@ func (s *Sim) megviiStateLocked(v *megviiVerification, now time.Time) Verificati
 	}
 	return VerificationState{Vendor: "megvii", ID: v.bizID, BizNo: v.spec.BizNo, Created: v.created, Status: st,
 		Calls: copyMap(v.calls), Outcomes: copyMap(v.outcomes), Served: v.served,
-		CallbackTries: v.cbTries, CallbackDelivered: v.cbDone, CallbackOutcome: v.cbOutcome}
+		CallbackTries: v.cbTries, CallbackDelivered: v.cbDone, CallbackOutcome: v.cbOutcome, ReturnOutcome: v.returnOutcome}
 }
 
 // Baidu returns a Baidu verification's state.
@@ -78,7 +82,7 @@ func (s *Sim) Baidu(verifyToken string) (VerificationState, bool) {
 
 func (s *Sim) baiduStateLocked(v *baiduVerification, now time.Time) VerificationState {
 	st := VerificationState{Vendor: "baidu", ID: v.token, Created: v.created, Calls: copyMap(v.calls), Outcomes: copyMap(v.outcomes),
-		CallbackTries: v.rdTries, CallbackDelivered: v.rdDone, CallbackOutcome: v.rdResult}
+		CallbackTries: v.rdTries, CallbackDelivered: v.rdDone, CallbackOutcome: v.rdResult, H5Opened: v.opened}
 	done, finished := v.completedAt(s.cfg.BaiduVerifyTokenTTL)
 	switch {
 	case !finished && now.After(v.created.Add(s.cfg.BaiduVerifyTokenTTL)):
@@ -101,7 +105,7 @@ type Stats struct {
 	Now                 time.Time      `json:"now"`
 	MegviiVerifications int            `json:"megvii_verifications"`
 	BaiduVerifications  int            `json:"baidu_verifications"`
-	MegviiCalls         map[string]int `json:"megvii_calls"` // by endpoint
+	MegviiCalls         map[string]int `json:"megvii_calls"` // by endpoint (get_token and verifyToken/generate: every request)
 	BaiduCalls          map[string]int `json:"baidu_calls"`  // by endpoint
 	MegviiServed        int            `json:"megvii_served"`
 	// MegviiServedTwice counts verifications whose one-shot result was
@@ -133,6 +137,9 @@ func (s *Sim) Stats() Stats {
 			st.BaiduCalls[k] += n
 		}
 	}
+	// The calls that name no verification yet.
+	st.MegviiCalls["get_token"] = s.apiCalls[[2]string{"megvii", "get_token"}]
+	st.BaiduCalls["verifyToken/generate"] = s.apiCalls[[2]string{"baidu", "verifyToken/generate"}]
 	return st
 }
 
@@ -347,4 +354,15 @@ func decodeStrict(r *http.Request, v any) error {
 
 func controlError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+// ReturnURL returns the return_url a Megvii verification was issued with
+// ("" if unknown or none).
+func (s *Sim) ReturnURL(bizID string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := s.megvii[bizID]; v != nil {
+		return v.spec.ReturnURL
+	}
+	return ""
 }

@@ -55,6 +55,9 @@ type megviiVerification struct {
 	cbTries   int
 	cbDone    bool
 	cbOutcome string
+	// returnOutcome is how the browser's return_url POST went ("" when
+	// there was none yet).
+	returnOutcome string
 }
 
 func (v *megviiVerification) status(now time.Time) megvii.Status {
@@ -389,6 +392,7 @@ func (s *Sim) handleGetToken(w http.ResponseWriter, r *http.Request) {
 	} else {
 		_ = r.ParseForm()
 	}
+	s.countAPICall("megvii", ep)
 	if !s.megviiAuth(w, r, ep, "return_url", "notify_url", "biz_no") {
 		return
 	}
@@ -398,6 +402,12 @@ func (s *Sim) handleGetToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
+	s.mu.Lock()
+	fault := s.drawFaultLocked("megvii", nil)
+	s.mu.Unlock()
+	if fault != "" && s.preServeFault(w, "megvii", ep, fault) {
+		return // nothing was issued
+	}
 	spec := MegviiSpec{BizNo: r.Form.Get("biz_no"), BizExtraData: r.Form.Get("biz_extra_data"), NotifyURL: r.Form.Get("notify_url"), ReturnURL: r.Form.Get("return_url"),
 		GetFailReason: r.Form.Get("get_fail_reason") == "1"}
 	if m := r.Form.Get("idcard_mode"); m != "" {
@@ -413,8 +423,7 @@ func (s *Sim) handleGetToken(w http.ResponseWriter, r *http.Request) {
 		s.megviiError(w, ep, http.StatusBadRequest, megvii.ErrBadArguments+": "+err.Error())
 		return
 	}
-	s.metrics.requests.WithLabelValues("megvii", ep, "ok").Inc()
-	writeJSON(w, http.StatusOK, map[string]any{"request_id": s.requestID(), "time_used": 12, "token": c.Token, "biz_id": c.BizID, "expired_time": c.ExpiredTime})
+	s.serveBody(r.Context(), w, "megvii", ep, fault, mustJSON(map[string]any{"request_id": s.requestID(), "time_used": 12, "token": c.Token, "biz_id": c.BizID, "expired_time": c.ExpiredTime}))
 }
 
 // megviiResult builds a result object from the document's success example.
@@ -569,6 +578,9 @@ func (s *Sim) deliverMegvii(ctx context.Context, bizID string) {
 	if spec.CallbackFormat == megvii.FormatJSON {
 		body, ct = cb.EncodeJSON(), "application/json"
 	}
+	if tries == 1 && (strings.HasPrefix(spec.ReturnURL, "http://") || strings.HasPrefix(spec.ReturnURL, "https://")) {
+		s.returnMegvii(ctx, bizID, spec.ReturnURL, ct, body)
+	}
 	outcome := "delivered"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, spec.NotifyURL, bytes.NewReader(body))
 	if err != nil {
@@ -597,6 +609,34 @@ func (s *Sim) deliverMegvii(ctx context.Context, bizID string) {
 		outcome = "retry"
 	}
 	s.metrics.callbacks.WithLabelValues("megvii", outcome).Inc()
+}
+
+// returnMegvii is the user's browser sent to return_url when the flow ends:
+// document 000 says return_url is called by POST through a page redirect,
+// with the same body as notify_url. A browser tries once and does not
+// follow the page's own redirect here; the outcome is recorded.
+func (s *Sim) returnMegvii(ctx context.Context, bizID, returnURL, ct string, body []byte) {
+	outcome := "delivered"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, returnURL, bytes.NewReader(body))
+	if err != nil {
+		outcome = "bad_url"
+	} else {
+		req.Header.Set("Content-Type", ct)
+		if resp, err := s.cfg.HTTPClient.Do(req); err != nil {
+			outcome = "unreachable"
+		} else {
+			_ = resp.Body.Close()
+			if resp.StatusCode >= 400 {
+				outcome = "http_" + strconv.Itoa(resp.StatusCode)
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := s.megvii[bizID]; v != nil {
+		v.returnOutcome = outcome
+	}
+	s.metrics.callbacks.WithLabelValues("megvii_return", outcome).Inc()
 }
 
 // CallbackData returns the data string the simulator would sign and send for

@@ -165,7 +165,10 @@ type Sim struct {
 	due    dueHeap                        // callbacks and redirects to deliver
 	seq    uint64
 	queued map[string][]queuedFault // vendor -> faults for the next calls
-	rng    *rand.Rand
+	// apiCalls counts every API request by vendor and endpoint, those
+	// naming no verification (get_token, verifyToken/generate) included.
+	apiCalls map[[2]string]int
+	rng      *rand.Rand
 
 	megviiGate, baiduGate *gate
 	hold                  chan struct{} // tests: admitted requests wait here
@@ -442,6 +445,23 @@ func (s *Sim) Run(ctx context.Context, interval time.Duration) error {
 			s.DispatchDue(ctx)
 		}
 	}
+}
+
+func (s *Sim) countAPICall(vendor, endpoint string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.apiCalls == nil {
+		s.apiCalls = map[[2]string]int{}
+	}
+	s.apiCalls[[2]string{vendor, endpoint}]++
+}
+
+// APICalls returns how many requests reached a vendor's endpoint, answered
+// or refused (get_token, verifyToken/generate, ... by their endpoint names).
+func (s *Sim) APICalls(vendor, endpoint string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apiCalls[[2]string{vendor, endpoint}]
 }
 
 // retryLocked reschedules a failed delivery with doubling back-off, or gives
