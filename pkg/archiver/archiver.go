@@ -174,6 +174,11 @@ func (a *Archiver) putOnce(ctx context.Context, key, kind string, open func() (i
 }
 
 func (a *Archiver) putOnceAttrs(ctx context.Context, key, kind string, open func() (io.Reader, int64, error), ct string, meta map[string]string) (objstore.Attrs, bool, error) {
+	return a.putOnceWith(ctx, key, kind, open, ct, meta, a.storeFailed(kind, true))
+}
+
+// putOnceWith is putOnceAttrs with onFailure called on each failed try.
+func (a *Archiver) putOnceWith(ctx context.Context, key, kind string, open func() (io.Reader, int64, error), ct string, meta map[string]string, onFailure func(try int, err error)) (objstore.Attrs, bool, error) {
 	if sum := meta["sha256"]; sum != "" {
 		// The store checks the content address itself and refuses a body
 		// that differs from it (retried like any store failure).
@@ -181,7 +186,7 @@ func (a *Archiver) putOnceAttrs(ctx context.Context, key, kind string, open func
 	}
 	var attrs objstore.Attrs
 	var existed bool
-	err := retry.Do(ctx, a.retryPolicy(a.storeFailed(kind, true)), func(int) error {
+	err := retry.Do(ctx, a.retryPolicy(onFailure), func(int) error {
 		body, n, err := open()
 		if err != nil {
 			return retry.Permanent(err)
@@ -728,187 +733,9 @@ func (a *Archiver) finish(ctx context.Context, t contract.Terminal, rawTerminal 
 	return a.index(ctx, t, rec)
 }
 
-// IndexSchema names the index entry's version.
-const IndexSchema = "faceharvest.index.v1"
-
-// IndexEntry is the store's index of a verification's first record: what
-// makes that record final, and how the verification's evidence is found
-// by vendor and id alone.
-type IndexEntry struct {
-	Schema         string             `json:"schema"`
-	Vendor         contract.Vendor    `json:"vendor"`
-	VerificationID string             `json:"verification_id"`
-	BizNo          string             `json:"biz_no,omitempty"`
-	RecordID       string             `json:"record_id"` // the record's ce_id
-	Outcome        string             `json:"outcome"`
-	DecidedAt      time.Time          `json:"decided_at"` // the terminal's, which names the evidence document's day
-	Evidence       contract.ObjectRef `json:"evidence"`
-	Record         contract.ObjectRef `json:"record"`
-}
-
-// IndexKey is where a verification's index entry is stored: by vendor and
-// id, independent of any date, so that a verification is found (and its
-// record stays final) for as long as the index is kept. Other indexes
-// (by biz_no) get their own prefix under index/v1/.
-func IndexKey(v contract.Vendor, id string) string {
-	return "index/v1/by-id/" + string(v) + "/" + safeName(id) + ".json"
-}
-
-// RecordKey is where a verification's published record is stored: beside
-// its evidence document, under the same day.
-func RecordKey(v contract.Vendor, day time.Time, id string) string {
-	return string(v) + "/" + day.UTC().Format("2006/01/02") + "/records/" + safeName(id) + ".json"
-}
-
-// ReplayEvidenceKey is where the evidence of a later harvest of a
-// verification that has its record is stored: under the first evidence
-// document's name (which no id's key can share: safeName writes no '/'),
-// by the later terminal's decision time.
-func ReplayEvidenceKey(first string, decidedAt time.Time) string {
-	return strings.TrimSuffix(first, ".json") + "/replay-" + decidedAt.UTC().Format("20060102T150405.000000000Z") + ".json"
-}
-
-// readIndex reads a verification's index entry; false when it has none. An
-// entry that cannot be read is reported and ignored: the record it named
-// was published, and the terminal at hand gets a record of its own.
-func (a *Archiver) readIndex(ctx context.Context, v contract.Vendor, id string) (IndexEntry, bool, error) {
-	key := IndexKey(v, id)
-	b, err := a.getRetry(ctx, key, 1<<20)
-	if errors.Is(err, objstore.ErrNotFound) {
-		return IndexEntry{}, false, nil
-	}
-	if err != nil {
-		return IndexEntry{}, false, err
-	}
-	var e IndexEntry
-	if err := json.Unmarshal(b, &e); err != nil || e.Schema != IndexSchema || e.Record.Key == "" || e.Evidence.Key == "" {
-		a.m.indexErrors.Inc()
-		a.log.Error("index entry unusable; ignored", "key", key)
-		return IndexEntry{}, false, nil
-	}
-	return e, true, nil
-}
-
-// index stores rec beside its evidence document, then the index entry
-// naming both, and returns what is stored.
-func (a *Archiver) index(ctx context.Context, t contract.Terminal, rec contract.Record) (final, error) {
-	value, err := json.Marshal(rec)
-	if err != nil {
-		return final{}, errRecord{err}
-	}
-	sum := sha256.Sum256(value)
-	ref := contract.ObjectRef{Key: RecordKey(t.Vendor, t.DecidedAt, t.VerificationID), SHA256: hex.EncodeToString(sum[:]), Size: int64(len(value)), ContentType: contract.ContentTypeJSON}
-	_, existed, err := a.putOnceAttrs(ctx, ref.Key, "record", func() (io.Reader, int64, error) { return bytes.NewReader(value), int64(len(value)), nil },
-		contract.ContentTypeJSON, map[string]string{"sha256": ref.SHA256, "vendor": string(t.Vendor)})
-	if err != nil {
-		return final{}, err
-	}
-	if existed {
-		// Stored before a crash: what is stored is what may have been
-		// published already, so it is what is published.
-		if value, err = a.getRetry(ctx, ref.Key, 64<<20); err != nil {
-			return final{}, err
-		}
-		if err := json.Unmarshal(value, &rec); err != nil {
-			return final{}, fmt.Errorf("stored record %s: %w", ref.Key, err)
-		}
-		sum = sha256.Sum256(value)
-		ref.SHA256, ref.Size = hex.EncodeToString(sum[:]), int64(len(value))
-	}
-	e := IndexEntry{Schema: IndexSchema, Vendor: t.Vendor, VerificationID: t.VerificationID, BizNo: rec.BizNo, RecordID: contract.RecordID(t.Vendor, t.VerificationID),
-		Outcome: rec.Outcome, DecidedAt: t.DecidedAt.UTC(), Record: ref}
-	if rec.Evidence != nil {
-		e.Evidence = *rec.Evidence
-	}
-	eb, err := json.Marshal(e)
-	if err != nil {
-		return final{}, err
-	}
-	_, existed, err = a.putOnceAttrs(ctx, IndexKey(t.Vendor, t.VerificationID), "index", func() (io.Reader, int64, error) { return bytes.NewReader(eb), int64(len(eb)), nil },
-		contract.ContentTypeJSON, map[string]string{"vendor": string(t.Vendor)})
-	if err != nil {
-		return final{}, err
-	}
-	if existed {
-		// Written meanwhile by another owner of the partition: the entry
-		// decides which record is final.
-		idx, ok, err := a.readIndex(ctx, t.Vendor, t.VerificationID)
-		if err != nil {
-			return final{}, err
-		}
-		if ok && idx.Record.Key != ref.Key {
-			return a.stored(ctx, idx)
-		}
-	}
-	return final{rec: rec, value: value}, nil
-}
-
-// stored returns the record an index entry names, as stored. A record
-// object that is missing (deleted by hand) is rebuilt from the evidence
-// document and stored again.
-func (a *Archiver) stored(ctx context.Context, idx IndexEntry) (final, error) {
-	value, err := a.getRetry(ctx, idx.Record.Key, 64<<20)
-	if errors.Is(err, objstore.ErrNotFound) {
-		a.m.indexErrors.Inc()
-		a.log.Error("indexed record missing; rebuilding it from its evidence document", "record", idx.Record.Key)
-		rec, err := a.fromEvidence(ctx, idx.Evidence.Key)
-		if err != nil {
-			return final{}, err
-		}
-		if value, err = json.Marshal(rec); err != nil {
-			return final{}, errRecord{err}
-		}
-		if err := a.putOnce(ctx, idx.Record.Key, "record", func() (io.Reader, int64, error) { return bytes.NewReader(value), int64(len(value)), nil },
-			contract.ContentTypeJSON, map[string]string{"vendor": string(idx.Vendor)}); err != nil {
-			return final{}, err
-		}
-		return final{rec: rec, value: value}, nil
-	}
-	if err != nil {
-		return final{}, err
-	}
-	var rec contract.Record
-	if err := json.Unmarshal(value, &rec); err != nil {
-		return final{}, fmt.Errorf("stored record %s: %w", idx.Record.Key, err)
-	}
-	a.m.existing.WithLabelValues("record").Inc()
-	return final{rec: rec, value: value}, nil
-}
-
 // Message renders a final record for the results topic: its stored bytes
 // under its stable ce_id.
 func (f final) Message(source string) kafka.Message {
 	return contract.Envelope{ID: contract.RecordID(f.rec.Vendor, f.rec.VerificationID), Source: source, Type: contract.TypeRecord, Time: f.rec.Times.ArchivedAt,
 		Key: contract.Key(f.rec.Vendor, f.rec.VerificationID), Value: f.value}.Message()
-}
-
-// fromEvidence rebuilds a record from a stored evidence document.
-func (a *Archiver) fromEvidence(ctx context.Context, key string) (contract.Record, error) {
-	var attrs objstore.Attrs
-	if err := retry.Do(ctx, a.retryPolicy(a.storeFailed("", false)), func(int) error {
-		var err error
-		attrs, err = a.cfg.Store.Attributes(ctx, key)
-		return unlessDone(ctx, err)
-	}); err != nil {
-		return contract.Record{}, err
-	}
-	b, err := a.getRetry(ctx, key, 1<<30)
-	if err != nil {
-		return contract.Record{}, err
-	}
-	var ev Evidence
-	var t contract.Terminal
-	if err := json.Unmarshal(b, &ev); err != nil {
-		return contract.Record{}, fmt.Errorf("evidence document %s: %w", key, err)
-	}
-	if err := json.Unmarshal(ev.Terminal, &t); err != nil {
-		return contract.Record{}, fmt.Errorf("evidence document %s: terminal: %w", key, err)
-	}
-	sum := sha256.Sum256(b)
-	ref := contract.ObjectRef{Key: key, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(b)), ContentType: contract.ContentTypeJSON}
-	archivedAt, err := time.Parse(time.RFC3339Nano, attrs.Metadata["archived-at"])
-	if err != nil {
-		return contract.Record{}, fmt.Errorf("evidence document %s lacks its archived-at", key)
-	}
-	return buildRecord(t, ev, ref, archivedAt, !a.cfg.Unmask), nil
 }

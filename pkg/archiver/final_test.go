@@ -172,8 +172,9 @@ func (c *crashStore) Attributes(ctx context.Context, key string) (objstore.Attrs
 	return c.Bucket.Attributes(ctx, key)
 }
 
-// TestCrashBetweenStepsEndsInOneRecord: the record is made in three writes
-// (evidence document, record, index entry) before it is published. A
+// TestCrashBetweenStepsEndsInOneRecord: the record is made in four writes
+// (evidence document, record, biz_no index entry, index entry) before it
+// is published. A
 // process that dies after any of them leaves its terminal uncommitted; the
 // next one re-processes it and publishes the record a clean run publishes,
 // and a replay after the retention publishes it again.
@@ -192,6 +193,7 @@ func TestCrashBetweenStepsEndsInOneRecord(t *testing.T) {
 	}{
 		{"after the evidence document", "megvii/2026/11/23/evidence/", false},
 		{"after the record", "megvii/2026/11/23/records/", false},
+		{"after the biz_no index entry", "index/v1/by-biz-no/", false},
 		{"after the index entry", "index/v1/by-id/", true},
 	} {
 		t.Run(step.name, func(t *testing.T) {
@@ -222,7 +224,7 @@ func TestCrashBetweenStepsEndsInOneRecord(t *testing.T) {
 			if replay := archive(t, simArchiver(t, store, clk, nil), lt, late); !bytes.Equal(mustJSON(t, replay), mustJSON(t, clean)) {
 				t.Fatalf("replay after the crash:\n%s", mustJSON(t, replay))
 			}
-			for _, prefix := range []string{"index/", "megvii/2026/11/23/records/"} {
+			for _, prefix := range []string{"index/v1/by-id/", "index/v1/by-biz-no/", "megvii/2026/11/23/records/"} {
 				if keys, _ := store.List(context.Background(), prefix); len(keys) != 1 {
 					t.Errorf("%s: %v", prefix, keys)
 				}

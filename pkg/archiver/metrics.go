@@ -10,25 +10,26 @@ import (
 
 // Metrics are the archiver's Prometheus metrics.
 type Metrics struct {
-	objects       *prometheus.CounterVec
-	bytes         *prometheus.CounterVec
-	existing      *prometheus.CounterVec
-	media         *prometheus.CounterVec
-	downloads     *prometheus.CounterVec
-	refused       *prometheus.CounterVec
-	records       *prometheus.CounterVec
-	deadLetters   *prometheus.CounterVec
-	responses     *prometheus.CounterVec
-	storeRetry    prometheus.Counter
-	storeDown     prometheus.Gauge
-	publishErr    prometheus.Counter
-	spoolFailures prometheus.Counter
-	spoolFailing  prometheus.Gauge
-	replays       *prometheus.CounterVec
-	indexErrors   prometheus.Counter
-	unfinished    prometheus.Counter
-	recordLag     prometheus.Histogram
-	lag           *prometheus.GaugeVec
+	objects            *prometheus.CounterVec
+	bytes              *prometheus.CounterVec
+	existing           *prometheus.CounterVec
+	media              *prometheus.CounterVec
+	downloads          *prometheus.CounterVec
+	refused            *prometheus.CounterVec
+	records            *prometheus.CounterVec
+	deadLetters        *prometheus.CounterVec
+	responses          *prometheus.CounterVec
+	storeRetry         prometheus.Counter
+	storeDown          prometheus.Gauge
+	publishErr         prometheus.Counter
+	spoolFailures      prometheus.Counter
+	spoolFailing       prometheus.Gauge
+	replays            *prometheus.CounterVec
+	indexErrors        prometheus.Counter
+	indexWriteFailures *prometheus.CounterVec
+	unfinished         prometheus.Counter
+	recordLag          prometheus.Histogram
+	lag                *prometheus.GaugeVec
 }
 
 // NewMetrics registers the metrics on reg (a private registry when nil).
@@ -69,6 +70,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Terminals of a verification that already had a record (a callback or landing replayed after the harvester forgot it): the stored record was published again, the new evidence kept, by vendor."}, []string{"vendor"}),
 		indexErrors: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_index_errors_total",
 			Help: "Index entries that could not be used (not an index entry) or named a record that is missing (rebuilt from its evidence document)."}),
+		indexWriteFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_index_write_failures_total",
+			Help: "Failed tries to write an index entry, by index (by_id, by_biz_no); each is retried, and the record waits for its entries."}, []string{"index"}),
 		unfinished: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_unfinished_total",
 			Help: "Raw messages left unfinished by an error that is not a shutdown (an evidence document or stored record that cannot be read): the partition's commits stop behind them."}),
 		publishErr: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_publish_errors_total",
@@ -111,6 +114,9 @@ func (m *Metrics) startAtZero() {
 		m.downloads.WithLabelValues(s)
 	}
 	m.downloads.WithLabelValues("retry")
+	for _, ix := range []string{indexIDLabel, indexBizNoLabel} {
+		m.indexWriteFailures.WithLabelValues(ix)
+	}
 	for _, r := range refusalsWhy {
 		m.refused.WithLabelValues(r)
 	}

@@ -1,0 +1,243 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sort"
+
+	"github.com/faceharvest/faceharvest/pkg/archiver"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
+)
+
+// ErrMismatch is returned when a stored object's bytes differ from the
+// SHA-256 its index entry or record names: the evidence was altered, and
+// nothing of it is shown as if it were true.
+var ErrMismatch = errors.New("stored object does not match its recorded SHA-256")
+
+// ErrNoIdentity is returned by Identity for a verification whose evidence
+// names nobody (an outcome without a vendor answer, an answer without the
+// identity).
+var ErrNoIdentity = errors.New("the evidence holds no identity")
+
+// Limits on what is read into memory: index entries and records are a few
+// KB, evidence documents at most tens of MB (their blobs are objects).
+const (
+	maxEntry    = 1 << 20
+	maxRecord   = 64 << 20
+	maxEvidence = 1 << 30
+)
+
+// Store is the Finder over the evidence store the archiver writes: index
+// entries (archiver.IndexKey, archiver.BizNoIndexKey), records and
+// evidence documents. It only reads.
+type Store struct {
+	b objstore.Bucket
+}
+
+var _ Finder = (*Store)(nil)
+
+// NewStore returns a Finder over b.
+func NewStore(b objstore.Bucket) *Store { return &Store{b: b} }
+
+// Get implements Finder.
+func (s *Store) Get(ctx context.Context, v contract.Vendor, id string) (Verification, error) {
+	if v != contract.Megvii && v != contract.Baidu {
+		return Verification{}, fmt.Errorf("vendor %q: %w", v, ErrNotFound)
+	}
+	return s.load(ctx, archiver.IndexKey(v, id))
+}
+
+// ByBizNo implements Finder.
+func (s *Store) ByBizNo(ctx context.Context, bizNo string) ([]Verification, error) {
+	if bizNo == "" {
+		return nil, nil
+	}
+	keys, err := s.b.List(ctx, archiver.BizNoPrefix(bizNo))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Verification, 0, len(keys))
+	for _, k := range keys {
+		v, err := s.load(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		if v.Index.BizNo != bizNo { // a hash collision, or an entry copied by hand
+			continue
+		}
+		out = append(out, v)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Index, out[j].Index
+		if !a.DecidedAt.Equal(b.DecidedAt) {
+			return a.DecidedAt.Before(b.DecidedAt)
+		}
+		if a.Vendor != b.Vendor {
+			return a.Vendor < b.Vendor
+		}
+		return a.VerificationID < b.VerificationID
+	})
+	return out, nil
+}
+
+// load reads the entry at key and the record it names, checked against
+// the entry's SHA-256.
+func (s *Store) load(ctx context.Context, key string) (Verification, error) {
+	b, err := s.read(ctx, key, maxEntry)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return Verification{}, ErrNotFound
+	}
+	if err != nil {
+		return Verification{}, err
+	}
+	e, err := archiver.ParseIndexEntry(b)
+	if err != nil {
+		return Verification{}, fmt.Errorf("%s: %w", key, err)
+	}
+	rb, err := s.read(ctx, e.Record.Key, maxRecord)
+	if err != nil {
+		return Verification{}, fmt.Errorf("record %s of %s:%s: %w", e.Record.Key, e.Vendor, e.VerificationID, err)
+	}
+	if err := checkSum(rb, e.Record.SHA256); err != nil {
+		return Verification{}, fmt.Errorf("record %s: %w", e.Record.Key, err)
+	}
+	var rec contract.Record
+	if err := json.Unmarshal(rb, &rec); err != nil {
+		return Verification{}, fmt.Errorf("record %s: %w", e.Record.Key, err)
+	}
+	return Verification{Index: e, Record: rec, RecordJSON: rb}, nil
+}
+
+func (s *Store) read(ctx context.Context, key string, limit int64) ([]byte, error) {
+	rc, err := s.b.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", key, limit)
+	}
+	return b, nil
+}
+
+func checkSum(b []byte, want string) error {
+	if want == "" {
+		return nil
+	}
+	sum := sha256.Sum256(b)
+	if hex.EncodeToString(sum[:]) != want {
+		return ErrMismatch
+	}
+	return nil
+}
+
+// Evidence reads a verification's evidence document, checked against its
+// SHA-256, with its stored attributes.
+func (s *Store) Evidence(ctx context.Context, v Verification) ([]byte, objstore.Attrs, error) {
+	ref := v.Index.Evidence
+	attrs, err := s.b.Attributes(ctx, ref.Key)
+	if err != nil {
+		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, err)
+	}
+	doc, err := s.read(ctx, ref.Key, maxEvidence)
+	if err != nil {
+		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, err)
+	}
+	if err := checkSum(doc, ref.SHA256); err != nil {
+		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, err)
+	}
+	return doc, attrs, nil
+}
+
+// Identity implements Finder: the record re-derived, unmasked, from the
+// evidence document by the archiver's own code.
+func (s *Store) Identity(ctx context.Context, v Verification) (contract.Identity, error) {
+	doc, attrs, err := s.Evidence(ctx, v)
+	if err != nil {
+		return contract.Identity{}, err
+	}
+	at, err := archiver.EvidenceArchivedAt(v.Index.Evidence.Key, attrs)
+	if err != nil {
+		return contract.Identity{}, err
+	}
+	rec, err := archiver.RecordFromEvidence(doc, v.Index.Evidence.Key, at, false)
+	if err != nil {
+		return contract.Identity{}, err
+	}
+	if rec.Identity == nil {
+		return contract.Identity{}, ErrNoIdentity
+	}
+	return *rec.Identity, nil
+}
+
+// Objects lists what a verification references, each key once: its
+// evidence document, its record, then its stored media (the record's and
+// its attempts'), with the SHA-256 each must have.
+func Objects(v Verification) []contract.ObjectRef {
+	out := []contract.ObjectRef{v.Index.Evidence, v.Index.Record}
+	seen := map[string]bool{v.Index.Evidence.Key: true, v.Index.Record.Key: true}
+	for _, m := range archiver.StoredMedia(v.Record) {
+		if !seen[m.Key] {
+			seen[m.Key] = true
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Open implements Finder. The object's bytes are checked against the
+// SHA-256 the verification names for it as they are read: a reader that
+// reaches the end of altered bytes gets ErrMismatch instead of io.EOF.
+func (s *Store) Open(ctx context.Context, v Verification, key string) (io.ReadCloser, objstore.Attrs, error) {
+	var ref *contract.ObjectRef
+	for _, o := range Objects(v) {
+		if o.Key == key {
+			ref = &o
+			break
+		}
+	}
+	if ref == nil || key == "" {
+		return nil, objstore.Attrs{}, ErrNotFound
+	}
+	attrs, err := s.b.Attributes(ctx, key)
+	if err != nil {
+		return nil, objstore.Attrs{}, err
+	}
+	rc, err := s.b.Get(ctx, key)
+	if err != nil {
+		return nil, objstore.Attrs{}, err
+	}
+	if ref.SHA256 == "" {
+		return rc, attrs, nil
+	}
+	return &checkedReader{rc: rc, h: sha256.New(), want: ref.SHA256}, attrs, nil
+}
+
+// checkedReader hashes what it reads and fails at the end on a mismatch.
+type checkedReader struct {
+	rc   io.ReadCloser
+	h    hash.Hash
+	want string
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.h.Write(p[:n])
+	if errors.Is(err, io.EOF) && hex.EncodeToString(c.h.Sum(nil)) != c.want {
+		return n, ErrMismatch
+	}
+	return n, err
+}
+
+func (c *checkedReader) Close() error { return c.rc.Close() }
