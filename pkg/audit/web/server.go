@@ -573,7 +573,7 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	id, err := s.cfg.Finder.Identity(r.Context(), ver)
 	if err != nil {
-		if errors.Is(err, audit.ErrNotFound) {
+		if errors.Is(err, audit.ErrNotFound) || errors.Is(err, audit.ErrNoIdentity) {
 			s.fail(w, r, http.StatusNotFound, "The evidence document holds no identity.")
 			return
 		}
