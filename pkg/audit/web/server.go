@@ -356,14 +356,20 @@ func (s *Server) fromProxy(r *http.Request) bool {
 }
 
 // sameOrigin is the CSRF check of login and logout (the only requests that
-// change anything): the browser's Origin must be the page's own. A request
-// without Origin (not a browser, or a browser that sends none on same-origin
-// requests) passes only when Sec-Fetch-Site does not say it is cross-site.
+// change anything): the browser's Origin must be the page's own. Under
+// Referrer-Policy: no-referrer a browser sends "Origin: null" with a form
+// it posts, so then the browser's own Sec-Fetch-Site (which no page can set)
+// must say same-origin. A request without either header is not a browser's
+// and carries no cookie of a victim's; it passes.
 func (s *Server) sameOrigin(r *http.Request) bool {
-	o := r.Header.Get("Origin")
-	if o == "" {
-		sfs := r.Header.Get("Sec-Fetch-Site")
-		return sfs == "" || sfs == "same-origin" || sfs == "none"
+	o, sfs := r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site")
+	switch {
+	case sfs != "" && sfs != "same-origin":
+		return false
+	case o == "null":
+		return sfs == "same-origin"
+	case o == "":
+		return true
 	}
 	want := s.origin
 	if want == "" {

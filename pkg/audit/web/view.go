@@ -11,11 +11,26 @@ import (
 )
 
 // mediaOf lists a record's media objects in the order the media route
-// numbers them: the record's own, then each attempt's.
+// numbers them: the record's own (which include its attempts' images,
+// marked with their attempt), then any attempt's the record does not list.
 func mediaOf(r contract.Record) []contract.MediaRef {
 	out := slices.Clone(r.Media)
+	listed := map[string]bool{}
+	for _, m := range r.Media {
+		if m.Key != "" {
+			listed[m.Key] = true
+		}
+	}
 	for _, a := range r.Attempts {
-		out = append(out, a.Media...)
+		for _, m := range a.Media {
+			if m.Key == "" || !listed[m.Key] {
+				if m.Attempt == 0 {
+					m.Attempt = a.Order
+				}
+				out = append(out, m)
+				listed[m.Key] = m.Key != ""
+			}
+		}
 	}
 	return out
 }
@@ -196,8 +211,14 @@ func newVerificationView(r contract.Record, unmasked *contract.Identity, p Princ
 	case r.Identity != nil:
 		v.Identity = &identityView{Name: r.Identity.Name, IDNumber: r.Identity.IDNumber, Source: r.Identity.Source, Masked: r.Identity.Masked}
 	}
-	n := 0
-	view := func(m contract.MediaRef) mediaView {
+	attempt := map[int]int{} // attempt order -> index in v.Attempts
+	for _, a := range r.Attempts {
+		attempt[a.Order] = len(v.Attempts)
+		v.Attempts = append(v.Attempts, attemptView{Order: a.Order, Passed: a.Passed, Code: a.Code, Message: a.Message, VerifiedAt: a.VerifiedAt, ChargeType: a.ChargeType,
+			RiskLevel: a.RiskLevel, Charged: a.Charged, Match: against("face match", a.Score, a.Threshold),
+			LivenessScore: score(a.LivenessScore), SpoofingScore: score(a.SpoofingScore)})
+	}
+	for n, m := range mediaOf(r) {
 		mv := mediaView{Kind: m.Kind, Endpoint: m.Endpoint, Status: m.Status, Reason: m.Reason, Key: m.Key, SHA256: m.SHA256, ContentType: m.ContentType, Attempt: m.Attempt}
 		if m.Size > 0 {
 			mv.Size = bytesText(m.Size)
@@ -207,20 +228,11 @@ func newVerificationView(r contract.Record, unmasked *contract.Identity, p Princ
 			mv.Image = strings.HasPrefix(m.ContentType, "image/")
 			mv.Video = strings.HasPrefix(m.ContentType, "video/")
 		}
-		n++
-		return mv
-	}
-	for _, m := range r.Media {
-		v.Media = append(v.Media, view(m))
-	}
-	for _, a := range r.Attempts {
-		av := attemptView{Order: a.Order, Passed: a.Passed, Code: a.Code, Message: a.Message, VerifiedAt: a.VerifiedAt, ChargeType: a.ChargeType,
-			RiskLevel: a.RiskLevel, Charged: a.Charged, Match: against("face match", a.Score, a.Threshold),
-			LivenessScore: score(a.LivenessScore), SpoofingScore: score(a.SpoofingScore)}
-		for _, m := range a.Media {
-			av.Media = append(av.Media, view(m))
+		if i, ok := attempt[m.Attempt]; ok && m.Attempt > 0 {
+			v.Attempts[i].Media = append(v.Attempts[i].Media, mv)
+		} else {
+			v.Media = append(v.Media, mv)
 		}
-		v.Attempts = append(v.Attempts, av)
 	}
 	t := r.Times
 	for _, e := range []struct {
