@@ -22,3 +22,4 @@ create faceid.harvester.state --config cleanup.policy=compact --config min.compa
 create faceid.results.raw --config cleanup.policy=delete --config retention.ms=604800000 --config max.message.bytes=67108864 --config min.insync.replicas=2 "$@"
 create faceid.results --config cleanup.policy=delete --config retention.ms=2592000000 --config min.insync.replicas=2 "$@"
 create faceid.dlq --config cleanup.policy=delete --config retention.ms=2592000000 --config min.insync.replicas=2 "$@"
+create faceid.audit --config cleanup.policy=delete --config retention.ms=-1 --config min.insync.replicas=2 "$@"

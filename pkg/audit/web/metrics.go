@@ -15,15 +15,18 @@ var (
 	mediaKinds = []string{"image", "video", "evidence", "other"}
 )
 
-type metrics struct {
+// Metrics are the audit page's metrics.
+type Metrics struct {
 	requests   *prometheus.CounterVec
 	authFails  *prometheus.CounterVec
 	mediaBytes *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// NewMetrics registers the page's metrics on reg, every known label
+// combination at 0.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
-	m := &metrics{
+	m := &Metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_auditor_requests_total",
 			Help: "Audit page requests answered, by route (login, logout, home, search, verification, identity, media, evidence, other) and HTTP status code."}, []string{"route", "code"}),
 		authFails: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_auditor_auth_failures_total",
@@ -45,8 +48,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) request(route string, code int) {
+func (m *Metrics) request(route string, code int) {
 	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 }
 
-func (m *metrics) authFailure(reason string) { m.authFails.WithLabelValues(reason).Inc() }
+func (m *Metrics) authFailure(reason string) { m.authFails.WithLabelValues(reason).Inc() }

@@ -63,8 +63,10 @@ type Config struct {
 	// MaxSearchResults bounds a biz_no search's answer (50 when 0).
 	MaxSearchResults int
 	Now              clock.Now
-	Registry         prometheus.Registerer
-	Logger           *slog.Logger
+	// Metrics (NewMetrics) or, when nil, Registry to register them on.
+	Metrics  *Metrics
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
 }
 
 // Routes.
@@ -80,7 +82,7 @@ type Server struct {
 	sessions sessions
 	now      clock.Now
 	log      *slog.Logger
-	m        *metrics
+	m        *Metrics
 	pages    *pages
 	origin   string
 }
@@ -112,10 +114,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
+	if cfg.Metrics == nil {
+		if cfg.Registry == nil {
+			cfg.Registry = prometheus.NewRegistry()
+		}
+		cfg.Metrics = NewMetrics(cfg.Registry)
 	}
-	s := &Server{cfg: cfg, sessions: sessions{keys: cfg.SessionKeys, ttl: cfg.SessionTTL}, now: cfg.Now, log: cfg.Logger, m: newMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, sessions: sessions{keys: cfg.SessionKeys, ttl: cfg.SessionTTL}, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

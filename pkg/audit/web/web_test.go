@@ -532,7 +532,7 @@ func TestTokenFileErrors(t *testing.T) {
 
 func TestMetricsStartAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	newMetrics(reg)
+	NewMetrics(reg)
 	metricstest.AtZero(t, reg, []string{
 		"faceharvest_auditor_requests_total{code=401,route=verification}",
 		"faceharvest_auditor_requests_total{code=200,route=media}",
