@@ -411,6 +411,21 @@ func TestLoginSession(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
 		t.Fatalf("a login from another origin: %d, cookies %v", resp.StatusCode, resp.Cookies())
 	}
+	for name, h := range map[string]map[string]string{
+		"Origin null without fetch metadata": {"Origin": "null"},
+		"Origin null, cross-site":            {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+		"same Origin, but cross-site":        {"Origin": f.url, "Sec-Fetch-Site": "cross-site"},
+		"no Origin, same-site":               {"Sec-Fetch-Site": "same-site"},
+	} {
+		resp, _ := f.do(req{method: "POST", path: "/login", form: url.Values{"token": {viewerToken}}, header: h})
+		if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
+			t.Errorf("a login with %s: %d, cookies %v", name, resp.StatusCode, resp.Cookies())
+		}
+	}
+	// What a browser sends under Referrer-Policy: no-referrer.
+	if resp, _ := f.do(req{method: "POST", path: "/login", form: url.Values{"token": {viewerToken}}, header: map[string]string{"Origin": "null", "Sec-Fetch-Site": "same-origin"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("a same-origin browser login with Origin null: %d", resp.StatusCode)
+	}
 	resp, _ = f.do(req{method: "POST", path: "/login", form: url.Values{"token": {"wrong-token-0123456789"}}, header: origin})
 	if resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
 		t.Fatalf("a login with a wrong token: %d, cookies %v", resp.StatusCode, resp.Cookies())
