@@ -207,8 +207,8 @@ func helpNames(t *testing.T) map[string]map[string]bool {
 	return out
 }
 
-// helpText builds a binary and returns its --help.
-func helpText(t *testing.T, name string) string {
+// helpText builds a binary and returns its --help (of the subcommand sub).
+func helpText(t *testing.T, name string, sub ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), name)
 	build := exec.Command("go", "build", "-o", bin, "./cmd/"+name)
@@ -216,7 +216,7 @@ func helpText(t *testing.T, name string) string {
 	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build %s: %v\n%s", name, err, b)
 	}
-	help, err := exec.Command(bin, "--help").Output()
+	help, err := exec.Command(bin, append(sub, "--help")...).Output()
 	if err != nil {
 		t.Fatalf("%s --help: %v", name, err)
 	}
@@ -232,6 +232,9 @@ func TestConfigurationDocIsCurrent(t *testing.T) {
 	b.WriteString("the environment only, or with a `_FILE` suffix from a file.\n")
 	for _, c := range []string{"ingest", "harvester", "archiver", "auditor", "vendorsim", "devkafka"} {
 		fmt.Fprintf(&b, "\n## %s\n\n```\n%s```\n", c, helpText(t, c))
+	}
+	for _, sub := range [][]string{{"show"}, {"find"}, {"replay"}, {"dlq", "list"}, {"dlq", "redrive"}} {
+		fmt.Fprintf(&b, "\n## faceharvest %s\n\n```\n%s```\n", strings.Join(sub, " "), helpText(t, "faceharvest", sub...))
 	}
 	path := filepath.Join(root(t), "docs", "configuration.md")
 	if os.Getenv("FACEHARVEST_UPDATE_DOCS") != "" {

@@ -42,8 +42,9 @@ spool file) is stored in the object store under a content-addressed key
 <vendor>/<yyyy>/<mm>/<dd>/media/<sha256>.<ext>; each answer with links, with its blobs replaced
 by object references, is stored under <vendor>/responses/ (answers without links are kept in memory,
 their offsets uncommitted, until their record is published); each verification's evidence document under
-<vendor>/<yyyy>/<mm>/<dd>/evidence/<id>.json, the record beside it under records/<id>.json and an
-index entry index/v1/by-id/<vendor>/<id>.json naming both. Then one normalized record per
+<vendor>/<yyyy>/<mm>/<dd>/evidence/<id>.json, the record beside it under records/<id>.json and
+index entries naming both and the media, index/v1/by-biz-no/<sha256 of biz_no>/<vendor>/<id>.json
+then index/v1/by-id/<vendor>/<id>.json. Then one normalized record per
 verification (schema faceharvest.record.v1) goes to the results topic. Keys that exist are not
 written again, so re-processing after a crash writes nothing new and publishes the same record with
 the same ce_id; a verification harvested again later (a replayed callback or landing) publishes its

@@ -736,6 +736,5 @@ func (a *Archiver) finish(ctx context.Context, t contract.Terminal, rawTerminal 
 // Message renders a final record for the results topic: its stored bytes
 // under its stable ce_id.
 func (f final) Message(source string) kafka.Message {
-	return contract.Envelope{ID: contract.RecordID(f.rec.Vendor, f.rec.VerificationID), Source: source, Type: contract.TypeRecord, Time: f.rec.Times.ArchivedAt,
-		Key: contract.Key(f.rec.Vendor, f.rec.VerificationID), Value: f.value}.Message()
+	return RecordEnvelope(f.rec, f.value, source).Message()
 }

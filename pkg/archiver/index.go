@@ -283,6 +283,15 @@ func RecordFromEvidence(doc []byte, key string, archivedAt time.Time, mask bool)
 	return buildRecord(t, ev, ref, archivedAt, mask), nil
 }
 
+// RecordEnvelope is how a record is published: value (the record's stored
+// bytes) under its stable ce_id, keyed <vendor>:<id>, timed by its
+// archived_at. The archiver and the operator command's replay both use it,
+// so a replayed record is the published one, header for header.
+func RecordEnvelope(rec contract.Record, value []byte, source string) contract.Envelope {
+	return contract.Envelope{ID: contract.RecordID(rec.Vendor, rec.VerificationID), Source: source, Type: contract.TypeRecord, Time: rec.Times.ArchivedAt,
+		Key: contract.Key(rec.Vendor, rec.VerificationID), Value: value}
+}
+
 // EvidenceArchivedAt is when an evidence document was archived, from its
 // stored metadata.
 func EvidenceArchivedAt(key string, attrs objstore.Attrs) (time.Time, error) {

@@ -29,6 +29,8 @@ func TestMetricsStartAtZero(t *testing.T) {
 		"faceharvest_archiver_responses_total{endpoint=result/media/query,vendor=baidu}",
 		"faceharvest_archiver_responses_total{endpoint=callback,vendor=megvii}",
 		"faceharvest_archiver_replays_total{vendor=baidu}",
+		"faceharvest_archiver_index_write_failures_total{index=by_biz_no}",
+		"faceharvest_archiver_index_write_failures_total{index=by_id}",
 		"faceharvest_archiver_record_delay_seconds{}",
 	}
 	metricstest.AtZero(t, reg, want)

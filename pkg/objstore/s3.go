@@ -413,3 +413,20 @@ func (b *S3) List(ctx context.Context, prefix string) ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
+
+// PresignGet returns a URL that reads key without credentials of its own
+// until expiry has passed (S3 allows at most 7 days). The URL is signed with
+// the bucket's credentials and carries the access key id, never the secret;
+// whoever holds it can read the object until it expires, so it is shown to
+// the person who asked and never logged.
+func (b *S3) PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error) {
+	if expiry <= 0 || expiry > 7*24*time.Hour {
+		return "", fmt.Errorf("presign expiry %s: want more than 0 and at most 7 days", expiry)
+	}
+	req, err := s3.NewPresignClient(b.client).PresignGetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.cfg.Bucket), Key: aws.String(key)},
+		s3.WithPresignExpires(expiry))
+	if err != nil {
+		return "", fmt.Errorf("presign %s: %w", key, err)
+	}
+	return req.URL, nil
+}

@@ -30,6 +30,17 @@ type ServiceFlags struct {
 // Register adds --kafka-brokers, the Kafka security flags, --metrics-addr,
 // --readiness-tolerance and --log-level.
 func (f *ServiceFlags) Register(fs *config.FlagSet, metricsAddr string) {
+	f.RegisterKafka(fs)
+	fs.StringVar(&f.MetricsAddr, "metrics-addr", metricsAddr, "address serving /metrics, /healthz and /readyz")
+	fs.DurationVar(&f.ReadinessTolerance, "readiness-tolerance", time.Minute, "how long a dependency (brokers, topics, store) may fail without a break before /readyz fails; every replica sees a broker hiccup at once, so a shorter one leaves them all ready (and answering 503 with Retry-After themselves); a process that never reached its dependencies is not ready (0: fail at once)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+// RegisterKafka adds --kafka-brokers and the Kafka security flags only, for
+// a command that serves nothing (the operator command); Validate reads them
+// the same way, and the log level stays info.
+func (f *ServiceFlags) RegisterKafka(fs *config.FlagSet) {
+	f.logLevel = "info"
 	fs.StringVar(&f.brokers, "kafka-brokers", "127.0.0.1:9092", "comma-separated Kafka bootstrap brokers (host:port)")
 	fs.BoolVar(&f.security.TLS, "kafka-tls", false, "connect to Kafka over TLS, verifying the brokers against the system's CAs (implied by the other --kafka-tls-* flags)")
 	fs.StringVar(&f.security.CAFile, "kafka-tls-ca-file", "", "PEM file of the CAs that sign the brokers' certificates (instead of the system's)")
@@ -39,9 +50,6 @@ func (f *ServiceFlags) Register(fs *config.FlagSet, metricsAddr string) {
 	fs.StringVar(&f.security.SASLMechanism, "kafka-sasl-mechanism", "", "SASL authentication to Kafka: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: none); the password comes from "+KafkaPasswordEnv)
 	fs.StringVar(&f.security.SASLUsername, "kafka-sasl-username", "", "SASL username")
 	fs.Secret(KafkaPasswordEnv, "SASL password for --kafka-sasl-username (PLAIN sends it as is: use it only with TLS)")
-	fs.StringVar(&f.MetricsAddr, "metrics-addr", metricsAddr, "address serving /metrics, /healthz and /readyz")
-	fs.DurationVar(&f.ReadinessTolerance, "readiness-tolerance", time.Minute, "how long a dependency (brokers, topics, store) may fail without a break before /readyz fails; every replica sees a broker hiccup at once, so a shorter one leaves them all ready (and answering 503 with Retry-After themselves); a process that never reached its dependencies is not ready (0: fail at once)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
 // Validate parses what Register bound and reads the SASL password through

@@ -1,0 +1,162 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/archiver"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+)
+
+// ReplayConfig bounds a replay of records from the store.
+type ReplayConfig struct {
+	// Since keeps verifications decided at or after it (zero: all).
+	Since time.Time
+	// Vendors keeps these vendors' verifications (empty: both).
+	Vendors []contract.Vendor
+	// Limit stops after that many records (0: no limit).
+	Limit int
+	// ResumeAfter skips index keys up to and including it: the Last of an
+	// earlier run's progress.
+	ResumeAfter string
+	// Unmask re-derives full names and ID numbers, as an archiver run with
+	// --unmask-identity; it must match the archiver's for the records to
+	// come out identical.
+	Unmask bool
+	// Source is the records' ce_source (the archiver's, "/archiver").
+	Source string
+	// Batch is how many records are published at once (100).
+	Batch int
+	// Progress is called after each published batch (and once at the end).
+	Progress func(ReplayProgress)
+}
+
+// ReplayProgress counts a replay's work. Last is the index key of the last
+// record published and acknowledged: a later run with ResumeAfter set to it
+// continues after it.
+type ReplayProgress struct {
+	Total     int    `json:"total"`     // index entries in the walk
+	Seen      int    `json:"seen"`      // entries read (after ResumeAfter)
+	Published int    `json:"published"` // records published
+	Changed   int    `json:"changed"`   // re-derived records that differ from the stored one
+	Skipped   int    `json:"skipped"`   // entries outside Since or Vendors
+	Last      string `json:"last"`
+}
+
+// Publish sends envelopes and returns once each is acknowledged.
+type Publish func(ctx context.Context, es []contract.Envelope) error
+
+// Replay re-derives the record of every indexed verification from its
+// evidence document (archiver.RecordFromEvidence, the archiver's own code)
+// and publishes it as the archiver does (archiver.RecordEnvelope): the same
+// ce_id always, the same bytes when the evidence and the code give the same
+// record. Verifications are walked in index-key order, so a run is
+// resumable from its Last key and two runs publish the same sequence.
+func (s *Store) Replay(ctx context.Context, cfg ReplayConfig, publish Publish) (ReplayProgress, error) {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 100
+	}
+	if cfg.Source == "" {
+		cfg.Source = archiver.DefaultConfig().Source
+	}
+	vendors := cfg.Vendors
+	if len(vendors) == 0 {
+		vendors = []contract.Vendor{contract.Baidu, contract.Megvii}
+	}
+	var keys []string
+	for _, v := range vendors {
+		ks, err := s.b.List(ctx, archiver.IndexByID+string(v)+"/")
+		if err != nil {
+			return ReplayProgress{}, err
+		}
+		keys = append(keys, ks...)
+	}
+	sort.Strings(keys)
+	var pr ReplayProgress
+	pr.Total = len(keys)
+	var batch []contract.Envelope
+	var batchLast string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := publish(ctx, batch); err != nil {
+			return err
+		}
+		pr.Published += len(batch)
+		pr.Last = batchLast
+		batch = batch[:0]
+		if cfg.Progress != nil {
+			cfg.Progress(pr)
+		}
+		return nil
+	}
+	for _, k := range keys {
+		if cfg.Limit > 0 && pr.Published+len(batch) >= cfg.Limit {
+			break
+		}
+		if cfg.ResumeAfter != "" && k <= cfg.ResumeAfter {
+			continue
+		}
+		pr.Seen++
+		v, err := s.load(ctx, k)
+		if err != nil && !errors.Is(err, ErrMismatch) {
+			return pr, err
+		}
+		// A stored record that was altered does not stop the replay: the
+		// evidence document decides.
+		e := v.Index
+		if errors.Is(err, ErrMismatch) {
+			b, rerr := s.read(ctx, k, maxEntry)
+			if rerr != nil {
+				return pr, rerr
+			}
+			if e, rerr = archiver.ParseIndexEntry(b); rerr != nil {
+				return pr, rerr
+			}
+			v = Verification{Index: e}
+		}
+		if !cfg.Since.IsZero() && e.DecidedAt.Before(cfg.Since) {
+			pr.Skipped++
+			continue
+		}
+		doc, attrs, err := s.Evidence(ctx, v)
+		if err != nil {
+			return pr, err
+		}
+		at, err := archiver.EvidenceArchivedAt(e.Evidence.Key, attrs)
+		if err != nil {
+			return pr, err
+		}
+		rec, err := archiver.RecordFromEvidence(doc, e.Evidence.Key, at, !cfg.Unmask)
+		if err != nil {
+			return pr, err
+		}
+		value, err := json.Marshal(rec)
+		if err != nil {
+			return pr, fmt.Errorf("record of %s: %w", k, err)
+		}
+		if !bytes.Equal(value, v.RecordJSON) {
+			pr.Changed++
+		}
+		batch = append(batch, archiver.RecordEnvelope(rec, value, cfg.Source))
+		batchLast = k
+		if len(batch) >= cfg.Batch {
+			if err := flush(); err != nil {
+				return pr, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return pr, err
+	}
+	if cfg.Progress != nil {
+		cfg.Progress(pr)
+	}
+	return pr, nil
+}

@@ -1,0 +1,186 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/contract"
+)
+
+// Presigner issues a URL that reads one stored object for a while without
+// credentials (objstore.S3.PresignGet).
+type Presigner interface {
+	PresignGet(ctx context.Context, key string, expiry time.Duration) (string, error)
+}
+
+// View is what `faceharvest show` and `find` print for one verification:
+// the record as stored, its timeline, its problems and a presigned link to
+// each object it references.
+type View struct {
+	Key      string          `json:"key"` // <vendor>:<id>
+	RecordID string          `json:"ce_id"`
+	Timeline []Moment        `json:"timeline"`
+	Problems []string        `json:"problems"`
+	Links    []Link          `json:"links"`
+	Record   json.RawMessage `json:"record"`
+}
+
+// Moment is one point of a verification's timeline.
+type Moment struct {
+	What string    `json:"what"` // issued, completed, harvested, decided, archived
+	At   time.Time `json:"at"`
+}
+
+// Link is a presigned URL of one stored object.
+type Link struct {
+	What      string    `json:"what"` // evidence, record, or the media kind (image_best, face_image, ...)
+	Attempt   int       `json:"attempt,omitempty"`
+	Key       string    `json:"key"`
+	SHA256    string    `json:"sha256"`
+	Size      int64     `json:"size"`
+	URL       string    `json:"url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Shown is one display of verifications to a person: what an audit event
+// (faceid.audit) records. The operator command calls its OnShown hook with
+// it before it prints anything, and prints nothing when the hook fails.
+type Shown struct {
+	Viewer        string    `json:"viewer"`
+	Command       string    `json:"command"` // show or find
+	Query         string    `json:"query"`   // <vendor>:<id>, or biz_no:<biz_no>
+	Verifications []string  `json:"verifications"`
+	Objects       []string  `json:"objects"` // keys a link was issued for
+	LinkExpiry    time.Time `json:"link_expiry"`
+	At            time.Time `json:"at"`
+}
+
+// NewView builds a verification's view with links valid for expiry from
+// now.
+func NewView(ctx context.Context, v Verification, p Presigner, expiry time.Duration, now time.Time) (View, error) {
+	r := v.Record
+	out := View{Key: contract.Key(r.Vendor, r.VerificationID), RecordID: v.Index.RecordID, Problems: r.Problems, Record: json.RawMessage(v.RecordJSON)}
+	if out.Problems == nil {
+		out.Problems = []string{}
+	}
+	add := func(what string, t *time.Time) {
+		if t != nil && !t.IsZero() {
+			out.Timeline = append(out.Timeline, Moment{What: what, At: t.UTC()})
+		}
+	}
+	add("issued", r.Times.IssuedAt)
+	add("completed", r.Times.CompletedAt)
+	add("harvested", r.Times.HarvestedAt)
+	add("decided", &r.Times.DecidedAt)
+	add("archived", &r.Times.ArchivedAt)
+	what := map[string]Link{}
+	for _, m := range r.Media {
+		what[m.Key] = Link{What: m.Kind, Attempt: m.Attempt}
+	}
+	for _, o := range Objects(v) {
+		l, ok := what[o.Key]
+		switch {
+		case o.Key == v.Index.Evidence.Key:
+			l.What = "evidence"
+		case o.Key == v.Index.Record.Key:
+			l.What = "record"
+		case !ok:
+			l.What = "media"
+		}
+		u, err := p.PresignGet(ctx, o.Key, expiry)
+		if err != nil {
+			return View{}, err
+		}
+		l.Key, l.SHA256, l.Size, l.URL, l.ExpiresAt = o.Key, o.SHA256, o.Size, u, now.Add(expiry).UTC().Truncate(time.Second)
+		out.Links = append(out.Links, l)
+	}
+	return out, nil
+}
+
+// WindowLeft is how much of the vendor's retention window was left at the
+// harvest's last call.
+func (v View) windowLeft() string {
+	var r struct {
+		W float64 `json:"window_left_seconds"`
+	}
+	_ = json.Unmarshal(v.Record, &r)
+	return (time.Duration(r.W * float64(time.Second))).Round(time.Second).String()
+}
+
+// WriteText prints views for a person.
+func WriteText(w io.Writer, views []View) error {
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	for i, v := range views {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
+		var r contract.Record
+		if err := json.Unmarshal(v.Record, &r); err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "verification\t%s\n", v.Key)
+		fmt.Fprintf(tw, "ce_id\t%s\n", v.RecordID)
+		if r.BizNo != "" {
+			fmt.Fprintf(tw, "biz_no\t%s\n", r.BizNo)
+		}
+		outcome := r.Outcome
+		if r.Reason != "" {
+			outcome += " (" + r.Reason + ")"
+		}
+		fmt.Fprintf(tw, "outcome\t%s\n", outcome)
+		if r.FlowStatus != "" {
+			fmt.Fprintf(tw, "flow status\t%s\n", r.FlowStatus)
+		}
+		if r.Passed != nil {
+			fmt.Fprintf(tw, "passed\t%t\n", *r.Passed)
+		}
+		if r.Identity != nil {
+			fmt.Fprintf(tw, "identity\t%s %s (%s, masked %t)\n", r.Identity.Name, r.Identity.IDNumber, r.Identity.Source, r.Identity.Masked)
+		}
+		fmt.Fprintf(tw, "timeline\t\n")
+		for _, m := range v.Timeline {
+			fmt.Fprintf(tw, "  %s\t%s\n", m.What, m.At.Format(time.RFC3339Nano))
+		}
+		fmt.Fprintf(tw, "  window left at harvest\t%s\n", v.windowLeft())
+		fmt.Fprintf(tw, "problems\t%d\n", len(v.Problems))
+		for _, p := range v.Problems {
+			fmt.Fprintf(tw, "  -\t%s\n", p)
+		}
+		if len(v.Links) > 0 {
+			fmt.Fprintf(tw, "links\texpire %s\n", v.Links[0].ExpiresAt.Format(time.RFC3339))
+		}
+		for _, l := range v.Links {
+			what := l.What
+			if l.Attempt > 0 {
+				what += fmt.Sprintf(" (attempt %d)", l.Attempt)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\n", what, l.URL)
+		}
+	}
+	return tw.Flush()
+}
+
+// WriteJSON prints views for scripts: one JSON array on one line, each
+// view's record byte for byte as stored (indenting would change them).
+func WriteJSON(w io.Writer, views []View) error {
+	if views == nil {
+		views = []View{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(views)
+}
+
+// ParseKey splits <vendor>:<id>.
+func ParseKey(s string) (contract.Vendor, string, error) {
+	v, id, ok := strings.Cut(s, ":")
+	if !ok || id == "" || (contract.Vendor(v) != contract.Megvii && contract.Vendor(v) != contract.Baidu) {
+		return "", "", fmt.Errorf("%q: want <vendor>:<id> with vendor megvii or baidu", s)
+	}
+	return contract.Vendor(v), id, nil
+}
