@@ -10,15 +10,15 @@ STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 100000x
 PKGS      := ./...
 
-.PHONY: all build test unit fuzz lint bench wrk awscli minio kustomize promtool image docs run clean
+.PHONY: all build test unit fuzz lint bench wrk awscli chromium minio kustomize promtool image docs run clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-## test: the S3-compatible server, awscli, kustomize and promtool, unit, contract and process tests with the race detector, then brief fuzzing.
-test: minio awscli kustomize promtool unit fuzz
+## test: the S3-compatible server, awscli, Chromium, kustomize and promtool, unit, contract and process tests with the race detector, then brief fuzzing.
+test: minio awscli chromium kustomize promtool unit fuzz
 
 unit:
 	$(GO) mod download
@@ -65,6 +65,11 @@ bench: wrk minio build
 awscli:
 	@command -v aws >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli) >/dev/null || { echo "install awscli (apt-get install awscli)"; exit 1; }; }
 
+# chromium (Debian's package): the audit page's test drives it headless (cmd/auditor); under CI=true
+# that test fails without it.
+chromium:
+	@command -v chromium >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null || { echo "install chromium (apt-get install chromium)"; exit 1; }; }
+
 # wrk (Debian's package) generates HTTP load from a separate process.
 wrk:
 	@command -v wrk >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1; }; }
@@ -80,7 +85,7 @@ run: build minio
 docs:
 	FACEHARVEST_UPDATE_DOCS=1 $(GO) test -count=1 -run '^(TestConfigurationDocIsCurrent|TestMetricsDocIsCurrent)$$' ./deploy
 
-## image: the container image (ingest, harvester, archiver), for machines with a container engine.
+## image: the container image (ingest, harvester, archiver, auditor, faceharvest), for machines with a container engine.
 IMAGE ?= faceharvest:dev
 CONTAINER_ENGINE ?= $(shell command -v docker || command -v podman)
 image:

@@ -181,13 +181,17 @@ func decode(t *testing.T, docs [][]byte) rendered {
 	return r
 }
 
+// deployed are the components deploy/k8s runs, each a Deployment
+// faceharvest-<name> of the binary <name>.
+var deployed = []string{"ingest", "harvester", "archiver", "auditor"}
+
 // helpNames reads each binary's --help: the environment names of its flags
 // ("env NAME" lines) and of its secrets (the Secrets section), which may
 // also be given as NAME_FILE.
 func helpNames(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	out := map[string]map[string]bool{}
-	for _, c := range []string{"ingest", "harvester", "archiver"} {
+	for _, c := range deployed {
 		flags, secrets, _ := strings.Cut(helpText(t, c), "\nSecrets")
 		out[c] = map[string]bool{}
 		for _, m := range regexp.MustCompile(`env (FACEHARVEST_[A-Z0-9_]+)`).FindAllStringSubmatch(flags, -1) {
@@ -226,7 +230,7 @@ func TestConfigurationDocIsCurrent(t *testing.T) {
 	b.WriteString("# Configuration\n\nGenerated from each binary's `--help` by `make docs`; a test fails when it differs from the code.\n")
 	b.WriteString("Every flag is also an environment variable (`FACEHARVEST_` + the flag in upper snake case); secrets are read from\n")
 	b.WriteString("the environment only, or with a `_FILE` suffix from a file.\n")
-	for _, c := range []string{"ingest", "harvester", "archiver", "vendorsim", "devkafka"} {
+	for _, c := range []string{"ingest", "harvester", "archiver", "auditor", "vendorsim", "devkafka"} {
 		fmt.Fprintf(&b, "\n## %s\n\n```\n%s```\n", c, helpText(t, c))
 	}
 	for _, sub := range [][]string{{"show"}, {"find"}, {"replay"}, {"dlq", "list"}, {"dlq", "redrive"}} {
@@ -248,7 +252,7 @@ func TestConfigurationDocIsCurrent(t *testing.T) {
 // every Deployment keeps the rules operators rely on.
 func TestOverlays(t *testing.T) {
 	help := helpNames(t)
-	shutdownGrace := map[string]time.Duration{"ingest": 20 * time.Second, "harvester": 90 * time.Second, "archiver": 20 * time.Second}
+	shutdownGrace := map[string]time.Duration{"ingest": 20 * time.Second, "harvester": 90 * time.Second, "archiver": 20 * time.Second, "auditor": 20 * time.Second}
 	for _, overlay := range []string{"deploy/k8s/overlays/dev", "deploy/k8s/overlays/production"} {
 		t.Run(filepath.Base(overlay), func(t *testing.T) {
 			r := decode(t, kustomizeWrapped(t, overlay, "components:\n  - @component\n"))
@@ -274,7 +278,7 @@ func TestOverlays(t *testing.T) {
 					t.Errorf("ConfigMap sets %s, which no binary reads", key)
 				}
 			}
-			for _, c := range []string{"ingest", "harvester", "archiver"} {
+			for _, c := range deployed {
 				d := r.deployments["faceharvest-"+c]
 				if d == nil {
 					t.Fatalf("no Deployment faceharvest-%s", c)

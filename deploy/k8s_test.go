@@ -140,7 +140,7 @@ func TestDeploymentsSurviveDayOne(t *testing.T) {
 	for _, dir := range []string{"deploy/k8s/base", "deploy/k8s/overlays/dev", "deploy/k8s/overlays/production"} {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			r := decode(t, kustomize(t, dir))
-			for _, c := range []string{"ingest", "harvester", "archiver"} {
+			for _, c := range deployed {
 				d := r.deployments["faceharvest-"+c]
 				if d == nil {
 					t.Fatalf("no Deployment faceharvest-%s", c)
@@ -157,7 +157,7 @@ func TestDeploymentsSurviveDayOne(t *testing.T) {
 	a := decode(t, kustomize(t, "deploy/k8s/overlays/production"))
 	b := decode(t, kustomizeWrapped(t, "deploy/k8s/overlays/production",
 		"configMapGenerator:\n  - name: faceharvest-config\n    behavior: merge\n    literals: [FACEHARVEST_LOG_LEVEL=warn]\n"))
-	for _, c := range []string{"ingest", "harvester", "archiver"} {
+	for _, c := range deployed {
 		ra, rb := configRef(a.deployments["faceharvest-"+c]), configRef(b.deployments["faceharvest-"+c])
 		if ra == "" || ra == rb {
 			t.Errorf("%s: a settings edit leaves the pod template naming %q: the pods do not roll", c, ra)

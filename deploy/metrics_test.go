@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/faceharvest/faceharvest/pkg/archiver"
+	"github.com/faceharvest/faceharvest/pkg/audit"
+	"github.com/faceharvest/faceharvest/pkg/audit/web"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/harvester"
@@ -20,8 +22,9 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/ops"
 )
 
-// componentNames are the three deployed components, in pipeline order.
-var componentNames = []string{"ingest", "harvester", "archiver"}
+// componentNames are the deployed components, in pipeline order, then the
+// audit page.
+var componentNames = []string{"ingest", "harvester", "archiver", "auditor"}
 
 // componentRegistries builds each component's registry as its binary builds
 // it (ops.NewRegistry, the component's own metrics, its store wrapper, the
@@ -40,6 +43,11 @@ func componentRegistries(t *testing.T) map[string]*recorder {
 	harvester.NewMetrics(out["harvester"])
 	archiver.NewMetrics(out["archiver"])
 	objstore.Instrument(objstore.NewMemory(), out["archiver"], "archiver")
+	web.NewMetrics(out["auditor"])
+	if _, err := audit.NewLog(audit.LogConfig{Writer: bus.NewWriter(bus.WriterConfig{Topic: "audit"}), Via: "auditor", Registry: out["auditor"]}); err != nil {
+		t.Fatal(err)
+	}
+	objstore.Instrument(objstore.NewMemory(), out["auditor"], "auditor")
 	for _, c := range componentNames {
 		out[c].MustRegister(bus.NewWriterCollector(bus.NewWriter(bus.WriterConfig{Topic: c}), c))
 	}

@@ -29,7 +29,7 @@ SIGINT or SIGTERM, flushing its data.`)
 	dataDir := fs.String("data-dir", "", "directory the broker persists to (empty: memory only)")
 	partitions := fs.Int32("partitions", 3, "partitions of each topic created")
 	topics := fs.StringSlice("topics", []string{contract.DefaultEventsTopic, "faceid.harvester.state", contract.DefaultRawTopic, contract.DefaultResultsTopic, contract.DefaultDLQTopic,
-		"faceid.ingest.idempotency"}, "topics created at start")
+		contract.DefaultAuditTopic, "faceid.ingest.idempotency"}, "topics created at start")
 	maxBytes := fs.Int("max-message-bytes", 64<<20, "largest message accepted, also set as each created topic's max.message.bytes (raw vendor answers can reach tens of MiB)")
 	compacted := fs.StringSlice("compacted-topics", []string{"faceid.harvester.state", "faceid.ingest.idempotency"}, "created topics given cleanup.policy=compact")
 	addrFile := fs.String("addr-file", "", "also write the listening address as JSON to this file")

@@ -39,7 +39,7 @@ func TestPipelineEndToEndWithKills(t *testing.T) {
 	}
 	bin := t.TempDir()
 	root := filepath.Join(wd, "..", "..")
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/devkafka", "./cmd/vendorsim", "./cmd/ingest", "./cmd/harvester", "./cmd/archiver", "./cmd/devstack")
+	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/devkafka", "./cmd/vendorsim", "./cmd/ingest", "./cmd/harvester", "./cmd/archiver", "./cmd/auditor", "./cmd/devstack")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)

@@ -23,3 +23,4 @@ create faceid.results.raw --config cleanup.policy=delete --config retention.ms=6
 create faceid.results --config cleanup.policy=delete --config retention.ms=2592000000 --config min.insync.replicas=2 "$@"
 create faceid.ingest.idempotency --config cleanup.policy=compact,delete --config retention.ms=172800000 --config delete.retention.ms=86400000 --config min.insync.replicas=2 "$@"
 create faceid.dlq --config cleanup.policy=delete --config retention.ms=2592000000 --config min.insync.replicas=2 "$@"
+create faceid.audit --config cleanup.policy=delete --config retention.ms=-1 --config min.insync.replicas=2 "$@"

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/faceharvest/faceharvest/pkg/audit/audittest"
+	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/devkafka"
+	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
+	"github.com/faceharvest/faceharvest/pkg/proctest"
+)
+
+// need skips the test without tool, or fails it under CI=true: CI must
+// run what make test installs.
+func need(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s: %v (make test installs it)", what, err)
+	}
+	t.Skipf("%s: %v (make test installs it; under CI=true this fails)", what, err)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// repoRoot is the module's root: the test artefacts go under its bin/.
+func repoRoot(t *testing.T) string {
+	d, _ := os.Getwd()
+	for ; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			t.Fatal("no go.mod above the test")
+		}
+	}
+}
+
+type auditorProc struct {
+	url, metrics string
+	cmd          *exec.Cmd
+	stderr       *bytes.Buffer
+}
+
+// startAuditor runs the built binary over the bucket and broker.
+func startAuditor(t *testing.T, bin, broker string, s3 *devs3.Server, bucket, tokens string) *auditorProc {
+	t.Helper()
+	p := &auditorProc{url: "http://" + freeAddr(t), metrics: freeAddr(t), stderr: &bytes.Buffer{}}
+	p.cmd = exec.Command(bin, "--kafka-brokers", broker, "--listen", strings.TrimPrefix(p.url, "http://"), "--metrics-addr", p.metrics,
+		"--s3-endpoint", s3.Endpoint, "--s3-bucket", bucket, "--tokens-file", tokens, "--cookie-secure=false")
+	p.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3.User, "AWS_SECRET_ACCESS_KEY="+s3.Password, "AWS_EC2_METADATA_DISABLED=true",
+		SessionKeyEnv+"=browser-test-session-key-0123456789-0123456789")
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("auditor's log:\n%s", p.stderr.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + p.metrics + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("auditor not ready within 30 s:\n%s", p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// auditEvents reads the audit topic (one partition) until it holds n
+// events, and a little past: more than n fails.
+func auditEvents(t *testing.T, broker string, untilRequestID string) []contract.AuditEvent {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(contract.DefaultAuditTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []contract.AuditEvent
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("no audit event of request %s within 30 s; read %d", untilRequestID, len(out))
+		}
+		for _, r := range fs.Records() {
+			var e contract.AuditEvent
+			if err := json.Unmarshal(r.Value, &e); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, e)
+			if e.RequestID == untilRequestID {
+				return out
+			}
+		}
+	}
+}
+
+// TestBrowserShowsVerification: verifications archived into MinIO by the
+// real archiver, the auditor binary over that bucket and the embedded
+// broker, and headless Chromium: a page opened without a session gets the
+// login form (401), a token typed into it opens the verification's page,
+// whose DOM shows the record's fields and whose every image loaded
+// (naturalWidth > 0); a screenshot of each page is kept under
+// bin/test-artifacts. The audit topic then holds exactly one event per page
+// and per image, and none for the 401 or the login.
+func TestBrowserShowsVerification(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	need(t, "headless Chromium (Debian's chromium package)", err)
+	wd, _ := os.Getwd()
+	minio, err := devs3.Binary(wd)
+	need(t, "MinIO", err)
+	bin := proctest.Build(t, t.TempDir(), "auditor")
+
+	s3, err := devs3.Start(minio, t.TempDir(), "faceharvest", "faceharvest-dev-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s3.Stop)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	bucket, err := objstore.NewS3(objstore.S3Config{Endpoint: s3.Endpoint, Bucket: "evidence", PathStyle: true,
+		AccessKey: config.NewSecret(s3.User), SecretKey: config.NewSecret(s3.Password)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bucket.EnsureBucket(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	decided := time.Date(2026, 1, 15, 9, 30, 0, 0, time.UTC)
+	recs := audittest.Archive(t, bucket,
+		audittest.Verification{Vendor: contract.Megvii, ID: "biz-browser-1", BizNo: "loan-browser", DecidedAt: decided, Seed: 5},
+		audittest.Verification{Vendor: contract.Baidu, ID: "vt-browser-1", BizNo: "loan-browser", DecidedAt: decided.Add(time.Hour), Seed: 6})
+
+	broker, err := devkafka.Start(devkafka.Config{Partitions: 1, Topics: []string{contract.DefaultAuditTopic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(broker.Close)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	const token = "browser-test-token-0123456789"
+	if err := os.WriteFile(tokens, []byte(token+" viewer Compliance Officer\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startAuditor(t, bin, broker.Addr(), s3, "evidence", tokens)
+
+	artefacts := filepath.Join(repoRoot(t), "bin", "test-artifacts")
+	if err := os.MkdirAll(artefacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 2000))...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelT()
+
+	wantEvents := 0
+	for i, rec := range recs {
+		path := "/v/" + string(rec.Vendor) + "/" + rec.VerificationID
+		var text string
+		if i == 0 {
+			// No session yet: the login form, then the page it leads to.
+			if err := chromedp.Do(ctx, chromedp.Navigate(p.url+path), chromedp.WaitVisible(`input[name=token]`)); err != nil {
+				t.Fatalf("login form: %v", err)
+			}
+			loginText, err := chromedp.Run(ctx, chromedp.Text(`main`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := chromedp.Do(ctx, chromedp.SendKeys(`input[name=token]`, token), chromedp.Submit(`input[name=token]`)); err != nil {
+				t.Fatalf("login: %v", err)
+			}
+			wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
+			err = chromedp.Do(wctx, chromedp.WaitVisible(`#verification`))
+			wcancel()
+			if err != nil {
+				after, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
+				t.Fatalf("after login: %v; the browser shows %s", err, after)
+			}
+			if !strings.Contains(loginText, "Log in") {
+				t.Fatalf("before login the browser showed %q", loginText)
+			}
+		} else if err := chromedp.Do(ctx, chromedp.Navigate(p.url+path), chromedp.WaitVisible(`#verification`)); err != nil {
+			t.Fatal(err)
+		}
+		// Every image finished loading (complete), then each must have decoded.
+		type img struct {
+			Src      string `json:"src"`
+			Complete bool   `json:"complete"`
+			Width    int    `json:"width"`
+		}
+		var imgs []img
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if imgs, err = chromedp.Run(ctx, chromedp.Evaluate[[]img](`Array.from(document.images).map(i => ({src: i.src, complete: i.complete, width: i.naturalWidth}))`)); err != nil {
+				t.Fatal(err)
+			}
+			all := true
+			for _, im := range imgs {
+				all = all && im.Complete
+			}
+			if all || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// The record's stored images, each once (Baidu's record lists its
+		// attempts' images, which the attempts list again).
+		stored := map[string]bool{}
+		for _, m := range append(append([]contract.MediaRef{}, rec.Media...), attemptMedia(rec)...) {
+			if m.Status == contract.MediaStored && strings.HasPrefix(m.ContentType, "image/") {
+				stored[m.Key] = true
+			}
+		}
+		want := len(stored)
+		if len(imgs) != want || want == 0 {
+			t.Errorf("%s: %d images on the page, want the record's %d stored images", path, len(imgs), want)
+		}
+		for _, im := range imgs {
+			if !im.Complete || im.Width == 0 {
+				t.Errorf("%s: image %s did not load (complete %v, naturalWidth %d)", path, im.Src, im.Complete, im.Width)
+			}
+			if !strings.HasPrefix(im.Src, p.url+path+"/media/") {
+				t.Errorf("%s: image %s is not served through the page", path, im.Src)
+			}
+		}
+		wantEvents += 1 + len(imgs)
+		fields := map[string]string{}
+		for _, id := range []string{"outcome", "biz-no", "identity-id", "identity-shown", "window-left", "timeline", "viewer"} {
+			s, err := chromedp.Run(ctx, chromedp.Text("#"+id))
+			if err != nil {
+				t.Fatalf("%s: #%s: %v", path, id, err)
+			}
+			fields[id] = strings.TrimSpace(s)
+		}
+		if text, err = chromedp.Run(ctx, chromedp.Text(`main`)); err != nil {
+			t.Fatal(err)
+		}
+		if fields["outcome"] != rec.Outcome || fields["biz-no"] != rec.BizNo || fields["identity-id"] != rec.Identity.IDNumber ||
+			fields["identity-shown"] != "masked" || !strings.Contains(fields["timeline"], rec.Times.DecidedAt.UTC().Format("2006-01-02 15:04:05")) ||
+			fields["window-left"] != (time.Duration(rec.WindowLeftSeconds)*time.Second).String() || !strings.HasPrefix(fields["viewer"], "Compliance Officer") {
+			t.Errorf("%s: the page shows %v for the record %s/%s/%s/%s", path, fields, rec.Outcome, rec.BizNo, rec.Identity.IDNumber, rec.Times.DecidedAt)
+		}
+		for _, secret := range []string{audittest.MegviiIDNumber, audittest.BaiduIDNumber, audittest.MegviiName, audittest.BaiduName} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s: a viewer's page shows the unmasked %q", path, secret)
+			}
+		}
+		if rec.Vendor == contract.Baidu {
+			attempts, err := chromedp.Run(ctx, chromedp.Text(`#attempts`))
+			if err != nil || strings.Count(attempts, "\n") < len(rec.Attempts) {
+				t.Errorf("%s: attempts table %q (%v), want %d attempts", path, attempts, err, len(rec.Attempts))
+			}
+		}
+		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(artefacts, "auditor-"+string(rec.Vendor)+".png")
+		if err := os.WriteFile(file, shot, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot of %s: %s", path, file)
+	}
+
+	// A last view by plain HTTP with a known request id closes the topic's
+	// reading: every event before it is the browser's.
+	req, _ := http.NewRequest("GET", p.url+"/v/megvii/biz-browser-1", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("X-Request-Id", "browser-test-last")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	es := auditEvents(t, broker.Addr(), "browser-test-last")
+	if got := len(es) - 1; got != wantEvents {
+		t.Errorf("the audit topic holds %d events of the browser's views, want %d (one per page and per image)", got, wantEvents)
+	}
+	counts := map[string]int{}
+	for _, e := range es {
+		counts[e.Action]++
+		if e.Viewer != "Compliance Officer" || e.Role != contract.RoleViewer || e.IdentityUnmasked {
+			t.Errorf("event %+v", e)
+		}
+	}
+	t.Logf("audit events: %v", counts)
+
+	// SIGTERM: the process drains and exits 0.
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("auditor exit after SIGTERM: %v\n%s", err, p.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("auditor still running 30 s after SIGTERM")
+	}
+}
+
+func attemptMedia(r contract.Record) []contract.MediaRef {
+	var out []contract.MediaRef
+	for _, a := range r.Attempts {
+		out = append(out, a.Media...)
+	}
+	return out
+}

@@ -1,0 +1,734 @@
+// Package web is the audit page: a read-only, server-rendered web UI over
+// the evidence store for compliance and support staff. Every request but
+// the login form is authenticated (a bearer token, a session opened with
+// one, or a trusted authenticating proxy's user header), and every view of
+// a verification (its page, its unmasked identity, each image or video,
+// its evidence document) is written as one audit event, acknowledged by the
+// audit topic, before anything is shown.
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/faceharvest/faceharvest/pkg/audit"
+	"github.com/faceharvest/faceharvest/pkg/clock"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+)
+
+// Recorder records a view; nothing is shown unless it returned nil
+// (an *audit.Log).
+type Recorder interface {
+	Record(ctx context.Context, e contract.AuditEvent) error
+}
+
+// Config configures the page. Finder, Recorder, Tokens and SessionKeys are
+// required.
+type Config struct {
+	Finder   audit.Finder
+	Recorder Recorder
+	Tokens   *Tokens
+	// SessionKeys sign login sessions (the first signs, any verifies), each
+	// at least MinSessionKeyLen bytes.
+	SessionKeys [][]byte
+	// SessionTTL is how long a login lasts (8 h when 0).
+	SessionTTL time.Duration
+	// SecureCookie marks the session cookie Secure (only sent over https).
+	// It is also set whenever the request came over TLS.
+	SecureCookie bool
+	// PublicURL, when set, is the page's external origin
+	// (https://audit.example.com): login and logout requests must come from
+	// it. Empty: from the request's own Host.
+	PublicURL string
+	// ProxyUserHeader names the header an authenticating proxy puts the
+	// user's name in (e.g. X-Forwarded-User); it is believed only from
+	// ProxyCIDRs. ProxyRoleHeader names the header holding the user's role
+	// (viewer or identity; viewer when absent or unknown).
+	ProxyUserHeader string
+	ProxyRoleHeader string
+	ProxyCIDRs      []netip.Prefix
+	// MaxSearchResults bounds a biz_no search's answer (50 when 0).
+	MaxSearchResults int
+	Now              clock.Now
+	// Metrics (NewMetrics) or, when nil, Registry to register them on.
+	Metrics  *Metrics
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
+}
+
+// Routes.
+const (
+	RouteLogin  = "/login"
+	RouteLogout = "/logout"
+	RouteSearch = "/search"
+)
+
+// Server serves the audit page.
+type Server struct {
+	cfg      Config
+	sessions sessions
+	now      clock.Now
+	log      *slog.Logger
+	m        *Metrics
+	pages    *pages
+	origin   string
+}
+
+// New returns the page's server.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Finder == nil || cfg.Recorder == nil || cfg.Tokens == nil:
+		return nil, errors.New("audit page: a finder, a recorder and tokens are required")
+	case len(cfg.SessionKeys) == 0:
+		return nil, errors.New("audit page: no session key")
+	case cfg.ProxyUserHeader != "" && len(cfg.ProxyCIDRs) == 0:
+		return nil, errors.New("audit page: a trusted proxy header needs the proxies' addresses (CIDRs)")
+	}
+	for _, k := range cfg.SessionKeys {
+		if len(k) < MinSessionKeyLen {
+			return nil, fmt.Errorf("audit page: session keys must be at least %d bytes", MinSessionKeyLen)
+		}
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 8 * time.Hour
+	}
+	if cfg.MaxSearchResults <= 0 {
+		cfg.MaxSearchResults = 50
+	}
+	if cfg.Now == nil {
+		cfg.Now = clock.Real
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		if cfg.Registry == nil {
+			cfg.Registry = prometheus.NewRegistry()
+		}
+		cfg.Metrics = NewMetrics(cfg.Registry)
+	}
+	s := &Server{cfg: cfg, sessions: sessions{keys: cfg.SessionKeys, ttl: cfg.SessionTTL}, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("audit page: public URL %q: want http(s)://host[:port]", cfg.PublicURL)
+		}
+		s.origin = u.Scheme + "://" + u.Host
+	}
+	var err error
+	if s.pages, err = loadPages(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Handler returns the page's routes, each behind the security headers and
+// the request metrics.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+RouteLogin, s.loginForm)
+	mux.HandleFunc("POST "+RouteLogin, s.login)
+	mux.HandleFunc("POST "+RouteLogout, s.logout)
+	mux.Handle("GET /{$}", s.authed("home", s.home))
+	mux.Handle("GET "+RouteSearch, s.authed("search", s.search))
+	mux.Handle("GET /v/{vendor}/{id}", s.authed("verification", s.verification))
+	mux.Handle("GET /v/{vendor}/{id}/identity", s.authed("identity", s.identity))
+	mux.Handle("GET /v/{vendor}/{id}/media/{n}", s.authed("media", s.media))
+	mux.Handle("GET /v/{vendor}/{id}/evidence", s.authed("evidence", s.evidence))
+	mux.Handle("/", s.authed("other", func(w http.ResponseWriter, r *http.Request, _ Principal) {
+		s.fail(w, r, http.StatusNotFound, "No such page.")
+	}))
+	return s.wrap(mux)
+}
+
+// HTTPServer returns the http.Server to serve Handler with.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		MaxHeaderBytes:    32 << 10,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      10 * time.Minute, // a video streams for a while
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// The Content-Security-Policy of every answer: nothing but this origin's
+// own images and media, the page's one stylesheet by its hash, no script
+// at all, no framing, forms only to this origin.
+func (s *Server) csp() string {
+	return "default-src 'none'; img-src 'self'; media-src 'self'; style-src '" + s.pages.styleHash + "'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = 0
+
+// wrap sets the security headers and the request id, and counts answers.
+func (s *Server) wrap(next http.Handler) http.Handler {
+	csp := s.csp()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		id := requestID(r.Header.Get("X-Request-Id"))
+		h.Set("X-Request-Id", id)
+		rw := &recorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		route := rw.route
+		if route == "" {
+			route = routeOf(r)
+		}
+		s.m.request(route, rw.code)
+	})
+}
+
+// routeOf names the unauthenticated routes for the metrics.
+func routeOf(r *http.Request) string {
+	switch r.URL.Path {
+	case RouteLogin:
+		return "login"
+	case RouteLogout:
+		return "logout"
+	}
+	return "other"
+}
+
+// requestID keeps a proxy's request id when it looks like one, or makes
+// one.
+func requestID(in string) string {
+	if n := len(in); n > 0 && n <= 64 && strings.Trim(in, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") == "" {
+		return in
+	}
+	return audit.NewEventID()
+}
+
+type recorder struct {
+	http.ResponseWriter
+	code  int
+	route string
+	wrote bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func setRoute(w http.ResponseWriter, route string) {
+	if rw, ok := w.(*recorder); ok {
+		rw.route = route
+	}
+}
+
+// authed authenticates a request before h; a request that is not gets 401
+// (with the login form, for browsers) and causes nothing else.
+func (s *Server) authed(route string, h func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setRoute(w, route)
+		p, reason := s.authenticate(r)
+		if reason != "" {
+			s.m.authFailure(reason)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="faceharvest audit"`)
+			if reason == reasonExpired || reason == reasonBadSession {
+				s.clearCookie(w, r)
+			}
+			s.render(w, r, http.StatusUnauthorized, "login", loginData{Next: nextPath(r.URL.RequestURI()), Message: reasonMessage(reason)}, Principal{})
+			return
+		}
+		h(w, r, p)
+	})
+}
+
+// Reasons of authentication failures (the metric's label values).
+const (
+	reasonMissing        = "missing"
+	reasonBadToken       = "invalid_token"
+	reasonBadSession     = "invalid_session"
+	reasonExpired        = "expired_session"
+	reasonRevoked        = "revoked_session"
+	reasonUntrustedProxy = "untrusted_proxy_header"
+	reasonForbidden      = "forbidden_role"
+	reasonBadOrigin      = "bad_origin"
+)
+
+var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonForbidden, reasonBadOrigin}
+
+func reasonMessage(reason string) string {
+	switch reason {
+	case reasonBadToken:
+		return "That token is not valid."
+	case reasonExpired:
+		return "Your session has expired: log in again."
+	case reasonRevoked, reasonBadSession:
+		return "Your session is no longer valid: log in again."
+	}
+	return ""
+}
+
+// authenticate returns the request's principal, or why it has none. A
+// trusted proxy's user header wins; then an Authorization header (which,
+// when present, must be valid); then the session cookie.
+func (s *Server) authenticate(r *http.Request) (Principal, string) {
+	proxied := s.cfg.ProxyUserHeader != "" && r.Header.Get(s.cfg.ProxyUserHeader) != ""
+	if proxied && s.fromProxy(r) {
+		role := contract.RoleViewer
+		if s.cfg.ProxyRoleHeader != "" && strings.TrimSpace(r.Header.Get(s.cfg.ProxyRoleHeader)) == contract.RoleIdentity {
+			role = contract.RoleIdentity
+		}
+		name := r.Header.Get(s.cfg.ProxyUserHeader)
+		if len(name) > 200 {
+			name = name[:200]
+		}
+		return Principal{Name: name, Role: role, Method: "proxy"}, ""
+	}
+	if a := r.Header.Get("Authorization"); a != "" {
+		tok, ok := strings.CutPrefix(a, "Bearer ")
+		if !ok {
+			return Principal{}, reasonBadToken
+		}
+		p, ok := s.cfg.Tokens.Lookup(strings.TrimSpace(tok))
+		if !ok {
+			return Principal{}, reasonBadToken
+		}
+		return p, ""
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		fp, err := s.sessions.verify(c.Value, s.now())
+		switch {
+		case errors.Is(err, errSessionExpired):
+			return Principal{}, reasonExpired
+		case err != nil:
+			return Principal{}, reasonBadSession
+		}
+		p, ok := s.cfg.Tokens.byFingerprint(fp)
+		if !ok {
+			return Principal{}, reasonRevoked
+		}
+		return p, ""
+	}
+	if proxied {
+		return Principal{}, reasonUntrustedProxy
+	}
+	return Principal{}, reasonMissing
+}
+
+// fromProxy reports whether the connection comes from a trusted proxy.
+func (s *Server) fromProxy(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range s.cfg.ProxyCIDRs {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// sameOrigin is the CSRF check of login and logout (the only requests that
+// change anything): the browser's Origin must be the page's own. Under
+// Referrer-Policy: no-referrer a browser sends "Origin: null" with a form
+// it posts, so then the browser's own Sec-Fetch-Site (which no page can set)
+// must say same-origin. A request without either header is not a browser's
+// and carries no cookie of a victim's; it passes.
+func (s *Server) sameOrigin(r *http.Request) bool {
+	o, sfs := r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site")
+	switch {
+	case sfs != "" && sfs != "same-origin":
+		return false
+	case o == "null":
+		return sfs == "same-origin"
+	case o == "":
+		return true
+	}
+	want := s.origin
+	if want == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		want = scheme + "://" + r.Host
+	}
+	return o == want
+}
+
+func (s *Server) secure(r *http.Request) bool {
+	return s.cfg.SecureCookie || r.TLS != nil || strings.HasPrefix(s.origin, "https:")
+}
+
+func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
+}
+
+// nextPath keeps a post-login destination only when it is a path on this
+// site.
+func nextPath(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.HasPrefix(p, RouteLogin) || len(p) > 1000 {
+		return "/"
+	}
+	return p
+}
+
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, http.StatusOK, "login", loginData{Next: nextPath(r.URL.Query().Get("next"))}, Principal{})
+}
+
+// login checks a bearer token typed into the form and opens a session.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if !s.sameOrigin(r) {
+		s.m.authFailure(reasonBadOrigin)
+		s.fail(w, r, http.StatusForbidden, "This form must be sent from the audit page itself.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	if err := r.ParseForm(); err != nil {
+		s.fail(w, r, http.StatusBadRequest, "The form could not be read.")
+		return
+	}
+	next := nextPath(r.PostForm.Get("next"))
+	p, ok := s.cfg.Tokens.Lookup(strings.TrimSpace(r.PostForm.Get("token")))
+	if !ok {
+		s.m.authFailure(reasonBadToken)
+		s.render(w, r, http.StatusUnauthorized, "login", loginData{Next: next, Message: reasonMessage(reasonBadToken)}, Principal{})
+		return
+	}
+	v, exp := s.sessions.issue(p.fingerprint, s.now())
+	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: v, Path: "/", Expires: exp, MaxAge: int(s.cfg.SessionTTL / time.Second),
+		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
+	s.log.Info("login", "viewer", p.Name, "role", p.Role, "request_id", reqID(r))
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if !s.sameOrigin(r) {
+		s.m.authFailure(reasonBadOrigin)
+		s.fail(w, r, http.StatusForbidden, "This form must be sent from the audit page itself.")
+		return
+	}
+	s.clearCookie(w, r)
+	http.Redirect(w, r, RouteLogin, http.StatusSeeOther)
+}
+
+func reqID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey).(string)
+	return id
+}
+
+func remoteAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// event starts the audit event of a view by p.
+func event(r *http.Request, p Principal, action string) contract.AuditEvent {
+	return contract.AuditEvent{Viewer: p.Name, Role: p.Role, Action: action, RequestID: reqID(r), RemoteAddr: remoteAddr(r)}
+}
+
+// record writes the view's audit event; false (and a 503 answered) when it
+// could not be written: then nothing is shown.
+func (s *Server) record(w http.ResponseWriter, r *http.Request, e contract.AuditEvent) bool {
+	if err := s.cfg.Recorder.Record(r.Context(), e); err != nil {
+		s.log.Error("audit event not written; nothing shown", "viewer", e.Viewer, "action", e.Action, "vendor", string(e.Vendor), "verification_id", e.VerificationID, "request_id", e.RequestID, "error", err.Error())
+		w.Header().Set("Retry-After", "5")
+		s.fail(w, r, http.StatusServiceUnavailable, "This view could not be recorded in the audit log, so it is not shown. Try again shortly.")
+		return false
+	}
+	return true
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request, p Principal) {
+	s.render(w, r, http.StatusOK, "search", searchData{}, p)
+}
+
+// search finds verifications by "<vendor>:<id>" (answered with the
+// verification's page), or by a bare id or biz_no (a list of what matches:
+// the biz_no's verifications and any vendor's verification of that id). A
+// list is a view: it is audited as one search event naming what it listed.
+func (s *Server) search(w http.ResponseWriter, r *http.Request, p Principal) {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if q == "" {
+		s.render(w, r, http.StatusOK, "search", searchData{}, p)
+		return
+	}
+	if len(q) > 256 {
+		s.fail(w, r, http.StatusBadRequest, "That search is too long.")
+		return
+	}
+	if v, id, err := contract.SplitKey(q); err == nil {
+		http.Redirect(w, r, verificationPath(v, id), http.StatusSeeOther)
+		return
+	}
+	ctx := r.Context()
+	found, err := s.cfg.Finder.ByBizNo(ctx, q)
+	if err != nil {
+		s.storeFailed(w, r, err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, v := range found {
+		seen[contract.Key(v.Record.Vendor, v.Record.VerificationID)] = true
+	}
+	for _, vendor := range []contract.Vendor{contract.Megvii, contract.Baidu} {
+		v, err := s.cfg.Finder.Get(ctx, vendor, q)
+		switch {
+		case errors.Is(err, audit.ErrNotFound):
+		case err != nil:
+			s.storeFailed(w, r, err)
+			return
+		case !seen[contract.Key(vendor, q)]:
+			found = append(found, v)
+		}
+	}
+	d := searchData{Query: q, Total: len(found)}
+	if len(found) > s.cfg.MaxSearchResults {
+		found = found[:s.cfg.MaxSearchResults]
+	}
+	e := event(r, p, contract.AuditSearch)
+	e.BizNo = q
+	for _, v := range found {
+		d.Results = append(d.Results, summarize(v.Record))
+		e.Verifications = append(e.Verifications, contract.Key(v.Record.Vendor, v.Record.VerificationID))
+	}
+	s.renderAudited(w, r, http.StatusOK, "search", d, p, e)
+}
+
+func verificationPath(v contract.Vendor, id string) string {
+	return "/v/" + string(v) + "/" + url.PathEscape(id)
+}
+
+// find reads the verification the route names; false (and answered) when
+// there is none or the store failed.
+func (s *Server) find(w http.ResponseWriter, r *http.Request) (audit.Verification, bool) {
+	v, err := contract.ParseVendor(r.PathValue("vendor"))
+	id := r.PathValue("id")
+	if err != nil || id == "" || len(id) > 256 {
+		s.fail(w, r, http.StatusNotFound, "No such verification.")
+		return audit.Verification{}, false
+	}
+	ver, err := s.cfg.Finder.Get(r.Context(), v, id)
+	switch {
+	case errors.Is(err, audit.ErrNotFound):
+		s.fail(w, r, http.StatusNotFound, "The store holds no verification "+contract.Key(v, id)+".")
+		return audit.Verification{}, false
+	case err != nil:
+		s.storeFailed(w, r, err)
+		return audit.Verification{}, false
+	}
+	return ver, true
+}
+
+func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("evidence store", "request_id", reqID(r), "error", err.Error())
+	w.Header().Set("Retry-After", "5")
+	s.fail(w, r, http.StatusServiceUnavailable, "The evidence store did not answer. Try again shortly.")
+}
+
+func (s *Server) verification(w http.ResponseWriter, r *http.Request, p Principal) {
+	ver, ok := s.find(w, r)
+	if !ok {
+		return
+	}
+	e := event(r, p, contract.AuditRecord)
+	e.Vendor, e.VerificationID, e.BizNo, e.Record = ver.Record.Vendor, ver.Record.VerificationID, ver.Record.BizNo, true
+	s.renderAudited(w, r, http.StatusOK, "verification", newVerificationView(ver.Record, nil, p), p, e)
+}
+
+// identity is the verification's page with the identity unmasked, read
+// from its evidence document: for the identity role only.
+func (s *Server) identity(w http.ResponseWriter, r *http.Request, p Principal) {
+	if !p.CanSeeIdentity() {
+		s.m.authFailure(reasonForbidden)
+		s.fail(w, r, http.StatusForbidden, "Your role does not allow seeing unmasked identities.")
+		return
+	}
+	ver, ok := s.find(w, r)
+	if !ok {
+		return
+	}
+	id, err := s.cfg.Finder.Identity(r.Context(), ver)
+	if err != nil {
+		if errors.Is(err, audit.ErrNotFound) || errors.Is(err, audit.ErrNoIdentity) {
+			s.fail(w, r, http.StatusNotFound, "The evidence document holds no identity.")
+			return
+		}
+		s.storeFailed(w, r, err)
+		return
+	}
+	e := event(r, p, contract.AuditIdentity)
+	e.Vendor, e.VerificationID, e.BizNo, e.Record, e.IdentityUnmasked = ver.Record.Vendor, ver.Record.VerificationID, ver.Record.BizNo, true, true
+	e.ObjectKey = ver.Index.Evidence.Key
+	s.renderAudited(w, r, http.StatusOK, "verification", newVerificationView(ver.Record, &id, p), p, e)
+}
+
+// media streams the n-th media object the verification's record lists
+// (the record's own, then each attempt's), from the store through this
+// server: the browser never gets a link to the store.
+func (s *Server) media(w http.ResponseWriter, r *http.Request, p Principal) {
+	ver, ok := s.find(w, r)
+	if !ok {
+		return
+	}
+	n, err := strconv.Atoi(r.PathValue("n"))
+	items := mediaOf(ver.Record)
+	if err != nil || n < 0 || n >= len(items) || items[n].Status != contract.MediaStored || items[n].Key == "" {
+		s.fail(w, r, http.StatusNotFound, "This verification has no such stored media object.")
+		return
+	}
+	m := items[n]
+	e := event(r, p, contract.AuditMedia)
+	e.Vendor, e.VerificationID, e.BizNo, e.ObjectKey, e.MediaKind = ver.Record.Vendor, ver.Record.VerificationID, ver.Record.BizNo, m.Key, m.Kind
+	ct := m.ContentType
+	kind := "image"
+	switch {
+	case strings.HasPrefix(ct, "image/"):
+	case strings.HasPrefix(ct, "video/"):
+		kind = "video"
+	default:
+		ct, kind = "application/octet-stream", "other"
+	}
+	s.stream(w, r, ver, m.Key, ct, kind, "", e)
+}
+
+// evidence streams the evidence document (which holds the unmasked
+// identity): for the identity role only.
+func (s *Server) evidence(w http.ResponseWriter, r *http.Request, p Principal) {
+	if !p.CanSeeIdentity() {
+		s.m.authFailure(reasonForbidden)
+		s.fail(w, r, http.StatusForbidden, "Your role does not allow reading evidence documents.")
+		return
+	}
+	ver, ok := s.find(w, r)
+	if !ok {
+		return
+	}
+	key := ver.Index.Evidence.Key
+	if key == "" && ver.Record.Evidence != nil {
+		key = ver.Record.Evidence.Key
+	}
+	if key == "" {
+		s.fail(w, r, http.StatusNotFound, "This verification has no evidence document.")
+		return
+	}
+	e := event(r, p, contract.AuditEvidence)
+	e.Vendor, e.VerificationID, e.BizNo, e.ObjectKey, e.IdentityUnmasked = ver.Record.Vendor, ver.Record.VerificationID, ver.Record.BizNo, key, true
+	name := strings.NewReplacer(`"`, "", `\`, "", "/", "_").Replace(string(ver.Record.Vendor) + "-" + ver.Record.VerificationID)
+	s.stream(w, r, ver, key, "application/json", "evidence", `attachment; filename="`+name+`-evidence.json"`, e)
+}
+
+// stream opens key, records e, then copies the object to w. Nothing is
+// sent before the event is written.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, ver audit.Verification, key, contentType, kind, disposition string, e contract.AuditEvent) {
+	rc, attrs, err := s.cfg.Finder.Open(r.Context(), ver, key)
+	switch {
+	case errors.Is(err, audit.ErrNotFound):
+		s.fail(w, r, http.StatusNotFound, "The store does not hold this object.")
+		return
+	case err != nil:
+		s.storeFailed(w, r, err)
+		return
+	}
+	defer rc.Close()
+	if !s.record(w, r, e) {
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	if disposition != "" {
+		h.Set("Content-Disposition", disposition)
+	}
+	if attrs.Size > 0 {
+		h.Set("Content-Length", strconv.FormatInt(attrs.Size, 10))
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	n, err := io.Copy(w, rc)
+	s.m.mediaBytes.WithLabelValues(kind).Add(float64(n))
+	if err != nil {
+		s.log.Warn("streaming an object ended early", "key", key, "bytes", n, "request_id", reqID(r), "error", err.Error())
+	}
+}
+
+// renderAudited renders a page, records its view, then sends it: a page
+// that fails to render is not recorded as shown, and one whose event could
+// not be written is not shown.
+func (s *Server) renderAudited(w http.ResponseWriter, r *http.Request, code int, page string, data any, p Principal, e contract.AuditEvent) {
+	var buf bytes.Buffer
+	if err := s.pages.execute(&buf, page, s.frame(r, p, data)); err != nil {
+		s.log.Error("rendering a page", "page", page, "request_id", reqID(r), "error", err.Error())
+		s.fail(w, r, http.StatusInternalServerError, "The page could not be rendered.")
+		return
+	}
+	if !s.record(w, r, e) {
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// render sends a page that shows no personal data.
+func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page string, data any, p Principal) {
+	var buf bytes.Buffer
+	if err := s.pages.execute(&buf, page, s.frame(r, p, data)); err != nil {
+		s.log.Error("rendering a page", "page", page, "request_id", reqID(r), "error", err.Error())
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	p, _ := s.authenticate(r)
+	s.render(w, r, code, "error", errorData{Code: code, Status: http.StatusText(code), Message: msg}, p)
+}
+
+type frame struct {
+	Viewer    Principal
+	RequestID string
+	Data      any
+}
+
+func (s *Server) frame(r *http.Request, p Principal, data any) frame {
+	return frame{Viewer: p, RequestID: reqID(r), Data: data}
+}

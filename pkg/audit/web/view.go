@@ -1,0 +1,275 @@
+package web
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/faceharvest/faceharvest/pkg/contract"
+)
+
+// mediaOf lists a record's media objects in the order the media route
+// numbers them: the record's own (which include its attempts' images,
+// marked with their attempt), then any attempt's the record does not list.
+func mediaOf(r contract.Record) []contract.MediaRef {
+	out := slices.Clone(r.Media)
+	listed := map[string]bool{}
+	for _, m := range r.Media {
+		if m.Key != "" {
+			listed[m.Key] = true
+		}
+	}
+	for _, a := range r.Attempts {
+		for _, m := range a.Media {
+			if m.Key == "" || !listed[m.Key] {
+				if m.Attempt == 0 {
+					m.Attempt = a.Order
+				}
+				out = append(out, m)
+				listed[m.Key] = m.Key != ""
+			}
+		}
+	}
+	return out
+}
+
+type loginData struct {
+	Next, Message string
+}
+
+type errorData struct {
+	Code            int
+	Status, Message string
+}
+
+type summary struct {
+	Key, Path, Vendor, ID, BizNo, Outcome, Reason, Passed, DecidedAt string
+}
+
+type searchData struct {
+	Query   string
+	Total   int
+	Results []summary
+}
+
+func summarize(r contract.Record) summary {
+	return summary{Key: contract.Key(r.Vendor, r.VerificationID), Path: verificationPath(r.Vendor, r.VerificationID), Vendor: string(r.Vendor),
+		ID: r.VerificationID, BizNo: r.BizNo, Outcome: r.Outcome, Reason: r.Reason, Passed: passed(r.Passed), DecidedAt: stamp(&r.Times.DecidedAt)}
+}
+
+func passed(p *bool) string {
+	switch {
+	case p == nil:
+		return "no verdict"
+	case *p:
+		return "passed"
+	}
+	return "not passed"
+}
+
+func stamp(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func score(f *float64) string {
+	if f == nil {
+		return "—"
+	}
+	return strconv.FormatFloat(*f, 'f', -1, 64)
+}
+
+// scoreLine is one score against one threshold.
+type scoreLine struct {
+	Label, Score, Threshold string
+	// Verdict: "meets" (score at or above the threshold), "below", or "" when
+	// either is missing. For attack detectors above means suspected.
+	Verdict string
+}
+
+func against(label string, s, t *float64) scoreLine {
+	l := scoreLine{Label: label, Score: score(s), Threshold: score(t)}
+	if s != nil && t != nil {
+		l.Verdict = "below"
+		if *s >= *t {
+			l.Verdict = "meets"
+		}
+	}
+	return l
+}
+
+type faceMatchView struct {
+	Source, Score, Error string
+	Lines                []scoreLine
+}
+
+type attackView struct {
+	Kind, Score, Threshold string
+	Suspected              bool
+}
+
+type livenessView struct {
+	Result, Procedure, Score, SpoofingScore string
+	Attacks                                 []attackView
+}
+
+type mediaView struct {
+	Kind, Endpoint, Status, Reason, Key, SHA256, ContentType, Size, URL string
+	Attempt                                                             int
+	Image, Video                                                        bool
+}
+
+type attemptView struct {
+	Order                                            int
+	Passed                                           bool
+	Code, Message, VerifiedAt, ChargeType, RiskLevel string
+	Charged                                          bool
+	Match                                            scoreLine
+	LivenessScore, SpoofingScore                     string
+	Media                                            []mediaView
+}
+
+type timelineEntry struct{ Label, At string }
+
+type identityView struct {
+	Name, IDNumber, Source string
+	Masked                 bool
+}
+
+type verificationView struct {
+	Key, Vendor, ID, BizNo, Path                 string
+	Outcome, Reason, FlowStatus, Passed, Landing string
+	Liveness                                     *livenessView
+	FaceMatch                                    []faceMatchView
+	Identity                                     *identityView
+	Unmasked                                     bool
+	CanSeeIdentity                               bool
+	Attempts                                     []attemptView
+	Media                                        []mediaView
+	MediaRecording                               string
+	Timeline                                     []timelineEntry
+	WindowLeft                                   string
+	Problems                                     []string
+	Responses                                    []contract.ResponseIn
+	Billing                                      []timelineEntry
+	EvidenceKey, EvidencePath                    string
+	Schema                                       string
+}
+
+// newVerificationView is what the verification page shows; unmasked, when
+// set, replaces the record's masked identity.
+func newVerificationView(r contract.Record, unmasked *contract.Identity, p Principal) verificationView {
+	path := verificationPath(r.Vendor, r.VerificationID)
+	v := verificationView{Key: contract.Key(r.Vendor, r.VerificationID), Vendor: string(r.Vendor), ID: r.VerificationID, BizNo: r.BizNo, Path: path,
+		Outcome: r.Outcome, Reason: r.Reason, FlowStatus: r.FlowStatus, Passed: passed(r.Passed), Landing: r.Landing,
+		MediaRecording: r.MediaRecording, Problems: r.Problems, Responses: r.Responses, Schema: r.Schema, CanSeeIdentity: p.CanSeeIdentity()}
+	if l := r.Liveness; l != nil {
+		lv := &livenessView{Result: l.Result, Procedure: l.Procedure, Score: score(l.Score), SpoofingScore: score(l.SpoofingScore)}
+		for _, a := range l.Attacks {
+			lv.Attacks = append(lv.Attacks, attackView{Kind: a.Kind, Score: score(&a.Score), Threshold: score(&a.Threshold), Suspected: a.Suspected})
+		}
+		v.Liveness = lv
+	}
+	for _, f := range r.FaceMatch {
+		fv := faceMatchView{Source: f.Source, Score: score(f.Score), Error: f.Error}
+		if f.Threshold != nil {
+			fv.Lines = append(fv.Lines, against("threshold", f.Score, f.Threshold))
+		}
+		keys := make([]string, 0, len(f.Thresholds))
+		for k := range f.Thresholds {
+			keys = append(keys, k)
+		}
+		// Megvii's thresholds by false-accept rate, the most lenient first
+		// (1e-3, 1e-4, ...): sorted by the rate's value, descending.
+		slices.SortFunc(keys, func(a, b string) int {
+			fa, ea := strconv.ParseFloat(a, 64)
+			fb, eb := strconv.ParseFloat(b, 64)
+			if ea != nil || eb != nil {
+				return strings.Compare(a, b)
+			}
+			switch {
+			case fa > fb:
+				return -1
+			case fa < fb:
+				return 1
+			}
+			return 0
+		})
+		for _, k := range keys {
+			t := f.Thresholds[k]
+			fv.Lines = append(fv.Lines, against("false-accept rate "+k, f.Score, &t))
+		}
+		v.FaceMatch = append(v.FaceMatch, fv)
+	}
+	switch {
+	case unmasked != nil:
+		v.Identity, v.Unmasked = &identityView{Name: unmasked.Name, IDNumber: unmasked.IDNumber, Source: unmasked.Source, Masked: false}, true
+	case r.Identity != nil:
+		v.Identity = &identityView{Name: r.Identity.Name, IDNumber: r.Identity.IDNumber, Source: r.Identity.Source, Masked: r.Identity.Masked}
+	}
+	attempt := map[int]int{} // attempt order -> index in v.Attempts
+	for _, a := range r.Attempts {
+		attempt[a.Order] = len(v.Attempts)
+		v.Attempts = append(v.Attempts, attemptView{Order: a.Order, Passed: a.Passed, Code: a.Code, Message: a.Message, VerifiedAt: a.VerifiedAt, ChargeType: a.ChargeType,
+			RiskLevel: a.RiskLevel, Charged: a.Charged, Match: against("face match", a.Score, a.Threshold),
+			LivenessScore: score(a.LivenessScore), SpoofingScore: score(a.SpoofingScore)})
+	}
+	for n, m := range mediaOf(r) {
+		mv := mediaView{Kind: m.Kind, Endpoint: m.Endpoint, Status: m.Status, Reason: m.Reason, Key: m.Key, SHA256: m.SHA256, ContentType: m.ContentType, Attempt: m.Attempt}
+		if m.Size > 0 {
+			mv.Size = bytesText(m.Size)
+		}
+		if m.Status == contract.MediaStored && m.Key != "" {
+			mv.URL = path + "/media/" + strconv.Itoa(n)
+			mv.Image = strings.HasPrefix(m.ContentType, "image/")
+			mv.Video = strings.HasPrefix(m.ContentType, "video/")
+		}
+		if i, ok := attempt[m.Attempt]; ok && m.Attempt > 0 {
+			v.Attempts[i].Media = append(v.Attempts[i].Media, mv)
+		} else {
+			v.Media = append(v.Media, mv)
+		}
+	}
+	t := r.Times
+	for _, e := range []struct {
+		label string
+		at    *time.Time
+	}{{"issued", t.IssuedAt}, {"completed", t.CompletedAt}, {"harvested", t.HarvestedAt}, {"decided", &t.DecidedAt}, {"archived", &t.ArchivedAt}} {
+		if s := stamp(e.at); s != "" {
+			v.Timeline = append(v.Timeline, timelineEntry{e.label, s})
+		}
+	}
+	v.WindowLeft = (time.Duration(r.WindowLeftSeconds * float64(time.Second))).Round(time.Second).String()
+	if b := r.Billing; b != nil {
+		add := func(label string, n *int) {
+			if n != nil {
+				v.Billing = append(v.Billing, timelineEntry{label, strconv.Itoa(*n)})
+			}
+		}
+		if b.Billed != nil {
+			v.Billing = append(v.Billing, timelineEntry{"billed", strconv.FormatBool(*b.Billed)})
+		}
+		add("verify count", b.VerifyCount)
+		add("OCR charges", b.OCRChargeCount)
+		add("match charges", b.MatchChargeCount)
+		add("verify charges", b.VerifyChargeCount)
+	}
+	if r.Evidence != nil && r.Evidence.Key != "" {
+		v.EvidenceKey, v.EvidencePath = r.Evidence.Key, path+"/evidence"
+	}
+	return v
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

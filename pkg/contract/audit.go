@@ -1,0 +1,84 @@
+package contract
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// The audit topic records every view of a verification's personal data:
+// who looked, when, at which verification, and what was shown. It is keyed
+// by viewer, so that one person's views stay in order on one partition.
+const (
+	DefaultAuditTopic = "faceid.audit"
+	TypeAudit         = "com.faceharvest.audit.v1"
+)
+
+// Audit actions: what the viewer asked for.
+const (
+	AuditSearch   = "search"   // a biz_no search; Verifications lists what the answer named
+	AuditRecord   = "record"   // a verification's record (identity masked)
+	AuditIdentity = "identity" // a verification's unmasked identity
+	AuditMedia    = "media"    // one stored image or video
+	AuditEvidence = "evidence" // the evidence document (which holds the unmasked identity)
+)
+
+// Roles of the people who view evidence: a viewer sees records (identity
+// masked) and media; identity also sees the unmasked identity and the
+// evidence document.
+const (
+	RoleViewer   = "viewer"
+	RoleIdentity = "identity"
+)
+
+// AuditEvent is one view of personal data, written to the audit topic
+// (acknowledged by every in-sync replica) before anything is shown.
+type AuditEvent struct {
+	// ID is unique per view (random); it is the message's ce_id, so a
+	// retried write of the same view is deduplicated, and two views never
+	// share one.
+	ID string `json:"id"`
+	// Viewer names who looked (the token's name or the proxy's user), Role
+	// the role they looked with, Via the tool (auditor, faceharvest).
+	Viewer string    `json:"viewer"`
+	Role   string    `json:"role"`
+	Via    string    `json:"via"`
+	At     time.Time `json:"at"`
+	Action string    `json:"action"`
+	// Vendor and VerificationID name the verification viewed (empty for a
+	// search); BizNo is the searched biz_no.
+	Vendor         Vendor `json:"vendor,omitempty"`
+	VerificationID string `json:"verification_id,omitempty"`
+	BizNo          string `json:"biz_no,omitempty"`
+	// Verifications are the keys (<vendor>:<id>) a search answer listed.
+	Verifications []string `json:"verifications,omitempty"`
+	// What was shown: the record, the identity unmasked, one object (media
+	// or evidence) by its store key.
+	Record           bool   `json:"record"`
+	IdentityUnmasked bool   `json:"identity_unmasked"`
+	ObjectKey        string `json:"object_key,omitempty"`
+	MediaKind        string `json:"media_kind,omitempty"`
+	// RequestID and RemoteAddr tie the event to the request (RemoteAddr is
+	// the connection's peer: the proxy's address behind a proxy).
+	RequestID  string `json:"request_id,omitempty"`
+	RemoteAddr string `json:"remote_addr,omitempty"`
+}
+
+// Envelope renders the event for the audit topic, keyed by viewer.
+func (e AuditEvent) Envelope(source string) (Envelope, error) {
+	switch {
+	case e.ID == "":
+		return Envelope{}, errors.New("audit event without an id")
+	case e.Viewer == "":
+		return Envelope{}, errors.New("audit event without a viewer")
+	case e.Action == "":
+		return Envelope{}, errors.New("audit event without an action")
+	case e.At.IsZero():
+		return Envelope{}, errors.New("audit event without a time")
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return Envelope{}, err
+	}
+	return Envelope{ID: e.ID, Source: source, Type: TypeAudit, Time: e.At, Key: e.Viewer, Value: b}, nil
+}
