@@ -162,7 +162,7 @@ func (r *rig) step(t *testing.T) {
 func (e *Engine) quiet() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.sweeping || len(e.waiters) > 0 {
+	if e.hk.sweeping || len(e.w.waiters) > 0 {
 		return false
 	}
 	for _, p := range e.parts {
