@@ -45,7 +45,7 @@ func (e *Engine) Run(ctx context.Context) error {
 // dispatch is one step of the dispatcher, at the clock's now: it promotes
 // the items that became due, starts as much work as the vendors' limits
 // allow, earliest deadline first, starts a sweep when one is due, and sets
-// the gauges. It returns how many jobs and sweeps it started. Run calls it
+// the gauges. It returns how many jobs it started. Run calls it
 // on every tick and wake-up; tests call it to advance the engine one step.
 func (e *Engine) dispatch(ctx context.Context) int {
 	now := e.now()
@@ -66,9 +66,7 @@ func (e *Engine) dispatch(ctx context.Context) int {
 	for v, l := range e.lim {
 		started += e.startDueLocked(ctx, v, l, now)
 	}
-	if e.sweepDueLocked(now) {
-		started++
-	}
+	e.sweepDueLocked(now)
 	e.gaugesLocked()
 	return started
 }

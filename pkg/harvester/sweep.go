@@ -17,9 +17,9 @@ type housekeeping struct {
 
 // sweepDueLocked starts a sweep of the closed markers older than
 // ClosedRetention when none runs and the last began a minute ago or more.
-func (e *Engine) sweepDueLocked(now time.Time) bool {
+func (e *Engine) sweepDueLocked(now time.Time) {
 	if e.hk.sweeping || now.Sub(e.hk.lastSweep) < time.Minute {
-		return false
+		return
 	}
 	e.hk.sweeping, e.hk.lastSweep = true, now
 	var old []string
@@ -30,7 +30,6 @@ func (e *Engine) sweepDueLocked(now time.Time) bool {
 	}
 	e.wg.Add(1)
 	go e.sweep(old)
-	return true
 }
 
 // sweep deletes the closed markers of keys (a tombstone each), stopping at
