@@ -10,7 +10,7 @@ import (
 
 // item is one open verification. Its fields are sized for a million of
 // them: times as Unix nanoseconds, indexes and versions in 32 bits, and the
-// state frozen (cold.go) while it only waits.
+// state frozen (schedule.Freeze) while it only waits.
 //
 // Every field is guarded by Engine.mu. Who changes what: the book (Apply,
 // AddPartition, RevokePartition) and the item's job change st, closedAt and
