@@ -22,6 +22,7 @@ import (
 // applies the landings itself, at the simulated times it chooses.
 type simRig struct {
 	t     *testing.T
+	ctx   context.Context
 	eng   *Engine
 	sim   *vendorsim.Sim
 	clk   *clock.Sim
@@ -49,10 +50,7 @@ func newSimRig(t *testing.T, pol func(*schedule.Policy)) *simRig {
 	r.eng = NewEngine(EngineConfig{Policy: p, Callers: map[contract.Vendor]Caller{contract.Baidu: BaiduCaller{Client: bc}},
 		Limits: map[contract.Vendor]VendorLimits{contract.Baidu: {Concurrency: 4}}, Store: r.store, Raw: r.raw, Now: clk.Now, Source: "/test",
 		Metrics: NewMetrics(r.reg)})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = r.eng.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	r.ctx = stepped(t, r.eng)
 	r.eng.AddPartition(0, nil)
 	return r
 }
@@ -79,14 +77,11 @@ func (r *simRig) calls(vt, ep string) int {
 	return st.Calls[ep]
 }
 
-// settled waits until the engine has nothing in flight and nothing due (or
-// the vendor is paused).
+// settled steps the engine until every job that could start at the
+// clock's time has run (settle).
 func (r *simRig) settled() {
 	r.t.Helper()
-	eventually(r.t, "the engine settles", func() bool {
-		_, _, paused := r.eng.lim[contract.Baidu].state(r.clk.Now())
-		return r.eng.busyCount() == 0 && (r.eng.dueCount() == 0 || paused)
-	})
+	settle(r.t, r.ctx, r.eng)
 }
 
 func (r *simRig) terminal(vt string) *contract.Terminal {
@@ -134,15 +129,20 @@ func TestBaiduFailureLandingDoesNotCloseTheToken(t *testing.T) {
 	vt := r.create(vendorsim.BaiduSpec{Attempts: 2, AttemptGap: vendorsim.Duration(20 * time.Minute), CompleteAfter: vendorsim.Duration(30 * time.Minute), Media: "process_video"})
 	r.clk.Advance(10 * time.Minute) // attempt 1 ended: failed
 	r.land(vt, schedule.LandingFailure)
-	eventually(t, "getall after the failure landing", func() bool { return r.calls(vt, baidu.EndpointGetAll) >= 1 })
 	r.settled()
+	if n := r.calls(vt, baidu.EndpointGetAll); n != 1 {
+		t.Fatalf("getall called %d times after the failure landing, want once", n)
+	}
 	if tm := r.terminal(vt); tm != nil {
 		t.Fatalf("the failure landing closed the token: %s (%s), flow %s", tm.Outcome, tm.Reason, tm.FlowStatus)
 	}
 	r.clk.Advance(20 * time.Minute) // attempt 2 ended: passed
 	r.land(vt, schedule.LandingSuccess)
-	eventually(t, "a terminal after the success landing", func() bool { return r.terminal(vt) != nil })
+	r.settled()
 	tm := r.terminal(vt)
+	if tm == nil {
+		t.Fatal("no terminal after the success landing")
+	}
 	g := r.lastGetAll(vt)
 	if tm.Outcome != contract.OutcomeHarvested || tm.FlowStatus != schedule.LandingSuccess || g == nil || len(g.VerifyResult) != 2 || !g.Passed() {
 		t.Fatalf("terminal %+v; last getall %+v", tm, g)
@@ -207,8 +207,10 @@ func TestBaiduPersistentError18PausesTheVendor(t *testing.T) {
 		}
 		before := r.calls(vt, baidu.EndpointGetAll)
 		r.clk.Advance(30 * time.Second)
-		eventually(t, "another call", func() bool { return r.calls(vt, baidu.EndpointGetAll) > before || paused() })
 		r.settled()
+		if r.calls(vt, baidu.EndpointGetAll) == before && !paused() {
+			t.Fatalf("at %s: no getall within 30 s of error 18, and no pause", r.clk.Now().Sub(start))
+		}
 	}
 	if d := r.clk.Now().Sub(start.Add(time.Minute)); d < 5*time.Minute {
 		t.Fatalf("paused after %s of error 18: rate limiting comes first", d)
@@ -234,13 +236,15 @@ func TestBaiduTokenInvalidRightAfterACompletion(t *testing.T) {
 	r.clk.Advance(time.Minute)
 	r.land(vt, schedule.LandingSuccess)
 	for i := 0; i < 5 && r.terminal(vt) == nil; i++ {
-		eventually(t, "an answer", func() bool { return r.calls(vt, baidu.EndpointGetAll) > i || r.terminal(vt) != nil })
 		r.settled()
+		if r.calls(vt, baidu.EndpointGetAll) <= i && r.terminal(vt) == nil {
+			t.Fatalf("step %d: no getall answered", i)
+		}
 		r.clk.Advance(time.Minute + time.Second) // past the account pause
 	}
-	eventually(t, "a terminal", func() bool { return r.terminal(vt) != nil })
-	if tm := r.terminal(vt); tm.Outcome != contract.OutcomeHarvested {
-		t.Fatalf("terminal %s (%s): want harvested after the account faults", tm.Outcome, tm.Reason)
+	r.settled()
+	if tm := r.terminal(vt); tm == nil || tm.Outcome != contract.OutcomeHarvested {
+		t.Fatalf("terminal %+v: want harvested after the account faults", tm)
 	}
 	if got := metric(t, r.reg, "faceharvest_harvester_account_faults_total"); got != 2 {
 		t.Fatalf("account faults %v, want 2", got)
@@ -262,9 +266,9 @@ func TestBaiduTokenInvalidPersistingIsDestroyed(t *testing.T) {
 		r.settled()
 		r.clk.Advance(time.Minute + time.Second)
 	}
-	eventually(t, "a terminal", func() bool { return r.terminal(vt) != nil })
-	if tm := r.terminal(vt); tm.Outcome != contract.OutcomeLost || r.calls(vt, baidu.EndpointGetAll) != 3 {
-		t.Fatalf("terminal %s (%s) after %d calls: want lost after the third", tm.Outcome, tm.Reason, r.calls(vt, baidu.EndpointGetAll))
+	r.settled()
+	if tm := r.terminal(vt); tm == nil || tm.Outcome != contract.OutcomeLost || r.calls(vt, baidu.EndpointGetAll) != 3 {
+		t.Fatalf("terminal %+v after %d calls: want lost after the third", tm, r.calls(vt, baidu.EndpointGetAll))
 	}
 }
 
@@ -288,13 +292,16 @@ func TestBaiduNotQueriedBeforeTheUserActed(t *testing.T) {
 	}
 	r.clk.Set(time.Date(2026, 7, 1, 10, 40, 0, 0, time.UTC))
 	r.land(slow, schedule.LandingSuccess)
-	eventually(t, "slow harvested", func() bool { return r.terminal(slow) != nil })
+	r.settled()
+	if r.terminal(slow) == nil || r.terminal(silent) != nil {
+		t.Fatalf("after slow's landing: terminals %+v and %+v, want slow's only", r.terminal(slow), r.terminal(silent))
+	}
 	r.clk.Set(time.Date(2026, 7, 1, 11, 5, 0, 0, time.UTC)) // the token window and the poll delay
-	eventually(t, "silent harvested", func() bool { return r.terminal(silent) != nil })
+	r.settled()
 	for _, vt := range []string{slow, silent} {
 		st, _ := r.sim.Baidu(vt)
-		if tm := r.terminal(vt); tm.Outcome != contract.OutcomeHarvested || st.Outcomes["queried_before_use"] != 0 {
-			t.Fatalf("%s: %s (%s); simulator %+v", vt, tm.Outcome, tm.Reason, st.Outcomes)
+		if tm := r.terminal(vt); tm == nil || tm.Outcome != contract.OutcomeHarvested || st.Outcomes["queried_before_use"] != 0 {
+			t.Fatalf("%s: terminal %+v; simulator %+v", vt, tm, st.Outcomes)
 		}
 	}
 }

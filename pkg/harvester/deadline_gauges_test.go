@@ -14,7 +14,7 @@ import (
 // for a vendor slot, the earliest of their deadlines and how many close within
 // the hour are exported, before anything is lost.
 func TestDueDeadlineGauges(t *testing.T) {
-	r := newRig(t, 1, okAnswer)
+	r := newSteppedRig(t, 1, okAnswer)
 	r.caller.gate = make(chan struct{})
 	now := r.clk.Now()
 	earliest := func() (float64, bool) {
@@ -33,16 +33,25 @@ func TestDueDeadlineGauges(t *testing.T) {
 		t.Fatal("a deadline exported with nothing due")
 	}
 	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "blocker", Status: "OK"})
-	eventually(t, "the blocker holds the only slot", func() bool { _, n, _ := r.eng.lim[contract.Megvii].state(r.clk.Now()); return n == 1 })
+	if n := r.eng.dispatch(r.ctx); n != 1 {
+		t.Fatalf("%d jobs started, want the blocker's, held at the gate with the only slot", n)
+	}
 	for id, issued := range map[string]time.Duration{"urgent": -(23*time.Hour + 30*time.Minute), "soon": -(23*time.Hour + 10*time.Minute), "later": -10 * time.Hour} {
 		at := now.Add(issued)
 		r.event(contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: id, IssuedAt: &at})
 		r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: id, Status: "OK"})
 	}
 	want := float64(now.Add(-(23*time.Hour + 30*time.Minute)).Add(24 * time.Hour).Unix())
-	eventually(t, "the earliest due deadline exported", func() bool { v, ok := earliest(); return ok && v == want })
-	eventually(t, "two due within the hour", func() bool { return within() == 2 })
+	r.eng.dispatch(r.ctx) // no slot: the three wait, and the gauges say so
+	if v, ok := earliest(); !ok || v != want || within() != 2 {
+		t.Fatalf("earliest due deadline %v (exported: %v), want %v; %v due within the hour, want 2", v, ok, want, within())
+	}
 	close(r.caller.gate)
-	eventually(t, "all harvested", func() bool { return len(r.caller.order()) == 4 })
-	eventually(t, "nothing due: no deadline", func() bool { _, ok := earliest(); return !ok && within() == 0 })
+	r.settle(t)
+	if n := len(r.caller.order()); n != 4 {
+		t.Fatalf("%d harvested, want 4", n)
+	}
+	if _, ok := earliest(); ok || within() != 0 {
+		t.Fatal("a deadline exported with nothing due")
+	}
 }

@@ -1,21 +1,16 @@
 package harvester
 
 import (
-	"container/heap"
 	"context"
 	"encoding/json"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/contract"
-	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/retry"
 	"github.com/faceharvest/faceharvest/pkg/schedule"
-	"github.com/faceharvest/faceharvest/pkg/vendorerr"
 )
 
 // StateStore persists one verification's record, returning once the write
@@ -85,6 +80,23 @@ const DefaultMaxUnregistered = 10000
 
 // Engine keeps every pending verification of the partitions this process
 // owns and works through them deadline-first within each vendor's limits.
+// It wires the parts that do the jobs:
+//
+//   - the book (this type's fields under mu): the open items, the closed
+//     markers, the partitions and the counts, changed by the consumer's
+//     goroutines (AddPartition, Apply, RevokePartition) and by the jobs;
+//   - the queue (queue.go): the waiting and due heaps;
+//   - the state writer (writer.go): write-behind saves with waiters;
+//   - dispatch (dispatch.go): the loop that takes due items within the
+//     vendors' limits (limiter.go) and starts a job for each;
+//   - the job (job.go): one goroutine carrying an item through its calls,
+//     the intent before each one-shot call, and the publication of the
+//     answers and the terminal;
+//   - housekeeping (sweep.go): deleting old closed markers, and the gauges.
+//
+// One mutex, mu, guards the book, the queue, the writer's waiters,
+// housekeeping and every item's fields; no part holds it across a call, a
+// publish or a store write. The limiters have their own locks.
 type Engine struct {
 	cfg EngineConfig
 	pol schedule.Policy
@@ -95,6 +107,7 @@ type Engine struct {
 	mu     sync.Mutex
 	items  map[string]*item
 	closed map[string]closedMark
+	parts  map[int]*partition
 	// pending counts open verifications by vendor, kept as items come and
 	// go: the gauges must not walk a million items on every event.
 	pending map[contract.Vendor]int
@@ -104,101 +117,40 @@ type Engine struct {
 	maxUnreg        int
 	refusedUnlogged int // refused since the last log line
 	lastRefusedLog  time.Time
-	sweeping        bool
-	lastSweep       time.Time
-	dueWalked       time.Time // when gaugesLocked last counted the due work near its deadline
-	wait            itemHeap
-	due             map[contract.Vendor]*itemHeap
-	parts           map[int]*partition
-	lim             map[contract.Vendor]*limiter
-	wake            chan struct{}
-	wg              sync.WaitGroup // workers and savers
-	seq             int64
-	// waiters are the callers waiting for an item's state to be stored (few
-	// at a time: kept here rather than in every item).
-	waiters map[*item][]saveWaiter
-}
+	q               queue
+	w               stateWriter
+	hk              housekeeping
 
-type closedMark struct {
-	at   time.Time
-	part int
-}
-
-// item is one open verification. Its fields are sized for a million of
-// them: times as Unix nanoseconds, indexes and versions in 32 bits, and the
-// state frozen (cold.go) while it only waits.
-type item struct {
-	key        string
-	st         *schedule.State // nil while frozen
-	cold       string          // the frozen state, when st is nil
-	closedAt   *time.Time
-	nextAt     int64 // the state's NextAt: the waiting heap's order
-	deadline   int64 // the due heap's order
-	lastErrLog int64
-	version    uint32
-	saved      uint32
-	part       int32
-	waitIdx    int32
-	dueIdx     int32
-	saving     bool
-	busy       bool
-	unreg      bool // the state is Unregistered: counted in Engine.unregistered
-}
-
-// vendor is the vendor part of the item's key.
-func (it *item) vendor() contract.Vendor {
-	i := strings.IndexByte(it.key, ':')
-	if i < 0 {
-		return "" // every key is vendor:id (AddPartition skips others)
-	}
-	return contract.Vendor(it.key[:i])
-}
-
-// hasState reports whether the item holds a state (thawed or frozen).
-func (it *item) hasState() bool { return it.st != nil || it.cold != "" }
-
-// stateLocked thaws the item's state if it is frozen and returns it; nil
-// when the item has none.
-func (e *Engine) stateLocked(it *item) *schedule.State {
-	if it.st == nil && it.cold != "" {
-		it.st, it.cold = schedule.MustThaw(it.key, it.cold), ""
-	}
-	return it.st
-}
-
-// stateCopyLocked returns a copy of the item's state, thawed or frozen,
-// leaving the item as it is; nil when it has none.
-func stateCopyLocked(it *item) *schedule.State {
-	switch {
-	case it.st != nil:
-		cp := *it.st
-		return &cp
-	case it.cold != "":
-		return schedule.MustThaw(it.key, it.cold)
-	}
-	return nil
-}
-
-// freezeLocked packs the state of an item that only waits.
-func (e *Engine) freezeLocked(it *item) {
-	if it.st != nil && !it.busy && it.waitIdx >= 0 && schedule.CanFreeze(it.st) {
-		it.cold, it.st = schedule.Freeze(it.st), nil
-	}
-}
-
-type saveWaiter struct {
-	version uint32
-	ch      chan struct{}
-}
-
-type partition struct {
-	busy    int
-	revoked bool
-	idle    chan struct{} // closed when busy drops to 0 after revocation
+	// Set by NewEngine, then only read.
+	lim   map[contract.Vendor]*limiter
+	wake  chan struct{}
+	ticks func() (<-chan time.Time, func()) // dispatch's ticker (every dispatchEvery)
+	wait  retry.Wait                        // the publishes' back-off wait
+	wg    sync.WaitGroup                    // jobs, savers and sweeps
 }
 
 // NewEngine returns an engine; Run starts its dispatcher.
 func NewEngine(cfg EngineConfig) *Engine {
+	cfg = withDefaults(cfg)
+	e := &Engine{maxUnreg: max(cfg.MaxUnregistered, 0), cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
+		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{},
+		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1), ticks: realTicks, wait: retry.Sleep}
+	e.w = stateWriter{mu: &e.mu, wg: &e.wg, store: cfg.Store, wait: retry.Sleep, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics, waiters: map[*item][]saveWaiter{}}
+	var vendors []contract.Vendor
+	for v := range cfg.Callers {
+		l := cfg.Limits[v]
+		if l.Concurrency <= 0 {
+			l.Concurrency = DefaultConcurrency
+		}
+		e.lim[v] = newLimiter(l.Concurrency, l.QPS, cfg.Now())
+		vendors = append(vendors, v)
+	}
+	e.q = newQueue(vendors, cfg.FIFO)
+	return e
+}
+
+// withDefaults fills cfg's zero fields from DefaultConfig.
+func withDefaults(cfg EngineConfig) EngineConfig {
 	def := DefaultConfig()
 	if cfg.Now == nil {
 		cfg.Now = clock.Real
@@ -224,25 +176,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	if cfg.MaxUnregistered == 0 {
 		cfg.MaxUnregistered = def.MaxUnregistered
 	}
-	e := &Engine{maxUnreg: max(cfg.MaxUnregistered, 0), cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
-		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{}, due: map[contract.Vendor]*itemHeap{},
-		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1), waiters: map[*item][]saveWaiter{}}
-	for v := range cfg.Callers {
-		l := cfg.Limits[v]
-		if l.Concurrency <= 0 {
-			l.Concurrency = DefaultConcurrency
-		}
-		e.lim[v] = newLimiter(l.Concurrency, l.QPS, cfg.Now())
-		e.due[v] = &itemHeap{due: true}
-	}
-	return e
-}
-
-func (e *Engine) poke() {
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
+	return cfg
 }
 
 // AddPartition installs a partition's restored records.
@@ -300,7 +234,7 @@ func (e *Engine) RevokePartition(p int) {
 	defer e.mu.Unlock()
 	for k, it := range e.items {
 		if int(it.part) == p {
-			e.unplaceLocked(it)
+			e.q.remove(it)
 			delete(e.items, k)
 			if it.closedAt == nil && it.hasState() {
 				e.pending[it.vendor()]--
@@ -341,13 +275,13 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 	if fresh {
 		e.pending[ev.Vendor]++
 	}
-	it.st = e.pol.Apply(e.stateLocked(it), typ, ev)
+	it.st = e.pol.Apply(it.stateLocked(), typ, ev)
 	e.setUnregLocked(it, it.st.Unregistered)
 	if !it.busy {
-		e.unplaceLocked(it)
+		e.q.remove(it)
 		e.placeLocked(it)
 	}
-	ch := e.markDirtyLocked(it)
+	ch := e.w.markLocked(it)
 	e.poke()
 	return ch
 }
@@ -367,14 +301,14 @@ func (e *Engine) callbackResponse(typ string, ev contract.Event) (contract.Messa
 	_, closed := e.closed[key]
 	start := ev.ReceivedAt
 	if it := e.items[key]; it != nil && it.hasState() {
-		st := e.stateLocked(it)
+		st := it.stateLocked()
 		if st.IssuedAt != nil && st.IssuedAt.Before(start) {
 			start = *st.IssuedAt
 		}
 		if !st.FirstSeen.IsZero() && st.FirstSeen.Before(start) {
 			start = st.FirstSeen
 		}
-		e.freezeLocked(it)
+		it.freezeLocked()
 	}
 	e.mu.Unlock()
 	if closed {
@@ -414,598 +348,25 @@ func (e *Engine) setUnregLocked(it *item, v bool) {
 	e.m.unregistered.Set(float64(e.unregistered))
 }
 
-// placeLocked puts a non-busy item in the waiting or the due heap, and
-// freezes it when it only waits.
+// placeLocked queues an open item that is not busy, and freezes it when it
+// only waits. An unregistered item always waits, due or not: dispatch takes
+// it out without a vendor slot (it calls nothing).
 func (e *Engine) placeLocked(it *item) {
 	if !it.hasState() || it.closedAt != nil {
 		return
 	}
-	st := e.stateLocked(it)
-	it.deadline = e.pol.Deadline(st).UnixNano()
-	if e.cfg.FIFO {
-		e.seq++
-		it.deadline = e.seq // arrival order
-	}
-	it.nextAt = st.NextAt.UnixNano()
-	// An unregistered item always waits there, due or not: dispatch takes
-	// it out without a vendor slot (it calls nothing).
-	if st.NextAt.After(e.now()) || it.unreg {
-		heap.Push(&e.wait, it)
-		e.freezeLocked(it)
-	} else if d := e.due[it.vendor()]; d != nil {
-		heap.Push(d, it)
+	st := it.stateLocked()
+	if e.q.push(it, e.pol.Deadline(st), st.NextAt, st.NextAt.After(e.now()) || it.unreg) {
+		it.freezeLocked()
 	}
 }
 
-func (e *Engine) unplaceLocked(it *item) {
-	if it.waitIdx >= 0 {
-		heap.Remove(&e.wait, int(it.waitIdx))
-	}
-	if it.dueIdx >= 0 && it.hasState() {
-		heap.Remove(e.due[it.vendor()], int(it.dueIdx))
-	}
-}
-
-// markDirtyLocked records a change and makes sure a saver writes it.
-func (e *Engine) markDirtyLocked(it *item) <-chan struct{} {
-	it.version++
-	ch := make(chan struct{})
-	e.waiters[it] = append(e.waiters[it], saveWaiter{it.version, ch})
-	if !it.saving {
-		it.saving = true
-		e.wg.Add(1)
-		go e.saver(it)
-	}
-	return ch
-}
-
-// saver writes an item's latest state until what is stored is current.
-// Writes for one key are never concurrent, so the last one wins in order.
-func (e *Engine) saver(it *item) {
-	defer e.wg.Done()
-	backoff := 100 * time.Millisecond
-	for {
-		e.mu.Lock()
-		v := it.version
-		var rec *StateRecord // nil: a discarded state, deleted (a tombstone)
-		if it.closedAt != nil {
-			t := *it.closedAt
-			rec = &StateRecord{ClosedAt: &t}
-		} else if st := stateCopyLocked(it); st != nil {
-			rec = &StateRecord{State: st}
-		}
-		e.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := e.cfg.Store.Save(ctx, int(it.part), it.key, rec)
-		cancel()
-		e.mu.Lock()
-		if err != nil {
-			e.m.stateWriteErrors.Inc()
-			if e.now().Sub(time.Unix(0, it.lastErrLog)) > 10*time.Second {
-				e.log.Warn("state write failed; retrying", "key", it.key, "error", err.Error())
-				it.lastErrLog = e.now().UnixNano()
-			}
-			e.mu.Unlock()
-			time.Sleep(backoff)
-			backoff = min(backoff*2, 5*time.Second)
-			continue
-		}
-		e.m.stateWrites.Inc()
-		it.saved = v
-		kept := e.waiters[it][:0]
-		for _, w := range e.waiters[it] {
-			if w.version <= v {
-				close(w.ch)
-			} else {
-				kept = append(kept, w)
-			}
-		}
-		if len(kept) == 0 {
-			delete(e.waiters, it)
-		} else {
-			e.waiters[it] = kept
-		}
-		if it.version > it.saved {
-			e.mu.Unlock()
-			continue
-		}
-		it.saving = false
-		e.mu.Unlock()
-		return
-	}
-}
-
-// Run dispatches due work until ctx ends, then waits for work in flight.
-func (e *Engine) Run(ctx context.Context) error {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		e.dispatch(ctx)
-		select {
-		case <-ctx.Done():
-			e.wg.Wait()
-			return nil
-		case <-t.C:
-		case <-e.wake:
-		}
-	}
-}
-
-// dispatch promotes items that became due and starts as much work as the
-// vendors' limits allow, earliest deadline first.
-func (e *Engine) dispatch(ctx context.Context) {
-	now := e.now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for e.wait.Len() > 0 && e.wait.items[0].nextAt <= now.UnixNano() {
-		it := heap.Pop(&e.wait).(*item)
-		if it.unreg {
-			// Due only to be discarded: no vendor slot (a registration
-			// arriving meanwhile makes work take one).
-			if ps, l := e.parts[int(it.part)], e.lim[it.vendor()]; ps != nil && !ps.revoked && l != nil {
-				e.startLocked(ctx, it, l, false)
-			}
-			continue
-		}
-		heap.Push(e.due[it.vendor()], it)
-	}
-	for v, d := range e.due {
-		l := e.lim[v]
-		for d.Len() > 0 {
-			it := d.items[0]
-			if ps := e.parts[int(it.part)]; ps == nil || ps.revoked {
-				heap.Pop(d)
-				continue
-			}
-			if !l.acquire(now) {
-				break
-			}
-			heap.Pop(d)
-			e.startLocked(ctx, it, l, true)
-		}
-	}
-	if !e.sweeping && now.Sub(e.lastSweep) >= time.Minute {
-		e.sweeping, e.lastSweep = true, now
-		var old []string
-		for k, c := range e.closed {
-			if now.Sub(c.at) > e.cfg.ClosedRetention {
-				old = append(old, k)
-			}
-		}
-		e.wg.Add(1)
-		go e.sweep(old)
-	}
-	e.gaugesLocked()
-}
-
-// startLocked starts work on an item taken out of its heap; held says
-// whether a vendor slot was taken for it.
-func (e *Engine) startLocked(ctx context.Context, it *item, l *limiter, held bool) {
-	e.stateLocked(it) // a busy item is never frozen
-	it.busy = true
-	e.parts[int(it.part)].busy++
-	e.wg.Add(1)
-	go e.work(ctx, it, l, held)
-}
-
-// sweep deletes closed markers older than ClosedRetention.
-func (e *Engine) sweep(keys []string) {
-	defer e.wg.Done()
-	defer func() {
-		e.mu.Lock()
-		e.sweeping = false
-		e.mu.Unlock()
-	}()
-	for _, k := range keys {
-		e.mu.Lock()
-		c, ok := e.closed[k]
-		e.mu.Unlock()
-		if !ok {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := e.cfg.Store.Save(ctx, c.part, k, nil)
-		cancel()
-		if err != nil {
-			return // next sweep
-		}
-		e.mu.Lock()
-		if cur, ok := e.closed[k]; ok && cur == c {
-			delete(e.closed, k)
-		}
-		e.mu.Unlock()
-		e.m.markersDeleted.Inc()
-	}
-}
-
-func (e *Engine) gaugesLocked() {
-	// Counting the due work near its deadline walks the due heaps: at most
-	// once a second (wall time) while they are large.
-	now, walk := e.now(), time.Since(e.dueWalked) >= time.Second
-	if walk {
-		e.dueWalked = time.Now()
-	}
-	for v := range e.due {
-		e.m.pending.WithLabelValues(string(v)).Set(float64(e.pending[v]))
-		e.m.due.WithLabelValues(string(v)).Set(float64(e.due[v].Len()))
-		// The earliest deadline among due verifications waiting for a slot,
-		// and how many close within the hour (not in FIFO order, where the
-		// due heap is ordered by arrival).
-		if d := e.due[v]; d.Len() == 0 || e.cfg.FIFO {
-			e.m.dueDeadline.DeleteLabelValues(string(v))
-			e.m.dueWithinHour.WithLabelValues(string(v)).Set(0)
-		} else {
-			e.m.dueDeadline.WithLabelValues(string(v)).Set(float64(d.items[0].deadline / int64(time.Second)))
-			if walk || d.Len() <= 1024 {
-				n, horizon := 0, now.Add(time.Hour).UnixNano()
-				for _, it := range d.items {
-					if it.deadline <= horizon {
-						n++
-					}
-				}
-				e.m.dueWithinHour.WithLabelValues(string(v)).Set(float64(n))
-			}
-		}
-		lim, _, paused := e.lim[v].state(e.now())
-		e.m.limit.WithLabelValues(string(v)).Set(lim)
-		p := 0.0
-		if paused {
-			p = 1
-		}
-		e.m.paused.WithLabelValues(string(v)).Set(p)
-	}
-}
-
-// work carries one verification through its due calls. held says whether
-// dispatch took a vendor slot for it.
-func (e *Engine) work(ctx context.Context, it *item, l *limiter, held bool) {
-	defer e.wg.Done()
-	rateLimited := false
-	var took time.Duration
-	// The vendor slot taken by dispatch is given back as soon as the last
-	// call of a plan has answered: recording the answer (publishing it,
-	// storing the state) is not the vendor's concurrency. A plan that needs
-	// a slot again takes one, or the item waits for its next turn.
-	free := func() {
-		if held {
-			held = false
-			l.release(e.now(), rateLimited, took)
-			rateLimited, took = false, 0 // reported
-			e.poke()                     // the slot is free for due work
-		}
-	}
-	defer func() {
-		free()
-		e.mu.Lock()
-		it.busy = false
-		ps := e.parts[int(it.part)]
-		if ps != nil {
-			ps.busy--
-			if ps.revoked && ps.busy == 0 && ps.idle != nil {
-				close(ps.idle)
-				ps.idle = nil
-			}
-		}
-		if e.items[it.key] == it && (ps == nil || !ps.revoked) {
-			e.placeLocked(it)
-		}
-		e.mu.Unlock()
-		e.poke()
-	}()
-	// Apply replaces and changes it.st under e.mu while a call is in flight:
-	// every read of the item's state below holds the lock, or reads the copy
-	// taken under it. Vendor and ID never change for a key.
-	e.mu.Lock()
-	v, id := it.st.Vendor, it.st.ID
-	e.mu.Unlock()
-	for {
-		now := e.now()
-		e.mu.Lock()
-		intent := it.st.Intent
-		e.mu.Unlock()
-		if intent != nil {
-			if !e.resolveIntent(ctx, it, *intent, now) {
-				return
-			}
-			continue
-		}
-		e.mu.Lock()
-		plan := e.pol.Plan(it.st, now)
-		e.mu.Unlock()
-		if plan.Close != nil {
-			e.finish(ctx, it, *plan.Close, now)
-			return
-		}
-		if plan.Discard {
-			if e.discard(it, now) {
-				return
-			}
-			continue // registered meanwhile: plan its calls
-		}
-		if len(plan.Calls) == 0 {
-			return
-		}
-		// One call, then plan again: an answer can make the plan's other
-		// calls pointless (a getall without a passed attempt: detail
-		// answers only for a success).
-		{
-			ep := plan.Calls[0]
-			if ctx.Err() != nil {
-				return
-			}
-			if !held {
-				if !l.acquire(e.now()) {
-					return // placed again; dispatch gives it a slot in its turn
-				}
-				held = true
-			}
-			limited := v == contract.Megvii
-			var mark schedule.Intent
-			if limited && e.cfg.Recorder != nil {
-				p, off, err := e.cfg.Recorder.Mark(ctx, it.key)
-				if err != nil {
-					e.log.Warn("cannot read the raw topic's end before a one-shot call; retrying", "key", it.key, "error", err.Error())
-					e.mu.Lock()
-					it.st.NextAt = now.Add(5 * time.Second)
-					e.mu.Unlock()
-					return
-				}
-				mark.RawPartition, mark.RawOffset = p, off
-			}
-			e.mu.Lock()
-			it.st.Attempts++
-			attempt := it.st.Attempts
-			if limited {
-				mark.Attempt, mark.At = attempt, now
-				it.st.Intent = &mark
-			}
-			saved := e.markDirtyLocked(it)
-			st := *it.st
-			e.mu.Unlock()
-			if limited {
-				// The intent is durable before the one-shot call is made.
-				select {
-				case <-saved:
-				case <-ctx.Done():
-					return
-				}
-			}
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.CallTimeout)
-			start := time.Now()
-			resp, res := e.cfg.Callers[v].Call(cctx, &st, ep)
-			cancel()
-			fetched := e.now()
-			outcome := "ok"
-			if res.Class != 0 {
-				outcome = res.Class.String()
-			}
-			e.m.calls.WithLabelValues(string(v), ep, outcome).Inc()
-			e.m.callDuration.WithLabelValues(string(v), ep).Observe(time.Since(start).Seconds())
-			rateLimited = rateLimited || outcome == "rate_limited"
-			if outcome == "ok" {
-				took = time.Since(start)
-			}
-			if len(plan.Calls) == 1 { // the plan's last call
-				free()
-			}
-			e.mu.Lock()
-			deadline := e.pol.Deadline(it.st)
-			e.mu.Unlock()
-			if resp != nil {
-				resp.FetchedAt, resp.Deadline, resp.Attempt = fetched, deadline, attempt
-				res.ResponseID = contract.ResponseID(v, id, ep, attempt)
-				if !e.publish(ctx, resp.Message(e.cfg.Source)) {
-					return // shutting down: the intent stays, the next owner checks the raw topic
-				}
-			}
-			e.mu.Lock()
-			if st.FlowStatus != "" && (it.st.FlowStatus == "" || !megvii.Status(it.st.FlowStatus).Final()) && v == contract.Megvii {
-				it.st.FlowStatus = st.FlowStatus
-			}
-			if st.Procedure != "" && it.st.Procedure == "" && v == contract.Megvii {
-				it.st.Procedure = st.Procedure
-			}
-			it.st.Intent = nil
-			cl, pause := e.pol.Outcome(it.st, res, fetched, e.pol.Jitter)
-			e.markDirtyLocked(it)
-			next, why := it.st.NextAt, it.st.LastError
-			e.mu.Unlock()
-			if pause {
-				l.pause(fetched.Add(e.cfg.AccountWait))
-				e.m.accountFaults.WithLabelValues(string(v)).Inc()
-				e.log.Error("vendor paused: credentials, authorization or quota fault", "vendor", string(v), "error", why)
-				return
-			}
-			if cl != nil {
-				e.finish(ctx, it, *cl, fetched)
-				return
-			}
-			if next.After(e.now()) {
-				return
-			}
-		}
-	}
-}
-
-// resolveIntent settles a one-shot call that a previous owner started but may
-// not have recorded: after IntentGrace (so a previous owner still finishing
-// it has recorded it), the raw topic is searched for its response and for a
-// terminal. Found, the harvest continues from what was recorded; not found,
-// the answer was never recorded and a repeat is allowed. It reports whether
-// work on the item may continue now.
-func (e *Engine) resolveIntent(ctx context.Context, it *item, in schedule.Intent, now time.Time) bool {
-	if now.Before(in.At.Add(e.cfg.IntentGrace)) {
-		e.mu.Lock()
-		it.st.NextAt = in.At.Add(e.cfg.IntentGrace)
-		e.markDirtyLocked(it)
-		e.mu.Unlock()
-		return false
-	}
-	e.mu.Lock()
-	st := *it.st
-	e.mu.Unlock()
-	var found []contract.Message
-	if e.cfg.Recorder != nil {
-		var err error
-		ids := []string{contract.ResponseID(st.Vendor, st.ID, megvii.EndpointGetResult, in.Attempt), contract.TerminalID(st.Vendor, st.ID)}
-		found, err = e.cfg.Recorder.Find(ctx, it.key, in.RawPartition, in.RawOffset, ids)
-		if err != nil {
-			e.log.Warn("cannot search the raw topic for an unsettled call; retrying", "key", it.key, "error", err.Error())
-			e.mu.Lock()
-			it.st.NextAt = now.Add(5 * time.Second)
-			e.mu.Unlock()
-			return false
-		}
-	}
-	for _, m := range found {
-		env, _ := contract.FromMessage(m)
-		if env.Type == contract.TypeHarvestTerminal {
-			e.m.intentsResolved.WithLabelValues("terminal").Inc()
-			e.closeItem(it, now)
-			return false
-		}
-	}
-	e.mu.Lock()
-	it.st.Intent = nil
-	var cl *schedule.Close
-	recorded := false
-	for _, m := range found {
-		r, err := contract.ParseResponse(m)
-		if err != nil {
-			continue
-		}
-		recorded = true
-		res := schedule.Result{Endpoint: r.Endpoint, Recorded: true, ResponseID: contract.ResponseID(r.Vendor, r.VerificationID, r.Endpoint, r.Attempt),
-			Served: r.HTTPStatus == 200, Class: vendorerr.ParseClass(r.ErrorClass), Message: "recorded before a restart: " + r.ErrorClass}
-		res.ReturnImage, _ = strconv.Atoi(r.Params["return_image"])
-		cl, _ = e.pol.Outcome(it.st, res, r.FetchedAt, e.pol.Jitter)
-	}
-	e.markDirtyLocked(it)
-	e.mu.Unlock()
-	if recorded {
-		e.m.intentsResolved.WithLabelValues("recorded").Inc()
-	} else {
-		e.m.intentsResolved.WithLabelValues("unrecorded").Inc()
-	}
-	if cl != nil {
-		e.finish(ctx, it, *cl, now)
-		return false
-	}
-	return true
-}
-
-// publish writes raw messages, retrying until acknowledged or shutdown.
-func (e *Engine) publish(ctx context.Context, msgs ...contract.Message) bool {
-	err := retry.Do(ctx, retry.Policy{Backoff: retry.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second},
-		OnFailure: func(_ int, err error, _ time.Duration) {
-			e.m.publishErrors.Inc()
-			e.log.Warn("raw publish failed; retrying", "error", err.Error())
-		}}, func(int) error {
-		// A write under way finishes even when ctx ends: only the waits stop.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		return e.cfg.Raw.WriteMessages(pctx, msgs...)
-	})
-	return err == nil
-}
-
-// finish stores the decision, publishes the terminal envelope, then closes
-// the state. A restart anywhere in between republishes the same envelope.
-func (e *Engine) finish(ctx context.Context, it *item, cl schedule.Close, now time.Time) {
-	e.mu.Lock()
-	if it.st.Closing == nil {
-		it.st.Closing = &schedule.Closing{Outcome: cl.Outcome, Reason: cl.Reason, DecidedAt: now}
-		if cl.Outcome == contract.OutcomeHarvested && it.st.LastError != "" {
-			it.st.Closing.Reason = it.st.LastError
-		}
-	}
-	saved := e.markDirtyLocked(it)
-	st := *it.st
-	deadline := e.pol.Deadline(it.st)
-	e.mu.Unlock()
-	select {
-	case <-saved:
-	case <-ctx.Done():
-		return
-	}
-	c := st.Closing
-	left := st.LastWindowLeft
-	if len(st.Responses) == 0 {
-		left = deadline.Sub(c.DecidedAt).Seconds()
-	}
-	t := contract.Terminal{Vendor: st.Vendor, VerificationID: st.ID, BizNo: st.BizNo, Outcome: c.Outcome, Reason: c.Reason, FlowStatus: st.FlowStatus, Landing: st.Landing,
-		Responses: append([]string{}, st.Responses...), IssuedAt: st.IssuedAt, CompletedAt: st.CompletedAt, DecidedAt: c.DecidedAt, Deadline: deadline, WindowLeftSeconds: left}
-	if !e.publish(ctx, t.Message(e.cfg.Source)) {
-		return
-	}
-	e.m.terminals.WithLabelValues(string(st.Vendor), c.Outcome).Inc()
-	e.logTerminal(t)
-	if c.Outcome == contract.OutcomeHarvested {
-		e.m.windowLeft.WithLabelValues(string(st.Vendor)).Observe(left)
-	}
-	if c.Outcome == contract.OutcomeExpired {
-		e.m.deadlineMisses.WithLabelValues(string(st.Vendor)).Inc()
-	}
-	e.closeItem(it, e.now())
-}
-
-// logTerminal logs a published terminal decision with its verification id
-// (the runbook sends operators here for the ids): at warn when evidence is
-// lost (lost, failed, expired).
-func (e *Engine) logTerminal(t contract.Terminal) {
-	level := slog.LevelInfo
-	if t.Outcome == contract.OutcomeLost || t.Outcome == contract.OutcomeFailed || t.Outcome == contract.OutcomeExpired {
-		level = slog.LevelWarn
-	}
-	e.log.Log(context.Background(), level, "verification closed", "vendor", string(t.Vendor), "verification", t.VerificationID,
-		"outcome", t.Outcome, "reason", t.Reason, "window_left_seconds", t.WindowLeftSeconds)
-}
-
-// discard deletes the state of a verification nobody registered once no
-// registration could help (schedule.Policy.UnregisteredUntil): a
-// tombstone, no call, no terminal. It reports false, changing nothing, when
-// a registration arrived since the plan. An event arriving during the
-// tombstone write gives the item a new state, which the same saver writes
-// after the tombstone.
-func (e *Engine) discard(it *item, now time.Time) bool {
-	e.mu.Lock()
-	if it.st == nil || !it.st.Unregistered || now.Before(e.pol.UnregisteredUntil(it.st)) {
-		e.mu.Unlock()
-		return false
-	}
-	it.st, it.cold = nil, ""
-	e.pending[it.vendor()]--
-	e.setUnregLocked(it, false)
-	ch := e.markDirtyLocked(it)
-	e.mu.Unlock()
-	<-ch
-	e.m.unregisteredDiscarded.Inc()
-	e.mu.Lock()
-	if e.items[it.key] == it && !it.hasState() {
+// forgetLocked drops it from the book once its closing or discarding is
+// stored, unless the key has a newer item or a new state meanwhile.
+func (e *Engine) forgetLocked(it *item) {
+	if e.items[it.key] == it && (it.closedAt != nil || !it.hasState()) {
 		delete(e.items, it.key)
 	}
-	e.mu.Unlock()
-	return true
-}
-
-// closeItem replaces the state with a closed marker and, once that is
-// stored, forgets the item; later events for the key start nothing.
-func (e *Engine) closeItem(it *item, at time.Time) {
-	e.mu.Lock()
-	if it.closedAt == nil {
-		e.pending[it.vendor()]--
-	}
-	e.setUnregLocked(it, false)
-	it.closedAt = &at
-	e.closed[it.key] = closedMark{at, int(it.part)}
-	ch := e.markDirtyLocked(it)
-	e.mu.Unlock()
-	<-ch
-	e.mu.Lock()
-	if e.items[it.key] == it {
-		delete(e.items, it.key)
-	}
-	e.mu.Unlock()
 }
 
 // Pending returns how many verifications wait (tests and gauges).
@@ -1023,7 +384,23 @@ func (e *Engine) Snapshot(key string) (schedule.State, bool) {
 	if it == nil || !it.hasState() {
 		return schedule.State{}, false
 	}
-	return *stateCopyLocked(it), true
+	return *it.stateCopyLocked(), true
+}
+
+// NextWake returns the earliest time a waiting verification becomes due
+// (zero when none waits), so tests can jump the clock from event to event.
+func (e *Engine) NextWake() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	t, _ := e.q.nextWake()
+	return t
+}
+
+// Partitions returns how many partitions the engine owns.
+func (e *Engine) Partitions() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.parts)
 }
 
 // MarshalRecord and UnmarshalRecord are the state topic's value encoding.
@@ -1039,82 +416,4 @@ func UnmarshalRecord(b []byte) (*StateRecord, error) {
 		return nil, err
 	}
 	return &r, nil
-}
-
-// itemHeap orders items for container/heap, keeping each item's index in
-// it current: the waiting heap by NextAt, a due heap by deadline (the
-// verification nearest to losing its data goes first).
-type itemHeap struct {
-	items []*item
-	due   bool
-}
-
-func (h *itemHeap) Len() int { return len(h.items) }
-func (h *itemHeap) Less(i, j int) bool {
-	if h.due {
-		return h.items[i].deadline < h.items[j].deadline
-	}
-	return h.items[i].nextAt < h.items[j].nextAt
-}
-func (h *itemHeap) Swap(i, j int) {
-	h.items[i], h.items[j] = h.items[j], h.items[i]
-	h.setIndex(i)
-	h.setIndex(j)
-}
-func (h *itemHeap) Push(x any) { h.items = append(h.items, x.(*item)); h.setIndex(len(h.items) - 1) }
-func (h *itemHeap) Pop() any {
-	it := h.items[len(h.items)-1]
-	h.items = h.items[:len(h.items)-1]
-	h.index(it, -1)
-	return it
-}
-func (h *itemHeap) setIndex(i int) { h.index(h.items[i], i) }
-func (h *itemHeap) index(it *item, i int) {
-	if h.due {
-		it.dueIdx = int32(i)
-	} else {
-		it.waitIdx = int32(i)
-	}
-}
-
-func (e *Engine) dueCount() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	now := e.now()
-	for _, d := range e.due {
-		n += d.Len()
-	}
-	if e.wait.Len() > 0 && e.wait.items[0].nextAt <= now.UnixNano() {
-		n++
-	}
-	return n
-}
-
-func (e *Engine) busyCount() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, p := range e.parts {
-		n += p.busy
-	}
-	return n
-}
-
-// NextWake returns the earliest time a waiting verification becomes due
-// (zero when none waits), so tests can jump the clock from event to event.
-func (e *Engine) NextWake() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.wait.Len() == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, e.wait.items[0].nextAt)
-}
-
-// Partitions returns how many partitions the engine owns.
-func (e *Engine) Partitions() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.parts)
 }

@@ -117,21 +117,11 @@ type rig struct {
 	caller *fakeCaller
 	clk    *clock.Sim
 	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
 }
 
-func newRig(t *testing.T, conc int, answer func(string) (*contract.Response, schedule.Result)) *rig {
-	r := newSteppedRig(t, conc, answer)
-	r.done = make(chan struct{})
-	go func() { _ = r.eng.Run(r.ctx); close(r.done) }()
-	t.Cleanup(func() { r.cancel(); <-r.done })
-	return r
-}
-
-// newSteppedRig is a rig without the dispatcher: the test advances the
-// engine with step, so that what did not happen is a state it can read, not
-// the absence of an event within a sleep.
+// newSteppedRig is an engine without its dispatcher: the test advances it
+// with step or settle, so that what did not happen is a state it can read,
+// not the absence of an event within a sleep.
 func newSteppedRig(t *testing.T, conc int, answer func(string) (*contract.Response, schedule.Result)) *rig {
 	store := &memStore{}
 	raw := &memRaw{}
@@ -139,13 +129,17 @@ func newSteppedRig(t *testing.T, conc int, answer func(string) (*contract.Respon
 	clk := clock.NewSim(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC), 0, nil)
 	eng := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Megvii: caller},
 		Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: conc}}, Store: store, Raw: raw, Now: clk.Now, Source: "/test"})
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &rig{eng: eng, store: store, raw: raw, caller: caller, clk: clk, ctx: ctx, cancel: cancel}
-	// Registered first, run last: after Run's own cleanup, when there is a
-	// dispatcher; work started by step ends with the context too.
-	t.Cleanup(func() { cancel(); eng.wg.Wait() })
+	r := &rig{eng: eng, store: store, raw: raw, caller: caller, clk: clk, ctx: stepped(t, eng)}
 	eng.AddPartition(0, nil)
 	return r
+}
+
+// stepped returns the context a test steps eng with; its cleanup ends the
+// work that steps started.
+func stepped(t *testing.T, eng *Engine) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); eng.wg.Wait() })
+	return ctx
 }
 
 // step runs one dispatch synchronously and waits, bounded, until the work,
@@ -156,11 +150,29 @@ func (r *rig) step(t *testing.T) {
 	eventually(t, "the engine is quiet", r.eng.quiet)
 }
 
+// settle steps the engine until it is quiet and a dispatch starts nothing:
+// every job that could start at the clock's time has run.
+func (r *rig) settle(t *testing.T) {
+	t.Helper()
+	settle(t, r.ctx, r.eng)
+}
+
+func settle(t *testing.T, ctx context.Context, e *Engine) {
+	t.Helper()
+	for {
+		eventually(t, "the engine is quiet", e.quiet)
+		if e.dispatch(ctx) == 0 {
+			eventually(t, "the engine is quiet", e.quiet) // a sweep it started
+			return
+		}
+	}
+}
+
 // quiet reports whether no work, state write or sweep is under way.
 func (e *Engine) quiet() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.sweeping || len(e.waiters) > 0 {
+	if e.hk.sweeping || len(e.w.waiters) > 0 {
 		return false
 	}
 	for _, p := range e.parts {
@@ -230,34 +242,41 @@ func TestHarvestOnceWithIntentFirst(t *testing.T) {
 }
 
 func TestDeadlineFirst(t *testing.T) {
-	r := newRig(t, 1, okAnswer)
+	r := newSteppedRig(t, 1, okAnswer)
 	r.caller.gate = make(chan struct{})
 	now := r.clk.Now()
 	// Registered at different times: the earliest issued has the earliest deadline.
 	order := []struct {
 		id     string
 		issued time.Duration
-	}{{"late", -1 * time.Hour}, {"urgent", -20 * time.Hour}, {"middle", -10 * time.Hour}, {"blocker", 0}}
+	}{{"late", -1 * time.Hour}, {"urgent", -20 * time.Hour}, {"middle", -10 * time.Hour}}
 	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "blocker", Status: "OK"})
-	eventually(t, "the blocker holds the only slot", func() bool { _, n, _ := r.eng.lim[contract.Megvii].state(r.clk.Now()); return n == 1 })
-	for _, o := range order[:3] {
+	if n := r.eng.dispatch(r.ctx); n != 1 {
+		t.Fatalf("%d jobs started, want the blocker's, held at the gate with the only slot", n)
+	}
+	for _, o := range order {
 		issued := now.Add(o.issued)
 		r.event(contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: o.id, IssuedAt: &issued})
 		r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: o.id, Status: "OK"})
 	}
+	if n := r.eng.dispatch(r.ctx); n != 0 {
+		t.Fatalf("%d jobs started beside the blocker's: the limit is one", n)
+	}
 	close(r.caller.gate)
-	eventually(t, "all harvested", func() bool { return len(r.caller.order()) == 4 })
-	got := r.caller.order()
-	if got[1] != "urgent" || got[2] != "middle" || got[3] != "late" {
+	r.settle(t)
+	if got := r.caller.order(); len(got) != 4 || got[1] != "urgent" || got[2] != "middle" || got[3] != "late" {
 		t.Fatalf("order %v", got)
 	}
 }
 
 func TestExpiredWithoutACall(t *testing.T) {
-	r := newRig(t, 1, okAnswer)
+	r := newSteppedRig(t, 1, okAnswer)
 	issued := r.clk.Now().Add(-25 * time.Hour)
 	r.event(contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: "old", IssuedAt: &issued})
-	eventually(t, "closed", func() bool { rec := r.store.get("megvii:old"); return rec != nil && rec.ClosedAt != nil })
+	r.step(t)
+	if rec := r.store.get("megvii:old"); rec == nil || rec.ClosedAt == nil {
+		t.Fatalf("not closed after a step: %+v", rec)
+	}
 	if len(r.caller.order()) != 0 {
 		t.Fatal("called for an expired verification")
 	}
@@ -299,10 +318,12 @@ func TestAccountFaultPausesVendor(t *testing.T) {
 }
 
 func TestRevokeWaitsForCallsInFlight(t *testing.T) {
-	r := newRig(t, 1, okAnswer)
+	r := newSteppedRig(t, 1, okAnswer)
 	r.caller.gate = make(chan struct{})
 	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "r1", Status: "OK"})
-	eventually(t, "in flight", func() bool { _, n, _ := r.eng.lim[contract.Megvii].state(r.clk.Now()); return n == 1 })
+	if n := r.eng.dispatch(r.ctx); n != 1 {
+		t.Fatalf("%d jobs started, want one, held at the gate", n)
+	}
 	revoked := make(chan struct{})
 	go func() { r.eng.RevokePartition(0); close(revoked) }()
 	// The revocation has begun and waits for the partition to go idle,
@@ -416,22 +437,21 @@ func TestApplyWaitsForTheStateAck(t *testing.T) {
 }
 
 func TestPendingGaugeFollowsItems(t *testing.T) {
-	r := newRig(t, 1, okAnswer)
-	r.caller.gate = make(chan struct{})
+	r := newSteppedRig(t, 1, okAnswer)
 	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "c1", Status: "OK"})
 	r.event(contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: "c2"})
-	r.eng.mu.Lock()
-	n := r.eng.pending[contract.Megvii]
-	r.eng.mu.Unlock()
-	if n != 2 {
-		t.Fatalf("pending %d, want 2", n)
-	}
-	close(r.caller.gate)
-	eventually(t, "one closed", func() bool {
+	pending := func() int {
 		r.eng.mu.Lock()
 		defer r.eng.mu.Unlock()
-		return r.eng.pending[contract.Megvii] == 1
-	})
+		return r.eng.pending[contract.Megvii]
+	}
+	if n := pending(); n != 2 {
+		t.Fatalf("pending %d, want 2", n)
+	}
+	r.settle(t)
+	if n := pending(); n != 1 {
+		t.Fatalf("pending after c1's harvest %d, want 1", n)
+	}
 	r.eng.RevokePartition(0)
 	r.eng.mu.Lock()
 	defer r.eng.mu.Unlock()

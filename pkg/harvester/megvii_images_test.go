@@ -1,7 +1,6 @@
 package harvester
 
 import (
-	"context"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -52,17 +51,17 @@ func TestMegviiReturnImageFollowsTheProcedure(t *testing.T) {
 			store, raw := &memStore{}, &memRaw{}
 			eng := NewEngine(EngineConfig{Policy: pol, Callers: map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{Client: mc}},
 				Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 2}}, Store: store, Raw: raw, Now: clk.Now, Source: "/test"})
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { _ = eng.Run(ctx); close(done) }()
-			t.Cleanup(func() { cancel(); <-done })
+			ctx := stepped(t, eng)
 			eng.AddPartition(0, nil)
 			clk.Advance(2 * time.Minute)
 			// The flow's signed callback (its data as the simulator would
 			// sign it; the harvester reads status and procedure from it).
 			data := `{"status":"OK","biz_info":{"biz_id":"` + m.BizID + `"},"liveness_result":{"result":"PASS","procedure_type":"` + c.procedure + `"}}`
 			<-eng.Apply(0, contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: m.BizID, Status: "OK", Data: data, ReceivedAt: clk.Now()})
-			eventually(t, "closed", func() bool { r := store.get("megvii:" + m.BizID); return r != nil && r.ClosedAt != nil })
+			settle(t, ctx, eng)
+			if r := store.get("megvii:" + m.BizID); r == nil || r.ClosedAt == nil {
+				t.Fatalf("not closed: %+v", r)
+			}
 			var asked []string
 			raw.mu.Lock()
 			for _, msg := range raw.msgs {

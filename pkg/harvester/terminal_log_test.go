@@ -2,7 +2,6 @@ package harvester
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -39,23 +38,18 @@ func TestTerminalDecisionsAreLogged(t *testing.T) {
 	eng := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Megvii: caller},
 		Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 1}}, Store: store, Raw: raw, Now: clk.Now, Source: "/test",
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = eng.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	ctx := stepped(t, eng)
 	eng.AddPartition(0, nil)
 	issued := clk.Now().Add(-25 * time.Hour)
 	<-eng.Apply(0, contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: "old", IssuedAt: &issued, ReceivedAt: clk.Now()})
 	<-eng.Apply(0, contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "b1", Status: "OK", ReceivedAt: clk.Now()})
 	want := map[string]string{"old": contract.OutcomeExpired, "b1": contract.OutcomeHarvested}
-	eventually(t, "both closed", func() bool {
-		for id := range want {
-			if rec := store.get("megvii:" + id); rec == nil || rec.ClosedAt == nil {
-				return false
-			}
+	settle(t, ctx, eng)
+	for id := range want {
+		if rec := store.get("megvii:" + id); rec == nil || rec.ClosedAt == nil {
+			t.Fatalf("%s not closed: %+v", id, rec)
 		}
-		return true
-	})
+	}
 	got := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var l struct {

@@ -44,6 +44,8 @@ func (c *epCaller) Call(ctx context.Context, st *schedule.State, ep string) (*co
 }
 
 type baiduRig struct {
+	t      *testing.T
+	ctx    context.Context
 	eng    *Engine
 	store  *memStore
 	raw    *memRaw
@@ -53,7 +55,7 @@ type baiduRig struct {
 }
 
 func newBaiduRig(t *testing.T, passed bool, cfg func(*EngineConfig)) *baiduRig {
-	r := &baiduRig{store: &memStore{}, raw: &memRaw{}, caller: &epCaller{answerEP: baiduAnswer(passed)},
+	r := &baiduRig{t: t, store: &memStore{}, raw: &memRaw{}, caller: &epCaller{answerEP: baiduAnswer(passed)},
 		clk: clock.NewSim(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC), 0, nil), reg: prometheus.NewRegistry()}
 	ec := EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Baidu: r.caller},
 		Limits: map[contract.Vendor]VendorLimits{contract.Baidu: {Concurrency: 4}}, Store: r.store, Raw: r.raw, Now: r.clk.Now, Source: "/test",
@@ -62,12 +64,16 @@ func newBaiduRig(t *testing.T, passed bool, cfg func(*EngineConfig)) *baiduRig {
 		cfg(&ec)
 	}
 	r.eng = NewEngine(ec)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = r.eng.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	r.ctx = stepped(t, r.eng)
 	r.eng.AddPartition(0, nil)
 	return r
+}
+
+// settle steps the engine until every job that could start at the
+// clock's time has run.
+func (r *baiduRig) settle() {
+	r.t.Helper()
+	settle(r.t, r.ctx, r.eng)
 }
 
 func (r *baiduRig) landing(id, page string) <-chan struct{} {
@@ -132,7 +138,10 @@ func TestUnregisteredLandingCostsNoVendorCall(t *testing.T) {
 	// The registration arrives later: harvested, the landing is the completion.
 	r.clk.Advance(time.Minute)
 	<-r.register("u1")
-	eventually(t, "u1 harvested", func() bool { return len(r.terminals("baidu:u1")) == 1 })
+	r.settle()
+	if tms := r.terminals("baidu:u1"); len(tms) != 1 {
+		t.Fatalf("u1 terminals %+v, want one", tms)
+	}
 	if tm := r.terminals("baidu:u1")[0]; tm.Outcome != contract.OutcomeHarvested || tm.CompletedAt == nil || !tm.CompletedAt.Equal(landed) {
 		t.Fatalf("u1 terminal %+v", tm)
 	}
@@ -141,7 +150,10 @@ func TestUnregisteredLandingCostsNoVendorCall(t *testing.T) {
 	}
 	// No registration for u2: discarded once nothing could be harvested.
 	r.clk.Set(landed.Add(72*time.Hour + time.Second))
-	eventually(t, "u2 discarded", func() bool { _, ok := r.eng.Snapshot("baidu:u2"); return !ok && r.eng.Pending() == 0 })
+	r.settle()
+	if _, ok := r.eng.Snapshot("baidu:u2"); ok || r.eng.Pending() != 0 {
+		t.Fatalf("u2 not discarded: %d pending", r.eng.Pending())
+	}
 	if rec := r.store.get("baidu:u2"); rec != nil {
 		t.Fatalf("u2 left a state record: %+v", rec)
 	}
@@ -158,7 +170,10 @@ func TestUnregisteredLandingCostsNoVendorCall(t *testing.T) {
 	// verification like any other (it gets its terminal).
 	<-r.register("u2")
 	r.clk.Advance(2*time.Hour + 6*time.Minute) // its poll past the token window
-	eventually(t, "u2 closed after its registration", func() bool { return len(r.terminals("baidu:u2")) == 1 })
+	r.settle()
+	if tms := r.terminals("baidu:u2"); len(tms) != 1 {
+		t.Fatalf("u2 terminals after its registration %+v, want one", tms)
+	}
 }
 
 // lineCounter counts log lines containing a word.
@@ -310,9 +325,15 @@ func TestForgedSuccessLandingDoesNotDecide(t *testing.T) {
 	<-r.landing("f1", "success")
 	// No attempt passed and the token window is open: the user may retry,
 	// so getall is polled again after the window before the harvest ends.
-	eventually(t, "f1 polled", func() bool { return r.calledFor("f1") == 1 })
+	r.settle()
+	if n := r.calledFor("f1"); n != 1 || len(r.terminals("baidu:f1")) != 0 {
+		t.Fatalf("f1: %d calls (want getall once), terminals %+v (want none)", n, r.terminals("baidu:f1"))
+	}
 	r.clk.Advance(2*time.Hour + 10*time.Minute)
-	eventually(t, "f1 closed", func() bool { return len(r.terminals("baidu:f1")) == 1 })
+	r.settle()
+	if tms := r.terminals("baidu:f1"); len(tms) != 1 {
+		t.Fatalf("f1 terminals %+v, want one", tms)
+	}
 	r.raw.mu.Lock()
 	var value string
 	for _, m := range r.raw.msgs {
