@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"runtime"
 	"sort"
@@ -87,7 +88,10 @@ func run(n, videoMB, workers int, out string) error {
 	if err := s3b.EnsureBucket(ctx); err != nil {
 		return err
 	}
-	a, err := archiver.New(archiver.Config{Store: s3b, SpoolDir: os.TempDir()})
+	// The video is served over plain http on loopback, which the media
+	// policy refuses unless told otherwise (as development does).
+	media := archiver.NewMediaClient(archiver.MediaPolicy{AllowHTTP: true, AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	a, err := archiver.New(archiver.Config{Store: s3b, SpoolDir: os.TempDir(), HTTP: media})
 	if err != nil {
 		return err
 	}
