@@ -86,8 +86,7 @@ func TestHeldAnswerSurvivesAStop(t *testing.T) {
 	produce(t, w, ms[0]) // the answer only
 	first, stop := runner(t, brokers, store, time.Hour)
 	waitFor(t, func() bool { n, _ := store.List(context.Background(), "megvii/2026/"); return len(n) == 3 }, "the answer's images")
-	time.Sleep(100 * time.Millisecond) // several commit intervals
-	stop()
+	stop() // a stopping partition commits what is done once more before it returns
 	first.mu.Lock()
 	n := len(first.parts)
 	first.mu.Unlock()
