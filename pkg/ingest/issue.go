@@ -3,7 +3,9 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -295,7 +297,7 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 		var claim *Claim
 		if key != "" {
 			cctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-			c, err := s.cfg.Idempotency.Begin(cctx, route, key, body)
+			c, err := s.cfg.Idempotency.Begin(cctx, route, callerOf(r), key, body)
 			cancel()
 			switch {
 			case errors.Is(err, ErrIdempotencyMismatch):
@@ -357,6 +359,14 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 		_, _ = w.Write(append(answer, '\n'))
 		return nil
 	}
+}
+
+// callerOf names the bearer token an authorized request carries, to scope
+// its Idempotency-Key by: the token's SHA-256, never the token.
+func callerOf(r *http.Request) string {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
 }
 
 // vendorRefusal turns a failed vendor call into the answer: 429 with
