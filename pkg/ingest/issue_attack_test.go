@@ -77,3 +77,40 @@ func TestIssueLogsHoldNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestCustomerPageURLs: a customer page (return_url, success_url,
+// failure_url) is an absolute https URL, or http on loopback; every
+// spelling a browser could read as another scheme or host is refused.
+func TestCustomerPageURLs(t *testing.T) {
+	for u, ok := range map[string]bool{
+		"https://customer.example/kyc/done?order=1#top":         true,
+		"HTTPS://customer.example/":                             true,
+		"http://127.0.0.1:3000/done":                            true,
+		"http://[::1]/done":                                     true,
+		"http://localhost/done":                                 true,
+		"https://xn--80ak6aa92e.example/":                       true,
+		"javascript:alert(1)":                                   false,
+		"javascript://customer.example/%0aalert(1)":             false,
+		"data:text/html,<script>alert(1)</script>":              false,
+		"//evil.example/":                                       false,
+		"/relative":                                             false,
+		"https:evil.example":                                    false,
+		"https:/evil.example":                                   false,
+		"https:///evil.example":                                 false,
+		"https://user:pw@customer.example/":                     false,
+		"https://customer.example@evil.example/":                false,
+		`https://customer.example\@evil.example/`:               false,
+		`https:\\evil.example/`:                                 false,
+		"https://customer.example/\tx":                          false,
+		" https://customer.example/":                            false,
+		"http://customer.example/":                              false,
+		"http://localhost.evil.example/":                        false,
+		"http://127.0.0.1.nip.io/":                              false,
+		"ftp://customer.example/":                               false,
+		"https://customer.example/" + strings.Repeat("a", 2048): false,
+	} {
+		if err := checkPage("return_url", u); (err == nil) != ok {
+			t.Errorf("%.80q: error %v, want accepted %v", u, err, ok)
+		}
+	}
+}
