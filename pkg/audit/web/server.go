@@ -143,11 +143,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+RouteLogin, s.login)
 	mux.HandleFunc("POST "+RouteLogout, s.logout)
 	mux.Handle("GET /{$}", s.authed("home", s.home))
-	mux.Handle("GET "+RouteSearch, s.authed("search", s.search))
-	mux.Handle("GET /v/{vendor}/{id}", s.authed("verification", s.verification))
-	mux.Handle("GET /v/{vendor}/{id}/identity", s.authed("identity", s.identity))
-	mux.Handle("GET /v/{vendor}/{id}/media/{n}", s.authed("media", s.media))
-	mux.Handle("GET /v/{vendor}/{id}/evidence", s.authed("evidence", s.evidence))
+	mux.Handle("GET "+RouteSearch, s.authed("search", getOnly(s.search)))
+	mux.Handle("GET /v/{vendor}/{id}", s.authed("verification", getOnly(s.verification)))
+	mux.Handle("GET /v/{vendor}/{id}/identity", s.authed("identity", getOnly(s.identity)))
+	mux.Handle("GET /v/{vendor}/{id}/media/{n}", s.authed("media", getOnly(s.media)))
+	mux.Handle("GET /v/{vendor}/{id}/evidence", s.authed("evidence", getOnly(s.evidence)))
 	mux.Handle("/", s.authed("other", func(w http.ResponseWriter, r *http.Request, _ Principal) {
 		s.fail(w, r, http.StatusNotFound, "No such page.")
 	}))
@@ -249,6 +249,19 @@ func setRoute(w http.ResponseWriter, route string) {
 	}
 }
 
+// getOnly refuses HEAD (which a GET route also matches) on the views: a
+// view is recorded as shown, and a HEAD shows nothing.
+func getOnly(h func(http.ResponseWriter, *http.Request, Principal)) func(http.ResponseWriter, *http.Request, Principal) {
+	return func(w http.ResponseWriter, r *http.Request, p Principal) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		h(w, r, p)
+	}
+}
+
 // authed authenticates a request before h; a request that is not gets 401
 // (with the login form, for browsers) and causes nothing else.
 func (s *Server) authed(route string, h func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
@@ -276,11 +289,12 @@ const (
 	reasonExpired        = "expired_session"
 	reasonRevoked        = "revoked_session"
 	reasonUntrustedProxy = "untrusted_proxy_header"
+	reasonRepeatedProxy  = "repeated_proxy_header"
 	reasonForbidden      = "forbidden_role"
 	reasonBadOrigin      = "bad_origin"
 )
 
-var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonForbidden, reasonBadOrigin}
+var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonRepeatedProxy, reasonForbidden, reasonBadOrigin}
 
 func reasonMessage(reason string) string {
 	switch reason {
@@ -300,6 +314,12 @@ func reasonMessage(reason string) string {
 func (s *Server) authenticate(r *http.Request) (Principal, string) {
 	proxied := s.cfg.ProxyUserHeader != "" && r.Header.Get(s.cfg.ProxyUserHeader) != ""
 	if proxied && s.fromProxy(r) {
+		// A proxy that appends its headers to the client's instead of
+		// replacing them would let the client's come first: a user or role
+		// header given more than once is believed in neither copy.
+		if len(r.Header.Values(s.cfg.ProxyUserHeader)) != 1 || (s.cfg.ProxyRoleHeader != "" && len(r.Header.Values(s.cfg.ProxyRoleHeader)) > 1) {
+			return Principal{}, reasonRepeatedProxy
+		}
 		role := contract.RoleViewer
 		if s.cfg.ProxyRoleHeader != "" && strings.TrimSpace(r.Header.Get(s.cfg.ProxyRoleHeader)) == contract.RoleIdentity {
 			role = contract.RoleIdentity
@@ -396,9 +416,12 @@ func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request) {
 }
 
 // nextPath keeps a post-login destination only when it is a path on this
-// site.
+// site. Browsers drop tabs and newlines from a Location and read a
+// backslash as a slash, so "/\t/evil.example" or "/a/../\\evil.example"
+// would leave the site: a path holding either is refused whole.
 func nextPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.HasPrefix(p, RouteLogin) || len(p) > 1000 {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, RouteLogin) || len(p) > 1000 ||
+		strings.ContainsFunc(p, func(c rune) bool { return c < 0x20 || c == 0x7f || c == '\\' }) {
 		return "/"
 	}
 	return p
@@ -652,8 +675,17 @@ func (s *Server) evidence(w http.ResponseWriter, r *http.Request, p Principal) {
 	s.stream(w, r, ver, key, "application/json", "evidence", `attachment; filename="`+name+`-evidence.json"`, e)
 }
 
+// verifyAhead is how much of an object is read before anything is recorded
+// or sent: an object that fits (every image) is checked against its
+// recorded SHA-256 whole, first.
+const verifyAhead = 1 << 20
+
 // stream opens key, records e, then copies the object to w. Nothing is
-// sent before the event is written.
+// sent before the event is written, and no object is sent whole unless it
+// matches its recorded SHA-256: one that fits in verifyAhead is checked
+// before its event; a larger one is sent holding back the last bytes read
+// until the end proves it, and cut short (the browser sees a failed
+// download) when it does not.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, ver audit.Verification, key, contentType, kind, disposition string, e contract.AuditEvent) {
 	rc, attrs, err := s.cfg.Finder.Open(r.Context(), ver, key)
 	switch {
@@ -665,6 +697,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, ver audit.Verifi
 		return
 	}
 	defer rc.Close()
+	head := make([]byte, verifyAhead)
+	n, err := io.ReadFull(rc, head)
+	whole := errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+	switch {
+	case errors.Is(err, audit.ErrMismatch):
+		s.tampered(w, r, key)
+		return
+	case err != nil && !whole:
+		s.storeFailed(w, r, err)
+		return
+	}
 	if !s.record(w, r, e) {
 		return
 	}
@@ -673,18 +716,57 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, ver audit.Verifi
 	if disposition != "" {
 		h.Set("Content-Disposition", disposition)
 	}
-	if attrs.Size > 0 {
+	if whole {
+		h.Set("Content-Length", strconv.Itoa(n))
+	} else if attrs.Size > 0 {
 		h.Set("Content-Length", strconv.FormatInt(attrs.Size, 10))
 	}
 	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
+	sent, err := s.sendHeld(w, rc, head[:n], whole)
+	s.m.mediaBytes.WithLabelValues(kind).Add(float64(sent))
+	switch {
+	case errors.Is(err, audit.ErrMismatch):
+		s.log.Error("a stored object does not match its recorded SHA-256; its answer was cut short", "key", key, "bytes", sent, "request_id", reqID(r))
+		panic(http.ErrAbortHandler)
+	case err != nil:
+		s.log.Warn("streaming an object ended early", "key", key, "bytes", sent, "request_id", reqID(r), "error", err.Error())
 	}
-	n, err := io.Copy(w, rc)
-	s.m.mediaBytes.WithLabelValues(kind).Add(float64(n))
-	if err != nil {
-		s.log.Warn("streaming an object ended early", "key", key, "bytes", n, "request_id", reqID(r), "error", err.Error())
+}
+
+// sendHeld writes held, then the rest of rc, always keeping the last bytes
+// read back until the next read succeeds: the object's end is sent only
+// once rc reached it without an error.
+func (s *Server) sendHeld(w io.Writer, rc io.Reader, held []byte, whole bool) (int64, error) {
+	var sent int64
+	if !whole {
+		next := make([]byte, 32<<10)
+		for {
+			k, err := rc.Read(next)
+			if k > 0 {
+				m, werr := w.Write(held)
+				sent += int64(m)
+				if werr != nil {
+					return sent, werr
+				}
+				held, next = next[:k], held[:cap(held)]
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return sent, err
+			}
+		}
 	}
+	m, err := w.Write(held)
+	return sent + int64(m), err
+}
+
+// tampered answers a stored object that does not match its recorded
+// SHA-256: nothing of it is shown, and the operators are told.
+func (s *Server) tampered(w http.ResponseWriter, r *http.Request, key string) {
+	s.log.Error("a stored object does not match its recorded SHA-256; not shown", "key", key, "request_id", reqID(r))
+	s.fail(w, r, http.StatusInternalServerError, "This object in the store does not match the SHA-256 its record names, so it is not shown. Tell the operators.")
 }
 
 // renderAudited renders a page, records its view, then sends it: a page

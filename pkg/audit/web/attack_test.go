@@ -1,0 +1,135 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/faceharvest/faceharvest/pkg/audit/audittest"
+	"github.com/faceharvest/faceharvest/pkg/contract"
+)
+
+// browserPath is how a browser reads a Location header: tabs and newlines
+// are dropped and a backslash is a slash.
+func browserPath(loc string) string {
+	return strings.NewReplacer("\t", "", "\n", "", "\r", "", `\`, "/").Replace(loc)
+}
+
+// TestLoginNextStaysOnSite: whatever next a login form carries, the
+// browser is sent to a path of this site, never to another host.
+func TestLoginNextStaysOnSite(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, next := range []string{"//evil.example/", "/\\evil.example/", "/\t/evil.example/", "/\n/evil.example/", "/a/../\\evil.example/", "/./\\evil.example",
+		"https://evil.example/", "/%09/evil.example", "\\\\evil.example", "/v/../\t/evil.example"} {
+		resp, _ := f.do(req{method: "POST", path: "/login", form: url.Values{"token": {viewerToken}, "next": {next}}, header: map[string]string{"Origin": f.url}})
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/") || strings.HasPrefix(browserPath(loc), "//") {
+			t.Errorf("next %q: %d to %q", next, resp.StatusCode, loc)
+		}
+	}
+	// A 401's login form carries the asked-for path as next.
+	_, body := f.do(req{path: "/v/megvii/biz-m-1?x=%09"})
+	if !strings.Contains(body, `name="next" value="/v/megvii/biz-m-1?x=%09"`) {
+		t.Errorf("the 401 login form lost its next:\n%s", body)
+	}
+}
+
+// TestProxyHeadersOnce: a proxy that appends its headers to the client's
+// (rather than replacing them) must not let the client choose the role or
+// the name: a user or role header given more than once is not believed.
+func TestProxyHeadersOnce(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.ProxyCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	do := func(h http.Header) int {
+		hr, _ := http.NewRequest("GET", f.url+"/v/megvii/biz-m-1/identity", nil)
+		hr.Header = h
+		resp, err := f.client.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := do(http.Header{"X-Forwarded-User": {"carol@example.com"}, "X-Forwarded-Role": {"identity", "viewer"}}); c == 200 {
+		t.Errorf("a client's role header before the proxy's: %d", c)
+	}
+	if c := do(http.Header{"X-Forwarded-User": {"mallory", "carol@example.com"}, "X-Forwarded-Role": {"identity"}}); c == 200 {
+		t.Errorf("a client's user header before the proxy's: %d", c)
+	}
+	if c := do(http.Header{"X-Forwarded-User": {"carol@example.com"}, "X-Forwarded-Role": {"identity"}}); c != 200 {
+		t.Errorf("one user and one role header: %d", c)
+	}
+	es := sinceLastSentinel(f.eventsUpToSentinel())
+	if len(es) != 1 || es[0].Viewer != "carol@example.com" {
+		t.Fatalf("events %+v", es)
+	}
+}
+
+// TestTamperedMediaNotShown: an object whose bytes no longer match the
+// SHA-256 its record names is not sent as the verification's evidence.
+func TestTamperedMediaNotShown(t *testing.T) {
+	f := newFixture(t, nil)
+	rec := f.recs["megvii:biz-m-1"]
+	n := -1
+	for i, m := range mediaOf(rec) {
+		if m.Status == contract.MediaStored && strings.HasPrefix(m.ContentType, "image/") {
+			n = i
+			break
+		}
+	}
+	if n < 0 {
+		t.Fatal("no stored image")
+	}
+	m := mediaOf(rec)[n]
+	forged := append(audittest.JPEG(99), "forged"...)
+	if err := f.bucket.Put(context.Background(), m.Key, bytes.NewReader(forged), int64(len(forged)), m.ContentType, nil); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := f.do(req{path: "/v/megvii/biz-m-1/media/" + itoa(n), header: bearer(viewerToken)})
+	if resp.StatusCode == 200 || strings.Contains(body, "forged") {
+		t.Fatalf("a tampered image: %d, %d bytes sent", resp.StatusCode, len(body))
+	}
+	if es := sinceLastSentinel(f.eventsUpToSentinel()); len(es) != 0 {
+		t.Errorf("a tampered image that was not shown wrote %+v", es)
+	}
+	// An object too large to check before sending: its end is held back,
+	// and the answer is cut short when the end proves it altered.
+	big := append(bytes.Repeat([]byte{0xff}, 3*verifyAhead), "forged-end"...)
+	if err := f.bucket.Put(context.Background(), m.Key, bytes.NewReader(big), int64(len(big)), m.ContentType, nil); err != nil {
+		t.Fatal(err)
+	}
+	hr, _ := http.NewRequest("GET", f.url+"/v/megvii/biz-m-1/media/"+itoa(n), nil)
+	hr.Header.Set("Authorization", "Bearer "+viewerToken)
+	resp, err := f.client.Do(hr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || bytes.Contains(got, []byte("forged-end")) || len(got) >= len(big) {
+		t.Fatalf("a large tampered object: %d, %d of %d bytes, read error %v", resp.StatusCode, len(got), len(big), err)
+	}
+	// Its view was recorded once: bytes were shown.
+	if es := sinceLastSentinel(f.eventsUpToSentinel()); len(es) != 1 || es[0].ObjectKey != m.Key {
+		t.Errorf("events of the cut-short view: %+v", es)
+	}
+}
+
+// TestHeadIsNotAView: HEAD on a view writes no audit event (it would
+// record as seen what nobody was shown).
+func TestHeadIsNotAView(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, p := range []string{"/v/megvii/biz-m-1", "/v/megvii/biz-m-1/identity", "/v/megvii/biz-m-1/media/0", "/v/megvii/biz-m-1/evidence", "/search?q=loan-42"} {
+		resp, _ := f.do(req{method: "HEAD", path: p, header: bearer(identityToken)})
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("HEAD %s: %d, want 405", p, resp.StatusCode)
+		}
+	}
+	if es := sinceLastSentinel(f.eventsUpToSentinel()); len(es) != 0 {
+		t.Fatalf("HEAD requests wrote %d events: %+v", len(es), es)
+	}
+}
