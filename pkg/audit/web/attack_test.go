@@ -9,9 +9,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/audit/audittest"
 	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/metricstest"
 )
 
 // browserPath is how a browser reads a Location header: tabs and newlines
@@ -131,5 +133,68 @@ func TestHeadIsNotAView(t *testing.T) {
 	}
 	if es := sinceLastSentinel(f.eventsUpToSentinel()); len(es) != 0 {
 		t.Fatalf("HEAD requests wrote %d events: %+v", len(es), es)
+	}
+}
+
+// TestFailedTokensLimited: after FailedTokenBurst wrong tokens from an
+// address (bearer or login form), its next tries are answered 429 with
+// Retry-After without the token being checked, the right token included,
+// until the bucket refills; a session opened before keeps working.
+func TestFailedTokensLimited(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.FailedTokenBurst, c.FailedTokenEvery = 3, 10*time.Second })
+	origin := map[string]string{"Origin": f.url}
+	resp, _ := f.do(req{method: "POST", path: "/login", form: url.Values{"token": {viewerToken}}, header: origin})
+	session := resp.Cookies()[0]
+	for i, r := range []req{
+		{path: "/v/megvii/biz-m-1", header: bearer("guess-0000000000000001")},
+		{method: "POST", path: "/login", form: url.Values{"token": {"guess-0000000000000002"}}, header: origin},
+		{path: "/", header: bearer("guess-0000000000000003")},
+	} {
+		if resp, _ := f.do(r); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i, resp.StatusCode)
+		}
+	}
+	for _, r := range []req{
+		{path: "/v/megvii/biz-m-1", header: bearer(viewerToken)},
+		{method: "POST", path: "/login", form: url.Values{"token": {viewerToken}}, header: origin},
+	} {
+		resp, body := f.do(r)
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "10" || len(resp.Cookies()) != 0 || strings.Contains(body, "loan-42") {
+			t.Fatalf("%s %s after the burst: %d, Retry-After %q, cookies %v", r.method, r.path, resp.StatusCode, resp.Header.Get("Retry-After"), resp.Cookies())
+		}
+	}
+	if resp, _ := f.do(req{path: "/v/megvii/biz-m-1", cookie: session}); resp.StatusCode != 200 {
+		t.Fatalf("a session while the address is limited: %d", resp.StatusCode)
+	}
+	f.advance(10 * time.Second)
+	if resp, _ := f.do(req{path: "/v/megvii/biz-m-1", header: bearer(viewerToken)}); resp.StatusCode != 200 {
+		t.Fatalf("the right token once refilled: %d", resp.StatusCode)
+	}
+	if got := metricstest.Sum(t, f.reg, "faceharvest_auditor_auth_failures_total", "reason=too_many_failures"); got != 2 {
+		t.Errorf("too_many_failures %v, want 2", got)
+	}
+}
+
+// TestFailuresBounded: the addresses tracked stay bounded whatever the
+// number of guessing addresses; beyond the bound they share one bucket;
+// IPv6 addresses count by /64.
+func TestFailuresBounded(t *testing.T) {
+	now := time.Unix(0, 0)
+	fl := newFailures(func() time.Time { return now }, 2, time.Second, 100)
+	for i := range 1000 {
+		fl.fail(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String())
+	}
+	if n := fl.tracked(); n > 101 {
+		t.Fatalf("%d addresses tracked, want at most 101", n)
+	}
+	fl.fail("2001:db8::1")
+	fl.fail("2001:db8::2")
+	if fl.blocked("2001:db8::ffff") == 0 {
+		t.Error("another address of the same /64 is not limited")
+	}
+	now = now.Add(time.Hour)
+	fl.fail("192.0.2.1")
+	if n := fl.tracked(); n != 1 {
+		t.Errorf("%d addresses tracked after all refilled, want 1", n)
 	}
 }

@@ -62,6 +62,12 @@ type Config struct {
 	ProxyCIDRs      []netip.Prefix
 	// MaxSearchResults bounds a biz_no search's answer (50 when 0).
 	MaxSearchResults int
+	// FailedTokenBurst failed token checks (a wrong bearer token, a wrong
+	// token typed into the login form) are allowed per client address,
+	// refilled one per FailedTokenEvery; beyond, 429 without the token
+	// being checked (10 and 6 s when 0).
+	FailedTokenBurst int
+	FailedTokenEvery time.Duration
 	Now              clock.Now
 	// Metrics (NewMetrics) or, when nil, Registry to register them on.
 	Metrics  *Metrics
@@ -85,7 +91,12 @@ type Server struct {
 	m        *Metrics
 	pages    *pages
 	origin   string
+	failures *failures
 }
+
+// maxFailingAddrs bounds the addresses whose failed token checks are
+// tracked.
+const maxFailingAddrs = 10000
 
 // New returns the page's server.
 func New(cfg Config) (*Server, error) {
@@ -108,6 +119,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxSearchResults <= 0 {
 		cfg.MaxSearchResults = 50
 	}
+	if cfg.FailedTokenBurst <= 0 {
+		cfg.FailedTokenBurst = 10
+	}
+	if cfg.FailedTokenEvery <= 0 {
+		cfg.FailedTokenEvery = 6 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = clock.Real
 	}
@@ -120,7 +137,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Metrics = NewMetrics(cfg.Registry)
 	}
-	s := &Server{cfg: cfg, sessions: sessions{keys: cfg.SessionKeys, ttl: cfg.SessionTTL}, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics}
+	s := &Server{cfg: cfg, sessions: sessions{keys: cfg.SessionKeys, ttl: cfg.SessionTTL}, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
+		failures: newFailures(cfg.Now, cfg.FailedTokenBurst, cfg.FailedTokenEvery, maxFailingAddrs)}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -267,7 +285,13 @@ func getOnly(h func(http.ResponseWriter, *http.Request, Principal)) func(http.Re
 func (s *Server) authed(route string, h func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		setRoute(w, route)
+		if r.Header.Get("Authorization") != "" && s.tooManyFailures(w, r) {
+			return
+		}
 		p, reason := s.authenticate(r)
+		if reason == reasonBadToken {
+			s.failures.fail(remoteAddr(r))
+		}
 		if reason != "" {
 			s.m.authFailure(reason)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="faceharvest audit"`)
@@ -290,11 +314,12 @@ const (
 	reasonRevoked        = "revoked_session"
 	reasonUntrustedProxy = "untrusted_proxy_header"
 	reasonRepeatedProxy  = "repeated_proxy_header"
+	reasonRateLimited    = "too_many_failures"
 	reasonForbidden      = "forbidden_role"
 	reasonBadOrigin      = "bad_origin"
 )
 
-var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonRepeatedProxy, reasonForbidden, reasonBadOrigin}
+var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonRepeatedProxy, reasonForbidden, reasonBadOrigin, reasonRateLimited}
 
 func reasonMessage(reason string) string {
 	switch reason {
@@ -444,8 +469,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := nextPath(r.PostForm.Get("next"))
+	if s.tooManyFailures(w, r) {
+		return
+	}
 	p, ok := s.cfg.Tokens.Lookup(strings.TrimSpace(r.PostForm.Get("token")))
 	if !ok {
+		s.failures.fail(remoteAddr(r))
 		s.m.authFailure(reasonBadToken)
 		s.render(w, r, http.StatusUnauthorized, "login", loginData{Next: next, Message: reasonMessage(reasonBadToken)}, Principal{})
 		return
@@ -455,6 +484,21 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 	s.log.Info("login", "viewer", p.Name, "role", p.Role, "request_id", reqID(r))
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// tooManyFailures answers 429 when the request's address has used up its
+// failed token checks; the token it carries is then not checked at all.
+func (s *Server) tooManyFailures(w http.ResponseWriter, r *http.Request) bool {
+	wait := s.failures.blocked(remoteAddr(r))
+	if wait <= 0 {
+		return false
+	}
+	s.m.authFailure(reasonRateLimited)
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.render(w, r, http.StatusTooManyRequests, "error", errorData{Code: http.StatusTooManyRequests, Status: http.StatusText(http.StatusTooManyRequests),
+		Message: fmt.Sprintf("Too many wrong tokens from your address: try again in %d seconds.", secs)}, Principal{})
+	return true
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
