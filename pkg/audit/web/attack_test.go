@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -196,5 +197,70 @@ func TestFailuresBounded(t *testing.T) {
 	fl.fail("192.0.2.1")
 	if n := fl.tracked(); n != 1 {
 		t.Errorf("%d addresses tracked after all refilled, want 1", n)
+	}
+}
+
+// hostile is what a vendor or a customer could put into a record's
+// strings.
+const hostile = `"><script>alert(1)</script><img src=x onerror=alert(1)>javascript:alert(1)`
+
+// TestHostileRecordStrings: every string of a record (ids, biz_no, vendor
+// codes and messages, names, keys) is rendered as text: no tag, attribute
+// or link of its own reaches the page, and every link stays on the site.
+func TestHostileRecordStrings(t *testing.T) {
+	p, err := loadPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{pages: p}
+	id := "a/../../" + hostile
+	score, thr := 0.9, 0.8
+	rec := contract.Record{Vendor: contract.Baidu, VerificationID: id, BizNo: hostile, Outcome: hostile, Reason: hostile, FlowStatus: hostile, Landing: hostile,
+		Passed: new(bool), Schema: hostile, MediaRecording: hostile, Problems: []string{hostile},
+		Identity:  &contract.Identity{Name: hostile, IDNumber: hostile, Source: hostile, Masked: true},
+		Liveness:  &contract.Liveness{Result: hostile, Procedure: hostile, Attacks: []contract.Attack{{Kind: hostile}}},
+		FaceMatch: []contract.FaceMatch{{Source: hostile, Error: hostile, Score: &score, Thresholds: map[string]float64{hostile: thr}}},
+		Attempts:  []contract.Attempt{{Order: 1, Code: hostile, Message: hostile, VerifiedAt: hostile, ChargeType: hostile, RiskLevel: hostile, Charged: true, Score: &score, Threshold: &thr}},
+		Media: []contract.MediaRef{{Kind: hostile, Endpoint: hostile, Status: contract.MediaStored, Reason: hostile, ObjectRef: contract.ObjectRef{Key: hostile, SHA256: hostile, ContentType: "image/" + hostile, Size: 10}},
+			{Kind: hostile, Status: contract.MediaStored, ObjectRef: contract.ObjectRef{Key: "k2", ContentType: "video/" + hostile}, Attempt: 1}},
+		Responses: []contract.ResponseIn{{ID: hostile, Endpoint: hostile, ErrorClass: hostile}},
+		Evidence:  &contract.ObjectRef{Key: hostile}}
+	hr := httptest.NewRequest("GET", "/", nil)
+	for name, d := range map[string]struct {
+		page string
+		data any
+	}{
+		"verification": {"verification", newVerificationView(rec, &contract.Identity{Name: hostile, IDNumber: hostile}, Principal{Name: hostile, Role: contract.RoleIdentity})},
+		"search":       {"search", searchData{Query: hostile, Total: 1, Results: []summary{summarize(rec)}}},
+		"error":        {"error", errorData{Code: 404, Status: "Not Found", Message: "The store holds no verification " + hostile}},
+		"login":        {"login", loginData{Next: nextPath("/" + hostile), Message: hostile}},
+	} {
+		var b bytes.Buffer
+		if err := p.execute(&b, d.page, s.frame(hr, Principal{Name: hostile, Role: contract.RoleIdentity, Method: "bearer"}, d.data)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		out := b.String()
+		for _, bad := range []string{"<script", "<img src=x", `href="javascript`, `src="javascript`} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%s page holds %q", name, bad)
+			}
+		}
+		for _, attr := range []string{`href="`, `src="`, `action="`} {
+			for rest := out; ; {
+				i := strings.Index(rest, attr)
+				if i < 0 {
+					break
+				}
+				rest = rest[i+len(attr):]
+				if !strings.HasPrefix(rest, "/") || strings.HasPrefix(rest, "//") {
+					t.Errorf("%s page: %s%.40s leaves the site", name, attr, rest)
+				}
+			}
+		}
+	}
+	// The evidence download's file name is the verification's, as a
+	// plain token: nothing that could end or extend the header.
+	if fn := attachmentName(contract.Baidu, "x\";\r\n evil=1\x00\\/ü"); strings.ContainsAny(fn, "\";\r\n\x00\\/ ü") {
+		t.Errorf("attachment name %q", fn)
 	}
 }

@@ -715,8 +715,24 @@ func (s *Server) evidence(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	e := event(r, p, contract.AuditEvidence)
 	e.Vendor, e.VerificationID, e.BizNo, e.ObjectKey, e.IdentityUnmasked = ver.Record.Vendor, ver.Record.VerificationID, ver.Record.BizNo, key, true
-	name := strings.NewReplacer(`"`, "", `\`, "", "/", "_").Replace(string(ver.Record.Vendor) + "-" + ver.Record.VerificationID)
-	s.stream(w, r, ver, key, "application/json", "evidence", `attachment; filename="`+name+`-evidence.json"`, e)
+	s.stream(w, r, ver, key, "application/json", "evidence", `attachment; filename="`+attachmentName(ver.Record.Vendor, ver.Record.VerificationID)+`-evidence.json"`, e)
+}
+
+// attachmentName is a verification's name for a download: letters,
+// digits, '-', '_' and '.' of "<vendor>-<id>", anything else as '_', at
+// most 100 bytes (the id is the vendor's: it could hold quotes, control
+// characters or text that would end or extend the header).
+func attachmentName(v contract.Vendor, id string) string {
+	b := []byte(string(v) + "-" + id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 100 {
+		b = b[:100]
+	}
+	return string(b)
 }
 
 // verifyAhead is how much of an object is read before anything is recorded
