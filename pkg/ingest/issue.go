@@ -146,6 +146,9 @@ func decodeIssue(body []byte, v any) error {
 		}
 		msg := err.Error()
 		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			if len(f) > 66 { // the caller's name, quoted: a prefix is enough
+				f = f[:64] + "…\""
+			}
 			return fmt.Errorf("unknown field %s", f)
 		}
 		if strings.Contains(msg, "want a string or an integer") {

@@ -114,3 +114,18 @@ func TestCustomerPageURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestIssueErrorsBounded: an error naming a field the caller sent quotes
+// at most a short prefix of its name, in the answer and in the log.
+func TestIssueErrorsBounded(t *testing.T) {
+	v := newSimVendors(t)
+	f := newFixture(t, v.issuing(t, &memLog{}))
+	long := strings.Repeat("x", 20000)
+	r := f.do(t, "POST", RouteMegviiTokens, "application/json", []byte(`{"biz_no":"b","`+long+`":1}`), map[string]string{"Authorization": "Bearer " + bearer})
+	if r.code != 400 || len(r.raw) > 500 || !strings.Contains(r.raw, "unknown field") {
+		t.Fatalf("%d, %d bytes: %.200s", r.code, len(r.raw), r.raw)
+	}
+	if strings.Contains(f.logs.String(), strings.Repeat("x", 200)) {
+		t.Fatal("the log holds the long field name")
+	}
+}
