@@ -32,6 +32,9 @@ import (
 // A request appends its claim and waits until its replica has read the
 // claim back from the log: the key's records are in one partition, so the
 // first claim read is the first claim written, on every replica alike.
+// A key belongs to its caller (the bearer token that sent it): another
+// caller's request with the same key is another key, so that no caller can
+// replay, block or probe another's issuing by guessing its keys.
 // Only the first claimant calls the vendor; another request with the key
 // is answered the done answer (same body), 409 while the claim is live, or
 // 422 when its body differs. A claim whose owner died is live for
@@ -240,22 +243,27 @@ func (d *Idempotency) bodyMatches(stored, route string, body []byte) bool {
 	return ok
 }
 
-// idemKey is the log key of an Idempotency-Key on a route: the key is the
-// customer's, so only its hash is kept.
-func idemKey(route, key string) string {
-	h := sha256.Sum256([]byte(key))
-	return "idem:" + route + ":" + hex.EncodeToString(h[:])
+// idemKey is the log key of a caller's Idempotency-Key on a route: the key
+// is the customer's and caller names its bearer token, so only their hash
+// is kept.
+func idemKey(route, caller, key string) string {
+	h := sha256.New()
+	h.Write([]byte(caller))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return "idem:" + route + ":" + hex.EncodeToString(h.Sum(nil))
 }
 
-// Begin claims key for a request on route with body. It returns a Claim
+// Begin claims key of caller (a name of the bearer token the request was
+// authorized with, never the token) for a request on route with body. It returns a Claim
 // with Replay set when the key's answer is stored (the same body), a Claim
 // to Finish or Release when this request is the first, or one of the
 // errors above (a log failure as itself).
-func (d *Idempotency) Begin(ctx context.Context, route, key string, body []byte) (*Claim, error) {
+func (d *Idempotency) Begin(ctx context.Context, route, caller, key string, body []byte) (*Claim, error) {
 	if !d.Ready() {
 		return nil, ErrIdempotencyNotReady
 	}
-	k := idemKey(route, key)
+	k := idemKey(route, caller, key)
 	if c, err, decided := d.lookup(k, route, body); decided {
 		return c, err
 	}

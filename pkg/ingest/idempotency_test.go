@@ -33,53 +33,53 @@ func TestIdempotencyLifecycle(t *testing.T) {
 	d, log := newIdem(t, &clk, func(c *IdempotencyConfig) { c.TTL, c.ClaimTimeout = time.Hour, time.Minute })
 	ctx := context.Background()
 	body := []byte(`{"biz_no":"b"}`)
-	if _, err := d.Begin(ctx, "r", "k", body); !errors.Is(err, ErrIdempotencyNotReady) {
+	if _, err := d.Begin(ctx, "r", "c", "k", body); !errors.Is(err, ErrIdempotencyNotReady) {
 		t.Fatalf("before ready: %v", err)
 	}
 	d.SetReady()
-	c, err := d.Begin(ctx, "r", "k", body)
+	c, err := d.Begin(ctx, "r", "c", "k", body)
 	if err != nil || c.Replay != nil {
 		t.Fatalf("first: %+v %v", c, err)
 	}
-	if _, err := d.Begin(ctx, "r", "k", body); !errors.Is(err, ErrIdempotencyBusy) {
+	if _, err := d.Begin(ctx, "r", "c", "k", body); !errors.Is(err, ErrIdempotencyBusy) {
 		t.Fatalf("while claimed: %v", err)
 	}
-	if _, err := d.Begin(ctx, "r", "k", []byte(`{"biz_no":"c"}`)); !errors.Is(err, ErrIdempotencyMismatch) {
+	if _, err := d.Begin(ctx, "r", "c", "k", []byte(`{"biz_no":"c"}`)); !errors.Is(err, ErrIdempotencyMismatch) {
 		t.Fatalf("other body while claimed: %v", err)
 	}
 	if err := d.Finish(ctx, c, json.RawMessage(`{"token":"t1"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := d.Begin(ctx, "r", "k", body); err != nil || string(r.Replay) != `{"token":"t1"}` {
+	if r, err := d.Begin(ctx, "r", "c", "k", body); err != nil || string(r.Replay) != `{"token":"t1"}` {
 		t.Fatalf("replay: %+v %v", r, err)
 	}
-	if _, err := d.Begin(ctx, "other-route", "k", body); err != nil {
+	if _, err := d.Begin(ctx, "other-route", "c", "k", body); err != nil {
 		t.Fatalf("the key on another route: %v", err)
 	}
 	// Released: the next request claims anew.
-	c2, _ := d.Begin(ctx, "r", "k2", body)
+	c2, _ := d.Begin(ctx, "r", "c", "k2", body)
 	d.Release(ctx, c2)
-	if c3, err := d.Begin(ctx, "r", "k2", body); err != nil || c3.Replay != nil || c3.id == c2.id {
+	if c3, err := d.Begin(ctx, "r", "c", "k2", body); err != nil || c3.Replay != nil || c3.id == c2.id {
 		t.Fatalf("after release: %+v %v", c3, err)
 	}
 	// A claim whose owner never finished holds its key ClaimTimeout.
-	dead, _ := d.Begin(ctx, "r", "k3", body)
+	dead, _ := d.Begin(ctx, "r", "c", "k3", body)
 	clk = clk.Add(59 * time.Second)
-	if _, err := d.Begin(ctx, "r", "k3", body); !errors.Is(err, ErrIdempotencyBusy) {
+	if _, err := d.Begin(ctx, "r", "c", "k3", body); !errors.Is(err, ErrIdempotencyBusy) {
 		t.Fatalf("dead claim within its timeout: %v", err)
 	}
 	clk = clk.Add(2 * time.Second)
-	if c4, err := d.Begin(ctx, "r", "k3", body); err != nil || c4.id == dead.id {
+	if c4, err := d.Begin(ctx, "r", "c", "k3", body); err != nil || c4.id == dead.id {
 		t.Fatalf("dead claim past its timeout: %+v %v", c4, err)
 	}
 	// The answer is kept TTL.
 	clk = now.Add(time.Hour + time.Second)
-	if r, err := d.Begin(ctx, "r", "k", body); err != nil || r.Replay != nil {
+	if r, err := d.Begin(ctx, "r", "c", "k", body); err != nil || r.Replay != nil {
 		t.Fatalf("past TTL: %+v %v", r, err)
 	}
 	// The log unavailable: no claim, the error says so.
 	log.err = errors.New("broker away")
-	if _, err := d.Begin(ctx, "r", "k9", body); err == nil || errors.Is(err, ErrIdempotencyBusy) {
+	if _, err := d.Begin(ctx, "r", "c", "k9", body); err == nil || errors.Is(err, ErrIdempotencyBusy) {
 		t.Fatalf("log failure: %v", err)
 	}
 }
@@ -99,7 +99,7 @@ func TestIdempotencyFirstClaimWins(t *testing.T) {
 		b, _ := json.Marshal(idemRecord{V: 1, State: state, Claim: claim, At: at, Answer: json.RawMessage(answer)})
 		return b
 	}
-	key := idemKey("r", "k")
+	key := idemKey("r", "c", "k")
 	records := [][]byte{
 		rec(idemClaimed, "a", now, ""),
 		rec(idemClaimed, "b", now.Add(time.Second), ""),
@@ -131,7 +131,7 @@ func TestIdempotencyBounded(t *testing.T) {
 	d.SetReady()
 	ctx := context.Background()
 	for _, k := range []string{"a", "b", "c", "d"} {
-		c, err := d.Begin(ctx, "r", k, nil)
+		c, err := d.Begin(ctx, "r", "c", k, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,10 +143,10 @@ func TestIdempotencyBounded(t *testing.T) {
 	if n := d.Entries(); n != 3 {
 		t.Fatalf("%d entries", n)
 	}
-	if r, _ := d.Begin(ctx, "r", "d", nil); r == nil || string(r.Replay) != `"d"` {
+	if r, _ := d.Begin(ctx, "r", "c", "d", nil); r == nil || string(r.Replay) != `"d"` {
 		t.Fatalf("newest forgotten: %+v", r)
 	}
-	if r, _ := d.Begin(ctx, "r", "a", nil); r == nil || r.Replay != nil {
+	if r, _ := d.Begin(ctx, "r", "c", "a", nil); r == nil || r.Replay != nil {
 		t.Fatalf("oldest kept: %+v", r)
 	}
 }
@@ -171,7 +171,7 @@ func TestIdempotencyClaimNotReadBack(t *testing.T) {
 	d.SetReady()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // as a deadline passed
-	if _, err := d.Begin(ctx, "r", "k", nil); !errors.Is(err, context.Canceled) {
+	if _, err := d.Begin(ctx, "r", "c", "k", nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("begin: %v", err)
 	}
 	if len(log.records) != 2 || log.records[0].State != idemClaimed || log.records[1].State != idemReleased || log.records[1].Claim != log.records[0].Claim {

@@ -3,7 +3,9 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,6 +146,9 @@ func decodeIssue(body []byte, v any) error {
 		}
 		msg := err.Error()
 		if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+			if len(f) > 66 { // the caller's name, quoted: a prefix is enough
+				f = f[:64] + "…\""
+			}
 			return fmt.Errorf("unknown field %s", f)
 		}
 		if strings.Contains(msg, "want a string or an integer") {
@@ -295,7 +300,7 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 		var claim *Claim
 		if key != "" {
 			cctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-			c, err := s.cfg.Idempotency.Begin(cctx, route, key, body)
+			c, err := s.cfg.Idempotency.Begin(cctx, route, callerOf(r), key, body)
 			cancel()
 			switch {
 			case errors.Is(err, ErrIdempotencyMismatch):
@@ -357,6 +362,14 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 		_, _ = w.Write(append(answer, '\n'))
 		return nil
 	}
+}
+
+// callerOf names the bearer token an authorized request carries, to scope
+// its Idempotency-Key by: the token's SHA-256, never the token.
+func callerOf(r *http.Request) string {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
 }
 
 // vendorRefusal turns a failed vendor call into the answer: 429 with

@@ -10,7 +10,7 @@ import (
 // Routes and answer codes the request counter starts at 0 with.
 var (
 	routes = []string{"login", "logout", "home", "search", "verification", "identity", "media", "evidence", "other"}
-	codes  = []int{200, 303, 401, 403, 404, 503}
+	codes  = []int{200, 303, 401, 403, 404, 429, 503}
 	// mediaKinds label the bytes streamed.
 	mediaKinds = []string{"image", "video", "evidence", "other"}
 )
@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		requests: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_auditor_requests_total",
 			Help: "Audit page requests answered, by route (login, logout, home, search, verification, identity, media, evidence, other) and HTTP status code."}, []string{"route", "code"}),
 		authFails: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_auditor_auth_failures_total",
-			Help: "Audit page requests refused for authentication or authorization, by reason: missing (no credentials), invalid_token, invalid_session, expired_session, revoked_session (its token left the token file), untrusted_proxy_header (a proxy user header from an address outside --trusted-proxy-cidrs, ignored), forbidden_role (identity or evidence asked for without the identity role), bad_origin (a login or logout form sent from another origin)."}, []string{"reason"}),
+			Help: "Audit page requests refused for authentication or authorization, by reason: missing (no credentials), invalid_token, invalid_session, expired_session, revoked_session (its token left the token file), untrusted_proxy_header (a proxy user header from an address outside --trusted-proxy-cidrs, ignored), repeated_proxy_header (a trusted proxy's user or role header given more than once, believed in neither copy), forbidden_role (identity or evidence asked for without the identity role), bad_origin (a login or logout form sent from another origin), too_many_failures (a token presented from an address that sent too many wrong ones lately, not checked)."}, []string{"reason"}),
 		mediaBytes: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_auditor_media_bytes_total",
 			Help: "Bytes of stored objects streamed to viewers, by kind (image, video, evidence, other)."}, []string{"kind"}),
 	}

@@ -62,6 +62,12 @@ type Config struct {
 	ProxyCIDRs      []netip.Prefix
 	// MaxSearchResults bounds a biz_no search's answer (50 when 0).
 	MaxSearchResults int
+	// FailedTokenBurst failed token checks (a wrong bearer token, a wrong
+	// token typed into the login form) are allowed per client address,
+	// refilled one per FailedTokenEvery; beyond, 429 without the token
+	// being checked (10 and 6 s when 0).
+	FailedTokenBurst int
+	FailedTokenEvery time.Duration
 	Now              clock.Now
 	// Metrics (NewMetrics) or, when nil, Registry to register them on.
 	Metrics  *Metrics
@@ -85,7 +91,12 @@ type Server struct {
 	m        *Metrics
 	pages    *pages
 	origin   string
+	failures *failures
 }
+
+// maxFailingAddrs bounds the addresses whose failed token checks are
+// tracked.
+const maxFailingAddrs = 10000
 
 // New returns the page's server.
 func New(cfg Config) (*Server, error) {
@@ -108,6 +119,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxSearchResults <= 0 {
 		cfg.MaxSearchResults = 50
 	}
+	if cfg.FailedTokenBurst <= 0 {
+		cfg.FailedTokenBurst = 10
+	}
+	if cfg.FailedTokenEvery <= 0 {
+		cfg.FailedTokenEvery = 6 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = clock.Real
 	}
@@ -120,7 +137,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Metrics = NewMetrics(cfg.Registry)
 	}
-	s := &Server{cfg: cfg, sessions: sessions{keys: cfg.SessionKeys, ttl: cfg.SessionTTL}, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics}
+	s := &Server{cfg: cfg, sessions: sessions{keys: cfg.SessionKeys, ttl: cfg.SessionTTL}, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
+		failures: newFailures(cfg.Now, cfg.FailedTokenBurst, cfg.FailedTokenEvery, maxFailingAddrs)}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -143,11 +161,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+RouteLogin, s.login)
 	mux.HandleFunc("POST "+RouteLogout, s.logout)
 	mux.Handle("GET /{$}", s.authed("home", s.home))
-	mux.Handle("GET "+RouteSearch, s.authed("search", s.search))
-	mux.Handle("GET /v/{vendor}/{id}", s.authed("verification", s.verification))
-	mux.Handle("GET /v/{vendor}/{id}/identity", s.authed("identity", s.identity))
-	mux.Handle("GET /v/{vendor}/{id}/media/{n}", s.authed("media", s.media))
-	mux.Handle("GET /v/{vendor}/{id}/evidence", s.authed("evidence", s.evidence))
+	mux.Handle("GET "+RouteSearch, s.authed("search", getOnly(s.search)))
+	mux.Handle("GET /v/{vendor}/{id}", s.authed("verification", getOnly(s.verification)))
+	mux.Handle("GET /v/{vendor}/{id}/identity", s.authed("identity", getOnly(s.identity)))
+	mux.Handle("GET /v/{vendor}/{id}/media/{n}", s.authed("media", getOnly(s.media)))
+	mux.Handle("GET /v/{vendor}/{id}/evidence", s.authed("evidence", getOnly(s.evidence)))
 	mux.Handle("/", s.authed("other", func(w http.ResponseWriter, r *http.Request, _ Principal) {
 		s.fail(w, r, http.StatusNotFound, "No such page.")
 	}))
@@ -249,12 +267,31 @@ func setRoute(w http.ResponseWriter, route string) {
 	}
 }
 
+// getOnly refuses HEAD (which a GET route also matches) on the views: a
+// view is recorded as shown, and a HEAD shows nothing.
+func getOnly(h func(http.ResponseWriter, *http.Request, Principal)) func(http.ResponseWriter, *http.Request, Principal) {
+	return func(w http.ResponseWriter, r *http.Request, p Principal) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		h(w, r, p)
+	}
+}
+
 // authed authenticates a request before h; a request that is not gets 401
 // (with the login form, for browsers) and causes nothing else.
 func (s *Server) authed(route string, h func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		setRoute(w, route)
+		if r.Header.Get("Authorization") != "" && s.tooManyFailures(w, r) {
+			return
+		}
 		p, reason := s.authenticate(r)
+		if reason == reasonBadToken {
+			s.failures.fail(remoteAddr(r))
+		}
 		if reason != "" {
 			s.m.authFailure(reason)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="faceharvest audit"`)
@@ -276,11 +313,13 @@ const (
 	reasonExpired        = "expired_session"
 	reasonRevoked        = "revoked_session"
 	reasonUntrustedProxy = "untrusted_proxy_header"
+	reasonRepeatedProxy  = "repeated_proxy_header"
+	reasonRateLimited    = "too_many_failures"
 	reasonForbidden      = "forbidden_role"
 	reasonBadOrigin      = "bad_origin"
 )
 
-var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonForbidden, reasonBadOrigin}
+var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonRepeatedProxy, reasonForbidden, reasonBadOrigin, reasonRateLimited}
 
 func reasonMessage(reason string) string {
 	switch reason {
@@ -300,6 +339,12 @@ func reasonMessage(reason string) string {
 func (s *Server) authenticate(r *http.Request) (Principal, string) {
 	proxied := s.cfg.ProxyUserHeader != "" && r.Header.Get(s.cfg.ProxyUserHeader) != ""
 	if proxied && s.fromProxy(r) {
+		// A proxy that appends its headers to the client's instead of
+		// replacing them would let the client's come first: a user or role
+		// header given more than once is believed in neither copy.
+		if len(r.Header.Values(s.cfg.ProxyUserHeader)) != 1 || (s.cfg.ProxyRoleHeader != "" && len(r.Header.Values(s.cfg.ProxyRoleHeader)) > 1) {
+			return Principal{}, reasonRepeatedProxy
+		}
 		role := contract.RoleViewer
 		if s.cfg.ProxyRoleHeader != "" && strings.TrimSpace(r.Header.Get(s.cfg.ProxyRoleHeader)) == contract.RoleIdentity {
 			role = contract.RoleIdentity
@@ -396,9 +441,12 @@ func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request) {
 }
 
 // nextPath keeps a post-login destination only when it is a path on this
-// site.
+// site. Browsers drop tabs and newlines from a Location and read a
+// backslash as a slash, so "/\t/evil.example" or "/a/../\\evil.example"
+// would leave the site: a path holding either is refused whole.
 func nextPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.HasPrefix(p, RouteLogin) || len(p) > 1000 {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, RouteLogin) || len(p) > 1000 ||
+		strings.ContainsFunc(p, func(c rune) bool { return c < 0x20 || c == 0x7f || c == '\\' }) {
 		return "/"
 	}
 	return p
@@ -421,8 +469,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := nextPath(r.PostForm.Get("next"))
+	if s.tooManyFailures(w, r) {
+		return
+	}
 	p, ok := s.cfg.Tokens.Lookup(strings.TrimSpace(r.PostForm.Get("token")))
 	if !ok {
+		s.failures.fail(remoteAddr(r))
 		s.m.authFailure(reasonBadToken)
 		s.render(w, r, http.StatusUnauthorized, "login", loginData{Next: next, Message: reasonMessage(reasonBadToken)}, Principal{})
 		return
@@ -432,6 +484,21 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 	s.log.Info("login", "viewer", p.Name, "role", p.Role, "request_id", reqID(r))
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// tooManyFailures answers 429 when the request's address has used up its
+// failed token checks; the token it carries is then not checked at all.
+func (s *Server) tooManyFailures(w http.ResponseWriter, r *http.Request) bool {
+	wait := s.failures.blocked(remoteAddr(r))
+	if wait <= 0 {
+		return false
+	}
+	s.m.authFailure(reasonRateLimited)
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	s.render(w, r, http.StatusTooManyRequests, "error", errorData{Code: http.StatusTooManyRequests, Status: http.StatusText(http.StatusTooManyRequests),
+		Message: fmt.Sprintf("Too many wrong tokens from your address: try again in %d seconds.", secs)}, Principal{})
+	return true
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
@@ -648,12 +715,37 @@ func (s *Server) evidence(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	e := event(r, p, contract.AuditEvidence)
 	e.Vendor, e.VerificationID, e.BizNo, e.ObjectKey, e.IdentityUnmasked = ver.Record.Vendor, ver.Record.VerificationID, ver.Record.BizNo, key, true
-	name := strings.NewReplacer(`"`, "", `\`, "", "/", "_").Replace(string(ver.Record.Vendor) + "-" + ver.Record.VerificationID)
-	s.stream(w, r, ver, key, "application/json", "evidence", `attachment; filename="`+name+`-evidence.json"`, e)
+	s.stream(w, r, ver, key, "application/json", "evidence", `attachment; filename="`+attachmentName(ver.Record.Vendor, ver.Record.VerificationID)+`-evidence.json"`, e)
 }
 
+// attachmentName is a verification's name for a download: letters,
+// digits, '-', '_' and '.' of "<vendor>-<id>", anything else as '_', at
+// most 100 bytes (the id is the vendor's: it could hold quotes, control
+// characters or text that would end or extend the header).
+func attachmentName(v contract.Vendor, id string) string {
+	b := []byte(string(v) + "-" + id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 100 {
+		b = b[:100]
+	}
+	return string(b)
+}
+
+// verifyAhead is how much of an object is read before anything is recorded
+// or sent: an object that fits (every image) is checked against its
+// recorded SHA-256 whole, first.
+const verifyAhead = 1 << 20
+
 // stream opens key, records e, then copies the object to w. Nothing is
-// sent before the event is written.
+// sent before the event is written, and no object is sent whole unless it
+// matches its recorded SHA-256: one that fits in verifyAhead is checked
+// before its event; a larger one is sent holding back the last bytes read
+// until the end proves it, and cut short (the browser sees a failed
+// download) when it does not.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, ver audit.Verification, key, contentType, kind, disposition string, e contract.AuditEvent) {
 	rc, attrs, err := s.cfg.Finder.Open(r.Context(), ver, key)
 	switch {
@@ -665,6 +757,17 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, ver audit.Verifi
 		return
 	}
 	defer rc.Close()
+	head := make([]byte, verifyAhead)
+	n, err := io.ReadFull(rc, head)
+	whole := errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+	switch {
+	case errors.Is(err, audit.ErrMismatch):
+		s.tampered(w, r, key)
+		return
+	case err != nil && !whole:
+		s.storeFailed(w, r, err)
+		return
+	}
 	if !s.record(w, r, e) {
 		return
 	}
@@ -673,18 +776,57 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, ver audit.Verifi
 	if disposition != "" {
 		h.Set("Content-Disposition", disposition)
 	}
-	if attrs.Size > 0 {
+	if whole {
+		h.Set("Content-Length", strconv.Itoa(n))
+	} else if attrs.Size > 0 {
 		h.Set("Content-Length", strconv.FormatInt(attrs.Size, 10))
 	}
 	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
+	sent, err := s.sendHeld(w, rc, head[:n], whole)
+	s.m.mediaBytes.WithLabelValues(kind).Add(float64(sent))
+	switch {
+	case errors.Is(err, audit.ErrMismatch):
+		s.log.Error("a stored object does not match its recorded SHA-256; its answer was cut short", "key", key, "bytes", sent, "request_id", reqID(r))
+		panic(http.ErrAbortHandler)
+	case err != nil:
+		s.log.Warn("streaming an object ended early", "key", key, "bytes", sent, "request_id", reqID(r), "error", err.Error())
 	}
-	n, err := io.Copy(w, rc)
-	s.m.mediaBytes.WithLabelValues(kind).Add(float64(n))
-	if err != nil {
-		s.log.Warn("streaming an object ended early", "key", key, "bytes", n, "request_id", reqID(r), "error", err.Error())
+}
+
+// sendHeld writes held, then the rest of rc, always keeping the last bytes
+// read back until the next read succeeds: the object's end is sent only
+// once rc reached it without an error.
+func (s *Server) sendHeld(w io.Writer, rc io.Reader, held []byte, whole bool) (int64, error) {
+	var sent int64
+	if !whole {
+		next := make([]byte, 32<<10)
+		for {
+			k, err := rc.Read(next)
+			if k > 0 {
+				m, werr := w.Write(held)
+				sent += int64(m)
+				if werr != nil {
+					return sent, werr
+				}
+				held, next = next[:k], held[:cap(held)]
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return sent, err
+			}
+		}
 	}
+	m, err := w.Write(held)
+	return sent + int64(m), err
+}
+
+// tampered answers a stored object that does not match its recorded
+// SHA-256: nothing of it is shown, and the operators are told.
+func (s *Server) tampered(w http.ResponseWriter, r *http.Request, key string) {
+	s.log.Error("a stored object does not match its recorded SHA-256; not shown", "key", key, "request_id", reqID(r))
+	s.fail(w, r, http.StatusInternalServerError, "This object in the store does not match the SHA-256 its record names, so it is not shown. Tell the operators.")
 }
 
 // renderAudited renders a page, records its view, then sends it: a page

@@ -53,6 +53,7 @@ type fixture struct {
 	tokens  string
 	client  *http.Client
 	sentnum int
+	bucket  *objstore.Memory
 }
 
 func (f *fixture) clock() time.Time {
@@ -79,7 +80,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		audittest.Verification{Vendor: contract.Megvii, ID: "biz-m-1", BizNo: "loan-42", DecidedAt: decided, Seed: 1},
 		audittest.Verification{Vendor: contract.Baidu, ID: "vt-b-1", BizNo: "loan-42", DecidedAt: decided.Add(time.Hour), Seed: 2},
 		audittest.Verification{Vendor: contract.Megvii, ID: "biz-m-2", BizNo: "loan-7", DecidedAt: decided, Seed: 3})
-	f := &fixture{t: t, broker: b, reg: prometheus.NewRegistry(), recs: map[string]contract.Record{}, now: decided.Add(90 * 24 * time.Hour)}
+	f := &fixture{t: t, broker: b, reg: prometheus.NewRegistry(), recs: map[string]contract.Record{}, now: decided.Add(90 * 24 * time.Hour), bucket: bucket}
 	for _, r := range recs {
 		f.recs[contract.Key(r.Vendor, r.VerificationID)] = r
 	}
