@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/bus"
@@ -121,35 +120,31 @@ func (w *world) startHarvester(limits map[contract.Vendor]VendorLimits) (stop fu
 // rawTerminals reads the raw topic and returns terminals by key, and every
 // response id seen.
 func (w *world) rawTerminals() (map[string][]contract.Terminal, map[string]bool) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(w.broker.Addr()), kgo.ConsumeTopics(rawTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+	// Read every partition up to the end it has when the read begins (a
+	// timed poll could end before a slow broker answered, and read nothing).
+	cl := bus.Plain(w.broker.Addr())
+	ctx := context.Background()
+	parts, err := bus.PartitionCount(ctx, cl, rawTopic)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
 	terms := map[string][]contract.Terminal{}
 	responses := map[string]bool{}
-	for ctx.Err() == nil {
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) {
-			typ, id := "", ""
-			for _, h := range r.Headers {
-				switch h.Key {
-				case contract.HeaderType:
-					typ = string(h.Value)
-				case contract.HeaderID:
-					id = string(h.Value)
-				}
-			}
-			if typ == contract.TypeHarvestTerminal {
+	for p := range parts {
+		err := bus.ReadRange(ctx, cl, rawTopic, p, -1, 64<<20, func(m contract.Message) {
+			typ, _ := m.Header(contract.HeaderType)
+			if string(typ) == contract.TypeHarvestTerminal {
 				var t contract.Terminal
-				_ = json.Unmarshal(r.Value, &t)
-				terms[string(r.Key)] = append(terms[string(r.Key)], t)
+				_ = json.Unmarshal(m.Value, &t)
+				terms[string(m.Key)] = append(terms[string(m.Key)], t)
 			} else {
-				responses[id] = true
+				id, _ := m.Header(contract.HeaderID)
+				responses[string(id)] = true
 			}
 		})
+		if err != nil {
+			w.t.Fatal(err)
+		}
 	}
 	return terms, responses
 }
