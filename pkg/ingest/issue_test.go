@@ -1,10 +1,13 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"image"
+	"image/jpeg"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -101,6 +104,16 @@ func (f *fixture) issue(t *testing.T, route, key string, body any) resp {
 		hdr[IdempotencyKeyHeader] = key
 	}
 	return f.do(t, "POST", route, "application/json", b, hdr)
+}
+
+// jpegB64 returns the base64 of a w×h JPEG.
+func jpegB64(t *testing.T, w, h int) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, image.NewGray(image.Rect(0, 0, w, h)), nil); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b.Bytes())
 }
 
 func (v *simVendors) getTokens() int { return v.sim.APICalls("megvii", megvii.EndpointGetToken) }
@@ -391,7 +404,7 @@ func TestIssueBaidu(t *testing.T) {
 	if land := f.do(t, "GET", forged, "", nil, nil); land.code != 401 {
 		t.Fatalf("forged page: %d", land.code)
 	}
-	img := base64.StdEncoding.EncodeToString([]byte("\xff\xd8\xff\xe0 a reference image"))
+	img := jpegB64(t, 480, 640)
 	r = f.issue(t, RouteBaiduTokens, "", map[string]any{"plan_id": "9", "image": img, "quality_control": "LOW"})
 	if r.code != 200 {
 		t.Fatalf("%d %s", r.code, r.raw)

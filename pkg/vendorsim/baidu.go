@@ -1,12 +1,17 @@
 package vendorsim
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"html"
+	"image"
+	_ "image/gif" // uploadMatchImage pictures
+	_ "image/png"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -383,6 +388,13 @@ func (s *Sim) handleFaceprint(w http.ResponseWriter, r *http.Request) {
 		s.platformError(w, ep, http.StatusOK, baidu.CodeTokenExpired, "Access token expired")
 		return
 	}
+	// 001, every call: Content-Type为application/json (the header, not only
+	// the body's shape). The document gives no code for another type; the
+	// simulator answers invalid parameter.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		s.platformError(w, ep, http.StatusOK, baidu.CodeInvalidParam, "Invalid parameter: Content-Type, want application/json")
+		return
+	}
 	var body map[string]json.RawMessage
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<20)).Decode(&body); err != nil {
 		s.platformError(w, ep, http.StatusOK, baidu.CodeInvalidParam, "Invalid parameter: body is not JSON")
@@ -455,17 +467,25 @@ func (s *Sim) handleFaceprint(w http.ResponseWriter, r *http.Request) {
 		s.serveBody(r.Context(), w, "baidu", ep, fault, s.envelope(map[string]any{"verify_token": c.VerifyToken}))
 		return
 	case baidu.EndpointSubmit, baidu.EndpointUploadMatch:
-		if v == nil {
+		// 001's FAQ (2) and (3): a verify_token not used within its two
+		// hours, or whose verification is over, answers Token无效或者已过期;
+		// both calls come before the user opens the H5 URL.
+		done, finished := vc.completedAt(s.cfg.BaiduVerifyTokenTTL)
+		if v == nil || now.After(vc.created.Add(s.cfg.BaiduVerifyTokenTTL)) || (finished && !now.Before(done)) {
+			s.countOutcome(vt, ep+":token_invalid")
 			s.faceprintError(w, ep, simCodeTokenInvalid, baidu.TokenInvalidMessage)
 			return
 		}
 		if ep == baidu.EndpointUploadMatch {
-			img, err := base64.StdEncoding.DecodeString(str("image"))
-			if err != nil || len(img) == 0 || len(str("image")) > 10<<20 {
-				s.platformError(w, ep, http.StatusOK, baidu.CodeInvalidParam, "Invalid parameter: image")
+			if msg := checkMatchImage(body); msg != "" {
+				s.platformError(w, ep, http.StatusOK, baidu.CodeInvalidParam, "Invalid parameter: "+msg)
 				return
 			}
 			s.serveBody(r.Context(), w, "baidu", ep, fault, s.envelope(nil))
+			return
+		}
+		if msg := checkSubmit(body); msg != "" {
+			s.platformError(w, ep, http.StatusOK, baidu.CodeInvalidParam, "Invalid parameter: "+msg)
 			return
 		}
 		s.mu.Lock()
@@ -529,6 +549,63 @@ func (s *Sim) handleFaceprint(w http.ResponseWriter, r *http.Request) {
 	}
 	s.countOutcome(vt, ep+":ok")
 	s.serveBody(r.Context(), w, "baidu", ep, fault, s.envelope(result))
+}
+
+// checkSubmit checks idcard/submit's body against 001's table: id_name and
+// id_no are required strings, certificate_type an optional int from 0 to 5.
+// It returns the faulty parameter's name ("" when none).
+func checkSubmit(body map[string]json.RawMessage) string {
+	for _, k := range []string{"id_name", "id_no"} {
+		var v string
+		if json.Unmarshal(body[k], &v) != nil || v == "" {
+			return k
+		}
+	}
+	if raw, ok := body["certificate_type"]; ok {
+		var n int
+		if json.Unmarshal(raw, &n) != nil || n < 0 || n > 5 {
+			return "certificate_type"
+		}
+	}
+	return ""
+}
+
+// matchControls are uploadMatchImage's quality_control and liveness_control
+// values (001; NONE when absent).
+var matchControls = map[string]bool{"NONE": true, "LOW": true, "NORMAL": true, "HIGH": true}
+
+// checkMatchImage checks uploadMatchImage's body against 001's table: image
+// is a base64 string of at most 10 MB once encoded (10 MiB here) of a picture
+// under 1920×1080; the controls take NONE, LOW, NORMAL or HIGH. The document
+// names no format: the simulator knows JPEG, PNG and GIF, and reads "under
+// 1920×1080" as the long side under 1920 and the short side under 1080
+// pixels, in either orientation. It returns the faulty parameter's name.
+func checkMatchImage(body map[string]json.RawMessage) string {
+	var b64 string
+	if json.Unmarshal(body["image"], &b64) != nil || b64 == "" || len(b64) > 10<<20 {
+		return "image"
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return "image"
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(raw))
+	if err != nil {
+		return "image"
+	}
+	long, short := max(cfg.Width, cfg.Height), min(cfg.Width, cfg.Height)
+	if long >= 1920 || short >= 1080 {
+		return "image: resolution " + strconv.Itoa(cfg.Width) + "x" + strconv.Itoa(cfg.Height) + " (want under 1920*1080)"
+	}
+	for _, k := range []string{"quality_control", "liveness_control"} {
+		if raw, ok := body[k]; ok {
+			var v string
+			if json.Unmarshal(raw, &v) != nil || !matchControls[v] {
+				return k
+			}
+		}
+	}
+	return ""
 }
 
 // spoilIfUnused marks v spoiled when a query endpoint is called before its
