@@ -9,6 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	_ "image/gif" // reference pictures for uploadMatchImage
+	_ "image/jpeg"
+	_ "image/png"
 	"mime"
 	"net"
 	"net/http"
@@ -254,8 +258,16 @@ func (req *BaiduIssueRequest) validate() error {
 		return errors.New("image and id_no: give the reference image (uploadMatchImage) or the identity (idcard/submit), not both")
 	}
 	if req.Image != "" {
-		if _, err := base64.StdEncoding.DecodeString(req.Image); err != nil || len(req.Image) > 10<<20 {
+		raw, err := base64.StdEncoding.DecodeString(req.Image)
+		if err != nil || len(req.Image) > 10<<20 {
 			return errors.New("image: want standard base64 of at most 10 MB")
+		}
+		// Document 001: 图片分辨率小于1920*1080. Checked here for the
+		// formats Go reads (JPEG, PNG, GIF), so that no verify_token is
+		// generated for a picture uploadMatchImage refuses; others go to
+		// the vendor as they are.
+		if c, _, err := image.DecodeConfig(bytes.NewReader(raw)); err == nil && (max(c.Width, c.Height) >= 1920 || min(c.Width, c.Height) >= 1080) {
+			return fmt.Errorf("image: %dx%d pixels; want under 1920x1080", c.Width, c.Height)
 		}
 	} else if req.QualityControl != "" || req.LivenessControl != "" {
 		return errors.New("quality_control and liveness_control: only with image")

@@ -303,6 +303,9 @@ func TestIssueBadInput(t *testing.T) {
 		{RouteBaiduTokens, `{"plan_id":"1","id_name":"张三"}`, "give both"},
 		{RouteBaiduTokens, `{"plan_id":"1","id_name":"张三","id_no":"1","image":"` + img + `"}`, "not both"},
 		{RouteBaiduTokens, `{"plan_id":"1","image":"%%%"}`, "image: want standard base64"},
+		// 001 §3: 图片分辨率小于1920*1080.
+		{RouteBaiduTokens, `{"plan_id":"1","image":"` + jpegB64(t, 2000, 600) + `"}`, "image: 2000x600 pixels"},
+		{RouteBaiduTokens, `{"plan_id":"1","image":"` + jpegB64(t, 1080, 1920) + `"}`, "image: 1080x1920 pixels"},
 		{RouteBaiduTokens, `{"plan_id":"1","image":"` + img + `","quality_control":"MAX"}`, "quality_control"},
 		{RouteBaiduTokens, `{"plan_id":"1","failure_url":"ftp://x.example/"}`, "failure_url"},
 		{RouteBaiduTokens, `{"plan_id":"1","verify_token":"t"}`, "verify_token: not accepted"},
