@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/baidu"
+	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/vendordocs"
+	"github.com/faceharvest/faceharvest/pkg/vendorerr"
 )
 
 // The issuing calls checked against document 001's tables and examples
@@ -197,5 +199,41 @@ func TestBaiduIssuingCallsOnASpentToken(t *testing.T) {
 	h.clk.Advance(2 * time.Hour)
 	if _, err := h.baidu.SubmitIDCard(ctx, baidu.SubmitIDCard{VerifyToken: stale, IDName: "张三", IDNo: "500000199001013390"}); err == nil || !strings.Contains(err.Error(), baidu.TokenInvalidMessage) {
 		t.Errorf("idcard/submit past the two hours: %v", err)
+	}
+}
+
+// Document 000, get_result's idcard_info: idcard_mode and
+// idcard_uneditable_field are the ones chosen at get_token (表示 get_token
+// 时选择的 idcard_mode); idcard_mode_user comes only with idcard_mode=4. Two
+// tokens: one answers in 000's spelling, the other in 002's
+// (idcard_uneditable_feild).
+func TestMegviiGetTokenIDCardChoicesEchoed(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	for i, mode := range []string{"4", "4", "2"} {
+		tr := megvii.TokenRequest{ReturnURL: "https://app.example/r", NotifyURL: h.landing.srv.URL + "/n", BizNo: "b-" + mode,
+			Options: map[string]string{"idcard_mode": mode, "idcard_uneditable_field": "idcard_number"}}
+		tok, err := h.megvii.GetToken(ctx, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.clk.Advance(time.Minute)
+		r, err := h.megvii.GetResult(ctx, tok.BizID, megvii.GetResultOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ii := r.IDCardInfo
+		if ii == nil || string(ii.Mode) != mode || ii.UneditableField != "idcard_number" {
+			t.Fatalf("token %d: idcard_info %+v, want idcard_mode %s and idcard_uneditable_field idcard_number: %s", i, ii, mode, r.Raw)
+		}
+		if want := map[string]string{"4": "0", "2": ""}[mode]; string(ii.ModeUser) != want {
+			t.Errorf("idcard_mode %s: idcard_mode_user %q, want %q", mode, ii.ModeUser, want)
+		}
+	}
+	for _, mode := range []string{"5", "-1", "x"} {
+		tr := megvii.TokenRequest{ReturnURL: "https://app.example/r", NotifyURL: h.landing.srv.URL + "/n", BizNo: "b", Options: map[string]string{"idcard_mode": mode}}
+		if _, err := h.megvii.GetToken(ctx, tr); vendorerr.ClassOf(err) != vendorerr.CallerBug || !strings.Contains(err.Error(), megvii.ErrBadArguments) {
+			t.Errorf("idcard_mode %s: %v", mode, err)
+		}
 	}
 }

@@ -27,17 +27,21 @@ type MegviiSpec struct {
 	FailReason   string   `json:"fail_reason,omitempty"`  // with WEBRTC_UNSUPPORTED (NETWORK_ERROR), returned only with GetFailReason
 	// GetFailReason is get_token's get_fail_reason=1: document 000 returns
 	// fail_reason only then (当"get_fail_reason"=1时,可获取...失败原因).
-	GetFailReason   bool   `json:"get_fail_reason,omitempty"`
-	Procedure       string `json:"procedure,omitempty"`        // video, still, selfie, flash (video)
-	Liveness        string `json:"liveness,omitempty"`         // PASS or FAIL (PASS)
-	IDCardMode      *int   `json:"idcard_mode,omitempty"`      // 0 = no ID-card step (1)
-	ComparisonError string `json:"comparison_error,omitempty"` // e.g. ID_NUMBER_NAME_NOT_MATCH
-	ImageBytes      int    `json:"image_bytes,omitempty"`      // per image (Config.ImageBytes)
-	NotifyURL       string `json:"notify_url,omitempty"`       // Config.MegviiNotifyURL
-	ReturnURL       string `json:"return_url,omitempty"`
-	CallbackFormat  string `json:"callback_format,omitempty"` // form or json (Config.MegviiCallbackFormat)
-	NoCallback      bool   `json:"no_callback,omitempty"`     // the callback never arrives
-	Quirks          *bool  `json:"quirks,omitempty"`          // document 002's template and "data: image" spacing (every other verification)
+	GetFailReason bool   `json:"get_fail_reason,omitempty"`
+	Procedure     string `json:"procedure,omitempty"`   // video, still, selfie, flash (video)
+	Liveness      string `json:"liveness,omitempty"`    // PASS or FAIL (PASS)
+	IDCardMode    *int   `json:"idcard_mode,omitempty"` // 0 = no ID-card step, 4 = the user chooses; 0 to 4 (1)
+	// IDCardUneditableField is get_token's idcard_uneditable_field, which
+	// idcard_info echoes (000: 表示 get_token 是选择的 idcard_uneditable_field);
+	// empty: the document example's value.
+	IDCardUneditableField string `json:"idcard_uneditable_field,omitempty"`
+	ComparisonError       string `json:"comparison_error,omitempty"` // e.g. ID_NUMBER_NAME_NOT_MATCH
+	ImageBytes            int    `json:"image_bytes,omitempty"`      // per image (Config.ImageBytes)
+	NotifyURL             string `json:"notify_url,omitempty"`       // Config.MegviiNotifyURL
+	ReturnURL             string `json:"return_url,omitempty"`
+	CallbackFormat        string `json:"callback_format,omitempty"` // form or json (Config.MegviiCallbackFormat)
+	NoCallback            bool   `json:"no_callback,omitempty"`     // the callback never arrives
+	Quirks                *bool  `json:"quirks,omitempty"`          // document 002's template and "data: image" spacing (every other verification)
 	// PlainImages serves images as bare base64 strings, without a data URI
 	// prefix: document 000 says images come as a base64 string or null.
 	PlainImages bool     `json:"plain_images,omitempty"`
@@ -104,6 +108,11 @@ func (s *Sim) megviiDefaults(spec MegviiSpec) (MegviiSpec, error) {
 			one := 1
 			spec.IDCardMode = &one
 		}
+	}
+	if m := *spec.IDCardMode; m < 0 || m > 4 {
+		// 000 names modes 0 (no ID card) to 4 (the user picks photo or
+		// typing); it lists no others.
+		return spec, fmt.Errorf("idcard_mode %d: want 0 to 4", m)
 	}
 	if spec.ImageBytes == 0 {
 		spec.ImageBytes = max(d.ImageBytes, s.cfg.ImageBytes)
@@ -409,10 +418,10 @@ func (s *Sim) handleGetToken(w http.ResponseWriter, r *http.Request) {
 		return // nothing was issued
 	}
 	spec := MegviiSpec{BizNo: r.Form.Get("biz_no"), BizExtraData: r.Form.Get("biz_extra_data"), NotifyURL: r.Form.Get("notify_url"), ReturnURL: r.Form.Get("return_url"),
-		GetFailReason: r.Form.Get("get_fail_reason") == "1"}
+		GetFailReason: r.Form.Get("get_fail_reason") == "1", IDCardUneditableField: r.Form.Get("idcard_uneditable_field")}
 	if m := r.Form.Get("idcard_mode"); m != "" {
 		n, err := strconv.Atoi(m)
-		if err != nil {
+		if err != nil || n < 0 || n > 4 {
 			s.megviiError(w, ep, http.StatusBadRequest, megvii.ErrBadArguments+": idcard_mode")
 			return
 		}
@@ -463,6 +472,23 @@ func (s *Sim) megviiResult(bizID string, spec MegviiSpec, status megvii.Status, 
 	}
 	if *spec.IDCardMode == 0 {
 		delete(m, "idcard_info")
+	}
+	if ii, ok := m["idcard_info"].(map[string]any); ok {
+		// 000: idcard_mode and idcard_uneditable_field are the ones chosen
+		// at get_token (the template's own spelling of the latter kept);
+		// idcard_mode_user comes only with idcard_mode 4 (the simulated
+		// user picks 0, photographing the portrait side).
+		ii["idcard_mode"] = strconv.Itoa(*spec.IDCardMode)
+		if spec.IDCardUneditableField != "" {
+			for _, k := range []string{"idcard_uneditable_field", "idcard_uneditable_feild"} {
+				if _, ok := ii[k]; ok {
+					ii[k] = spec.IDCardUneditableField
+				}
+			}
+		}
+		if *spec.IDCardMode == 4 {
+			ii["idcard_mode_user"] = "0"
+		}
 	}
 	if lr, ok := m["liveness_result"].(map[string]any); ok {
 		lr["result"] = spec.Liveness
