@@ -19,8 +19,10 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -151,6 +153,11 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 		}
 		if cfg.Idempotency == nil {
 			return nil, errors.New("issuing tokens needs the idempotency state")
+		}
+		if cfg.Megvii != nil {
+			if err := megviiNotifyPort(landing.base); err != nil {
+				return nil, err
+			}
 		}
 		if u, err := url.Parse(cfg.BaiduH5URL); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
 			return nil, fmt.Errorf("the Baidu H5 URL %q: want an absolute http(s) URL", cfg.BaiduH5URL)
@@ -751,4 +758,27 @@ func (s *Server) HTTPServer(log *slog.Logger) *http.Server {
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// megviiNotifyPorts are the ports FaceID calls a notify_url on (documents
+// 000 and 002, Return_url 和 Notify_url 回调: 支持的端口有:443,5000,16003,8883,8028).
+var megviiNotifyPorts = []string{"443", "5000", "16003", "8883", "8028"}
+
+// megviiNotifyPort checks that the notify_url ingest gives get_token, under
+// the public URL, is on a port FaceID calls: on any other the callback would
+// never come. A loopback host (development, the simulator) may use any.
+func megviiNotifyPort(publicURL string) error {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return err
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+	}
+	h := u.Hostname()
+	if ip := net.ParseIP(h); h == "localhost" || (ip != nil && ip.IsLoopback()) || slices.Contains(megviiNotifyPorts, port) {
+		return nil
+	}
+	return fmt.Errorf("public URL %q: Megvii calls notify_url only on ports %s, not %s (documents 000 and 002)", publicURL, strings.Join(megviiNotifyPorts, ", "), port)
 }

@@ -528,3 +528,39 @@ func TestIssuingNotConfigured(t *testing.T) {
 		t.Fatalf("New without idempotency: %v", err)
 	}
 }
+
+// Documents 000 and 002 (Return_url 和 Notify_url 回调): FaceID calls a
+// notify_url only on ports 443, 5000, 16003, 8883 and 8028. Ingest's
+// notify_url is --public-url + /v1/callbacks/megvii, so New refuses a
+// public URL on another port when it issues Megvii tokens.
+func TestIssuingMegviiNotifyPort(t *testing.T) {
+	v := newSimVendors(t)
+	cfg := func(public string, megviiIssuing bool) Config {
+		c := Config{MegviiSecrets: []config.Secret{config.NewSecret(secretNew)}, BearerTokens: []config.Secret{config.NewSecret(bearer)},
+			LandingKeys: []config.Secret{config.NewSecret(landingKeyNew)}, PublicURL: public, Baidu: v.baidu, BaiduH5URL: v.baiduH5}
+		v.issuing(t, &memLog{})(&c)
+		if !megviiIssuing {
+			c.Megvii = nil
+		}
+		return c
+	}
+	for public, ok := range map[string]bool{
+		"https://kyc.example.com":        true,
+		"https://kyc.example.com:443/x":  true,
+		"https://kyc.example.com:8028":   true,
+		"https://kyc.example.com:16003":  true,
+		"https://kyc.example.com:8443":   false,
+		"http://kyc.example.com":         false, // port 80
+		"http://127.0.0.1:40123":         true,  // development: the simulator calls any port
+		"http://localhost:40123":         true,
+		"https://kyc.example.com:008028": false,
+	} {
+		_, err := New(cfg(public, true), &memPublisher{})
+		if (err == nil) != ok || (err != nil && !strings.Contains(err.Error(), "8028")) {
+			t.Errorf("%s: %v", public, err)
+		}
+	}
+	if _, err := New(cfg("https://kyc.example.com:8443", false), &memPublisher{}); err != nil {
+		t.Errorf("Baidu issuing only, any port: %v", err)
+	}
+}
