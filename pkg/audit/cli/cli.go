@@ -123,32 +123,19 @@ func usageErr(format string, a ...any) error {
 }
 
 // storeFlags are the object store's flags, as the archiver names them.
-type storeFlags struct{ s3 objstore.S3Config }
+type storeFlags struct{ s3 *objstore.S3Flags }
 
 func (f *storeFlags) register(fs *config.FlagSet) {
-	fs.StringVar(&f.s3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL, e.g. http://127.0.0.1:9000; empty for AWS S3")
-	fs.StringVar(&f.s3.Bucket, "s3-bucket", "faceharvest-evidence", "bucket the archiver writes the evidence to")
-	fs.StringVar(&f.s3.Region, "s3-region", "us-east-1", "bucket region")
-	fs.BoolVar(&f.s3.PathStyle, "s3-path-style", true, "address the bucket in the URL path (MinIO and most S3-compatible stores); false for virtual-hosted AWS style")
-	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE). Without static keys the AWS SDK's default chain is used: AWS_PROFILE with the shared config and credentials files, web identity (IRSA), container credentials (EKS Pod Identity, ECS), the instance role. Reading needs s3:GetObject and s3:ListBucket; the links are signed with these credentials")
-	fs.Secret("AWS_SECRET_ACCESS_KEY", "object-store secret key (or AWS_SECRET_ACCESS_KEY_FILE)")
+	f.s3 = objstore.RegisterFlags(fs, objstore.FlagsFor{Bucket: "bucket the archiver writes the evidence to",
+		Credentials: "Reading needs s3:GetObject and s3:ListBucket; the links are signed with these credentials"})
 }
 
 func (f *storeFlags) open(getenv func(string) string) (*objstore.S3, error) {
-	var err error
-	if f.s3.AccessKey, err = config.LoadSecret(getenv, nil, "AWS_ACCESS_KEY_ID"); err != nil {
-		return nil, err
+	c, err := f.s3.Config(getenv)
+	if err != nil {
+		return nil, usageErr("%v", err)
 	}
-	if f.s3.SecretKey, err = config.LoadSecret(getenv, nil, "AWS_SECRET_ACCESS_KEY"); err != nil {
-		return nil, err
-	}
-	if f.s3.AccessKey.Empty() != f.s3.SecretKey.Empty() {
-		return nil, usageErr("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
-	}
-	if f.s3.Bucket == "" {
-		return nil, usageErr("--s3-bucket is empty")
-	}
-	return objstore.NewS3(f.s3)
+	return objstore.NewS3(c)
 }
 
 func show(ctx context.Context, env Env, args []string, byBizNo bool) error {
