@@ -171,7 +171,7 @@ func Check(p Page, rec contract.Record, pagePrefix, viewer string) []string {
 	}
 	if f["outcome"] != rec.Outcome || f["biz-no"] != rec.BizNo || f["identity-id"] != idNumber ||
 		(rec.Identity != nil && f["identity-shown"] != "masked") || !strings.Contains(f["timeline"], rec.Times.DecidedAt.UTC().Format("2006-01-02 15:04:05")) ||
-		(rec.Outcome == contract.OutcomeHarvested && f["window-left"] != (time.Duration(rec.WindowLeftSeconds)*time.Second).String()) ||
+		f["window-left"] != time.Duration(rec.WindowLeftSeconds*float64(time.Second)).Round(time.Second).String() ||
 		!strings.HasPrefix(f["viewer"], viewer) {
 		bad("the page shows %v for the record %s/%s/%s/%s", f, rec.Outcome, rec.BizNo, idNumber, rec.Times.DecidedAt)
 	}
