@@ -57,15 +57,8 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.StringVar(&r.RawTopic, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes")
 	fs.StringVar(&r.ResultsTopic, "results-topic", contract.DefaultResultsTopic, "topic of normalized records")
 	fs.StringVar(&r.DLQTopic, "dlq-topic", contract.DefaultDLQTopic, "topic of raw messages that cannot be archived, with the reason in a header")
-	fs.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL, e.g. http://127.0.0.1:9000; empty for AWS S3")
-	fs.StringVar(&o.s3.Bucket, "s3-bucket", "faceharvest-evidence", "bucket for media and evidence documents")
-	fs.StringVar(&o.s3.Region, "s3-region", "us-east-1", "bucket region")
-	fs.BoolVar(&o.s3.PathStyle, "s3-path-style", true, "address the bucket in the URL path (MinIO and most S3-compatible stores); false for virtual-hosted AWS style")
-	fs.StringVar(&o.s3.SSE, "s3-sse", "", "server-side encryption asked for on every object written: AES256 (SSE-S3) or aws:kms (SSE-KMS); empty: none asked for, the bucket's default encryption applies (the alternative: set it on the bucket once). MinIO needs a KMS configured for either")
-	fs.StringVar(&o.s3.SSEKMSKeyID, "s3-sse-kms-key-id", "", "KMS key (id, alias/<name> or ARN) for --s3-sse=aws:kms; empty: the store's default KMS key")
-	fs.StringVar(&o.s3.ObjectLockMode, "s3-object-lock-mode", "", "WORM retention set on every object written: GOVERNANCE (users with s3:BypassGovernanceRetention may still delete) or COMPLIANCE (nobody can, the root account included, until it ends); needs --s3-object-lock-days and a bucket created with Object Lock enabled (checked at start). Every write carries Content-MD5, which Object Lock requires. Empty: none set (a bucket default retention still applies)")
-	fs.IntVar(&o.s3.ObjectLockDays, "s3-object-lock-days", 0, "days each object written is retained under --s3-object-lock-mode, counted from its write")
-	fs.Int64Var(&o.s3.PartSize, "s3-part-size", 8<<20, "multipart part size in bytes for large media (memory per upload in flight)")
+	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Writes: true, Bucket: "bucket for media and evidence documents",
+		Credentials: "With no credentials at all nothing is sent: the archiver refuses to start and /readyz fails"})
 	fs.BoolVar(&o.createBucket, "s3-create-bucket", false, "create the bucket at start when it is missing (development)")
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory for downloads in progress (a 200 MB video is spooled here, never held in memory); empty: the system's temporary directory ($TMPDIR or /tmp)")
 	fs.Int64Var(&c.MaxImageBytes, "max-image-bytes", c.MaxImageBytes, "largest embedded image accepted, in bytes")
@@ -83,38 +76,14 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.DurationVar(&o.startupWait, "startup-wait", o.startupWait, "how long to wait at start for the brokers, topics and bucket")
 	fs.DurationVar(&r.SessionTimeout, "session-timeout", r.SessionTimeout, "consumer-group session timeout")
 	fs.DurationVar(&r.RebalanceTimeout, "rebalance-timeout", r.RebalanceTimeout, "consumer-group rebalance timeout")
-	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE). Without static keys the AWS SDK's default chain is used: AWS_PROFILE with the shared config and credentials files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), web identity (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE: IRSA), container credentials (EKS Pod Identity, ECS), the instance role. With no credentials at all nothing is sent: the archiver refuses to start and /readyz fails")
-	fs.Secret("AWS_SECRET_ACCESS_KEY", "object-store secret key (or AWS_SECRET_ACCESS_KEY_FILE)")
 	if err := fs.Parse(args, getenv, help); err != nil {
 		return nil, err
 	}
 	var err error
-	if o.s3.AccessKey, err = config.LoadSecret(getenv, nil, "AWS_ACCESS_KEY_ID"); err != nil {
+	if o.s3, err = s3f.Config(getenv); err != nil {
 		return nil, err
-	}
-	if o.s3.SecretKey, err = config.LoadSecret(getenv, nil, "AWS_SECRET_ACCESS_KEY"); err != nil {
-		return nil, err
-	}
-	if o.s3.AccessKey.Empty() != o.s3.SecretKey.Empty() {
-		return nil, fmt.Errorf("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
 	}
 	switch {
-	case o.s3.Bucket == "":
-		return nil, fmt.Errorf("--s3-bucket is empty")
-	case o.s3.SSE != "" && o.s3.SSE != "AES256" && o.s3.SSE != "aws:kms":
-		return nil, fmt.Errorf("--s3-sse %q: want AES256 or aws:kms (or empty)", o.s3.SSE)
-	case o.s3.SSEKMSKeyID != "" && o.s3.SSE != "aws:kms":
-		return nil, fmt.Errorf("--s3-sse-kms-key-id needs --s3-sse=aws:kms")
-	case o.s3.ObjectLockMode != "" && o.s3.ObjectLockMode != "GOVERNANCE" && o.s3.ObjectLockMode != "COMPLIANCE":
-		return nil, fmt.Errorf("--s3-object-lock-mode %q: want GOVERNANCE or COMPLIANCE (or empty)", o.s3.ObjectLockMode)
-	case o.s3.ObjectLockDays < 0:
-		return nil, fmt.Errorf("--s3-object-lock-days %d must be positive", o.s3.ObjectLockDays)
-	case o.s3.ObjectLockMode != "" && o.s3.ObjectLockDays == 0:
-		return nil, fmt.Errorf("--s3-object-lock-mode %s needs --s3-object-lock-days", o.s3.ObjectLockMode)
-	case o.s3.ObjectLockMode == "" && o.s3.ObjectLockDays != 0:
-		return nil, fmt.Errorf("--s3-object-lock-days %d needs --s3-object-lock-mode", o.s3.ObjectLockDays)
-	case o.s3.PartSize < 5<<20:
-		return nil, fmt.Errorf("--s3-part-size %d is below S3's 5 MiB minimum", o.s3.PartSize)
 	case c.MaxImageBytes <= 0 || c.MaxMediaBytes <= 0:
 		return nil, fmt.Errorf("--max-image-bytes and --max-media-bytes must be positive")
 	case r.Workers <= 0 || c.MediaParallel <= 0 || c.DownloadTries <= 0:

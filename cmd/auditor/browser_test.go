@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/faceharvest/faceharvest/pkg/audit/audittest"
+	"github.com/faceharvest/faceharvest/pkg/audit/web/webtest"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
@@ -144,7 +144,7 @@ func auditEvents(t *testing.T, broker string, untilRequestID string) []contract.
 // bin/test-artifacts. The audit topic then holds exactly one event per page
 // and per image, and none for the 401 or the login.
 func TestBrowserShowsVerification(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
+	chromium, err := webtest.Chromium()
 	need(t, "headless Chromium (Debian's chromium package)", err)
 	wd, _ := os.Getwd()
 	minio, err := devs3.Binary(wd)
@@ -186,118 +186,45 @@ func TestBrowserShowsVerification(t *testing.T) {
 	if err := os.MkdirAll(artefacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1280, 2000))...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancelT()
+	br, err := webtest.Start(chromium)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
 
 	wantEvents := 0
 	for i, rec := range recs {
 		path := "/v/" + string(rec.Vendor) + "/" + rec.VerificationID
-		var text string
 		if i == 0 {
 			// No session yet: the login form, then the page it leads to.
-			if err := chromedp.Do(ctx, chromedp.Navigate(p.url+path), chromedp.WaitVisible(`input[name=token]`)); err != nil {
-				t.Fatalf("login form: %v", err)
-			}
-			loginText, err := chromedp.Run(ctx, chromedp.Text(`main`))
+			form, err := br.Login(p.url+path, token)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := chromedp.Do(ctx, chromedp.SendKeys(`input[name=token]`, token), chromedp.Submit(`input[name=token]`)); err != nil {
-				t.Fatalf("login: %v", err)
+			if !strings.Contains(form, "Log in") {
+				t.Fatalf("before login the browser showed %q", form)
 			}
-			wctx, wcancel := context.WithTimeout(ctx, 20*time.Second)
-			err = chromedp.Do(wctx, chromedp.WaitVisible(`#verification`))
-			wcancel()
-			if err != nil {
-				after, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
-				t.Fatalf("after login: %v; the browser shows %s", err, after)
-			}
-			if !strings.Contains(loginText, "Log in") {
-				t.Fatalf("before login the browser showed %q", loginText)
-			}
-		} else if err := chromedp.Do(ctx, chromedp.Navigate(p.url+path), chromedp.WaitVisible(`#verification`)); err != nil {
+		} else if err := br.Open(p.url + path); err != nil {
 			t.Fatal(err)
 		}
-		// Every image finished loading (complete), then each must have decoded.
-		type img struct {
-			Src      string `json:"src"`
-			Complete bool   `json:"complete"`
-			Width    int    `json:"width"`
+		page, err := br.Read()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
 		}
-		var imgs []img
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			if imgs, err = chromedp.Run(ctx, chromedp.Evaluate[[]img](`Array.from(document.images).map(i => ({src: i.src, complete: i.complete, width: i.naturalWidth}))`)); err != nil {
-				t.Fatal(err)
-			}
-			all := true
-			for _, im := range imgs {
-				all = all && im.Complete
-			}
-			if all || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
+		for _, problem := range webtest.Check(page, rec, p.url+path, "Compliance Officer") {
+			t.Errorf("%s: %s", path, problem)
 		}
-		// The record's stored images, each once (Baidu's record lists its
-		// attempts' images, which the attempts list again).
-		stored := map[string]bool{}
-		for _, m := range append(append([]contract.MediaRef{}, rec.Media...), attemptMedia(rec)...) {
-			if m.Status == contract.MediaStored && strings.HasPrefix(m.ContentType, "image/") {
-				stored[m.Key] = true
-			}
+		if len(page.Images) == 0 {
+			t.Errorf("%s: no image on the page", path)
 		}
-		want := len(stored)
-		if len(imgs) != want || want == 0 {
-			t.Errorf("%s: %d images on the page, want the record's %d stored images", path, len(imgs), want)
-		}
-		for _, im := range imgs {
-			if !im.Complete || im.Width == 0 {
-				t.Errorf("%s: image %s did not load (complete %v, naturalWidth %d)", path, im.Src, im.Complete, im.Width)
-			}
-			if !strings.HasPrefix(im.Src, p.url+path+"/media/") {
-				t.Errorf("%s: image %s is not served through the page", path, im.Src)
-			}
-		}
-		wantEvents += 1 + len(imgs)
-		fields := map[string]string{}
-		for _, id := range []string{"outcome", "biz-no", "identity-id", "identity-shown", "window-left", "timeline", "viewer"} {
-			s, err := chromedp.Run(ctx, chromedp.Text("#"+id))
-			if err != nil {
-				t.Fatalf("%s: #%s: %v", path, id, err)
-			}
-			fields[id] = strings.TrimSpace(s)
-		}
-		if text, err = chromedp.Run(ctx, chromedp.Text(`main`)); err != nil {
-			t.Fatal(err)
-		}
-		if fields["outcome"] != rec.Outcome || fields["biz-no"] != rec.BizNo || fields["identity-id"] != rec.Identity.IDNumber ||
-			fields["identity-shown"] != "masked" || !strings.Contains(fields["timeline"], rec.Times.DecidedAt.UTC().Format("2006-01-02 15:04:05")) ||
-			fields["window-left"] != (time.Duration(rec.WindowLeftSeconds)*time.Second).String() || !strings.HasPrefix(fields["viewer"], "Compliance Officer") {
-			t.Errorf("%s: the page shows %v for the record %s/%s/%s/%s", path, fields, rec.Outcome, rec.BizNo, rec.Identity.IDNumber, rec.Times.DecidedAt)
-		}
+		wantEvents += 1 + len(page.Images)
 		for _, secret := range []string{audittest.MegviiIDNumber, audittest.BaiduIDNumber, audittest.MegviiName, audittest.BaiduName} {
-			if strings.Contains(text, secret) {
+			if strings.Contains(page.Text, secret) {
 				t.Errorf("%s: a viewer's page shows the unmasked %q", path, secret)
 			}
 		}
-		if rec.Vendor == contract.Baidu {
-			attempts, err := chromedp.Run(ctx, chromedp.Text(`#attempts`))
-			if err != nil || strings.Count(attempts, "\n") < len(rec.Attempts) {
-				t.Errorf("%s: attempts table %q (%v), want %d attempts", path, attempts, err, len(rec.Attempts))
-			}
-		}
-		shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatal(err)
-		}
 		file := filepath.Join(artefacts, "auditor-"+string(rec.Vendor)+".png")
-		if err := os.WriteFile(file, shot, 0o644); err != nil {
+		if err := br.Screenshot(file); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("screenshot of %s: %s", path, file)
@@ -340,12 +267,4 @@ func TestBrowserShowsVerification(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("auditor still running 30 s after SIGTERM")
 	}
-}
-
-func attemptMedia(r contract.Record) []contract.MediaRef {
-	var out []contract.MediaRef
-	for _, a := range r.Attempts {
-		out = append(out, a.Media...)
-	}
-	return out
 }

@@ -71,27 +71,17 @@ acks=all before anything is shown; a view whose event cannot be written is answe
 	fs.StringVar(&c.ProxyRoleHeader, "trusted-proxy-role-header", "", "header in which the proxy gives the user's role (viewer or identity; viewer when absent)")
 	fs.StringVar(&o.proxyCIDRs, "trusted-proxy-cidrs", "", "comma-separated CIDR prefixes (or addresses) of the authenticating proxies")
 	fs.IntVar(&c.MaxSearchResults, "max-search-results", 50, "verifications a search lists at most")
-	fs.StringVar(&o.s3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL, e.g. http://127.0.0.1:9000; empty for AWS S3")
-	fs.StringVar(&o.s3.Bucket, "s3-bucket", "faceharvest-evidence", "bucket of media and evidence documents (read only)")
-	fs.StringVar(&o.s3.Region, "s3-region", "us-east-1", "bucket region")
-	fs.BoolVar(&o.s3.PathStyle, "s3-path-style", true, "address the bucket in the URL path (MinIO and most S3-compatible stores); false for virtual-hosted AWS style")
+	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Bucket: "bucket of media and evidence documents (read only)",
+		Credentials: "Reading needs s3:GetObject and s3:ListBucket; give the page read-only keys"})
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, how long requests in flight (a video streaming) may take to finish")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving with /readyz failing before stopping (lets load balancers notice)")
 	fs.Secret(SessionKeyEnv, fmt.Sprintf("keys (at least %d bytes each) that sign login sessions; comma-separated for rotation: the first signs, any verifies (required; replicas share them)", web.MinSessionKeyLen))
-	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE); without static keys the AWS SDK's default chain is used (profile, web identity, container or instance credentials)")
-	fs.Secret("AWS_SECRET_ACCESS_KEY", "object-store secret key (or AWS_SECRET_ACCESS_KEY_FILE)")
 	if err := fs.Parse(args, getenv, help); err != nil {
 		return nil, err
 	}
 	var err error
-	if o.s3.AccessKey, err = config.LoadSecret(getenv, nil, "AWS_ACCESS_KEY_ID"); err != nil {
+	if o.s3, err = s3f.Config(getenv); err != nil {
 		return nil, err
-	}
-	if o.s3.SecretKey, err = config.LoadSecret(getenv, nil, "AWS_SECRET_ACCESS_KEY"); err != nil {
-		return nil, err
-	}
-	if o.s3.AccessKey.Empty() != o.s3.SecretKey.Empty() {
-		return nil, errors.New("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
 	}
 	if o.sessionKeys, err = config.LoadSecretList(getenv, nil, SessionKeyEnv); err != nil {
 		return nil, err
@@ -101,8 +91,6 @@ acks=all before anything is shown; a view whose event cannot be written is answe
 		return nil, fmt.Errorf("no session key (%s or %s_FILE)", SessionKeyEnv, SessionKeyEnv)
 	case o.tokensFile == "":
 		return nil, errors.New("--tokens-file is required")
-	case o.s3.Bucket == "":
-		return nil, errors.New("--s3-bucket is empty")
 	case c.SessionTTL <= 0 || c.MaxSearchResults <= 0:
 		return nil, errors.New("--session-ttl and --max-search-results must be positive")
 	case o.shutdownDelay < 0:

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/faceharvest/faceharvest/pkg/audit/web/webtest"
 	"github.com/faceharvest/faceharvest/pkg/devs3"
 )
 
@@ -24,7 +25,12 @@ import (
 // record references exists in the store, and no Megvii answer was served
 // twice. Five Megvii verifications are never registered (callback only);
 // after the records, a callback is replayed twice (same ce_id, no new
-// record) and one is forged (401).
+// record) and one is forged (401). Then the audit check: the built
+// faceharvest shows every verification with its published record, the
+// audit page answers every page and medium, faceid.audit holds one event
+// per view, and faceid.results, deleted and created again, gets every
+// record back from a replay of the store with identical bytes. With
+// Chromium, a Megvii and a Baidu page are opened in the browser.
 func TestPipelineEndToEndWithKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole pipeline")
@@ -39,7 +45,7 @@ func TestPipelineEndToEndWithKills(t *testing.T) {
 	}
 	bin := t.TempDir()
 	root := filepath.Join(wd, "..", "..")
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/devkafka", "./cmd/vendorsim", "./cmd/ingest", "./cmd/harvester", "./cmd/archiver", "./cmd/auditor", "./cmd/devstack")
+	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/devkafka", "./cmd/vendorsim", "./cmd/ingest", "./cmd/harvester", "./cmd/archiver", "./cmd/auditor", "./cmd/faceharvest", "./cmd/devstack")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -70,6 +76,33 @@ func TestPipelineEndToEndWithKills(t *testing.T) {
 		"5 never registered, callback only", "abuse: replayed callback: 200 then 200, same ce_id true; forged callback: 401; forged landing: 401"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// The audit check: every verification shown by faceharvest and on the
+	// page, one audit event per view, and faceid.results restored by a
+	// replay from the store byte for byte.
+	for _, want := range []string{"faceharvest show:  49 of 49 verifications answered with the record published", "audit page:        49 of 49 pages answered 200",
+		"49 of 49 ce_ids back with identical bytes, 0 others", "(changed 0)", "audit check passed"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if m := regexp.MustCompile(`(\d+) media answered 200`).FindSubmatch(out); m == nil || string(m[1]) == "0" {
+		t.Errorf("the audit check opened no media:\n%s", out)
+	}
+	if m := regexp.MustCompile(`audit events: +(\d+) on faceid.audit for (\d+) views`).FindSubmatch(out); m == nil || string(m[1]) != string(m[2]) {
+		t.Errorf("audit events do not match the views:\n%s", out)
+	}
+	// With Chromium (always under CI=true) one Megvii and one Baidu page of
+	// the workload were opened in the browser, their DOM and images checked.
+	if _, err := webtest.Chromium(); err == nil || os.Getenv("CI") == "true" {
+		if !strings.Contains(string(out), "browser:           headless Chromium logged in and opened megvii:") {
+			t.Errorf("no browser check:\n%s", out)
+		}
+		for _, v := range []string{"megvii", "baidu"} {
+			if st, err := os.Stat(filepath.Join(data, "screenshots", "auditor-"+v+".png")); err != nil || st.Size() == 0 {
+				t.Errorf("screenshot of a %s page: %v", v, err)
+			}
 		}
 	}
 	// The outage must have struck work in flight, or it tested nothing.

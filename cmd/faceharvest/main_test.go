@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +74,7 @@ func newWorld(t *testing.T) *world {
 	if err := b.EnsureBucket(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	broker, err := devkafka.Start(devkafka.Config{Topics: []string{contract.DefaultResultsTopic, contract.DefaultDLQTopic, contract.DefaultRawTopic}})
+	broker, err := devkafka.Start(devkafka.Config{Topics: []string{contract.DefaultResultsTopic, contract.DefaultDLQTopic, contract.DefaultRawTopic, contract.DefaultAuditTopic}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +84,7 @@ func newWorld(t *testing.T) *world {
 		audittest.Verification{Vendor: contract.Baidu, ID: "b-1", BizNo: "loan-7", DecidedAt: t0.Add(time.Hour), Seed: 2},
 		audittest.Verification{Vendor: contract.Megvii, ID: "m-2", BizNo: "loan-8", DecidedAt: t0.Add(3 * time.Hour), Seed: 3})
 	return &world{bin: bin, bucket: b, cluster: bus.Plain(broker.Addr()), recs: recs, env: []string{
-		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + t.TempDir(), "USER=auditor",
+		"AWS_EC2_METADATA_DISABLED=true", "HOME=" + t.TempDir(), "USER=root", "FACEHARVEST_VIEWER=ana@compliance",
 		"FACEHARVEST_S3_ENDPOINT=" + srv.Endpoint, "FACEHARVEST_S3_BUCKET=evidence",
 		"AWS_ACCESS_KEY_ID=" + srv.User, "AWS_SECRET_ACCESS_KEY=" + srv.Password,
 		"FACEHARVEST_KAFKA_BROKERS=" + broker.Addr()}}
@@ -90,10 +93,16 @@ func newWorld(t *testing.T) *world {
 // run runs the binary and returns its stdout, stderr and exit code.
 func (w *world) run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	return w.runEnv(t, w.env, args...)
+}
+
+// runEnv runs the binary with env.
+func (w *world) runEnv(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, w.bin, args...)
-	cmd.Env = w.env
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -220,6 +229,137 @@ func TestShowAndFind(t *testing.T) {
 			}
 		}
 	})
+}
+
+// auditEvents reads every event on the audit topic, oldest first.
+func (w *world) auditEvents(t *testing.T) []contract.AuditEvent {
+	t.Helper()
+	var out []contract.AuditEvent
+	for _, m := range readTopic(t, w.cluster, contract.DefaultAuditTopic) {
+		var e contract.AuditEvent
+		if err := json.Unmarshal(m.Value, &e); err != nil {
+			t.Fatal(err)
+		}
+		if header(m, contract.HeaderID) != e.ID || string(m.Key) != e.Viewer || header(m, "ce_type") != contract.TypeAudit || header(m, "ce_source") != "faceharvest" {
+			t.Fatalf("message %s %v does not carry event %+v", m.Key, m.Headers, e)
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	return out
+}
+
+// linked is every key the views linked, and their one expiry.
+func linked(t *testing.T, vs []audit.View) ([]string, time.Time) {
+	t.Helper()
+	var keys []string
+	var exp time.Time
+	for _, v := range vs {
+		for _, l := range v.Links {
+			keys = append(keys, l.Key)
+			if !exp.IsZero() && !l.ExpiresAt.Equal(exp) {
+				t.Fatalf("links expire at %s and %s", exp, l.ExpiresAt)
+			}
+			exp = l.ExpiresAt
+		}
+	}
+	return keys, exp
+}
+
+func TestShowAndFindAreAudited(t *testing.T) {
+	w := newWorld(t)
+	before := time.Now().UTC()
+	vs := w.views(t, "show", "baidu:b-1", "--output", "json", "--url-expiry", "2m")
+	es := w.auditEvents(t)
+	if len(es) != 1 {
+		t.Fatalf("show wrote %d audit events, want 1: %+v", len(es), es)
+	}
+	keys, exp := linked(t, vs)
+	e := es[0]
+	if e.ID == "" || e.Viewer != "ana@compliance" || e.Role != contract.RoleOperator || e.Via != "faceharvest" || e.Action != contract.AuditRecord ||
+		e.Vendor != contract.Baidu || e.VerificationID != "b-1" || e.BizNo != "loan-7" || !e.Record || e.IdentityUnmasked ||
+		strings.Join(e.Verifications, ",") != "baidu:b-1" || e.At.Before(before.Add(-time.Second)) {
+		t.Fatalf("event %+v", e)
+	}
+	if len(keys) != 8 || strings.Join(e.LinkedKeys, ",") != strings.Join(keys, ",") || e.LinksExpireAt == nil || !e.LinksExpireAt.Equal(exp) {
+		t.Fatalf("event links %v until %v, want %v until %s", e.LinkedKeys, e.LinksExpireAt, keys, exp)
+	}
+	if d := exp.Sub(e.At); d < 2*time.Minute-time.Second || d > 2*time.Minute+time.Second {
+		t.Fatalf("links expire %s after the event", d)
+	}
+
+	// The text display and a find are one event each; the find names
+	// both verifications and every link it printed.
+	if _, errs, code := w.run(t, "show", "megvii:m-1", "--viewer", "bo"); code != 0 {
+		t.Fatal(errs)
+	}
+	vs = w.views(t, "find", "--biz-no", "loan-7", "--output", "json")
+	es = w.auditEvents(t)
+	if len(es) != 3 {
+		t.Fatalf("%d audit events after three displays", len(es))
+	}
+	if e := es[1]; e.Viewer != "bo" || e.Action != contract.AuditRecord || e.VerificationID != "m-1" || len(e.LinkedKeys) == 0 {
+		t.Fatalf("text show: %+v", e)
+	}
+	keys, exp = linked(t, vs)
+	e = es[2]
+	if e.Action != contract.AuditSearch || e.BizNo != "loan-7" || e.Vendor != "" || e.VerificationID != "" || !e.Record ||
+		strings.Join(e.Verifications, ",") != "baidu:b-1,megvii:m-1" || strings.Join(e.LinkedKeys, ",") != strings.Join(keys, ",") ||
+		e.LinksExpireAt == nil || !e.LinksExpireAt.Equal(exp) {
+		t.Fatalf("find: %+v", e)
+	}
+
+	// What shows nothing records nothing: not found, no viewer.
+	noViewer := w.env[:0:0]
+	for _, kv := range w.env {
+		if !strings.HasPrefix(kv, "FACEHARVEST_VIEWER=") {
+			noViewer = append(noViewer, kv)
+		}
+	}
+	for _, c := range []struct {
+		env  []string
+		args []string
+		code int
+	}{
+		{w.env, []string{"show", "megvii:nope"}, 3},
+		{w.env, []string{"find", "--biz-no", "loan-9"}, 3},
+		{noViewer, []string{"show", "megvii:m-1"}, 2},
+	} {
+		out, errs, code := w.runEnv(t, c.env, c.args...)
+		if code != c.code || out != "" {
+			t.Fatalf("%v: exit %d, want %d; stdout %q; %s", c.args, code, c.code, out, errs)
+		}
+	}
+	if n := len(w.auditEvents(t)); n != 3 {
+		t.Fatalf("%d audit events, want still 3", n)
+	}
+
+	// When the event cannot be written nothing is shown: a missing audit
+	// topic, brokers that do not answer.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"topic missing", w.env, []string{"show", "megvii:m-1", "--audit-topic", "faceid.audit.missing"}, "faceid.audit.missing"},
+		{"broker unreachable", append(slices.Clone(w.env), "FACEHARVEST_KAFKA_BROKERS="+dead), []string{"show", "megvii:m-1"}, "nothing was shown"},
+		{"broker unreachable, find", append(slices.Clone(w.env), "FACEHARVEST_KAFKA_BROKERS="+dead), []string{"find", "--biz-no", "loan-7", "--output", "json"}, "nothing was shown"},
+	} {
+		out, errs, code := w.runEnv(t, c.env, c.args...)
+		if code != 1 || out != "" || !strings.Contains(errs, c.want) {
+			t.Fatalf("%s: exit %d, stdout %q, stderr %q (want exit 1, nothing printed, %q)", c.name, code, out, errs, c.want)
+		}
+	}
+	if n := len(w.auditEvents(t)); n != 3 {
+		t.Fatalf("%d audit events, want still 3", n)
+	}
 }
 
 // readTopic reads every record of topic: ce_id -> values in order.

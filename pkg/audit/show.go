@@ -47,17 +47,38 @@ type Link struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// Shown is one display of verifications to a person: what an audit event
-// (faceid.audit) records. The operator command calls its OnShown hook with
-// it before it prints anything, and prints nothing when the hook fails.
+// Shown is one display of verifications to a person by the operator
+// command (show or find): what its audit event on faceid.audit records.
+// The command writes the event before it prints anything, and prints
+// nothing when the event was not written.
 type Shown struct {
 	Viewer        string    `json:"viewer"`
 	Command       string    `json:"command"` // show or find
 	Query         string    `json:"query"`   // <vendor>:<id>, or biz_no:<biz_no>
+	BizNo         string    `json:"biz_no"`  // the biz_no found, or the one verification's
 	Verifications []string  `json:"verifications"`
 	Objects       []string  `json:"objects"` // keys a link was issued for
 	LinkExpiry    time.Time `json:"link_expiry"`
 	At            time.Time `json:"at"`
+}
+
+// Event is the display's audit event: a show is a record view of its
+// verification, a find a search naming every verification it showed; both
+// showed the records (identity masked) and list the objects linked and
+// when the links expire. Via, and the ID, are the audit Log's to fill in.
+func (s Shown) Event() contract.AuditEvent {
+	e := contract.AuditEvent{Viewer: s.Viewer, Role: contract.RoleOperator, At: s.At, Action: contract.AuditRecord,
+		BizNo: s.BizNo, Verifications: s.Verifications, Record: true, LinkedKeys: s.Objects}
+	if s.Command == "find" {
+		e.Action = contract.AuditSearch
+	} else if len(s.Verifications) == 1 {
+		e.Vendor, e.VerificationID, _ = ParseKey(s.Verifications[0])
+	}
+	if len(s.Objects) > 0 {
+		exp := s.LinkExpiry
+		e.LinksExpireAt = &exp
+	}
+	return e
 }
 
 // NewView builds a verification's view with links valid for expiry from

@@ -25,10 +25,13 @@ const (
 
 // Roles of the people who view evidence: a viewer sees records (identity
 // masked) and media; identity also sees the unmasked identity and the
-// evidence document.
+// evidence document. An operator is the operator command's user: it reads
+// with the store's credentials, not with a role of the page, and is given
+// links to every object of what it shows (the evidence document too).
 const (
 	RoleViewer   = "viewer"
 	RoleIdentity = "identity"
+	RoleOperator = "operator"
 )
 
 // AuditEvent is one view of personal data, written to the audit topic
@@ -58,6 +61,11 @@ type AuditEvent struct {
 	IdentityUnmasked bool   `json:"identity_unmasked"`
 	ObjectKey        string `json:"object_key,omitempty"`
 	MediaKind        string `json:"media_kind,omitempty"`
+	// LinkedKeys are the objects the viewer was given presigned links to
+	// (the operator command), usable by whoever holds them until
+	// LinksExpireAt.
+	LinkedKeys    []string   `json:"linked_keys,omitempty"`
+	LinksExpireAt *time.Time `json:"links_expire_at,omitempty"`
 	// RequestID and RemoteAddr tie the event to the request (RemoteAddr is
 	// the connection's peer: the proxy's address behind a proxy).
 	RequestID  string `json:"request_id,omitempty"`

@@ -33,10 +33,6 @@ type Env struct {
 	// StderrIsTerminal turns replay's progress line on without --progress.
 	StderrIsTerminal bool
 	Now              func() time.Time
-	// Audit, when set, is called with every display of verifications
-	// before anything is printed; when it fails nothing is printed. It is
-	// where a view becomes an event on faceid.audit.
-	Audit func(context.Context, audit.Shown) error
 }
 
 const usage = `Usage: faceharvest <command> [flags]
@@ -127,32 +123,19 @@ func usageErr(format string, a ...any) error {
 }
 
 // storeFlags are the object store's flags, as the archiver names them.
-type storeFlags struct{ s3 objstore.S3Config }
+type storeFlags struct{ s3 *objstore.S3Flags }
 
 func (f *storeFlags) register(fs *config.FlagSet) {
-	fs.StringVar(&f.s3.Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL, e.g. http://127.0.0.1:9000; empty for AWS S3")
-	fs.StringVar(&f.s3.Bucket, "s3-bucket", "faceharvest-evidence", "bucket the archiver writes the evidence to")
-	fs.StringVar(&f.s3.Region, "s3-region", "us-east-1", "bucket region")
-	fs.BoolVar(&f.s3.PathStyle, "s3-path-style", true, "address the bucket in the URL path (MinIO and most S3-compatible stores); false for virtual-hosted AWS style")
-	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE). Without static keys the AWS SDK's default chain is used: AWS_PROFILE with the shared config and credentials files, web identity (IRSA), container credentials (EKS Pod Identity, ECS), the instance role. Reading needs s3:GetObject and s3:ListBucket; the links are signed with these credentials")
-	fs.Secret("AWS_SECRET_ACCESS_KEY", "object-store secret key (or AWS_SECRET_ACCESS_KEY_FILE)")
+	f.s3 = objstore.RegisterFlags(fs, objstore.FlagsFor{Bucket: "bucket the archiver writes the evidence to",
+		Credentials: "Reading needs s3:GetObject and s3:ListBucket; the links are signed with these credentials"})
 }
 
 func (f *storeFlags) open(getenv func(string) string) (*objstore.S3, error) {
-	var err error
-	if f.s3.AccessKey, err = config.LoadSecret(getenv, nil, "AWS_ACCESS_KEY_ID"); err != nil {
-		return nil, err
+	c, err := f.s3.Config(getenv)
+	if err != nil {
+		return nil, usageErr("%v", err)
 	}
-	if f.s3.SecretKey, err = config.LoadSecret(getenv, nil, "AWS_SECRET_ACCESS_KEY"); err != nil {
-		return nil, err
-	}
-	if f.s3.AccessKey.Empty() != f.s3.SecretKey.Empty() {
-		return nil, usageErr("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither")
-	}
-	if f.s3.Bucket == "" {
-		return nil, usageErr("--s3-bucket is empty")
-	}
-	return objstore.NewS3(f.s3)
+	return objstore.NewS3(c)
 }
 
 func show(ctx context.Context, env Env, args []string, byBizNo bool) error {
@@ -161,26 +144,32 @@ func show(ctx context.Context, env Env, args []string, byBizNo bool) error {
 completed, harvested, decided, archived, the vendor's window left at harvest), its problems, and a
 presigned GET link to its evidence document, its record and each stored image and video. The links
 need no credentials and expire after --url-expiry: whoever holds one can read the object until then,
-so keep them short and do not paste them into tickets. Exit 3 when the verification is not indexed.`
+so keep them short and do not paste them into tickets. Each display is first recorded as one event
+on --audit-topic (acks=all): who (--viewer), which verification, the objects linked and when the
+links expire; when the event cannot be written nothing is printed (exit 1). Exit 3 when the
+verification is not indexed.`
 	if byBizNo {
 		name, synopsis = "faceharvest find", `Shows every verification of a biz_no (the customer's reference, both vendors), oldest decision
 first, from the store's index (index/v1/by-biz-no/<sha256 of biz_no>/), each as faceharvest show
-does. Exit 3 when none is indexed.`
+does, recorded first as one event on --audit-topic naming them all. Exit 3 when none is indexed.`
 	}
 	fs := config.NewFlagSet(name, synopsis)
 	if !byBizNo {
 		fs = config.NewFlagSet(name+" <vendor>:<id>", synopsis)
 	}
+	var svc ops.ServiceFlags
+	svc.RegisterKafka(fs)
 	var st storeFlags
 	st.register(fs)
-	var bizNo, output, viewer string
+	var bizNo, output, viewer, auditTopic string
 	var expiry time.Duration
 	if byBizNo {
 		fs.StringVar(&bizNo, "biz-no", "", "the biz_no to find (required)")
 	}
 	fs.StringVar(&output, "output", "text", "text (for people) or json (for scripts: an array of views, each with the record as stored)")
 	fs.DurationVar(&expiry, "url-expiry", 15*time.Minute, "how long the presigned links work (at most 168h)")
-	fs.StringVar(&viewer, "viewer", "", "who is looking, for the audit event (default: $USER)")
+	fs.StringVar(&viewer, "viewer", "", "who is looking (a person's name or e-mail, not a shared account): the viewer of the audit event (required)")
+	fs.StringVar(&auditTopic, "audit-topic", contract.DefaultAuditTopic, "topic of audit events (one per display, keyed by viewer)")
 	var query string
 	if !byBizNo && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		query, args = args[0], args[1:] // show <vendor>:<id> [flags]
@@ -194,8 +183,11 @@ does. Exit 3 when none is indexed.`
 	if expiry <= 0 || expiry > 7*24*time.Hour {
 		return usageErr("--url-expiry %s: want more than 0 and at most 168h", expiry)
 	}
-	if viewer == "" {
-		viewer = env.Getenv("USER")
+	if err := svc.Validate(env.Getenv); err != nil {
+		return err
+	}
+	if viewer = strings.TrimSpace(viewer); viewer == "" {
+		return usageErr("want --viewer (or %sVIEWER): who is looking, for the audit event", config.EnvPrefix)
 	}
 	if byBizNo {
 		if bizNo == "" {
@@ -214,6 +206,17 @@ does. Exit 3 when none is indexed.`
 		}
 	}
 	b, err := st.open(env.Getenv)
+	if err != nil {
+		return err
+	}
+	// The audit topic is checked before the store is read: a display that
+	// cannot be recorded is not made.
+	if err := bus.CheckTopics(ctx, svc.Kafka, auditTopic); err != nil {
+		return fmt.Errorf("the audit topic (nothing was shown): %w", err)
+	}
+	w := bus.NewWriter(bus.WriterConfig{Cluster: svc.Kafka, Topic: auditTopic})
+	defer w.Close()
+	alog, err := audit.NewLog(audit.LogConfig{Writer: w, Via: "faceharvest", Now: env.Now})
 	if err != nil {
 		return err
 	}
@@ -238,7 +241,10 @@ does. Exit 3 when none is indexed.`
 	}
 	now := env.Now()
 	views := make([]audit.View, 0, len(vs))
-	shown := audit.Shown{Viewer: viewer, Command: strings.TrimPrefix(name, "faceharvest "), Query: query, At: now.UTC(), LinkExpiry: now.Add(expiry).UTC()}
+	shown := audit.Shown{Viewer: viewer, Command: strings.TrimPrefix(name, "faceharvest "), Query: query, BizNo: bizNo, At: now.UTC(), LinkExpiry: now.Add(expiry).UTC().Truncate(time.Second)}
+	if !byBizNo {
+		shown.BizNo = vs[0].Record.BizNo
+	}
 	for _, x := range vs {
 		view, err := audit.NewView(ctx, x, b, expiry, now)
 		if err != nil {
@@ -250,10 +256,8 @@ does. Exit 3 when none is indexed.`
 			shown.Objects = append(shown.Objects, l.Key)
 		}
 	}
-	if env.Audit != nil {
-		if err := env.Audit(ctx, shown); err != nil {
-			return fmt.Errorf("recording the view (nothing was shown): %w", err)
-		}
+	if err := alog.Record(ctx, shown.Event()); err != nil {
+		return fmt.Errorf("recording the display (nothing was shown): %w", err)
 	}
 	if output == "json" {
 		return audit.WriteJSON(env.Stdout, views)
