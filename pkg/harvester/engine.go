@@ -135,7 +135,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	e := &Engine{maxUnreg: max(cfg.MaxUnregistered, 0), cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
 		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{},
 		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1), ticks: realTicks, wait: retry.Sleep}
-	e.w = stateWriter{mu: &e.mu, wg: &e.wg, store: cfg.Store, wait: retry.Sleep, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics, waiters: map[*item][]saveWaiter{}}
+	e.w = stateWriter{mu: &e.mu, wg: &e.wg, store: cfg.Store, wait: retry.Sleep, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics, waiters: map[*item][]saveWaiter{}, parts: map[int32]*partSavers{}}
 	var vendors []contract.Vendor
 	for v := range cfg.Callers {
 		l := cfg.Limits[v]
@@ -212,7 +212,9 @@ func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 }
 
 // RevokePartition stops starting work on a partition, waits for the calls in
-// flight there to finish and be recorded, then forgets its items.
+// flight there to finish and be recorded, forgets its items, and waits for
+// the state writes under way there to end: none is tried again, so nothing
+// written for the partition lands after its next owner's writes.
 func (e *Engine) RevokePartition(p int) {
 	e.mu.Lock()
 	ps := e.parts[p]
@@ -231,7 +233,6 @@ func (e *Engine) RevokePartition(p int) {
 		<-idle
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for k, it := range e.items {
 		if int(it.part) == p {
 			e.q.remove(it)
@@ -249,6 +250,9 @@ func (e *Engine) RevokePartition(p int) {
 	}
 	delete(e.parts, p)
 	e.gaugesLocked()
+	savers := e.w.endPartitionLocked(int32(p))
+	e.mu.Unlock()
+	savers()
 }
 
 // Apply merges an event into its verification and returns a channel closed

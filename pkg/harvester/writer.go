@@ -32,8 +32,11 @@ const (
 // it to read the record to write and to settle the waiters, never across a
 // Save.
 type stateWriter struct {
-	mu    *sync.Mutex
-	wg    *sync.WaitGroup // one count per saver goroutine
+	mu *sync.Mutex
+	wg *sync.WaitGroup // one count per saver goroutine
+	// parts are the savers of each partition: a revocation ends the
+	// partition's (see endPartitionLocked).
+	parts map[int32]*partSavers
 	store StateStore
 	wait  retry.Wait // the back-off's wait (retry.Sleep; tests inject)
 	now   clock.Now
@@ -42,6 +45,14 @@ type stateWriter struct {
 	// waiters are the callers waiting for an item's state to be stored (few
 	// at a time: kept here rather than in every item).
 	waiters map[*item][]saveWaiter
+}
+
+// partSavers are a partition's saver goroutines: ctx ends when the
+// partition is revoked, and wg counts them.
+type partSavers struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type saveWaiter struct {
@@ -57,18 +68,48 @@ func (w *stateWriter) markLocked(it *item) <-chan struct{} {
 	w.waiters[it] = append(w.waiters[it], saveWaiter{it.version, ch})
 	if !it.saving {
 		it.saving = true
+		ps := w.parts[it.part]
+		if ps == nil {
+			ps = &partSavers{}
+			ps.ctx, ps.cancel = context.WithCancel(context.Background())
+			w.parts[it.part] = ps
+		}
 		w.wg.Add(1)
-		go w.saver(it)
+		ps.wg.Add(1)
+		go w.saver(it, ps)
 	}
 	return ch
 }
 
-// saver writes it until what is stored is current.
-func (w *stateWriter) saver(it *item) {
+// endPartitionLocked ends the saves of partition p, revoked: a save that
+// is under way finishes (what it sent is in the log before the partition's
+// next owner writes), none is tried again, and the waiters of what was not
+// stored are never told it was (their events are redelivered to the next
+// owner). The returned function waits for the savers to end.
+func (w *stateWriter) endPartitionLocked(p int32) (wait func()) {
+	ps := w.parts[p]
+	if ps == nil {
+		return func() {}
+	}
+	delete(w.parts, p)
+	ps.cancel()
+	return ps.wg.Wait
+}
+
+// saver writes it until what is stored is current, or its partition is
+// revoked.
+func (w *stateWriter) saver(it *item, ps *partSavers) {
 	defer w.wg.Done()
+	defer ps.wg.Done()
 	for {
-		v := w.writeAcked(it)
+		v, ok := w.writeAcked(ps.ctx, it)
 		w.mu.Lock()
+		if !ok {
+			it.saving = false
+			delete(w.waiters, it)
+			w.mu.Unlock()
+			return
+		}
 		it.saved = v
 		w.settleLocked(it, v)
 		if it.version == it.saved {
@@ -81,13 +122,17 @@ func (w *stateWriter) saver(it *item) {
 }
 
 // writeAcked writes it's current record, retrying until the store
-// acknowledges one, and returns the version written.
-func (w *stateWriter) writeAcked(it *item) uint32 {
+// acknowledges one, and returns the version written; false when revoked
+// (ctx ended) first. A Save under way is not cut short by the revocation:
+// it either lands before the revocation returns or fails.
+func (w *stateWriter) writeAcked(revoked context.Context, it *item) (uint32, bool) {
 	var v uint32
 	p := retry.Policy{Backoff: retry.Backoff{Min: stateRetryMin, Max: stateRetryMax}, Wait: w.wait,
 		OnFailure: func(_ int, err error, _ time.Duration) { w.failed(it, err) }}
-	// Only a Save that succeeds ends it: the background context never ends.
-	_ = retry.Do(context.Background(), p, func(int) error {
+	err := retry.Do(revoked, p, func(int) error {
+		if revoked.Err() != nil {
+			return retry.Permanent(revoked.Err())
+		}
 		w.mu.Lock()
 		var rec *StateRecord
 		v, rec = it.version, recordLocked(it)
@@ -96,8 +141,11 @@ func (w *stateWriter) writeAcked(it *item) uint32 {
 		defer cancel()
 		return w.store.Save(ctx, int(it.part), it.key, rec)
 	})
+	if err != nil {
+		return 0, false
+	}
 	w.m.stateWrites.Inc()
-	return v
+	return v, true
 }
 
 // recordLocked is what the state topic is to hold for it: its closed

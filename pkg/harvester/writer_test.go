@@ -93,3 +93,53 @@ func TestRunDispatchesOnItsTicks(t *testing.T) {
 	ticks <- next // the dispatch after it is the only one that can start t1
 	eventually(t, "t1 harvested", func() bool { rec := r.store.get("megvii:t1"); return rec != nil && rec.ClosedAt != nil })
 }
+
+// A revoked partition's state writes end with it (law 2): a write that was
+// failing when its partition was revoked is not tried again once the
+// partition has moved on. Here the partition comes back to the same engine,
+// whose new item harvests and closes the verification; the old write, had
+// it been retried after that, would have put the pending state back over
+// the closed marker, and the next restore would have harvested it again.
+func TestRevokedPartitionsWritesEndWithIt(t *testing.T) {
+	store := &flakyStore{failures: 1}
+	r := newSteppedRig(t, 1, okAnswer)
+	waiting := make(chan struct{})
+	release := make(chan struct{})
+	r.eng.w.store, r.caller.store = store, &store.memStore
+	r.eng.w.wait = func(ctx context.Context, d time.Duration) error {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var once sync.Once
+	releaseAll := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(releaseAll) // before the rig's cleanup, which waits for the writes
+	issued := r.clk.Now()
+	pending := r.eng.Apply(0, contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: "rv1", IssuedAt: &issued, ReceivedAt: issued})
+	<-waiting // the first write failed; its retry waits
+	r.eng.RevokePartition(0)
+	select {
+	case <-pending:
+		t.Fatal("the event counts as stored although no write of it was acknowledged")
+	default:
+	}
+	r.eng.AddPartition(0, nil) // back to this engine; the store holds nothing of rv1
+	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "rv1", Status: "OK", IssuedAt: &issued})
+	eventually(t, "rv1 closed", func() bool {
+		r.eng.dispatch(r.ctx)
+		rec := store.get("megvii:rv1")
+		return rec != nil && rec.ClosedAt != nil
+	})
+	releaseAll() // an old write still waiting tries again now
+	r.eng.wg.Wait()
+	if rec := store.get("megvii:rv1"); rec == nil || rec.ClosedAt == nil {
+		t.Fatalf("the revoked partition's write replaced the closed marker: %+v (writes %v)", rec, store.writes)
+	}
+}
