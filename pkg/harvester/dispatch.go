@@ -80,6 +80,13 @@ func (e *Engine) startDueLocked(ctx context.Context, v contract.Vendor, l *limit
 			e.q.pop(v)
 			continue
 		}
+		if !e.callsLocked(it, now) {
+			// Closed, discarded or re-planned without a call: no slot,
+			// so the verifications that need a call do not wait for it.
+			e.startLocked(ctx, e.q.pop(v), l, false)
+			n++
+			continue
+		}
 		if !l.acquire(now) {
 			break
 		}
@@ -87,6 +94,19 @@ func (e *Engine) startDueLocked(ctx context.Context, v contract.Vendor, l *limit
 		n++
 	}
 	return n
+}
+
+// callsLocked reports whether the item's next step may call the vendor: an
+// intent to resolve may, and so does a plan with calls; a close, a discard
+// or an empty plan does not (a job that finds a call to make after all
+// takes a slot then, or waits for one).
+func (e *Engine) callsLocked(it *item, now time.Time) bool {
+	st := it.stateLocked()
+	if st == nil || st.Intent != nil {
+		return true
+	}
+	plan := e.pol.Plan(st, now)
+	return plan.Close == nil && !plan.Discard && len(plan.Calls) > 0
 }
 
 // startLocked starts a job on an item taken out of the queue; held says

@@ -252,6 +252,7 @@ func (j *job) conclude(ctx context.Context, called *schedule.State, res schedule
 		return false
 	}
 	if cl != nil {
+		j.free() // closing calls nobody: the slot goes to due work
 		j.finish(ctx, *cl, fetched)
 		return false
 	}
