@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/clock"
@@ -334,33 +333,38 @@ func tail(s string, n int) string {
 	return s
 }
 
-// readRaw returns terminals by key and the keys with a recorded HTTP 200 answer.
+// readRaw reads topic, partition by partition, to the end each partition
+// has when its read begins, and returns terminals by key and the keys with
+// a recorded HTTP 200 answer.
 func readRaw(t *testing.T, broker, topic string) (map[string][]contract.Terminal, map[string]bool) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+	t.Helper()
+	cl := bus.Plain(broker)
+	ctx := context.Background()
+	parts, err := bus.PartitionCount(ctx, cl, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	terms := map[string][]contract.Terminal{}
 	ok200 := map[string]bool{}
-	for ctx.Err() == nil {
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+	for p := range parts {
+		err := bus.ReadRange(ctx, cl, topic, p, -1, 64<<20, func(m contract.Message) {
 			h := map[string]string{}
-			for _, x := range r.Headers {
+			for _, x := range m.Headers {
 				h[x.Key] = string(x.Value)
 			}
 			if h[contract.HeaderType] == contract.TypeHarvestTerminal {
 				var tm contract.Terminal
-				_ = json.Unmarshal(r.Value, &tm)
-				terms[string(r.Key)] = append(terms[string(r.Key)], tm)
+				_ = json.Unmarshal(m.Value, &tm)
+				terms[string(m.Key)] = append(terms[string(m.Key)], tm)
 			} else if h[contract.HeaderHTTPStatus] == strconv.Itoa(200) && h[contract.HeaderEndpoint] != contract.EndpointCallback {
 				// A served answer (a recorded callback is not one: it says
 				// nothing of whether get_result's answer was recorded).
-				ok200[string(r.Key)] = true
+				ok200[string(m.Key)] = true
 			}
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	return terms, ok200
 }

@@ -131,33 +131,25 @@ func waitFor(t *testing.T, ok func() bool, what string) {
 	}
 }
 
+// readRecord reads the results topic to its end until it holds a record
+// with ce_id id, for 30 s at most, and returns the first such record.
 func readRecord(t *testing.T, brokers []string, id string) contract.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(resultsTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("no record %s", id)
-		}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var found *contract.Record
-		fs.EachRecord(func(r *kgo.Record) {
-			for _, h := range r.Headers {
-				if h.Key == contract.HeaderID && string(h.Value) == id {
-					var rec contract.Record
-					if err := json.Unmarshal(r.Value, &rec); err == nil {
-						found = &rec
-					}
+		readTopic(t, brokers, resultsTopic, nil, func(m contract.Message) {
+			if v, _ := m.Header(contract.HeaderID); found == nil && string(v) == id {
+				var rec contract.Record
+				if err := json.Unmarshal(m.Value, &rec); err == nil {
+					found = &rec
 				}
 			}
 		})
 		if found != nil {
 			return *found
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no record %s", id)
 		}
 	}
 }

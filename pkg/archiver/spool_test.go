@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
@@ -35,51 +33,31 @@ func startRunner(t *testing.T, brokers []string, a *Archiver, group string) {
 // messages were ever written to it.
 func endOffset(t *testing.T, brokers []string, topic string) int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	_, end, err := bus.PartitionBounds(context.Background(), bus.Plain(brokers...), topic, 0)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("offsets of %s: %v", topic, err)
 	}
-	defer cl.Close()
-	req := kmsg.NewPtrListOffsetsRequest()
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Partition, rp.Timestamp = 0, -1 // latest
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(context.Background(), cl)
-	if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		t.Fatalf("list offsets of %s: %v", topic, err)
-	}
-	return resp.Topics[0].Partitions[0].Offset
+	return end
 }
 
-// publishedRecords reads the results topic from its start until n values
-// with ce_id id are seen, and returns them in order.
+// publishedRecords reads the results topic to its end until n values with
+// ce_id id are there, for 30 s at most, and returns them in order.
 func publishedRecords(t *testing.T, brokers []string, id string, n int) [][]byte {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(resultsTopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out [][]byte
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("%d of %d records %s published", len(out), n, id)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			for _, h := range r.Headers {
-				if h.Key == contract.HeaderID && string(h.Value) == id {
-					out = append(out, r.Value)
-				}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var out [][]byte
+		readTopic(t, brokers, resultsTopic, nil, func(m contract.Message) {
+			if v, _ := m.Header(contract.HeaderID); string(v) == id {
+				out = append(out, m.Value)
 			}
 		})
+		if len(out) >= n {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d records %s published", len(out), n, id)
+		}
 	}
-	return out
 }
 
 // TestUnusableSpoolDirectoryIsRetried: a media link whose spool file

@@ -117,35 +117,41 @@ func (w *world) startHarvester(limits map[contract.Vendor]VendorLimits) (stop fu
 	return func() { cancel(); <-done }, h
 }
 
-// rawTerminals reads the raw topic and returns terminals by key, and every
-// response id seen.
-func (w *world) rawTerminals() (map[string][]contract.Terminal, map[string]bool) {
-	// Read every partition up to the end it has when the read begins (a
-	// timed poll could end before a slow broker answered, and read nothing).
+// readTopic calls fn for every message of topic, partition by partition, up
+// to the end each partition has when its read begins (a timed poll could end
+// before a slow broker answered, and read nothing).
+func (w *world) readTopic(topic string, fn func(contract.Message)) {
+	w.t.Helper()
 	cl := bus.Plain(w.broker.Addr())
 	ctx := context.Background()
-	parts, err := bus.PartitionCount(ctx, cl, rawTopic)
+	parts, err := bus.PartitionCount(ctx, cl, topic)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	terms := map[string][]contract.Terminal{}
-	responses := map[string]bool{}
 	for p := range parts {
-		err := bus.ReadRange(ctx, cl, rawTopic, p, -1, 64<<20, func(m contract.Message) {
-			typ, _ := m.Header(contract.HeaderType)
-			if string(typ) == contract.TypeHarvestTerminal {
-				var t contract.Terminal
-				_ = json.Unmarshal(m.Value, &t)
-				terms[string(m.Key)] = append(terms[string(m.Key)], t)
-			} else {
-				id, _ := m.Header(contract.HeaderID)
-				responses[string(id)] = true
-			}
-		})
-		if err != nil {
+		if err := bus.ReadRange(ctx, cl, topic, p, -1, 64<<20, fn); err != nil {
 			w.t.Fatal(err)
 		}
 	}
+}
+
+// rawTerminals reads the raw topic and returns terminals by key, and every
+// response id seen.
+func (w *world) rawTerminals() (map[string][]contract.Terminal, map[string]bool) {
+	w.t.Helper()
+	terms := map[string][]contract.Terminal{}
+	responses := map[string]bool{}
+	w.readTopic(rawTopic, func(m contract.Message) {
+		typ, _ := m.Header(contract.HeaderType)
+		if string(typ) == contract.TypeHarvestTerminal {
+			var t contract.Terminal
+			_ = json.Unmarshal(m.Value, &t)
+			terms[string(m.Key)] = append(terms[string(m.Key)], t)
+		} else {
+			id, _ := m.Header(contract.HeaderID)
+			responses[string(id)] = true
+		}
+	})
 	return terms, responses
 }
 

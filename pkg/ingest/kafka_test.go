@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/clock"
@@ -75,32 +74,33 @@ func startIngest(t *testing.T, brokers []string, mutate func(*Config)) *live {
 	return l
 }
 
-// readTopic consumes the topic from the start with franz-go (a different
-// client than the producer's) until it has n records or 30 s passed.
-func readTopic(t *testing.T, broker string, n int) []*kgo.Record {
+// readTopic reads the topic, partition by partition, to the end each
+// partition has when its read begins, until it has n messages or 30 s
+// passed, and returns what the last read found.
+func readTopic(t *testing.T, broker string, n int) []contract.Message {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n && ctx.Err() == nil {
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	return out
-}
-
-func header(r *kgo.Record, k string) string {
-	for _, h := range r.Headers {
-		if h.Key == k {
-			return string(h.Value)
+	cl := bus.Plain(broker)
+	ctx := context.Background()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		parts, err := bus.PartitionCount(ctx, cl, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []contract.Message
+		for p := range parts {
+			if err := bus.ReadRange(ctx, cl, topic, p, -1, 64<<20, func(m contract.Message) { out = append(out, m) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(out) >= n || time.Now().After(deadline) {
+			return out
 		}
 	}
-	return ""
+}
+
+func header(m contract.Message, k string) string {
+	v, _ := m.Header(k)
+	return string(v)
 }
 
 func postJSON(url, auth string, body any) (int, []byte, error) {
@@ -199,7 +199,7 @@ func TestWithSimulatorAndBroker(t *testing.T) {
 		t.Fatalf("%d records", len(recs))
 	}
 	types := map[string]int{}
-	partitionOf := map[string]int32{}
+	partitionOf := map[string]int{}
 	for _, r := range recs {
 		for _, h := range []string{contract.HeaderID, contract.HeaderSource, contract.HeaderType, contract.HeaderTime} {
 			if header(r, h) == "" {
