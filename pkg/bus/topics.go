@@ -53,6 +53,11 @@ func PartitionBounds(ctx context.Context, cl Cluster, topic string, p int) (firs
 	return 0, 0, fmt.Errorf("no offset for %s/%d", topic, p)
 }
 
+// rangeFetchWait bounds one fetch of ReadRange: long enough for the largest
+// raw-topic message (64 MiB) on a busy broker, since a fetch that ends
+// first reads as records missing.
+const rangeFetchWait = 30 * time.Second
+
 // ReadRange calls fn for every message of a partition from offset (or its
 // start, when earlier or negative) to the end it had when the read began,
 // fetching up to maxBytes at a time (at least the topic's largest message).
@@ -74,7 +79,7 @@ func ReadRange(ctx context.Context, cl Cluster, topic string, p int, offset int6
 	}
 	next := offset
 	for {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fctx, cancel := context.WithTimeout(ctx, rangeFetchWait)
 		m, err := rd.FetchMessage(fctx)
 		cancel()
 		if err != nil {
@@ -90,7 +95,7 @@ func ReadRange(ctx context.Context, cl Cluster, topic string, p int, offset int6
 			if max(next, first) >= end {
 				return nil
 			}
-			return fmt.Errorf("reading %s/%d: no record between %d and %d within 5 s", topic, p, max(next, first), end)
+			return fmt.Errorf("reading %s/%d: no record between %d and %d within %s", topic, p, max(next, first), end, rangeFetchWait)
 		}
 		fn(FromKafka(m))
 		next = m.Offset + 1
