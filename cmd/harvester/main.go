@@ -98,6 +98,9 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	if o.maxUnregistered < 0 {
 		return nil, fmt.Errorf("--max-unregistered must be at least 0")
 	}
+	if e.IntentGrace <= e.CallTimeout {
+		return nil, fmt.Errorf("--intent-grace (%s) must be above --call-timeout (%s): a restored call is resolved only once the previous owner's call and its record are over", e.IntentGrace, e.CallTimeout)
+	}
 	e.MaxUnregistered = maxUnregistered(o.maxUnregistered)
 	e.Limits = map[contract.Vendor]harvester.VendorLimits{contract.Megvii: o.megvii, contract.Baidu: o.baidu}
 	for _, s := range []struct {

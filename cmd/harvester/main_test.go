@@ -60,6 +60,7 @@ func TestHelpAndBadConfiguration(t *testing.T) {
 		{[]string{"--retry-min=1m", "--retry-max=1s"}, "retry"},
 		{[]string{"--kafka-brokers=x"}, "host:port"},
 		{[]string{"--max-unregistered=-1"}, "--max-unregistered must be at least 0"},
+		{[]string{"--call-timeout=1m", "--intent-grace=1m"}, "--intent-grace (1m0s) must be above --call-timeout"},
 	}
 	for _, c := range cases {
 		var errb bytes.Buffer

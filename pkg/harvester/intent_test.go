@@ -1,7 +1,9 @@
 package harvester
 
 import (
+	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -100,5 +102,60 @@ func TestIntentWithARecordedTerminalCloses(t *testing.T) {
 	}
 	if r.resolved("terminal") != 1 || r.resolved("recorded") != 0 || r.resolved("unrecorded") != 0 {
 		t.Fatal("not counted as terminal")
+	}
+}
+
+// gatedIntentStore holds the first write of an intent until released.
+type gatedIntentStore struct {
+	*memStore
+	held    chan struct{} // receives when the intent's write is held
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *gatedIntentStore) Save(ctx context.Context, p int, key string, r *StateRecord) error {
+	if r != nil && r.State != nil && r.State.Intent != nil {
+		first := false
+		s.once.Do(func() { first = true })
+		if first {
+			s.held <- struct{}{}
+			<-s.release
+		}
+	}
+	return s.memStore.Save(ctx, p, key, r)
+}
+
+// A one-shot call is made only while its intent is young enough for a
+// restoring replica to wait for it (law 3): that replica waits IntentGrace
+// (the call's timeout and a margin) from the intent's time, which is taken
+// before the intent is stored. An intent that took longer than the margin
+// to be stored is left to settle like a restored one, instead of starting
+// a call that could still be running when another replica, finding no
+// answer, calls again.
+func TestSlowIntentWriteDefersTheCall(t *testing.T) {
+	r := newSteppedRig(t, 1, okAnswer)
+	gs := &gatedIntentStore{memStore: r.store, held: make(chan struct{}), release: make(chan struct{})}
+	r.eng.w.store = gs
+	r.eng.cfg.Recorder = &memRecorder{raw: r.raw}
+	r.event(contract.TypeMegviiCallback, contract.Event{Vendor: contract.Megvii, VerificationID: "s1", Status: "OK"})
+	at := r.clk.Now()
+	r.eng.dispatch(r.ctx)
+	<-gs.held
+	r.clk.Set(at.Add(intentMargin)) // the intent is stored a margin later
+	close(gs.release)
+	eventually(t, "the engine is quiet", r.eng.quiet)
+	if calls := r.caller.order(); len(calls) != 0 {
+		t.Fatalf("called %v with an intent stored %v after its time", calls, intentMargin)
+	}
+	rec := r.store.get("megvii:s1")
+	if rec == nil || rec.State == nil || rec.State.Intent == nil {
+		t.Fatalf("the intent is not kept: %+v", rec)
+	}
+	// Past the grace, the intent is resolved: nothing was recorded, so the
+	// call is made.
+	r.clk.Set(at.Add(r.eng.cfg.IntentGrace))
+	r.settle(t)
+	if calls := r.caller.order(); !slices.Equal(calls, []string{"s1"}) {
+		t.Fatalf("calls %v after the grace, want [s1]", calls)
 	}
 }

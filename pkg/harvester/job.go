@@ -183,6 +183,15 @@ func (j *job) begin(ctx context.Context, now time.Time) (schedule.State, int, bo
 		case <-ctx.Done():
 			return st, 0, false
 		}
+		// A replica restoring the intent waits IntentGrace from its time
+		// (the call's timeout and a margin for recording the answer): a
+		// call must not start once half that margin went on storing it.
+		grace := e.cfg.IntentGrace
+		if late := e.now().Sub(mark.At); late >= (grace-e.cfg.CallTimeout)/2 {
+			e.log.Warn("intent stored too late to call within its grace; settling it like a restored one", "key", it.key, "late", late.String())
+			j.retryAt(mark.At.Add(grace))
+			return st, 0, false
+		}
 	}
 	return st, attempt, true
 }
