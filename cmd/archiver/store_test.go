@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
-	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
@@ -63,19 +63,7 @@ func TestRefusesWithoutStoreCredentials(t *testing.T) {
 // AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE. With --s3-create-bucket it
 // creates the bucket in MinIO with them, then waits for Kafka (absent here).
 func TestStoreCredentialsFromProfile(t *testing.T) {
-	wd, _ := os.Getwd()
-	bin, err := devs3.Binary(wd)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err.Error())
-	}
-	srv, err := devs3.Start(bin, t.TempDir(), "faceharvest", "faceharvest-dev-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := devs3test.Start(t)
 	noAWSCredentials(t)
 	creds := filepath.Join(t.TempDir(), "credentials")
 	if err := os.WriteFile(creds, []byte("[archiver]\naws_access_key_id = "+srv.User+"\naws_secret_access_key = "+srv.Password+"\n"), 0o600); err != nil {

@@ -18,11 +18,10 @@ import (
 
 	"github.com/faceharvest/faceharvest/pkg/audit/audittest"
 	"github.com/faceharvest/faceharvest/pkg/audit/web/webtest"
-	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 	"github.com/faceharvest/faceharvest/pkg/devs3"
-	"github.com/faceharvest/faceharvest/pkg/objstore"
+	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 	"github.com/faceharvest/faceharvest/pkg/proctest"
 )
 
@@ -146,25 +145,11 @@ func auditEvents(t *testing.T, broker string, untilRequestID string) []contract.
 func TestBrowserShowsVerification(t *testing.T) {
 	chromium, err := webtest.Chromium()
 	need(t, "headless Chromium (Debian's chromium package)", err)
-	wd, _ := os.Getwd()
-	minio, err := devs3.Binary(wd)
-	need(t, "MinIO", err)
+	devs3test.Binary(t) // without MinIO, skip before the build
 	bin := proctest.Build(t, t.TempDir(), "auditor")
 
-	s3, err := devs3.Start(minio, t.TempDir(), "faceharvest", "faceharvest-dev-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s3.Stop)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	bucket, err := objstore.NewS3(objstore.S3Config{Endpoint: s3.Endpoint, Bucket: "evidence", PathStyle: true,
-		AccessKey: config.NewSecret(s3.User), SecretKey: config.NewSecret(s3.Password)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bucket.EnsureBucket(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	s3, bucket := audittest.MinIOBucket(t)
 	decided := time.Date(2026, 1, 15, 9, 30, 0, 0, time.UTC)
 	recs := audittest.Archive(t, bucket,
 		audittest.Verification{Vendor: contract.Megvii, ID: "biz-browser-1", BizNo: "loan-browser", DecidedAt: decided, Seed: 5},

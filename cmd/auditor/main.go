@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"syscall"
 	"time"
@@ -148,15 +147,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "auditor: %v\n", err)
 		return 2
 	}
-	ln, err := net.Listen("tcp", o.listen)
+	ln, mln, err := o.svc.Listen(o.listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "auditor: --listen: %v\n", err)
-		return 1
-	}
-	mln, err := net.Listen("tcp", o.svc.MetricsAddr)
-	if err != nil {
-		ln.Close()
-		fmt.Fprintf(stderr, "auditor: --metrics-addr: %v\n", err)
+		fmt.Fprintf(stderr, "auditor: %v\n", err)
 		return 1
 	}
 	storeReady := func(ctx context.Context) error {

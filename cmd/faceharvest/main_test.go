@@ -25,10 +25,8 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/audit"
 	"github.com/faceharvest/faceharvest/pkg/audit/audittest"
 	"github.com/faceharvest/faceharvest/pkg/bus"
-	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
-	"github.com/faceharvest/faceharvest/pkg/devs3"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/proctest"
 )
@@ -53,27 +51,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	bin := proctest.Build(t, t.TempDir(), "faceharvest")
-	wd, _ := os.Getwd()
-	mbin, err := devs3.Binary(wd)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err.Error())
-	}
-	srv, err := devs3.Start(mbin, t.TempDir(), "faceharvest", "faceharvest-dev-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	b, err := objstore.NewS3(objstore.S3Config{Endpoint: srv.Endpoint, Bucket: "evidence", PathStyle: true,
-		AccessKey: config.NewSecret(srv.User), SecretKey: config.NewSecret(srv.Password)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.EnsureBucket(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	srv, b := audittest.MinIOBucket(t)
 	broker, err := devkafka.Start(devkafka.Config{Topics: []string{contract.DefaultResultsTopic, contract.DefaultDLQTopic, contract.DefaultRawTopic, contract.DefaultAuditTopic}})
 	if err != nil {
 		t.Fatal(err)

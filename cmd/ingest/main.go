@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"syscall"
 	"time"
@@ -192,15 +191,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 2
 	}
-	ln, err := net.Listen("tcp", o.listen)
+	ln, mln, err := o.svc.Listen(o.listen)
 	if err != nil {
-		fmt.Fprintf(stderr, "ingest: --listen: %v\n", err)
-		return 1
-	}
-	mln, err := net.Listen("tcp", o.svc.MetricsAddr)
-	if err != nil {
-		ln.Close()
-		fmt.Fprintf(stderr, "ingest: --metrics-addr: %v\n", err)
+		fmt.Fprintf(stderr, "ingest: %v\n", err)
 		return 1
 	}
 	checks := []ops.Check{{Name: "kafka", Fn: func(ctx context.Context) error { return bus.CheckTopics(ctx, kc, o.topic) }}}

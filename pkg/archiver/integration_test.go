@@ -25,6 +25,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/contract/schematest"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/vendordocs"
 )
@@ -55,19 +56,7 @@ func (s *syncBuffer) String() string {
 }
 
 func minio(t *testing.T) (string, *devs3.Server) {
-	wd, _ := os.Getwd()
-	bin, err := devs3.Binary(wd)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err) // make test installs it
-		}
-		t.Skip(err.Error())
-	}
-	srv, err := devs3.Start(bin, t.TempDir(), "faceharvest", "faceharvest-dev-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin, srv
+	return devs3test.Binary(t), devs3test.Start(t)
 }
 
 // megviiMessages is a harvested Megvii verification as the harvester

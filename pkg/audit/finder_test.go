@@ -16,9 +16,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/archiver"
 	"github.com/faceharvest/faceharvest/pkg/audit"
 	"github.com/faceharvest/faceharvest/pkg/audit/audittest"
-	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
-	"github.com/faceharvest/faceharvest/pkg/devs3"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
@@ -187,27 +185,6 @@ func TestStoreOverMemory(t *testing.T) { finderContract(t, objstore.NewMemory(),
 func TestStoreOverMinIO(t *testing.T) { finderContract(t, minioBucket(t), newStore) }
 
 func minioBucket(t *testing.T) *objstore.S3 {
-	t.Helper()
-	wd, _ := os.Getwd()
-	bin, err := devs3.Binary(wd)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err) // make test installs it
-		}
-		t.Skip(err.Error())
-	}
-	srv, err := devs3.Start(bin, t.TempDir(), "faceharvest", "faceharvest-dev-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	b, err := objstore.NewS3(objstore.S3Config{Endpoint: srv.Endpoint, Bucket: "evidence", PathStyle: true,
-		AccessKey: config.NewSecret(srv.User), SecretKey: config.NewSecret(srv.Password)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.EnsureBucket(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	_, b := audittest.MinIOBucket(t)
 	return b
 }

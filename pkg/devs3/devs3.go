@@ -117,8 +117,13 @@ func StartOn(bin, dataDir, user, password, addr string, env ...string) (*Server,
 	}
 }
 
-// Stop kills the server.
+// Stop kills the server; a server already stopped is left as it is.
 func (s *Server) Stop() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
 	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.done
 }

@@ -8,12 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
-	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 )
 
 // contract is what every Bucket must do.
@@ -109,19 +108,7 @@ func TestMemoryContract(t *testing.T) { contract(t, NewMemory()) }
 
 // TestS3Contract runs the same suite against a real MinIO process.
 func TestS3Contract(t *testing.T) {
-	wd, _ := os.Getwd()
-	bin, err := devs3.Binary(wd)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err) // make test installs it: in CI its absence is a failure
-		}
-		t.Skip(err.Error())
-	}
-	srv, err := devs3.Start(bin, t.TempDir(), "faceharvest", "faceharvest-dev-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := devs3test.Start(t)
 	b, err := NewS3(S3Config{Endpoint: srv.Endpoint, Bucket: "evidence", PathStyle: true, PartSize: 5 << 20,
 		AccessKey: config.NewSecret(srv.User), SecretKey: config.NewSecret(srv.Password)})
 	if err != nil {

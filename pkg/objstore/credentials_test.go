@@ -15,28 +15,8 @@ import (
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
-	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 )
-
-// startMinIO runs a MinIO for one test, or skips (fails in CI) without the
-// binary.
-func startMinIO(t *testing.T, env ...string) *devs3.Server {
-	t.Helper()
-	wd, _ := os.Getwd()
-	bin, err := devs3.Binary(wd)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err) // make test installs it: in CI its absence is a failure
-		}
-		t.Skip(err.Error())
-	}
-	srv, err := devs3.Start(bin, t.TempDir(), "faceharvest", "faceharvest-dev-password", env...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	return srv
-}
 
 // isolateAWS clears every setting the SDK's default chain reads from the
 // environment, so that only what a test sets is found: no keys, profiles,
@@ -63,7 +43,7 @@ func isolateAWS(t *testing.T) string {
 // AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE, as a mounted file or an
 // operator's workstation would provide them.
 func TestS3CredentialsFromSharedProfile(t *testing.T) {
-	srv := startMinIO(t)
+	srv := devs3test.Start(t)
 	dir := isolateAWS(t)
 	creds := filepath.Join(dir, "evidence-credentials")
 	if err := os.WriteFile(creds, []byte("[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong-secret\n\n[evidence]\naws_access_key_id = "+
@@ -131,7 +111,7 @@ func TestS3NoCredentialsSendsNothing(t *testing.T) {
 
 // Explicit keys still win over the chain (MinIO, or keys from files).
 func TestS3StaticKeysOverTheChain(t *testing.T) {
-	srv := startMinIO(t)
+	srv := devs3test.Start(t)
 	isolateAWS(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "wrong")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")

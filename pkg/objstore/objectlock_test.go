@@ -21,6 +21,7 @@ import (
 
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 )
 
 // lockedBucket creates a bucket with Object Lock enabled (which turns on
@@ -50,7 +51,7 @@ func lockingStore(t *testing.T, srv *devs3.Server, bucket string, mode string, d
 // object written (small, multipart, conditional), which needs the
 // checksum headers Object Lock requires.
 func TestS3ContractObjectLocked(t *testing.T) {
-	srv := startMinIO(t)
+	srv := devs3test.Start(t)
 	lockedBucket(t, srv, "worm")
 	b := lockingStore(t, srv, "worm", "GOVERNANCE", 1, nil)
 	if err := b.Check(context.Background()); err != nil {
@@ -65,7 +66,7 @@ func TestS3ContractObjectLocked(t *testing.T) {
 // document's version keeps its bytes) nor have its retention shortened
 // before the retention ends; multipart media likewise.
 func TestS3EvidenceIsWORM(t *testing.T) {
-	srv := startMinIO(t)
+	srv := devs3test.Start(t)
 	lockedBucket(t, srv, "evidence")
 	written := time.Now().UTC().Truncate(time.Second)
 	b := lockingStore(t, srv, "evidence", "COMPLIANCE", 3, func() time.Time { return written })
@@ -128,7 +129,7 @@ func TestS3EvidenceIsWORM(t *testing.T) {
 // governance retention, which succeeds: the same delete request that
 // COMPLIANCE refuses is a valid one.
 func TestS3GovernanceBypass(t *testing.T) {
-	srv := startMinIO(t)
+	srv := devs3test.Start(t)
 	lockedBucket(t, srv, "governed")
 	b := lockingStore(t, srv, "governed", "GOVERNANCE", 1, nil)
 	ctx := context.Background()
@@ -152,7 +153,7 @@ func TestS3GovernanceBypass(t *testing.T) {
 // A retention asked for on a bucket without Object Lock is a start-up
 // error, not a failure of every write.
 func TestS3ObjectLockNeedsALockedBucket(t *testing.T) {
-	srv := startMinIO(t)
+	srv := devs3test.Start(t)
 	b := lockingStore(t, srv, "plain", "GOVERNANCE", 1, nil)
 	if err := b.EnsureBucket(context.Background()); err != nil {
 		t.Fatal(err)

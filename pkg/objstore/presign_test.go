@@ -6,30 +6,17 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
-	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 )
 
 // A presigned URL downloads the object from MinIO with no credentials of
 // its own, carries the expiry asked for, and stops working once it passed.
 func TestPresignGetDownloadsAndExpires(t *testing.T) {
-	wd, _ := os.Getwd()
-	bin, err := devs3.Binary(wd)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err.Error())
-	}
-	srv, err := devs3.Start(bin, t.TempDir(), "faceharvest", "faceharvest-dev-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	srv := devs3test.Start(t)
 	b, err := NewS3(S3Config{Endpoint: srv.Endpoint, Bucket: "evidence", PathStyle: true,
 		AccessKey: config.NewSecret(srv.User), SecretKey: config.NewSecret(srv.Password)})
 	if err != nil {

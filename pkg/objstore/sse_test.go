@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 )
 
 // Against MinIO with its built-in single-key KMS (MINIO_KMS_SECRET_KEY):
@@ -23,7 +24,7 @@ import (
 func TestS3ServerSideEncryption(t *testing.T) {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	srv := startMinIO(t, "MINIO_KMS_SECRET_KEY=faceharvest-evidence-key:"+base64.StdEncoding.EncodeToString(key))
+	srv := devs3test.Start(t, "MINIO_KMS_SECRET_KEY=faceharvest-evidence-key:"+base64.StdEncoding.EncodeToString(key))
 	ctx := context.Background()
 	big := make([]byte, 5<<20+17)
 	_, _ = rand.Read(big)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
@@ -84,4 +85,18 @@ func (f *ServiceFlags) Logger(w io.Writer) *slog.Logger {
 // --readiness-tolerance.
 func (f *ServiceFlags) Readiness(checks ...Check) *Readiness {
 	return NewReadiness(f.ReadinessTolerance, time.Now, checks...)
+}
+
+// Listen opens the TCP listener of a service's own --listen on addr, then
+// that of --metrics-addr; when the second fails the first is closed. The
+// error names the flag whose address could not be listened on.
+func (f *ServiceFlags) Listen(addr string) (ln, metrics net.Listener, err error) {
+	if ln, err = net.Listen("tcp", addr); err != nil {
+		return nil, nil, fmt.Errorf("--listen: %w", err)
+	}
+	if metrics, err = net.Listen("tcp", f.MetricsAddr); err != nil {
+		ln.Close()
+		return nil, nil, fmt.Errorf("--metrics-addr: %w", err)
+	}
+	return ln, metrics, nil
 }

@@ -809,18 +809,7 @@ func (s *Sim) deliverBaidu(ctx context.Context, vt string) {
 	v.rdTries++
 	target, tries := s.redirectURL(v), v.rdTries
 	s.mu.Unlock()
-	outcome := "delivered"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		outcome = "bad_url"
-	} else if resp, err := s.cfg.HTTPClient.Do(req); err != nil {
-		outcome = "unreachable"
-	} else {
-		_ = resp.Body.Close()
-		if resp.StatusCode >= 400 {
-			outcome = "http_" + strconv.Itoa(resp.StatusCode)
-		}
-	}
+	outcome := s.deliver(ctx, http.MethodGet, target, "", nil, 400)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v.rdResult = outcome

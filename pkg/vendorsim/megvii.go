@@ -607,23 +607,7 @@ func (s *Sim) deliverMegvii(ctx context.Context, bizID string) {
 	if tries == 1 && (strings.HasPrefix(spec.ReturnURL, "http://") || strings.HasPrefix(spec.ReturnURL, "https://")) {
 		s.returnMegvii(ctx, bizID, spec.ReturnURL, ct, body)
 	}
-	outcome := "delivered"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, spec.NotifyURL, bytes.NewReader(body))
-	if err != nil {
-		outcome = "bad_url"
-	} else {
-		req.Header.Set("Content-Type", ct)
-		resp, err := s.cfg.HTTPClient.Do(req)
-		switch {
-		case err != nil:
-			outcome = "unreachable"
-		default:
-			_ = resp.Body.Close()
-			if resp.StatusCode/100 != 2 {
-				outcome = "http_" + strconv.Itoa(resp.StatusCode)
-			}
-		}
-	}
+	outcome := s.deliver(ctx, http.MethodPost, spec.NotifyURL, ct, body, 300)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v.cbOutcome = outcome
@@ -642,21 +626,7 @@ func (s *Sim) deliverMegvii(ctx context.Context, bizID string) {
 // with the same body as notify_url. A browser tries once and does not
 // follow the page's own redirect here; the outcome is recorded.
 func (s *Sim) returnMegvii(ctx context.Context, bizID, returnURL, ct string, body []byte) {
-	outcome := "delivered"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, returnURL, bytes.NewReader(body))
-	if err != nil {
-		outcome = "bad_url"
-	} else {
-		req.Header.Set("Content-Type", ct)
-		if resp, err := s.cfg.HTTPClient.Do(req); err != nil {
-			outcome = "unreachable"
-		} else {
-			_ = resp.Body.Close()
-			if resp.StatusCode >= 400 {
-				outcome = "http_" + strconv.Itoa(resp.StatusCode)
-			}
-		}
-	}
+	outcome := s.deliver(ctx, http.MethodPost, returnURL, ct, body, 400)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v := s.megvii[bizID]; v != nil {

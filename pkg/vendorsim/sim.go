@@ -7,6 +7,7 @@
 package vendorsim
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"crypto/sha256"
@@ -16,6 +17,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -521,4 +523,29 @@ func (s *Sim) NextDelivery() time.Time {
 		return time.Time{}
 	}
 	return s.due[0].at
+}
+
+// deliver makes one request to target, as a vendor's callback sender or a
+// user's browser does, and returns its outcome: "delivered", "bad_url" (no
+// request can be made of target), "unreachable", or "http_<status>" for an
+// answer at or above failAt (300 for a callback, which a redirect does not
+// deliver; 400 for a browser, which a redirect has reached a page). With
+// contentType set, body is sent with it.
+func (s *Sim) deliver(ctx context.Context, method, target, contentType string, body []byte, failAt int) string {
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
+	if err != nil {
+		return "bad_url"
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := s.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return "unreachable"
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode >= failAt {
+		return "http_" + strconv.Itoa(resp.StatusCode)
+	}
+	return "delivered"
 }

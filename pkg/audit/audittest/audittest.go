@@ -21,7 +21,10 @@ import (
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/archiver"
+	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
@@ -192,4 +195,20 @@ func Read(t testing.TB, b objstore.Bucket, key string) []byte {
 		t.Fatal(err)
 	}
 	return body
+}
+
+// MinIOBucket starts MinIO for t (see devs3test.Start) and returns it with
+// its bucket "evidence", created.
+func MinIOBucket(t testing.TB) (*devs3.Server, *objstore.S3) {
+	t.Helper()
+	srv := devs3test.Start(t)
+	b, err := objstore.NewS3(objstore.S3Config{Endpoint: srv.Endpoint, Bucket: "evidence", PathStyle: true,
+		AccessKey: config.NewSecret(srv.User), SecretKey: config.NewSecret(srv.Password)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EnsureBucket(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return srv, b
 }
