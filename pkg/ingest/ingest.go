@@ -95,6 +95,8 @@ type Server struct {
 	landing  *landingSigner // nil: no landing is accepted
 	inFlight atomic.Int64   // requests being served, for MaxInFlight
 	issuing  chan struct{}  // a slot per issuing request in progress
+	// bearers are the SHA-256 of the accepted bearer tokens.
+	bearers [][sha256.Size]byte
 	// retryAfter is the Retry-After value: whole seconds, at least 1.
 	retryAfter string
 }
@@ -174,6 +176,9 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry), issuing: make(chan struct{}, cfg.MaxIssuing)}
 	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
+	for _, t := range cfg.BearerTokens {
+		s.bearers = append(s.bearers, sha256.Sum256([]byte(t.Reveal())))
+	}
 	return s, nil
 }
 
@@ -585,8 +590,7 @@ func (s *Server) authorized(r *http.Request) bool {
 	// nothing of the configured tokens' lengths.
 	got := sha256.Sum256([]byte(tok))
 	match := 0
-	for _, t := range s.cfg.BearerTokens {
-		want := sha256.Sum256([]byte(t.Reveal()))
+	for _, want := range s.bearers {
 		match |= subtle.ConstantTimeCompare(got[:], want[:])
 	}
 	return match == 1
