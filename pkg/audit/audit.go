@@ -36,7 +36,8 @@ type Finder interface {
 	// Get returns one verification by vendor and id, or ErrNotFound.
 	Get(ctx context.Context, v contract.Vendor, id string) (Verification, error)
 	// ByBizNo returns every verification indexed under bizNo, oldest
-	// decision first; none is not an error.
+	// decision first, each with the record its by-id entry names (as Get
+	// returns it); none is not an error.
 	ByBizNo(ctx context.Context, bizNo string) ([]Verification, error)
 	// Identity returns the verification's unmasked identity, read from its
 	// evidence document (the record holds it masked). Callers record the

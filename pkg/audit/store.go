@@ -65,11 +65,34 @@ func (s *Store) ByBizNo(ctx context.Context, bizNo string) ([]Verification, erro
 	}
 	out := make([]Verification, 0, len(keys))
 	for _, k := range keys {
-		v, err := s.load(ctx, k)
+		// A biz_no entry only tells which verification to load: the by-id
+		// entry decides which record is final. Two owners of a partition
+		// racing on terminals of different days can leave the biz_no entry
+		// of the record that lost (written once, before the by-id entry),
+		// and an entry without its by-id entry names a record that was
+		// never published.
+		b, err := s.read(ctx, k, maxEntry)
+		if errors.Is(err, objstore.ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		if v.Index.BizNo != bizNo { // a hash collision, or an entry copied by hand
+		listed, err := archiver.ParseIndexEntry(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", k, err)
+		}
+		if listed.BizNo != bizNo { // a hash collision, or an entry copied by hand
+			continue
+		}
+		v, err := s.load(ctx, archiver.IndexKey(listed.Vendor, listed.VerificationID))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v.Index.BizNo != bizNo {
 			continue
 		}
 		out = append(out, v)
