@@ -26,6 +26,30 @@ var ErrMismatch = errors.New("stored object does not match its recorded SHA-256"
 // identity).
 var ErrNoIdentity = errors.New("the evidence holds no identity")
 
+// errNoEntry is load's answer for an index key the store does not hold.
+var errNoEntry = fmt.Errorf("no index entry: %w", ErrNotFound)
+
+// missingError is an object an index entry or record names that the store
+// does not hold (deleted by hand, or expired by a lifecycle rule). It is
+// ErrMissing, ErrNotFound and objstore.ErrNotFound: trying again does not
+// help.
+type missingError struct {
+	what, key string
+	err       error
+}
+
+func (e *missingError) Error() string   { return e.what + " " + e.key + " is not in the store" }
+func (e *missingError) Unwrap() []error { return []error{ErrMissing, ErrNotFound, e.err} }
+
+// storeErr maps the store's not-found answer for key to a missingError
+// and leaves any other error as it is.
+func storeErr(what, key string, err error) error {
+	if errors.Is(err, objstore.ErrNotFound) {
+		return &missingError{what: what, key: key, err: err}
+	}
+	return err
+}
+
 // Limits on what is read into memory: index entries and records are a few
 // KB, evidence documents at most tens of MB (their blobs are objects).
 const (
@@ -86,7 +110,7 @@ func (s *Store) ByBizNo(ctx context.Context, bizNo string) ([]Verification, erro
 			continue
 		}
 		v, err := s.load(ctx, archiver.IndexKey(listed.Vendor, listed.VerificationID))
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, errNoEntry) {
 			continue
 		}
 		if err != nil {
@@ -115,7 +139,7 @@ func (s *Store) ByBizNo(ctx context.Context, bizNo string) ([]Verification, erro
 func (s *Store) load(ctx context.Context, key string) (Verification, error) {
 	b, err := s.read(ctx, key, maxEntry)
 	if errors.Is(err, objstore.ErrNotFound) {
-		return Verification{}, ErrNotFound
+		return Verification{}, errNoEntry
 	}
 	if err != nil {
 		return Verification{}, err
@@ -126,7 +150,7 @@ func (s *Store) load(ctx context.Context, key string) (Verification, error) {
 	}
 	rb, err := s.read(ctx, e.Record.Key, maxRecord)
 	if err != nil {
-		return Verification{}, fmt.Errorf("record %s of %s:%s: %w", e.Record.Key, e.Vendor, e.VerificationID, err)
+		return Verification{}, fmt.Errorf("%s:%s: %w", e.Vendor, e.VerificationID, storeErr("record", e.Record.Key, err))
 	}
 	if err := checkSum(rb, e.Record.SHA256); err != nil {
 		return Verification{}, fmt.Errorf("record %s: %w", e.Record.Key, err)
@@ -171,11 +195,11 @@ func (s *Store) Evidence(ctx context.Context, v Verification) ([]byte, objstore.
 	ref := v.Index.Evidence
 	attrs, err := s.b.Attributes(ctx, ref.Key)
 	if err != nil {
-		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, err)
+		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, storeErr("evidence document", ref.Key, err))
 	}
 	doc, err := s.read(ctx, ref.Key, maxEvidence)
 	if err != nil {
-		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, err)
+		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, storeErr("evidence document", ref.Key, err))
 	}
 	if err := checkSum(doc, ref.SHA256); err != nil {
 		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, err)
@@ -235,11 +259,11 @@ func (s *Store) Open(ctx context.Context, v Verification, key string) (io.ReadCl
 	}
 	attrs, err := s.b.Attributes(ctx, key)
 	if err != nil {
-		return nil, objstore.Attrs{}, err
+		return nil, objstore.Attrs{}, storeErr("object", key, err)
 	}
 	rc, err := s.b.Get(ctx, key)
 	if err != nil {
-		return nil, objstore.Attrs{}, err
+		return nil, objstore.Attrs{}, storeErr("object", key, err)
 	}
 	if ref.SHA256 == "" {
 		return rc, attrs, nil

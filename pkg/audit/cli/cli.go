@@ -223,11 +223,16 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 	store := audit.NewStore(b)
 	var vs []audit.Verification
 	if byBizNo {
-		if vs, err = store.ByBizNo(ctx, bizNo); err != nil {
+		if vs, err = store.ByBizNo(ctx, bizNo); errors.Is(err, audit.ErrMissing) {
+			return fmt.Errorf("biz_no %q: %v (%w)", bizNo, err, errNotFound)
+		} else if err != nil {
 			return err
 		}
 	} else {
 		one, err := store.Get(ctx, v, id)
+		if errors.Is(err, audit.ErrMissing) {
+			return fmt.Errorf("%v (%w)", err, errNotFound)
+		}
 		if errors.Is(err, audit.ErrNotFound) {
 			return fmt.Errorf("%s: %w in the index", query, errNotFound)
 		}

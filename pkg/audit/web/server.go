@@ -564,6 +564,11 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	ctx := r.Context()
 	found, err := s.cfg.Finder.ByBizNo(ctx, q)
+	if errors.Is(err, audit.ErrMissing) {
+		s.missing(r, err)
+		s.fail(w, r, http.StatusNotFound, "The store no longer holds the record of a verification this search finds.")
+		return
+	}
 	if err != nil {
 		s.storeFailed(w, r, err)
 		return
@@ -575,6 +580,10 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p Principal) {
 	for _, vendor := range []contract.Vendor{contract.Megvii, contract.Baidu} {
 		v, err := s.cfg.Finder.Get(ctx, vendor, q)
 		switch {
+		case errors.Is(err, audit.ErrMissing):
+			s.missing(r, err)
+			s.fail(w, r, http.StatusNotFound, "The store no longer holds the record of "+contract.Key(vendor, q)+".")
+			return
 		case errors.Is(err, audit.ErrNotFound):
 		case err != nil:
 			s.storeFailed(w, r, err)
@@ -611,6 +620,10 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) (audit.Verificatio
 	}
 	ver, err := s.cfg.Finder.Get(r.Context(), v, id)
 	switch {
+	case errors.Is(err, audit.ErrMissing):
+		s.missing(r, err)
+		s.fail(w, r, http.StatusNotFound, "The store no longer holds the record of "+contract.Key(v, id)+".")
+		return audit.Verification{}, false
 	case errors.Is(err, audit.ErrNotFound):
 		s.fail(w, r, http.StatusNotFound, "The store holds no verification "+contract.Key(v, id)+".")
 		return audit.Verification{}, false
@@ -619,6 +632,13 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) (audit.Verificatio
 		return audit.Verification{}, false
 	}
 	return ver, true
+}
+
+// missing logs an object the index names that the store does not hold:
+// evidence that should be kept is gone (law 9), which an operator must
+// look into; the view is answered 404.
+func (s *Server) missing(r *http.Request, err error) {
+	s.log.Error("an indexed object is missing from the evidence store", "request_id", reqID(r), "error", err.Error())
 }
 
 func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
@@ -651,6 +671,11 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	id, err := s.cfg.Finder.Identity(r.Context(), ver)
 	if err != nil {
+		if errors.Is(err, audit.ErrMissing) {
+			s.missing(r, err)
+			s.fail(w, r, http.StatusNotFound, "The store no longer holds the evidence document.")
+			return
+		}
 		if errors.Is(err, audit.ErrNotFound) || errors.Is(err, audit.ErrNoIdentity) {
 			s.fail(w, r, http.StatusNotFound, "The evidence document holds no identity.")
 			return
@@ -749,6 +774,10 @@ const verifyAhead = 1 << 20
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, ver audit.Verification, key, contentType, kind, disposition string, e contract.AuditEvent) {
 	rc, attrs, err := s.cfg.Finder.Open(r.Context(), ver, key)
 	switch {
+	case errors.Is(err, audit.ErrMissing):
+		s.missing(r, err)
+		s.fail(w, r, http.StatusNotFound, "The store no longer holds this object.")
+		return
 	case errors.Is(err, audit.ErrNotFound):
 		s.fail(w, r, http.StatusNotFound, "The store does not hold this object.")
 		return
