@@ -272,10 +272,11 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 
 func replay(ctx context.Context, env Env, args []string) error {
 	fs := config.NewFlagSet("faceharvest replay", `Re-derives the record of every indexed verification from its evidence document in the store, with
-the archiver's own code, and publishes it to --to-topic as the archiver does: the same ce_id always,
-and the same bytes when the evidence and the code give the same record (after faceid.results lost
-its records, a replay reproduces them exactly; after a schema change or a fix, the changed records
-are counted). Verifications are walked in index-key order (index/v1/by-id/<vendor>/<id>.json), in
+the archiver's own code, and publishes it to --to-topic as the archiver does: when the evidence and
+the code give the published record, the same bytes under the same ce_id (after faceid.results lost
+its records, a replay reproduces them exactly); after a schema change or a fix, a record that differs
+is a correction, counted and published under a ce_id of its own derived from its content (the stored
+record and the index are not changed: the first record stays final in the store). Verifications are walked in index-key order (index/v1/by-id/<vendor>/<id>.json), in
 batches each acknowledged by all in-sync replicas (acks=all) before the next. Bounded by --limit,
 resumable from the last key published (--resume-after, or --checkpoint FILE which is read at start
 and rewritten after each batch), and safe to run twice: a deduplicating consumer sees nothing new.
