@@ -56,7 +56,9 @@ type AuditEvent struct {
 	// Verifications are the keys (<vendor>:<id>) a search answer listed.
 	Verifications []string `json:"verifications,omitempty"`
 	// What was shown: the record, the identity unmasked, one object (media
-	// or evidence) by its store key.
+	// or evidence) by its store key. IdentityUnmasked is also set when a
+	// link to an evidence document (which holds the unmasked identity) was
+	// given (LinkedKeys).
 	Record           bool   `json:"record"`
 	IdentityUnmasked bool   `json:"identity_unmasked"`
 	ObjectKey        string `json:"object_key,omitempty"`

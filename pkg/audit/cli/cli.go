@@ -246,7 +246,7 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 	}
 	now := env.Now()
 	views := make([]audit.View, 0, len(vs))
-	shown := audit.Shown{Viewer: viewer, Command: strings.TrimPrefix(name, "faceharvest "), Query: query, BizNo: bizNo, At: now.UTC(), LinkExpiry: now.Add(expiry).UTC().Truncate(time.Second)}
+	shown := audit.Shown{Viewer: viewer, Command: strings.TrimPrefix(name, "faceharvest "), BizNo: bizNo, At: now.UTC(), LinkExpiry: now.Add(expiry).UTC().Truncate(time.Second)}
 	if !byBizNo {
 		shown.BizNo = vs[0].Record.BizNo
 	}
@@ -256,10 +256,7 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 			return err
 		}
 		views = append(views, view)
-		shown.Verifications = append(shown.Verifications, view.Key)
-		for _, l := range view.Links {
-			shown.Objects = append(shown.Objects, l.Key)
-		}
+		shown.Add(view)
 	}
 	if err := alog.Record(ctx, shown.Event()); err != nil {
 		return fmt.Errorf("recording the display (nothing was shown): %w", err)
