@@ -10,6 +10,8 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -596,8 +598,21 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p Principal) {
 	if len(found) > s.cfg.MaxSearchResults {
 		found = found[:s.cfg.MaxSearchResults]
 	}
+	// The query is recorded when it is a biz_no the store holds; anything
+	// else (an id, which the listed keys name, or text that matched
+	// nothing, such as an ID number pasted into the box) only by its
+	// SHA-256: the audit topic gets no text the store did not name.
 	e := event(r, p, contract.AuditSearch)
-	e.BizNo = q
+	for _, v := range found {
+		if v.Record.BizNo == q {
+			e.BizNo = q
+			break
+		}
+	}
+	if e.BizNo == "" {
+		sum := sha256.Sum256([]byte(q))
+		e.QuerySHA256 = hex.EncodeToString(sum[:])
+	}
 	for _, v := range found {
 		d.Results = append(d.Results, summarize(v.Record))
 		e.Verifications = append(e.Verifications, contract.Key(v.Record.Vendor, v.Record.VerificationID))

@@ -623,3 +623,36 @@ func TestMetricsStartAtZero(t *testing.T) {
 		"faceharvest_auditor_media_bytes_total{kind=video}",
 	})
 }
+
+// TestUnmatchedSearchIsNotRecorded: what a search matched is recorded (the
+// biz_no it found); text that matched nothing (an ID number pasted into the
+// box) is not, only its SHA-256: the audit topic holds no personal data
+// the store did not already name.
+func TestUnmatchedSearchIsNotRecorded(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, c := range []struct {
+		q, bizNo string
+		n        int
+	}{{"loan-42", "loan-42", 2}, {"biz-m-2", "", 1}, {audittest.MegviiIDNumber, "", 0}} {
+		resp, body := f.do(req{path: "/search?q=" + url.QueryEscape(c.q), header: bearer(viewerToken)})
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d\n%.500s", c.q, resp.StatusCode, body)
+		}
+		es := sinceLastSentinel(f.eventsUpToSentinel())
+		if len(es) != 1 {
+			t.Fatalf("%s: %d events", c.q, len(es))
+		}
+		e := es[0]
+		raw, _ := json.Marshal(e)
+		if e.BizNo != c.bizNo || len(e.Verifications) != c.n {
+			t.Errorf("%s: event biz_no %q with %d verifications, want %q with %d", c.q, e.BizNo, len(e.Verifications), c.bizNo, c.n)
+		}
+		sum := sha256.Sum256([]byte(c.q))
+		if want := hex.EncodeToString(sum[:]); c.bizNo == "" && e.QuerySHA256 != want || c.bizNo != "" && e.QuerySHA256 != "" {
+			t.Errorf("%s: query_sha256 %q", c.q, e.QuerySHA256)
+		}
+		if c.n == 0 && strings.Contains(string(raw), c.q) {
+			t.Errorf("an unmatched search put its text on the audit topic: %s", raw)
+		}
+	}
+}
