@@ -30,7 +30,7 @@ type ReplayConfig struct {
 	// --unmask-identity; it must match the archiver's for the records to
 	// come out identical.
 	Unmask bool
-	// Source is the records' ce_source (the archiver's, "/archiver").
+	// Source is the records' ce_source (the archiver's: archiver.DefaultConfig().Source when empty).
 	Source string
 	// Batch is how many records are published at once (100).
 	Batch int

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/faceharvest/faceharvest/pkg/archiver"
 	"github.com/faceharvest/faceharvest/pkg/audit"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -293,7 +294,7 @@ Progress goes to stderr when it is a terminal, or with --progress; a summary (JS
 	fs.StringVar(&resumeAfter, "resume-after", "", "skip index keys up to and including this one (the \"last\" of an earlier run's summary)")
 	fs.StringVar(&checkpoint, "checkpoint", "", "file holding the last index key published: read at start (when it exists, it wins over --resume-after) and rewritten after each acknowledged batch")
 	fs.BoolVar(&unmask, "unmask-identity", false, "re-derive full names and ID numbers, as an archiver run with --unmask-identity does; set it as the archiver has it, or the records differ")
-	fs.StringVar(&source, "source", "/archiver", "ce_source of the records (the archiver's)")
+	fs.StringVar(&source, "source", archiver.DefaultConfig().Source, "ce_source of the records (the archiver's)")
 	fs.BoolVar(&progress, "progress", false, "show a progress line on stderr even when it is not a terminal")
 	if err := fs.Parse(args, env.Getenv, env.Stdout); err != nil {
 		return err
