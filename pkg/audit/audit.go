@@ -42,10 +42,12 @@ type Finder interface {
 	// Get returns one verification by vendor and id, or ErrNotFound (with
 	// ErrMissing when the entry's record is not in the store).
 	Get(ctx context.Context, v contract.Vendor, id string) (Verification, error)
-	// ByBizNo returns every verification indexed under bizNo, oldest
+	// ByBizNo returns the verifications indexed under bizNo, oldest
 	// decision first, each with the record its by-id entry names (as Get
-	// returns it); none is not an error.
-	ByBizNo(ctx context.Context, bizNo string) ([]Verification, error)
+	// returns it): the first limit of them (all when limit <= 0), and how
+	// many there are. Only the records returned are read. None is not an
+	// error.
+	ByBizNo(ctx context.Context, bizNo string, limit int) ([]Verification, int, error)
 	// Identity returns the verification's unmasked identity, read from its
 	// evidence document (the record holds it masked). Callers record the
 	// view as an audit event before showing it. ErrNotFound with ErrMissing

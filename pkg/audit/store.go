@@ -78,16 +78,18 @@ func (s *Store) Get(ctx context.Context, v contract.Vendor, id string) (Verifica
 	return s.load(ctx, archiver.IndexKey(v, id))
 }
 
-// ByBizNo implements Finder.
-func (s *Store) ByBizNo(ctx context.Context, bizNo string) ([]Verification, error) {
+// ByBizNo implements Finder. Every entry under the biz_no's prefix and its
+// by-id entry are read (small objects); records only of the verifications
+// returned.
+func (s *Store) ByBizNo(ctx context.Context, bizNo string, limit int) ([]Verification, int, error) {
 	if bizNo == "" {
-		return nil, nil
+		return nil, 0, nil
 	}
 	keys, err := s.b.List(ctx, archiver.BizNoPrefix(bizNo))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	out := make([]Verification, 0, len(keys))
+	entries := make([]archiver.IndexEntry, 0, len(keys))
 	for _, k := range keys {
 		// A biz_no entry only tells which verification to load: the by-id
 		// entry decides which record is final. Two owners of a partition
@@ -100,29 +102,29 @@ func (s *Store) ByBizNo(ctx context.Context, bizNo string) ([]Verification, erro
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		listed, err := archiver.ParseIndexEntry(b)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", k, err)
+			return nil, 0, fmt.Errorf("%s: %w", k, err)
 		}
 		if listed.BizNo != bizNo { // a hash collision, or an entry copied by hand
 			continue
 		}
-		v, err := s.load(ctx, archiver.IndexKey(listed.Vendor, listed.VerificationID))
+		e, err := s.entry(ctx, archiver.IndexKey(listed.Vendor, listed.VerificationID))
 		if errors.Is(err, errNoEntry) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		if v.Index.BizNo != bizNo {
+		if e.BizNo != bizNo {
 			continue
 		}
-		out = append(out, v)
+		entries = append(entries, e)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i].Index, out[j].Index
+	sort.SliceStable(entries, func(i, j int) bool {
+		a, b := entries[i], entries[j]
 		if !a.DecidedAt.Equal(b.DecidedAt) {
 			return a.DecidedAt.Before(b.DecidedAt)
 		}
@@ -131,23 +133,49 @@ func (s *Store) ByBizNo(ctx context.Context, bizNo string) ([]Verification, erro
 		}
 		return a.VerificationID < b.VerificationID
 	})
-	return out, nil
+	total := len(entries)
+	if limit > 0 && len(entries) > limit {
+		entries = entries[:limit]
+	}
+	out := make([]Verification, 0, len(entries))
+	for _, e := range entries {
+		v, err := s.record(ctx, e)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, v)
+	}
+	return out, total, nil
 }
 
 // load reads the entry at key and the record it names, checked against
 // the entry's SHA-256.
 func (s *Store) load(ctx context.Context, key string) (Verification, error) {
-	b, err := s.read(ctx, key, maxEntry)
-	if errors.Is(err, objstore.ErrNotFound) {
-		return Verification{}, errNoEntry
-	}
+	e, err := s.entry(ctx, key)
 	if err != nil {
 		return Verification{}, err
 	}
+	return s.record(ctx, e)
+}
+
+// entry reads the index entry at key; errNoEntry when there is none.
+func (s *Store) entry(ctx context.Context, key string) (archiver.IndexEntry, error) {
+	b, err := s.read(ctx, key, maxEntry)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return archiver.IndexEntry{}, errNoEntry
+	}
+	if err != nil {
+		return archiver.IndexEntry{}, err
+	}
 	e, err := archiver.ParseIndexEntry(b)
 	if err != nil {
-		return Verification{}, fmt.Errorf("%s: %w", key, err)
+		return archiver.IndexEntry{}, fmt.Errorf("%s: %w", key, err)
 	}
+	return e, nil
+}
+
+// record reads the record e names, checked against e's SHA-256.
+func (s *Store) record(ctx context.Context, e archiver.IndexEntry) (Verification, error) {
 	rb, err := s.read(ctx, e.Record.Key, maxRecord)
 	if err != nil {
 		return Verification{}, fmt.Errorf("%s:%s: %w", e.Vendor, e.VerificationID, storeErr("record", e.Record.Key, err))

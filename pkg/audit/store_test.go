@@ -57,7 +57,7 @@ func TestByBizNoFollowsTheByIDEntry(t *testing.T) {
 	if !got.Record.Times.DecidedAt.Equal(second.DecidedAt) {
 		t.Fatalf("Get: the record decided %s, want the by-id winner's %s", got.Record.Times.DecidedAt, second.DecidedAt)
 	}
-	vs, err := s.ByBizNo(ctx, "loan-r")
+	vs, _, err := s.ByBizNo(ctx, "loan-r", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

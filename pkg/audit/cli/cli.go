@@ -224,7 +224,7 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 	store := audit.NewStore(b)
 	var vs []audit.Verification
 	if byBizNo {
-		if vs, err = store.ByBizNo(ctx, bizNo); errors.Is(err, audit.ErrMissing) {
+		if vs, _, err = store.ByBizNo(ctx, bizNo, 0); errors.Is(err, audit.ErrMissing) {
 			return fmt.Errorf("biz_no %q: %v (%w)", bizNo, err, errNotFound)
 		} else if err != nil {
 			return err

@@ -565,7 +565,7 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p Principal) {
 		return
 	}
 	ctx := r.Context()
-	found, err := s.cfg.Finder.ByBizNo(ctx, q)
+	found, total, err := s.cfg.Finder.ByBizNo(ctx, q, s.cfg.MaxSearchResults)
 	if errors.Is(err, audit.ErrMissing) {
 		s.missing(r, err)
 		s.fail(w, r, http.StatusNotFound, "The store no longer holds the record of a verification this search finds.")
@@ -590,11 +590,12 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p Principal) {
 		case err != nil:
 			s.storeFailed(w, r, err)
 			return
-		case !seen[contract.Key(vendor, q)]:
+		case !seen[contract.Key(vendor, q)] && v.Record.BizNo != q: // one of the biz_no's is counted already
 			found = append(found, v)
+			total++
 		}
 	}
-	d := searchData{Query: q, Total: len(found)}
+	d := searchData{Query: q, Total: total}
 	if len(found) > s.cfg.MaxSearchResults {
 		found = found[:s.cfg.MaxSearchResults]
 	}

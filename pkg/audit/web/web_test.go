@@ -55,6 +55,7 @@ type fixture struct {
 	sentnum int
 	bucket  *objstore.Memory
 	hidden  map[string]bool // keys the store answers as missing
+	gets    map[string]int  // reads of each key through the page's store
 }
 
 // hidingBucket answers the fixture's hidden keys as missing objects.
@@ -77,6 +78,9 @@ func (h hidingBucket) Attributes(ctx context.Context, key string) (objstore.Attr
 }
 
 func (h hidingBucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	h.f.mu.Lock()
+	h.f.gets[key]++
+	h.f.mu.Unlock()
 	if h.gone(key) {
 		return nil, objstore.ErrNotFound
 	}
@@ -116,7 +120,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		audittest.Verification{Vendor: contract.Baidu, ID: "vt-b-1", BizNo: "loan-42", DecidedAt: decided.Add(time.Hour), Seed: 2},
 		audittest.Verification{Vendor: contract.Megvii, ID: "biz-m-2", BizNo: "loan-7", DecidedAt: decided, Seed: 3})
 	f := &fixture{t: t, broker: b, reg: prometheus.NewRegistry(), recs: map[string]contract.Record{}, now: decided.Add(90 * 24 * time.Hour), bucket: bucket,
-		hidden: map[string]bool{}}
+		hidden: map[string]bool{}, gets: map[string]int{}}
 	for _, r := range recs {
 		f.recs[contract.Key(r.Vendor, r.VerificationID)] = r
 	}
@@ -653,6 +657,30 @@ func TestUnmatchedSearchIsNotRecorded(t *testing.T) {
 		}
 		if c.n == 0 && strings.Contains(string(raw), c.q) {
 			t.Errorf("an unmatched search put its text on the audit topic: %s", raw)
+		}
+	}
+}
+
+// TestSearchReadsOnlyTheRecordsItLists: a search of a biz_no with more
+// verifications than MaxSearchResults reads the records of those it lists,
+// the oldest, and counts the rest.
+func TestSearchReadsOnlyTheRecordsItLists(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxSearchResults = 1 })
+	resp, body := f.do(req{path: "/search?q=loan-42", header: bearer(viewerToken)})
+	if resp.StatusCode != 200 || !strings.Contains(body, "2 found") || !strings.Contains(body, "megvii:biz-m-1") || strings.Contains(body, "baidu:vt-b-1") {
+		t.Fatalf("%d:\n%.3000s", resp.StatusCode, body)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range []string{"megvii:biz-m-1", "baidu:vt-b-1"} {
+		rec := f.recs[id]
+		key := strings.Replace(rec.Evidence.Key, "/evidence/", "/records/", 1)
+		want := 1
+		if id == "baidu:vt-b-1" {
+			want = 0
+		}
+		if f.gets[key] != want {
+			t.Errorf("the search read %s's record %d times, want %d", id, f.gets[key], want)
 		}
 	}
 }
