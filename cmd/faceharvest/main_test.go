@@ -255,7 +255,7 @@ func TestShowAndFindAreAudited(t *testing.T) {
 	keys, exp := linked(t, vs)
 	e := es[0]
 	if e.ID == "" || e.Viewer != "ana@compliance" || e.Role != contract.RoleOperator || e.Via != "faceharvest" || e.Action != contract.AuditRecord ||
-		e.Vendor != contract.Baidu || e.VerificationID != "b-1" || e.BizNo != "loan-7" || !e.Record || e.IdentityUnmasked ||
+		e.Vendor != contract.Baidu || e.VerificationID != "b-1" || e.BizNo != "loan-7" || !e.Record || !e.IdentityUnmasked ||
 		strings.Join(e.Verifications, ",") != "baidu:b-1" || e.At.Before(before.Add(-time.Second)) {
 		t.Fatalf("event %+v", e)
 	}
@@ -281,7 +281,8 @@ func TestShowAndFindAreAudited(t *testing.T) {
 	}
 	keys, exp = linked(t, vs)
 	e = es[2]
-	if e.Action != contract.AuditSearch || e.BizNo != "loan-7" || e.Vendor != "" || e.VerificationID != "" || !e.Record ||
+	// A link to an evidence document is a link to the unmasked identity.
+	if e.Action != contract.AuditSearch || e.BizNo != "loan-7" || e.Vendor != "" || e.VerificationID != "" || !e.Record || !e.IdentityUnmasked ||
 		strings.Join(e.Verifications, ",") != "baidu:b-1,megvii:m-1" || strings.Join(e.LinkedKeys, ",") != strings.Join(keys, ",") ||
 		e.LinksExpireAt == nil || !e.LinksExpireAt.Equal(exp) {
 		t.Fatalf("find: %+v", e)

@@ -22,6 +22,12 @@ import (
 // for an object key the verification does not reference.
 var ErrNotFound = errors.New("verification not found")
 
+// ErrMissing is returned (with ErrNotFound) for an object the index entry
+// or the record names that the store does not hold: a record, an evidence
+// document or a media object deleted by hand or expired by a lifecycle
+// rule. It is not a store failure: trying again does not help.
+var ErrMissing = errors.New("object missing from the store")
+
 // Verification is what the store holds for one verification: its index
 // entry and its record exactly as stored (and as published).
 type Verification struct {
@@ -33,17 +39,23 @@ type Verification struct {
 
 // Finder is the read side of the evidence store.
 type Finder interface {
-	// Get returns one verification by vendor and id, or ErrNotFound.
+	// Get returns one verification by vendor and id, or ErrNotFound (with
+	// ErrMissing when the entry's record is not in the store).
 	Get(ctx context.Context, v contract.Vendor, id string) (Verification, error)
-	// ByBizNo returns every verification indexed under bizNo, oldest
-	// decision first; none is not an error.
-	ByBizNo(ctx context.Context, bizNo string) ([]Verification, error)
+	// ByBizNo returns the verifications indexed under bizNo, oldest
+	// decision first, each with the record its by-id entry names (as Get
+	// returns it): the first limit of them (all when limit <= 0), and how
+	// many there are. Only the records returned are read. None is not an
+	// error.
+	ByBizNo(ctx context.Context, bizNo string, limit int) ([]Verification, int, error)
 	// Identity returns the verification's unmasked identity, read from its
 	// evidence document (the record holds it masked). Callers record the
-	// view as an audit event before showing it.
+	// view as an audit event before showing it. ErrNotFound with ErrMissing
+	// when the evidence document is not in the store.
 	Identity(ctx context.Context, v Verification) (contract.Identity, error)
 	// Open streams an object the verification references (a media object,
 	// its evidence document or its record); ErrNotFound for any other key,
-	// so that a caller cannot be made to read arbitrary keys.
+	// so that a caller cannot be made to read arbitrary keys, and
+	// ErrNotFound with ErrMissing for one the store does not hold.
 	Open(ctx context.Context, v Verification, key string) (io.ReadCloser, objstore.Attrs, error)
 }

@@ -72,7 +72,7 @@ func finderContract(t *testing.T, b objstore.Bucket, newFinder func(objstore.Buc
 			bizNo string
 			want  []string
 		}{{"loan-7", []string{"baidu:b-1", "megvii:m-1"}}, {"loan-8", []string{"megvii:m-2"}}, {"loan-9", nil}, {"", nil}, {"loan", nil}} {
-			vs, err := f.ByBizNo(ctx, c.bizNo)
+			vs, n, err := f.ByBizNo(ctx, c.bizNo, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -83,9 +83,13 @@ func finderContract(t *testing.T, b objstore.Bucket, newFinder func(objstore.Buc
 					t.Errorf("%q found a record of biz_no %q", c.bizNo, v.Record.BizNo)
 				}
 			}
-			if strings.Join(got, ",") != strings.Join(c.want, ",") {
-				t.Errorf("%q: %v, want %v", c.bizNo, got, c.want)
+			if strings.Join(got, ",") != strings.Join(c.want, ",") || n != len(c.want) {
+				t.Errorf("%q: %v of %d, want %v", c.bizNo, got, n, c.want)
 			}
+		}
+		vs, n, err := f.ByBizNo(ctx, "loan-7", 1)
+		if err != nil || len(vs) != 1 || n != 2 || vs[0].Record.VerificationID != "b-1" {
+			t.Fatalf("limit 1: %d verifications of %d, %v; want the oldest of 2", len(vs), n, err)
 		}
 	})
 	t.Run("identity unmasked from the evidence", func(t *testing.T) {

@@ -3,6 +3,8 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,7 +30,7 @@ type ReplayConfig struct {
 	// --unmask-identity; it must match the archiver's for the records to
 	// come out identical.
 	Unmask bool
-	// Source is the records' ce_source (the archiver's, "/archiver").
+	// Source is the records' ce_source (the archiver's: archiver.DefaultConfig().Source when empty).
 	Source string
 	// Batch is how many records are published at once (100).
 	Batch int
@@ -43,7 +45,7 @@ type ReplayProgress struct {
 	Total     int    `json:"total"`     // index entries in the walk
 	Seen      int    `json:"seen"`      // entries read (after ResumeAfter)
 	Published int    `json:"published"` // records published
-	Changed   int    `json:"changed"`   // re-derived records that differ from the stored one
+	Changed   int    `json:"changed"`   // re-derived records that differ from the published one (published as corrections)
 	Skipped   int    `json:"skipped"`   // entries outside Since or Vendors
 	Last      string `json:"last"`
 }
@@ -51,11 +53,26 @@ type ReplayProgress struct {
 // Publish sends envelopes and returns once each is acknowledged.
 type Publish func(ctx context.Context, es []contract.Envelope) error
 
+// published reports whether value is the record the entry names as
+// published: its SHA-256 when the entry has one (the stored bytes may have
+// been altered since), else the stored bytes.
+func published(e archiver.IndexEntry, stored, value []byte) bool {
+	if e.Record.SHA256 == "" {
+		return bytes.Equal(value, stored)
+	}
+	sum := sha256.Sum256(value)
+	return hex.EncodeToString(sum[:]) == e.Record.SHA256
+}
+
 // Replay re-derives the record of every indexed verification from its
 // evidence document (archiver.RecordFromEvidence, the archiver's own code)
-// and publishes it as the archiver does (archiver.RecordEnvelope): the same
-// ce_id always, the same bytes when the evidence and the code give the same
-// record. Verifications are walked in index-key order, so a run is
+// and publishes it as the archiver does (archiver.RecordEnvelope). A record
+// that is the published one, byte for byte, keeps the record's ce_id
+// (contract.RecordID); one that differs (a correction: the code or the
+// mask changed) gets contract.RecordRevisionID of its content, so that a
+// consumer deduplicating on ce_id sees it, once however often the replay
+// runs. The store is only read: the first record stays the stored, final
+// one. Verifications are walked in index-key order, so a run is
 // resumable from its Last key and two runs publish the same sequence.
 func (s *Store) Replay(ctx context.Context, cfg ReplayConfig, publish Publish) (ReplayProgress, error) {
 	if cfg.Batch <= 0 {
@@ -141,10 +158,13 @@ func (s *Store) Replay(ctx context.Context, cfg ReplayConfig, publish Publish) (
 		if err != nil {
 			return pr, fmt.Errorf("record of %s: %w", k, err)
 		}
-		if !bytes.Equal(value, v.RecordJSON) {
+		env := archiver.RecordEnvelope(rec, value, cfg.Source)
+		if !published(e, v.RecordJSON, value) {
 			pr.Changed++
+			sum := sha256.Sum256(value)
+			env.ID = contract.RecordRevisionID(rec.Vendor, rec.VerificationID, hex.EncodeToString(sum[:]))
 		}
-		batch = append(batch, archiver.RecordEnvelope(rec, value, cfg.Source))
+		batch = append(batch, env)
 		batchLast = k
 		if len(batch) >= cfg.Batch {
 			if err := flush(); err != nil {

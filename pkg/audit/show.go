@@ -54,21 +54,37 @@ type Link struct {
 type Shown struct {
 	Viewer        string    `json:"viewer"`
 	Command       string    `json:"command"` // show or find
-	Query         string    `json:"query"`   // <vendor>:<id>, or biz_no:<biz_no>
 	BizNo         string    `json:"biz_no"`  // the biz_no found, or the one verification's
 	Verifications []string  `json:"verifications"`
 	Objects       []string  `json:"objects"` // keys a link was issued for
 	LinkExpiry    time.Time `json:"link_expiry"`
 	At            time.Time `json:"at"`
+	// EvidenceLinked is set when a link was issued for an evidence
+	// document, which holds the unmasked name and ID number.
+	EvidenceLinked bool `json:"evidence_linked"`
+}
+
+// Add counts v as shown: its verification, and a link to each of its
+// objects.
+func (s *Shown) Add(v View) {
+	s.Verifications = append(s.Verifications, v.Key)
+	for _, l := range v.Links {
+		s.Objects = append(s.Objects, l.Key)
+		if l.What == "evidence" {
+			s.EvidenceLinked = true
+		}
+	}
 }
 
 // Event is the display's audit event: a show is a record view of its
 // verification, a find a search naming every verification it showed; both
 // showed the records (identity masked) and list the objects linked and
-// when the links expire. Via, and the ID, are the audit Log's to fill in.
+// when the links expire. A link to an evidence document gives whoever
+// holds it the unmasked identity: such a display is identity_unmasked.
+// Via, and the ID, are the audit Log's to fill in.
 func (s Shown) Event() contract.AuditEvent {
 	e := contract.AuditEvent{Viewer: s.Viewer, Role: contract.RoleOperator, At: s.At, Action: contract.AuditRecord,
-		BizNo: s.BizNo, Verifications: s.Verifications, Record: true, LinkedKeys: s.Objects}
+		BizNo: s.BizNo, Verifications: s.Verifications, Record: true, IdentityUnmasked: s.EvidenceLinked, LinkedKeys: s.Objects}
 	if s.Command == "find" {
 		e.Action = contract.AuditSearch
 	} else if len(s.Verifications) == 1 {

@@ -26,6 +26,30 @@ var ErrMismatch = errors.New("stored object does not match its recorded SHA-256"
 // identity).
 var ErrNoIdentity = errors.New("the evidence holds no identity")
 
+// errNoEntry is load's answer for an index key the store does not hold.
+var errNoEntry = fmt.Errorf("no index entry: %w", ErrNotFound)
+
+// missingError is an object an index entry or record names that the store
+// does not hold (deleted by hand, or expired by a lifecycle rule). It is
+// ErrMissing, ErrNotFound and objstore.ErrNotFound: trying again does not
+// help.
+type missingError struct {
+	what, key string
+	err       error
+}
+
+func (e *missingError) Error() string   { return e.what + " " + e.key + " is not in the store" }
+func (e *missingError) Unwrap() []error { return []error{ErrMissing, ErrNotFound, e.err} }
+
+// storeErr maps the store's not-found answer for key to a missingError
+// and leaves any other error as it is.
+func storeErr(what, key string, err error) error {
+	if errors.Is(err, objstore.ErrNotFound) {
+		return &missingError{what: what, key: key, err: err}
+	}
+	return err
+}
+
 // Limits on what is read into memory: index entries and records are a few
 // KB, evidence documents at most tens of MB (their blobs are objects).
 const (
@@ -54,28 +78,53 @@ func (s *Store) Get(ctx context.Context, v contract.Vendor, id string) (Verifica
 	return s.load(ctx, archiver.IndexKey(v, id))
 }
 
-// ByBizNo implements Finder.
-func (s *Store) ByBizNo(ctx context.Context, bizNo string) ([]Verification, error) {
+// ByBizNo implements Finder. Every entry under the biz_no's prefix and its
+// by-id entry are read (small objects); records only of the verifications
+// returned.
+func (s *Store) ByBizNo(ctx context.Context, bizNo string, limit int) ([]Verification, int, error) {
 	if bizNo == "" {
-		return nil, nil
+		return nil, 0, nil
 	}
 	keys, err := s.b.List(ctx, archiver.BizNoPrefix(bizNo))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	out := make([]Verification, 0, len(keys))
+	entries := make([]archiver.IndexEntry, 0, len(keys))
 	for _, k := range keys {
-		v, err := s.load(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		if v.Index.BizNo != bizNo { // a hash collision, or an entry copied by hand
+		// A biz_no entry only tells which verification to load: the by-id
+		// entry decides which record is final. Two owners of a partition
+		// racing on terminals of different days can leave the biz_no entry
+		// of the record that lost (written once, before the by-id entry),
+		// and an entry without its by-id entry names a record that was
+		// never published.
+		b, err := s.read(ctx, k, maxEntry)
+		if errors.Is(err, objstore.ErrNotFound) {
 			continue
 		}
-		out = append(out, v)
+		if err != nil {
+			return nil, 0, err
+		}
+		listed, err := archiver.ParseIndexEntry(b)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", k, err)
+		}
+		if listed.BizNo != bizNo { // a hash collision, or an entry copied by hand
+			continue
+		}
+		e, err := s.entry(ctx, archiver.IndexKey(listed.Vendor, listed.VerificationID))
+		if errors.Is(err, errNoEntry) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if e.BizNo != bizNo {
+			continue
+		}
+		entries = append(entries, e)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i].Index, out[j].Index
+	sort.SliceStable(entries, func(i, j int) bool {
+		a, b := entries[i], entries[j]
 		if !a.DecidedAt.Equal(b.DecidedAt) {
 			return a.DecidedAt.Before(b.DecidedAt)
 		}
@@ -84,26 +133,52 @@ func (s *Store) ByBizNo(ctx context.Context, bizNo string) ([]Verification, erro
 		}
 		return a.VerificationID < b.VerificationID
 	})
-	return out, nil
+	total := len(entries)
+	if limit > 0 && len(entries) > limit {
+		entries = entries[:limit]
+	}
+	out := make([]Verification, 0, len(entries))
+	for _, e := range entries {
+		v, err := s.record(ctx, e)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, v)
+	}
+	return out, total, nil
 }
 
 // load reads the entry at key and the record it names, checked against
 // the entry's SHA-256.
 func (s *Store) load(ctx context.Context, key string) (Verification, error) {
-	b, err := s.read(ctx, key, maxEntry)
-	if errors.Is(err, objstore.ErrNotFound) {
-		return Verification{}, ErrNotFound
-	}
+	e, err := s.entry(ctx, key)
 	if err != nil {
 		return Verification{}, err
 	}
+	return s.record(ctx, e)
+}
+
+// entry reads the index entry at key; errNoEntry when there is none.
+func (s *Store) entry(ctx context.Context, key string) (archiver.IndexEntry, error) {
+	b, err := s.read(ctx, key, maxEntry)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return archiver.IndexEntry{}, errNoEntry
+	}
+	if err != nil {
+		return archiver.IndexEntry{}, err
+	}
 	e, err := archiver.ParseIndexEntry(b)
 	if err != nil {
-		return Verification{}, fmt.Errorf("%s: %w", key, err)
+		return archiver.IndexEntry{}, fmt.Errorf("%s: %w", key, err)
 	}
+	return e, nil
+}
+
+// record reads the record e names, checked against e's SHA-256.
+func (s *Store) record(ctx context.Context, e archiver.IndexEntry) (Verification, error) {
 	rb, err := s.read(ctx, e.Record.Key, maxRecord)
 	if err != nil {
-		return Verification{}, fmt.Errorf("record %s of %s:%s: %w", e.Record.Key, e.Vendor, e.VerificationID, err)
+		return Verification{}, fmt.Errorf("%s:%s: %w", e.Vendor, e.VerificationID, storeErr("record", e.Record.Key, err))
 	}
 	if err := checkSum(rb, e.Record.SHA256); err != nil {
 		return Verification{}, fmt.Errorf("record %s: %w", e.Record.Key, err)
@@ -148,11 +223,11 @@ func (s *Store) Evidence(ctx context.Context, v Verification) ([]byte, objstore.
 	ref := v.Index.Evidence
 	attrs, err := s.b.Attributes(ctx, ref.Key)
 	if err != nil {
-		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, err)
+		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, storeErr("evidence document", ref.Key, err))
 	}
 	doc, err := s.read(ctx, ref.Key, maxEvidence)
 	if err != nil {
-		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, err)
+		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, storeErr("evidence document", ref.Key, err))
 	}
 	if err := checkSum(doc, ref.SHA256); err != nil {
 		return nil, objstore.Attrs{}, fmt.Errorf("evidence document %s: %w", ref.Key, err)
@@ -212,11 +287,11 @@ func (s *Store) Open(ctx context.Context, v Verification, key string) (io.ReadCl
 	}
 	attrs, err := s.b.Attributes(ctx, key)
 	if err != nil {
-		return nil, objstore.Attrs{}, err
+		return nil, objstore.Attrs{}, storeErr("object", key, err)
 	}
 	rc, err := s.b.Get(ctx, key)
 	if err != nil {
-		return nil, objstore.Attrs{}, err
+		return nil, objstore.Attrs{}, storeErr("object", key, err)
 	}
 	if ref.SHA256 == "" {
 		return rc, attrs, nil

@@ -49,14 +49,24 @@ type AuditEvent struct {
 	At     time.Time `json:"at"`
 	Action string    `json:"action"`
 	// Vendor and VerificationID name the verification viewed (empty for a
-	// search); BizNo is the searched biz_no.
+	// search); BizNo is the verification's biz_no, or the searched one when
+	// the search found it.
 	Vendor         Vendor `json:"vendor,omitempty"`
 	VerificationID string `json:"verification_id,omitempty"`
 	BizNo          string `json:"biz_no,omitempty"`
+	// QuerySHA256 is the SHA-256 (hex) of a page search's text that is not
+	// a biz_no the store holds (an id, which Verifications names, or text
+	// that matched nothing, such as an ID number pasted into the box): the
+	// text itself is not recorded. It tells two searches apart and lets a
+	// suspected text be checked; a guessable text can be recovered from it
+	// by trying candidates, so it hides the text from a casual reader only.
+	QuerySHA256 string `json:"query_sha256,omitempty"`
 	// Verifications are the keys (<vendor>:<id>) a search answer listed.
 	Verifications []string `json:"verifications,omitempty"`
 	// What was shown: the record, the identity unmasked, one object (media
-	// or evidence) by its store key.
+	// or evidence) by its store key. IdentityUnmasked is also set when a
+	// link to an evidence document (which holds the unmasked identity) was
+	// given (LinkedKeys).
 	Record           bool   `json:"record"`
 	IdentityUnmasked bool   `json:"identity_unmasked"`
 	ObjectKey        string `json:"object_key,omitempty"`

@@ -25,6 +25,16 @@ var RecordSchema []byte
 // re-publication, so consumers deduplicate on it.
 func RecordID(v Vendor, id string) string { return EventID(string(v), id, "record") }
 
+// RecordRevisionID is the ce_id of a correction of a verification's record:
+// a record re-derived from its evidence (a replay from the store after a
+// fix) whose bytes, of SHA-256 sha (hex), differ from the published ones.
+// It differs from RecordID, so a consumer deduplicating on ce_id does not
+// drop the correction, and is the same for the same content, so replaying
+// twice publishes it once.
+func RecordRevisionID(v Vendor, id, sha string) string {
+	return EventID(string(v), id, "record", sha)
+}
+
 // Record is the normalized outcome of one verification.
 type Record struct {
 	Schema         string `json:"schema"`

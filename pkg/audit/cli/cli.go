@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/faceharvest/faceharvest/pkg/archiver"
 	"github.com/faceharvest/faceharvest/pkg/audit"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -223,11 +224,16 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 	store := audit.NewStore(b)
 	var vs []audit.Verification
 	if byBizNo {
-		if vs, err = store.ByBizNo(ctx, bizNo); err != nil {
+		if vs, _, err = store.ByBizNo(ctx, bizNo, 0); errors.Is(err, audit.ErrMissing) {
+			return fmt.Errorf("biz_no %q: %v (%w)", bizNo, err, errNotFound)
+		} else if err != nil {
 			return err
 		}
 	} else {
 		one, err := store.Get(ctx, v, id)
+		if errors.Is(err, audit.ErrMissing) {
+			return fmt.Errorf("%v (%w)", err, errNotFound)
+		}
 		if errors.Is(err, audit.ErrNotFound) {
 			return fmt.Errorf("%s: %w in the index", query, errNotFound)
 		}
@@ -241,7 +247,7 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 	}
 	now := env.Now()
 	views := make([]audit.View, 0, len(vs))
-	shown := audit.Shown{Viewer: viewer, Command: strings.TrimPrefix(name, "faceharvest "), Query: query, BizNo: bizNo, At: now.UTC(), LinkExpiry: now.Add(expiry).UTC().Truncate(time.Second)}
+	shown := audit.Shown{Viewer: viewer, Command: strings.TrimPrefix(name, "faceharvest "), BizNo: bizNo, At: now.UTC(), LinkExpiry: now.Add(expiry).UTC().Truncate(time.Second)}
 	if !byBizNo {
 		shown.BizNo = vs[0].Record.BizNo
 	}
@@ -251,10 +257,7 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 			return err
 		}
 		views = append(views, view)
-		shown.Verifications = append(shown.Verifications, view.Key)
-		for _, l := range view.Links {
-			shown.Objects = append(shown.Objects, l.Key)
-		}
+		shown.Add(view)
 	}
 	if err := alog.Record(ctx, shown.Event()); err != nil {
 		return fmt.Errorf("recording the display (nothing was shown): %w", err)
@@ -267,10 +270,11 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 
 func replay(ctx context.Context, env Env, args []string) error {
 	fs := config.NewFlagSet("faceharvest replay", `Re-derives the record of every indexed verification from its evidence document in the store, with
-the archiver's own code, and publishes it to --to-topic as the archiver does: the same ce_id always,
-and the same bytes when the evidence and the code give the same record (after faceid.results lost
-its records, a replay reproduces them exactly; after a schema change or a fix, the changed records
-are counted). Verifications are walked in index-key order (index/v1/by-id/<vendor>/<id>.json), in
+the archiver's own code, and publishes it to --to-topic as the archiver does: when the evidence and
+the code give the published record, the same bytes under the same ce_id (after faceid.results lost
+its records, a replay reproduces them exactly); after a schema change or a fix, a record that differs
+is a correction, counted and published under a ce_id of its own derived from its content (the stored
+record and the index are not changed: the first record stays final in the store). Verifications are walked in index-key order (index/v1/by-id/<vendor>/<id>.json), in
 batches each acknowledged by all in-sync replicas (acks=all) before the next. Bounded by --limit,
 resumable from the last key published (--resume-after, or --checkpoint FILE which is read at start
 and rewritten after each batch), and safe to run twice: a deduplicating consumer sees nothing new.
@@ -290,7 +294,7 @@ Progress goes to stderr when it is a terminal, or with --progress; a summary (JS
 	fs.StringVar(&resumeAfter, "resume-after", "", "skip index keys up to and including this one (the \"last\" of an earlier run's summary)")
 	fs.StringVar(&checkpoint, "checkpoint", "", "file holding the last index key published: read at start (when it exists, it wins over --resume-after) and rewritten after each acknowledged batch")
 	fs.BoolVar(&unmask, "unmask-identity", false, "re-derive full names and ID numbers, as an archiver run with --unmask-identity does; set it as the archiver has it, or the records differ")
-	fs.StringVar(&source, "source", "/archiver", "ce_source of the records (the archiver's)")
+	fs.StringVar(&source, "source", archiver.DefaultConfig().Source, "ce_source of the records (the archiver's)")
 	fs.BoolVar(&progress, "progress", false, "show a progress line on stderr even when it is not a terminal")
 	if err := fs.Parse(args, env.Getenv, env.Stdout); err != nil {
 		return err

@@ -10,6 +10,8 @@ package web
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -563,7 +565,12 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p Principal) {
 		return
 	}
 	ctx := r.Context()
-	found, err := s.cfg.Finder.ByBizNo(ctx, q)
+	found, total, err := s.cfg.Finder.ByBizNo(ctx, q, s.cfg.MaxSearchResults)
+	if errors.Is(err, audit.ErrMissing) {
+		s.missing(r, err)
+		s.fail(w, r, http.StatusNotFound, "The store no longer holds the record of a verification this search finds.")
+		return
+	}
 	if err != nil {
 		s.storeFailed(w, r, err)
 		return
@@ -575,20 +582,38 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p Principal) {
 	for _, vendor := range []contract.Vendor{contract.Megvii, contract.Baidu} {
 		v, err := s.cfg.Finder.Get(ctx, vendor, q)
 		switch {
+		case errors.Is(err, audit.ErrMissing):
+			s.missing(r, err)
+			s.fail(w, r, http.StatusNotFound, "The store no longer holds the record of "+contract.Key(vendor, q)+".")
+			return
 		case errors.Is(err, audit.ErrNotFound):
 		case err != nil:
 			s.storeFailed(w, r, err)
 			return
-		case !seen[contract.Key(vendor, q)]:
+		case !seen[contract.Key(vendor, q)] && v.Record.BizNo != q: // one of the biz_no's is counted already
 			found = append(found, v)
+			total++
 		}
 	}
-	d := searchData{Query: q, Total: len(found)}
+	d := searchData{Query: q, Total: total}
 	if len(found) > s.cfg.MaxSearchResults {
 		found = found[:s.cfg.MaxSearchResults]
 	}
+	// The query is recorded when it is a biz_no the store holds; anything
+	// else (an id, which the listed keys name, or text that matched
+	// nothing, such as an ID number pasted into the box) only by its
+	// SHA-256: the audit topic gets no text the store did not name.
 	e := event(r, p, contract.AuditSearch)
-	e.BizNo = q
+	for _, v := range found {
+		if v.Record.BizNo == q {
+			e.BizNo = q
+			break
+		}
+	}
+	if e.BizNo == "" {
+		sum := sha256.Sum256([]byte(q))
+		e.QuerySHA256 = hex.EncodeToString(sum[:])
+	}
 	for _, v := range found {
 		d.Results = append(d.Results, summarize(v.Record))
 		e.Verifications = append(e.Verifications, contract.Key(v.Record.Vendor, v.Record.VerificationID))
@@ -611,6 +636,10 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) (audit.Verificatio
 	}
 	ver, err := s.cfg.Finder.Get(r.Context(), v, id)
 	switch {
+	case errors.Is(err, audit.ErrMissing):
+		s.missing(r, err)
+		s.fail(w, r, http.StatusNotFound, "The store no longer holds the record of "+contract.Key(v, id)+".")
+		return audit.Verification{}, false
 	case errors.Is(err, audit.ErrNotFound):
 		s.fail(w, r, http.StatusNotFound, "The store holds no verification "+contract.Key(v, id)+".")
 		return audit.Verification{}, false
@@ -619,6 +648,13 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) (audit.Verificatio
 		return audit.Verification{}, false
 	}
 	return ver, true
+}
+
+// missing logs an object the index names that the store does not hold:
+// evidence that should be kept is gone (law 9), which an operator must
+// look into; the view is answered 404.
+func (s *Server) missing(r *http.Request, err error) {
+	s.log.Error("an indexed object is missing from the evidence store", "request_id", reqID(r), "error", err.Error())
 }
 
 func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
@@ -651,6 +687,11 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	id, err := s.cfg.Finder.Identity(r.Context(), ver)
 	if err != nil {
+		if errors.Is(err, audit.ErrMissing) {
+			s.missing(r, err)
+			s.fail(w, r, http.StatusNotFound, "The store no longer holds the evidence document.")
+			return
+		}
 		if errors.Is(err, audit.ErrNotFound) || errors.Is(err, audit.ErrNoIdentity) {
 			s.fail(w, r, http.StatusNotFound, "The evidence document holds no identity.")
 			return
@@ -749,6 +790,10 @@ const verifyAhead = 1 << 20
 func (s *Server) stream(w http.ResponseWriter, r *http.Request, ver audit.Verification, key, contentType, kind, disposition string, e contract.AuditEvent) {
 	rc, attrs, err := s.cfg.Finder.Open(r.Context(), ver, key)
 	switch {
+	case errors.Is(err, audit.ErrMissing):
+		s.missing(r, err)
+		s.fail(w, r, http.StatusNotFound, "The store no longer holds this object.")
+		return
 	case errors.Is(err, audit.ErrNotFound):
 		s.fail(w, r, http.StatusNotFound, "The store does not hold this object.")
 		return

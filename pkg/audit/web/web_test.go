@@ -54,6 +54,45 @@ type fixture struct {
 	client  *http.Client
 	sentnum int
 	bucket  *objstore.Memory
+	hidden  map[string]bool // keys the store answers as missing
+	gets    map[string]int  // reads of each key through the page's store
+}
+
+// hidingBucket answers the fixture's hidden keys as missing objects.
+type hidingBucket struct {
+	objstore.Bucket
+	f *fixture
+}
+
+func (h hidingBucket) gone(key string) bool {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	return h.f.hidden[key]
+}
+
+func (h hidingBucket) Attributes(ctx context.Context, key string) (objstore.Attrs, error) {
+	if h.gone(key) {
+		return objstore.Attrs{}, objstore.ErrNotFound
+	}
+	return h.Bucket.Attributes(ctx, key)
+}
+
+func (h hidingBucket) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	h.f.mu.Lock()
+	h.f.gets[key]++
+	h.f.mu.Unlock()
+	if h.gone(key) {
+		return nil, objstore.ErrNotFound
+	}
+	return h.Bucket.Get(ctx, key)
+}
+
+// hide makes the store answer key as missing (deleted by hand, or by a
+// lifecycle rule).
+func (f *fixture) hide(key string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hidden[key] = true
 }
 
 func (f *fixture) clock() time.Time {
@@ -80,7 +119,8 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		audittest.Verification{Vendor: contract.Megvii, ID: "biz-m-1", BizNo: "loan-42", DecidedAt: decided, Seed: 1},
 		audittest.Verification{Vendor: contract.Baidu, ID: "vt-b-1", BizNo: "loan-42", DecidedAt: decided.Add(time.Hour), Seed: 2},
 		audittest.Verification{Vendor: contract.Megvii, ID: "biz-m-2", BizNo: "loan-7", DecidedAt: decided, Seed: 3})
-	f := &fixture{t: t, broker: b, reg: prometheus.NewRegistry(), recs: map[string]contract.Record{}, now: decided.Add(90 * 24 * time.Hour), bucket: bucket}
+	f := &fixture{t: t, broker: b, reg: prometheus.NewRegistry(), recs: map[string]contract.Record{}, now: decided.Add(90 * 24 * time.Hour), bucket: bucket,
+		hidden: map[string]bool{}, gets: map[string]int{}}
 	for _, r := range recs {
 		f.recs[contract.Key(r.Vendor, r.VerificationID)] = r
 	}
@@ -98,7 +138,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Finder: audit.NewStore(bucket), Recorder: log, Tokens: tokens, SessionKeys: [][]byte{[]byte(sessionKey)}, Now: f.clock, Registry: f.reg,
+	cfg := Config{Finder: audit.NewStore(hidingBucket{Bucket: bucket, f: f}), Recorder: log, Tokens: tokens, SessionKeys: [][]byte{[]byte(sessionKey)}, Now: f.clock, Registry: f.reg,
 		ProxyUserHeader: "X-Forwarded-User", ProxyRoleHeader: "X-Forwarded-Role", ProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
 	if mod != nil {
 		mod(&cfg)
@@ -526,6 +566,36 @@ func TestUnrecordedViewIsNotShown(t *testing.T) {
 	}
 }
 
+// TestMissingObjectIsNotFound: a media object, an evidence document or a
+// record the index names but the store no longer holds is answered 404 (it
+// is not there; trying again does not help), not 503, and, as every view
+// that shows nothing, writes no audit event.
+func TestMissingObjectIsNotFound(t *testing.T) {
+	f := newFixture(t, nil)
+	m1, b1 := f.recs["megvii:biz-m-1"], f.recs["baidu:vt-b-1"]
+	f.hide(m1.Media[0].Key)
+	f.hide(m1.Evidence.Key)
+	f.hide(recordKey(t, f, b1))
+	for _, p := range []string{"/v/megvii/biz-m-1/media/0", "/v/megvii/biz-m-1/evidence", "/v/megvii/biz-m-1/identity", "/v/baidu/vt-b-1"} {
+		resp, body := f.do(req{path: p, header: bearer(identityToken)})
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404:\n%.500s", p, resp.StatusCode, body)
+		}
+	}
+	if es := sinceLastSentinel(f.eventsUpToSentinel()); len(es) != 0 {
+		t.Fatalf("views that showed nothing wrote %d audit events: %+v", len(es), es)
+	}
+}
+
+// recordKey is where rec is stored, from its index entry.
+func recordKey(t *testing.T, f *fixture, rec contract.Record) string {
+	v, err := audit.NewStore(f.bucket).Get(context.Background(), rec.Vendor, rec.VerificationID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Index.Record.Key
+}
+
 func TestTokenFileErrors(t *testing.T) {
 	for name, content := range map[string]string{
 		"empty":        "# nothing\n",
@@ -556,4 +626,61 @@ func TestMetricsStartAtZero(t *testing.T) {
 		"faceharvest_auditor_auth_failures_total{reason=untrusted_proxy_header}",
 		"faceharvest_auditor_media_bytes_total{kind=video}",
 	})
+}
+
+// TestUnmatchedSearchIsNotRecorded: what a search matched is recorded (the
+// biz_no it found); text that matched nothing (an ID number pasted into the
+// box) is not, only its SHA-256: the audit topic holds no personal data
+// the store did not already name.
+func TestUnmatchedSearchIsNotRecorded(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, c := range []struct {
+		q, bizNo string
+		n        int
+	}{{"loan-42", "loan-42", 2}, {"biz-m-2", "", 1}, {audittest.MegviiIDNumber, "", 0}} {
+		resp, body := f.do(req{path: "/search?q=" + url.QueryEscape(c.q), header: bearer(viewerToken)})
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d\n%.500s", c.q, resp.StatusCode, body)
+		}
+		es := sinceLastSentinel(f.eventsUpToSentinel())
+		if len(es) != 1 {
+			t.Fatalf("%s: %d events", c.q, len(es))
+		}
+		e := es[0]
+		raw, _ := json.Marshal(e)
+		if e.BizNo != c.bizNo || len(e.Verifications) != c.n {
+			t.Errorf("%s: event biz_no %q with %d verifications, want %q with %d", c.q, e.BizNo, len(e.Verifications), c.bizNo, c.n)
+		}
+		sum := sha256.Sum256([]byte(c.q))
+		if want := hex.EncodeToString(sum[:]); c.bizNo == "" && e.QuerySHA256 != want || c.bizNo != "" && e.QuerySHA256 != "" {
+			t.Errorf("%s: query_sha256 %q", c.q, e.QuerySHA256)
+		}
+		if c.n == 0 && strings.Contains(string(raw), c.q) {
+			t.Errorf("an unmatched search put its text on the audit topic: %s", raw)
+		}
+	}
+}
+
+// TestSearchReadsOnlyTheRecordsItLists: a search of a biz_no with more
+// verifications than MaxSearchResults reads the records of those it lists,
+// the oldest, and counts the rest.
+func TestSearchReadsOnlyTheRecordsItLists(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MaxSearchResults = 1 })
+	resp, body := f.do(req{path: "/search?q=loan-42", header: bearer(viewerToken)})
+	if resp.StatusCode != 200 || !strings.Contains(body, "2 found") || !strings.Contains(body, "megvii:biz-m-1") || strings.Contains(body, "baidu:vt-b-1") {
+		t.Fatalf("%d:\n%.3000s", resp.StatusCode, body)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range []string{"megvii:biz-m-1", "baidu:vt-b-1"} {
+		rec := f.recs[id]
+		key := strings.Replace(rec.Evidence.Key, "/evidence/", "/records/", 1)
+		want := 1
+		if id == "baidu:vt-b-1" {
+			want = 0
+		}
+		if f.gets[key] != want {
+			t.Errorf("the search read %s's record %d times, want %d", id, f.gets[key], want)
+		}
+	}
 }

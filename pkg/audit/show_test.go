@@ -1,0 +1,26 @@
+package audit_test
+
+import (
+	"testing"
+
+	"github.com/faceharvest/faceharvest/pkg/audit"
+)
+
+// TestShownWithEvidenceLinkIsUnmasked: a display that gave a link to an
+// evidence document (which holds the unmasked name and ID number) is
+// recorded as showing the identity unmasked; one without is not.
+func TestShownWithEvidenceLinkIsUnmasked(t *testing.T) {
+	rec := audit.View{Key: "megvii:m-1", Links: []audit.Link{{What: "record", Key: "r"}, {What: "image_best", Key: "i"}}}
+	ev := rec
+	ev.Links = append([]audit.Link{{What: "evidence", Key: "e"}}, rec.Links...)
+	for _, c := range []struct {
+		v    audit.View
+		want bool
+	}{{rec, false}, {ev, true}} {
+		var s audit.Shown
+		s.Add(c.v)
+		if e := s.Event(); e.IdentityUnmasked != c.want || len(e.LinkedKeys) != len(c.v.Links) || e.VerificationID != "m-1" {
+			t.Errorf("links %+v: event %+v, want identity_unmasked %t", c.v.Links, e, c.want)
+		}
+	}
+}
