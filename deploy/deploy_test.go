@@ -123,6 +123,7 @@ type rendered struct {
 	configMaps  map[string]*corev1.ConfigMap
 	services    map[string]*corev1.Service
 	rules       []*prometheusRule
+	monitors    []*serviceMonitor
 	kinds       map[string]int
 }
 
@@ -162,7 +163,9 @@ func decode(t *testing.T, docs [][]byte) rendered {
 		case "networking.k8s.io/v1/Ingress":
 			obj = &networkingv1.Ingress{}
 		case "monitoring.coreos.com/v1/ServiceMonitor":
-			obj = &serviceMonitor{}
+			o := &serviceMonitor{}
+			obj = o
+			r.monitors = append(r.monitors, o)
 		case "monitoring.coreos.com/v1/PrometheusRule":
 			o := &prometheusRule{}
 			obj = o
