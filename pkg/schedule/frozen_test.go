@@ -1,88 +1,12 @@
 package schedule
 
 import (
-	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/contract"
 )
-
-// randomState returns a state that may be frozen, with times in UTC, the
-// local zone and fixed offsets, optional fields present or not.
-func randomState(r *rand.Rand, i int) *State {
-	zones := []*time.Location{time.UTC, time.Local, time.FixedZone("", 8*3600), time.FixedZone("CST", -6*3600)}
-	at := func() time.Time {
-		return time.Unix(1_700_000_000+r.Int64N(1e8), r.Int64N(1e9)).In(zones[r.IntN(len(zones))])
-	}
-	v := contract.Megvii
-	if r.IntN(2) == 0 {
-		v = contract.Baidu
-	}
-	st := &State{Vendor: v, ID: fmt.Sprintf("%d,%08x-ä", i, r.Uint32()), FirstSeen: at(), NextAt: at(),
-		Failures: r.IntN(3), Spent: r.IntN(2), Attempts: r.IntN(300), LastWindowLeft: r.Float64() * 1e5}
-	if r.IntN(2) == 0 {
-		st.BizNo = fmt.Sprintf("order-%d", r.IntN(1e6))
-	}
-	if r.IntN(2) == 0 {
-		t := at()
-		st.IssuedAt = &t
-	}
-	if r.IntN(3) == 0 {
-		t := at()
-		st.CompletedAt = &t
-		st.FlowStatus = "OK"
-	}
-	if r.IntN(10) == 0 {
-		st.FirstSeen = time.Time{}
-	}
-	if v == contract.Megvii && r.IntN(2) == 0 {
-		st.Procedure = []string{"video", "still", "selfie", "flash"}[r.IntN(4)]
-	}
-	if v == contract.Baidu {
-		st.Unregistered = r.IntN(3) == 0
-		st.Landing = []string{"", LandingSuccess, LandingFailure}[r.IntN(3)]
-	}
-	return st
-}
-
-// TestFreezeThawKeepsTheState: a thawed state encodes to exactly the JSON
-// the state topic had, and its times are the same instants.
-func TestFreezeThawKeepsTheState(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := range 20000 {
-		st := randomState(r, i)
-		if !CanFreeze(st) {
-			t.Fatalf("state %d may not be frozen: %+v", i, st)
-		}
-		cold := Freeze(st)
-		got, err := Thaw(st.Key(), cold)
-		if err != nil {
-			t.Fatalf("state %d: %v", i, err)
-		}
-		want, _ := json.Marshal(st)
-		have, _ := json.Marshal(got)
-		if string(want) != string(have) {
-			t.Fatalf("state %d:\n want %s\n have %s", i, want, have)
-		}
-		if !got.NextAt.Equal(st.NextAt) || !got.FirstSeen.Equal(st.FirstSeen) || (st.IssuedAt != nil) != (got.IssuedAt != nil) ||
-			(st.IssuedAt != nil && !got.IssuedAt.Equal(*st.IssuedAt)) {
-			t.Fatalf("state %d: times differ", i)
-		}
-		if len(cold) > 100 {
-			t.Fatalf("state %d packs into %d bytes", i, len(cold))
-		}
-		// A cut-short or extended packing is refused, never misread.
-		for _, bad := range []string{cold[:len(cold)-1], cold[:len(cold)/2], cold + "x"} {
-			if _, err := Thaw(st.Key(), bad); err == nil {
-				t.Fatalf("state %d: a damaged packing thawed", i)
-			}
-		}
-	}
-}
 
 // TestTypicalStatePacksSmall: a registered token waiting for its last
 // chance, the bulk of what a harvester holds, packs into 48 bytes at most.
