@@ -198,6 +198,11 @@ type ctxKey int
 
 const requestIDKey ctxKey = 0
 
+// principalKey keeps the authenticated principal in a request's context,
+// for the error page (fail) to show who is logged in without
+// authenticating again.
+const principalKey ctxKey = 1
+
 // wrap sets the security headers and the request id, and counts answers.
 func (s *Server) wrap(next http.Handler) http.Handler {
 	csp := s.csp()
@@ -303,7 +308,7 @@ func (s *Server) authed(route string, h func(http.ResponseWriter, *http.Request,
 			s.render(w, r, http.StatusUnauthorized, "login", loginData{Next: nextPath(r.URL.RequestURI()), Message: reasonMessage(reason)}, Principal{})
 			return
 		}
-		h(w, r, p)
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)), p)
 	})
 }
 
@@ -906,7 +911,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, page s
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	p, _ := s.authenticate(r)
+	p, _ := r.Context().Value(principalKey).(Principal)
 	s.render(w, r, code, "error", errorData{Code: code, Status: http.StatusText(code), Message: msg}, p)
 }
 
