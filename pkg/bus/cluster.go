@@ -1,12 +1,15 @@
 package bus
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -69,6 +72,44 @@ func (c Cluster) Client(timeout time.Duration) *kafka.Client {
 func (c Cluster) Reader(cfg kafka.ReaderConfig) *kafka.Reader {
 	cfg.Brokers, cfg.Dialer = c.Brokers, c.Dialer()
 	return kafka.NewReader(cfg)
+}
+
+// closingReader returns a reader for cfg, as Reader does, and a function that
+// closes every connection it opened. kafka-go's Reader.Close waits for a
+// read in progress to reach its deadline; closing the connections first
+// ends it at once.
+func (c Cluster) closingReader(cfg kafka.ReaderConfig) (*kafka.Reader, func()) {
+	var (
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+	)
+	d := c.Dialer()
+	nd := &net.Dialer{KeepAlive: d.KeepAlive}
+	d.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := nd.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if closed {
+			conn.Close()
+			return nil, net.ErrClosed
+		}
+		conns = append(conns, conn)
+		return conn, nil
+	}
+	cfg.Brokers, cfg.Dialer = c.Brokers, d
+	return kafka.NewReader(cfg), func() {
+		mu.Lock()
+		defer mu.Unlock()
+		closed = true
+		for _, conn := range conns {
+			_ = conn.Close()
+		}
+		conns = nil
+	}
 }
 
 // The SASL mechanisms a Security accepts.

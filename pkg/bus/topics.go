@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -53,14 +54,37 @@ func PartitionBounds(ctx context.Context, cl Cluster, topic string, p int) (firs
 	return 0, 0, fmt.Errorf("no offset for %s/%d", topic, p)
 }
 
-// rangeFetchWait bounds one fetch of ReadRange: long enough for the largest
-// raw-topic message (64 MiB) on a busy broker, since a fetch that ends
-// first reads as records missing.
-const rangeFetchWait = 30 * time.Second
+// How ReadRange reads. kafka-go's reader gives a fetch's answer MaxWait to
+// begin arriving, and a broker writes nothing of an answer before it has
+// built all of it: a fetch of tens of MiB on a busy broker (the embedded one
+// builds 10 MiB in about 4 s under the race detector) timed out at its first
+// byte, was closed and asked again, and never got an answer. ReadRange
+// therefore fetches little at a time (a record larger than a fetch still
+// comes whole: the broker returns a first batch larger than the limit),
+// waits generously for each answer, and decides that records are missing
+// only when none has come for rangeStall while the partition's bounds say
+// they are there. Variables so that the tests can shorten them.
+var (
+	rangeFetchBytes = 1 << 20
+	// rangeAnswerWait is how long a fetch's answer may take to begin, and
+	// each record of it to arrive, before the connection is dropped and the
+	// fetch asked again (it is also the broker's MaxWait, spent only when
+	// nothing is left to read).
+	rangeAnswerWait = 30 * time.Second
+	// rangeCheckEvery: while no record comes, the partition's bounds are
+	// looked at this often (records below the end may have been deleted).
+	rangeCheckEvery = 5 * time.Second
+	// rangeStall: no record for this long while the bounds say records are
+	// there is an error.
+	rangeStall = 2 * time.Minute
+)
 
 // ReadRange calls fn for every message of a partition from offset (or its
-// start, when earlier or negative) to the end it had when the read began,
-// fetching up to maxBytes at a time (at least the topic's largest message).
+// start, when earlier or negative) to the end it had when the read began.
+// It fetches min(maxBytes, 1 MiB) at a time (a larger record still comes
+// whole). It waits for a slow broker as long as records keep coming, and
+// fails when none came for two minutes while the partition's bounds say
+// they are there, or when ctx ends.
 func ReadRange(ctx context.Context, cl Cluster, topic string, p int, offset int64, maxBytes int, fn func(contract.Message)) error {
 	first, end, err := PartitionBounds(ctx, cl, topic, p)
 	if err != nil {
@@ -72,35 +96,55 @@ func ReadRange(ctx context.Context, cl Cluster, topic string, p int, offset int6
 	if offset >= end {
 		return nil
 	}
-	rd := cl.Reader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: maxBytes, MaxWait: 100 * time.Millisecond})
-	defer rd.Close()
+	fetch := rangeFetchBytes
+	if maxBytes > 0 && maxBytes < fetch {
+		fetch = maxBytes
+	}
+	var lastErr atomic.Value // the reader's last complaint, for the error
+	rd, closeConns := cl.closingReader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: fetch,
+		MaxWait: rangeAnswerWait, ReadBatchTimeout: rangeAnswerWait,
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { lastErr.Store(fmt.Sprintf(f, a...)) })})
+	defer func() {
+		// Dropping the connections first ends a read blocked on a slow
+		// broker now rather than at its deadline.
+		closeConns()
+		_ = rd.Close()
+	}()
 	if err := rd.SetOffset(offset); err != nil {
 		return err
 	}
-	next := offset
+	next, progress := offset, time.Now()
 	for {
-		fctx, cancel := context.WithTimeout(ctx, rangeFetchWait)
+		fctx, cancel := context.WithTimeout(ctx, rangeCheckEvery)
 		m, err := rd.FetchMessage(fctx)
 		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// Nothing came: the records up to end may be gone (retention,
-			// compaction). Done if nothing readable remains below end.
-			first, _, oerr := PartitionBounds(ctx, cl, topic, p)
-			if oerr != nil {
-				return oerr
-			}
-			if max(next, first) >= end {
+		if err == nil {
+			fn(FromKafka(m))
+			next, progress = m.Offset+1, time.Now()
+			if next >= end {
 				return nil
 			}
-			return fmt.Errorf("reading %s/%d: no record between %d and %d within %s", topic, p, max(next, first), end, rangeFetchWait)
+			continue
 		}
-		fn(FromKafka(m))
-		next = m.Offset + 1
-		if next >= end {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Nothing came for a while: the records up to end may be gone
+		// (retention, compaction). Done if nothing readable remains below
+		// end; otherwise the broker is slow, and waited for until rangeStall.
+		first, _, berr := PartitionBounds(ctx, cl, topic, p)
+		if berr == nil && max(next, first) >= end {
 			return nil
+		}
+		if stalled := time.Since(progress); stalled >= rangeStall {
+			why := "the partition holds them"
+			if berr != nil {
+				why = "its bounds unknown: " + berr.Error()
+			}
+			if e, _ := lastErr.Load().(string); e != "" {
+				why += "; last reader error: " + e
+			}
+			return fmt.Errorf("reading %s/%d: no record between %d and %d for %s (%s)", topic, p, max(next, first), end, stalled.Round(time.Second), why)
 		}
 	}
 }
