@@ -195,17 +195,23 @@ func (w *world) waitLoaded(want int, engines ...*Engine) {
 // happen at their own times, and lets the harvesters work at each stop.
 func (w *world) advance(total time.Duration, engines ...*Engine) {
 	end := w.clk.Now().Add(total)
+	// settle waits until no engine has work due or in flight at this
+	// instant of the simulated clock; moving the clock before would make
+	// the work late. A busy machine may take long, but not minutes.
 	settle := func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			idle := true
+		w.t.Helper()
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			due, busy := 0, 0
 			for _, e := range engines {
-				if e.dueCount() > 0 || e.busyCount() > 0 {
-					idle = false
-				}
+				due += e.dueCount()
+				busy += e.busyCount()
 			}
-			if idle {
+			if due == 0 && busy == 0 {
 				return
+			}
+			if time.Now().After(deadline) {
+				w.t.Fatalf("the harvesters did not settle at %s within 3 minutes: %d verifications due, %d calls in flight", w.clk.Now().Format(time.RFC3339), due, busy)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}

@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -12,26 +13,41 @@ import (
 
 // The first actor to end stops the rest; the ops server's stop waits for
 // the work to drain, and a signal ends the group with run.ErrSignal.
+//
+// The work's in-flight part cannot finish until the ops stop has begun
+// waiting: ended closing before that (a drain cut short) is seen for what
+// it is. That ended stays open for 100 ms while the work is held cannot
+// fail on a slow machine (nothing but the work's return closes it); the
+// 100 ms only give a broken drain the time to show itself.
 func TestGroupDrainsBeforeOpsStop(t *testing.T) {
 	var g run.Group
 	g.Add(SignalActor(syscall.SIGUSR1))
-	var drainedFirst bool
+	var finished atomic.Bool
+	release := make(chan struct{})
 	work, stop, ended := ContextActor(func(ctx context.Context) error {
 		<-ctx.Done()
-		time.Sleep(20 * time.Millisecond) // in-flight work finishing
+		<-release // in-flight work finishing
+		finished.Store(true)
 		return nil
 	}, 0, nil)
 	g.Add(work, stop)
 	quit := make(chan struct{})
+	var endedEarly, finishedFirst bool
 	g.Add(func() error { <-quit; return nil }, func(error) {
+		select {
+		case <-ended:
+			endedEarly = true
+		case <-time.After(100 * time.Millisecond):
+		}
+		close(release)
 		<-ended
-		drainedFirst = true
+		finishedFirst = finished.Load()
 		close(quit)
 	})
 	go func() { _ = syscall.Kill(syscall.Getpid(), syscall.SIGUSR1) }()
 	err := g.Run()
-	if !errors.Is(err, run.ErrSignal) || !drainedFirst {
-		t.Fatalf("err %v, drained before the ops stop: %v", err, drainedFirst)
+	if !errors.Is(err, run.ErrSignal) || endedEarly || !finishedFirst {
+		t.Fatalf("err %v; the work ended before its in-flight part finished: %v; it had finished when the ops stop went on: %v", err, endedEarly, finishedFirst)
 	}
 }
 
