@@ -11,10 +11,14 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/contract"
 )
 
+// adminWait bounds one admin request of PartitionCount and PartitionBounds:
+// a busy broker (or machine) answered a metadata request in more than 10 s.
+const adminWait = 30 * time.Second
+
 // PartitionCount returns how many partitions topic has (an error when the
 // topic does not exist).
 func PartitionCount(ctx context.Context, cl Cluster, topic string) (int, error) {
-	md, err := cl.Client(10*time.Second).Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	md, err := cl.Client(adminWait).Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return 0, fmt.Errorf("metadata of %s: %w", topic, err)
 	}
@@ -39,7 +43,7 @@ func PartitionOf(key []byte, partitions int) int {
 // PartitionBounds returns a partition's first offset and its end (the
 // offset the next message will have).
 func PartitionBounds(ctx context.Context, cl Cluster, topic string, p int) (first, end int64, err error) {
-	resp, err := cl.Client(10*time.Second).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p)}}})
+	resp, err := cl.Client(adminWait).ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p)}}})
 	if err != nil {
 		return 0, 0, err
 	}
