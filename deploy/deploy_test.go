@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/faceharvest/faceharvest/pkg/proctest"
 	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -93,12 +94,8 @@ func kustomize(t *testing.T, dir string) [][]byte {
 func kustomizeBuild(t *testing.T, dir string) [][]byte {
 	t.Helper()
 	bin := filepath.Join(root(t), "bin", "tools", "kustomize")
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("kustomize missing: make test installs it")
-		}
-		t.Skip("kustomize not installed (make kustomize)")
-	}
+	_, err := os.Stat(bin)
+	proctest.NeedTool(t, "kustomize (make kustomize)", err)
 	out, err := exec.Command(bin, "build", "--load-restrictor=LoadRestrictionsNone", dir).CombinedOutput()
 	if err != nil {
 		k, _ := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/faceharvest/faceharvest/pkg/proctest"
 	"sigs.k8s.io/yaml"
 )
 
@@ -20,12 +21,8 @@ func promtool(t *testing.T) string {
 	if p := os.Getenv("PROMTOOL"); p != "" {
 		bin = p
 	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool missing: make test installs it")
-		}
-		t.Skip("promtool not installed (make promtool)")
-	}
+	_, err := os.Stat(bin)
+	proctest.NeedTool(t, "promtool (make promtool)", err)
 	return bin
 }
 

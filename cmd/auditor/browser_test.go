@@ -25,17 +25,10 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/proctest"
 )
 
-// need skips the test without tool, or fails it under CI=true: CI must
-// run what make test installs.
+// need skips the test without tool, or fails it in CI (proctest.NeedTool).
 func need(t *testing.T, what string, err error) {
 	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s: %v (make test installs it)", what, err)
-	}
-	t.Skipf("%s: %v (make test installs it; under CI=true this fails)", what, err)
+	proctest.NeedTool(t, what, err)
 }
 
 func freeAddr(t *testing.T) string {

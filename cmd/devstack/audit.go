@@ -23,6 +23,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/audit/web/webtest"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/proctest"
 )
 
 // checkViewer is who the audit check's views are recorded as, both by
@@ -399,7 +400,7 @@ func (s *stack) browse(recs map[string]published, ids []string) viewed {
 	var res viewed
 	chromium, err := webtest.Chromium()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if proctest.InCI() {
 			return res.fail("browser: %v (make chromium installs it)", err)
 		}
 		fmt.Printf("  browser:           skipped: no chromium (make chromium installs it)\n")

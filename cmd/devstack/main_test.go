@@ -10,6 +10,7 @@ import (
 
 	"github.com/faceharvest/faceharvest/pkg/audit/web/webtest"
 	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/proctest"
 )
 
 // TestPipelineEndToEndWithKills runs the whole pipeline as processes over
@@ -37,12 +38,7 @@ func TestPipelineEndToEndWithKills(t *testing.T) {
 	}
 	wd, _ := os.Getwd()
 	minio, err := devs3.Binary(wd)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err.Error())
-	}
+	proctest.NeedTool(t, "minio", err)
 	bin := t.TempDir()
 	root := filepath.Join(wd, "..", "..")
 	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/devkafka", "./cmd/vendorsim", "./cmd/ingest", "./cmd/harvester", "./cmd/archiver", "./cmd/auditor", "./cmd/faceharvest", "./cmd/devstack")
@@ -93,9 +89,9 @@ func TestPipelineEndToEndWithKills(t *testing.T) {
 	if m := regexp.MustCompile(`audit events: +(\d+) on faceid.audit for (\d+) views`).FindSubmatch(out); m == nil || string(m[1]) != string(m[2]) {
 		t.Errorf("audit events do not match the views:\n%s", out)
 	}
-	// With Chromium (always under CI=true) one Megvii and one Baidu page of
+	// With Chromium (always in CI) one Megvii and one Baidu page of
 	// the workload were opened in the browser, their DOM and images checked.
-	if _, err := webtest.Chromium(); err == nil || os.Getenv("CI") == "true" {
+	if _, err := webtest.Chromium(); err == nil || proctest.InCI() {
 		if !strings.Contains(string(out), "browser:           headless Chromium logged in and opened megvii:") {
 			t.Errorf("no browser check:\n%s", out)
 		}

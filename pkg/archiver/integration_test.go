@@ -27,6 +27,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/devs3"
 	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
+	"github.com/faceharvest/faceharvest/pkg/proctest"
 	"github.com/faceharvest/faceharvest/pkg/vendordocs"
 )
 
@@ -331,12 +332,7 @@ func TestArchiverWithMinIOAndKafka(t *testing.T) {
 
 	// A real S3 client lists and downloads what was archived.
 	aws, err := exec.LookPath("aws")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("awscli missing: make test installs it")
-		}
-		t.Skip("awscli not installed")
-	}
+	proctest.NeedTool(t, "awscli", err)
 	env := append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3srv.User, "AWS_SECRET_ACCESS_KEY="+s3srv.Password, "AWS_DEFAULT_REGION=us-east-1",
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
 	ls := exec.Command(aws, "--endpoint-url", s3srv.Endpoint, "s3", "ls", "--recursive", "s3://"+bucket+"/baidu/")

@@ -41,3 +41,23 @@ func WaitJSON(t testing.TB, path string) map[string]string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// InCI tells whether the tests run in continuous integration: the CI
+// environment variable is set to anything (CI services set CI=true; .ci/run
+// sets it when it is not). There a tool that make test installs must be
+// present, and its absence fails the test instead of skipping it.
+func InCI() bool { return os.Getenv("CI") != "" }
+
+// NeedTool ends the test when err says a tool it needs is missing: a failure
+// in CI (make test installs every tool), a skip elsewhere. A nil err is no
+// complaint.
+func NeedTool(t testing.TB, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if InCI() {
+		t.Fatalf("%s: %v (make test installs it)", what, err)
+	}
+	t.Skipf("%s: %v (make test installs it; a failure when CI is set)", what, err)
+}

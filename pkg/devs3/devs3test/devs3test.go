@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/faceharvest/faceharvest/pkg/devs3"
+	"github.com/faceharvest/faceharvest/pkg/proctest"
 )
 
 // User and Password are the root credentials of the servers Start runs.
@@ -21,12 +22,7 @@ func Binary(t testing.TB) string {
 	t.Helper()
 	wd, _ := os.Getwd()
 	bin, err := devs3.Binary(wd)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err) // make test installs it: in CI its absence is a failure
-		}
-		t.Skip(err.Error())
-	}
+	proctest.NeedTool(t, "minio", err)
 	return bin
 }
 
