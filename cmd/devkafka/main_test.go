@@ -44,7 +44,7 @@ func TestProcessKeepsDataAcrossRestarts(t *testing.T) {
 		return cmd, proctest.WaitJSON(t, addrFile)["brokers"]
 	}
 	cmd, addr := start("0")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
 	if err != nil {

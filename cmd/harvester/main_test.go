@@ -280,7 +280,7 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	// Then let both run until every verification has its terminal.
 	var terms map[string][]contract.Terminal
 	var recorded200 map[string]bool
-	deadline := time.Now().Add(140 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		terms, recorded200 = readRaw(t, b.Addr(), rawT)
 		if len(terms) >= len(expect) || time.Now().After(deadline) {

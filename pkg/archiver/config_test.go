@@ -13,7 +13,7 @@ import (
 // flags show: the runner keeps no second copy of a default.
 func TestNewRunnerTakesDefaultRunConfig(t *testing.T) {
 	brokers, store, _ := holdWorld(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	r, err := NewRunner(ctx, RunConfig{Kafka: bus.Plain(brokers...), GroupID: "defaults", RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic},
 		newTest(t, store, nil))

@@ -122,7 +122,7 @@ func TestHeldAnswerStoredAfterHoldLimit(t *testing.T) {
 
 func waitFor(t *testing.T, ok func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for !ok() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -132,10 +132,10 @@ func waitFor(t *testing.T, ok func() bool, what string) {
 }
 
 // readRecord reads the results topic to its end until it holds a record
-// with ce_id id, for 30 s at most, and returns the first such record.
+// with ce_id id, for 3 minutes at most, and returns the first such record.
 func readRecord(t *testing.T, brokers []string, id string) contract.Record {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		var found *contract.Record
 		readTopic(t, brokers, resultsTopic, nil, func(m contract.Message) {
 			if v, _ := m.Header(contract.HeaderID); found == nil && string(v) == id {

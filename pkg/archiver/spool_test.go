@@ -41,10 +41,10 @@ func endOffset(t *testing.T, brokers []string, topic string) int64 {
 }
 
 // publishedRecords reads the results topic to its end until n values with
-// ce_id id are there, for 30 s at most, and returns them in order.
+// ce_id id are there, for 3 minutes at most, and returns them in order.
 func publishedRecords(t *testing.T, brokers []string, id string, n int) [][]byte {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		var out [][]byte
 		readTopic(t, brokers, resultsTopic, nil, func(m contract.Message) {
 			if v, _ := m.Header(contract.HeaderID); string(v) == id {

@@ -52,7 +52,7 @@ func TestSecuredClusterCarriesEveryClient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			if err := bus.CheckTopics(ctx, cl, "events", "state"); err != nil {
 				t.Fatalf("metadata: %v", err)
@@ -156,7 +156,7 @@ func TestSecuredClusterRefusesWrongSettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			err = bus.CheckTopics(ctx, cl, "events")
 			if err == nil {

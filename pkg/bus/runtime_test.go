@@ -37,7 +37,7 @@ func TestOffsetsCommitInOrder(t *testing.T) {
 		t.Fatal("DoneWhen refused")
 	}
 	close(acked)
-	for deadline := time.Now().Add(10 * time.Second); o.Committable() != 13 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(3 * time.Minute); o.Committable() != 13 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	if n := o.Committable(); n != 13 {

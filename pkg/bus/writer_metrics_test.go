@@ -39,7 +39,7 @@ func TestWriterMetricsSurviveScrapes(t *testing.T) {
 	defer w.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(bus.NewWriterCollector(w, "ingest"))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	for i := range 3 {
 		msgs := make([]contract.Message, i+1) // batches of 1, 2 and 3 messages

@@ -46,8 +46,8 @@ func TestUndecodableEventsAreDeadLettered(t *testing.T) {
 		t.Fatalf("the verification after the garbage: %+v", ts)
 	}
 	reasons := map[string]string{}
-	// Read the topic to its end until the four are there (10 s at most).
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	// Read the topic to its end until the four are there (3 minutes at most).
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		w.readTopic(dlqTopic, func(m contract.Message) {
 			if r, ok := m.Header(contract.HeaderDLQReason); ok {
 				reasons[string(m.Key)] = string(r)

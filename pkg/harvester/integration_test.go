@@ -173,7 +173,7 @@ func (w *world) waitTerminals(key string) []contract.Terminal {
 // are in, or they would arrive after their windows.
 func (w *world) waitLoaded(want int, engines ...*Engine) {
 	w.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		parts, pending := 0, 0
 		for _, e := range engines {

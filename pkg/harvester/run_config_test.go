@@ -19,7 +19,7 @@ func TestNewTakesDefaultRunConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	h, err := New(ctx, Config{Kafka: bus.Plain(b.Addr()), GroupID: "defaults", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic})
 	if err != nil {

@@ -86,7 +86,7 @@ func TestTenThousandWithFaultsStormsAndRebalance(t *testing.T) {
 	stopA, a := w.startHarvester(limits)
 	stopB, b := w.startHarvester(limits)
 	waitOwned := func(want int, engines ...*Engine) {
-		deadline := time.Now().Add(60 * time.Second)
+		deadline := time.Now().Add(3 * time.Minute)
 		for {
 			got := 0
 			for _, e := range engines {

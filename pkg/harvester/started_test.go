@@ -59,7 +59,7 @@ func TestStartedAfterRestore(t *testing.T) {
 
 	stop, h := w.startHarvester(nil)
 	defer stop()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for h.Started() != nil {
 		if time.Now().After(deadline) {
 			t.Fatalf("not started: %v", h.Started())

@@ -33,7 +33,7 @@ func withKafkaIdempotency(t *testing.T, brokers []string, v *simVendors) func(*C
 			_ = TailIdempotency(ctx, cl, DefaultIdempotencyTopic, d, slog.New(slog.DiscardHandler))
 		}()
 		t.Cleanup(func() { cancel(); wg.Wait(); _ = w.Close() })
-		deadline := time.Now().Add(30 * time.Second)
+		deadline := time.Now().Add(3 * time.Minute)
 		for !d.Ready() {
 			if time.Now().After(deadline) {
 				t.Fatal("the idempotency tail never caught up")

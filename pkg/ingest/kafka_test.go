@@ -81,7 +81,7 @@ func readTopic(t *testing.T, broker string, n int) []contract.Message {
 	t.Helper()
 	cl := bus.Plain(broker)
 	ctx := context.Background()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		parts, err := bus.PartitionCount(ctx, cl, topic)
 		if err != nil {
 			t.Fatal(err)
@@ -309,7 +309,7 @@ func TestShutdownUnderLoadLosesNothing(t *testing.T) {
 		}(w)
 	}
 	<-halfway
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if err := in.srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)

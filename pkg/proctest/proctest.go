@@ -24,11 +24,11 @@ func Build(t testing.TB, dir, name string) string {
 	return bin
 }
 
-// WaitJSON waits up to 20 s for path to hold a JSON object of strings, as the
+// WaitJSON waits up to 3 minutes for path to hold a JSON object of strings, as the
 // binaries' --addr-file writes once they listen.
 func WaitJSON(t testing.TB, path string) map[string]string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		b, err := os.ReadFile(path)
 		var m map[string]string
@@ -36,7 +36,7 @@ func WaitJSON(t testing.TB, path string) map[string]string {
 			return m
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s was not written within 20 s", path)
+			t.Fatalf("%s was not written within 3 minutes", path)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -373,7 +373,7 @@ func TestConcurrencyLimit(t *testing.T) {
 			errs <- err
 		}(id)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for h.sim.Inflight("megvii") < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("requests never reached the simulator")

@@ -213,7 +213,7 @@ func (f *fixture) eventsUpToSentinel() []contract.AuditEvent {
 		f.t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out []contract.AuditEvent
 	for {
