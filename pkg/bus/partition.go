@@ -220,8 +220,15 @@ func ConsumePartition(ctx context.Context, cfg PartitionConfig, handle Handler) 
 		commit()
 		committed = last
 	}()
-	rd := cfg.Cluster.Reader(kafka.ReaderConfig{Topic: cfg.Topic, Partition: cfg.Partition, MinBytes: 1, MaxBytes: cfg.MaxBytes, MaxWait: 200 * time.Millisecond})
-	defer rd.Close()
+	// A fetch's answer may take long to begin on a busy broker (see
+	// ReadRange): a short MaxWait would drop it and ask again forever.
+	// Dropping the connections on the way out keeps the stop prompt.
+	rd, closeConns := cfg.Cluster.closingReader(kafka.ReaderConfig{Topic: cfg.Topic, Partition: cfg.Partition, MinBytes: 1, MaxBytes: cfg.MaxBytes,
+		MaxWait: rangeAnswerWait, ReadBatchTimeout: rangeAnswerWait})
+	defer func() {
+		closeConns()
+		_ = rd.Close()
+	}()
 	offset := cfg.Offset
 	if offset < 0 {
 		offset = kafka.FirstOffset

@@ -157,8 +157,13 @@ func ReadRange(ctx context.Context, cl Cluster, topic string, p int, offset int6
 // when earlier or negative) on, waiting for new ones, until ctx ends or
 // reading fails; it returns nil once ctx ends.
 func Follow(ctx context.Context, cl Cluster, topic string, p int, offset int64, maxBytes int, fn func(contract.Message)) error {
-	rd := cl.Reader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: maxBytes, MaxWait: 250 * time.Millisecond})
-	defer rd.Close()
+	// As ConsumePartition's: a generous wait for each answer, and the
+	// connections dropped on the way out.
+	rd, closeConns := cl.closingReader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: maxBytes, MaxWait: rangeAnswerWait, ReadBatchTimeout: rangeAnswerWait})
+	defer func() {
+		closeConns()
+		_ = rd.Close()
+	}()
 	if offset < 0 {
 		offset = kafka.FirstOffset
 	}
