@@ -369,7 +369,7 @@ func header(m contract.Message, k string) string {
 func TestReplayFromTheStore(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	c := w.cluster.Client(10 * time.Second)
+	c := w.cluster.Client(time.Minute)
 	// faceid.results lost everything: deleted and created again, empty.
 	if _, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{contract.DefaultResultsTopic}}); err != nil {
 		t.Fatal(err)

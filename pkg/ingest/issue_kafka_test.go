@@ -47,7 +47,7 @@ func withKafkaIdempotency(t *testing.T, brokers []string, v *simVendors) func(*C
 // eventsStored returns how many records the events topic holds now.
 func eventsStored(t *testing.T, broker string) int64 {
 	t.Helper()
-	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 10 * time.Second}
+	c := &kafka.Client{Addr: kafka.TCP(broker), Timeout: time.Minute}
 	var reqs []kafka.OffsetRequest
 	for p := range 3 {
 		reqs = append(reqs, kafka.LastOffsetOf(p))

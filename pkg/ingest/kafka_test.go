@@ -235,9 +235,9 @@ func TestBrokerDownThenBack(t *testing.T) {
 	dir := t.TempDir()
 	b := startBroker(t, dir, 0)
 	port := b.Port()
-	// A publish is given 5 s: long enough for a busy machine's first write,
-	// and what a request waits while the broker is gone.
-	in := startIngest(t, []string{b.Addr()}, func(c *Config) { c.PublishTimeout = 5 * time.Second })
+	// A publish is given 30 s: long enough for a busy machine's first write,
+	// and at most what a request waits while the broker is gone.
+	in := startIngest(t, []string{b.Addr()}, func(c *Config) { c.PublishTimeout = 30 * time.Second })
 	reg := func(id string) (int, []byte) {
 		code, body, err := postJSON(in.url+RouteTokens, bearer, Registration{Vendor: "baidu", VerificationID: id})
 		if err != nil {

@@ -21,7 +21,7 @@ func TestNoRedirects(t *testing.T) {
 		http.Redirect(w, r, "/next?token=t0ps3cret", http.StatusMovedPermanently)
 	}))
 	defer srv.Close()
-	base := &http.Client{Timeout: 7 * time.Second}
+	base := &http.Client{Timeout: 7 * time.Minute}
 	c := NoRedirects(base)
 	if base.CheckRedirect != nil || c.Timeout != base.Timeout || c == base {
 		t.Fatal("NoRedirects changed its argument or lost its settings")
