@@ -121,8 +121,17 @@ func ReadRange(ctx context.Context, cl Cluster, topic string, p int, offset int6
 	for {
 		fctx, cancel := context.WithTimeout(ctx, rangeCheckEvery)
 		m, err := rd.FetchMessage(fctx)
+		if err != nil && fctx.Err() == nil {
+			// The reader's own error (a refusal from the broker): noted,
+			// and the interval waited out rather than asked again at once.
+			lastErr.Store(err.Error())
+			<-fctx.Done()
+		}
 		cancel()
 		if err == nil {
+			if m.Offset >= end {
+				return nil // what was below end is gone; this came after
+			}
 			fn(FromKafka(m))
 			next, progress = m.Offset+1, time.Now()
 			if next >= end {
