@@ -99,11 +99,14 @@ type State struct {
 	Failures     int        `json:"failures,omitempty"` // consecutive retryable failures
 	Spent        int        `json:"spent,omitempty"`    // Megvii get_result answers recorded (the budget used)
 	// Procedure is Megvii's liveness procedure_type (video, still, selfie,
-	// flash), from the signed callback or a get_result answer: it decides
-	// which return_image values are worth the call budget.
+	// flash), from the signed callback or a get_result answer, inferred from
+	// the details' shape when the field is absent (megvii.ProcedureType).
 	Procedure string `json:"procedure,omitempty"`
 	// Asked are the return_image values of the served get_result calls.
-	Asked     []int    `json:"asked,omitempty"`
+	Asked []int `json:"asked,omitempty"`
+	// Wanted are the return_image values of the images the flow produced
+	// that the first served answer lacked (NextReturnImage).
+	Wanted    []int    `json:"wanted,omitempty"`
 	Attempts  int      `json:"attempts,omitempty"` // calls started, for response ids
 	Intent    *Intent  `json:"intent,omitempty"`
 	Responses []string `json:"responses,omitempty"`
@@ -345,8 +348,12 @@ type Result struct {
 	Served     bool // Megvii: an HTTP 200 answer (the budget is spent)
 	// ReturnImage (Megvii) is the return_image value the call asked for.
 	ReturnImage int
-	Code        string // the vendor's error code, when it gave one
-	Message     string
+	// Missing (Megvii, a served answer) are the return_image values of the
+	// images the flow produced (its result says which) that the answer
+	// lacks (megvii.MissingImages).
+	Missing []int
+	Code    string // the vendor's error code, when it gave one
+	Message string
 	// Baidu getall only: attempts found, and when the last one finished.
 	Attempts     int
 	LastVerified *time.Time
@@ -362,6 +369,9 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 	}
 	if r.Served {
 		s.Spent++
+		if len(s.Asked) == 0 && r.Class == vendorerr.Unknown {
+			s.Wanted = slices.Clone(r.Missing)
+		}
 		if r.ReturnImage != 0 && !slices.Contains(s.Asked, r.ReturnImage) {
 			s.Asked = append(s.Asked, r.ReturnImage)
 		}
@@ -374,7 +384,7 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 		s.Failures, s.LastError = 0, ""
 		if s.Vendor == contract.Megvii {
 			// Images come only with status OK (000); a budget above one asks
-			// for what the earlier values did not return.
+			// for what the answer of 4 did not return.
 			if _, more := NextReturnImage(s); more && s.Spent < p.MegviiCallBudget && megvii.Status(s.FlowStatus) == megvii.StatusOK {
 				s.NextAt = now
 				return nil, false
@@ -507,34 +517,23 @@ func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
 	return nil
 }
 
-// MegviiReturnImages are the return_image values worth a get_result call for
-// a procedure, the most evidence first (document 000). 4 ("all images")
-// returns the images 000's images field names: image_best and the ID card's
-// two sides; 1 (image_best) is valid only for video, still and flash, 5 and
-// 6 (the frontal and the side selfie) only for selfie. So for a selfie flow
-// 4 returns only the ID card, and the selfie photos need 5 and 6: 5 first
-// (the frontal selfie is the face the verdict is about; the card's content
-// is in the result's idcard_info as text), then 4 (the card's photos), then
-// 6. For the other procedures, or before the procedure is known, 4 returns
-// everything.
-func MegviiReturnImages(procedure string) []int {
-	if procedure == megvii.ProcedureSelfie {
-		return []int{int(megvii.ReturnImageSelfieFront), int(megvii.ReturnImageAll), int(megvii.ReturnImageSelfieSide)}
-	}
-	return []int{int(megvii.ReturnImageAll)}
-}
-
-// NextReturnImage is the return_image value of s's next get_result call:
-// the first of MegviiReturnImages not yet answered, and whether there is
-// one (when there is none, the first, for a call made anyway).
+// NextReturnImage is the return_image value of s's next get_result call,
+// and whether there is one worth the call budget. The first call asks for 4:
+// 000 and 002 say 需要返回所有图像 (return all images). Only when an answer of
+// 4 lacked images the flow produced (Result.Missing, kept in s.Wanted) does
+// a later call, budget allowing, ask for each of them by its own value (1,
+// 2, 3, 5 or 6), each value once.
 func NextReturnImage(s *State) (int, bool) {
-	vals := MegviiReturnImages(s.Procedure)
-	for _, v := range vals {
+	all := int(megvii.ReturnImageAll)
+	if len(s.Asked) == 0 {
+		return all, true
+	}
+	for _, v := range s.Wanted {
 		if !slices.Contains(s.Asked, v) {
 			return v, true
 		}
 	}
-	return vals[0], false
+	return all, false
 }
 
 // inDataWindow reports whether a Baidu token's results must still be
