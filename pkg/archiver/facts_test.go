@@ -3,6 +3,7 @@ package archiver
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/contract/schematest"
@@ -80,5 +81,34 @@ func TestMegviiRiskFacts(t *testing.T) {
 	if l == nil || l.SelfieInconsistent == nil || *l.SelfieInconsistent != 1 || l.SelfieMetadataInconsistent == nil || *l.SelfieMetadataInconsistent != 2 {
 		b, _ := json.Marshal(l)
 		t.Errorf("liveness %s lacks the selfie facts", b)
+	}
+}
+
+// TestMegviiVerifyTimeIsCompletedAt: the harvester asks get_result for
+// return_verify_time=1 (000: 需要返回验证发生的时间). The time the vendor
+// gives is when the verification happened: the record's completed_at; the
+// callback's receipt stays beside it.
+func TestMegviiVerifyTimeIsCompletedAt(t *testing.T) {
+	schema := schematest.Compile(t)
+	var m map[string]any
+	if err := json.Unmarshal(vendordocs.MustExample("megvii_get_result_ok_000.json"), &m); err != nil {
+		t.Fatal(err)
+	}
+	verified := t0.Add(-3 * time.Minute).Truncate(time.Second)
+	m["verify_time"], m["biz_info"] = verified.Unix(), map[string]any{"biz_id": "m-vt"}
+	delete(m, "images")
+	r := response(contract.Megvii, "m-vt", "get_result", mustJSON(t, m))
+	r.Params["return_image"], r.Params["return_verify_time"] = "0", "1"
+	a := newTest(t, objstore.NewMemory(), nil)
+	term := terminal(contract.Megvii, "m-vt", contract.OutcomeHarvested)
+	received := t0.Add(-time.Minute)
+	term.CompletedAt = &received
+	rec := archive(t, a, term, r)
+	schematest.Validate(t, schema, mustJSON(t, rec))
+	if c := rec.Times.CompletedAt; c == nil || !c.Equal(verified) {
+		t.Errorf("completed_at %v, want the vendor's verify time %v", c, verified)
+	}
+	if c := rec.Times.CallbackReceivedAt; c == nil || !c.Equal(received) {
+		t.Errorf("callback_received_at %v, want %v", c, received)
 	}
 }

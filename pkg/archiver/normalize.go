@@ -177,6 +177,9 @@ type Facts struct {
 	Liveness   *contract.Liveness   `json:"liveness,omitempty"`
 	FaceMatch  []contract.FaceMatch `json:"face_match,omitempty"`
 	Identity   *contract.Identity   `json:"identity,omitempty"`
+	// VerifiedAt (Megvii) is the verify time the answer gives
+	// (return_verify_time=1).
+	VerifiedAt *time.Time `json:"verified_at,omitempty"`
 	// IDExceptions (Megvii) are verify_result's id_exceptions.
 	IDExceptions *contract.IDExceptions `json:"id_exceptions,omitempty"`
 	Attempts     []contract.Attempt     `json:"attempts,omitempty"`
@@ -236,6 +239,7 @@ type megviiAnswer struct {
 	IDCardInfo     *megvii.IDCardInfo     `json:"idcard_info"`
 	LivenessResult *megvii.LivenessResult `json:"liveness_result"`
 	VerifyResult   *megvii.VerifyResult   `json:"verify_result"`
+	VerifyTime     json.RawMessage        `json:"verify_time"` // megvii.VerifyTimeKey
 }
 
 // baiduDetail is result/detail without its base64 ID-card images, for the
@@ -256,7 +260,11 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 		if err := json.Unmarshal(rewritten, &r); err != nil {
 			return &Facts{Problem: "get_result answer not understood: " + err.Error()}
 		}
-		return megviiFacts(&megvii.Result{Status: r.Status, BizInfo: r.BizInfo, IDCardInfo: r.IDCardInfo, LivenessResult: r.LivenessResult, VerifyResult: r.VerifyResult})
+		res := &megvii.Result{Status: r.Status, BizInfo: r.BizInfo, IDCardInfo: r.IDCardInfo, LivenessResult: r.LivenessResult, VerifyResult: r.VerifyResult}
+		if len(r.VerifyTime) > 0 {
+			res.Extra = map[string]json.RawMessage{megvii.VerifyTimeKey: r.VerifyTime}
+		}
+		return megviiFacts(res)
 	}
 	body := original
 	if endpoint == baidu.EndpointDetail {
@@ -365,6 +373,9 @@ func baiduIdentity(c *baidu.IDCardConfirm, o *baidu.OCRResult) *contract.Identit
 
 func megviiFacts(r *megvii.Result) *Facts {
 	f := &Facts{FlowStatus: string(r.Status), BizNo: r.BizInfo.BizNo, ExpectedImages: expectedImages(r)}
+	if vt, ok := r.VerifyTime(); ok {
+		f.VerifiedAt = &vt
+	}
 	if l := r.LivenessResult; l != nil {
 		res := "unknown"
 		switch strings.ToUpper(strings.TrimSpace(l.Result)) {
@@ -621,6 +632,13 @@ func megviiRecord(rec *contract.Record, t contract.Terminal, parts []*Part) {
 				got[m.Kind] = true
 			}
 		}
+	}
+	// The schedule's completion of a Megvii verification is the final
+	// callback's receipt; the vendor's verify time, when get_result gives
+	// one, is when the verification happened.
+	rec.Times.CallbackReceivedAt = utcPtr(t.CompletedAt)
+	if answer != nil && answer.VerifiedAt != nil {
+		rec.Times.CompletedAt = utcPtr(answer.VerifiedAt)
 	}
 	if callback == nil && answer == nil {
 		return

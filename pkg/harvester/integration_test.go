@@ -251,7 +251,8 @@ func TestHarvestEveryKindOnce(t *testing.T) {
 		case 1:
 			spec.NoCallback = true // harvested at the last chance
 		case 2:
-			spec.FinalStatus = "PROCESSING" // never finishes: the last chance records it as it is
+			spec.FinalStatus = "PROCESSING" // never finishes: the last chance records it, not verified
+			outcome = contract.OutcomeNotVerified
 		case 3:
 			spec.FinalStatus = "CANCELLED"
 		}

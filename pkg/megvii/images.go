@@ -2,7 +2,10 @@ package megvii
 
 import (
 	"encoding/json"
+	"math"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Procedure is the liveness procedure of a result: procedure_type when the
@@ -161,4 +164,56 @@ func MissingImages(body []byte) []ReturnImage {
 		}
 	}
 	return out
+}
+
+// VerifyTimeKey is the top-level field read as the verify time that
+// return_verify_time=1 asks for (000: 需要返回验证发生的时间). The documents
+// name neither the field nor its format: the simulator's choice, read
+// leniently.
+const VerifyTimeKey = "verify_time"
+
+// VerifyTime is the verification time the answer gives (VerifyTimeKey): a
+// number or numeric string of Unix seconds (milliseconds when above 1e12),
+// RFC 3339, or "2006-01-02 15:04:05" in China Standard Time. ok is false
+// when the answer has none or it does not parse.
+func (r *Result) VerifyTime() (t time.Time, ok bool) {
+	if r == nil {
+		return time.Time{}, false
+	}
+	raw, has := r.Extra[VerifyTimeKey]
+	if !has {
+		return time.Time{}, false
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return time.Time{}, false
+	}
+	var n float64
+	switch x := v.(type) {
+	case float64:
+		n = x
+	case string:
+		x = strings.TrimSpace(x)
+		if f, err := strconv.ParseFloat(x, 64); err == nil {
+			n = f
+			break
+		}
+		if t, err := time.Parse(time.RFC3339, x); err == nil {
+			return t.UTC(), true
+		}
+		if t, err := time.ParseInLocation("2006-01-02 15:04:05", x, time.FixedZone("CST", 8*3600)); err == nil {
+			return t.UTC(), true
+		}
+		return time.Time{}, false
+	default:
+		return time.Time{}, false
+	}
+	if n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+		return time.Time{}, false
+	}
+	if n > 1e12 {
+		return time.UnixMilli(int64(n)).UTC(), true
+	}
+	sec, frac := math.Modf(n)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
 }

@@ -389,6 +389,13 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 				s.NextAt = now
 				return nil, false
 			}
+			if st := megvii.Status(s.FlowStatus); r.Served && (st == megvii.StatusNotStarted || st == megvii.StatusProcessing) {
+				// The last chance found the flow unfinished (000: NOT_STARTED,
+				// never begun; PROCESSING, under way, no result fields): the
+				// user never finished. The answer is archived, the flow
+				// status kept.
+				return &Close{contract.OutcomeNotVerified, "the user never finished: get_result's last-chance answer has status " + string(st)}, false
+			}
 			return &Close{Outcome: contract.OutcomeHarvested}, false
 		}
 		return p.baiduSuccess(s, r, now), false
@@ -418,6 +425,14 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 		}
 		return &Close{contract.OutcomeLost, "the vendor destroyed the data: " + r.Message}, false
 	case vendorerr.NotVerified:
+		if s.Vendor == contract.Baidu && r.Endpoint == baidu.EndpointGetAll && now.Before(s.windowStart().Add(p.BaiduTokenWindow)) {
+			// A refusal the documents do not name (222xxx, 223xxx) while
+			// the token can still verify: the user may try again, so
+			// getall is polled as after failed attempts.
+			s.LastError = r.Message
+			p.pollAgain(s, now)
+			return nil, false
+		}
 		s.Done = append(s.Done, r.Endpoint)
 		s.NextAt = now
 		return nil, false
@@ -500,12 +515,7 @@ func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
 			// backing off, and once more after the token window; a landing
 			// makes it due at once. detail and media wait for the last
 			// attempt.
-			s.Polls++
-			next := now.Add(p.BaiduPollDelay << min(s.Polls-1, 10))
-			if last := windowEnd.Add(p.BaiduPollDelay); next.After(last) || next.Before(now) {
-				next = last
-			}
-			s.NextAt = next
+			p.pollAgain(s, now)
 			return nil
 		}
 		if !r.AnyPassed && !s.done(baidu.EndpointDetail) {
@@ -534,6 +544,18 @@ func NextReturnImage(s *State) (int, bool) {
 		}
 	}
 	return all, false
+}
+
+// pollAgain schedules the next getall of a token that can still verify:
+// backing off, and once more after the token window; a landing makes it due
+// at once.
+func (p Policy) pollAgain(s *State, now time.Time) {
+	s.Polls++
+	next := now.Add(p.BaiduPollDelay << min(s.Polls-1, 10))
+	if last := s.windowStart().Add(p.BaiduTokenWindow + p.BaiduPollDelay); next.After(last) || next.Before(now) {
+		next = last
+	}
+	s.NextAt = next
 }
 
 // inDataWindow reports whether a Baidu token's results must still be

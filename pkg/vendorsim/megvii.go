@@ -374,8 +374,14 @@ func (s *Sim) handleGetResult(w http.ResponseWriter, r *http.Request) {
 	}
 	var spec MegviiSpec
 	var status megvii.Status
+	verifiedAt := now
 	if v != nil {
 		spec, status = v.spec, v.status(now)
+		if status.Final() {
+			// The verify time (return_verify_time=1) is when the flow
+			// ended, not when get_result was called.
+			verifiedAt = v.created.Add(time.Duration(v.spec.FinalAfter))
+		}
 	}
 	s.mu.Unlock()
 
@@ -391,7 +397,7 @@ func (s *Sim) handleGetResult(w http.ResponseWriter, r *http.Request) {
 		s.preServeFault(w, "megvii", ep, fault)
 		return
 	}
-	body := s.megviiResult(bizID, spec, status, now, megvii.ReturnImage(ri), rvt == "1", fault == FaultTruncatedBase64, true)
+	body := s.megviiResult(bizID, spec, status, verifiedAt, megvii.ReturnImage(ri), rvt == "1", fault == FaultTruncatedBase64, true)
 	s.serveBody(r.Context(), w, "megvii", ep, fault, body)
 }
 
@@ -440,7 +446,8 @@ func (s *Sim) handleGetToken(w http.ResponseWriter, r *http.Request) {
 	s.serveBody(r.Context(), w, "megvii", ep, fault, mustJSON(map[string]any{"request_id": s.requestID(), "time_used": 12, "token": c.Token, "biz_id": c.BizID, "expired_time": c.ExpiredTime}))
 }
 
-// megviiResult builds a result object from the document's success example.
+// megviiResult builds a result object from the document's success example;
+// now is the verify time it reports when asked (verifyTime).
 func (s *Sim) megviiResult(bizID string, spec MegviiSpec, status megvii.Status, now time.Time, ri megvii.ReturnImage, verifyTime, truncate, withImages bool) []byte {
 	name := "megvii_get_result_ok_000.json"
 	if *spec.Quirks {
