@@ -65,3 +65,58 @@ func TestBaiduUnnamedErrorsKeepAnOpenTokenPolled(t *testing.T) {
 		}
 	}
 }
+
+// TestBaiduTokenInvalidIsNotAVerdict: 001's FAQ gives "Token无效或者已过期"
+// for an unused token past its two hours, for data past its three days, and
+// for a verify_token used with a mismatched access_token. After the token
+// window, with no other answer, nothing says whether a verification
+// happened: the outcome is lost with the reason, not not_verified (which
+// takes a getall listing no attempt).
+func TestBaiduTokenInvalidIsNotAVerdict(t *testing.T) {
+	p := Defaults()
+	s := build(p, e(token(contract.Baidu, 0)))
+	cl, pause := p.Outcome(s, Result{Endpoint: baidu.EndpointGetAll, Class: vendorerr.Destroyed, Recorded: true, Message: baidu.TokenInvalidMessage}, at(2*time.Hour+5*time.Minute), nil)
+	if cl == nil || cl.Outcome != contract.OutcomeLost || !strings.Contains(cl.Reason, baidu.TokenInvalidMessage) || pause {
+		t.Fatalf("token invalid after the window: %+v pause %v, want lost with the reason", cl, pause)
+	}
+	s = build(p, e(token(contract.Baidu, 0)))
+	if cl, _ := p.Outcome(s, Result{Endpoint: baidu.EndpointGetAll, Recorded: true, Attempts: 0}, at(2*time.Hour+5*time.Minute), nil); cl == nil || cl.Outcome != contract.OutcomeNotVerified {
+		t.Fatalf("getall without attempts after the window: %+v, want not_verified", cl)
+	}
+}
+
+// TestBaiduTokenInvalidAcrossVerificationsIsAnAccountFault: inside a data
+// window (after a landing) the answer cannot be the data's expiry. For one
+// verification it is retried with back-off (the client has already tried a
+// fresh access_token), the vendor not paused; when it persists across
+// BaiduTokenInvalidFaults verifications in a row, with no Baidu answer in
+// between, it is the account's (keys of another application): the vendor is
+// paused. Any answer ends the run.
+func TestBaiduTokenInvalidAcrossVerificationsIsAnAccountFault(t *testing.T) {
+	p := Defaults()
+	p.BaiduTokenInvalidFaults = 3
+	invalid := Result{Endpoint: baidu.EndpointGetAll, Class: vendorerr.Destroyed, Recorded: true, Message: baidu.TokenInvalidMessage}
+	landed := func(id string) *State {
+		_, tk := token(contract.Baidu, 0)
+		_, cp := completion("success", 10*time.Minute)
+		tk.VerificationID, cp.VerificationID = id, id
+		return build(p, e(contract.TypeTokenRegistered, tk), e(contract.TypeBaiduCompletion, cp))
+	}
+	now := at(11 * time.Minute)
+	a, b, c := landed("a"), landed("b"), landed("c")
+	for i, s := range []*State{a, a, b} { // a twice: one verification
+		cl, pause := p.Outcome(s, invalid, now, nil)
+		if cl != nil || pause || !s.NextAt.After(now) {
+			t.Fatalf("answer %d: close %+v pause %v next %s: want a later retry, no pause", i, cl, pause, s.NextAt.Sub(now))
+		}
+	}
+	if cl, pause := p.Outcome(c, invalid, now, nil); cl != nil || !pause || !strings.Contains(c.LastError, "account") {
+		t.Fatalf("third verification: close %+v pause %v (%s), want the vendor paused", cl, pause, c.LastError)
+	}
+	// An answer for any verification ends the run.
+	d := landed("d")
+	p.Outcome(d, Result{Endpoint: baidu.EndpointGetAll, Recorded: true, Attempts: 1, AnyPassed: true}, now, nil)
+	if _, pause := p.Outcome(landed("e"), invalid, now, nil); pause {
+		t.Fatal("paused after an answer ended the run")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/baidu"
@@ -34,12 +35,17 @@ type Policy struct {
 	// account fault (001's FAQ: 持续返回错误码18 means the paid APIs are not
 	// enabled or their free quota is spent) and pauses the vendor (5 min).
 	BaiduQPSLimitGrace time.Duration
-	// BaiduTokenInvalidFaults: "Token无效或者已过期" inside the data window
-	// after a completion is what 001 answers for a verify_token used with an
-	// access_token of another application. It is taken for an account fault
-	// (pause, alert, keep the verification) this many times before the data
-	// is concluded destroyed (5).
+	// BaiduTokenInvalidFaults: "Token无效或者已过期" inside a token's data
+	// window is what 001 answers for a verify_token used with an
+	// access_token of another application (the client has already tried a
+	// fresh one). One verification answered so is retried with back-off;
+	// this many verifications in a row answered so, with no other Baidu
+	// answer in between, are an account fault: the vendor is paused (3).
 	BaiduTokenInvalidFaults int
+	// TokenInvalidRun is shared by every copy of the policy (Defaults
+	// makes one): the verifications of the current run of such answers.
+	// Nil: none is counted, no pause.
+	TokenInvalidRun *TokenInvalidRun
 
 	RetryMin time.Duration // first retry after a failure (5 s), doubling
 	RetryMax time.Duration // longest pause between retries (5 min)
@@ -54,7 +60,7 @@ func Defaults() Policy {
 	return Policy{
 		MegviiRetention: 24 * time.Hour, MegviiCallBudget: 1, MegviiLastChance: 30 * time.Minute,
 		BaiduTokenWindow: 2 * time.Hour, BaiduRetention: 72 * time.Hour, BaiduMediaRetention: 24 * time.Hour, BaiduPollDelay: 5 * time.Minute,
-		BaiduDetail: true, BaiduMedia: true, BaiduQPSLimitGrace: 5 * time.Minute, BaiduTokenInvalidFaults: 5,
+		BaiduDetail: true, BaiduMedia: true, BaiduQPSLimitGrace: 5 * time.Minute, BaiduTokenInvalidFaults: 3, TokenInvalidRun: &TokenInvalidRun{},
 		RetryMin: 5 * time.Second, RetryMax: 5 * time.Minute, RateLimitRetry: 500 * time.Millisecond,
 	}
 }
@@ -398,24 +404,33 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 			}
 			return &Close{Outcome: contract.OutcomeHarvested}, false
 		}
+		p.TokenInvalidRun.reset()
 		return p.baiduSuccess(s, r, now), false
 	case vendorerr.NotFound:
 		return &Close{contract.OutcomeNotFound, r.Message}, false
 	case vendorerr.Destroyed:
 		if s.Vendor == contract.Baidu {
-			if s.CompletedAt == nil && !now.Before(s.windowStart().Add(p.BaiduTokenWindow)) {
-				return &Close{contract.OutcomeNotVerified, "no verification within the token window; the vendor says: " + r.Message}, false
-			}
-			if p.inDataWindow(s, now) && s.TokenInvalid < p.BaiduTokenInvalidFaults {
+			if p.inDataWindow(s, now) {
 				// Inside the data window the token cannot have expired: 001
 				// gives the same answer for a verify_token used with another
-				// application's access_token. An account fault until it
-				// persists.
+				// application's access_token. Not a verdict: retried; an
+				// account fault when it persists across verifications.
 				s.TokenInvalid++
-				s.LastError = fmt.Sprintf("%s inside the data window (%d of %d before it counts as destroyed): is the access_token of the application that generated the verify_token? %s",
-					r.Endpoint, s.TokenInvalid, p.BaiduTokenInvalidFaults, r.Message)
-				s.NextAt = now
-				return nil, true
+				if n := p.TokenInvalidRun.add(s.Key()); p.BaiduTokenInvalidFaults > 0 && n >= p.BaiduTokenInvalidFaults {
+					s.LastError = fmt.Sprintf("account fault: %d verifications in a row answered %q inside their data windows, also with a fresh access_token: are the keys those of the application that generated the verify_tokens? (001's FAQ) %s",
+						n, baidu.TokenInvalidMessage, r.Message)
+					s.NextAt = now
+					return nil, true
+				}
+				p.retryLater(s, now, jitter, fmt.Sprintf("%s inside the data window, also with a fresh access_token (%d times): an expired token and another application's access_token get the same answer (001's FAQ); retrying: %s",
+					r.Endpoint, s.TokenInvalid, r.Message))
+				return nil, false
+			}
+			if s.CompletedAt == nil {
+				// After the token window with no completion and no other
+				// answer: an unused token and a mismatched access_token get
+				// the same message, so nothing says whether the user verified.
+				return &Close{contract.OutcomeLost, "the vendor answered " + r.Message + " after the token window and nothing else: an unused token and another application's access_token get the same answer (001's FAQ), so whether a verification happened is unknown"}, false
 			}
 			if r.Endpoint == baidu.EndpointMedia || r.Endpoint == baidu.EndpointDetail {
 				s.Done = append(s.Done, r.Endpoint)
@@ -465,10 +480,18 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 		return nil, false
 	}
 	// Retryable, or a fault on our side: try again later, within the window.
-	s.LastError = r.Message
 	if s.Vendor == contract.Megvii && s.Spent >= p.MegviiCallBudget {
+		s.LastError = r.Message
 		return &Close{contract.OutcomeFailed, "the one-shot answer was unusable and the call budget is spent: " + r.Message}, false
 	}
+	p.retryLater(s, now, jitter, r.Message)
+	return nil, false
+}
+
+// retryLater schedules the next try after a failure, backing off, within
+// the window.
+func (p Policy) retryLater(s *State, now time.Time, jitter func(key string, n int) time.Duration, why string) {
+	s.LastError = why
 	s.Failures++
 	backoff := p.RetryMin << min(s.Failures-1, 20)
 	if backoff > p.RetryMax || backoff <= 0 {
@@ -485,7 +508,38 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 		}
 	}
 	s.NextAt = next
-	return nil, false
+}
+
+// TokenInvalidRun counts the Baidu verifications answered "Token无效或者已过期"
+// inside their data windows since the last other Baidu answer (Policy.
+// BaiduTokenInvalidFaults). Safe for concurrent use; nil counts nothing.
+type TokenInvalidRun struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (r *TokenInvalidRun) add(key string) int {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ids == nil {
+		r.ids = map[string]bool{}
+	}
+	if len(r.ids) < 1024 { // bounded: the count only needs to reach the threshold
+		r.ids[key] = true
+	}
+	return len(r.ids)
+}
+
+func (r *TokenInvalidRun) reset() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.ids)
 }
 
 func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
