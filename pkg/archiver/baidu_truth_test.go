@@ -167,30 +167,31 @@ func TestBaiduEveryAttemptWithItsMedia(t *testing.T) {
 	}
 }
 
-// TestMegviiSelfieNotAskedListed (issue 14, item 2): with a budget of one a
-// selfie flow's get_result asks for return_image=5; the record lists what
-// could not be asked for (the side selfie, the ID card's sides) as
-// not_obtained, also when no callback arrived.
+// TestMegviiSelfieNotAskedListed: 000 and 002 say return_image=4 returns all
+// images. A selfie flow's answer to 4 that lacks the selfies (the budget
+// allowed no other call) lists them as not_obtained, asked for with 4 but
+// not in the answer; the ID card's sides it carried are stored.
 func TestMegviiSelfieNotAskedListed(t *testing.T) {
 	schema := schematest.Compile(t)
 	srv, _ := mediaServer(t)
+	img := "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(testJPEG(t, 5))
 	body := mustJSON(t, map[string]any{"request_id": "r", "time_used": 3, "status": "OK", "biz_info": map[string]any{"biz_id": "s5"},
 		"liveness_result": map[string]any{"result": "PASS", "procedure_type": "selfie"},
 		"idcard_info":     map[string]any{"idcard_mode": 1, "front_side": map[string]any{"upload_times": 1}, "back_side": map[string]any{"upload_times": 1}},
-		"images":          map[string]any{"image_selfie_front": "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(testJPEG(t, 5))}})
+		"images":          map[string]any{"image_idcard_front": img, "image_idcard_back": img}})
 	r := response(contract.Megvii, "s5", "get_result", body)
-	r.Params["return_image"] = "5"
+	r.Params["return_image"] = "4"
 	a := newTest(t, objstore.NewMemory(), loopbackClient(srv))
 	rec := archive(t, a, terminal(contract.Megvii, "s5", contract.OutcomeHarvested), r)
 	schematest.Validate(t, schema, mustJSON(t, rec))
 	status := map[string]string{}
 	for _, m := range rec.Media {
 		status[m.Kind] = m.Status
-		if m.Status == contract.MediaNotObtained && !strings.Contains(m.Reason, "return_image=5") {
+		if m.Status == contract.MediaNotObtained && !strings.Contains(m.Reason, "asked for (return_image=4) but not in the answer") {
 			t.Errorf("%s: reason %q", m.Kind, m.Reason)
 		}
 	}
-	want := map[string]string{"selfie_front": "stored", "selfie_side": "not_obtained", "idcard_front": "not_obtained", "idcard_back": "not_obtained"}
+	want := map[string]string{"selfie_front": "not_obtained", "selfie_side": "not_obtained", "idcard_front": "stored", "idcard_back": "stored"}
 	for k, v := range want {
 		if status[k] != v {
 			t.Errorf("%s: %q, want %q (all %v)", k, status[k], v, status)

@@ -61,31 +61,46 @@ func megviiKind(name string) string {
 	return name
 }
 
-// megviiImageKinds are the media kinds each return_image value asks for
-// (document 000).
-var megviiImageKinds = map[string][]string{
-	"1": {"image_best"}, "2": {"idcard_front"}, "3": {"idcard_back"}, "4": {"image_best", "idcard_front", "idcard_back"},
-	"5": {"selfie_front"}, "6": {"selfie_side"},
-}
-
-// expectedImages lists the images a Megvii flow produced, from its result.
-func expectedImages(r *megvii.Result) []string {
-	if r.Status != megvii.StatusOK || r.LivenessResult == nil {
-		return nil // images come only with status OK (document 000)
+// megviiImageKinds are the media kinds a return_image value asks for of
+// those the flow produced (expected): 4 all of them (000 and 002:
+// 需要返回所有图像), the others their one image.
+func megviiImageKinds(v string, expected []string) []string {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(expected))
+	for _, k := range expected {
+		names = append(names, megviiImageName(k))
 	}
 	var out []string
-	if strings.EqualFold(r.LivenessResult.ProcedureType, megvii.ProcedureSelfie) {
-		out = append(out, "selfie_front", "selfie_side")
-	} else {
-		out = append(out, "image_best")
+	for _, name := range megvii.ImagesOf(megvii.ReturnImage(n), names) {
+		out = append(out, megviiKind(name))
 	}
-	if c := r.IDCardInfo; c != nil {
-		if c.FrontSide != nil {
-			out = append(out, "idcard_front")
-		}
-		if c.BackSide != nil {
-			out = append(out, "idcard_back")
-		}
+	return out
+}
+
+// megviiImageName is megviiKind's inverse.
+func megviiImageName(kind string) string {
+	switch kind {
+	case "idcard_front":
+		return megvii.ImageIDCardFront
+	case "idcard_back":
+		return megvii.ImageIDCardBack
+	case "selfie_front":
+		return megvii.ImageSelfieFront
+	case "selfie_side":
+		return megvii.ImageSelfieSide
+	}
+	return kind
+}
+
+// expectedImages lists the media kinds a Megvii flow produced, from its
+// result (megvii.Result.ExpectedImages).
+func expectedImages(r *megvii.Result) []string {
+	var out []string
+	for _, n := range r.ExpectedImages() {
+		out = append(out, megviiKind(n))
 	}
 	return out
 }
@@ -162,8 +177,13 @@ type Facts struct {
 	Liveness   *contract.Liveness   `json:"liveness,omitempty"`
 	FaceMatch  []contract.FaceMatch `json:"face_match,omitempty"`
 	Identity   *contract.Identity   `json:"identity,omitempty"`
-	Attempts   []contract.Attempt   `json:"attempts,omitempty"`
-	Billing    *contract.Billing    `json:"billing,omitempty"`
+	// VerifiedAt (Megvii) is the verify time the answer gives
+	// (return_verify_time=1).
+	VerifiedAt *time.Time `json:"verified_at,omitempty"`
+	// IDExceptions (Megvii) are verify_result's id_exceptions.
+	IDExceptions *contract.IDExceptions `json:"id_exceptions,omitempty"`
+	Attempts     []contract.Attempt     `json:"attempts,omitempty"`
+	Billing      *contract.Billing      `json:"billing,omitempty"`
 	// ExpectedImages (Megvii) are the media kinds the flow produced, as its
 	// result tells: image_best (video, still, flash), selfie_front and
 	// selfie_side (selfie), idcard_front and idcard_back (when the card's
@@ -193,6 +213,14 @@ func ptrNonZero(f flexjson.Float) *float64 {
 	return ptrF(f)
 }
 
+func ptrB(b flexjson.Bool) *bool {
+	if !b.Valid {
+		return nil
+	}
+	v := b.Value
+	return &v
+}
+
 func ptrI(i flexjson.Int) *int {
 	if !i.Valid {
 		return nil
@@ -211,6 +239,7 @@ type megviiAnswer struct {
 	IDCardInfo     *megvii.IDCardInfo     `json:"idcard_info"`
 	LivenessResult *megvii.LivenessResult `json:"liveness_result"`
 	VerifyResult   *megvii.VerifyResult   `json:"verify_result"`
+	VerifyTime     json.RawMessage        `json:"verify_time"` // megvii.VerifyTimeKey
 }
 
 // baiduDetail is result/detail without its base64 ID-card images, for the
@@ -231,7 +260,11 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 		if err := json.Unmarshal(rewritten, &r); err != nil {
 			return &Facts{Problem: "get_result answer not understood: " + err.Error()}
 		}
-		return megviiFacts(&megvii.Result{Status: r.Status, BizInfo: r.BizInfo, IDCardInfo: r.IDCardInfo, LivenessResult: r.LivenessResult, VerifyResult: r.VerifyResult})
+		res := &megvii.Result{Status: r.Status, BizInfo: r.BizInfo, IDCardInfo: r.IDCardInfo, LivenessResult: r.LivenessResult, VerifyResult: r.VerifyResult}
+		if len(r.VerifyTime) > 0 {
+			res.Extra = map[string]json.RawMessage{megvii.VerifyTimeKey: r.VerifyTime}
+		}
+		return megviiFacts(res)
 	}
 	body := original
 	if endpoint == baidu.EndpointDetail {
@@ -260,7 +293,9 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 			d := at.VerifyDetail
 			f.Attempts = append(f.Attempts, contract.Attempt{Order: int(at.Order.Value), Passed: at.IsVerifyPassed.Value, Code: string(at.Code), Message: at.Message,
 				VerifiedAt: baiduTime(at.VerifyTime), Charged: at.IsCharged.Value, ChargeType: at.ChargeType, Score: ptrF(d.Score), Threshold: ptrF(d.Threshold),
-				LivenessScore: ptrNonZero(d.LivenessScore), SpoofingScore: ptrNonZero(d.SpoofingScore), RiskLevel: string(d.RiskLevel)})
+				LivenessScore: ptrNonZero(d.LivenessScore), SpoofingScore: ptrNonZero(d.SpoofingScore), RiskLevel: string(d.RiskLevel),
+				RiskTag: d.RiskTag, IsDemote: ptrB(d.IsDemote), VerifyLogID: string(d.VerifyLogID), ChargeTime: baiduTime(at.ChargeTime),
+				OCRCharged: ptrB(at.IsOCRCharge), OCRChargeTime: baiduTime(at.OCRChargeTime), OCRCount: ptrI(at.OCRCount)})
 		}
 		if n := len(g.VerifyResult); n > 0 {
 			last := g.VerifyResult[n-1]
@@ -288,7 +323,8 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 		passed := true
 		f.Passed, f.FlowStatus = &passed, baiduFlow(passed)
 		s := d.VerifyResult
-		f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrF(s.LivenessScore), SpoofingScore: ptrF(s.Spoofing), Attacks: []contract.Attack{}}
+		// spoofing 0: no synthetic-image check ran (001: 若未进行合成图检测,则返回0).
+		f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrF(s.LivenessScore), SpoofingScore: ptrNonZero(s.Spoofing), Attacks: []contract.Attack{}}
 		if s.Score.Valid && s.Score.Value != 0 { // 0: only liveness ran, no comparison (001)
 			f.FaceMatch = []contract.FaceMatch{{Source: "baidu_detail", Score: ptrF(s.Score)}}
 		}
@@ -316,6 +352,9 @@ func baiduFlow(passed bool) string {
 }
 
 func baiduTime(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return ""
+	}
 	if t, err := baidu.ParseTime(s); err == nil {
 		return t.UTC().Format(time.RFC3339)
 	}
@@ -334,6 +373,9 @@ func baiduIdentity(c *baidu.IDCardConfirm, o *baidu.OCRResult) *contract.Identit
 
 func megviiFacts(r *megvii.Result) *Facts {
 	f := &Facts{FlowStatus: string(r.Status), BizNo: r.BizInfo.BizNo, ExpectedImages: expectedImages(r)}
+	if vt, ok := r.VerifyTime(); ok {
+		f.VerifiedAt = &vt
+	}
 	if l := r.LivenessResult; l != nil {
 		res := "unknown"
 		switch strings.ToUpper(strings.TrimSpace(l.Result)) {
@@ -342,9 +384,14 @@ func megviiFacts(r *megvii.Result) *Facts {
 		case "FAIL":
 			res = "fail"
 		}
-		f.Liveness = &contract.Liveness{Result: res, Procedure: l.ProcedureType, Attacks: []contract.Attack{}}
+		proc, inferred := l.Procedure()
+		f.Liveness = &contract.Liveness{Result: res, Procedure: proc, ProcedureInferred: inferred, Attacks: []contract.Attack{}}
 		for _, at := range l.FaceGenuineness.Attacks() {
 			f.Liveness.Attacks = append(f.Liveness.Attacks, contract.Attack{Kind: at.Kind, Score: at.Confidence, Threshold: at.Threshold, Suspected: at.Suspected})
+		}
+		if g := l.FaceGenuineness; g != nil {
+			f.Liveness.SelfieInconsistent = ptrI(g.SelfieInconsistent)
+			f.Liveness.SelfieMetadataInconsistent = ptrI(g.SelfieMetadataInconsistent)
 		}
 	}
 	if v := r.VerifyResult; v != nil {
@@ -375,6 +422,9 @@ func megviiFacts(r *megvii.Result) *Facts {
 		}
 		billed := v.Billed()
 		f.Billing = &contract.Billing{Billed: &billed}
+		if x := v.IDExceptions; x != nil && (x.IDAttacked.Valid || x.IDPhotoMonochrome.Valid) {
+			f.IDExceptions = &contract.IDExceptions{IDAttacked: ptrI(x.IDAttacked), IDPhotoMonochrome: ptrI(x.IDPhotoMonochrome)}
+		}
 	}
 	if c := r.IDCardInfo; c != nil {
 		if c.Number != "" || c.Name != "" {
@@ -480,6 +530,10 @@ func buildRecord(t contract.Terminal, ev Evidence, evidence contract.ObjectRef, 
 		if len(rec.FaceMatch) == 0 {
 			rec.FaceMatch = append(rec.FaceMatch, f.FaceMatch...)
 		}
+		if rec.IDExceptions == nil && f.IDExceptions != nil {
+			x := *f.IDExceptions
+			rec.IDExceptions = &x
+		}
 		if rec.Identity == nil && f.Identity != nil {
 			id := *f.Identity
 			if mask {
@@ -579,6 +633,13 @@ func megviiRecord(rec *contract.Record, t contract.Terminal, parts []*Part) {
 			}
 		}
 	}
+	// The schedule's completion of a Megvii verification is the final
+	// callback's receipt; the vendor's verify time, when get_result gives
+	// one, is when the verification happened.
+	rec.Times.CallbackReceivedAt = utcPtr(t.CompletedAt)
+	if answer != nil && answer.VerifiedAt != nil {
+		rec.Times.CompletedAt = utcPtr(answer.VerifiedAt)
+	}
 	if callback == nil && answer == nil {
 		return
 	}
@@ -615,8 +676,8 @@ func megviiRecord(rec *contract.Record, t contract.Terminal, parts []*Part) {
 		}
 		if len(asked) > 0 {
 			reason = "not asked for: the call budget went to return_image=" + strings.Join(askedList, ",")
-			for v := range asked {
-				if slices.Contains(megviiImageKinds[v], kind) {
+			for _, v := range askedList {
+				if slices.Contains(megviiImageKinds(v, expected), kind) {
 					reason = "asked for (return_image=" + v + ") but not in the answer"
 				}
 			}

@@ -178,6 +178,10 @@ type tokenServer struct {
 	rejectTok atomic.Value  // a token the endpoint answers with 111
 	fail      atomic.Bool
 	rejectAll atomic.Bool
+	// foreignTok: a token the faceprint endpoint answers "Token无效或者已过期"
+	// (001 FAQ: a verify_token used with a mismatched access_token); "*":
+	// every token.
+	foreignTok atomic.Value
 }
 
 func (s *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -197,6 +201,10 @@ func (s *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		n := s.mints.Add(1)
 		fmt.Fprintf(w, `{"access_token":"tok-%d","expires_in":2592000}`, n)
+		return
+	}
+	if f, _ := s.foreignTok.Load().(string); f == "*" || f != "" && r.URL.Query().Get("access_token") == f {
+		fmt.Fprint(w, `{"success":false,"code":216901,"message":"Token无效或者已过期","log_id":"8"}`)
 		return
 	}
 	if bad, _ := s.rejectTok.Load().(string); s.rejectAll.Load() || bad != "" && r.URL.Query().Get("access_token") == bad {
@@ -289,6 +297,29 @@ func TestRefreshOnceOn111(t *testing.T) {
 	}
 	if got := ts.mints.Load() - before; got != 1 {
 		t.Fatalf("%d refreshes, want 1", got)
+	}
+}
+
+// TestTokenInvalidRetriedWithAFreshAccessToken: 001's FAQ gives a
+// verify_token used with a mismatched access_token the same answer as an
+// expired one ("Token无效或者已过期"). Before the answer is believed, the
+// call is made once more with a freshly minted access_token; only when that
+// is answered the same does the error surface.
+func TestTokenInvalidRetriedWithAFreshAccessToken(t *testing.T) {
+	ts := &tokenServer{}
+	c := newTestClient(t, ts, nil)
+	if _, err := c.Tokens().Token(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ts.foreignTok.Store("tok-1")
+	g, err := c.GetAll(context.Background(), "vt")
+	if err != nil || ts.mints.Load() != 2 {
+		t.Fatalf("getall %+v, %v after %d mints: want an answer with the second access_token", g, err, ts.mints.Load())
+	}
+	ts.foreignTok.Store("*") // every access_token: the keys are another application's
+	_, err = c.GetAll(context.Background(), "vt")
+	if err == nil || !strings.Contains(err.Error(), TokenInvalidMessage) || ts.mints.Load() != 3 {
+		t.Fatalf("persisting: %v after %d mints, want the answer after exactly one more mint", err, ts.mints.Load())
 	}
 }
 

@@ -74,7 +74,8 @@ func (c *Client) Tokens() *TokenSource { return c.tokens }
 
 // Call posts body to a faceprint endpoint and returns the decoded envelope.
 // An access_token answered with 110 or 111 is replaced once and the call
-// retried. Errors are *vendorerr.Error.
+// retried, and so is one answered "Token无效或者已过期". Errors are
+// *vendorerr.Error.
 func (c *Client) Call(ctx context.Context, endpoint string, body any) (*Envelope, Meta, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {
@@ -101,7 +102,10 @@ func (c *Client) Call(ctx context.Context, endpoint string, body any) (*Envelope
 		env, e := Classify(endpoint, status, raw)
 		if e != nil {
 			meta.LogID = e.RequestID
-			if IsTokenRefreshCode(e.Code) && attempt == 0 {
+			// 110/111 ask for a new access_token; so may "Token无效或者已过期"
+			// (001's FAQ: a verify_token used with a mismatched access_token
+			// gets it too): one try with a fresh one before it is believed.
+			if (IsTokenRefreshCode(e.Code) || strings.Contains(e.Message, TokenInvalidMessage)) && attempt == 0 {
 				c.tokens.Invalidate(tok)
 				continue
 			}

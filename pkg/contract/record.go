@@ -57,10 +57,13 @@ type Record struct {
 	Landing   string      `json:"landing,omitempty"`
 	Liveness  *Liveness   `json:"liveness,omitempty"`
 	FaceMatch []FaceMatch `json:"face_match"`
-	Identity  *Identity   `json:"identity,omitempty"`
-	Attempts  []Attempt   `json:"attempts"`
-	Billing   *Billing    `json:"billing,omitempty"`
-	Media     []MediaRef  `json:"media"`
+	// IDExceptions (Megvii, comparison_type 1) flags the ID number as used
+	// in earlier attacks, or the reference photo as monochrome.
+	IDExceptions *IDExceptions `json:"id_exceptions,omitempty"`
+	Identity     *Identity     `json:"identity,omitempty"`
+	Attempts     []Attempt     `json:"attempts"`
+	Billing      *Billing      `json:"billing,omitempty"`
+	Media        []MediaRef    `json:"media"`
 	// MediaRecording (Baidu) says whether the account recorded the flow:
 	// recorded (media/query gave links), not_recorded (media/query answered
 	// without any: 001 says recording is off unless Baidu enables it), or
@@ -78,11 +81,26 @@ type Record struct {
 
 // Liveness is the vendor's liveness verdict and its scores.
 type Liveness struct {
-	Result        string   `json:"result"` // pass, fail or unknown
-	Procedure     string   `json:"procedure,omitempty"`
-	Score         *float64 `json:"score,omitempty"`
-	SpoofingScore *float64 `json:"spoofing_score,omitempty"`
-	Attacks       []Attack `json:"attacks"`
+	Result    string `json:"result"` // pass, fail or unknown
+	Procedure string `json:"procedure,omitempty"`
+	// ProcedureInferred (Megvii): the result had no procedure_type (002's
+	// callbacks) and Procedure is what its details' shape shows: selfie,
+	// video_or_still (an uploaded video) or still_or_flash (real time).
+	ProcedureInferred bool     `json:"procedure_inferred,omitempty"`
+	Score             *float64 `json:"score,omitempty"`
+	SpoofingScore     *float64 `json:"spoofing_score,omitempty"`
+	Attacks           []Attack `json:"attacks"`
+	// Megvii selfie (000): selfie_inconsistent 0 or 1, and
+	// selfie_metadata_inconsistent 0, 1 or 2 (2: not JPEG), as sent.
+	SelfieInconsistent         *int `json:"selfie_inconsistent,omitempty"`
+	SelfieMetadataInconsistent *int `json:"selfie_metadata_inconsistent,omitempty"`
+}
+
+// IDExceptions are Megvii's identity anomalies (000's id_exceptions), as
+// sent: 1 yes, 0 no.
+type IDExceptions struct {
+	IDAttacked        *int `json:"id_attacked,omitempty"`
+	IDPhotoMonochrome *int `json:"id_photo_monochrome,omitempty"`
 }
 
 // Attack is one attack detector's score against its threshold.
@@ -126,6 +144,15 @@ type Attempt struct {
 	LivenessScore *float64 `json:"liveness_score,omitempty"`
 	SpoofingScore *float64 `json:"spoofing_score,omitempty"`
 	RiskLevel     string   `json:"risk_level,omitempty"`
+	// The vendor's billing and risk facts of the attempt (001, getall), for
+	// reconciling its bill without opening the evidence.
+	RiskTag       string `json:"risk_tag,omitempty"`
+	IsDemote      *bool  `json:"is_demote,omitempty"`
+	VerifyLogID   string `json:"verify_log_id,omitempty"`
+	ChargeTime    string `json:"charge_time,omitempty"`
+	OCRCharged    *bool  `json:"ocr_charged,omitempty"`
+	OCRChargeTime string `json:"ocr_charge_time,omitempty"`
+	OCRCount      *int   `json:"ocr_count,omitempty"`
 	// Media are this attempt's own images (its face_image and ID-card
 	// images, from the getall answer the attempts come from).
 	Media []MediaRef `json:"media,omitempty"`
@@ -183,11 +210,16 @@ type ObjectRef struct {
 
 // RecordTimes are the verification's moments.
 type RecordTimes struct {
-	IssuedAt    *time.Time `json:"issued_at,omitempty"`
+	IssuedAt *time.Time `json:"issued_at,omitempty"`
+	// CompletedAt is the vendor's own verification time when an answer
+	// gives one, else when the completion was received.
 	CompletedAt *time.Time `json:"completed_at,omitempty"`
-	HarvestedAt *time.Time `json:"harvested_at,omitempty"`
-	DecidedAt   time.Time  `json:"decided_at"`
-	ArchivedAt  time.Time  `json:"archived_at"`
+	// CallbackReceivedAt (Megvii) is when the final signed callback was
+	// received.
+	CallbackReceivedAt *time.Time `json:"callback_received_at,omitempty"`
+	HarvestedAt        *time.Time `json:"harvested_at,omitempty"`
+	DecidedAt          time.Time  `json:"decided_at"`
+	ArchivedAt         time.Time  `json:"archived_at"`
 }
 
 // ResponseIn summarizes one vendor response the record was built from.

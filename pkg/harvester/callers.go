@@ -44,7 +44,8 @@ func errorAnswer(v contract.Vendor, id, endpoint string, params map[string]strin
 }
 
 // MegviiCaller calls get_result with the verify time and the return_image
-// value the procedure calls for next (schedule.NextReturnImage).
+// value asked for next (schedule.NextReturnImage), and reports which images
+// of the flow the answer lacks.
 type MegviiCaller struct{ Client *megvii.Client }
 
 // Call implements Caller.
@@ -67,9 +68,12 @@ func (c MegviiCaller) Call(ctx context.Context, st *schedule.State, endpoint str
 	if st.Procedure == "" {
 		st.Procedure = megvii.ProcedureType(raw)
 	}
+	res := schedule.Result{Endpoint: endpoint, Recorded: true, Served: true, ReturnImage: ri}
+	for _, v := range megvii.MissingImages(raw) {
+		res.Missing = append(res.Missing, int(v))
+	}
 	return &contract.Response{Vendor: contract.Megvii, VerificationID: st.ID, Endpoint: endpoint, Params: params, HTTPStatus: http.StatusOK,
-			ContentType: "application/json", Body: raw},
-		schedule.Result{Endpoint: endpoint, Recorded: true, Served: true, ReturnImage: ri}
+		ContentType: "application/json", Body: raw}, res
 }
 
 // BaiduCaller calls the faceprint query endpoints.

@@ -14,23 +14,27 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/vendorsim"
 )
 
-// TestMegviiReturnImageFollowsTheProcedure (issue 14, item 2): document 000
-// makes return_image 5 and 6 (the frontal and the side selfie) valid only
-// for procedure_type selfie, and 4 returns image_best and the ID card. The
-// signed callback tells the procedure before the call: with a budget of
-// one, a selfie flow asks for 5; with three, for 5, 4 and 6; other
-// procedures ask for 4 only, whatever the budget.
-func TestMegviiReturnImageFollowsTheProcedure(t *testing.T) {
+// TestMegviiReturnImageAllFirst: documents 000 and 002 say return_image=4
+// returns all images (需要返回所有图像); 5 and 6 (the frontal and the side
+// selfie) are valid only for procedure_type selfie. Every flow asks for 4
+// first; only when that answer lacks images the flow produced (a vendor
+// whose 4 leaves the selfies out) and the budget allows another call does a
+// later call ask for each missing one.
+func TestMegviiReturnImageAllFirst(t *testing.T) {
 	cases := []struct {
-		name      string
-		procedure string
-		budget    int
-		want      string // return_image of each call, in order
+		name       string
+		procedure  string
+		budget     int
+		noSelfies  bool   // the vendor's 4 leaves the selfies out
+		want       string // return_image of each call, in order
+		wantImages int    // images in the answers
 	}{
-		{"selfie, one call", "selfie", 1, "5"},
-		{"selfie, three calls", "selfie", 3, "5,4,6"},
-		{"selfie, two calls", "selfie", 2, "5,4"},
-		{"video, three calls", "video", 3, "4"},
+		{"selfie, one call", "selfie", 1, false, "4", 4},
+		{"selfie, three calls", "selfie", 3, false, "4", 4},
+		{"video, three calls", "video", 3, false, "4", 3},
+		{"selfie, 4 without the selfies, three calls", "selfie", 3, true, "4,5,6", 4},
+		{"selfie, 4 without the selfies, two calls", "selfie", 2, true, "4,5", 3},
+		{"selfie, 4 without the selfies, one call", "selfie", 1, true, "4", 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -42,7 +46,7 @@ func TestMegviiReturnImageFollowsTheProcedure(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m, err := sim.CreateMegvii(vendorsim.MegviiSpec{Procedure: c.procedure, NoCallback: true, FinalAfter: vendorsim.Duration(time.Minute)})
+			m, err := sim.CreateMegvii(vendorsim.MegviiSpec{Procedure: c.procedure, NoCallback: true, FinalAfter: vendorsim.Duration(time.Minute), AllWithoutSelfies: c.noSelfies})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,15 +67,22 @@ func TestMegviiReturnImageFollowsTheProcedure(t *testing.T) {
 				t.Fatalf("not closed: %+v", r)
 			}
 			var asked []string
+			images := 0
 			raw.mu.Lock()
 			for _, msg := range raw.msgs {
 				if r, err := contract.ParseResponse(msg); err == nil && r.Endpoint == megvii.EndpointGetResult {
 					asked = append(asked, r.Params["return_image"])
+					if res, err := megvii.ParseResult(r.Body); err == nil {
+						images += len(res.Images)
+					}
 				}
 			}
 			raw.mu.Unlock()
 			if got := strings.Join(asked, ","); got != c.want {
 				t.Fatalf("return_image asked %q, want %q", got, c.want)
+			}
+			if images != c.wantImages {
+				t.Fatalf("%d images in the answers, want %d", images, c.wantImages)
 			}
 			if st, _ := sim.Megvii(m.BizID); st.Outcomes["DATA_DESTROYED"] != 0 {
 				t.Fatalf("a call past the budget: %+v", st.Outcomes)

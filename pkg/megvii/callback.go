@@ -194,10 +194,12 @@ func (cb Callback) Summarize() (Summary, error) {
 // modified (hashes and decoders only read it).
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// ProcedureType reads liveness_result.procedure_type from a result object (a
-// callback's data or a get_result answer), "" when it has none or the body
-// is not a result object. Only liveness_result is decoded: an answer's
-// megabytes of images are validated by the scanner, not decoded.
+// ProcedureType reads liveness_result's procedure from a result object (a
+// callback's data or a get_result answer): procedure_type, or, when the
+// field is absent (002's callbacks), what its details' shape shows
+// (LivenessResult.Procedure); "" when neither tells or the body is not a
+// result object. Only liveness_result is decoded: an answer's megabytes of
+// images are validated by the scanner, not decoded.
 func ProcedureType(body []byte) string {
 	var lr []byte
 	if err := members(body, func(key string, vs, ve int) {
@@ -207,11 +209,19 @@ func ProcedureType(body []byte) string {
 	}); err != nil || lr == nil {
 		return ""
 	}
-	var v struct {
+	var pt struct {
 		ProcedureType string `json:"procedure_type"`
 	}
+	if json.Unmarshal(lr, &pt) != nil {
+		return ""
+	}
+	if p := strings.ToLower(strings.TrimSpace(pt.ProcedureType)); p != "" {
+		return p
+	}
+	var v *LivenessResult
 	if json.Unmarshal(lr, &v) != nil {
 		return ""
 	}
-	return strings.ToLower(strings.TrimSpace(v.ProcedureType))
+	p, _ := v.Procedure()
+	return p
 }

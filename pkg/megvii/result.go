@@ -349,8 +349,11 @@ func (v *VerifyResult) Billed() bool {
 			return true
 		}
 	}
-	if v.ResultFaceID != nil && v.ResultFaceID.Confidence.Valid {
-		return true
+	// 000 §6: a comparison confidence anywhere in verify_result is billed.
+	for _, s := range []*Score{v.ResultFaceID, v.ResultIDCardPhoto, v.ResultIDCardDatasource} {
+		if s != nil && s.Confidence.Valid {
+			return true
+		}
 	}
 	for _, r := range v.Refs {
 		if r.Confidence.Valid {

@@ -23,7 +23,7 @@ import (
 // (frozenZero) is zero.
 func CanFreeze(st *State) bool {
 	return st.Intent == nil && st.Closing == nil && (st.Landing == "" || st.Landing == LandingSuccess || st.Landing == LandingFailure) && len(st.Responses) == 0 && len(st.Done) == 0 && st.LastError == "" &&
-		st.Polls == 0 && st.QPSLimitedSince == nil && st.TokenInvalid == 0 && len(st.Asked) == 0 &&
+		st.Polls == 0 && st.QPSLimitedSince == nil && st.TokenInvalid == 0 && len(st.Asked) == 0 && len(st.Wanted) == 0 &&
 		st.Failures >= 0 && st.Spent >= 0 && st.Attempts >= 0 &&
 		packable(st.FirstSeen) && packable(st.NextAt) && (st.IssuedAt == nil || packable(*st.IssuedAt)) && (st.CompletedAt == nil || packable(*st.CompletedAt))
 }
@@ -35,7 +35,7 @@ func CanFreeze(st *State) bool {
 var (
 	frozenPacked = []string{"Vendor", "ID", "BizNo", "IssuedAt", "FirstSeen", "FlowStatus", "Landing", "Unregistered",
 		"CompletedAt", "NextAt", "Failures", "Spent", "Procedure", "Attempts", "LastWindowLeft"}
-	frozenZero = []string{"Asked", "Intent", "Responses", "Done", "LastError", "Polls", "QPSLimitedSince", "TokenInvalid", "Closing"}
+	frozenZero = []string{"Asked", "Wanted", "Intent", "Responses", "Done", "LastError", "Polls", "QPSLimitedSince", "TokenInvalid", "Closing"}
 )
 
 // packable reports whether t is zero or within the years UnixNano covers.

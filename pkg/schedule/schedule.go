@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/baidu"
@@ -34,12 +35,17 @@ type Policy struct {
 	// account fault (001's FAQ: 持续返回错误码18 means the paid APIs are not
 	// enabled or their free quota is spent) and pauses the vendor (5 min).
 	BaiduQPSLimitGrace time.Duration
-	// BaiduTokenInvalidFaults: "Token无效或者已过期" inside the data window
-	// after a completion is what 001 answers for a verify_token used with an
-	// access_token of another application. It is taken for an account fault
-	// (pause, alert, keep the verification) this many times before the data
-	// is concluded destroyed (5).
+	// BaiduTokenInvalidFaults: "Token无效或者已过期" inside a token's data
+	// window is what 001 answers for a verify_token used with an
+	// access_token of another application (the client has already tried a
+	// fresh one). One verification answered so is retried with back-off;
+	// this many verifications in a row answered so, with no other Baidu
+	// answer in between, are an account fault: the vendor is paused (3).
 	BaiduTokenInvalidFaults int
+	// TokenInvalidRun is shared by every copy of the policy (Defaults
+	// makes one): the verifications of the current run of such answers.
+	// Nil: none is counted, no pause.
+	TokenInvalidRun *TokenInvalidRun
 
 	RetryMin time.Duration // first retry after a failure (5 s), doubling
 	RetryMax time.Duration // longest pause between retries (5 min)
@@ -54,7 +60,7 @@ func Defaults() Policy {
 	return Policy{
 		MegviiRetention: 24 * time.Hour, MegviiCallBudget: 1, MegviiLastChance: 30 * time.Minute,
 		BaiduTokenWindow: 2 * time.Hour, BaiduRetention: 72 * time.Hour, BaiduMediaRetention: 24 * time.Hour, BaiduPollDelay: 5 * time.Minute,
-		BaiduDetail: true, BaiduMedia: true, BaiduQPSLimitGrace: 5 * time.Minute, BaiduTokenInvalidFaults: 5,
+		BaiduDetail: true, BaiduMedia: true, BaiduQPSLimitGrace: 5 * time.Minute, BaiduTokenInvalidFaults: 3, TokenInvalidRun: &TokenInvalidRun{},
 		RetryMin: 5 * time.Second, RetryMax: 5 * time.Minute, RateLimitRetry: 500 * time.Millisecond,
 	}
 }
@@ -99,11 +105,14 @@ type State struct {
 	Failures     int        `json:"failures,omitempty"` // consecutive retryable failures
 	Spent        int        `json:"spent,omitempty"`    // Megvii get_result answers recorded (the budget used)
 	// Procedure is Megvii's liveness procedure_type (video, still, selfie,
-	// flash), from the signed callback or a get_result answer: it decides
-	// which return_image values are worth the call budget.
+	// flash), from the signed callback or a get_result answer, inferred from
+	// the details' shape when the field is absent (megvii.ProcedureType).
 	Procedure string `json:"procedure,omitempty"`
 	// Asked are the return_image values of the served get_result calls.
-	Asked     []int    `json:"asked,omitempty"`
+	Asked []int `json:"asked,omitempty"`
+	// Wanted are the return_image values of the images the flow produced
+	// that the first served answer lacked (NextReturnImage).
+	Wanted    []int    `json:"wanted,omitempty"`
 	Attempts  int      `json:"attempts,omitempty"` // calls started, for response ids
 	Intent    *Intent  `json:"intent,omitempty"`
 	Responses []string `json:"responses,omitempty"`
@@ -345,8 +354,12 @@ type Result struct {
 	Served     bool // Megvii: an HTTP 200 answer (the budget is spent)
 	// ReturnImage (Megvii) is the return_image value the call asked for.
 	ReturnImage int
-	Code        string // the vendor's error code, when it gave one
-	Message     string
+	// Missing (Megvii, a served answer) are the return_image values of the
+	// images the flow produced (its result says which) that the answer
+	// lacks (megvii.MissingImages).
+	Missing []int
+	Code    string // the vendor's error code, when it gave one
+	Message string
 	// Baidu getall only: attempts found, and when the last one finished.
 	Attempts     int
 	LastVerified *time.Time
@@ -362,6 +375,9 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 	}
 	if r.Served {
 		s.Spent++
+		if len(s.Asked) == 0 && r.Class == vendorerr.Unknown {
+			s.Wanted = slices.Clone(r.Missing)
+		}
 		if r.ReturnImage != 0 && !slices.Contains(s.Asked, r.ReturnImage) {
 			s.Asked = append(s.Asked, r.ReturnImage)
 		}
@@ -374,31 +390,47 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 		s.Failures, s.LastError = 0, ""
 		if s.Vendor == contract.Megvii {
 			// Images come only with status OK (000); a budget above one asks
-			// for what the earlier values did not return.
+			// for what the answer of 4 did not return.
 			if _, more := NextReturnImage(s); more && s.Spent < p.MegviiCallBudget && megvii.Status(s.FlowStatus) == megvii.StatusOK {
 				s.NextAt = now
 				return nil, false
 			}
+			if st := megvii.Status(s.FlowStatus); r.Served && (st == megvii.StatusNotStarted || st == megvii.StatusProcessing) {
+				// The last chance found the flow unfinished (000: NOT_STARTED,
+				// never begun; PROCESSING, under way, no result fields): the
+				// user never finished. The answer is archived, the flow
+				// status kept.
+				return &Close{contract.OutcomeNotVerified, "the user never finished: get_result's last-chance answer has status " + string(st)}, false
+			}
 			return &Close{Outcome: contract.OutcomeHarvested}, false
 		}
+		p.TokenInvalidRun.reset()
 		return p.baiduSuccess(s, r, now), false
 	case vendorerr.NotFound:
 		return &Close{contract.OutcomeNotFound, r.Message}, false
 	case vendorerr.Destroyed:
 		if s.Vendor == contract.Baidu {
-			if s.CompletedAt == nil && !now.Before(s.windowStart().Add(p.BaiduTokenWindow)) {
-				return &Close{contract.OutcomeNotVerified, "no verification within the token window; the vendor says: " + r.Message}, false
-			}
-			if p.inDataWindow(s, now) && s.TokenInvalid < p.BaiduTokenInvalidFaults {
+			if p.inDataWindow(s, now) {
 				// Inside the data window the token cannot have expired: 001
 				// gives the same answer for a verify_token used with another
-				// application's access_token. An account fault until it
-				// persists.
+				// application's access_token. Not a verdict: retried; an
+				// account fault when it persists across verifications.
 				s.TokenInvalid++
-				s.LastError = fmt.Sprintf("%s inside the data window (%d of %d before it counts as destroyed): is the access_token of the application that generated the verify_token? %s",
-					r.Endpoint, s.TokenInvalid, p.BaiduTokenInvalidFaults, r.Message)
-				s.NextAt = now
-				return nil, true
+				if n := p.TokenInvalidRun.add(s.Key()); p.BaiduTokenInvalidFaults > 0 && n >= p.BaiduTokenInvalidFaults {
+					s.LastError = fmt.Sprintf("account fault: %d verifications in a row answered %q inside their data windows, also with a fresh access_token: are the keys those of the application that generated the verify_tokens? (001's FAQ) %s",
+						n, baidu.TokenInvalidMessage, r.Message)
+					s.NextAt = now
+					return nil, true
+				}
+				p.retryLater(s, now, jitter, fmt.Sprintf("%s inside the data window, also with a fresh access_token (%d times): an expired token and another application's access_token get the same answer (001's FAQ); retrying: %s",
+					r.Endpoint, s.TokenInvalid, r.Message))
+				return nil, false
+			}
+			if s.CompletedAt == nil {
+				// After the token window with no completion and no other
+				// answer: an unused token and a mismatched access_token get
+				// the same message, so nothing says whether the user verified.
+				return &Close{contract.OutcomeLost, "the vendor answered " + r.Message + " after the token window and nothing else: an unused token and another application's access_token get the same answer (001's FAQ), so whether a verification happened is unknown"}, false
 			}
 			if r.Endpoint == baidu.EndpointMedia || r.Endpoint == baidu.EndpointDetail {
 				s.Done = append(s.Done, r.Endpoint)
@@ -408,6 +440,14 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 		}
 		return &Close{contract.OutcomeLost, "the vendor destroyed the data: " + r.Message}, false
 	case vendorerr.NotVerified:
+		if s.Vendor == contract.Baidu && r.Endpoint == baidu.EndpointGetAll && now.Before(s.windowStart().Add(p.BaiduTokenWindow)) {
+			// A refusal the documents do not name (222xxx, 223xxx) while
+			// the token can still verify: the user may try again, so
+			// getall is polled as after failed attempts.
+			s.LastError = r.Message
+			p.pollAgain(s, now)
+			return nil, false
+		}
 		s.Done = append(s.Done, r.Endpoint)
 		s.NextAt = now
 		return nil, false
@@ -440,10 +480,18 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 		return nil, false
 	}
 	// Retryable, or a fault on our side: try again later, within the window.
-	s.LastError = r.Message
 	if s.Vendor == contract.Megvii && s.Spent >= p.MegviiCallBudget {
+		s.LastError = r.Message
 		return &Close{contract.OutcomeFailed, "the one-shot answer was unusable and the call budget is spent: " + r.Message}, false
 	}
+	p.retryLater(s, now, jitter, r.Message)
+	return nil, false
+}
+
+// retryLater schedules the next try after a failure, backing off, within
+// the window.
+func (p Policy) retryLater(s *State, now time.Time, jitter func(key string, n int) time.Duration, why string) {
+	s.LastError = why
 	s.Failures++
 	backoff := p.RetryMin << min(s.Failures-1, 20)
 	if backoff > p.RetryMax || backoff <= 0 {
@@ -460,7 +508,38 @@ func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key strin
 		}
 	}
 	s.NextAt = next
-	return nil, false
+}
+
+// TokenInvalidRun counts the Baidu verifications answered "Token无效或者已过期"
+// inside their data windows since the last other Baidu answer (Policy.
+// BaiduTokenInvalidFaults). Safe for concurrent use; nil counts nothing.
+type TokenInvalidRun struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (r *TokenInvalidRun) add(key string) int {
+	if r == nil {
+		return 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ids == nil {
+		r.ids = map[string]bool{}
+	}
+	if len(r.ids) < 1024 { // bounded: the count only needs to reach the threshold
+		r.ids[key] = true
+	}
+	return len(r.ids)
+}
+
+func (r *TokenInvalidRun) reset() {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.ids)
 }
 
 func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
@@ -490,12 +569,7 @@ func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
 			// backing off, and once more after the token window; a landing
 			// makes it due at once. detail and media wait for the last
 			// attempt.
-			s.Polls++
-			next := now.Add(p.BaiduPollDelay << min(s.Polls-1, 10))
-			if last := windowEnd.Add(p.BaiduPollDelay); next.After(last) || next.Before(now) {
-				next = last
-			}
-			s.NextAt = next
+			p.pollAgain(s, now)
 			return nil
 		}
 		if !r.AnyPassed && !s.done(baidu.EndpointDetail) {
@@ -507,34 +581,35 @@ func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
 	return nil
 }
 
-// MegviiReturnImages are the return_image values worth a get_result call for
-// a procedure, the most evidence first (document 000). 4 ("all images")
-// returns the images 000's images field names: image_best and the ID card's
-// two sides; 1 (image_best) is valid only for video, still and flash, 5 and
-// 6 (the frontal and the side selfie) only for selfie. So for a selfie flow
-// 4 returns only the ID card, and the selfie photos need 5 and 6: 5 first
-// (the frontal selfie is the face the verdict is about; the card's content
-// is in the result's idcard_info as text), then 4 (the card's photos), then
-// 6. For the other procedures, or before the procedure is known, 4 returns
-// everything.
-func MegviiReturnImages(procedure string) []int {
-	if procedure == megvii.ProcedureSelfie {
-		return []int{int(megvii.ReturnImageSelfieFront), int(megvii.ReturnImageAll), int(megvii.ReturnImageSelfieSide)}
-	}
-	return []int{int(megvii.ReturnImageAll)}
-}
-
-// NextReturnImage is the return_image value of s's next get_result call:
-// the first of MegviiReturnImages not yet answered, and whether there is
-// one (when there is none, the first, for a call made anyway).
+// NextReturnImage is the return_image value of s's next get_result call,
+// and whether there is one worth the call budget. The first call asks for 4:
+// 000 and 002 say 需要返回所有图像 (return all images). Only when an answer of
+// 4 lacked images the flow produced (Result.Missing, kept in s.Wanted) does
+// a later call, budget allowing, ask for each of them by its own value (1,
+// 2, 3, 5 or 6), each value once.
 func NextReturnImage(s *State) (int, bool) {
-	vals := MegviiReturnImages(s.Procedure)
-	for _, v := range vals {
+	all := int(megvii.ReturnImageAll)
+	if len(s.Asked) == 0 {
+		return all, true
+	}
+	for _, v := range s.Wanted {
 		if !slices.Contains(s.Asked, v) {
 			return v, true
 		}
 	}
-	return vals[0], false
+	return all, false
+}
+
+// pollAgain schedules the next getall of a token that can still verify:
+// backing off, and once more after the token window; a landing makes it due
+// at once.
+func (p Policy) pollAgain(s *State, now time.Time) {
+	s.Polls++
+	next := now.Add(p.BaiduPollDelay << min(s.Polls-1, 10))
+	if last := s.windowStart().Add(p.BaiduTokenWindow + p.BaiduPollDelay); next.After(last) || next.Before(now) {
+		next = last
+	}
+	s.NextAt = next
 }
 
 // inDataWindow reports whether a Baidu token's results must still be

@@ -44,8 +44,13 @@ type MegviiSpec struct {
 	Quirks                *bool  `json:"quirks,omitempty"`          // document 002's template and "data: image" spacing (every other verification)
 	// PlainImages serves images as bare base64 strings, without a data URI
 	// prefix: document 000 says images come as a base64 string or null.
-	PlainImages bool     `json:"plain_images,omitempty"`
-	Faults      []string `json:"faults,omitempty"` // faults for this verification's next calls, in order
+	PlainImages bool `json:"plain_images,omitempty"`
+	// AllWithoutSelfies makes return_image=4 leave the selfies out (a
+	// vendor that reads "all images" as the three 000's images field
+	// names): the selfies then come only with 5 and 6. Off by default: 000
+	// and 002 say 4 returns all images.
+	AllWithoutSelfies bool     `json:"all_without_selfies,omitempty"`
+	Faults            []string `json:"faults,omitempty"` // faults for this verification's next calls, in order
 }
 
 type megviiVerification struct {
@@ -369,8 +374,14 @@ func (s *Sim) handleGetResult(w http.ResponseWriter, r *http.Request) {
 	}
 	var spec MegviiSpec
 	var status megvii.Status
+	verifiedAt := now
 	if v != nil {
 		spec, status = v.spec, v.status(now)
+		if status.Final() {
+			// The verify time (return_verify_time=1) is when the flow
+			// ended, not when get_result was called.
+			verifiedAt = v.created.Add(time.Duration(v.spec.FinalAfter))
+		}
 	}
 	s.mu.Unlock()
 
@@ -386,7 +397,7 @@ func (s *Sim) handleGetResult(w http.ResponseWriter, r *http.Request) {
 		s.preServeFault(w, "megvii", ep, fault)
 		return
 	}
-	body := s.megviiResult(bizID, spec, status, now, megvii.ReturnImage(ri), rvt == "1", fault == FaultTruncatedBase64, true)
+	body := s.megviiResult(bizID, spec, status, verifiedAt, megvii.ReturnImage(ri), rvt == "1", fault == FaultTruncatedBase64, true)
 	s.serveBody(r.Context(), w, "megvii", ep, fault, body)
 }
 
@@ -435,7 +446,8 @@ func (s *Sim) handleGetToken(w http.ResponseWriter, r *http.Request) {
 	s.serveBody(r.Context(), w, "megvii", ep, fault, mustJSON(map[string]any{"request_id": s.requestID(), "time_used": 12, "token": c.Token, "biz_id": c.BizID, "expired_time": c.ExpiredTime}))
 }
 
-// megviiResult builds a result object from the document's success example.
+// megviiResult builds a result object from the document's success example;
+// now is the verify time it reports when asked (verifyTime).
 func (s *Sim) megviiResult(bizID string, spec MegviiSpec, status megvii.Status, now time.Time, ri megvii.ReturnImage, verifyTime, truncate, withImages bool) []byte {
 	name := "megvii_get_result_ok_000.json"
 	if *spec.Quirks {
@@ -493,6 +505,12 @@ func (s *Sim) megviiResult(bizID string, spec MegviiSpec, status megvii.Status, 
 	if lr, ok := m["liveness_result"].(map[string]any); ok {
 		lr["result"] = spec.Liveness
 		lr["procedure_type"] = spec.Procedure
+		if !withImages && *spec.Quirks {
+			// 002's liveness_result table and its selfie and video
+			// examples carry no procedure_type: its callbacks leave it
+			// out (get_result keeps it, as 002's success example).
+			delete(lr, "procedure_type")
+		}
 		fg := lr["face_genuineness"].(map[string]any)
 		switch spec.Procedure {
 		case megvii.ProcedureSelfie:
@@ -539,10 +557,14 @@ func (s *Sim) megviiImages(bizID string, spec MegviiSpec, ri megvii.ReturnImage,
 	selfie := spec.Procedure == megvii.ProcedureSelfie
 	idcard := *spec.IDCardMode != 0
 	var names []string
-	// 4 ("all images") returns the images 000's images field names:
-	// image_best and the ID card's sides; the selfies only with 5 and 6.
+	// 4 (000 and 002: 需要返回所有图像) returns every image the flow
+	// produced, the selfies included; 1 only for video, still and flash, 5
+	// and 6 only for selfie.
 	want := func(r megvii.ReturnImage) bool {
-		return ri == r || (ri == megvii.ReturnImageAll && r <= megvii.ReturnImageIDCardBack)
+		if ri == megvii.ReturnImageAll && spec.AllWithoutSelfies {
+			return r <= megvii.ReturnImageIDCardBack
+		}
+		return ri == r || ri == megvii.ReturnImageAll
 	}
 	if want(megvii.ReturnImageBest) && !selfie {
 		names = append(names, megvii.ImageBest)
@@ -554,10 +576,10 @@ func (s *Sim) megviiImages(bizID string, spec MegviiSpec, ri megvii.ReturnImage,
 		names = append(names, megvii.ImageIDCardBack)
 	}
 	if want(megvii.ReturnImageSelfieFront) && selfie {
-		names = append(names, "image_selfie_front")
+		names = append(names, megvii.ImageSelfieFront)
 	}
 	if want(megvii.ReturnImageSelfieSide) && selfie {
-		names = append(names, "image_selfie_side")
+		names = append(names, megvii.ImageSelfieSide)
 	}
 	prefix := "data:image/jpeg;base64,"
 	if *spec.Quirks {

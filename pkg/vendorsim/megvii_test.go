@@ -267,9 +267,10 @@ func TestMegviiQuirksAndProcedures(t *testing.T) {
 	if r.LivenessResult.ProcedureType != "selfie" || r.LivenessResult.Details.FaceFront == nil || !r.LivenessResult.FaceGenuineness.SelfieInconsistent.Valid {
 		t.Fatalf("selfie %+v", r.LivenessResult)
 	}
-	// 000: 4 returns the images its images field names (image_best, the ID
-	// card's sides); the selfies come only with 5 and 6.
-	if names := strings.Join(r.Images.Names(), ","); strings.Contains(names, "selfie") || r.Images[megvii.ImageBest] != "" {
+	// 000 and 002: 4 returns all images (需要返回所有图像): a selfie flow's
+	// two selfies and the ID card's sides; image_best is video, still and
+	// flash only (return_image 1).
+	if names := strings.Join(r.Images.Names(), ","); names != "image_idcard_back,image_idcard_front,image_selfie_front,image_selfie_side" {
 		t.Fatalf("selfie flow asked for 4: images %s", names)
 	}
 	r, err = h.megvii.GetResult(ctx, sel5, megvii.GetResultOptions{ReturnImage: megvii.ReturnImageSelfieFront})
@@ -415,6 +416,28 @@ func TestQPSLimit(t *testing.T) {
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("calls: %v, want %v", got, want)
+		}
+	}
+}
+
+// TestMegviiCallbackWithoutProcedureType: 002's liveness_result table and its
+// selfie and video examples carry no procedure_type, so a verification with
+// 002's template sends callbacks without it (its get_result answer keeps
+// it); the procedure is still told by the details' shape.
+func TestMegviiCallbackWithoutProcedureType(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, c := range []struct{ procedure, want string }{{"selfie", "selfie"}, {"video", megvii.ProcedureVideoOrStill}} {
+		id := h.createM(t, MegviiSpec{Procedure: c.procedure, Quirks: quirks()})
+		data := h.sim.CallbackData(id)
+		if strings.Contains(data, "procedure_type") {
+			t.Fatalf("%s: 002-style callback carries procedure_type: %s", c.procedure, data)
+		}
+		if got := megvii.ProcedureType([]byte(data)); got != c.want {
+			t.Errorf("%s: procedure read from the callback %q, want %q", c.procedure, got, c.want)
+		}
+		plain := h.createM(t, MegviiSpec{Procedure: c.procedure, Quirks: noQuirks()})
+		if d := h.sim.CallbackData(plain); !strings.Contains(d, `"procedure_type":"`+c.procedure+`"`) {
+			t.Errorf("%s: 000-style callback lacks procedure_type: %s", c.procedure, d)
 		}
 	}
 }
