@@ -22,11 +22,15 @@ type Presigner interface {
 // the record as stored, its timeline, its problems and a presigned link to
 // each object it references.
 type View struct {
-	Key      string          `json:"key"` // <vendor>:<id>
-	RecordID string          `json:"ce_id"`
-	Timeline []Moment        `json:"timeline"`
-	Problems []string        `json:"problems"`
-	Links    []Link          `json:"links"`
+	Key      string   `json:"key"` // <vendor>:<id>
+	RecordID string   `json:"ce_id"`
+	Timeline []Moment `json:"timeline"`
+	Problems []string `json:"problems"`
+	Links    []Link   `json:"links"`
+	// Withheld names the objects held but not linked because the display
+	// was not asked to unmask identities (the evidence document, ID-card
+	// images): "evidence", or a media kind with its attempt.
+	Withheld []string        `json:"withheld,omitempty"`
 	Record   json.RawMessage `json:"record"`
 }
 
@@ -60,7 +64,8 @@ type Shown struct {
 	LinkExpiry    time.Time `json:"link_expiry"`
 	At            time.Time `json:"at"`
 	// EvidenceLinked is set when a link was issued for an evidence
-	// document, which holds the unmasked name and ID number.
+	// document, which holds the unmasked name and ID number, or for an
+	// ID-card image (contract.IdentityMedia), which shows them.
 	EvidenceLinked bool `json:"evidence_linked"`
 }
 
@@ -70,7 +75,7 @@ func (s *Shown) Add(v View) {
 	s.Verifications = append(s.Verifications, v.Key)
 	for _, l := range v.Links {
 		s.Objects = append(s.Objects, l.Key)
-		if l.What == "evidence" {
+		if l.What == "evidence" || contract.IdentityMedia(l.What) {
 			s.EvidenceLinked = true
 		}
 	}
@@ -79,8 +84,9 @@ func (s *Shown) Add(v View) {
 // Event is the display's audit event: a show is a record view of its
 // verification, a find a search naming every verification it showed; both
 // showed the records (identity masked) and list the objects linked and
-// when the links expire. A link to an evidence document gives whoever
-// holds it the unmasked identity: such a display is identity_unmasked.
+// when the links expire. A link to an evidence document or an ID-card
+// image gives whoever holds it the unmasked identity: such a display is
+// identity_unmasked.
 // Via, and the ID, are the audit Log's to fill in.
 func (s Shown) Event() contract.AuditEvent {
 	e := contract.AuditEvent{Viewer: s.Viewer, Role: contract.RoleOperator, At: s.At, Action: contract.AuditRecord,
@@ -98,8 +104,10 @@ func (s Shown) Event() contract.AuditEvent {
 }
 
 // NewView builds a verification's view with links valid for expiry from
-// now.
-func NewView(ctx context.Context, v Verification, p Presigner, expiry time.Duration, now time.Time) (View, error) {
+// now. Without identity, the objects that hold or show the unmasked
+// identity (the evidence document, ID-card images) get no link: they are
+// named in Withheld.
+func NewView(ctx context.Context, v Verification, p Presigner, expiry time.Duration, now time.Time, identity bool) (View, error) {
 	r := v.Record
 	out := View{Key: contract.Key(r.Vendor, r.VerificationID), RecordID: v.Index.RecordID, Problems: r.Problems, Record: json.RawMessage(v.RecordJSON)}
 	if out.Problems == nil {
@@ -128,6 +136,14 @@ func NewView(ctx context.Context, v Verification, p Presigner, expiry time.Durat
 			l.What = "record"
 		case !ok:
 			l.What = "media"
+		}
+		if !identity && (l.What == "evidence" || contract.IdentityMedia(l.What)) {
+			w := l.What
+			if l.Attempt > 0 {
+				w += fmt.Sprintf(" (attempt %d)", l.Attempt)
+			}
+			out.Withheld = append(out.Withheld, w)
+			continue
 		}
 		u, err := p.PresignGet(ctx, o.Key, expiry)
 		if err != nil {
@@ -197,6 +213,9 @@ func WriteText(w io.Writer, views []View) error {
 				what += fmt.Sprintf(" (attempt %d)", l.Attempt)
 			}
 			fmt.Fprintf(tw, "  %s\t%s\n", what, l.URL)
+		}
+		if len(v.Withheld) > 0 {
+			fmt.Fprintf(tw, "withheld\t%s (identity data: --identity links them)\n", strings.Join(v.Withheld, ", "))
 		}
 	}
 	return tw.Flush()

@@ -24,3 +24,13 @@ func TestShownWithEvidenceLinkIsUnmasked(t *testing.T) {
 		}
 	}
 }
+
+// TestShownWithIDCardLinkIsUnmasked: a link to an ID-card image (identity
+// data, as the evidence document) makes the display identity_unmasked.
+func TestShownWithIDCardLinkIsUnmasked(t *testing.T) {
+	var s audit.Shown
+	s.Add(audit.View{Key: "baidu:b-1", Links: []audit.Link{{What: "record", Key: "r"}, {What: "idcard_front", Attempt: 1, Key: "i"}}})
+	if e := s.Event(); !e.IdentityUnmasked {
+		t.Errorf("a link to an ID-card image: event %+v, want identity_unmasked", e)
+	}
+}

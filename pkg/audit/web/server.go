@@ -712,7 +712,9 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, p Principal) {
 
 // media streams the n-th media object the verification's record lists
 // (the record's own, then each attempt's), from the store through this
-// server: the browser never gets a link to the store.
+// server: the browser never gets a link to the store. An ID-card image
+// (contract.IdentityMedia) is identity data: for the identity role only,
+// recorded as identity_unmasked.
 func (s *Server) media(w http.ResponseWriter, r *http.Request, p Principal) {
 	ver, ok := s.find(w, r)
 	if !ok {
@@ -725,8 +727,15 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request, p Principal) {
 		return
 	}
 	m := items[n]
+	identity := contract.IdentityMedia(m.Kind)
+	if identity && !p.CanSeeIdentity() {
+		s.m.authFailure(reasonForbidden)
+		s.fail(w, r, http.StatusForbidden, "Your role does not allow seeing ID-card images: they show the unmasked identity.")
+		return
+	}
 	e := event(r, p, contract.AuditMedia)
 	e.Vendor, e.VerificationID, e.BizNo, e.ObjectKey, e.MediaKind = ver.Record.Vendor, ver.Record.VerificationID, ver.Record.BizNo, m.Key, m.Kind
+	e.IdentityUnmasked = identity
 	ct := m.ContentType
 	kind := "image"
 	switch {
