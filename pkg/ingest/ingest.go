@@ -97,6 +97,8 @@ type Server struct {
 	issuing  chan struct{}  // a slot per issuing request in progress
 	// bearers are the SHA-256 of the accepted bearer tokens.
 	bearers [][sha256.Size]byte
+	// owners remembers which caller registered each verification first.
+	owners *owners
 	// retryAfter is the Retry-After value: whole seconds, at least 1.
 	retryAfter string
 }
@@ -174,7 +176,8 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry), issuing: make(chan struct{}, cfg.MaxIssuing)}
+	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry), issuing: make(chan struct{}, cfg.MaxIssuing),
+		owners: newOwners(maxOwners)}
 	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
 	for _, t := range cfg.BearerTokens {
 		s.bearers = append(s.bearers, sha256.Sum256([]byte(t.Reveal())))
@@ -580,11 +583,13 @@ type Registration struct {
 	Metadata       map[string]string `json:"metadata,omitempty"`
 }
 
-func (s *Server) authorized(r *http.Request) bool {
+// authorized returns the caller (callerID of its bearer token) of a
+// request that carries an accepted bearer token, "" for any other.
+func (s *Server) authorized(r *http.Request) string {
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || tok == "" {
-		return false
+		return ""
 	}
 	// Hashes of equal length are compared, so that the time taken tells
 	// nothing of the configured tokens' lengths.
@@ -593,11 +598,15 @@ func (s *Server) authorized(r *http.Request) bool {
 	for _, want := range s.bearers {
 		match |= subtle.ConstantTimeCompare(got[:], want[:])
 	}
-	return match == 1
+	if match != 1 {
+		return ""
+	}
+	return callerID(tok)
 }
 
 func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqError {
-	if !s.authorized(r) {
+	caller := s.authorized(r)
+	if caller == "" {
 		return &reqError{status: http.StatusUnauthorized, reason: "unauthorized", msg: "missing or unknown bearer token"}
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
@@ -633,12 +642,19 @@ func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqErro
 			continue
 		}
 		seen[key] = true
+		if !s.owners.mayRegister(key, caller) {
+			return &reqError{status: http.StatusConflict, reason: "foreign_caller", msg: fmt.Sprintf("%s: %s is registered by another caller; nothing was registered", field("verification_id"), key)}
+		}
+		ev.Caller = caller
 		id := contract.EventID(string(ev.Vendor), ev.VerificationID, "token", ev.IssuedAt.Format(time.RFC3339Nano), ev.BizNo)
 		envs = append(envs, s.envelope(contract.TypeTokenRegistered, "/ingest"+RouteTokens, id, *ev.IssuedAt, ev, false))
 	}
 	s.m.batch.Observe(float64(len(envs)))
 	if e := s.publish(envs...); e != nil {
 		return e
+	}
+	for _, e := range envs {
+		s.owners.bind(e.Key, caller)
 	}
 	out := make([]map[string]string, len(envs))
 	for i, e := range envs {

@@ -283,7 +283,8 @@ func (req *BaiduIssueRequest) validate() error {
 // claim, issue (the vendor calls), the registration, the answer.
 func (s *Server) issueRoute(route, vendor string, configured func() bool, issue func(ctx context.Context, body []byte) (IssuedToken, contract.Event, *reqError)) func(http.ResponseWriter, *http.Request) *reqError {
 	return func(w http.ResponseWriter, r *http.Request) *reqError {
-		if !s.authorized(r) {
+		caller := s.authorized(r)
+		if caller == "" {
 			return &reqError{status: http.StatusUnauthorized, reason: "unauthorized", msg: "missing or unknown bearer token"}
 		}
 		if !configured() {
@@ -349,7 +350,7 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 			release()
 			return e
 		}
-		ev.ReceivedAt, ev.IssuedAt = now, &now
+		ev.ReceivedAt, ev.IssuedAt, ev.Caller = now, &now, caller
 		id := contract.EventID(string(ev.Vendor), ev.VerificationID, "token", now.Format(time.RFC3339Nano), ev.BizNo)
 		env := s.envelope(contract.TypeTokenRegistered, "/ingest"+route, id, now, ev, false)
 		if e := s.publish(env); e != nil {
@@ -358,6 +359,7 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 			return &reqError{status: http.StatusServiceUnavailable, reason: "broker", msg: "the vendor issued a token but its registration could not be stored in time: no token is given out; retry (with the same " + IdempotencyKeyHeader + ", safely)"}
 		}
 		out.Key, out.ID = env.Key, env.ID
+		s.owners.bind(env.Key, caller)
 		answer, _ := json.Marshal(out)
 		if claim != nil {
 			fctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
