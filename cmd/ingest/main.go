@@ -79,9 +79,12 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	fs.DurationVar(&c.VendorTimeout, "vendor-timeout", c.VendorTimeout, "bounds an issuing request's vendor calls")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a request waits for the broker's acknowledgement before answering 503 (requests starting within 10 ms share one deadline)")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with 503 answers")
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted by the token API and the issuing routes, which authenticate before reading it (413 beyond)")
+	fs.Int64Var(&c.MaxCallbackBytes, "max-callback-bytes", c.MaxCallbackBytes, "largest Megvii callback or return body accepted (413 beyond): read before its signature is checked, so anyone can send one; a callback carries no images")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most connections open at once, idle keep-alive ones included (about 20 KiB each); beyond, new ones wait in the kernel's accept queue")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "how long a keep-alive connection may stay idle before ingest closes it")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most token registrations in one request")
-	fs.IntVar(&c.MaxInFlight, "max-inflight", c.MaxInFlight, "most requests served at once; beyond, 503 with Retry-After at once (memory held by bodies is at most this times --max-body-bytes)")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", c.MaxInFlight, "most requests served at once; beyond, 503 with Retry-After at once (memory held by strangers' bodies is at most this times --max-callback-bytes)")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request line and headers accepted (431 beyond)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "how long a client may take to send the request line and headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "how long a client may take to send the whole request, body included")
@@ -216,7 +219,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		httpSrv.SetKeepAlivesEnabled(false) // clients reconnect, to pods that stay
 		log.Info("draining: /readyz fails, requests are still served", "for", o.shutdownDelay.String())
 	}))
-	g.Add(ops.ServeActor(httpSrv, ln, o.shutdownGrace, nil))
+	g.Add(ops.ServeActor(httpSrv, srv.LimitListener(ln), o.shutdownGrace, nil))
 	if issuing {
 		tailRun, tailStop, _ := ops.ContextActor(func(ctx context.Context) error {
 			return ingest.TailIdempotency(ctx, kc, o.idemTopic, o.cfg.Idempotency, log)

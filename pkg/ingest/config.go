@@ -7,6 +7,9 @@ import "time"
 func DefaultConfig() Config {
 	return Config{
 		MaxBodyBytes:      1 << 20,
+		MaxCallbackBytes:  64 << 10,
+		MaxConnections:    512,
+		IdleTimeout:       15 * time.Second,
 		PublishTimeout:    5 * time.Second,
 		RetryAfter:        5 * time.Second,
 		MaxTokenAge:       7 * 24 * time.Hour,

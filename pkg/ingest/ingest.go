@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
 	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/clock"
@@ -63,7 +64,10 @@ type Config struct {
 	BearerTokens         []config.Secret // accepted by the token API
 	BaiduSuccessRedirect string          // where the browser goes after a success landing ("" answers a small page)
 	BaiduFailureRedirect string
-	MaxBodyBytes         int64         // request body limit (1 MiB)
+	MaxBodyBytes         int64         // request body limit of the token API and the issuing routes, which authenticate first (1 MiB)
+	MaxCallbackBytes     int64         // request body limit of the Megvii callback and return routes, read before their signature is checked (64 KiB)
+	MaxConnections       int           // connections held open at once, idle ones included (512; the listener's, see LimitListener)
+	IdleTimeout          time.Duration // how long a keep-alive connection may stay idle (15 s)
 	PublishTimeout       time.Duration // how long a request waits for the broker (5 s)
 	RetryAfter           time.Duration // sent with 503 (5 s)
 	MaxTokenAge          time.Duration // oldest issued_at accepted (7 days)
@@ -141,6 +145,13 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = def.MaxBodyBytes
 	}
+	if cfg.MaxCallbackBytes <= 0 {
+		cfg.MaxCallbackBytes = def.MaxCallbackBytes
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = def.MaxConnections
+	}
+	setDur(&cfg.IdleTimeout, def.IdleTimeout)
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = def.MaxBatch
 	}
@@ -219,6 +230,36 @@ func (s *Server) Handler() http.Handler {
 	})
 }
 
+// closeUnread makes a refusal of a request that came with a body close
+// its connection: net/http would otherwise read up to 256 KiB of the
+// unread body (waiting for a silent client until the read timeout) before
+// sending the answer, to keep the connection.
+func closeUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// maxLandingBody bounds what a landing (a GET, or a HEAD) may send as a
+// body: it carries none.
+const maxLandingBody = 1 << 10
+
+// bodyLimit is route's request body limit: what it carries, no more. The
+// callbacks (vendor-signed data, no images) are read before their
+// signature is checked, so a stranger can send them: they get the small
+// MaxCallbackBytes; the token API and issuing routes authenticate before
+// reading, and take MaxBodyBytes (a Baidu issuing request may carry an
+// image).
+func (s *Server) bodyLimit(route string) int64 {
+	switch route {
+	case RouteMegviiCallback, RouteMegviiReturn:
+		return s.cfg.MaxCallbackBytes
+	case RouteTokens, RouteMegviiTokens, RouteBaiduTokens:
+		return s.cfg.MaxBodyBytes
+	}
+	return maxLandingBody
+}
+
 // reqError is a refusal: its status, a metric reason and a message safe to
 // show the caller (never a secret or an ID number).
 type reqError struct {
@@ -265,6 +306,7 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 			s.inFlight.Add(-1)
 			s.m.rejected.WithLabelValues(route, "overloaded").Inc()
 			w.Header().Set("Retry-After", s.retryAfter)
+			closeUnread(w, r)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "overloaded: nothing was stored; retry after Retry-After seconds", "request_id": rid})
 			c, _ := answered.LoadOrStore(http.StatusServiceUnavailable, s.m.requests.WithLabelValues(route, "503"))
 			c.(prometheus.Counter).Inc()
@@ -294,9 +336,10 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 				s.log.Debug("request", "route", route, "status", w.status, "request_id", rid, "duration_ms", s.cfg.Now().Sub(start).Milliseconds())
 			}
 		}()
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, s.bodyLimit(route))
 		if e := h(w, r); e != nil {
 			s.m.rejected.WithLabelValues(route, e.reason).Inc()
+			closeUnread(w, r)
 			switch e.status {
 			case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusConflict:
 				w.Header().Set("Retry-After", s.retryAfter)
@@ -478,7 +521,7 @@ func (s *Server) megviiResultPost(r *http.Request, wantBizNo string) (contract.E
 			return contract.Envelope{}, &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/x-www-form-urlencoded or application/json"}
 		}
 	}
-	body, e := readBody(r, s.cfg.MaxBodyBytes)
+	body, e := readBody(r, s.cfg.MaxCallbackBytes)
 	if e != nil {
 		return contract.Envelope{}, e
 	}
@@ -760,6 +803,16 @@ func (s *Server) validate(reg Registration, now time.Time, field func(string) st
 	return contract.Event{Vendor: v, VerificationID: reg.VerificationID, BizNo: reg.BizNo, IssuedAt: &issued, ReceivedAt: now, Metadata: reg.Metadata}, nil
 }
 
+// LimitListener wraps ln so that at most MaxConnections connections are
+// open at once, idle keep-alive ones included (--max-inflight counts
+// requests, not connections): a further connection waits in the kernel's
+// accept queue, costing this process nothing, until one closes. Each open
+// connection holds about 20 KiB (its buffers and goroutine); an idle one
+// is closed after IdleTimeout.
+func (s *Server) LimitListener(ln net.Listener) net.Listener {
+	return netutil.LimitListener(ln, s.cfg.MaxConnections)
+}
+
 // HTTPServer returns the http.Server to serve Handler with: small headers
 // and short read timeouts, so that a slow or silent client holds a
 // connection for seconds, not minutes. log receives the server's own errors.
@@ -775,7 +828,7 @@ func (s *Server) HTTPServer(log *slog.Logger) *http.Server {
 		// Reading, then (issuing) a claim, the vendor and the answer's
 		// record, then waiting for the broker, then answering.
 		WriteTimeout: s.cfg.ReadTimeout + s.cfg.VendorTimeout + 3*s.cfg.PublishTimeout + 5*time.Second,
-		IdleTimeout:  2 * time.Minute,
+		IdleTimeout:  s.cfg.IdleTimeout,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
