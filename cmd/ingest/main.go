@@ -75,6 +75,8 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	fs.DurationVar(&o.idem.TTL, "idempotency-ttl", o.idem.TTL, "how long a retry with the same Idempotency-Key gets the same answer")
 	fs.IntVar(&o.idem.MaxEntries, "idempotency-max-keys", o.idem.MaxEntries, "most Idempotency-Keys kept in memory by each replica (the oldest are forgotten first)")
 	fs.DurationVar(&o.idem.ClaimTimeout, "idempotency-claim-timeout", o.idem.ClaimTimeout, "how long a request in progress holds its Idempotency-Key (409 for others) if it never finishes")
+	fs.Float64Var(&c.IssueRate, "issue-rate", c.IssueRate, "issuing requests a second each caller (bearer token) may make, sustained; beyond its --issue-burst, 429 with Retry-After before the body is read")
+	fs.IntVar(&c.IssueBurst, "issue-burst", c.IssueBurst, "issuing requests each caller may make at once before --issue-rate applies")
 	fs.IntVar(&c.MaxIssuing, "max-issuing", c.MaxIssuing, "most issuing requests in progress at once (each holds vendor calls); beyond, 503 with Retry-After at once")
 	fs.DurationVar(&c.VendorTimeout, "vendor-timeout", c.VendorTimeout, "bounds an issuing request's vendor calls")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a request waits for the broker's acknowledgement before answering 503 (requests starting within 10 ms share one deadline)")

@@ -20,6 +20,8 @@ func DefaultConfig() Config {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		MaxIssuing:        16,
+		IssueRate:         20,
+		IssueBurst:        50,
 		VendorTimeout:     15 * time.Second,
 	}
 }

@@ -84,6 +84,8 @@ type Config struct {
 	BaiduH5URL    string        // the H5 page users are sent to (baidu.DefaultH5URL)
 	Idempotency   *Idempotency  // Idempotency-Key state
 	MaxIssuing    int           // issuing requests at once; beyond, 503 at once (16)
+	IssueRate     float64       // issuing requests a second per caller, sustained (20)
+	IssueBurst    int           // issuing requests per caller at once; beyond the bucket, 429 (50)
 	VendorTimeout time.Duration // bounds an issuing request's vendor calls (15 s)
 	Now           clock.Now
 	Registry      prometheus.Registerer
@@ -103,6 +105,8 @@ type Server struct {
 	bearers [][sha256.Size]byte
 	// owners remembers which caller registered each verification first.
 	owners *owners
+	// issueRate limits each caller's issuing requests.
+	issueRate *callerRates
 	// retryAfter is the Retry-After value: whole seconds, at least 1.
 	retryAfter string
 }
@@ -158,6 +162,12 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	if cfg.MaxIssuing <= 0 {
 		cfg.MaxIssuing = def.MaxIssuing
 	}
+	if cfg.IssueRate <= 0 {
+		cfg.IssueRate = def.IssueRate
+	}
+	if cfg.IssueBurst <= 0 {
+		cfg.IssueBurst = def.IssueBurst
+	}
 	setDur(&cfg.VendorTimeout, def.VendorTimeout)
 	if cfg.BaiduH5URL == "" {
 		cfg.BaiduH5URL = baidu.DefaultH5URL
@@ -188,7 +198,7 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry), issuing: make(chan struct{}, cfg.MaxIssuing),
-		owners: newOwners(maxOwners)}
+		owners: newOwners(maxOwners), issueRate: newCallerRates(cfg.Now, cfg.IssueRate, cfg.IssueBurst)}
 	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
 	for _, t := range cfg.BearerTokens {
 		s.bearers = append(s.bearers, sha256.Sum256([]byte(t.Reveal())))
@@ -206,8 +216,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET "+RouteBaiduFailure, s.wrap(RouteBaiduFailure, s.baiduLanding("failure")))
 	mux.Handle("POST "+RouteTokens, s.wrap(RouteTokens, s.registerTokens))
 	mux.Handle("POST "+RouteMegviiReturn, s.wrap(RouteMegviiReturn, s.megviiReturn))
-	mux.Handle("POST "+RouteMegviiTokens, s.wrap(RouteMegviiTokens, s.issueRoute(RouteMegviiTokens, megvii.Vendor, func() bool { return s.cfg.Megvii != nil }, s.issueMegvii)))
-	mux.Handle("POST "+RouteBaiduTokens, s.wrap(RouteBaiduTokens, s.issueRoute(RouteBaiduTokens, baidu.Vendor, func() bool { return s.cfg.Baidu != nil }, s.issueBaidu)))
+	mux.Handle("POST "+RouteMegviiTokens, s.wrap(RouteMegviiTokens, s.issueRoute(RouteMegviiTokens, megvii.Vendor, func() bool { return s.cfg.Megvii != nil }, checkIssue[MegviiIssueRequest], s.issueMegvii)))
+	mux.Handle("POST "+RouteBaiduTokens, s.wrap(RouteBaiduTokens, s.issueRoute(RouteBaiduTokens, baidu.Vendor, func() bool { return s.cfg.Baidu != nil }, checkIssue[BaiduIssueRequest], s.issueBaidu)))
 	// Wrong methods on known routes: 405 with Allow, counted.
 	for route, allow := range map[string]string{RouteMegviiCallback: "POST", RouteBaiduSuccess: "GET", RouteBaiduFailure: "GET", RouteTokens: "POST",
 		RouteMegviiReturn: "POST", RouteMegviiTokens: "POST", RouteBaiduTokens: "POST"} {

@@ -278,10 +278,28 @@ func (req *BaiduIssueRequest) validate() error {
 	return checkMetadata(req.Metadata)
 }
 
+// checkIssue decodes and validates an issuing request's body: what issue
+// would refuse before any vendor call is refused before the
+// Idempotency-Key is claimed, so invalid bodies write no state.
+func checkIssue[T any, P interface {
+	*T
+	validate() error
+}](body []byte) *reqError {
+	var req T
+	if err := decodeIssue(body, &req); err != nil {
+		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: err.Error()}
+	}
+	if err := P(&req).validate(); err != nil {
+		return &reqError{status: http.StatusBadRequest, reason: "invalid", msg: err.Error()}
+	}
+	return nil
+}
+
 // issueRoute serves an issuing route: authentication first (a stranger
-// costs nothing), then the body, a slot among MaxIssuing, the idempotency
-// claim, issue (the vendor calls), the registration, the answer.
-func (s *Server) issueRoute(route, vendor string, configured func() bool, issue func(ctx context.Context, body []byte) (IssuedToken, contract.Event, *reqError)) func(http.ResponseWriter, *http.Request) *reqError {
+// costs nothing), the caller's rate, then the body and its validation
+// (check), a slot among MaxIssuing, the idempotency claim, issue (the
+// vendor calls), the registration, the answer.
+func (s *Server) issueRoute(route, vendor string, configured func() bool, check func(body []byte) *reqError, issue func(ctx context.Context, body []byte) (IssuedToken, contract.Event, *reqError)) func(http.ResponseWriter, *http.Request) *reqError {
 	return func(w http.ResponseWriter, r *http.Request) *reqError {
 		caller := s.authorized(r)
 		if caller == "" {
@@ -297,8 +315,14 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 		if key != "" && !validID(key, 255) {
 			return &reqError{status: http.StatusBadRequest, reason: "invalid", msg: IdempotencyKeyHeader + ": 1-255 printable characters without spaces"}
 		}
+		if !s.issueRate.allow(caller) {
+			return &reqError{status: http.StatusTooManyRequests, reason: "caller_rate_limited", msg: fmt.Sprintf("more than %d issuing requests in a burst from this caller (%g a second sustained): retry after Retry-After seconds", s.cfg.IssueBurst, s.cfg.IssueRate)}
+		}
 		body, e := readBody(r, s.cfg.MaxBodyBytes)
 		if e != nil {
+			return e
+		}
+		if e := check(body); e != nil {
 			return e
 		}
 		select {
