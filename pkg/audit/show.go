@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/faceharvest/faceharvest/pkg/contract"
 )
@@ -176,24 +178,24 @@ func WriteText(w io.Writer, views []View) error {
 		if err := json.Unmarshal(v.Record, &r); err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "verification\t%s\n", v.Key)
-		fmt.Fprintf(tw, "ce_id\t%s\n", v.RecordID)
+		fmt.Fprintf(tw, "verification\t%s\n", esc(v.Key))
+		fmt.Fprintf(tw, "ce_id\t%s\n", esc(v.RecordID))
 		if r.BizNo != "" {
-			fmt.Fprintf(tw, "biz_no\t%s\n", r.BizNo)
+			fmt.Fprintf(tw, "biz_no\t%s\n", esc(r.BizNo))
 		}
 		outcome := r.Outcome
 		if r.Reason != "" {
 			outcome += " (" + r.Reason + ")"
 		}
-		fmt.Fprintf(tw, "outcome\t%s\n", outcome)
+		fmt.Fprintf(tw, "outcome\t%s\n", esc(outcome))
 		if r.FlowStatus != "" {
-			fmt.Fprintf(tw, "flow status\t%s\n", r.FlowStatus)
+			fmt.Fprintf(tw, "flow status\t%s\n", esc(r.FlowStatus))
 		}
 		if r.Passed != nil {
 			fmt.Fprintf(tw, "passed\t%t\n", *r.Passed)
 		}
 		if r.Identity != nil {
-			fmt.Fprintf(tw, "identity\t%s %s (%s, masked %t)\n", r.Identity.Name, r.Identity.IDNumber, r.Identity.Source, r.Identity.Masked)
+			fmt.Fprintf(tw, "identity\t%s %s (%s, masked %t)\n", esc(r.Identity.Name), esc(r.Identity.IDNumber), esc(r.Identity.Source), r.Identity.Masked)
 		}
 		fmt.Fprintf(tw, "timeline\t\n")
 		for _, m := range v.Timeline {
@@ -202,7 +204,7 @@ func WriteText(w io.Writer, views []View) error {
 		fmt.Fprintf(tw, "  window left at harvest\t%s\n", v.windowLeft())
 		fmt.Fprintf(tw, "problems\t%d\n", len(v.Problems))
 		for _, p := range v.Problems {
-			fmt.Fprintf(tw, "  -\t%s\n", p)
+			fmt.Fprintf(tw, "  -\t%s\n", esc(p))
 		}
 		if len(v.Links) > 0 {
 			fmt.Fprintf(tw, "links\texpire %s\n", v.Links[0].ExpiresAt.Format(time.RFC3339))
@@ -212,13 +214,39 @@ func WriteText(w io.Writer, views []View) error {
 			if l.Attempt > 0 {
 				what += fmt.Sprintf(" (attempt %d)", l.Attempt)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\n", what, l.URL)
+			fmt.Fprintf(tw, "  %s\t%s\n", esc(what), esc(l.URL))
 		}
 		if len(v.Withheld) > 0 {
-			fmt.Fprintf(tw, "withheld\t%s (identity data: --identity links them)\n", strings.Join(v.Withheld, ", "))
+			fmt.Fprintf(tw, "withheld\t%s (identity data: --identity links them)\n", esc(strings.Join(v.Withheld, ", ")))
 		}
 	}
 	return tw.Flush()
+}
+
+// esc escapes what a terminal would act on: control and format characters
+// (newline, tab, escape sequences, C1, line separators, bidirectional
+// overrides) and invalid UTF-8, as Go escapes (\n, \x1b, \u2028): text
+// from the store (a biz_no, a vendor's reason) cannot forge a line of the
+// output or drive the terminal.
+func esc(s string) string {
+	if contract.PlainText(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case contract.Unprintable(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // WriteJSON prints views for scripts: one JSON array on one line, each

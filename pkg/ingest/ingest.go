@@ -802,6 +802,9 @@ func (s *Server) validate(reg Registration, now time.Time, field func(string) st
 	if len(reg.BizNo) > 256 {
 		return contract.Event{}, fmt.Errorf("%s: at most 256 bytes", field("biz_no"))
 	}
+	if !contract.PlainText(reg.BizNo) {
+		return contract.Event{}, fmt.Errorf("%s: UTF-8 text without control characters", field("biz_no"))
+	}
 	if len(reg.Metadata) > 32 {
 		return contract.Event{}, fmt.Errorf("%s: at most 32 entries", field("metadata"))
 	}

@@ -240,6 +240,9 @@ func (req *BaiduIssueRequest) validate() error {
 	if len(req.BizNo) > 256 {
 		return errors.New("biz_no: at most 256 bytes")
 	}
+	if !contract.PlainText(req.BizNo) {
+		return errors.New("biz_no: UTF-8 text without control characters")
+	}
 	for f, u := range map[string]string{"success_url": req.SuccessURL, "failure_url": req.FailureURL} {
 		if err := checkPage(f, u); err != nil {
 			return err

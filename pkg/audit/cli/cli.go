@@ -198,6 +198,9 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 		if bizNo == "" {
 			return usageErr("want --biz-no")
 		}
+		if !contract.PlainText(bizNo) {
+			return usageErr("--biz-no: UTF-8 text without control characters (no biz_no holds one)")
+		}
 		query = "biz_no:" + bizNo
 	} else if query == "" {
 		return usageErr("want faceharvest show <vendor>:<id> [flags]")

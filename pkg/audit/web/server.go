@@ -295,6 +295,15 @@ func (s *Server) authed(route string, h func(http.ResponseWriter, *http.Request,
 		if r.Header.Get("Authorization") != "" && s.tooManyFailures(w, r) {
 			return
 		}
+		if crossSite(r) {
+			// A link, image or form on another site would make the
+			// victim's browser (its session cookie, or its SSO proxy's
+			// headers) record a view under the victim's name.
+			s.m.authFailure(reasonCrossSite)
+			s.render(w, r, http.StatusForbidden, "error", errorData{Code: http.StatusForbidden, Status: http.StatusText(http.StatusForbidden),
+				Message: "This page cannot be opened from another site: open it from the audit page itself or type its address."}, Principal{})
+			return
+		}
 		p, reason := s.authenticate(r)
 		if reason == reasonBadToken {
 			s.failures.fail(remoteAddr(r))
@@ -324,9 +333,10 @@ const (
 	reasonRateLimited    = "too_many_failures"
 	reasonForbidden      = "forbidden_role"
 	reasonBadOrigin      = "bad_origin"
+	reasonCrossSite      = "cross_site"
 )
 
-var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonRepeatedProxy, reasonForbidden, reasonBadOrigin, reasonRateLimited}
+var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonRepeatedProxy, reasonForbidden, reasonBadOrigin, reasonRateLimited, reasonCrossSite}
 
 func reasonMessage(reason string) string {
 	switch reason {
@@ -408,6 +418,19 @@ func (s *Server) fromProxy(r *http.Request) bool {
 		if p.Contains(a) {
 			return true
 		}
+	}
+	return false
+}
+
+// crossSite reports whether a browser says the request comes from another
+// site (Sec-Fetch-Site, which no page can set: cross-site, or same-site
+// for a sibling host that may not be ours). A typed address or bookmark
+// (none), the page's own links (same-origin) and clients that send no
+// such header (not browsers: they carry no victim's cookie) pass.
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
 	}
 	return false
 }
