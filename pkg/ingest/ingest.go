@@ -107,6 +107,10 @@ type Server struct {
 	owners *owners
 	// issueRate limits each caller's issuing requests.
 	issueRate *callerRates
+	// refusalLogs limits the log lines of refusals; refusalsUnlogged
+	// counts those not logged since the last one that was.
+	refusalLogs      *callerRates
+	refusalsUnlogged atomic.Int64
 	// retryAfter is the Retry-After value: whole seconds, at least 1.
 	retryAfter string
 }
@@ -198,7 +202,8 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry), issuing: make(chan struct{}, cfg.MaxIssuing),
-		owners: newOwners(maxOwners), issueRate: newCallerRates(cfg.Now, cfg.IssueRate, cfg.IssueBurst)}
+		owners: newOwners(maxOwners), issueRate: newCallerRates(cfg.Now, cfg.IssueRate, cfg.IssueBurst),
+		refusalLogs: newCallerRates(cfg.Now, refusalLogRate, refusalLogBurst)}
 	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
 	for _, t := range cfg.BearerTokens {
 		s.bearers = append(s.bearers, sha256.Sum256([]byte(t.Reveal())))
@@ -249,6 +254,14 @@ func closeUnread(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 }
+
+// Refusals logged: a burst of refusalLogBurst lines, then refusalLogRate a
+// second; the next line logged says how many were not
+// (refusals_not_logged). Metrics count every refusal.
+const (
+	refusalLogBurst = 20
+	refusalLogRate  = 5
+)
 
 // maxLandingBody bounds what a landing (a GET, or a HEAD) may send as a
 // body: it carries none.
@@ -361,7 +374,14 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 			if e.status >= 500 {
 				level = slog.LevelWarn
 			}
-			s.log.Log(r.Context(), level, "request refused", "route", route, "status", e.status, "reason", e.reason, "error", e.msg, "request_id", rid)
+			// Every refusal is counted; its log line only within the
+			// limit, so that a stranger's flood does not flood the logs.
+			if s.refusalLogs.allow("") {
+				s.log.Log(r.Context(), level, "request refused", "route", route, "status", e.status, "reason", e.reason, "error", e.msg, "request_id", rid,
+					"refusals_not_logged", s.refusalsUnlogged.Swap(0))
+			} else {
+				s.refusalsUnlogged.Add(1)
+			}
 			writeJSON(w, e.status, map[string]any{"error": e.msg, "request_id": rid})
 		}
 	})

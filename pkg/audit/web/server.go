@@ -383,7 +383,7 @@ func (s *Server) authenticate(r *http.Request) (Principal, string) {
 		}
 		return p, ""
 	}
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+	if c, err := r.Cookie(s.cookieName(r)); err == nil && c.Value != "" {
 		fp, err := s.sessions.verify(c.Value, s.now())
 		switch {
 		case errors.Is(err, errSessionExpired):
@@ -466,8 +466,17 @@ func (s *Server) secure(r *http.Request) bool {
 	return s.cfg.SecureCookie || r.TLS != nil || strings.HasPrefix(s.origin, "https:")
 }
 
+// cookieName is the session cookie's name: __Host- prefixed when it is
+// Secure.
+func (s *Server) cookieName(r *http.Request) string {
+	if s.secure(r) {
+		return SecureSessionCookie
+	}
+	return SessionCookie
+}
+
 func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 }
 
 // nextPath keeps a post-login destination only when it is a path on this
@@ -510,7 +519,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, exp := s.sessions.issue(p.fingerprint, s.now())
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: v, Path: "/", Expires: exp, MaxAge: int(s.cfg.SessionTTL / time.Second),
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r), Value: v, Path: "/", Expires: exp, MaxAge: int(s.cfg.SessionTTL / time.Second),
 		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 	s.log.Info("login", "viewer", p.Name, "role", p.Role, "request_id", reqID(r))
 	http.Redirect(w, r, next, http.StatusSeeOther)
