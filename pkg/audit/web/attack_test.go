@@ -50,6 +50,7 @@ func TestProxyHeadersOnce(t *testing.T) {
 	do := func(h http.Header) int {
 		hr, _ := http.NewRequest("GET", f.url+"/v/megvii/biz-m-1/identity", nil)
 		hr.Header = h
+		hr.Header.Set(ProxySecretHeader, proxySecret)
 		resp, err := f.client.Do(hr)
 		if err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -62,6 +63,12 @@ type Config struct {
 	ProxyUserHeader string
 	ProxyRoleHeader string
 	ProxyCIDRs      []netip.Prefix
+	// ProxySecrets authenticate the proxy beyond its address: its requests
+	// carry one of them in ProxySecretHeader (any verifies, for rotation),
+	// each at least MinSessionKeyLen bytes; required with ProxyUserHeader.
+	// A pod that can reach the page from a trusted address but does not
+	// hold the secret cannot claim a user or a role.
+	ProxySecrets [][]byte
 	// MaxSearchResults bounds a biz_no search's answer (50 when 0).
 	MaxSearchResults int
 	// FailedTokenBurst failed token checks (a wrong bearer token, a wrong
@@ -109,6 +116,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("audit page: no session key")
 	case cfg.ProxyUserHeader != "" && len(cfg.ProxyCIDRs) == 0:
 		return nil, errors.New("audit page: a trusted proxy header needs the proxies' addresses (CIDRs)")
+	case cfg.ProxyUserHeader != "" && len(cfg.ProxySecrets) == 0:
+		return nil, errors.New("audit page: a trusted proxy header needs the proxy's shared secret")
+	}
+	for _, k := range cfg.ProxySecrets {
+		if len(k) < MinSessionKeyLen {
+			return nil, fmt.Errorf("audit page: proxy secrets must be at least %d bytes", MinSessionKeyLen)
+		}
 	}
 	for _, k := range cfg.SessionKeys {
 		if len(k) < MinSessionKeyLen {
@@ -403,8 +417,30 @@ func (s *Server) authenticate(r *http.Request) (Principal, string) {
 	return Principal{}, reasonMissing
 }
 
-// fromProxy reports whether the connection comes from a trusted proxy.
+// ProxySecretHeader carries the trusted proxy's shared secret
+// (Config.ProxySecrets).
+const ProxySecretHeader = "X-Faceharvest-Proxy-Secret"
+
+// fromProxy reports whether the request comes from a trusted proxy: from
+// one of its addresses, with one of its secrets (compared as SHA-256
+// hashes in constant time, every secret tried).
 func (s *Server) fromProxy(r *http.Request) bool {
+	vals := r.Header.Values(ProxySecretHeader)
+	if len(vals) != 1 {
+		return false
+	}
+	got := sha256.Sum256([]byte(vals[0]))
+	ok := 0
+	for _, k := range s.cfg.ProxySecrets {
+		want := sha256.Sum256(k)
+		ok |= subtle.ConstantTimeCompare(got[:], want[:])
+	}
+	return ok == 1 && s.fromProxyAddr(r)
+}
+
+// fromProxyAddr reports whether the connection comes from a trusted
+// proxy's address.
+func (s *Server) fromProxyAddr(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return false
