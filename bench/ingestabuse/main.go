@@ -123,7 +123,7 @@ func run(bin string, conns, rounds int, hold time.Duration, forged int, bound fl
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "FACEHARVEST_LISTEN="+listen, "FACEHARVEST_METRICS_ADDR="+metrics, "FACEHARVEST_KAFKA_BROKERS="+b.Addr(),
 		"FACEHARVEST_EVENTS_TOPIC="+topic, "FACEHARVEST_PUBLIC_URL=http://"+listen, "FACEHARVEST_LANDING_KEY="+landingKey,
-		"FACEHARVEST_MEGVII_API_SECRET=bench-megvii-secret", "FACEHARVEST_INGEST_TOKENS=bench-token", "FACEHARVEST_LOG_LEVEL=warn")
+		"FACEHARVEST_MEGVII_API_SECRET=bench-megvii-secret", "FACEHARVEST_INGEST_TOKENS=bench-ingest-token-0123", "FACEHARVEST_LOG_LEVEL=warn")
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -400,7 +400,7 @@ func forgedLandings(addr string, n int, answers map[string]int) {
 func signedLanding(addr string) int {
 	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/tokens", strings.NewReader(`{"vendor":"baidu","verification_id":"bench-registered-token"}`))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer bench-token")
+	req.Header.Set("Authorization", "Bearer bench-ingest-token-0123")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0

@@ -77,6 +77,8 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	fs.DurationVar(&o.idem.ClaimTimeout, "idempotency-claim-timeout", o.idem.ClaimTimeout, "how long a request in progress holds its Idempotency-Key (409 for others) if it never finishes")
 	fs.Float64Var(&c.IssueRate, "issue-rate", c.IssueRate, "issuing requests a second each caller (bearer token) may make, sustained; beyond its --issue-burst, 429 with Retry-After before the body is read")
 	fs.IntVar(&c.IssueBurst, "issue-burst", c.IssueBurst, "issuing requests each caller may make at once before --issue-rate applies")
+	fs.IntVar(&c.FailedTokenBurst, "failed-token-burst", c.FailedTokenBurst, "wrong bearer tokens allowed per client address before 429 (the token not checked), refilled one per --failed-token-every")
+	fs.DurationVar(&c.FailedTokenEvery, "failed-token-every", c.FailedTokenEvery, "how often one more wrong bearer token is allowed per client address")
 	fs.IntVar(&c.MaxIssuing, "max-issuing", c.MaxIssuing, "most issuing requests in progress at once (each holds vendor calls); beyond, 503 with Retry-After at once")
 	fs.DurationVar(&c.VendorTimeout, "vendor-timeout", c.VendorTimeout, "bounds an issuing request's vendor calls")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a request waits for the broker's acknowledgement before answering 503 (requests starting within 10 ms share one deadline)")
@@ -99,7 +101,7 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep accepting and serving requests this long while /readyz answers 503 (and answers close their connections), so that endpoints, proxies and load balancers stop routing to this process first; then stop accepting and drain (Kubernetes: about 10 s; the pod's termination grace must exceed it plus --shutdown-grace)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, after --shutdown-delay, how long in-flight requests may take to finish")
 	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii API secret(s) that sign callbacks; comma-separated to accept several during rotation (required)")
-	fs.Secret("FACEHARVEST_INGEST_TOKENS", "bearer tokens accepted by POST /v1/tokens and the issuing routes, comma-separated (required)")
+	fs.Secret("FACEHARVEST_INGEST_TOKENS", fmt.Sprintf("bearer tokens accepted by POST /v1/tokens and the issuing routes, comma-separated, at least %d characters each (required); an address that sends --failed-token-burst wrong ones is answered 429 until its bucket refills", ingest.MinBearerTokenLen))
 	fs.Secret("FACEHARVEST_MEGVII_API_KEY", "Megvii api_key for issuing tokens (POST /v1/megvii/tokens; without it the route answers 404); the first API secret goes with it")
 	fs.Secret("FACEHARVEST_BAIDU_API_KEY", "Baidu API Key (client_id) for issuing tokens (POST /v1/baidu/tokens; without it the route answers 404)")
 	fs.Secret("FACEHARVEST_BAIDU_SECRET_KEY", "Baidu Secret Key (client_secret), with FACEHARVEST_BAIDU_API_KEY")
@@ -113,6 +115,11 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	}
 	if c.BearerTokens, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_INGEST_TOKENS"); err != nil {
 		return nil, err
+	}
+	for i, t := range c.BearerTokens {
+		if len(t.Reveal()) < ingest.MinBearerTokenLen {
+			return nil, fmt.Errorf("bearer token %d of %d is shorter than %d characters (FACEHARVEST_INGEST_TOKENS): a short token can be guessed", i+1, len(c.BearerTokens), ingest.MinBearerTokenLen)
+		}
 	}
 	if c.LandingKeys, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_LANDING_KEY"); err != nil {
 		return nil, err

@@ -21,6 +21,8 @@ func DefaultConfig() Config {
 		ReadTimeout:       10 * time.Second,
 		MaxIssuing:        16,
 		IssueRate:         20,
+		FailedTokenBurst:  10,
+		FailedTokenEvery:  6 * time.Second,
 		IssueBurst:        50,
 		VendorTimeout:     15 * time.Second,
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 
+	"github.com/faceharvest/faceharvest/pkg/authlimit"
 	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -58,11 +59,16 @@ type Publisher interface {
 
 // Config configures the server. Zero values take DefaultConfig's (noted).
 type Config struct {
-	MegviiSecrets        []config.Secret // callback signing secrets; several during rotation
-	LandingKeys          []config.Secret // sign Baidu landing URLs (the first) and verify them (any); none: landings are refused
-	PublicURL            string          // ingest's external base URL, for the landing URLs
-	BearerTokens         []config.Secret // accepted by the token API
-	BaiduSuccessRedirect string          // where the browser goes after a success landing ("" answers a small page)
+	MegviiSecrets []config.Secret // callback signing secrets; several during rotation
+	LandingKeys   []config.Secret // sign Baidu landing URLs (the first) and verify them (any); none: landings are refused
+	PublicURL     string          // ingest's external base URL, for the landing URLs
+	BearerTokens  []config.Secret // accepted by the token API
+	// FailedTokenBurst wrong bearer tokens are allowed per client address,
+	// refilled one per FailedTokenEvery; beyond, 429 without the token
+	// being checked (10 and 6 s).
+	FailedTokenBurst     int
+	FailedTokenEvery     time.Duration
+	BaiduSuccessRedirect string // where the browser goes after a success landing ("" answers a small page)
 	BaiduFailureRedirect string
 	MaxBodyBytes         int64         // request body limit of the token API and the issuing routes, which authenticate first (1 MiB)
 	MaxCallbackBytes     int64         // request body limit of the Megvii callback and return routes, read before their signature is checked (64 KiB)
@@ -109,7 +115,9 @@ type Server struct {
 	issueRate *callerRates
 	// refusalLogs limits the log lines of refusals; refusalsUnlogged
 	// counts those not logged since the last one that was.
-	refusalLogs      *callerRates
+	refusalLogs *callerRates
+	// failures limits wrong bearer tokens per client address.
+	failures         *authlimit.Failures
 	refusalsUnlogged atomic.Int64
 	// retryAfter is the Retry-After value: whole seconds, at least 1.
 	retryAfter string
@@ -166,6 +174,10 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	if cfg.MaxIssuing <= 0 {
 		cfg.MaxIssuing = def.MaxIssuing
 	}
+	if cfg.FailedTokenBurst <= 0 {
+		cfg.FailedTokenBurst = def.FailedTokenBurst
+	}
+	setDur(&cfg.FailedTokenEvery, def.FailedTokenEvery)
 	if cfg.IssueRate <= 0 {
 		cfg.IssueRate = def.IssueRate
 	}
@@ -203,7 +215,8 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry), issuing: make(chan struct{}, cfg.MaxIssuing),
 		owners: newOwners(maxOwners), issueRate: newCallerRates(cfg.Now, cfg.IssueRate, cfg.IssueBurst),
-		refusalLogs: newCallerRates(cfg.Now, refusalLogRate, refusalLogBurst)}
+		refusalLogs: newCallerRates(cfg.Now, refusalLogRate, refusalLogBurst),
+		failures:    authlimit.New(cfg.Now, cfg.FailedTokenBurst, cfg.FailedTokenEvery, maxFailingAddrs)}
 	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
 	for _, t := range cfg.BearerTokens {
 		s.bearers = append(s.bearers, sha256.Sum256([]byte(t.Reveal())))
@@ -656,13 +669,29 @@ type Registration struct {
 	Metadata       map[string]string `json:"metadata,omitempty"`
 }
 
+// maxFailingAddrs bounds the client addresses whose wrong bearer tokens
+// are tracked (beyond, they share one bucket).
+const maxFailingAddrs = 10000
+
+// errUnauthorized and errTooManyFailures are authorized's refusals.
+var (
+	errUnauthorized    = &reqError{status: http.StatusUnauthorized, reason: "unauthorized", msg: "missing or unknown bearer token"}
+	errTooManyFailures = &reqError{status: http.StatusTooManyRequests, reason: "too_many_failures", msg: "too many wrong bearer tokens from this address: retry after Retry-After seconds"}
+)
+
 // authorized returns the caller (callerID of its bearer token) of a
-// request that carries an accepted bearer token, "" for any other.
-func (s *Server) authorized(r *http.Request) string {
+// request that carries an accepted bearer token, or its refusal: 401, or
+// 429 (the token not checked) for an address that sent FailedTokenBurst
+// wrong ones lately.
+func (s *Server) authorized(r *http.Request) (string, *reqError) {
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || tok == "" {
-		return ""
+		return "", errUnauthorized
+	}
+	addr := clientAddr(r)
+	if s.failures.Blocked(addr) > 0 {
+		return "", errTooManyFailures
 	}
 	// Hashes of equal length are compared, so that the time taken tells
 	// nothing of the configured tokens' lengths.
@@ -672,15 +701,24 @@ func (s *Server) authorized(r *http.Request) string {
 		match |= subtle.ConstantTimeCompare(got[:], want[:])
 	}
 	if match != 1 {
-		return ""
+		s.failures.Fail(addr)
+		return "", errUnauthorized
 	}
-	return callerID(tok)
+	return callerID(tok), nil
+}
+
+// clientAddr is the request's peer address without its port.
+func clientAddr(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }
 
 func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqError {
-	caller := s.authorized(r)
-	if caller == "" {
-		return &reqError{status: http.StatusUnauthorized, reason: "unauthorized", msg: "missing or unknown bearer token"}
+	caller, e := s.authorized(r)
+	if e != nil {
+		return e
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/json"}

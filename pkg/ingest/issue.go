@@ -304,9 +304,9 @@ func checkIssue[T any, P interface {
 // vendor calls), the registration, the answer.
 func (s *Server) issueRoute(route, vendor string, configured func() bool, check func(body []byte) *reqError, issue func(ctx context.Context, body []byte) (IssuedToken, contract.Event, *reqError)) func(http.ResponseWriter, *http.Request) *reqError {
 	return func(w http.ResponseWriter, r *http.Request) *reqError {
-		caller := s.authorized(r)
-		if caller == "" {
-			return &reqError{status: http.StatusUnauthorized, reason: "unauthorized", msg: "missing or unknown bearer token"}
+		caller, e := s.authorized(r)
+		if e != nil {
+			return e
 		}
 		if !configured() {
 			return &reqError{status: http.StatusNotFound, reason: "not_configured", msg: "issuing " + vendor + " tokens is not configured on this ingest"}

@@ -45,7 +45,7 @@ var (
 	// rejectionReasons are the reqError reasons, and overloaded.
 	rejectionReasons = []string{"overloaded", "broker", "signature", "unauthorized", "malformed", "invalid", "media_type",
 		"too_large", "read", "method", "route", "not_configured", "vendor_rate_limited", "vendor_refused", "vendor_fault",
-		"idempotency_busy", "idempotency_mismatch", "foreign_caller", "caller_rate_limited"}
+		"idempotency_busy", "idempotency_mismatch", "foreign_caller", "caller_rate_limited", "too_many_failures"}
 	issuingVendors   = []string{"megvii", "baidu"}
 	vendorClasses    = []string{"rate_limited", "vendor_fault", "caller_bug", "account", "not_verified", "not_found", "destroyed", "unknown"}
 	signatureReasons = []string{"missing", "mismatch"}

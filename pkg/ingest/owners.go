@@ -23,6 +23,10 @@ import (
 // this replica registered, from a bounded memory of recent owners: the
 // quick answer, not the guarantee.
 
+// MinBearerTokenLen is the shortest bearer token the ingest binary accepts
+// (FACEHARVEST_INGEST_TOKENS), as the audit page's token file.
+const MinBearerTokenLen = 16
+
 // maxOwners bounds the owners one replica remembers (the oldest go
 // first): about 100 bytes each.
 const maxOwners = 200_000

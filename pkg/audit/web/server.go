@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/faceharvest/faceharvest/pkg/audit"
+	"github.com/faceharvest/faceharvest/pkg/authlimit"
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 )
@@ -100,7 +101,7 @@ type Server struct {
 	m        *Metrics
 	pages    *pages
 	origin   string
-	failures *failures
+	failures *authlimit.Failures
 }
 
 // maxFailingAddrs bounds the addresses whose failed token checks are
@@ -154,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Metrics = NewMetrics(cfg.Registry)
 	}
 	s := &Server{cfg: cfg, sessions: sessions{keys: cfg.SessionKeys, ttl: cfg.SessionTTL}, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
-		failures: newFailures(cfg.Now, cfg.FailedTokenBurst, cfg.FailedTokenEvery, maxFailingAddrs)}
+		failures: authlimit.New(cfg.Now, cfg.FailedTokenBurst, cfg.FailedTokenEvery, maxFailingAddrs)}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -320,7 +321,7 @@ func (s *Server) authed(route string, h func(http.ResponseWriter, *http.Request,
 		}
 		p, reason := s.authenticate(r)
 		if reason == reasonBadToken {
-			s.failures.fail(remoteAddr(r))
+			s.failures.Fail(remoteAddr(r))
 		}
 		if reason != "" {
 			s.m.authFailure(reason)
@@ -549,7 +550,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	p, ok := s.cfg.Tokens.Lookup(strings.TrimSpace(r.PostForm.Get("token")))
 	if !ok {
-		s.failures.fail(remoteAddr(r))
+		s.failures.Fail(remoteAddr(r))
 		s.m.authFailure(reasonBadToken)
 		s.render(w, r, http.StatusUnauthorized, "login", loginData{Next: next, Message: reasonMessage(reasonBadToken)}, Principal{})
 		return
@@ -564,7 +565,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 // tooManyFailures answers 429 when the request's address has used up its
 // failed token checks; the token it carries is then not checked at all.
 func (s *Server) tooManyFailures(w http.ResponseWriter, r *http.Request) bool {
-	wait := s.failures.blocked(remoteAddr(r))
+	wait := s.failures.Blocked(remoteAddr(r))
 	if wait <= 0 {
 		return false
 	}
