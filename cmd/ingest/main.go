@@ -94,6 +94,7 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "how long a client may take to send the whole request, body included")
 	fs.DurationVar(&c.MaxTokenAge, "max-token-age", c.MaxTokenAge, "oldest issued_at accepted by the token API")
 	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", c.MaxClockSkew, "how far in the future an issued_at may be")
+	fs.DurationVar(&c.MaxLandingAge, "max-landing-age", c.MaxLandingAge, "oldest signed Baidu landing URL accepted, by the issue time signed into it (401 stale beyond)")
 	fs.StringVar(&c.BaiduSuccessRedirect, "baidu-success-redirect", "", "page the browser is sent to after a Baidu success landing (empty: a short page)")
 	fs.StringVar(&c.BaiduFailureRedirect, "baidu-failure-redirect", "", "page the browser is sent to after a Baidu failure landing (empty: a short page)")
 	fs.DurationVar(&o.writer.BatchTimeout, "kafka-batch-timeout", o.writer.BatchTimeout, "how long a partial batch waits for concurrent requests to join it")

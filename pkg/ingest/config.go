@@ -14,6 +14,7 @@ func DefaultConfig() Config {
 		RetryAfter:        5 * time.Second,
 		MaxTokenAge:       7 * 24 * time.Hour,
 		MaxClockSkew:      5 * time.Minute,
+		MaxLandingAge:     24 * time.Hour,
 		MaxBatch:          1000,
 		MaxInFlight:       128,
 		MaxHeaderBytes:    16 << 10,

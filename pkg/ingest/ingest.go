@@ -78,6 +78,7 @@ type Config struct {
 	RetryAfter           time.Duration // sent with 503 (5 s)
 	MaxTokenAge          time.Duration // oldest issued_at accepted (7 days)
 	MaxClockSkew         time.Duration // newest issued_at accepted, ahead of now (5 min)
+	MaxLandingAge        time.Duration // oldest Baidu landing URL accepted, by its signed issue time (24 h)
 	MaxBatch             int           // registrations per request (1000)
 	MaxInFlight          int           // requests served at once; beyond, 503 at once (128)
 	MaxHeaderBytes       int           // request line and headers (16 KiB; 431 beyond)
@@ -150,6 +151,7 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	setDur(&cfg.RetryAfter, def.RetryAfter)
 	setDur(&cfg.MaxTokenAge, def.MaxTokenAge)
 	setDur(&cfg.MaxClockSkew, def.MaxClockSkew)
+	setDur(&cfg.MaxLandingAge, def.MaxLandingAge)
 	setDur(&cfg.ReadHeaderTimeout, def.ReadHeaderTimeout)
 	setDur(&cfg.ReadTimeout, def.ReadTimeout)
 	if cfg.MaxInFlight <= 0 {
@@ -624,15 +626,22 @@ func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Re
 			return refuse("mismatch", "landing signature does not match")
 		case problem != "":
 			return refuse(problem, "landing URL is not signed: use the success_url or failure_url answered by POST /v1/tokens")
-		case !s.landing.verify(outcome, signedSubject(vt, to), sig):
+		}
+		at, caller, ok := landingTimeQuery(r.URL.RawQuery)
+		now := s.cfg.Now().UTC()
+		switch {
+		case !ok:
+			return refuse("mismatch", "landing URL carries no signed issue time (an URL of an earlier release, or altered): use the success_url or failure_url answered by POST /v1/tokens")
+		case !s.landing.verify(timedKind(outcome), timedSubject(vt, to, at, caller), sig):
 			return refuse("mismatch", "landing signature does not match")
+		case now.Sub(time.Unix(at, 0)) > s.cfg.MaxLandingAge || time.Unix(at, 0).After(now.Add(s.cfg.MaxClockSkew)):
+			return refuse("stale", "landing URL expired: it was issued more than "+s.cfg.MaxLandingAge.String()+" ago")
 		case r.Method != http.MethodGet:
 			// A HEAD (a link checker, a prefetch) is not the user landing.
 			w.Header().Set("Allow", "GET")
 			return &reqError{status: http.StatusMethodNotAllowed, reason: "method", msg: "use GET"}
 		}
-		now := s.cfg.Now().UTC()
-		ev := contract.Event{Vendor: contract.Baidu, VerificationID: vt, ReceivedAt: now, Status: outcome}
+		ev := contract.Event{Vendor: contract.Baidu, VerificationID: vt, ReceivedAt: now, Status: outcome, Caller: caller}
 		env := s.envelope(contract.TypeBaiduCompletion, "/ingest/v1/callbacks/baidu/"+outcome, contract.EventID(string(contract.Baidu), vt, "completion", outcome), now, ev, false)
 		if e := s.publish(env); e != nil {
 			return e
@@ -771,8 +780,8 @@ func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqErro
 	for i, e := range envs {
 		out[i] = map[string]string{"key": e.Key, "id": e.ID}
 		if vt, ok := strings.CutPrefix(e.Key, string(contract.Baidu)+":"); ok && s.landing != nil {
-			out[i]["success_url"] = s.landing.url("success", vt)
-			out[i]["failure_url"] = s.landing.url("failure", vt)
+			out[i]["success_url"] = s.landing.urlFor("success", vt, "", caller, now)
+			out[i]["failure_url"] = s.landing.urlFor("failure", vt, "", caller, now)
 		}
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"registered": out})

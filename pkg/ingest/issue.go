@@ -370,7 +370,7 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, check 
 			}
 		}
 		now := s.cfg.Now().UTC()
-		vctx, cancel := context.WithTimeout(ctx, s.cfg.VendorTimeout)
+		vctx, cancel := context.WithTimeout(context.WithValue(ctx, callerKey{}, caller), s.cfg.VendorTimeout)
 		out, ev, e := issue(vctx, body)
 		cancel()
 		if e != nil {
@@ -404,6 +404,10 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, check 
 		return nil
 	}
 }
+
+// callerKey keeps an issuing request's caller in its context, for the
+// landing URLs issue signs.
+type callerKey struct{}
 
 // callerOf names the bearer token an authorized request carries, to scope
 // its Idempotency-Key by: the token's SHA-256, never the token.
@@ -523,8 +527,10 @@ func (s *Server) issueBaidu(ctx context.Context, body []byte) (IssuedToken, cont
 				return IssuedToken{}, contract.Event{}, s.vendorRefusal(baidu.Vendor, err)
 			}
 		}
-		su := s.landing.urlTo("success", tok, req.SuccessURL)
-		fu := s.landing.urlTo("failure", tok, req.FailureURL)
+		caller, _ := ctx.Value(callerKey{}).(string)
+		now := s.cfg.Now()
+		su := s.landing.urlFor("success", tok, req.SuccessURL, caller, now)
+		fu := s.landing.urlFor("failure", tok, req.FailureURL, caller, now)
 		out := IssuedToken{Vendor: baidu.Vendor, VerifyToken: tok, BizNo: req.BizNo, URL: baidu.H5URL(s.cfg.BaiduH5URL, tok, su, fu), SuccessURL: su, FailureURL: fu}
 		return out, contract.Event{Vendor: contract.Baidu, VerificationID: tok, BizNo: req.BizNo, Metadata: req.Metadata}, nil
 	}

@@ -49,7 +49,7 @@ var (
 	issuingVendors   = []string{"megvii", "baidu"}
 	vendorClasses    = []string{"rate_limited", "vendor_fault", "caller_bug", "account", "not_verified", "not_found", "destroyed", "unknown"}
 	signatureReasons = []string{"missing", "mismatch"}
-	landingReasons   = []string{"missing", "malformed_signature", "mismatch", "not_configured"}
+	landingReasons   = []string{"missing", "malformed_signature", "mismatch", "not_configured", "stale"}
 	eventTypes       = []string{contract.TypeMegviiCallback, contract.TypeBaiduCompletion, contract.TypeTokenRegistered}
 )
 
