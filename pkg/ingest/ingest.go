@@ -378,8 +378,9 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 		if e := h(w, r); e != nil {
 			s.m.rejected.WithLabelValues(route, e.reason).Inc()
 			closeUnread(w, r)
-			switch e.status {
-			case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusConflict:
+			// A 409 for another caller's verification is final: no
+			// Retry-After (one for a key in progress).
+			if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests || (e.status == http.StatusConflict && e.reason != "foreign_caller") {
 				w.Header().Set("Retry-After", s.retryAfter)
 			}
 			if e.status == http.StatusUnauthorized && (route == RouteTokens || route == RouteMegviiTokens || route == RouteBaiduTokens) {

@@ -28,7 +28,7 @@ func TestForeignCallerRefused(t *testing.T) {
 		`[{"vendor":"megvii","verification_id":"fresh"},{"vendor":"baidu","verification_id":"vt-owned"}]`,
 	} {
 		b := f.do(t, "POST", RouteTokens, js, []byte(body), other)
-		if b.code != 409 || strings.Contains(b.raw, "success_url") {
+		if b.code != 409 || strings.Contains(b.raw, "success_url") || b.header.Get("Retry-After") != "" {
 			t.Fatalf("another caller: %d %s, want 409 without landing URLs", b.code, b.raw)
 		}
 		t.Logf("another caller's answer: %d %s", b.code, b.raw)
