@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -302,6 +303,14 @@ func TestOverlays(t *testing.T) {
 				for _, e := range ctr.Env {
 					if e.Value != "" && strings.Contains(strings.ToLower(e.Name), "secret") && !strings.HasSuffix(e.Name, "_FILE") {
 						t.Errorf("%s: %s carries a secret value", c, e.Name)
+					}
+					if e.Name == "GOMEMLIMIT" {
+						// The Go runtime's soft limit: below the container's.
+						q, err := resource.ParseQuantity(strings.TrimSuffix(e.Value, "B"))
+						if err != nil || q.Cmp(*ctr.Resources.Limits.Memory()) >= 0 {
+							t.Errorf("%s: GOMEMLIMIT %q must be below the memory limit %s", c, e.Value, ctr.Resources.Limits.Memory())
+						}
+						continue
 					}
 					if !help[c][e.Name] {
 						t.Errorf("%s: env %s is not a flag or secret of the %s binary", c, e.Name, c)

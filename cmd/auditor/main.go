@@ -29,6 +29,9 @@ func main() { os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)) }
 // SessionKeyEnv holds the keys that sign login sessions.
 const SessionKeyEnv = config.EnvPrefix + "AUDITOR_SESSION_KEY"
 
+// ProxySecretEnv names the trusted proxy's shared secret(s).
+const ProxySecretEnv = config.EnvPrefix + "AUDITOR_PROXY_SECRET"
+
 type options struct {
 	svc                          ops.ServiceFlags
 	listen, topic, tokensFile    string
@@ -52,7 +55,7 @@ func parse(args []string, getenv func(string) string, help io.Writer) (*options,
   GET, POST /login; POST /logout  a login form that opens a session with a bearer token
 Every request is authenticated: a bearer token of --tokens-file (Authorization: Bearer), a
 session opened with one (an HttpOnly, SameSite=Strict cookie, HMAC-signed with
-`+SessionKeyEnv+`), or --trusted-proxy-header from --trusted-proxy-cidrs; otherwise 401 (with the
+`+SessionKeyEnv+`), or --trusted-proxy-header from --trusted-proxy-cidrs with the proxy's shared secret; otherwise 401 (with the
 login form) and nothing else happens. Every view of a verification (a page, its identity, each
 media object, its evidence, a search's list) is one audit event on --audit-topic, written with
 acks=all before anything is shown; a view whose event cannot be written is answered 503.
@@ -74,6 +77,7 @@ acks=all before anything is shown; a view whose event cannot be written is answe
 		Credentials: "Reading needs s3:GetObject and s3:ListBucket; give the page read-only keys"})
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, how long requests in flight (a video streaming) may take to finish")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving with /readyz failing before stopping (lets load balancers notice)")
+	fs.Secret(ProxySecretEnv, fmt.Sprintf("shared secret(s) (at least %d bytes each; comma-separated for rotation, any verifies) the authenticating proxy sends in the %s header: its user and role headers are believed only with one, from --trusted-proxy-cidrs (required with --trusted-proxy-header)", web.MinSessionKeyLen, web.ProxySecretHeader))
 	fs.Secret(SessionKeyEnv, fmt.Sprintf("keys (at least %d bytes each) that sign login sessions; comma-separated for rotation: the first signs, any verifies (required; replicas share them)", web.MinSessionKeyLen))
 	if err := fs.Parse(args, getenv, help); err != nil {
 		return nil, err
@@ -109,6 +113,19 @@ acks=all before anything is shown; a view whose event cannot be written is answe
 	}
 	if c.ProxyRoleHeader != "" && c.ProxyUserHeader == "" {
 		return nil, errors.New("--trusted-proxy-role-header needs --trusted-proxy-header")
+	}
+	proxySecrets, err := config.LoadSecretList(getenv, nil, ProxySecretEnv)
+	if err != nil {
+		return nil, err
+	}
+	if c.ProxyUserHeader != "" && len(proxySecrets) == 0 {
+		return nil, fmt.Errorf("--trusted-proxy-header needs the proxy's shared secret (%s or %s_FILE): an address alone does not authenticate the proxy", ProxySecretEnv, ProxySecretEnv)
+	}
+	for _, k := range proxySecrets {
+		if len(k.Reveal()) < web.MinSessionKeyLen {
+			return nil, fmt.Errorf("%s: each secret must be at least %d bytes", ProxySecretEnv, web.MinSessionKeyLen)
+		}
+		c.ProxySecrets = append(c.ProxySecrets, []byte(k.Reveal()))
 	}
 	return o, o.svc.Validate(getenv)
 }

@@ -30,6 +30,7 @@ func TestParseRefusals(t *testing.T) {
 		{"no tokens file", nil, map[string]string{SessionKeyEnv: key}, "--tokens-file is required"},
 		{"proxy header without addresses", []string{"--tokens-file", tokens, "--trusted-proxy-header", "X-Forwarded-User"}, map[string]string{SessionKeyEnv: key}, "go together"},
 		{"role header without a user header", []string{"--tokens-file", tokens, "--trusted-proxy-role-header", "X-Role"}, map[string]string{SessionKeyEnv: key}, "needs --trusted-proxy-header"},
+		{"proxy without its secret", []string{"--tokens-file", tokens, "--trusted-proxy-header", "X-U", "--trusted-proxy-cidrs", "10.0.0.0/8"}, map[string]string{SessionKeyEnv: key}, ProxySecretEnv},
 		{"bad proxy CIDR", []string{"--tokens-file", tokens, "--trusted-proxy-header", "X-U", "--trusted-proxy-cidrs", "not-a-cidr"}, map[string]string{SessionKeyEnv: key}, "--trusted-proxy-cidrs"},
 		{"one AWS key", []string{"--tokens-file", tokens}, map[string]string{SessionKeyEnv: key, "AWS_ACCESS_KEY_ID": "ak"}, "set both"},
 	}

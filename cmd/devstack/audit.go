@@ -304,9 +304,11 @@ func (s *stack) pageOne(ctx context.Context, r published) viewed {
 	if !bytes.Contains(body, []byte(rec.VerificationID)) || !bytes.Contains(body, []byte(rec.Outcome)) {
 		res.fail("audit page %s lacks the record's id or outcome", page)
 	}
+	// The masked page links every stored media object but the ID-card
+	// images (identity data: only the unmasked page shows them).
 	stored := 0
 	for _, m := range rec.Media {
-		if m.Status == contract.MediaStored {
+		if m.Status == contract.MediaStored && !contract.IdentityMedia(m.Kind) {
 			stored++
 		}
 	}

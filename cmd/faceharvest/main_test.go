@@ -129,7 +129,7 @@ func TestShowAndFind(t *testing.T) {
 		stored[contract.Key(r.Vendor, r.VerificationID)] = b
 	}
 	t.Run("show", func(t *testing.T) {
-		vs := w.views(t, "show", "baidu:b-1", "--output", "json", "--url-expiry", "2m")
+		vs := w.views(t, "show", "baidu:b-1", "--output", "json", "--url-expiry", "2m", "--identity")
 		if len(vs) != 1 || vs[0].Key != "baidu:b-1" || vs[0].RecordID != contract.RecordID(contract.Baidu, "b-1") {
 			t.Fatalf("%+v", vs)
 		}
@@ -172,6 +172,11 @@ func TestShowAndFind(t *testing.T) {
 		}
 		if strings.Contains(text, audittest.MegviiIDNumber) {
 			t.Fatal("the full ID number was shown")
+		}
+		// Without --identity: the record and image_best are linked; the
+		// evidence document and both ID-card sides are named as withheld.
+		if n := strings.Count(text, "X-Amz-Expires="); n != 2 || !strings.Contains(text, "withheld") || !strings.Contains(text, "idcard_front") {
+			t.Fatalf("without --identity: %d links, want 2 and the rest withheld:\n%s", n, text)
 		}
 	})
 	t.Run("find two verifications sharing a biz_no", func(t *testing.T) {
@@ -247,7 +252,7 @@ func linked(t *testing.T, vs []audit.View) ([]string, time.Time) {
 func TestShowAndFindAreAudited(t *testing.T) {
 	w := newWorld(t)
 	before := time.Now().UTC()
-	vs := w.views(t, "show", "baidu:b-1", "--output", "json", "--url-expiry", "2m")
+	vs := w.views(t, "show", "baidu:b-1", "--output", "json", "--url-expiry", "2m", "--identity")
 	es := w.auditEvents(t)
 	if len(es) != 1 {
 		t.Fatalf("show wrote %d audit events, want 1: %+v", len(es), es)
@@ -271,12 +276,13 @@ func TestShowAndFindAreAudited(t *testing.T) {
 	if _, errs, code := w.run(t, "show", "megvii:m-1", "--viewer", "bo"); code != 0 {
 		t.Fatal(errs)
 	}
-	vs = w.views(t, "find", "--biz-no", "loan-7", "--output", "json")
+	vs = w.views(t, "find", "--biz-no", "loan-7", "--output", "json", "--identity")
 	es = w.auditEvents(t)
 	if len(es) != 3 {
 		t.Fatalf("%d audit events after three displays", len(es))
 	}
-	if e := es[1]; e.Viewer != "bo" || e.Action != contract.AuditRecord || e.VerificationID != "m-1" || len(e.LinkedKeys) == 0 {
+	// Without --identity nothing linked shows the identity.
+	if e := es[1]; e.Viewer != "bo" || e.Action != contract.AuditRecord || e.VerificationID != "m-1" || len(e.LinkedKeys) != 2 || e.IdentityUnmasked {
 		t.Fatalf("text show: %+v", e)
 	}
 	keys, exp = linked(t, vs)

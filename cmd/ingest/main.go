@@ -75,18 +75,26 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	fs.DurationVar(&o.idem.TTL, "idempotency-ttl", o.idem.TTL, "how long a retry with the same Idempotency-Key gets the same answer")
 	fs.IntVar(&o.idem.MaxEntries, "idempotency-max-keys", o.idem.MaxEntries, "most Idempotency-Keys kept in memory by each replica (the oldest are forgotten first)")
 	fs.DurationVar(&o.idem.ClaimTimeout, "idempotency-claim-timeout", o.idem.ClaimTimeout, "how long a request in progress holds its Idempotency-Key (409 for others) if it never finishes")
+	fs.Float64Var(&c.IssueRate, "issue-rate", c.IssueRate, "issuing requests a second each caller (bearer token) may make, sustained; beyond its --issue-burst, 429 with Retry-After before the body is read")
+	fs.IntVar(&c.IssueBurst, "issue-burst", c.IssueBurst, "issuing requests each caller may make at once before --issue-rate applies")
+	fs.IntVar(&c.FailedTokenBurst, "failed-token-burst", c.FailedTokenBurst, "wrong bearer tokens allowed per client address before 429 (the token not checked), refilled one per --failed-token-every")
+	fs.DurationVar(&c.FailedTokenEvery, "failed-token-every", c.FailedTokenEvery, "how often one more wrong bearer token is allowed per client address")
 	fs.IntVar(&c.MaxIssuing, "max-issuing", c.MaxIssuing, "most issuing requests in progress at once (each holds vendor calls); beyond, 503 with Retry-After at once")
 	fs.DurationVar(&c.VendorTimeout, "vendor-timeout", c.VendorTimeout, "bounds an issuing request's vendor calls")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a request waits for the broker's acknowledgement before answering 503 (requests starting within 10 ms share one deadline)")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with 503 answers")
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted (413 beyond)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted by the token API and the issuing routes, which authenticate before reading it (413 beyond)")
+	fs.Int64Var(&c.MaxCallbackBytes, "max-callback-bytes", c.MaxCallbackBytes, "largest Megvii callback or return body accepted (413 beyond): read before its signature is checked, so anyone can send one; a callback carries no images")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most connections open at once, idle keep-alive ones included (about 20 KiB each); beyond, new ones wait in the kernel's accept queue")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "how long a keep-alive connection may stay idle before ingest closes it")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most token registrations in one request")
-	fs.IntVar(&c.MaxInFlight, "max-inflight", c.MaxInFlight, "most requests served at once; beyond, 503 with Retry-After at once (memory held by bodies is at most this times --max-body-bytes)")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", c.MaxInFlight, "most requests served at once; beyond, 503 with Retry-After at once (memory held by strangers' bodies is at most this times --max-callback-bytes)")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request line and headers accepted (431 beyond)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "how long a client may take to send the request line and headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "how long a client may take to send the whole request, body included")
 	fs.DurationVar(&c.MaxTokenAge, "max-token-age", c.MaxTokenAge, "oldest issued_at accepted by the token API")
 	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", c.MaxClockSkew, "how far in the future an issued_at may be")
+	fs.DurationVar(&c.MaxLandingAge, "max-landing-age", c.MaxLandingAge, "oldest signed Baidu landing URL accepted, by the issue time signed into it (401 stale beyond)")
 	fs.StringVar(&c.BaiduSuccessRedirect, "baidu-success-redirect", "", "page the browser is sent to after a Baidu success landing (empty: a short page)")
 	fs.StringVar(&c.BaiduFailureRedirect, "baidu-failure-redirect", "", "page the browser is sent to after a Baidu failure landing (empty: a short page)")
 	fs.DurationVar(&o.writer.BatchTimeout, "kafka-batch-timeout", o.writer.BatchTimeout, "how long a partial batch waits for concurrent requests to join it")
@@ -94,7 +102,7 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep accepting and serving requests this long while /readyz answers 503 (and answers close their connections), so that endpoints, proxies and load balancers stop routing to this process first; then stop accepting and drain (Kubernetes: about 10 s; the pod's termination grace must exceed it plus --shutdown-grace)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, after --shutdown-delay, how long in-flight requests may take to finish")
 	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii API secret(s) that sign callbacks; comma-separated to accept several during rotation (required)")
-	fs.Secret("FACEHARVEST_INGEST_TOKENS", "bearer tokens accepted by POST /v1/tokens and the issuing routes, comma-separated (required)")
+	fs.Secret("FACEHARVEST_INGEST_TOKENS", fmt.Sprintf("bearer tokens accepted by POST /v1/tokens and the issuing routes, comma-separated, at least %d characters each (required); an address that sends --failed-token-burst wrong ones is answered 429 until its bucket refills", ingest.MinBearerTokenLen))
 	fs.Secret("FACEHARVEST_MEGVII_API_KEY", "Megvii api_key for issuing tokens (POST /v1/megvii/tokens; without it the route answers 404); the first API secret goes with it")
 	fs.Secret("FACEHARVEST_BAIDU_API_KEY", "Baidu API Key (client_id) for issuing tokens (POST /v1/baidu/tokens; without it the route answers 404)")
 	fs.Secret("FACEHARVEST_BAIDU_SECRET_KEY", "Baidu Secret Key (client_secret), with FACEHARVEST_BAIDU_API_KEY")
@@ -108,6 +116,11 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	}
 	if c.BearerTokens, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_INGEST_TOKENS"); err != nil {
 		return nil, err
+	}
+	for i, t := range c.BearerTokens {
+		if len(t.Reveal()) < ingest.MinBearerTokenLen {
+			return nil, fmt.Errorf("bearer token %d of %d is shorter than %d characters (FACEHARVEST_INGEST_TOKENS): a short token can be guessed", i+1, len(c.BearerTokens), ingest.MinBearerTokenLen)
+		}
 	}
 	if c.LandingKeys, err = config.LoadSecretList(getenv, nil, "FACEHARVEST_LANDING_KEY"); err != nil {
 		return nil, err
@@ -216,7 +229,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		httpSrv.SetKeepAlivesEnabled(false) // clients reconnect, to pods that stay
 		log.Info("draining: /readyz fails, requests are still served", "for", o.shutdownDelay.String())
 	}))
-	g.Add(ops.ServeActor(httpSrv, ln, o.shutdownGrace, nil))
+	g.Add(ops.ServeActor(httpSrv, srv.LimitListener(ln), o.shutdownGrace, nil))
 	if issuing {
 		tailRun, tailStop, _ := ops.ContextActor(func(ctx context.Context) error {
 			return ingest.TailIdempotency(ctx, kc, o.idemTopic, o.cfg.Idempotency, log)

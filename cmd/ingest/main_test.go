@@ -68,6 +68,7 @@ func TestRefusesBadConfiguration(t *testing.T) {
 		{nil, without("FACEHARVEST_MEGVII_API_SECRET"), "FACEHARVEST_MEGVII_API_SECRET"},
 		{nil, without("FACEHARVEST_INGEST_TOKENS"), "FACEHARVEST_INGEST_TOKENS"},
 		{nil, without("FACEHARVEST_LANDING_KEY"), "FACEHARVEST_LANDING_KEY"},
+		{nil, withEnv(without("FACEHARVEST_INGEST_TOKENS"), "FACEHARVEST_INGEST_TOKENS", token+",short-token"), "bearer token 2 of 2 is shorter than 16"},
 		{nil, without("FACEHARVEST_PUBLIC_URL"), "--public-url"},
 		{nil, withEnv(without("FACEHARVEST_LANDING_KEY"), "FACEHARVEST_LANDING_KEY", landingKey+",short"), "landing key 2 of 2 is shorter than 32 bytes"},
 		{[]string{"--public-url=kyc.example.com"}, ok, "public URL"},

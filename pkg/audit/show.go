@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/faceharvest/faceharvest/pkg/contract"
 )
@@ -22,11 +24,15 @@ type Presigner interface {
 // the record as stored, its timeline, its problems and a presigned link to
 // each object it references.
 type View struct {
-	Key      string          `json:"key"` // <vendor>:<id>
-	RecordID string          `json:"ce_id"`
-	Timeline []Moment        `json:"timeline"`
-	Problems []string        `json:"problems"`
-	Links    []Link          `json:"links"`
+	Key      string   `json:"key"` // <vendor>:<id>
+	RecordID string   `json:"ce_id"`
+	Timeline []Moment `json:"timeline"`
+	Problems []string `json:"problems"`
+	Links    []Link   `json:"links"`
+	// Withheld names the objects held but not linked because the display
+	// was not asked to unmask identities (the evidence document, ID-card
+	// images): "evidence", or a media kind with its attempt.
+	Withheld []string        `json:"withheld,omitempty"`
 	Record   json.RawMessage `json:"record"`
 }
 
@@ -60,7 +66,8 @@ type Shown struct {
 	LinkExpiry    time.Time `json:"link_expiry"`
 	At            time.Time `json:"at"`
 	// EvidenceLinked is set when a link was issued for an evidence
-	// document, which holds the unmasked name and ID number.
+	// document, which holds the unmasked name and ID number, or for an
+	// ID-card image (contract.IdentityMedia), which shows them.
 	EvidenceLinked bool `json:"evidence_linked"`
 }
 
@@ -70,7 +77,7 @@ func (s *Shown) Add(v View) {
 	s.Verifications = append(s.Verifications, v.Key)
 	for _, l := range v.Links {
 		s.Objects = append(s.Objects, l.Key)
-		if l.What == "evidence" {
+		if l.What == "evidence" || contract.IdentityMedia(l.What) {
 			s.EvidenceLinked = true
 		}
 	}
@@ -79,8 +86,9 @@ func (s *Shown) Add(v View) {
 // Event is the display's audit event: a show is a record view of its
 // verification, a find a search naming every verification it showed; both
 // showed the records (identity masked) and list the objects linked and
-// when the links expire. A link to an evidence document gives whoever
-// holds it the unmasked identity: such a display is identity_unmasked.
+// when the links expire. A link to an evidence document or an ID-card
+// image gives whoever holds it the unmasked identity: such a display is
+// identity_unmasked.
 // Via, and the ID, are the audit Log's to fill in.
 func (s Shown) Event() contract.AuditEvent {
 	e := contract.AuditEvent{Viewer: s.Viewer, Role: contract.RoleOperator, At: s.At, Action: contract.AuditRecord,
@@ -98,8 +106,10 @@ func (s Shown) Event() contract.AuditEvent {
 }
 
 // NewView builds a verification's view with links valid for expiry from
-// now.
-func NewView(ctx context.Context, v Verification, p Presigner, expiry time.Duration, now time.Time) (View, error) {
+// now. Without identity, the objects that hold or show the unmasked
+// identity (the evidence document, ID-card images) get no link: they are
+// named in Withheld.
+func NewView(ctx context.Context, v Verification, p Presigner, expiry time.Duration, now time.Time, identity bool) (View, error) {
 	r := v.Record
 	out := View{Key: contract.Key(r.Vendor, r.VerificationID), RecordID: v.Index.RecordID, Problems: r.Problems, Record: json.RawMessage(v.RecordJSON)}
 	if out.Problems == nil {
@@ -128,6 +138,14 @@ func NewView(ctx context.Context, v Verification, p Presigner, expiry time.Durat
 			l.What = "record"
 		case !ok:
 			l.What = "media"
+		}
+		if !identity && (l.What == "evidence" || contract.IdentityMedia(l.What)) {
+			w := l.What
+			if l.Attempt > 0 {
+				w += fmt.Sprintf(" (attempt %d)", l.Attempt)
+			}
+			out.Withheld = append(out.Withheld, w)
+			continue
 		}
 		u, err := p.PresignGet(ctx, o.Key, expiry)
 		if err != nil {
@@ -160,24 +178,24 @@ func WriteText(w io.Writer, views []View) error {
 		if err := json.Unmarshal(v.Record, &r); err != nil {
 			return err
 		}
-		fmt.Fprintf(tw, "verification\t%s\n", v.Key)
-		fmt.Fprintf(tw, "ce_id\t%s\n", v.RecordID)
+		fmt.Fprintf(tw, "verification\t%s\n", esc(v.Key))
+		fmt.Fprintf(tw, "ce_id\t%s\n", esc(v.RecordID))
 		if r.BizNo != "" {
-			fmt.Fprintf(tw, "biz_no\t%s\n", r.BizNo)
+			fmt.Fprintf(tw, "biz_no\t%s\n", esc(r.BizNo))
 		}
 		outcome := r.Outcome
 		if r.Reason != "" {
 			outcome += " (" + r.Reason + ")"
 		}
-		fmt.Fprintf(tw, "outcome\t%s\n", outcome)
+		fmt.Fprintf(tw, "outcome\t%s\n", esc(outcome))
 		if r.FlowStatus != "" {
-			fmt.Fprintf(tw, "flow status\t%s\n", r.FlowStatus)
+			fmt.Fprintf(tw, "flow status\t%s\n", esc(r.FlowStatus))
 		}
 		if r.Passed != nil {
 			fmt.Fprintf(tw, "passed\t%t\n", *r.Passed)
 		}
 		if r.Identity != nil {
-			fmt.Fprintf(tw, "identity\t%s %s (%s, masked %t)\n", r.Identity.Name, r.Identity.IDNumber, r.Identity.Source, r.Identity.Masked)
+			fmt.Fprintf(tw, "identity\t%s %s (%s, masked %t)\n", esc(r.Identity.Name), esc(r.Identity.IDNumber), esc(r.Identity.Source), r.Identity.Masked)
 		}
 		fmt.Fprintf(tw, "timeline\t\n")
 		for _, m := range v.Timeline {
@@ -186,7 +204,7 @@ func WriteText(w io.Writer, views []View) error {
 		fmt.Fprintf(tw, "  window left at harvest\t%s\n", v.windowLeft())
 		fmt.Fprintf(tw, "problems\t%d\n", len(v.Problems))
 		for _, p := range v.Problems {
-			fmt.Fprintf(tw, "  -\t%s\n", p)
+			fmt.Fprintf(tw, "  -\t%s\n", esc(p))
 		}
 		if len(v.Links) > 0 {
 			fmt.Fprintf(tw, "links\texpire %s\n", v.Links[0].ExpiresAt.Format(time.RFC3339))
@@ -196,10 +214,39 @@ func WriteText(w io.Writer, views []View) error {
 			if l.Attempt > 0 {
 				what += fmt.Sprintf(" (attempt %d)", l.Attempt)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\n", what, l.URL)
+			fmt.Fprintf(tw, "  %s\t%s\n", esc(what), esc(l.URL))
+		}
+		if len(v.Withheld) > 0 {
+			fmt.Fprintf(tw, "withheld\t%s (identity data: --identity links them)\n", esc(strings.Join(v.Withheld, ", ")))
 		}
 	}
 	return tw.Flush()
+}
+
+// esc escapes what a terminal would act on: control and format characters
+// (newline, tab, escape sequences, C1, line separators, bidirectional
+// overrides) and invalid UTF-8, as Go escapes (\n, \x1b, \u2028): text
+// from the store (a biz_no, a vendor's reason) cannot forge a line of the
+// output or drive the terminal.
+func esc(s string) string {
+	if contract.PlainText(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case contract.Unprintable(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // WriteJSON prints views for scripts: one JSON array on one line, each

@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/faceharvest/faceharvest/pkg/audit"
@@ -22,5 +23,30 @@ func TestShownWithEvidenceLinkIsUnmasked(t *testing.T) {
 		if e := s.Event(); e.IdentityUnmasked != c.want || len(e.LinkedKeys) != len(c.v.Links) || e.VerificationID != "m-1" {
 			t.Errorf("links %+v: event %+v, want identity_unmasked %t", c.v.Links, e, c.want)
 		}
+	}
+}
+
+// TestShownWithIDCardLinkIsUnmasked: a link to an ID-card image (identity
+// data, as the evidence document) makes the display identity_unmasked.
+func TestShownWithIDCardLinkIsUnmasked(t *testing.T) {
+	var s audit.Shown
+	s.Add(audit.View{Key: "baidu:b-1", Links: []audit.Link{{What: "record", Key: "r"}, {What: "idcard_front", Attempt: 1, Key: "i"}}})
+	if e := s.Event(); !e.IdentityUnmasked {
+		t.Errorf("a link to an ID-card image: event %+v, want identity_unmasked", e)
+	}
+}
+
+// TestWriteTextEscapesControlCharacters: a biz_no, reason or problem
+// holding a newline, a tab or a terminal escape is printed escaped, so it
+// cannot forge a line of the output (here a second "verification").
+func TestWriteTextEscapesControlCharacters(t *testing.T) {
+	rec := []byte(`{"vendor":"megvii","verification_id":"m-1","biz_no":"loan-1\nverification\tmegvii:forged","outcome":"harvested","reason":"x\u001b[2Jy","problems":["a\rb"]}`)
+	var out strings.Builder
+	if err := audit.WriteText(&out, []audit.View{{Key: "megvii:m-1", Record: rec, Problems: []string{"a\rb"}}}); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if strings.Count(s, "\nverification") != 0 || strings.ContainsAny(s, "\x1b\r") || !strings.Contains(s, `loan-1\nverification\tmegvii:forged`) {
+		t.Fatalf("output:\n%s", s)
 	}
 }

@@ -3,6 +3,7 @@ package contract
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -24,8 +25,9 @@ const (
 )
 
 // Roles of the people who view evidence: a viewer sees records (identity
-// masked) and media; identity also sees the unmasked identity and the
-// evidence document. An operator is the operator command's user: it reads
+// masked) and media other than ID-card images (IdentityMedia); identity
+// also sees the unmasked identity, the ID-card images and the evidence
+// document. An operator is the operator command's user: it reads
 // with the store's credentials, not with a role of the page, and is given
 // links to every object of what it shows (the evidence document too).
 const (
@@ -33,6 +35,18 @@ const (
 	RoleIdentity = "identity"
 	RoleOperator = "operator"
 )
+
+// IdentityMedia reports whether a media object of this kind (a record's
+// MediaRef.Kind) is identity data: an ID-card image (Megvii's
+// image_idcard_front/back and Baidu's front_image/back_image and
+// front_base64/back_base64 are archived as idcard_front and idcard_back)
+// shows the full name and ID number as plainly as the unmasked identity.
+// Such an object is shown only to the identity role, and each view of it is
+// recorded as identity_unmasked. Every path that hands out media (the
+// audit page, the operator command's links) asks this one function.
+func IdentityMedia(kind string) bool {
+	return strings.Contains(strings.ToLower(kind), "idcard")
+}
 
 // AuditEvent is one view of personal data, written to the audit topic
 // (acknowledged by every in-sync replica) before anything is shown.

@@ -106,6 +106,12 @@ type Event struct {
 	Sign     string            `json:"sign,omitempty"`
 	SignedBy string            `json:"signed_by,omitempty"`
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// Caller names the API caller whose bearer token registered the token
+	// (token registrations) or to whom the signed landing URL was given
+	// (Baidu landings): a hash of the token, never the token. The first
+	// registration's caller owns the verification; the harvester ignores
+	// another caller's registrations and landings.
+	Caller string `json:"caller,omitempty"`
 }
 
 // Envelope is one message with its CloudEvents attributes.

@@ -34,7 +34,9 @@ func TestRestoredWaitingItemsAreFrozen(t *testing.T) {
 	// not frozen. This one was issued an hour ago and has no callback yet,
 	// so it waits for Megvii's last chance, hours ahead, after the event.
 	issued := now.Add(-time.Hour).In(time.FixedZone("", 8*3600))
-	fixed := &schedule.State{Vendor: contract.Megvii, ID: "fixed,ä", BizNo: "order-1", FirstSeen: issued, IssuedAt: &issued,
+	// It has no biz_no yet: the registration below gives it one (a
+	// registration never replaces one already there).
+	fixed := &schedule.State{Vendor: contract.Megvii, ID: "fixed,ä", FirstSeen: issued, IssuedAt: &issued,
 		NextAt: now.Add(20 * time.Hour), Spent: 1, Attempts: 7, LastWindowLeft: 12.5, Procedure: "video"}
 	key := fixed.Key()
 	recs[key] = &StateRecord{State: fixed}

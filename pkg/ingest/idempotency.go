@@ -194,12 +194,27 @@ func (d *Idempotency) trimLocked() {
 		cur, ok := d.entries[q.key]
 		current := ok && cur.At.Equal(q.at)
 		if current && len(d.entries) <= d.cfg.MaxEntries && q.at.After(horizon) {
-			return
+			break
 		}
 		d.order = d.order[1:]
 		if current {
 			delete(d.entries, q.key)
 		}
+	}
+	// Items of entries replaced since (a claim released, then claimed
+	// again) wait behind older live ones: drop them, and all but one item
+	// of each entry, once they outnumber the live entries, so the queue
+	// stays proportional to the entries.
+	if len(d.order) > 2*len(d.entries)+64 {
+		live, seen := d.order[:0], make(map[string]bool, len(d.entries))
+		for _, q := range d.order {
+			if cur, ok := d.entries[q.key]; ok && cur.At.Equal(q.at) && !seen[q.key] {
+				seen[q.key] = true
+				live = append(live, q)
+			}
+		}
+		clear(d.order[len(live):])
+		d.order = live
 	}
 }
 

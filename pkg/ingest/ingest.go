@@ -30,7 +30,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/netutil"
 
+	"github.com/faceharvest/faceharvest/pkg/authlimit"
 	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -57,17 +59,26 @@ type Publisher interface {
 
 // Config configures the server. Zero values take DefaultConfig's (noted).
 type Config struct {
-	MegviiSecrets        []config.Secret // callback signing secrets; several during rotation
-	LandingKeys          []config.Secret // sign Baidu landing URLs (the first) and verify them (any); none: landings are refused
-	PublicURL            string          // ingest's external base URL, for the landing URLs
-	BearerTokens         []config.Secret // accepted by the token API
-	BaiduSuccessRedirect string          // where the browser goes after a success landing ("" answers a small page)
+	MegviiSecrets []config.Secret // callback signing secrets; several during rotation
+	LandingKeys   []config.Secret // sign Baidu landing URLs (the first) and verify them (any); none: landings are refused
+	PublicURL     string          // ingest's external base URL, for the landing URLs
+	BearerTokens  []config.Secret // accepted by the token API
+	// FailedTokenBurst wrong bearer tokens are allowed per client address,
+	// refilled one per FailedTokenEvery; beyond, 429 without the token
+	// being checked (10 and 6 s).
+	FailedTokenBurst     int
+	FailedTokenEvery     time.Duration
+	BaiduSuccessRedirect string // where the browser goes after a success landing ("" answers a small page)
 	BaiduFailureRedirect string
-	MaxBodyBytes         int64         // request body limit (1 MiB)
+	MaxBodyBytes         int64         // request body limit of the token API and the issuing routes, which authenticate first (1 MiB)
+	MaxCallbackBytes     int64         // request body limit of the Megvii callback and return routes, read before their signature is checked (64 KiB)
+	MaxConnections       int           // connections held open at once, idle ones included (512; the listener's, see LimitListener)
+	IdleTimeout          time.Duration // how long a keep-alive connection may stay idle (15 s)
 	PublishTimeout       time.Duration // how long a request waits for the broker (5 s)
 	RetryAfter           time.Duration // sent with 503 (5 s)
 	MaxTokenAge          time.Duration // oldest issued_at accepted (7 days)
 	MaxClockSkew         time.Duration // newest issued_at accepted, ahead of now (5 min)
+	MaxLandingAge        time.Duration // oldest Baidu landing URL accepted, by its signed issue time (24 h)
 	MaxBatch             int           // registrations per request (1000)
 	MaxInFlight          int           // requests served at once; beyond, 503 at once (128)
 	MaxHeaderBytes       int           // request line and headers (16 KiB; 431 beyond)
@@ -80,6 +91,8 @@ type Config struct {
 	BaiduH5URL    string        // the H5 page users are sent to (baidu.DefaultH5URL)
 	Idempotency   *Idempotency  // Idempotency-Key state
 	MaxIssuing    int           // issuing requests at once; beyond, 503 at once (16)
+	IssueRate     float64       // issuing requests a second per caller, sustained (20)
+	IssueBurst    int           // issuing requests per caller at once; beyond the bucket, 429 (50)
 	VendorTimeout time.Duration // bounds an issuing request's vendor calls (15 s)
 	Now           clock.Now
 	Registry      prometheus.Registerer
@@ -97,6 +110,16 @@ type Server struct {
 	issuing  chan struct{}  // a slot per issuing request in progress
 	// bearers are the SHA-256 of the accepted bearer tokens.
 	bearers [][sha256.Size]byte
+	// owners remembers which caller registered each verification first.
+	owners *owners
+	// issueRate limits each caller's issuing requests.
+	issueRate *callerRates
+	// refusalLogs limits the log lines of refusals; refusalsUnlogged
+	// counts those not logged since the last one that was.
+	refusalLogs *callerRates
+	// failures limits wrong bearer tokens per client address.
+	failures         *authlimit.Failures
+	refusalsUnlogged atomic.Int64
 	// retryAfter is the Retry-After value: whole seconds, at least 1.
 	retryAfter string
 }
@@ -128,6 +151,7 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	setDur(&cfg.RetryAfter, def.RetryAfter)
 	setDur(&cfg.MaxTokenAge, def.MaxTokenAge)
 	setDur(&cfg.MaxClockSkew, def.MaxClockSkew)
+	setDur(&cfg.MaxLandingAge, def.MaxLandingAge)
 	setDur(&cfg.ReadHeaderTimeout, def.ReadHeaderTimeout)
 	setDur(&cfg.ReadTimeout, def.ReadTimeout)
 	if cfg.MaxInFlight <= 0 {
@@ -139,11 +163,28 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = def.MaxBodyBytes
 	}
+	if cfg.MaxCallbackBytes <= 0 {
+		cfg.MaxCallbackBytes = def.MaxCallbackBytes
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = def.MaxConnections
+	}
+	setDur(&cfg.IdleTimeout, def.IdleTimeout)
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = def.MaxBatch
 	}
 	if cfg.MaxIssuing <= 0 {
 		cfg.MaxIssuing = def.MaxIssuing
+	}
+	if cfg.FailedTokenBurst <= 0 {
+		cfg.FailedTokenBurst = def.FailedTokenBurst
+	}
+	setDur(&cfg.FailedTokenEvery, def.FailedTokenEvery)
+	if cfg.IssueRate <= 0 {
+		cfg.IssueRate = def.IssueRate
+	}
+	if cfg.IssueBurst <= 0 {
+		cfg.IssueBurst = def.IssueBurst
 	}
 	setDur(&cfg.VendorTimeout, def.VendorTimeout)
 	if cfg.BaiduH5URL == "" {
@@ -174,7 +215,10 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry), issuing: make(chan struct{}, cfg.MaxIssuing)}
+	s := &Server{cfg: cfg, pub: pub, log: cfg.Logger, landing: landing, m: newMetrics(cfg.Registry), issuing: make(chan struct{}, cfg.MaxIssuing),
+		owners: newOwners(maxOwners), issueRate: newCallerRates(cfg.Now, cfg.IssueRate, cfg.IssueBurst),
+		refusalLogs: newCallerRates(cfg.Now, refusalLogRate, refusalLogBurst),
+		failures:    authlimit.New(cfg.Now, cfg.FailedTokenBurst, cfg.FailedTokenEvery, maxFailingAddrs)}
 	s.retryAfter = strconv.Itoa(max(1, int(cfg.RetryAfter.Seconds())))
 	for _, t := range cfg.BearerTokens {
 		s.bearers = append(s.bearers, sha256.Sum256([]byte(t.Reveal())))
@@ -192,8 +236,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET "+RouteBaiduFailure, s.wrap(RouteBaiduFailure, s.baiduLanding("failure")))
 	mux.Handle("POST "+RouteTokens, s.wrap(RouteTokens, s.registerTokens))
 	mux.Handle("POST "+RouteMegviiReturn, s.wrap(RouteMegviiReturn, s.megviiReturn))
-	mux.Handle("POST "+RouteMegviiTokens, s.wrap(RouteMegviiTokens, s.issueRoute(RouteMegviiTokens, megvii.Vendor, func() bool { return s.cfg.Megvii != nil }, s.issueMegvii)))
-	mux.Handle("POST "+RouteBaiduTokens, s.wrap(RouteBaiduTokens, s.issueRoute(RouteBaiduTokens, baidu.Vendor, func() bool { return s.cfg.Baidu != nil }, s.issueBaidu)))
+	mux.Handle("POST "+RouteMegviiTokens, s.wrap(RouteMegviiTokens, s.issueRoute(RouteMegviiTokens, megvii.Vendor, func() bool { return s.cfg.Megvii != nil }, checkIssue[MegviiIssueRequest], s.issueMegvii)))
+	mux.Handle("POST "+RouteBaiduTokens, s.wrap(RouteBaiduTokens, s.issueRoute(RouteBaiduTokens, baidu.Vendor, func() bool { return s.cfg.Baidu != nil }, checkIssue[BaiduIssueRequest], s.issueBaidu)))
 	// Wrong methods on known routes: 405 with Allow, counted.
 	for route, allow := range map[string]string{RouteMegviiCallback: "POST", RouteBaiduSuccess: "GET", RouteBaiduFailure: "GET", RouteTokens: "POST",
 		RouteMegviiReturn: "POST", RouteMegviiTokens: "POST", RouteBaiduTokens: "POST"} {
@@ -214,6 +258,44 @@ func (s *Server) Handler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// closeUnread makes a refusal of a request that came with a body close
+// its connection: net/http would otherwise read up to 256 KiB of the
+// unread body (waiting for a silent client until the read timeout) before
+// sending the answer, to keep the connection.
+func closeUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// Refusals logged: a burst of refusalLogBurst lines, then refusalLogRate a
+// second; the next line logged says how many were not
+// (refusals_not_logged). Metrics count every refusal.
+const (
+	refusalLogBurst = 20
+	refusalLogRate  = 5
+)
+
+// maxLandingBody bounds what a landing (a GET, or a HEAD) may send as a
+// body: it carries none.
+const maxLandingBody = 1 << 10
+
+// bodyLimit is route's request body limit: what it carries, no more. The
+// callbacks (vendor-signed data, no images) are read before their
+// signature is checked, so a stranger can send them: they get the small
+// MaxCallbackBytes; the token API and issuing routes authenticate before
+// reading, and take MaxBodyBytes (a Baidu issuing request may carry an
+// image).
+func (s *Server) bodyLimit(route string) int64 {
+	switch route {
+	case RouteMegviiCallback, RouteMegviiReturn:
+		return s.cfg.MaxCallbackBytes
+	case RouteTokens, RouteMegviiTokens, RouteBaiduTokens:
+		return s.cfg.MaxBodyBytes
+	}
+	return maxLandingBody
 }
 
 // reqError is a refusal: its status, a metric reason and a message safe to
@@ -262,6 +344,7 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 			s.inFlight.Add(-1)
 			s.m.rejected.WithLabelValues(route, "overloaded").Inc()
 			w.Header().Set("Retry-After", s.retryAfter)
+			closeUnread(w, r)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "overloaded: nothing was stored; retry after Retry-After seconds", "request_id": rid})
 			c, _ := answered.LoadOrStore(http.StatusServiceUnavailable, s.m.requests.WithLabelValues(route, "503"))
 			c.(prometheus.Counter).Inc()
@@ -291,11 +374,13 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 				s.log.Debug("request", "route", route, "status", w.status, "request_id", rid, "duration_ms", s.cfg.Now().Sub(start).Milliseconds())
 			}
 		}()
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, s.bodyLimit(route))
 		if e := h(w, r); e != nil {
 			s.m.rejected.WithLabelValues(route, e.reason).Inc()
-			switch e.status {
-			case http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusConflict:
+			closeUnread(w, r)
+			// A 409 for another caller's verification is final: no
+			// Retry-After (one for a key in progress).
+			if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests || (e.status == http.StatusConflict && e.reason != "foreign_caller") {
 				w.Header().Set("Retry-After", s.retryAfter)
 			}
 			if e.status == http.StatusUnauthorized && (route == RouteTokens || route == RouteMegviiTokens || route == RouteBaiduTokens) {
@@ -305,7 +390,14 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 			if e.status >= 500 {
 				level = slog.LevelWarn
 			}
-			s.log.Log(r.Context(), level, "request refused", "route", route, "status", e.status, "reason", e.reason, "error", e.msg, "request_id", rid)
+			// Every refusal is counted; its log line only within the
+			// limit, so that a stranger's flood does not flood the logs.
+			if s.refusalLogs.allow("") {
+				s.log.Log(r.Context(), level, "request refused", "route", route, "status", e.status, "reason", e.reason, "error", e.msg, "request_id", rid,
+					"refusals_not_logged", s.refusalsUnlogged.Swap(0))
+			} else {
+				s.refusalsUnlogged.Add(1)
+			}
 			writeJSON(w, e.status, map[string]any{"error": e.msg, "request_id": rid})
 		}
 	})
@@ -475,7 +567,7 @@ func (s *Server) megviiResultPost(r *http.Request, wantBizNo string) (contract.E
 			return contract.Envelope{}, &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/x-www-form-urlencoded or application/json"}
 		}
 	}
-	body, e := readBody(r, s.cfg.MaxBodyBytes)
+	body, e := readBody(r, s.cfg.MaxCallbackBytes)
 	if e != nil {
 		return contract.Envelope{}, e
 	}
@@ -535,15 +627,22 @@ func (s *Server) baiduLanding(outcome string) func(http.ResponseWriter, *http.Re
 			return refuse("mismatch", "landing signature does not match")
 		case problem != "":
 			return refuse(problem, "landing URL is not signed: use the success_url or failure_url answered by POST /v1/tokens")
-		case !s.landing.verify(outcome, signedSubject(vt, to), sig):
+		}
+		at, caller, ok := landingTimeQuery(r.URL.RawQuery)
+		now := s.cfg.Now().UTC()
+		switch {
+		case !ok:
+			return refuse("mismatch", "landing URL carries no signed issue time (an URL of an earlier release, or altered): use the success_url or failure_url answered by POST /v1/tokens")
+		case !s.landing.verify(timedKind(outcome), timedSubject(vt, to, at, caller), sig):
 			return refuse("mismatch", "landing signature does not match")
+		case now.Sub(time.Unix(at, 0)) > s.cfg.MaxLandingAge || time.Unix(at, 0).After(now.Add(s.cfg.MaxClockSkew)):
+			return refuse("stale", "landing URL expired: it was issued more than "+s.cfg.MaxLandingAge.String()+" ago")
 		case r.Method != http.MethodGet:
 			// A HEAD (a link checker, a prefetch) is not the user landing.
 			w.Header().Set("Allow", "GET")
 			return &reqError{status: http.StatusMethodNotAllowed, reason: "method", msg: "use GET"}
 		}
-		now := s.cfg.Now().UTC()
-		ev := contract.Event{Vendor: contract.Baidu, VerificationID: vt, ReceivedAt: now, Status: outcome}
+		ev := contract.Event{Vendor: contract.Baidu, VerificationID: vt, ReceivedAt: now, Status: outcome, Caller: caller}
 		env := s.envelope(contract.TypeBaiduCompletion, "/ingest/v1/callbacks/baidu/"+outcome, contract.EventID(string(contract.Baidu), vt, "completion", outcome), now, ev, false)
 		if e := s.publish(env); e != nil {
 			return e
@@ -580,11 +679,29 @@ type Registration struct {
 	Metadata       map[string]string `json:"metadata,omitempty"`
 }
 
-func (s *Server) authorized(r *http.Request) bool {
+// maxFailingAddrs bounds the client addresses whose wrong bearer tokens
+// are tracked (beyond, they share one bucket).
+const maxFailingAddrs = 10000
+
+// errUnauthorized and errTooManyFailures are authorized's refusals.
+var (
+	errUnauthorized    = &reqError{status: http.StatusUnauthorized, reason: "unauthorized", msg: "missing or unknown bearer token"}
+	errTooManyFailures = &reqError{status: http.StatusTooManyRequests, reason: "too_many_failures", msg: "too many wrong bearer tokens from this address: retry after Retry-After seconds"}
+)
+
+// authorized returns the caller (callerID of its bearer token) of a
+// request that carries an accepted bearer token, or its refusal: 401, or
+// 429 (the token not checked) for an address that sent FailedTokenBurst
+// wrong ones lately.
+func (s *Server) authorized(r *http.Request) (string, *reqError) {
 	h := r.Header.Get("Authorization")
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || tok == "" {
-		return false
+		return "", errUnauthorized
+	}
+	addr := clientAddr(r)
+	if s.failures.Blocked(addr) > 0 {
+		return "", errTooManyFailures
 	}
 	// Hashes of equal length are compared, so that the time taken tells
 	// nothing of the configured tokens' lengths.
@@ -593,12 +710,25 @@ func (s *Server) authorized(r *http.Request) bool {
 	for _, want := range s.bearers {
 		match |= subtle.ConstantTimeCompare(got[:], want[:])
 	}
-	return match == 1
+	if match != 1 {
+		s.failures.Fail(addr)
+		return "", errUnauthorized
+	}
+	return callerID(tok), nil
+}
+
+// clientAddr is the request's peer address without its port.
+func clientAddr(r *http.Request) string {
+	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return h
+	}
+	return r.RemoteAddr
 }
 
 func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqError {
-	if !s.authorized(r) {
-		return &reqError{status: http.StatusUnauthorized, reason: "unauthorized", msg: "missing or unknown bearer token"}
+	caller, e := s.authorized(r)
+	if e != nil {
+		return e
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return &reqError{status: http.StatusUnsupportedMediaType, reason: "media_type", msg: "want application/json"}
@@ -633,6 +763,10 @@ func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqErro
 			continue
 		}
 		seen[key] = true
+		if !s.owners.mayRegister(key, caller) {
+			return &reqError{status: http.StatusConflict, reason: "foreign_caller", msg: fmt.Sprintf("%s: %s is registered by another caller; nothing was registered", field("verification_id"), key)}
+		}
+		ev.Caller = caller
 		id := contract.EventID(string(ev.Vendor), ev.VerificationID, "token", ev.IssuedAt.Format(time.RFC3339Nano), ev.BizNo)
 		envs = append(envs, s.envelope(contract.TypeTokenRegistered, "/ingest"+RouteTokens, id, *ev.IssuedAt, ev, false))
 	}
@@ -640,12 +774,15 @@ func (s *Server) registerTokens(w http.ResponseWriter, r *http.Request) *reqErro
 	if e := s.publish(envs...); e != nil {
 		return e
 	}
+	for _, e := range envs {
+		s.owners.bind(e.Key, caller)
+	}
 	out := make([]map[string]string, len(envs))
 	for i, e := range envs {
 		out[i] = map[string]string{"key": e.Key, "id": e.ID}
 		if vt, ok := strings.CutPrefix(e.Key, string(contract.Baidu)+":"); ok && s.landing != nil {
-			out[i]["success_url"] = s.landing.url("success", vt)
-			out[i]["failure_url"] = s.landing.url("failure", vt)
+			out[i]["success_url"] = s.landing.urlFor("success", vt, "", caller, now)
+			out[i]["failure_url"] = s.landing.urlFor("failure", vt, "", caller, now)
 		}
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"registered": out})
@@ -733,6 +870,9 @@ func (s *Server) validate(reg Registration, now time.Time, field func(string) st
 	if len(reg.BizNo) > 256 {
 		return contract.Event{}, fmt.Errorf("%s: at most 256 bytes", field("biz_no"))
 	}
+	if !contract.PlainText(reg.BizNo) {
+		return contract.Event{}, fmt.Errorf("%s: UTF-8 text without control characters", field("biz_no"))
+	}
 	if len(reg.Metadata) > 32 {
 		return contract.Event{}, fmt.Errorf("%s: at most 32 entries", field("metadata"))
 	}
@@ -742,6 +882,16 @@ func (s *Server) validate(reg Registration, now time.Time, field func(string) st
 		}
 	}
 	return contract.Event{Vendor: v, VerificationID: reg.VerificationID, BizNo: reg.BizNo, IssuedAt: &issued, ReceivedAt: now, Metadata: reg.Metadata}, nil
+}
+
+// LimitListener wraps ln so that at most MaxConnections connections are
+// open at once, idle keep-alive ones included (--max-inflight counts
+// requests, not connections): a further connection waits in the kernel's
+// accept queue, costing this process nothing, until one closes. Each open
+// connection holds about 20 KiB (its buffers and goroutine); an idle one
+// is closed after IdleTimeout.
+func (s *Server) LimitListener(ln net.Listener) net.Listener {
+	return netutil.LimitListener(ln, s.cfg.MaxConnections)
 }
 
 // HTTPServer returns the http.Server to serve Handler with: small headers
@@ -759,7 +909,7 @@ func (s *Server) HTTPServer(log *slog.Logger) *http.Server {
 		// Reading, then (issuing) a claim, the vendor and the answer's
 		// record, then waiting for the broker, then answering.
 		WriteTimeout: s.cfg.ReadTimeout + s.cfg.VendorTimeout + 3*s.cfg.PublishTimeout + 5*time.Second,
-		IdleTimeout:  2 * time.Minute,
+		IdleTimeout:  s.cfg.IdleTimeout,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }

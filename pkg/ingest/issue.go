@@ -240,6 +240,9 @@ func (req *BaiduIssueRequest) validate() error {
 	if len(req.BizNo) > 256 {
 		return errors.New("biz_no: at most 256 bytes")
 	}
+	if !contract.PlainText(req.BizNo) {
+		return errors.New("biz_no: UTF-8 text without control characters")
+	}
 	for f, u := range map[string]string{"success_url": req.SuccessURL, "failure_url": req.FailureURL} {
 		if err := checkPage(f, u); err != nil {
 			return err
@@ -278,13 +281,32 @@ func (req *BaiduIssueRequest) validate() error {
 	return checkMetadata(req.Metadata)
 }
 
+// checkIssue decodes and validates an issuing request's body: what issue
+// would refuse before any vendor call is refused before the
+// Idempotency-Key is claimed, so invalid bodies write no state.
+func checkIssue[T any, P interface {
+	*T
+	validate() error
+}](body []byte) *reqError {
+	var req T
+	if err := decodeIssue(body, &req); err != nil {
+		return &reqError{status: http.StatusBadRequest, reason: "malformed", msg: err.Error()}
+	}
+	if err := P(&req).validate(); err != nil {
+		return &reqError{status: http.StatusBadRequest, reason: "invalid", msg: err.Error()}
+	}
+	return nil
+}
+
 // issueRoute serves an issuing route: authentication first (a stranger
-// costs nothing), then the body, a slot among MaxIssuing, the idempotency
-// claim, issue (the vendor calls), the registration, the answer.
-func (s *Server) issueRoute(route, vendor string, configured func() bool, issue func(ctx context.Context, body []byte) (IssuedToken, contract.Event, *reqError)) func(http.ResponseWriter, *http.Request) *reqError {
+// costs nothing), the caller's rate, then the body and its validation
+// (check), a slot among MaxIssuing, the idempotency claim, issue (the
+// vendor calls), the registration, the answer.
+func (s *Server) issueRoute(route, vendor string, configured func() bool, check func(body []byte) *reqError, issue func(ctx context.Context, body []byte) (IssuedToken, contract.Event, *reqError)) func(http.ResponseWriter, *http.Request) *reqError {
 	return func(w http.ResponseWriter, r *http.Request) *reqError {
-		if !s.authorized(r) {
-			return &reqError{status: http.StatusUnauthorized, reason: "unauthorized", msg: "missing or unknown bearer token"}
+		caller, e := s.authorized(r)
+		if e != nil {
+			return e
 		}
 		if !configured() {
 			return &reqError{status: http.StatusNotFound, reason: "not_configured", msg: "issuing " + vendor + " tokens is not configured on this ingest"}
@@ -296,8 +318,14 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 		if key != "" && !validID(key, 255) {
 			return &reqError{status: http.StatusBadRequest, reason: "invalid", msg: IdempotencyKeyHeader + ": 1-255 printable characters without spaces"}
 		}
+		if !s.issueRate.allow(caller) {
+			return &reqError{status: http.StatusTooManyRequests, reason: "caller_rate_limited", msg: fmt.Sprintf("more than %d issuing requests in a burst from this caller (%g a second sustained): retry after Retry-After seconds", s.cfg.IssueBurst, s.cfg.IssueRate)}
+		}
 		body, e := readBody(r, s.cfg.MaxBodyBytes)
 		if e != nil {
+			return e
+		}
+		if e := check(body); e != nil {
 			return e
 		}
 		select {
@@ -342,14 +370,14 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 			}
 		}
 		now := s.cfg.Now().UTC()
-		vctx, cancel := context.WithTimeout(ctx, s.cfg.VendorTimeout)
+		vctx, cancel := context.WithTimeout(context.WithValue(ctx, callerKey{}, caller), s.cfg.VendorTimeout)
 		out, ev, e := issue(vctx, body)
 		cancel()
 		if e != nil {
 			release()
 			return e
 		}
-		ev.ReceivedAt, ev.IssuedAt = now, &now
+		ev.ReceivedAt, ev.IssuedAt, ev.Caller = now, &now, caller
 		id := contract.EventID(string(ev.Vendor), ev.VerificationID, "token", now.Format(time.RFC3339Nano), ev.BizNo)
 		env := s.envelope(contract.TypeTokenRegistered, "/ingest"+route, id, now, ev, false)
 		if e := s.publish(env); e != nil {
@@ -358,6 +386,7 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 			return &reqError{status: http.StatusServiceUnavailable, reason: "broker", msg: "the vendor issued a token but its registration could not be stored in time: no token is given out; retry (with the same " + IdempotencyKeyHeader + ", safely)"}
 		}
 		out.Key, out.ID = env.Key, env.ID
+		s.owners.bind(env.Key, caller)
 		answer, _ := json.Marshal(out)
 		if claim != nil {
 			fctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
@@ -375,6 +404,10 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, issue 
 		return nil
 	}
 }
+
+// callerKey keeps an issuing request's caller in its context, for the
+// landing URLs issue signs.
+type callerKey struct{}
 
 // callerOf names the bearer token an authorized request carries, to scope
 // its Idempotency-Key by: the token's SHA-256, never the token.
@@ -494,8 +527,10 @@ func (s *Server) issueBaidu(ctx context.Context, body []byte) (IssuedToken, cont
 				return IssuedToken{}, contract.Event{}, s.vendorRefusal(baidu.Vendor, err)
 			}
 		}
-		su := s.landing.urlTo("success", tok, req.SuccessURL)
-		fu := s.landing.urlTo("failure", tok, req.FailureURL)
+		caller, _ := ctx.Value(callerKey{}).(string)
+		now := s.cfg.Now()
+		su := s.landing.urlFor("success", tok, req.SuccessURL, caller, now)
+		fu := s.landing.urlFor("failure", tok, req.FailureURL, caller, now)
 		out := IssuedToken{Vendor: baidu.Vendor, VerifyToken: tok, BizNo: req.BizNo, URL: baidu.H5URL(s.cfg.BaiduH5URL, tok, su, fu), SuccessURL: su, FailureURL: fu}
 		return out, contract.Event{Vendor: contract.Baidu, VerificationID: tok, BizNo: req.BizNo, Metadata: req.Metadata}, nil
 	}

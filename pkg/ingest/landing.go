@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/config"
 )
@@ -91,14 +93,31 @@ func (ls *landingSigner) sign(kind, token string) string {
 	return base64.RawURLEncoding.EncodeToString(landingMAC(ls.keys[0], kind, token))
 }
 
-// url returns the signed landing URL of kind for token.
-func (ls *landingSigner) url(kind, token string) string { return ls.urlTo(kind, token, "") }
+// LandingTimeParam and LandingCallerParam carry a Baidu landing URL's
+// issue time (Unix seconds) and the caller (callerID) it was given to,
+// both signed: a landing older than MaxLandingAge is refused, and its
+// event names the caller (the harvester ignores a landing naming another
+// caller than the verification's owner).
+const (
+	LandingTimeParam   = "ts"
+	LandingCallerParam = "c"
+)
 
-// urlTo returns the signed landing URL of kind for token that sends the
-// browser on to the customer's page to ("" for the configured page). The
-// page is signed with the token: a stranger cannot make a landing redirect
-// anywhere else.
-func (ls *landingSigner) urlTo(kind, token, to string) string {
+// timedKind is the page kind signed into a Baidu landing that carries its
+// issue time and caller: kept apart from the signatures of earlier URLs,
+// which carried neither (and are refused).
+func timedKind(kind string) string { return kind + "/timed" }
+
+// timedSubject is what a Baidu landing signature covers besides its kind.
+func timedSubject(token, to string, at int64, caller string) string {
+	return signedSubject(token, to) + "\x00" + strconv.FormatInt(at, 10) + "\x00" + caller
+}
+
+// urlFor returns the signed landing URL of kind for token, issued at at to
+// caller, that sends the browser on to the customer's page to ("" for the
+// configured page). The page is signed with the token: a stranger cannot
+// make a landing redirect anywhere else.
+func (ls *landingSigner) urlFor(kind, token, to, caller string, at time.Time) string {
 	route := RouteBaiduSuccess
 	if kind == "failure" {
 		route = RouteBaiduFailure
@@ -107,7 +126,26 @@ func (ls *landingSigner) urlTo(kind, token, to string) string {
 	if to != "" {
 		u += "&" + LandingToParam + "=" + url.QueryEscape(to)
 	}
-	return u + "&" + LandingSigParam + "=" + ls.sign(kind, signedSubject(token, to))
+	ts := at.Unix()
+	u += "&" + LandingSigParam + "=" + ls.sign(timedKind(kind), timedSubject(token, to, ts, caller)) + "&" + LandingTimeParam + "=" + strconv.FormatInt(ts, 10)
+	if caller != "" {
+		u += "&" + LandingCallerParam + "=" + url.QueryEscape(caller)
+	}
+	return u
+}
+
+// landingTimeQuery reads a Baidu landing's issue time and caller; ok is
+// false when the time is missing or either appears more than once.
+func landingTimeQuery(rawQuery string) (at int64, caller string, ok bool) {
+	q, err := url.ParseQuery(strings.ReplaceAll(rawQuery, "?", "&"))
+	if err != nil || len(q[LandingTimeParam]) != 1 || len(q[LandingCallerParam]) > 1 {
+		return 0, "", false
+	}
+	at, err = strconv.ParseInt(q[LandingTimeParam][0], 10, 64)
+	if err != nil {
+		return 0, "", false
+	}
+	return at, q.Get(LandingCallerParam), true
 }
 
 // signedSubject is what a landing signature covers besides its kind: the
@@ -144,7 +182,7 @@ func (s *Server) LandingURL(kind, verifyToken string) string {
 	if s.landing == nil || (kind != "success" && kind != "failure") {
 		return ""
 	}
-	return s.landing.url(kind, verifyToken)
+	return s.landing.urlFor(kind, verifyToken, "", "", s.cfg.Now())
 }
 
 // verify reports whether sig is a valid signature of a kind landing for

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -20,11 +21,20 @@ const (
 )
 
 // landingSig computes a landing signature as documented, independently of
-// the code under test.
-func landingSig(key, kind, token string) string {
+// the code under test, for a URL issued now to no caller, and returns it
+// with the issue time's parameter: what follows "&sig=".
+func landingSig(key, kind, token string) string { return landingSigFor(key, kind, token, "") }
+
+// landingSigFor is landingSig for a URL given to caller.
+func landingSigFor(key, kind, token, caller string) string {
+	ts := strconv.FormatInt(now.Unix(), 10)
 	m := hmac.New(sha256.New, []byte(key))
-	m.Write([]byte("faceharvest-landing-v1\x00" + kind + "\x00" + token))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	m.Write([]byte("faceharvest-landing-v1\x00" + kind + "/timed\x00" + token + "\x00" + ts + "\x00" + caller))
+	s := base64.RawURLEncoding.EncodeToString(m.Sum(nil)) + "&ts=" + ts
+	if caller != "" {
+		s += "&c=" + caller
+	}
+	return s
 }
 
 // signedLanding returns the path and query of a landing signed with the
@@ -93,17 +103,19 @@ func TestSignedLandingPublishesOnce(t *testing.T) {
 	b, m := regs[0].(map[string]any), regs[1].(map[string]any)
 	success, _ := b["success_url"].(string)
 	failure, _ := b["failure_url"].(string)
-	if want := publicURL + RouteBaiduSuccess + "?verify_token=" + tok + "&sig=" + landingSig(landingKeyNew, "success", tok); success != want {
+	if want := publicURL + RouteBaiduSuccess + "?verify_token=" + tok + "&sig=" + landingSigFor(landingKeyNew, "success", tok, callerID(bearer)); success != want {
 		t.Fatalf("success_url %q, want %q", success, want)
 	}
-	if want := publicURL + RouteBaiduFailure + "?verify_token=" + tok + "&sig=" + landingSig(landingKeyNew, "failure", tok); failure != want {
+	if want := publicURL + RouteBaiduFailure + "?verify_token=" + tok + "&sig=" + landingSigFor(landingKeyNew, "failure", tok, callerID(bearer)); failure != want {
 		t.Fatalf("failure_url %q, want %q", failure, want)
 	}
 	if _, ok := m["success_url"]; ok {
 		t.Fatal("a Megvii entry got landing URLs")
 	}
-	if f.s.LandingURL("success", tok) != success || f.s.LandingURL("failure", tok) != failure || f.s.LandingURL("other", tok) != "" {
-		t.Fatal("LandingURL differs from the registration's answer")
+	// LandingURL signs for no caller (tests, the simulator's browser).
+	if f.s.LandingURL("success", tok) != publicURL+RouteBaiduSuccess+"?verify_token="+tok+"&sig="+landingSig(landingKeyNew, "success", tok) ||
+		f.s.LandingURL("failure", tok) != publicURL+RouteBaiduFailure+"?verify_token="+tok+"&sig="+landingSig(landingKeyNew, "failure", tok) || f.s.LandingURL("other", tok) != "" {
+		t.Fatal("LandingURL differs from the documented URL")
 	}
 	path := func(u string) string { return strings.TrimPrefix(u, publicURL) }
 	if r := f.do(t, "HEAD", path(success), "", nil, nil); r.code != 405 || r.header.Get("Allow") != "GET" || len(f.pub.envelopes(t)) != 2 { // the two registrations

@@ -45,11 +45,11 @@ var (
 	// rejectionReasons are the reqError reasons, and overloaded.
 	rejectionReasons = []string{"overloaded", "broker", "signature", "unauthorized", "malformed", "invalid", "media_type",
 		"too_large", "read", "method", "route", "not_configured", "vendor_rate_limited", "vendor_refused", "vendor_fault",
-		"idempotency_busy", "idempotency_mismatch"}
+		"idempotency_busy", "idempotency_mismatch", "foreign_caller", "caller_rate_limited", "too_many_failures"}
 	issuingVendors   = []string{"megvii", "baidu"}
 	vendorClasses    = []string{"rate_limited", "vendor_fault", "caller_bug", "account", "not_verified", "not_found", "destroyed", "unknown"}
 	signatureReasons = []string{"missing", "mismatch"}
-	landingReasons   = []string{"missing", "malformed_signature", "mismatch", "not_configured"}
+	landingReasons   = []string{"missing", "malformed_signature", "mismatch", "not_configured", "stale"}
 	eventTypes       = []string{contract.TypeMegviiCallback, contract.TypeBaiduCompletion, contract.TypeTokenRegistered}
 )
 

@@ -33,7 +33,7 @@ func CanFreeze(st *State) bool {
 // added to State must be added to one list, with its packing or its check:
 // TestFrozenCodecCoversEveryField fails until it is.
 var (
-	frozenPacked = []string{"Vendor", "ID", "BizNo", "IssuedAt", "FirstSeen", "FlowStatus", "Landing", "Unregistered",
+	frozenPacked = []string{"Vendor", "ID", "BizNo", "Owner", "IssuedAt", "FirstSeen", "FlowStatus", "Landing", "Unregistered",
 		"CompletedAt", "NextAt", "Failures", "Spent", "Procedure", "Attempts", "LastWindowLeft"}
 	frozenZero = []string{"Asked", "Wanted", "Intent", "Responses", "Done", "LastError", "Polls", "QPSLimitedSince", "TokenInvalid", "Closing"}
 )
@@ -67,6 +67,8 @@ func Freeze(st *State) string {
 	b = append(b, st.FlowStatus...)
 	b = binary.AppendUvarint(b, uint64(len(st.Procedure)))
 	b = append(b, st.Procedure...)
+	b = binary.AppendUvarint(b, uint64(len(st.Owner)))
+	b = append(b, st.Owner...)
 	var flags byte
 	if st.IssuedAt != nil {
 		flags |= 1
@@ -143,6 +145,7 @@ func Thaw(key, s string) (*State, error) {
 	st.BizNo = r.str()
 	st.FlowStatus = r.str()
 	st.Procedure = r.str()
+	st.Owner = r.str()
 	flags := r.byte()
 	st.Unregistered = flags&4 != 0
 	switch {

@@ -84,11 +84,15 @@ func (p Policy) Validate() error {
 
 // State is one pending verification, as kept in the state topic.
 type State struct {
-	Vendor    contract.Vendor `json:"vendor"`
-	ID        string          `json:"id"`
-	BizNo     string          `json:"biz_no,omitempty"`
-	IssuedAt  *time.Time      `json:"issued_at,omitempty"` // from a token registration
-	FirstSeen time.Time       `json:"first_seen"`          // the first event's receipt
+	Vendor   contract.Vendor `json:"vendor"`
+	ID       string          `json:"id"`
+	BizNo    string          `json:"biz_no,omitempty"`
+	IssuedAt *time.Time      `json:"issued_at,omitempty"` // from a token registration
+	// Owner is the caller (contract.Event.Caller) of the first token
+	// registration: another caller's registrations and landings are
+	// ignored (Foreign).
+	Owner     string    `json:"owner,omitempty"`
+	FirstSeen time.Time `json:"first_seen"` // the first event's receipt
 	// FlowStatus is the vendor's: Megvii's callback or get_result status;
 	// Baidu's success or failure from getall's attempts, never a landing.
 	FlowStatus string `json:"flow_status,omitempty"`
@@ -181,9 +185,26 @@ func (s *State) done(ep string) bool {
 	return false
 }
 
+// Foreign reports whether ev is a token registration by another caller
+// than the one whose registration came first, or a Baidu landing whose
+// URL was given to another caller (a landing that names none, from a URL
+// signed before landings named their caller, is not): Apply ignores it
+// (the caller counts it).
+func (s *State) Foreign(typ string, ev contract.Event) bool {
+	if s == nil || s.Owner == "" || ev.Caller == s.Owner {
+		return false
+	}
+	return typ == contract.TypeTokenRegistered || (typ == contract.TypeBaiduCompletion && ev.Caller != "")
+}
+
 // Apply merges an event into the state (creating it when nil) and returns it
-// with NextAt recomputed.
+// with NextAt recomputed. The first registration wins: a later one never
+// moves issued_at earlier nor replaces biz_no, and another caller's
+// registration or landing changes nothing (Foreign).
 func (p Policy) Apply(s *State, typ string, ev contract.Event) *State {
+	if s.Foreign(typ, ev) {
+		return s
+	}
 	if s == nil {
 		s = &State{Vendor: ev.Vendor, ID: ev.VerificationID, FirstSeen: ev.ReceivedAt,
 			Unregistered: ev.Vendor == contract.Baidu && typ != contract.TypeTokenRegistered}
@@ -191,13 +212,16 @@ func (p Policy) Apply(s *State, typ string, ev contract.Event) *State {
 	if ev.ReceivedAt.Before(s.FirstSeen) {
 		s.FirstSeen = ev.ReceivedAt
 	}
-	if ev.BizNo != "" {
+	if ev.BizNo != "" && (typ != contract.TypeTokenRegistered || s.BizNo == "") {
 		s.BizNo = ev.BizNo
 	}
 	switch typ {
 	case contract.TypeTokenRegistered:
 		s.Unregistered = false
-		if ev.IssuedAt != nil && (s.IssuedAt == nil || ev.IssuedAt.Before(*s.IssuedAt)) {
+		if s.Owner == "" {
+			s.Owner = ev.Caller
+		}
+		if ev.IssuedAt != nil && s.IssuedAt == nil {
 			t := *ev.IssuedAt
 			s.IssuedAt = &t
 		}

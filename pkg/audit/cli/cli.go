@@ -143,7 +143,9 @@ func show(ctx context.Context, env Env, args []string, byBizNo bool) error {
 	name, synopsis := "faceharvest show", `Shows one verification, <vendor>:<id> (megvii or baidu), from the store's index
 (index/v1/by-id/): its record as stored (identity masked as published), its timeline (issued,
 completed, harvested, decided, archived, the vendor's window left at harvest), its problems, and a
-presigned GET link to its evidence document, its record and each stored image and video. The links
+presigned GET link to its record and each stored image and video. The evidence document and the
+ID-card images hold the unmasked identity: they are linked only with --identity (and the event
+says identity_unmasked), else listed as withheld. The links
 need no credentials and expire after --url-expiry: whoever holds one can read the object until then,
 so keep them short and do not paste them into tickets. Each display is first recorded as one event
 on --audit-topic (acks=all): who (--viewer), which verification, the objects linked and when the
@@ -164,12 +166,14 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 	st.register(fs)
 	var bizNo, output, viewer, auditTopic string
 	var expiry time.Duration
+	var identity bool
 	if byBizNo {
 		fs.StringVar(&bizNo, "biz-no", "", "the biz_no to find (required)")
 	}
 	fs.StringVar(&output, "output", "text", "text (for people) or json (for scripts: an array of views, each with the record as stored)")
 	fs.DurationVar(&expiry, "url-expiry", 15*time.Minute, "how long the presigned links work (at most 168h)")
 	fs.StringVar(&viewer, "viewer", "", "who is looking (a person's name or e-mail, not a shared account): the viewer of the audit event (required)")
+	fs.BoolVar(&identity, "identity", false, "also link the evidence document and the ID-card images, which hold or show the unmasked name and ID number (the audit event says identity_unmasked)")
 	fs.StringVar(&auditTopic, "audit-topic", contract.DefaultAuditTopic, "topic of audit events (one per display, keyed by viewer)")
 	var query string
 	if !byBizNo && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -193,6 +197,9 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 	if byBizNo {
 		if bizNo == "" {
 			return usageErr("want --biz-no")
+		}
+		if !contract.PlainText(bizNo) {
+			return usageErr("--biz-no: UTF-8 text without control characters (no biz_no holds one)")
 		}
 		query = "biz_no:" + bizNo
 	} else if query == "" {
@@ -252,7 +259,7 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 		shown.BizNo = vs[0].Record.BizNo
 	}
 	for _, x := range vs {
-		view, err := audit.NewView(ctx, x, b, expiry, now)
+		view, err := audit.NewView(ctx, x, b, expiry, now, identity)
 		if err != nil {
 			return err
 		}

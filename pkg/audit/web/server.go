@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/faceharvest/faceharvest/pkg/audit"
+	"github.com/faceharvest/faceharvest/pkg/authlimit"
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 )
@@ -62,6 +64,12 @@ type Config struct {
 	ProxyUserHeader string
 	ProxyRoleHeader string
 	ProxyCIDRs      []netip.Prefix
+	// ProxySecrets authenticate the proxy beyond its address: its requests
+	// carry one of them in ProxySecretHeader (any verifies, for rotation),
+	// each at least MinSessionKeyLen bytes; required with ProxyUserHeader.
+	// A pod that can reach the page from a trusted address but does not
+	// hold the secret cannot claim a user or a role.
+	ProxySecrets [][]byte
 	// MaxSearchResults bounds a biz_no search's answer (50 when 0).
 	MaxSearchResults int
 	// FailedTokenBurst failed token checks (a wrong bearer token, a wrong
@@ -93,7 +101,7 @@ type Server struct {
 	m        *Metrics
 	pages    *pages
 	origin   string
-	failures *failures
+	failures *authlimit.Failures
 }
 
 // maxFailingAddrs bounds the addresses whose failed token checks are
@@ -109,6 +117,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("audit page: no session key")
 	case cfg.ProxyUserHeader != "" && len(cfg.ProxyCIDRs) == 0:
 		return nil, errors.New("audit page: a trusted proxy header needs the proxies' addresses (CIDRs)")
+	case cfg.ProxyUserHeader != "" && len(cfg.ProxySecrets) == 0:
+		return nil, errors.New("audit page: a trusted proxy header needs the proxy's shared secret")
+	}
+	for _, k := range cfg.ProxySecrets {
+		if len(k) < MinSessionKeyLen {
+			return nil, fmt.Errorf("audit page: proxy secrets must be at least %d bytes", MinSessionKeyLen)
+		}
 	}
 	for _, k := range cfg.SessionKeys {
 		if len(k) < MinSessionKeyLen {
@@ -140,7 +155,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Metrics = NewMetrics(cfg.Registry)
 	}
 	s := &Server{cfg: cfg, sessions: sessions{keys: cfg.SessionKeys, ttl: cfg.SessionTTL}, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
-		failures: newFailures(cfg.Now, cfg.FailedTokenBurst, cfg.FailedTokenEvery, maxFailingAddrs)}
+		failures: authlimit.New(cfg.Now, cfg.FailedTokenBurst, cfg.FailedTokenEvery, maxFailingAddrs)}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -295,9 +310,18 @@ func (s *Server) authed(route string, h func(http.ResponseWriter, *http.Request,
 		if r.Header.Get("Authorization") != "" && s.tooManyFailures(w, r) {
 			return
 		}
+		if crossSite(r) {
+			// A link, image or form on another site would make the
+			// victim's browser (its session cookie, or its SSO proxy's
+			// headers) record a view under the victim's name.
+			s.m.authFailure(reasonCrossSite)
+			s.render(w, r, http.StatusForbidden, "error", errorData{Code: http.StatusForbidden, Status: http.StatusText(http.StatusForbidden),
+				Message: "This page cannot be opened from another site: open it from the audit page itself or type its address."}, Principal{})
+			return
+		}
 		p, reason := s.authenticate(r)
 		if reason == reasonBadToken {
-			s.failures.fail(remoteAddr(r))
+			s.failures.Fail(remoteAddr(r))
 		}
 		if reason != "" {
 			s.m.authFailure(reason)
@@ -324,9 +348,10 @@ const (
 	reasonRateLimited    = "too_many_failures"
 	reasonForbidden      = "forbidden_role"
 	reasonBadOrigin      = "bad_origin"
+	reasonCrossSite      = "cross_site"
 )
 
-var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonRepeatedProxy, reasonForbidden, reasonBadOrigin, reasonRateLimited}
+var authReasons = []string{reasonMissing, reasonBadToken, reasonBadSession, reasonExpired, reasonRevoked, reasonUntrustedProxy, reasonRepeatedProxy, reasonForbidden, reasonBadOrigin, reasonRateLimited, reasonCrossSite}
 
 func reasonMessage(reason string) string {
 	switch reason {
@@ -373,7 +398,7 @@ func (s *Server) authenticate(r *http.Request) (Principal, string) {
 		}
 		return p, ""
 	}
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+	if c, err := r.Cookie(s.cookieName(r)); err == nil && c.Value != "" {
 		fp, err := s.sessions.verify(c.Value, s.now())
 		switch {
 		case errors.Is(err, errSessionExpired):
@@ -393,8 +418,30 @@ func (s *Server) authenticate(r *http.Request) (Principal, string) {
 	return Principal{}, reasonMissing
 }
 
-// fromProxy reports whether the connection comes from a trusted proxy.
+// ProxySecretHeader carries the trusted proxy's shared secret
+// (Config.ProxySecrets).
+const ProxySecretHeader = "X-Faceharvest-Proxy-Secret"
+
+// fromProxy reports whether the request comes from a trusted proxy: from
+// one of its addresses, with one of its secrets (compared as SHA-256
+// hashes in constant time, every secret tried).
 func (s *Server) fromProxy(r *http.Request) bool {
+	vals := r.Header.Values(ProxySecretHeader)
+	if len(vals) != 1 {
+		return false
+	}
+	got := sha256.Sum256([]byte(vals[0]))
+	ok := 0
+	for _, k := range s.cfg.ProxySecrets {
+		want := sha256.Sum256(k)
+		ok |= subtle.ConstantTimeCompare(got[:], want[:])
+	}
+	return ok == 1 && s.fromProxyAddr(r)
+}
+
+// fromProxyAddr reports whether the connection comes from a trusted
+// proxy's address.
+func (s *Server) fromProxyAddr(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return false
@@ -408,6 +455,19 @@ func (s *Server) fromProxy(r *http.Request) bool {
 		if p.Contains(a) {
 			return true
 		}
+	}
+	return false
+}
+
+// crossSite reports whether a browser says the request comes from another
+// site (Sec-Fetch-Site, which no page can set: cross-site, or same-site
+// for a sibling host that may not be ours). A typed address or bookmark
+// (none), the page's own links (same-origin) and clients that send no
+// such header (not browsers: they carry no victim's cookie) pass.
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
 	}
 	return false
 }
@@ -443,8 +503,17 @@ func (s *Server) secure(r *http.Request) bool {
 	return s.cfg.SecureCookie || r.TLS != nil || strings.HasPrefix(s.origin, "https:")
 }
 
+// cookieName is the session cookie's name: __Host- prefixed when it is
+// Secure.
+func (s *Server) cookieName(r *http.Request) string {
+	if s.secure(r) {
+		return SecureSessionCookie
+	}
+	return SessionCookie
+}
+
 func (s *Server) clearCookie(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 }
 
 // nextPath keeps a post-login destination only when it is a path on this
@@ -481,13 +550,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	p, ok := s.cfg.Tokens.Lookup(strings.TrimSpace(r.PostForm.Get("token")))
 	if !ok {
-		s.failures.fail(remoteAddr(r))
+		s.failures.Fail(remoteAddr(r))
 		s.m.authFailure(reasonBadToken)
 		s.render(w, r, http.StatusUnauthorized, "login", loginData{Next: next, Message: reasonMessage(reasonBadToken)}, Principal{})
 		return
 	}
 	v, exp := s.sessions.issue(p.fingerprint, s.now())
-	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: v, Path: "/", Expires: exp, MaxAge: int(s.cfg.SessionTTL / time.Second),
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(r), Value: v, Path: "/", Expires: exp, MaxAge: int(s.cfg.SessionTTL / time.Second),
 		HttpOnly: true, Secure: s.secure(r), SameSite: http.SameSiteStrictMode})
 	s.log.Info("login", "viewer", p.Name, "role", p.Role, "request_id", reqID(r))
 	http.Redirect(w, r, next, http.StatusSeeOther)
@@ -496,7 +565,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 // tooManyFailures answers 429 when the request's address has used up its
 // failed token checks; the token it carries is then not checked at all.
 func (s *Server) tooManyFailures(w http.ResponseWriter, r *http.Request) bool {
-	wait := s.failures.blocked(remoteAddr(r))
+	wait := s.failures.Blocked(remoteAddr(r))
 	if wait <= 0 {
 		return false
 	}
@@ -712,7 +781,9 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, p Principal) {
 
 // media streams the n-th media object the verification's record lists
 // (the record's own, then each attempt's), from the store through this
-// server: the browser never gets a link to the store.
+// server: the browser never gets a link to the store. An ID-card image
+// (contract.IdentityMedia) is identity data: for the identity role only,
+// recorded as identity_unmasked.
 func (s *Server) media(w http.ResponseWriter, r *http.Request, p Principal) {
 	ver, ok := s.find(w, r)
 	if !ok {
@@ -725,8 +796,15 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request, p Principal) {
 		return
 	}
 	m := items[n]
+	identity := contract.IdentityMedia(m.Kind)
+	if identity && !p.CanSeeIdentity() {
+		s.m.authFailure(reasonForbidden)
+		s.fail(w, r, http.StatusForbidden, "Your role does not allow seeing ID-card images: they show the unmasked identity.")
+		return
+	}
 	e := event(r, p, contract.AuditMedia)
 	e.Vendor, e.VerificationID, e.BizNo, e.ObjectKey, e.MediaKind = ver.Record.Vendor, ver.Record.VerificationID, ver.Record.BizNo, m.Key, m.Kind
+	e.IdentityUnmasked = identity
 	ct := m.ContentType
 	kind := "image"
 	switch {

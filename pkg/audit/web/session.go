@@ -13,8 +13,15 @@ import (
 // MinSessionKeyLen is the shortest session key accepted.
 const MinSessionKeyLen = 32
 
-// SessionCookie is the name of the cookie a login sets.
-const SessionCookie = "faceharvest_audit_session"
+// SessionCookie is the name of the cookie a login sets over plain http
+// (development); SecureSessionCookie its name whenever the cookie is
+// Secure (https, --cookie-secure): a browser accepts a __Host- cookie
+// only Secure, with Path=/ and no Domain, so no sibling host can set or
+// overwrite it.
+const (
+	SessionCookie       = "faceharvest_audit_session"
+	SecureSessionCookie = "__Host-" + SessionCookie
+)
 
 // A session is "v1.<fingerprint>.<expiry unix seconds>.<mac>": the
 // fingerprint names the bearer token the person logged in with (the first

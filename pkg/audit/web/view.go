@@ -121,6 +121,9 @@ type mediaView struct {
 	Kind, Endpoint, Status, Reason, Key, SHA256, ContentType, Size, URL string
 	Attempt                                                             int
 	Image, Video                                                        bool
+	// Withheld says why a stored ID-card image is not shown here (it is
+	// identity data: the unmasked page shows it to the identity role).
+	Withheld string
 }
 
 type attemptView struct {
@@ -223,7 +226,13 @@ func newVerificationView(r contract.Record, unmasked *contract.Identity, p Princ
 		if m.Size > 0 {
 			mv.Size = bytesText(m.Size)
 		}
-		if m.Status == contract.MediaStored && m.Key != "" {
+		switch {
+		case m.Status != contract.MediaStored || m.Key == "":
+		case contract.IdentityMedia(m.Kind) && unmasked == nil && p.CanSeeIdentity():
+			mv.Withheld = "ID-card image: shown on the unmasked identity view"
+		case contract.IdentityMedia(m.Kind) && unmasked == nil:
+			mv.Withheld = "ID-card image: identity data, not shown to your role"
+		default:
 			mv.URL = path + "/media/" + strconv.Itoa(n)
 			mv.Image = strings.HasPrefix(m.ContentType, "image/")
 			mv.Video = strings.HasPrefix(m.ContentType, "video/")

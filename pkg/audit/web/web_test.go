@@ -35,6 +35,7 @@ const (
 	viewerToken   = "viewer-token-0123456789"
 	identityToken = "identity-token-0123456789"
 	sessionKey    = "session-key-0123456789-0123456789-0123456789"
+	proxySecret   = "proxy-secret-0123456789-0123456789-0123"
 )
 
 var decided = time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)
@@ -139,7 +140,8 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	cfg := Config{Finder: audit.NewStore(hidingBucket{Bucket: bucket, f: f}), Recorder: log, Tokens: tokens, SessionKeys: [][]byte{[]byte(sessionKey)}, Now: f.clock, Registry: f.reg,
-		ProxyUserHeader: "X-Forwarded-User", ProxyRoleHeader: "X-Forwarded-Role", ProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+		ProxyUserHeader: "X-Forwarded-User", ProxyRoleHeader: "X-Forwarded-Role", ProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		ProxySecrets: [][]byte{[]byte(proxySecret)}}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -531,11 +533,11 @@ func TestLoginSession(t *testing.T) {
 // addresses, with its role header; from elsewhere it is ignored (401).
 func TestTrustedProxy(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.ProxyCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
-	resp, body := f.do(req{path: "/v/megvii/biz-m-1/identity", header: map[string]string{"X-Forwarded-User": "carol@example.com", "X-Forwarded-Role": "identity"}})
+	resp, body := f.do(req{path: "/v/megvii/biz-m-1/identity", header: map[string]string{"X-Forwarded-User": "carol@example.com", "X-Forwarded-Role": "identity", ProxySecretHeader: proxySecret}})
 	if resp.StatusCode != 200 || !strings.Contains(body, audittest.MegviiIDNumber) || strings.Contains(body, `action="/logout"`) {
 		t.Fatalf("proxied identity view: %d", resp.StatusCode)
 	}
-	resp, _ = f.do(req{path: "/v/megvii/biz-m-1/identity", header: map[string]string{"X-Forwarded-User": "dave@example.com"}})
+	resp, _ = f.do(req{path: "/v/megvii/biz-m-1/identity", header: map[string]string{"X-Forwarded-User": "dave@example.com", ProxySecretHeader: proxySecret}})
 	if resp.StatusCode != 403 {
 		t.Fatalf("proxied user without a role: %d, want 403", resp.StatusCode)
 	}

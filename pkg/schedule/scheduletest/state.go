@@ -29,6 +29,9 @@ func RandomState(r *rand.Rand, i int) *schedule.State {
 		st.BizNo = fmt.Sprintf("order-%d", r.IntN(1e6))
 	}
 	if r.IntN(2) == 0 {
+		st.Owner = fmt.Sprintf("%016x", r.Uint64())
+	}
+	if r.IntN(2) == 0 {
 		t := at()
 		st.IssuedAt = &t
 	}

@@ -159,8 +159,9 @@ func (b *Browser) Screenshot(file string) error {
 // Check compares what a viewer's page shows with the record it was made
 // from: the outcome, biz_no, the identity masked as in the record, the
 // decision time, the window left, the viewer's name, the attempts, and
-// every stored image of the record (and of its attempts) loaded through
-// the page (pagePrefix, the page's URL). It returns what differs.
+// every stored image of the record (and of its attempts) but its ID-card
+// images (identity data, never on the masked page) loaded through the page
+// (pagePrefix, the page's URL). It returns what differs.
 func Check(p Page, rec contract.Record, pagePrefix, viewer string) []string {
 	var out []string
 	bad := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
@@ -186,7 +187,7 @@ func Check(p Page, rec contract.Record, pagePrefix, viewer string) []string {
 		all = append(all, a.Media...)
 	}
 	for _, m := range all {
-		if m.Status == contract.MediaStored && strings.HasPrefix(m.ContentType, "image/") {
+		if m.Status == contract.MediaStored && strings.HasPrefix(m.ContentType, "image/") && !contract.IdentityMedia(m.Kind) {
 			stored[m.Key] = true
 		}
 	}

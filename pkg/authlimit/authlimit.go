@@ -1,4 +1,6 @@
-package web
+// Package authlimit bounds guessing of bearer tokens: a bucket of failed
+// checks per client address, shared by the audit page and ingest.
+package authlimit
 
 import (
 	"math"
@@ -9,7 +11,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/clock"
 )
 
-// failures bounds guessing: each client address (an IPv6 address's /64)
+// Failures bounds guessing: each client address (an IPv6 address's /64)
 // has a bucket of burst failed token checks (a wrong bearer token, a wrong
 // token typed into the login form), refilled one per every. An address
 // whose bucket is empty is answered 429 without its token being checked,
@@ -17,7 +19,7 @@ import (
 // and the trusted proxy are not limited: they present no token to guess.
 // At most max addresses are tracked; when that many are failing at once,
 // the others share one bucket.
-type failures struct {
+type Failures struct {
 	now   clock.Now
 	burst float64
 	every time.Duration
@@ -34,8 +36,10 @@ type failBucket struct {
 
 const overflowAddr = "overflow"
 
-func newFailures(now clock.Now, burst int, every time.Duration, max int) *failures {
-	return &failures{now: now, burst: float64(burst), every: every, max: max, m: map[string]*failBucket{}}
+// New tracks at most max addresses, each allowed burst failed checks,
+// refilled one per every.
+func New(now clock.Now, burst int, every time.Duration, max int) *Failures {
+	return &Failures{now: now, burst: float64(burst), every: every, max: max, m: map[string]*failBucket{}}
 }
 
 // addrKey is the bucket of an address: itself, or its /64 for IPv6.
@@ -53,15 +57,16 @@ func addrKey(remote string) string {
 }
 
 // refill brings b up to now; the caller holds mu.
-func (f *failures) refill(b *failBucket, now time.Time) {
+func (f *Failures) refill(b *failBucket, now time.Time) {
 	if d := now.Sub(b.at); d > 0 {
 		b.tokens = math.Min(f.burst, b.tokens+float64(d)/float64(f.every))
 		b.at = now
 	}
 }
 
-// blocked returns how long remote must wait before its next try, or 0.
-func (f *failures) blocked(remote string) time.Duration {
+// Blocked returns how long remote (an address without its port) must
+// wait before its next try, or 0.
+func (f *Failures) Blocked(remote string) time.Duration {
 	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -78,8 +83,8 @@ func (f *failures) blocked(remote string) time.Duration {
 	return time.Duration((1 - b.tokens) * float64(f.every))
 }
 
-// fail counts a failed token check of remote.
-func (f *failures) fail(remote string) {
+// Fail counts a failed token check of remote.
+func (f *Failures) Fail(remote string) {
 	now := f.now()
 	k := addrKey(remote)
 	f.mu.Lock()
@@ -103,7 +108,7 @@ func (f *failures) fail(remote string) {
 
 // sweep forgets the addresses whose buckets are full again; the caller
 // holds mu.
-func (f *failures) sweep(now time.Time) {
+func (f *Failures) sweep(now time.Time) {
 	for k, b := range f.m {
 		if f.refill(b, now); b.tokens >= f.burst {
 			delete(f.m, k)
@@ -111,8 +116,8 @@ func (f *failures) sweep(now time.Time) {
 	}
 }
 
-// tracked returns how many buckets are held (for tests).
-func (f *failures) tracked() int {
+// Tracked returns how many buckets are held.
+func (f *Failures) Tracked() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.m)
