@@ -241,7 +241,7 @@ func (s *stack) start(ctx context.Context) error {
 	}
 	fmt.Printf("faceharvest dev stack: logs in %s\n", logs)
 	s.broker = s.addr("kafka")
-	kafkaArgs := []string{"--port", strconv.Itoa(s.ports["kafka"]), "--data-dir", filepath.Join(s.o.dataDir, "kafka")}
+	kafkaArgs := []string{"--port", strconv.Itoa(s.ports["kafka"]), "--data-dir", filepath.Join(s.o.dataDir, "kafka"), "--max-message-bytes", kafkaDefaultMaxMessageBytes}
 	megviiSimLimit, megviiLimit := "4", "16" // the harvester must adapt to the vendor's 4
 	if s.o.benchRate > 0 {
 		kafkaArgs = append(kafkaArgs, "--topics", strings.Join([]string{contract.DefaultEventsTopic, "faceid.harvester.state", contract.DefaultRawTopic,
@@ -292,11 +292,11 @@ func (s *stack) start(ctx context.Context) error {
 			h, a = fmt.Sprintf("harvester-%d", i), fmt.Sprintf("archiver-%d", i)
 		}
 		names = append(names, h, a)
-		if err := s.spawnAs(h, "harvester", kb, "--metrics-addr", s.addr(h+"-metrics"),
-			"--megvii-base-url", "http://"+s.addr("megvii"), "--baidu-base-url", "http://"+s.addr("baidu"),
+		if err := s.spawnAs(h, "harvester", append([]string{kb, "--metrics-addr", s.addr(h + "-metrics"),
+			"--megvii-base-url", "http://" + s.addr("megvii"), "--baidu-base-url", "http://" + s.addr("baidu"),
 			"--megvii-retention", "3m", "--megvii-last-chance", "40s", "--baidu-token-window", "1m", "--baidu-retention", "10m",
 			"--baidu-media-retention", "5m", "--baidu-poll-delay", "10s", "--megvii-concurrency", megviiLimit, "--retry-min", "200ms", "--retry-max", "5s",
-			"--session-timeout", "6s", "--rebalance-timeout", "10s"); err != nil {
+			"--session-timeout", "6s", "--rebalance-timeout", "10s"}, s.storeArgs()...)...); err != nil {
 			return err
 		}
 		if err := s.spawnAs(a, "archiver", kb, "--metrics-addr", s.addr(a+"-metrics"), "--s3-endpoint", s.minio.Endpoint, "--s3-bucket", bucket,
