@@ -16,7 +16,7 @@ const DefaultConcurrency = 8
 const DefaultInlineMax = 64 << 10
 
 // intentMargin is how much older than a call's timeout an unsettled intent
-// must be before restore resolves it: room for the answer's publish.
+// must be before restore resolves it: room for storing and publishing the answer.
 const intentMargin = 30 * time.Second
 
 // DefaultConfig returns the engine settings' defaults (no callers, stores
