@@ -25,6 +25,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 	"github.com/faceharvest/faceharvest/pkg/harvester"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/schedule"
 	"github.com/faceharvest/faceharvest/pkg/vendorsim"
 )
@@ -252,7 +253,7 @@ func restore(n int, profile string) (Restore, error) {
 	var m0 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	h, err := harvester.New(context.Background(), harvester.Config{Kafka: bus.Plain(b.Addr()), GroupID: "bench", EventsTopic: "bench.events", StateTopic: "bench.state", RawTopic: "bench.raw", DLQTopic: "bench.dlq",
-		Engine: harvester.EngineConfig{Policy: pol, Callers: map[contract.Vendor]harvester.Caller{}}})
+		Engine: harvester.EngineConfig{Policy: pol, Callers: map[contract.Vendor]harvester.Caller{}, Answers: objstore.NewMemory()}})
 	if err != nil {
 		return Restore{}, err
 	}

@@ -59,7 +59,6 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.StringVar(&r.DLQTopic, "dlq-topic", contract.DefaultDLQTopic, "topic of raw messages that cannot be archived, with the reason in a header")
 	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Writes: true, Bucket: "bucket for media and evidence documents",
 		Credentials: "With no credentials at all nothing is sent: the archiver refuses to start and /readyz fails"})
-	fs.BoolVar(&o.createBucket, "s3-create-bucket", false, "create the bucket at start when it is missing (development)")
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory for downloads in progress (a 200 MB video is spooled here, never held in memory); empty: the system's temporary directory ($TMPDIR or /tmp)")
 	fs.Int64Var(&c.MaxImageBytes, "max-image-bytes", c.MaxImageBytes, "largest embedded image accepted, in bytes")
 	fs.Int64Var(&c.MaxMediaBytes, "max-media-bytes", c.MaxMediaBytes, "largest downloaded image or video accepted, in bytes")
@@ -83,6 +82,7 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	if o.s3, err = s3f.Config(getenv); err != nil {
 		return nil, err
 	}
+	o.createBucket = s3f.CreateBucket()
 	switch {
 	case c.MaxImageBytes <= 0 || c.MaxMediaBytes <= 0:
 		return nil, fmt.Errorf("--max-image-bytes and --max-media-bytes must be positive")
@@ -118,16 +118,6 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	store := objstore.Instrument(s3b, reg, "archiver")
 	kc := o.svc.Kafka
-	storeReady := func(ctx context.Context) error {
-		if err := s3b.CheckCredentials(ctx); err != nil {
-			return err
-		}
-		_, err := s3b.Attributes(ctx, "faceharvest-readyz-probe")
-		if err == objstore.ErrNotFound {
-			return nil
-		}
-		return err
-	}
 	kafkaReady := func(ctx context.Context) error {
 		return bus.CheckTopics(ctx, kc, o.run.RawTopic, o.run.ResultsTopic, o.run.DLQTopic)
 	}
@@ -143,7 +133,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "archiver: --metrics-addr: %v\n", err)
 		return 1
 	}
-	opsSrv := ops.NewServer(ops.Mux(reg, o.svc.Readiness(ops.Check{Name: "kafka", Fn: kafkaReady}, ops.Check{Name: "store", Fn: storeReady},
+	opsSrv := ops.NewServer(ops.Mux(reg, o.svc.Readiness(ops.Check{Name: "kafka", Fn: kafkaReady}, ops.Check{Name: "store", Fn: s3b.Ready},
 		ops.Check{Name: "spool", Fn: a.Ready})), log)
 
 	// archive waits for Kafka, the topics and the bucket, then consumes until
@@ -151,18 +141,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	archive := func(ctx context.Context) error {
 		var r *archiver.Runner
 		err := ops.Await(ctx, log, o.startupWait, "Kafka, the topics and the bucket", func(sctx context.Context) error {
-			if err := s3b.CheckCredentials(sctx); err != nil {
-				return err
-			}
-			if o.createBucket {
-				if err := s3b.EnsureBucket(sctx); err != nil {
-					return err
-				}
-			}
-			if err := s3b.Check(sctx); err != nil {
-				return err
-			}
-			if err := storeReady(sctx); err != nil {
+			if err := s3b.Start(sctx, o.createBucket); err != nil {
 				return err
 			}
 			var err error

@@ -38,6 +38,13 @@ type BenchReport struct {
 	SteadyOfferedPerSec float64 `json:"steady_offered_verifications_per_second,omitempty"`
 	SteadyP50Seconds    float64 `json:"steady_callback_to_record_p50_seconds,omitempty"`
 	SteadyP99Seconds    float64 `json:"steady_callback_to_record_p99_seconds,omitempty"`
+	// Ladder is the steady rate offered at 1x, 2x and 4x: sustained
+	// throughput must not fall as the offered load grows. Each phase has
+	// its cost per verification: CPU by process (sampled from /proc), Kafka
+	// bytes produced, object-store requests by operation.
+	Ladder map[string]PhaseCost `json:"load_ladder,omitempty"`
+	// AtRate is the cost at --bench-rate.
+	AtRate PhaseCost `json:"at_offered_rate"`
 }
 
 // parallelFor runs fn from workers goroutines until d has passed and returns
@@ -133,17 +140,27 @@ func (s *stack) bench(ctx context.Context, rate, steadyRate float64, d time.Dura
 	fmt.Printf("  store alone: %.0f objects of 100 KB/s (ceiling %.0f verifications/s); broker alone: %.0f messages of 400 KB/s\n",
 		rep.StoreObjectsPerS, rep.StoreCeilingPerS, rep.BrokerMsgsPerS)
 	if steadyRate > 0 {
-		p, err := s.offer(ctx, steadyRate, d)
-		if err != nil {
-			return rep, err
+		rep.Ladder = map[string]PhaseCost{}
+		for _, x := range []float64{1, 2, 4} {
+			p, pc, err := s.measured(ctx, x*steadyRate, d)
+			if err != nil {
+				return rep, err
+			}
+			rep.Verifications += p.verifications
+			rep.Records += p.records
+			rep.Ladder[fmt.Sprintf("%gx", x)] = pc
+			if x == 1 {
+				rep.SteadyP50Seconds, rep.SteadyP99Seconds = p.p50, p.p99
+			}
 		}
-		rep.Verifications, rep.Records = p.verifications, p.records
-		rep.SteadyP50Seconds, rep.SteadyP99Seconds = p.p50, p.p99
+		fmt.Printf("load ladder: sustained %.1f, %.1f, %.1f verifications/s at %.0f, %.0f, %.0f offered\n", rep.Ladder["1x"].SustainedPerSecond,
+			rep.Ladder["2x"].SustainedPerSecond, rep.Ladder["4x"].SustainedPerSecond, steadyRate, 2*steadyRate, 4*steadyRate)
 	}
-	p, err := s.offer(ctx, rate, d)
+	p, pc, err := s.measured(ctx, rate, d)
 	if err != nil {
 		return rep, err
 	}
+	rep.AtRate = pc
 	rep.Verifications += p.verifications
 	rep.Records += p.records
 	rep.Lost = rep.Verifications - rep.Records

@@ -109,7 +109,7 @@ Flags:`)
 	fs.IntVar(&o.baiduNever, "baidu-never", 5, "Baidu verifications the user never completes (lost: after the token window Baidu answers as for a mismatched access_token)")
 	fs.BoolVar(&o.large, "large", false, "also one Megvii verification whose get_result answer is about 20 MiB and one Baidu verification with a 200 MB video")
 	fs.Float64Var(&o.benchRate, "bench-rate", 0, "benchmark instead of the workload: measure the store and the broker alone, then offer this many Megvii verifications per second (three 100 KB images each) and report throughput and callback-to-record latency")
-	fs.Float64Var(&o.benchSteadyRate, "bench-steady-rate", 0, "with --bench-rate: first offer this many verifications per second, a rate the pipeline keeps up with, and report the latency there (0: skip)")
+	fs.Float64Var(&o.benchSteadyRate, "bench-steady-rate", 0, "with --bench-rate: first offer this many verifications per second, a rate the pipeline keeps up with, and report the latency there, then twice and four times as many (the sustained throughput must not fall as load grows); every phase reports its CPU per verification by process (from /proc), Kafka bytes and object-store requests per verification (0: skip)")
 	fs.DurationVar(&o.benchFor, "bench-for", 30*time.Second, "how long the benchmark offers verifications at each rate")
 	fs.StringVar(&o.benchOut, "bench-out", "", "write the benchmark's figures as JSON to this file")
 	fs.BoolVar(&o.auditCheck, "audit-check", true, "after the workload: show every verification on faceid.results with the built faceharvest and on the audit page (its media too), open a Megvii and a Baidu page in headless Chromium when chromium is installed, count the audit events, then delete faceid.results, replay it from the store and compare (false: skip)")
@@ -241,7 +241,7 @@ func (s *stack) start(ctx context.Context) error {
 	}
 	fmt.Printf("faceharvest dev stack: logs in %s\n", logs)
 	s.broker = s.addr("kafka")
-	kafkaArgs := []string{"--port", strconv.Itoa(s.ports["kafka"]), "--data-dir", filepath.Join(s.o.dataDir, "kafka")}
+	kafkaArgs := []string{"--port", strconv.Itoa(s.ports["kafka"]), "--data-dir", filepath.Join(s.o.dataDir, "kafka"), "--max-message-bytes", kafkaDefaultMaxMessageBytes}
 	megviiSimLimit, megviiLimit := "4", "16" // the harvester must adapt to the vendor's 4
 	if s.o.benchRate > 0 {
 		kafkaArgs = append(kafkaArgs, "--topics", strings.Join([]string{contract.DefaultEventsTopic, "faceid.harvester.state", contract.DefaultRawTopic,
@@ -292,11 +292,11 @@ func (s *stack) start(ctx context.Context) error {
 			h, a = fmt.Sprintf("harvester-%d", i), fmt.Sprintf("archiver-%d", i)
 		}
 		names = append(names, h, a)
-		if err := s.spawnAs(h, "harvester", kb, "--metrics-addr", s.addr(h+"-metrics"),
-			"--megvii-base-url", "http://"+s.addr("megvii"), "--baidu-base-url", "http://"+s.addr("baidu"),
+		if err := s.spawnAs(h, "harvester", append([]string{kb, "--metrics-addr", s.addr(h + "-metrics"),
+			"--megvii-base-url", "http://" + s.addr("megvii"), "--baidu-base-url", "http://" + s.addr("baidu"),
 			"--megvii-retention", "3m", "--megvii-last-chance", "40s", "--baidu-token-window", "1m", "--baidu-retention", "10m",
 			"--baidu-media-retention", "5m", "--baidu-poll-delay", "10s", "--megvii-concurrency", megviiLimit, "--retry-min", "200ms", "--retry-max", "5s",
-			"--session-timeout", "6s", "--rebalance-timeout", "10s"); err != nil {
+			"--session-timeout", "6s", "--rebalance-timeout", "10s"}, s.storeArgs()...)...); err != nil {
 			return err
 		}
 		if err := s.spawnAs(a, "archiver", kb, "--metrics-addr", s.addr(a+"-metrics"), "--s3-endpoint", s.minio.Endpoint, "--s3-bucket", bucket,

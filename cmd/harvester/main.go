@@ -21,6 +21,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/harvester"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/ops"
 )
 
@@ -32,7 +33,9 @@ type options struct {
 	megvii, baidu                              harvester.VendorLimits
 	shutdownGrace, startupWait                 time.Duration
 	maxUnregistered                            int
-	run                                        harvester.Config // cluster, logger and the engine's callers and metrics set at start
+	run                                        harvester.Config // cluster, logger and the engine's callers, store and metrics set at start
+	s3                                         objstore.S3Config
+	createBucket                               bool
 	megviiKey, megviiSecret, baiduKey, baiduSK config.Secret
 }
 
@@ -43,8 +46,10 @@ window closes, without one); Baidu getall, detail and media/query once the user 
 after a poll past the token window). Due work runs deadline first within each vendor's
 concurrency and QPS limits, which adapt to the vendors' rate-limit answers. Pending
 verifications live in a compacted state topic co-partitioned with the events topic, so a
-restart, a rebalance or a SIGKILL loses none. Every vendor answer goes to the raw topic byte
-for byte, and every verification ends with exactly one terminal envelope there.`)
+restart, a rebalance or a SIGKILL loses none. Every vendor answer is kept byte for byte: a large
+one (and every Megvii get_result answer) is stored in the object store first, under a key ending
+with its SHA-256, and the raw topic carries its reference (with the bytes too when small); every
+verification ends with exactly one terminal envelope there.`)
 	o := &options{run: harvester.DefaultRunConfig(), shutdownGrace: 90 * time.Second, startupWait: 2 * time.Minute}
 	r, e := &o.run, &o.run.Engine
 	p := &e.Policy
@@ -54,7 +59,7 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	fs.StringVar(&r.GroupID, "group-id", "faceharvest-harvester", "Kafka consumer group")
 	fs.StringVar(&r.EventsTopic, "events-topic", contract.DefaultEventsTopic, "topic of verification events")
 	fs.StringVar(&r.StateTopic, "state-topic", "faceid.harvester.state", "compacted topic of pending verifications; as many partitions as the events topic")
-	fs.StringVar(&r.RawTopic, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes (max.message.bytes >= the largest answer)")
+	fs.StringVar(&r.RawTopic, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers (inline when small, else by reference to the object store) and terminal envelopes")
 	fs.StringVar(&r.DLQTopic, "dlq-topic", contract.DefaultDLQTopic, "topic of undecodable events")
 	fs.StringVar(&o.megviiURL, "megvii-base-url", megvii.DefaultBaseURL, "Megvii API root")
 	fs.StringVar(&o.baiduURL, "baidu-base-url", baidu.DefaultBaseURL, "Baidu API root")
@@ -77,14 +82,17 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	fs.Float64Var(&o.baidu.QPS, "baidu-qps", o.baidu.QPS, "Baidu calls per second at most; 0 = unlimited")
 	fs.DurationVar(&e.AccountWait, "account-pause", e.AccountWait, "pause of a vendor after a credential, authorization or quota fault")
 	fs.DurationVar(&e.CallTimeout, "call-timeout", e.CallTimeout, "one vendor call at most, and the only timeout of a call (a Megvii answer cut short after it was served spends the call budget)")
-	fs.DurationVar(&e.IntentGrace, "intent-grace", e.IntentGrace, "a one-shot call found unsettled at restore is resolved (raw topic searched) once this old; keep it above --call-timeout plus a publish")
+	fs.DurationVar(&e.IntentGrace, "intent-grace", e.IntentGrace, "a one-shot call found unsettled at restore is resolved (raw topic, then the bucket, searched for its answer) once this old; keep it above --call-timeout plus storing and publishing the answer")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, how long calls in flight may take to finish and be recorded")
 	fs.DurationVar(&e.ClosedRetention, "closed-retention", e.ClosedRetention, "how long a closed verification's marker stays in the state topic; keep it above the events topic's retention")
-	fs.IntVar(&r.MinRawMessageBytes, "min-raw-message-bytes", r.MinRawMessageBytes, "refuse to start unless the raw topic's max.message.bytes is at least this (answers with every image reach 20 MiB); -1 skips the check")
+	fs.IntVar(&e.InlineMax, "raw-inline-max-bytes", e.InlineMax, "answers below this many bytes travel inline on the raw topic (also stored when one-shot: Megvii get_result); larger ones are stored in the object store and the raw topic carries their reference (key, size, SHA-256)")
+	fs.IntVar(&r.MinRawMessageBytes, "min-raw-message-bytes", r.MinRawMessageBytes, "refuse to start unless the raw topic's max.message.bytes is at least this (the largest raw message is an inline answer under --raw-inline-max-bytes with its headers); -1 skips the check")
 	fs.IntVar(&o.maxUnregistered, "max-unregistered", o.maxUnregistered, "Baidu verifications known only from a landing (no token registration yet) kept per process; none is called until its registration arrives, past the limit new ones are dropped and counted (0 keeps none)")
 	fs.DurationVar(&r.SessionTimeout, "session-timeout", r.SessionTimeout, "consumer-group session timeout: how soon a dead replica's partitions move to another")
 	fs.DurationVar(&r.RebalanceTimeout, "rebalance-timeout", r.RebalanceTimeout, "consumer-group rebalance timeout")
-	fs.DurationVar(&o.startupWait, "startup-wait", o.startupWait, "how long to wait at start for the brokers and topics")
+	fs.DurationVar(&o.startupWait, "startup-wait", o.startupWait, "how long to wait at start for the brokers, topics and bucket")
+	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Writes: true, Bucket: "bucket the vendors' answers are stored in before their reference is published (the archiver's, which reads them)",
+		Credentials: "The harvester writes answers (raw/v1/...), lists that prefix and reads objects' attributes."})
 	fs.Secret("FACEHARVEST_MEGVII_API_KEY", "Megvii api_key (required)")
 	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii api_secret; with a comma-separated list, the first is used for calls (required)")
 	fs.Secret("FACEHARVEST_BAIDU_API_KEY", "Baidu API Key (client_id) (required)")
@@ -97,6 +105,12 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 	}
 	if o.maxUnregistered < 0 {
 		return nil, fmt.Errorf("--max-unregistered must be at least 0")
+	}
+	if e.InlineMax <= 0 {
+		return nil, fmt.Errorf("--raw-inline-max-bytes must be positive")
+	}
+	if r.MinRawMessageBytes >= 0 && r.MinRawMessageBytes < e.InlineMax+rawHeaderRoom {
+		return nil, fmt.Errorf("--min-raw-message-bytes (%d) must leave room for an inline answer of --raw-inline-max-bytes (%d) and its headers (%d bytes)", r.MinRawMessageBytes, e.InlineMax, rawHeaderRoom)
 	}
 	if e.IntentGrace <= e.CallTimeout {
 		return nil, fmt.Errorf("--intent-grace (%s) must be above --call-timeout (%s): a restored call is resolved only once the previous owner's call and its record are over", e.IntentGrace, e.CallTimeout)
@@ -118,11 +132,19 @@ for byte, and every verification ends with exactly one terminal envelope there.`
 		*s.dst = l[0]
 	}
 	var err error
+	if o.s3, err = s3f.Config(getenv); err != nil {
+		return nil, err
+	}
+	o.createBucket = s3f.CreateBucket()
 	if err = o.svc.Validate(getenv); err != nil {
 		return nil, err
 	}
 	return o, nil
 }
+
+// rawHeaderRoom is what a raw message needs beside an inline answer: its
+// headers and the record's framing.
+const rawHeaderRoom = 16 << 10
 
 // maxUnregistered maps the flag (0 keeps none) to EngineConfig's field (0
 // means its default, negative none).
@@ -151,6 +173,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	reg := ops.NewRegistry()
+	s3b, err := objstore.NewS3(o.s3)
+	if err != nil {
+		fmt.Fprintf(stderr, "harvester: %v\n", err)
+		return 2
+	}
 	mln, err := net.Listen("tcp", o.svc.MetricsAddr)
 	if err != nil {
 		fmt.Fprintf(stderr, "harvester: --metrics-addr: %v\n", err)
@@ -165,17 +192,24 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		}
 		return errors.New("waiting for Kafka and the topics")
 	}
-	opsSrv := ops.NewServer(ops.Mux(reg, o.svc.Readiness(ops.Check{Name: "kafka", Fn: ready}, ops.Check{Name: "started", Fn: started})), log)
+	opsSrv := ops.NewServer(ops.Mux(reg, o.svc.Readiness(ops.Check{Name: "kafka", Fn: ready}, ops.Check{Name: "store", Fn: s3b.Ready}, ops.Check{Name: "started", Fn: started})), log)
 	rc := o.run
 	rc.Kafka, rc.Logger = kc, log
 	rc.Engine.Metrics = harvester.NewMetrics(reg) // once: a retry must not register them again
+	rc.Engine.Answers = objstore.Instrument(s3b, reg, "harvester")
 	rc.Engine.Callers = map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: mc}, contract.Baidu: harvester.BaiduCaller{Client: bc}}
 
 	// harvest waits for Kafka and the topics, then consumes until its
 	// context ends; calls in flight are then recorded within --shutdown-grace.
 	harvest := func(ctx context.Context) error {
 		var h *harvester.Harvester
-		err := ops.Await(ctx, log, o.startupWait, "Kafka and the topics", func(sctx context.Context) error {
+		err := ops.Await(ctx, log, o.startupWait, "Kafka, the topics and the bucket", func(sctx context.Context) error {
+			if err := ready(sctx); err != nil {
+				return err // Kafka first: the store is of no use without it
+			}
+			if err := s3b.Start(sctx, o.createBucket); err != nil {
+				return err
+			}
 			var err error
 			h, err = harvester.New(sctx, rc)
 			return err
@@ -187,7 +221,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			reg.MustRegister(bus.NewWriterCollector(w, "harvester"))
 		}
 		running.Store(h)
-		log.Info("harvester started", "group", rc.GroupID, "events", rc.EventsTopic, "state", rc.StateTopic, "raw", rc.RawTopic)
+		log.Info("harvester started", "group", rc.GroupID, "events", rc.EventsTopic, "state", rc.StateTopic, "raw", rc.RawTopic, "bucket", o.s3.Bucket)
 		return h.Run(ctx)
 	}
 

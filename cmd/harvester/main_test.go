@@ -28,15 +28,23 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
+	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 	"github.com/faceharvest/faceharvest/pkg/harvester"
 	"github.com/faceharvest/faceharvest/pkg/ingest"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/metricstest"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/proctest"
 	"github.com/faceharvest/faceharvest/pkg/vendorsim"
 )
 
 var creds = map[string]string{"FACEHARVEST_MEGVII_API_KEY": "chaos-mk", "FACEHARVEST_MEGVII_API_SECRET": "chaos-ms", "FACEHARVEST_BAIDU_API_KEY": "chaos-bk", "FACEHARVEST_BAIDU_SECRET_KEY": "chaos-bs"}
+
+// No test may reach an instance-metadata endpoint.
+func TestMain(m *testing.M) {
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	os.Exit(m.Run())
+}
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
@@ -46,7 +54,7 @@ func TestHelpAndBadConfiguration(t *testing.T) {
 		t.Fatal("--help failed")
 	}
 	for _, want := range []string{"--megvii-call-budget", "--megvii-last-chance", "--baidu-token-window", "--state-topic", "--intent-grace", "FACEHARVEST_BAIDU_SECRET_KEY", "FACEHARVEST_MEGVII_RETENTION",
-		"--max-unregistered", "FACEHARVEST_MAX_UNREGISTERED"} {
+		"--max-unregistered", "FACEHARVEST_MAX_UNREGISTERED", "--raw-inline-max-bytes", "--s3-bucket", "--s3-create-bucket", "AWS_ACCESS_KEY_ID"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %s", want)
 		}
@@ -61,6 +69,8 @@ func TestHelpAndBadConfiguration(t *testing.T) {
 		{[]string{"--kafka-brokers=x"}, "host:port"},
 		{[]string{"--max-unregistered=-1"}, "--max-unregistered must be at least 0"},
 		{[]string{"--call-timeout=1m", "--intent-grace=1m"}, "--intent-grace (1m0s) must be above --call-timeout"},
+		{[]string{"--raw-inline-max-bytes=100000", "--min-raw-message-bytes=100000"}, "--min-raw-message-bytes (100000) must leave room"},
+		{[]string{"--raw-inline-max-bytes=0"}, "--raw-inline-max-bytes must be positive"},
 	}
 	for _, c := range cases {
 		var errb bytes.Buffer
@@ -89,11 +99,13 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 		t.Skip("processes")
 	}
 	const evT, stT, rawT, dlqT = "faceid.events", "faceid.harvester.state", "faceid.results.raw", "faceid.dlq"
-	b, err := devkafka.Start(devkafka.Config{Partitions: 4, Topics: []string{evT, stT, rawT, dlqT}, MaxMessageBytes: 64 << 20, Compacted: []string{stT}})
+	// Kafka's default max.message.bytes: answers go by reference to MinIO.
+	b, err := devkafka.Start(devkafka.Config{Partitions: 4, Topics: []string{evT, stT, rawT, dlqT}, Compacted: []string{stT}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	s3srv := devs3test.Start(t)
 	w := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(b.Addr()), Topic: evT})
 	defer w.Close()
 	// ingest refuses unsigned Baidu landings: it signs them with a landing
@@ -136,8 +148,9 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 		cmd := exec.Command(bin, "--kafka-brokers="+b.Addr(), "--metrics-addr=127.0.0.1:0", "--megvii-base-url="+ms.URL, "--baidu-base-url="+bs.URL,
 			"--megvii-retention=150s", "--megvii-last-chance=125s", "--baidu-token-window=10s", "--baidu-poll-delay=1s", "--baidu-retention=150s", "--baidu-media-retention=150s",
 			"--session-timeout=6s", "--rebalance-timeout=15s",
-			"--retry-min=200ms", "--retry-max=2s", "--call-timeout=2s", "--intent-grace=3s", "--megvii-concurrency=6", "--baidu-concurrency=6", "--log-level=info")
-		cmd.Env = os.Environ()
+			"--retry-min=200ms", "--retry-max=2s", "--call-timeout=2s", "--intent-grace=3s", "--megvii-concurrency=6", "--baidu-concurrency=6", "--log-level=info",
+			"--s3-endpoint="+s3srv.Endpoint, "--s3-bucket=answers", "--s3-create-bucket")
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3srv.User, "AWS_SECRET_ACCESS_KEY="+s3srv.Password)
 		for k, v := range creds {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
@@ -316,6 +329,32 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 			t.Errorf("%s: deadline missed", key)
 		}
 	}
+	// Every answer stored in the object store was published: an answer
+	// stored by a replica killed before it published the reference was
+	// found and published by the next owner of its intent.
+	store, err := objstore.NewS3(objstore.S3Config{Endpoint: s3srv.Endpoint, Bucket: "answers", PathStyle: true,
+		AccessKey: config.NewSecret(s3srv.User), SecretKey: config.NewSecret(s3srv.Password)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := store.List(context.Background(), "raw/v1/")
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("stored answers: %d, %v", len(keys), err)
+	}
+	published := ids(t, b.Addr(), rawT)
+	for _, k := range keys {
+		a, err := store.Attributes(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := contract.MessageFromStored(k, a.Metadata)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, _ := m.Header(contract.HeaderID); !published[string(id)] {
+			t.Errorf("answer %s stored, never published", k)
+		}
+	}
 	for key := range megviiKeys {
 		_, id, _ := contract.SplitKey(key)
 		st, _ := sim.Megvii(id)
@@ -334,10 +373,10 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	}
 	// Every completed flow's browser landed on its signed URL and ingest
 	// published it; none was refused (landing → harvest is exercised).
-	published := metricstest.Sum(t, ingestReg, "faceharvest_ingest_events_published_total", "type="+contract.TypeBaiduCompletion)
+	landed := metricstest.Sum(t, ingestReg, "faceharvest_ingest_events_published_total", "type="+contract.TypeBaiduCompletion)
 	refused := metricstest.Sum(t, ingestReg, "faceharvest_ingest_landing_signature_failures_total")
-	if published < float64(wantLandings) || refused != 0 {
-		t.Errorf("Baidu landings: %v published, %v refused; want %d published, none refused", published, refused, wantLandings)
+	if landed < float64(wantLandings) || refused != 0 {
+		t.Errorf("Baidu landings: %v published, %v refused; want %d published, none refused", landed, refused, wantLandings)
 	}
 	t.Logf("%d verifications, %d terminals, %d lost to a crash between call and record, sim: %+v", len(expect), len(terms), lost, sim.Stats())
 	if t.Failed() {
@@ -389,6 +428,27 @@ func readRaw(t *testing.T, broker, topic string) (map[string][]contract.Terminal
 		}
 	}
 	return terms, ok200
+}
+
+// ids returns the ce_ids of topic's messages.
+func ids(t *testing.T, broker, topic string) map[string]bool {
+	t.Helper()
+	cl := bus.Plain(broker)
+	parts, err := bus.PartitionCount(context.Background(), cl, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for p := range parts {
+		if err := bus.ReadRange(context.Background(), cl, topic, p, -1, 8<<20, func(m contract.Message) {
+			if id, ok := m.Header(contract.HeaderID); ok {
+				out[string(id)] = true
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
 
 // A broker that is not there yet is waited for, try after try, and then

@@ -238,6 +238,70 @@ func (a *Archiver) getRetry(ctx context.Context, key string, limit int64) ([]byt
 	return b, nil
 }
 
+// maxAnswerBytes bounds a vendor answer read by reference: Megvii's with
+// every image is about 20 MiB.
+const maxAnswerBytes = 256 << 20
+
+// loadAnswer gives r the bytes of its answer: read from the store when the
+// message carried only their reference, and checked against the reference
+// (size and SHA-256) wherever they came from; a message without a
+// reference (written before the claim check) is taken as it is. bad says
+// why the bytes cannot be used (dead-lettered: another try reads the same);
+// err is ctx's end, since a missing object is waited for like a store
+// outage: the harvester stored it before it published its reference, so it
+// is missing only from a store that is not the harvester's (a wrong bucket)
+// or not yet restored, and archiving without it would lose the answer.
+func (a *Archiver) loadAnswer(ctx context.Context, r *contract.Response) (bad, err error) {
+	if r.Ref == nil {
+		a.m.rawAnswers.WithLabelValues("inline").Inc()
+		return nil, nil
+	}
+	if !r.ByReference() {
+		if bad := r.Ref.Check(r.Body); bad != nil {
+			a.m.rawAnswerErrors.WithLabelValues("mismatch").Inc()
+			return bad, nil
+		}
+		a.m.rawAnswers.WithLabelValues("inline").Inc()
+		return nil, nil
+	}
+	if r.Ref.Size > maxAnswerBytes {
+		a.m.rawAnswerErrors.WithLabelValues("too_large").Inc()
+		return fmt.Errorf("answer %s of %d bytes is above the %d read by reference", r.Ref.Key, r.Ref.Size, maxAnswerBytes), nil
+	}
+	var b []byte
+	err = retry.Do(ctx, a.retryPolicy(func(try int, err error) {
+		if errors.Is(err, objstore.ErrNotFound) {
+			a.m.rawAnswerErrors.WithLabelValues("missing").Inc()
+			if try == 1 || try%10 == 0 {
+				a.log.Error("a raw answer's reference names no object in the store (is this the harvester's bucket?); retrying", "key", r.Ref.Key, "try", try)
+			}
+			return
+		}
+		a.storeFailed("raw_answer", true)(try, err)
+	}), func(int) error {
+		rc, err := a.cfg.Store.Get(ctx, r.Ref.Key)
+		if err == nil {
+			b, err = io.ReadAll(io.LimitReader(rc, r.Ref.Size+1))
+			rc.Close()
+			if err == nil {
+				a.m.storeDown.Set(0)
+				return nil
+			}
+		}
+		return unlessDone(ctx, err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if bad := r.Ref.Check(b); bad != nil {
+		a.m.rawAnswerErrors.WithLabelValues("mismatch").Inc()
+		return bad, nil
+	}
+	a.m.rawAnswers.WithLabelValues("store").Inc()
+	r.Body = b
+	return nil, nil
+}
+
 // Part is one archived vendor response: its envelope, its body with every
 // blob replaced by an object reference, its media, and the facts the record
 // is built from. It is stored under PartKey and is part of the evidence

@@ -244,6 +244,12 @@ func (r *Runner) handle(ctx context.Context, pt *partition, m contract.Message) 
 		if string(m.Key) != contract.Key(resp.Vendor, resp.VerificationID) {
 			return r.deadLetter(ctx, p, m, "bad_key", "key does not match the response's vendor and verification id")
 		}
+		if bad, err := r.a.loadAnswer(ctx, &resp); bad != nil {
+			return r.deadLetter(ctx, p, m, "raw_mismatch", bad.Error())
+		} else if err != nil {
+			r.unfinished(ctx, p, m, err)
+			return false
+		}
 		part, err := r.a.ArchiveResponse(ctx, env.ID, resp)
 		if err != nil {
 			r.unfinished(ctx, p, m, err)

@@ -19,6 +19,8 @@ type Metrics struct {
 	records            *prometheus.CounterVec
 	deadLetters        *prometheus.CounterVec
 	responses          *prometheus.CounterVec
+	rawAnswers         *prometheus.CounterVec
+	rawAnswerErrors    *prometheus.CounterVec
 	storeRetry         prometheus.Counter
 	storeDown          prometheus.Gauge
 	publishErr         prometheus.Counter
@@ -56,6 +58,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Normalized records published, by vendor and outcome."}, []string{"vendor", "outcome"}),
 		deadLetters: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_dead_letters_total",
 			Help: "Raw-topic messages dead-lettered, by reason."}, []string{"reason"}),
+		rawAnswers: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_raw_answers_total",
+			Help: "Vendor answers read from the raw topic, by where their bytes came from: inline (in the message) or store (by reference, read from the object store)."}, []string{"from"}),
+		rawAnswerErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_raw_answer_errors_total",
+			Help: "Vendor answers whose bytes could not be had by reference, by reason: missing (the object is not in the store: retried until it is, the partition waits), mismatch (the bytes differ from the reference's size or SHA-256: dead-lettered as raw_mismatch), too_large (dead-lettered as raw_mismatch)."}, []string{"reason"}),
 		responses: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_responses_total",
 			Help: "Vendor responses archived, by vendor and endpoint."}, []string{"vendor", "endpoint"}),
 		storeRetry: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_store_retries_total",
@@ -96,7 +102,11 @@ var (
 	recordResult = []string{contract.OutcomeHarvested, contract.OutcomeHarvestedWithoutImages, contract.OutcomeExpired, contract.OutcomeNotFound,
 		contract.OutcomeNotVerified, contract.OutcomeLost, contract.OutcomeFailed}
 	// deadLetterReasons are the labels Runner.deadLetter is called with.
-	deadLetterReasons = []string{"bad_envelope", "bad_response", "bad_key", "bad_terminal", "unknown_type"}
+	deadLetterReasons = []string{"bad_envelope", "bad_response", "bad_key", "raw_mismatch", "bad_terminal", "unknown_type"}
+	// rawAnswerFrom and rawAnswerWhy are the labels of rawAnswers and
+	// rawAnswerErrors.
+	rawAnswerFrom = []string{"inline", "store"}
+	rawAnswerWhy  = []string{"missing", "mismatch", "too_large"}
 	// responseEndpoints are endpointLabel's values, by vendor.
 	responseEndpoints = map[contract.Vendor][]string{
 		contract.Megvii: {"get_result", "callback"},
@@ -122,6 +132,12 @@ func (m *Metrics) startAtZero() {
 	}
 	for _, r := range deadLetterReasons {
 		m.deadLetters.WithLabelValues(r)
+	}
+	for _, f := range rawAnswerFrom {
+		m.rawAnswers.WithLabelValues(f)
+	}
+	for _, r := range rawAnswerWhy {
+		m.rawAnswerErrors.WithLabelValues(r)
 	}
 	for _, vv := range vendors {
 		v := string(vv)

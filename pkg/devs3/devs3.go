@@ -151,3 +151,6 @@ func (t *tail) String() string {
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.b))
 }
+
+// Pid is the MinIO process's id (benchmarks sample its CPU time).
+func (s *Server) Pid() int { return s.cmd.Process.Pid }

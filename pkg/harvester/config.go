@@ -11,8 +11,12 @@ import (
 // leave Concurrency zero.
 const DefaultConcurrency = 8
 
+// DefaultInlineMax is EngineConfig.InlineMax's default: answers below it
+// travel inline on the raw topic as well as by reference.
+const DefaultInlineMax = 64 << 10
+
 // intentMargin is how much older than a call's timeout an unsettled intent
-// must be before restore resolves it: room for the answer's publish.
+// must be before restore resolves it: room for storing and publishing the answer.
 const intentMargin = 30 * time.Second
 
 // DefaultConfig returns the engine settings' defaults (no callers, stores
@@ -32,5 +36,6 @@ func DefaultConfig() EngineConfig {
 		Source:          "/harvester",
 		ClosedRetention: 8 * 24 * time.Hour,
 		MaxUnregistered: DefaultMaxUnregistered,
+		InlineMax:       DefaultInlineMax,
 	}
 }

@@ -3,12 +3,14 @@ package harvester
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/retry"
 	"github.com/faceharvest/faceharvest/pkg/schedule"
 )
@@ -39,6 +41,14 @@ type Publisher interface {
 	WriteMessages(ctx context.Context, msgs ...contract.Message) error
 }
 
+// Bucket is the part of the object store the claim check uses
+// (objstore.Bucket has it).
+type Bucket interface {
+	Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error
+	Attributes(ctx context.Context, key string) (objstore.Attrs, error)
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
 // VendorLimits bounds calls to one vendor.
 type VendorLimits struct {
 	Concurrency int     // calls in flight at most (adapts downward on rate-limit answers)
@@ -53,7 +63,15 @@ type EngineConfig struct {
 	AccountWait time.Duration // pause after a credential or quota fault (1 min)
 	Store       StateStore
 	Raw         Publisher
-	Recorder    Recorder      // nil: intents carry no raw position (tests)
+	Recorder    Recorder // nil: intents carry no raw position (tests)
+	// Answers keeps the vendors' answers (the claim check): an answer of
+	// InlineMax bytes or more, and every answer of a one-shot call, is
+	// stored under contract.RawBodyRef before it is published, and the raw
+	// message carries its reference (the bytes too when under InlineMax).
+	// nil: every answer is published inline (tests of other parts).
+	Answers Bucket
+	// InlineMax: answers below it travel inline on the raw topic (64 KiB).
+	InlineMax   int
 	CallTimeout time.Duration // one vendor call at most (60 s)
 	IntentGrace time.Duration // how old a restored intent must be before it is resolved (call timeout + 30 s)
 	Now         clock.Now
@@ -175,6 +193,9 @@ func withDefaults(cfg EngineConfig) EngineConfig {
 	}
 	if cfg.MaxUnregistered == 0 {
 		cfg.MaxUnregistered = def.MaxUnregistered
+	}
+	if cfg.InlineMax <= 0 {
+		cfg.InlineMax = def.InlineMax
 	}
 	return cfg
 }

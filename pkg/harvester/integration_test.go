@@ -21,6 +21,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/ingest"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
 	"github.com/faceharvest/faceharvest/pkg/metricstest"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/schedule"
 	"github.com/faceharvest/faceharvest/pkg/vendorsim"
 )
@@ -40,11 +41,13 @@ type world struct {
 	mc     *megvii.Client
 	bc     *baidu.Client
 	reg    *prometheus.Registry // ingest's metrics
+	// answers is the object store the harvesters keep answers in.
+	answers *objstore.Memory
 }
 
 func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
 	t.Helper()
-	b, err := devkafka.Start(devkafka.Config{Partitions: 3, Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, MaxMessageBytes: 64 << 20, Compacted: []string{stTopic}})
+	b, err := devkafka.Start(devkafka.Config{Partitions: 3, Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, Compacted: []string{stTopic}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +84,7 @@ func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
 	sim.SetBaiduPublicURL(bs.URL)
 	mc, _ := megvii.New(megvii.Config{BaseURL: ms.URL, APIKey: config.NewSecret("mk"), APISecret: config.NewSecret(simSecret)})
 	bc, _ := baidu.New(baidu.Config{BaseURL: bs.URL, APIKey: config.NewSecret("bk"), SecretKey: config.NewSecret("bs"), Now: clk.Now})
-	return &world{t: t, broker: b, sim: sim, clk: clk, ingest: is, mc: mc, bc: bc, reg: reg}
+	return &world{t: t, broker: b, sim: sim, clk: clk, ingest: is, mc: mc, bc: bc, reg: reg, answers: objstore.NewMemory()}
 }
 
 // landings returns how many Baidu landings ingest published and how many it
@@ -108,7 +111,7 @@ func (w *world) startHarvester(limits map[contract.Vendor]VendorLimits) (stop fu
 	ctx, cancel := context.WithCancel(context.Background())
 	h, err := New(ctx, Config{Kafka: bus.Plain(w.broker.Addr()), GroupID: "harvester", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
 		Engine: EngineConfig{Policy: pol, Callers: map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{w.mc}, contract.Baidu: BaiduCaller{w.bc}},
-			Limits: limits, Now: w.clk.Now, Source: "/harvester", Metrics: NewMetrics(nil), IntentGrace: 90 * time.Second}, Logger: testLogger()})
+			Limits: limits, Now: w.clk.Now, Source: "/harvester", Metrics: NewMetrics(nil), IntentGrace: 90 * time.Second, Answers: w.answers}, Logger: testLogger()})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -348,7 +351,7 @@ func TestRefusesTopicsThatBreakTheLaws(t *testing.T) {
 		minRawMsg int
 	}{
 		{"state not compacted", devkafka.Config{Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, MaxMessageBytes: 64 << 20}, "cleanup.policy", 0},
-		{"raw too small", devkafka.Config{Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, Compacted: []string{stTopic}}, "max.message.bytes", 0},
+		{"raw too small", devkafka.Config{Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, MaxMessageBytes: 128 << 10, Compacted: []string{stTopic}}, "max.message.bytes", 0},
 		{"state missing", devkafka.Config{Topics: []string{evTopic, rawTopic, dlqTopic}, MaxMessageBytes: 64 << 20}, stTopic, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -358,7 +361,7 @@ func TestRefusesTopicsThatBreakTheLaws(t *testing.T) {
 			}
 			defer b.Close()
 			_, err = New(context.Background(), Config{Kafka: bus.Plain(b.Addr()), GroupID: "g", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
-				MinRawMessageBytes: c.minRawMsg, Engine: EngineConfig{Policy: schedule.Defaults()}})
+				MinRawMessageBytes: c.minRawMsg, Engine: EngineConfig{Policy: schedule.Defaults(), Answers: objstore.NewMemory()}})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err %v, want one naming %q", err, c.want)
 			}

@@ -227,7 +227,8 @@ func (j *job) invoke(ctx context.Context, st *schedule.State, ep string) (*contr
 	return resp, res
 }
 
-// record publishes an answer on the raw topic, before its outcome changes
+// record publishes an answer on the raw topic (stored first when it goes by
+// reference or was one-shot: Engine.message), before its outcome changes
 // the state; false when shutting down.
 func (j *job) record(ctx context.Context, resp *contract.Response, res *schedule.Result, ep string, attempt int, fetched time.Time) bool {
 	e := j.e
@@ -236,7 +237,8 @@ func (j *job) record(ctx context.Context, resp *contract.Response, res *schedule
 	e.mu.Unlock()
 	resp.FetchedAt, resp.Deadline, resp.Attempt = fetched, deadline, attempt
 	res.ResponseID = contract.ResponseID(j.v, j.id, ep, attempt)
-	return e.publish(ctx, resp.Message(e.cfg.Source))
+	m, ok := e.message(ctx, resp)
+	return ok && e.publish(ctx, m)
 }
 
 // conclude applies a call's outcome to the item's state (stored behind),
@@ -283,8 +285,9 @@ func learned(st, called *schedule.State) {
 // resolveIntent settles a one-shot call that a previous owner started but may
 // not have recorded: after IntentGrace (so a previous owner still finishing
 // it has recorded it), the raw topic is searched for its response and for a
-// terminal. Found, the harvest continues from what was recorded; not found,
-// the answer was never recorded and a repeat is allowed. It reports whether
+// terminal, then the object store for its stored answer (published then).
+// Found, the harvest continues from what was recorded; not found, the
+// answer was never recorded and a repeat is allowed. It reports whether
 // work on the item may continue now.
 func (j *job) resolveIntent(ctx context.Context, in schedule.Intent, now time.Time) bool {
 	if now.Before(in.At.Add(j.e.cfg.IntentGrace)) {
@@ -304,10 +307,30 @@ func (j *job) resolveIntent(ctx context.Context, in schedule.Intent, now time.Ti
 			return false
 		}
 	}
+	stored := false
+	if len(found) == 0 {
+		// Not on the raw topic: its answer may have been stored, and the
+		// process died before publishing it. Published now, it is recorded.
+		m, err := j.e.findStored(ctx, contract.ResponseID(j.v, j.id, megvii.EndpointGetResult, in.Attempt))
+		if err != nil {
+			j.e.log.Warn("cannot search the object store for an unsettled call's answer; retrying", "key", j.it.key, "error", err.Error())
+			j.retryAt(now.Add(recorderRetry))
+			return false
+		}
+		if m != nil {
+			if !j.e.publish(ctx, *m) {
+				return false // shutting down: the intent stays
+			}
+			found, stored = []contract.Message{*m}, true
+		}
+	}
 	cl, recorded := j.settle(found)
-	if recorded {
+	switch {
+	case stored:
+		j.e.m.intentsResolved.WithLabelValues("stored").Inc()
+	case recorded:
 		j.e.m.intentsResolved.WithLabelValues("recorded").Inc()
-	} else {
+	default:
 		j.e.m.intentsResolved.WithLabelValues("unrecorded").Inc()
 	}
 	if cl != nil {

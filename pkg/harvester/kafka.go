@@ -88,8 +88,9 @@ type Config struct {
 	CommitInterval                              time.Duration
 	SessionTimeout, RebalanceTimeout            time.Duration // consumer group timeouts
 	// MinRawMessageBytes is the smallest max.message.bytes of the raw topic
-	// the harvester accepts at start (answers with every image reach 20
-	// MiB); negative skips the check.
+	// the harvester accepts at start: answers of Engine.InlineMax bytes or
+	// more go by reference, so the largest raw message is a little above
+	// InlineMax; negative skips the check.
 	MinRawMessageBytes int
 	Logger             *slog.Logger
 }
@@ -105,7 +106,7 @@ func DefaultRunConfig() Config {
 		CommitInterval:     part.CommitInterval,
 		SessionTimeout:     group.SessionTimeout,
 		RebalanceTimeout:   group.RebalanceTimeout,
-		MinRawMessageBytes: 24 << 20,
+		MinRawMessageBytes: 256 << 10,
 	}
 }
 
@@ -142,6 +143,12 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	if cfg.MinRawMessageBytes == 0 {
 		cfg.MinRawMessageBytes = def.MinRawMessageBytes
 	}
+	if cfg.Engine.InlineMax <= 0 {
+		cfg.Engine.InlineMax = DefaultInlineMax
+	}
+	if cfg.Engine.Answers == nil {
+		return nil, fmt.Errorf("no object store for the vendors' answers: large answers go to the raw topic by reference")
+	}
 	ne, err := bus.PartitionCount(ctx, cfg.Kafka, cfg.EventsTopic)
 	if err != nil {
 		return nil, err
@@ -167,7 +174,7 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	}
 	h := &Harvester{cfg: cfg, log: cfg.Logger,
 		store: NewKafkaStateStore(cfg.Kafka, cfg.StateTopic),
-		raw:   bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.RawTopic, BatchBytes: 64 << 20}),
+		raw:   bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.RawTopic}),
 		dlq:   bus.NewWriter(bus.WriterConfig{Cluster: cfg.Kafka, Topic: cfg.DLQTopic})}
 	ec := cfg.Engine
 	ec.Store, ec.Raw, ec.Recorder, ec.Logger = h.store, h.raw, rec, cfg.Logger
@@ -178,7 +185,7 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 
 // checkTopicSettings refuses topics whose settings break the laws: a state
 // topic that is not compacted loses pending verifications to retention; a
-// raw topic that refuses large answers stalls every verification behind one.
+// raw topic that refuses inline answers stalls every verification behind one.
 func checkTopicSettings(ctx context.Context, cfg Config) error {
 	st, err := bus.TopicSettings(ctx, cfg.Kafka, cfg.StateTopic, "cleanup.policy")
 	if err != nil {
@@ -196,7 +203,7 @@ func checkTopicSettings(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if n, err := strconv.Atoi(raw["max.message.bytes"]); err != nil || n < min {
-		return fmt.Errorf("the raw topic %q has max.message.bytes=%q: answers with every image reach 20 MiB, set at least %d (see deploy/k8s/topics)", cfg.RawTopic, raw["max.message.bytes"], min)
+		return fmt.Errorf("the raw topic %q has max.message.bytes=%q: answers below %d bytes travel inline, set at least %d (see deploy/k8s/topics)", cfg.RawTopic, raw["max.message.bytes"], cfg.Engine.InlineMax, min)
 	}
 	return nil
 }

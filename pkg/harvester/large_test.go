@@ -2,12 +2,10 @@ package harvester
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/ingest"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
@@ -15,7 +13,8 @@ import (
 )
 
 // TestTwentyMebibyteAnswer: a get_result with three 5 MiB images (about
-// 20 MiB of JSON) reaches the raw topic byte for byte.
+// 20 MiB of JSON) is stored byte for byte in the object store, and the raw
+// topic, at Kafka's default 1 MiB max.message.bytes, carries its reference.
 func TestTwentyMebibyteAnswer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration")
@@ -31,26 +30,43 @@ func TestTwentyMebibyteAnswer(t *testing.T) {
 	w.waitLoaded(1, h.Engine())
 	w.advance(time.Minute, h.Engine())
 	waitDrained(t, h.Engine())
-	var body []byte
+	var resp *contract.Response
 	terminal := false
-	// Read the topic to its end until both are there (20 s at most).
+	// Read the topic to its end until both are there (3 minutes at most).
 	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
-		readToEnd(t, w.broker.Addr(), rawTopic, func(r *kgo.Record) {
-			for _, hd := range r.Headers {
-				if hd.Key == contract.HeaderType && string(hd.Value) == contract.TypeVendorResponse {
-					body = r.Value
+		w.readTopic(rawTopic, func(m contract.Message) {
+			env, _ := contract.FromMessage(m)
+			switch env.Type {
+			case contract.TypeVendorResponse:
+				r, err := contract.ParseResponse(m)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if hd.Key == contract.HeaderType && string(hd.Value) == contract.TypeHarvestTerminal {
-					terminal = true
+				if r.Endpoint != megvii.EndpointGetResult {
+					return // the signed callback, inline
 				}
+				if len(m.Value) != 0 || !r.ByReference() {
+					t.Fatalf("answer of %d bytes inline, reference %+v", len(m.Value), r.Ref)
+				}
+				resp = &r
+			case contract.TypeHarvestTerminal:
+				terminal = true
 			}
 		})
-		if body != nil && terminal || time.Now().After(deadline) {
+		if resp != nil && terminal || time.Now().After(deadline) {
 			break
 		}
 	}
-	if len(body) < 20<<20 || !terminal {
-		t.Fatalf("raw answer of %d bytes, terminal %v", len(body), terminal)
+	if resp == nil || !terminal {
+		t.Fatalf("raw answer %v, terminal %v", resp != nil, terminal)
+	}
+	rc, err := w.answers.Get(context.Background(), resp.Ref.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(rc)
+	if err := resp.Ref.Check(body); err != nil || len(body) < 20<<20 {
+		t.Fatalf("stored answer of %d bytes: %v", len(body), err)
 	}
 	r, err := megvii.ParseResult(body)
 	if err != nil {
@@ -65,55 +81,5 @@ func TestTwentyMebibyteAnswer(t *testing.T) {
 	}
 	if st := w.sim.Stats(); st.MegviiServed != 1 || st.MegviiServedTwice != 0 {
 		t.Fatalf("sim %+v", st)
-	}
-}
-
-// readToEnd calls fn for every record of topic up to the end each partition
-// has when the read begins, reading with franz-go for 3 minutes at most (a
-// second client beside kafka-go, which bus.ReadRange uses: the 20 MiB
-// answer here reads the same through both).
-func readToEnd(t *testing.T, broker, topic string, fn func(*kgo.Record)) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bc := bus.Plain(broker)
-	parts, err := bus.PartitionCount(ctx, bc, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	from, ends := map[int32]kgo.Offset{}, map[int32]int64{}
-	for p := range parts {
-		first, end, err := bus.PartitionBounds(ctx, bc, topic, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if end > first {
-			from[int32(p)], ends[int32(p)] = kgo.NewOffset().At(first), end
-		}
-	}
-	if len(ends) == 0 {
-		return
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
-		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(64<<20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for len(ends) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("%s not read to its end within 3 minutes (ends left: %v)", topic, ends)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := ends[r.Partition]
-			if !ok || r.Offset >= end {
-				return
-			}
-			fn(r)
-			if r.Offset+1 >= end {
-				delete(ends, r.Partition)
-			}
-		})
 	}
 }

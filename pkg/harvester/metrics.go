@@ -31,6 +31,8 @@ type Metrics struct {
 	stateWrites      prometheus.Counter
 	stateWriteErrors prometheus.Counter
 	publishErrors    prometheus.Counter
+	bodiesStored     *prometheus.CounterVec
+	bodyStoreErrors  prometheus.Counter
 	restoreSeconds   prometheus.Histogram
 	restored         prometheus.Counter
 	intentsResolved  *prometheus.CounterVec
@@ -89,12 +91,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "State writes that failed and were retried."}),
 		publishErrors: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_raw_publish_errors_total",
 			Help: "Raw-topic publishes that failed and were retried."}),
+		bodiesStored: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_answers_stored_total",
+			Help: "Vendor answers stored in the object store before their publication (the claim check), by vendor and how they are published: reference (the raw message carries only the reference) or inline (small enough to travel inline too)."}, []string{"vendor", "published"}),
+		bodyStoreErrors: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_answer_store_errors_total",
+			Help: "Writes of vendor answers to the object store that failed and were retried (the answer's publication waits)."}),
 		restoreSeconds: f.NewHistogram(prometheus.HistogramOpts{Name: "faceharvest_harvester_restore_duration_seconds",
 			Help: "Time to restore a partition's state.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 14)}),
 		restored: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_restored_verifications_total",
 			Help: "Pending verifications restored from the state topic."}),
 		intentsResolved: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_intents_resolved_total",
-			Help: "One-shot calls found in flight at restore, by how they were resolved (terminal, recorded, unrecorded)."}, []string{"resolution"}),
+			Help: "One-shot calls found in flight at restore, by how they were resolved (terminal; recorded: its answer was on the raw topic; stored: its answer was in the object store but never published, and is published now; unrecorded)."}, []string{"resolution"}),
 		unregistered: f.NewGauge(prometheus.GaugeOpts{Name: "faceharvest_harvester_unregistered_verifications",
 			Help: "Baidu verifications known only from a landing, waiting for their token registration: nothing is called for them until it arrives."}),
 		unregisteredRefused: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_unregistered_refused_events_total",
@@ -125,7 +131,7 @@ var (
 	eventTypes = []string{contract.TypeTokenRegistered, contract.TypeMegviiCallback, contract.TypeBaiduCompletion}
 	// deadLetterReasons are decodeEvent's labels.
 	deadLetterReasons = []string{"bad_envelope", "unknown_type", "bad_value", "bad_key"}
-	intentResolutions = []string{"terminal", "recorded", "unrecorded"}
+	intentResolutions = []string{"terminal", "recorded", "stored", "unrecorded"}
 )
 
 // callOutcomes is "ok" and every error class a call can end with.

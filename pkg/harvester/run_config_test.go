@@ -8,6 +8,7 @@ import (
 
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
 // A Config's zero fields take DefaultRunConfig's values, the ones the flags
@@ -21,7 +22,8 @@ func TestNewTakesDefaultRunConfig(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	h, err := New(ctx, Config{Kafka: bus.Plain(b.Addr()), GroupID: "defaults", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic})
+	h, err := New(ctx, Config{Kafka: bus.Plain(b.Addr()), GroupID: "defaults", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
+		Engine: EngineConfig{Answers: objstore.NewMemory()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ type FlagsFor struct {
 type S3Flags struct {
 	cfg    S3Config
 	writes bool
+	create bool
 }
 
 // RegisterFlags adds the object store's flags and credentials to fs.
@@ -41,11 +42,16 @@ func RegisterFlags(fs *config.FlagSet, f FlagsFor) *S3Flags {
 		fs.StringVar(&c.ObjectLockMode, "s3-object-lock-mode", "", "WORM retention set on every object written: GOVERNANCE (users with s3:BypassGovernanceRetention may still delete) or COMPLIANCE (nobody can, the root account included, until it ends); needs --s3-object-lock-days and a bucket created with Object Lock enabled (checked at start). Every write carries Content-MD5, which Object Lock requires. Empty: none set (a bucket default retention still applies)")
 		fs.IntVar(&c.ObjectLockDays, "s3-object-lock-days", 0, "days each object written is retained under --s3-object-lock-mode, counted from its write")
 		fs.Int64Var(&c.PartSize, "s3-part-size", 8<<20, "multipart part size in bytes for large media (memory per upload in flight)")
+		fs.BoolVar(&s.create, "s3-create-bucket", false, "create the bucket at start when it is missing (development)")
 	}
 	fs.Secret("AWS_ACCESS_KEY_ID", "object-store access key (or AWS_ACCESS_KEY_ID_FILE). Without static keys the AWS SDK's default chain is used: AWS_PROFILE with the shared config and credentials files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE), web identity (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE: IRSA), container credentials (EKS Pod Identity, ECS), the instance role. "+f.Credentials)
 	fs.Secret("AWS_SECRET_ACCESS_KEY", "object-store secret key (or AWS_SECRET_ACCESS_KEY_FILE)")
 	return s
 }
+
+// CreateBucket says whether --s3-create-bucket was given (a binary that
+// writes).
+func (s *S3Flags) CreateBucket() bool { return s.create }
 
 // Config reads the credentials and checks the flags: call it after the
 // flag set was parsed.

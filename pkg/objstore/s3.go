@@ -430,3 +430,38 @@ func (b *S3) PresignGet(ctx context.Context, key string, expiry time.Duration) (
 	}
 	return req.URL, nil
 }
+
+// readyProbe is the key Ready asks for: it need not exist.
+const readyProbe = "faceharvest-readyz-probe"
+
+// Ready says whether the bucket answers with the credentials: a HEAD of a
+// probe key, which need not exist (the readiness check of every binary that
+// uses the store).
+func (b *S3) Ready(ctx context.Context) error {
+	if err := b.CheckCredentials(ctx); err != nil {
+		return err
+	}
+	if _, err := b.Attributes(ctx, readyProbe); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// Start is what a binary that writes checks before it works: credentials,
+// the bucket (created when create says so, for development), Object Lock
+// when a retention is asked for (Check), and an answer from the bucket
+// (Ready).
+func (b *S3) Start(ctx context.Context, create bool) error {
+	if err := b.CheckCredentials(ctx); err != nil {
+		return err
+	}
+	if create {
+		if err := b.EnsureBucket(ctx); err != nil {
+			return err
+		}
+	}
+	if err := b.Check(ctx); err != nil {
+		return err
+	}
+	return b.Ready(ctx)
+}

@@ -19,7 +19,7 @@ create() {
 
 create faceid.events --config cleanup.policy=delete --config retention.ms=691200000 --config min.insync.replicas=2 "$@"
 create faceid.harvester.state --config cleanup.policy=compact --config min.compaction.lag.ms=60000 --config delete.retention.ms=86400000 --config min.insync.replicas=2 "$@"
-create faceid.results.raw --config cleanup.policy=delete --config retention.ms=604800000 --config max.message.bytes=67108864 --config min.insync.replicas=2 "$@"
+create faceid.results.raw --config cleanup.policy=delete --config retention.ms=604800000 --config min.insync.replicas=2 "$@"
 create faceid.results --config cleanup.policy=delete --config retention.ms=2592000000 --config min.insync.replicas=2 "$@"
 create faceid.ingest.idempotency --config cleanup.policy=compact,delete --config retention.ms=172800000 --config delete.retention.ms=86400000 --config min.insync.replicas=2 "$@"
 create faceid.dlq --config cleanup.policy=delete --config retention.ms=2592000000 --config min.insync.replicas=2 "$@"
