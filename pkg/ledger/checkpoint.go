@@ -8,6 +8,7 @@ package ledger
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -98,6 +99,36 @@ func NewSigner(skey string) (note.Signer, error) {
 		return nil, errors.New("ledger signing key: not a signed-note private key (PRIVATE+KEY+<origin>+<hash>+<key>)")
 	}
 	return s, nil
+}
+
+// KeyPair reads a signing key and derives its public key (GenerateKey's
+// vkey) from it, so that a process needs only the one secret.
+func KeyPair(skey string) (note.Signer, note.Verifier, string, error) {
+	s, err := NewSigner(skey)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>
+	// (the name has no +, the hash is 8 hex digits; the key may hold +).
+	rest := strings.TrimPrefix(strings.TrimSpace(skey), "PRIVATE+KEY+")
+	rest = rest[strings.Index(rest, "+")+1:]
+	if len(rest) < 9 {
+		return nil, nil, "", errors.New("ledger signing key: not an Ed25519 key")
+	}
+	raw, err := base64.StdEncoding.DecodeString(rest[9:])
+	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
+		return nil, nil, "", errors.New("ledger signing key: not an Ed25519 key")
+	}
+	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
+	vkey, err := note.NewEd25519VerifierKey(s.Name(), pub)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	v, err := NewVerifier(vkey)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return s, v, vkey, nil
 }
 
 // NewVerifier reads a public key (GenerateKey's vkey, surrounding space

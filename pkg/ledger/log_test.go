@@ -43,6 +43,23 @@ func testKeys(t testing.TB, origin string) (note.Signer, note.Verifier) {
 	return s, v
 }
 
+func TestKeyPairDerivesThePublicKey(t *testing.T) {
+	var skey, vkey string
+	for range 64 { // keys whose base64 holds a + among them
+		var err error
+		if skey, vkey, err = GenerateKey(testOrigin); err != nil {
+			t.Fatal(err)
+		}
+		_, _, got, err := KeyPair(skey + "\n")
+		if err != nil || got != vkey {
+			t.Fatalf("derived %q %v, want %q", got, err, vkey)
+		}
+	}
+	if _, _, _, err := KeyPair(vkey); err == nil || strings.Contains(err.Error(), vkey) {
+		t.Fatalf("a public key as the signing key: %v", err)
+	}
+}
+
 func leaf(i int) Leaf {
 	k := fmt.Sprintf("index/v1/by-id/megvii/biz-%06d.json", i)
 	return Leaf{Key: k, Data: fmt.Appendf(nil, `{"schema":"faceharvest.index.v1","n":%d}`, i)}

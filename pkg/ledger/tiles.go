@@ -103,6 +103,8 @@ func (s *tileStore) get(path string, limit int64) ([]byte, error) {
 	return getLimited(s.ctx, s.b, s.prefix+path, limit)
 }
 
+var errTooLarge = errors.New("larger than allowed")
+
 // getLimited reads key, refusing more than limit bytes.
 func getLimited(ctx context.Context, b objstore.Bucket, key string, limit int64) ([]byte, error) {
 	rc, err := b.Get(ctx, key)
@@ -115,7 +117,7 @@ func getLimited(ctx context.Context, b objstore.Bucket, key string, limit int64)
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", key, limit)
+		return nil, fmt.Errorf("%s: %w (%d bytes)", key, errTooLarge, limit)
 	}
 	return body, nil
 }
