@@ -55,3 +55,8 @@ func ParseLedgerLeaf(b []byte) (LedgerLeaf, error) {
 	}
 	return l, nil
 }
+
+// AuditExport is an audit event's action for an evidence bundle exported
+// (faceharvest export): the record, the evidence document (the unmasked
+// identity) and every media object left the store in one file.
+const AuditExport = "export"
