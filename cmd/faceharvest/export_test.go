@@ -117,4 +117,9 @@ func TestExportAndVerify(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "m-2.zip")); !os.IsNotExist(err) {
 		t.Fatalf("a refused export left a file: %v", err)
 	}
+
+	stdout, errs, code = w.run(t, "ledger", "check", "--log-key", vkey)
+	if code != 1 || !strings.Contains(stdout, "missing from the log: 1\n  index/v1/by-id/megvii/m-2.json\n") || !strings.Contains(stdout, "2 leaves") {
+		t.Fatalf("ledger check: exit %d: %s%s", code, stdout, errs)
+	}
 }
