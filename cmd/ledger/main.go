@@ -58,8 +58,8 @@ Offsets are committed only after the batch's checkpoint is stored and published.
 	in := &o.in
 	o.svc.Register(fs, "127.0.0.1:9105")
 	fs.StringVar(&in.GroupID, "group-id", in.GroupID, "Kafka consumer group (one member integrates: the leaves topic has one partition)")
-	fs.StringVar(&in.LeavesTopic, "leaves-topic", in.LeavesTopic, "topic the archivers append leaves to (one partition)")
-	fs.StringVar(&o.checkpointsTopic, "checkpoints-topic", contract.DefaultLedgerCheckpointsTopic, "topic each signed checkpoint is published to (empty: none)")
+	fs.StringVar(&in.LeavesTopic, "ledger-topic", in.LeavesTopic, "topic the archivers append leaves to (one partition; the archivers' --ledger-topic)")
+	fs.StringVar(&o.checkpointsTopic, "ledger-checkpoints-topic", contract.DefaultLedgerCheckpointsTopic, "topic each signed checkpoint is published to (empty: none)")
 	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Writes: true, Bucket: "bucket of the index and the log",
 		Credentials: "Needs s3:GetObject, s3:PutObject and s3:ListBucket on the bucket"})
 	fs.BoolVar(&o.createBucket, "s3-create-bucket", false, "create the bucket at start when it is missing (development)")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/archiver"
@@ -58,6 +59,10 @@ type Integrator struct {
 	cfg IntegratorConfig
 	m   *Metrics
 	log *slog.Logger
+	// mu serializes batches: a topic of several partitions (a
+	// misconfiguration, warned about) gives a member several batchers, and
+	// the Log is not safe for concurrent use.
+	mu sync.Mutex
 }
 
 // NewIntegrator returns an integrator.
@@ -129,10 +134,15 @@ func (in *Integrator) runPartition(ctx context.Context, gen *bus.Generation, p i
 	}
 	// The previous owner may have claimed a batch and died: finish it
 	// before anything else.
-	if err := retry.Do(ctx, in.policy("loading the log"), func(int) error { return permanentIfDone(ctx, in.cfg.Log.Reload(ctx)) }); err != nil {
+	in.mu.Lock()
+	err := retry.Do(ctx, in.policy("loading the log"), func(int) error { return permanentIfDone(ctx, in.cfg.Log.Reload(ctx)) })
+	in.mu.Unlock()
+	if err != nil {
 		return
 	}
+	in.mu.Lock()
 	cp, _ := in.cfg.Log.Checkpoint()
+	in.mu.Unlock()
 	in.m.size.Set(float64(cp.Size))
 	in.log.Info("integrating", "partition", p, "offset", offset, "tree_size", cp.Size)
 	ch := make(chan contract.Message, in.cfg.BatchSize)
@@ -200,6 +210,8 @@ func (in *Integrator) batch(ctx context.Context, ch <-chan contract.Message, o *
 // integrate appends the entries that msgs name, then publishes the
 // checkpoint. It returns an error only when ctx ended.
 func (in *Integrator) integrate(ctx context.Context, msgs []contract.Message) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
 	start := in.cfg.Now()
 	var leaves []Leaf
 	var indexed []time.Time

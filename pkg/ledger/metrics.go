@@ -23,7 +23,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg = prometheus.NewRegistry()
 	}
 	f := promauto.With(reg)
-	return &Metrics{
+	m := &Metrics{
 		leaves: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ledger_leaves_total",
 			Help: "Index entries appended to the evidence log as new leaves."}),
 		repeats: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ledger_repeats_total",
@@ -46,4 +46,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
 		lag: bus.NewLagGauge(reg, "ledger"),
 	}
+	for _, r := range []string{"missing", "unreadable", "changed", "bad_message"} {
+		m.entryErrors.WithLabelValues(r) // exported at 0 from the start
+	}
+	return m
 }
