@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -71,6 +72,17 @@ func (s *stack) startLedger(ctx context.Context) error {
 	}
 	fmt.Printf("  %-10s metrics http://%s/metrics (evidence log %q, public key in %s)\n", "ledger", s.addr("ledger-metrics"), ledgerOrigin, filepath.Join(s.o.dataDir, "ledger-public-key"))
 	return nil
+}
+
+// killLedger kills the integrator (SIGKILL: maybe between a batch's tiles
+// and its checkpoint) once its group is stable, and starts it again: the
+// log must resume with no gap and no leaf twice (ledger check after the
+// workload).
+func (s *stack) killLedger(ctx context.Context) error {
+	if err := s.waitGroupStable(ctx, "faceharvest-ledger", 1, time.Minute); err != nil {
+		return err
+	}
+	return s.restart("ledger", syscall.SIGKILL)
 }
 
 // proveLedger shows the evidence log after the workload: every indexed

@@ -921,6 +921,7 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 			return s.restart(harvesterVictim, syscall.SIGKILL)
 		}},
 		{within(17*time.Second, 22*time.Second), 0, func() error { return s.restart("ingest", syscall.SIGKILL) }},
+		{0, 2, func() error { return s.killLedger(ctx) }},
 		{0, 3, func() error { return s.restart("devkafka", syscall.SIGTERM) }},
 		{0, 10, func() error { return s.storeOutage(ctx, 5*time.Second) }},
 	}

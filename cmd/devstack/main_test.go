@@ -71,7 +71,7 @@ func TestPipelineEndToEndWithKills(t *testing.T) {
 		}
 		t.Fatalf("devstack: %v\n%s", err, out)
 	}
-	for _, want := range []string{"records: 49 of 49", "largest media object: 200.0 MB", "chaos: archiver", "chaos: harvester", "chaos: ingest killed",
+	for _, want := range []string{"records: 49 of 49", "largest media object: 200.0 MB", "chaos: archiver", "chaos: harvester", "chaos: ingest killed", "chaos: ledger killed",
 		"chaos: devkafka stopped", "chaos: object store back", "served twice (a spent call repeated): 0",
 		"5 never registered, callback only", "abuse: replayed callback: 200 then 200, same ce_id true; forged callback: 401; forged landing: 401"} {
 		if !strings.Contains(string(out), want) {
