@@ -213,14 +213,19 @@ func (in *Integrator) integrate(ctx context.Context, msgs []contract.Message) er
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	start := in.cfg.Now()
+	read := make([]timedLeaf, len(msgs))
+	usable := make([]bool, len(msgs))
+	if err := parallel(len(msgs), storeWorkers, func(i int) error {
+		var err error
+		read[i], usable[i], err = in.entry(ctx, msgs[i])
+		return err
+	}); err != nil {
+		return err
+	}
 	var leaves []Leaf
 	var indexed []time.Time
-	for _, m := range msgs {
-		lf, ok, err := in.entry(ctx, m)
-		if err != nil {
-			return err
-		}
-		if ok {
+	for i, lf := range read {
+		if usable[i] {
 			leaves = append(leaves, lf.Leaf)
 			indexed = append(indexed, lf.at)
 		}

@@ -179,9 +179,14 @@ func (l *Log) Append(ctx context.Context, leaves []Leaf) (int, error) {
 	return 0, ErrContended
 }
 
-// fresh returns the leaves that are not in the log, each key once.
+// storeWorkers bounds the store requests a batch makes at once (the map
+// lookups and writes, one per leaf).
+const storeWorkers = 16
+
+// fresh returns the leaves that are not in the log, each key once, in
+// their order.
 func (l *Log) fresh(ctx context.Context, leaves []Leaf) ([]Leaf, error) {
-	var out []Leaf
+	var once []Leaf
 	seen := map[string]bool{}
 	for _, lf := range leaves {
 		if seen[lf.Key] {
@@ -191,14 +196,27 @@ func (l *Log) fresh(ctx context.Context, leaves []Leaf) ([]Leaf, error) {
 		if len(lf.Data) > maxEntry {
 			return nil, fmt.Errorf("%s: entry of %d bytes is larger than a log entry may be (%d)", lf.Key, len(lf.Data), maxEntry)
 		}
-		_, _, err := l.r.LeafIndex(ctx, lf.Key)
+		once = append(once, lf)
+	}
+	logged := make([]bool, len(once))
+	if err := parallel(len(once), storeWorkers, func(i int) error {
+		_, _, err := l.r.LeafIndex(ctx, once[i].Key)
 		if err == nil {
-			continue
+			logged[i] = true
+			return nil
 		}
-		if !errors.Is(err, ErrNotInLog) {
-			return nil, err
+		if errors.Is(err, ErrNotInLog) {
+			return nil
 		}
-		out = append(out, lf)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var out []Leaf
+	for i, lf := range once {
+		if !logged[i] {
+			out = append(out, lf)
+		}
 	}
 	return out, nil
 }
@@ -264,11 +282,11 @@ func (l *Log) write(ctx context.Context, prev Checkpoint, c claim, ov *overlay) 
 			return err
 		}
 	}
-	for i, k := range c.Keys {
+	if err := parallel(len(c.Keys), storeWorkers, func(i int) error {
 		m, _ := json.Marshal(marker{Index: c.From + int64(i), EntrySHA256: EntrySHA256(c.Entries[i])})
-		if err := put(ctx, b, l.r.MarkerKey(k), m, "application/json"); err != nil {
-			return err
-		}
+		return put(ctx, b, l.r.MarkerKey(c.Keys[i]), m, "application/json")
+	}); err != nil {
+		return err
 	}
 	// A batch beyond this one is claimed: its writer owns the checkpoint.
 	if _, err := b.Attributes(ctx, l.r.claimKey(c.To)); err == nil {

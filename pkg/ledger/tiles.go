@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -158,6 +159,39 @@ func (o *overlay) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	}
 	for j, i := range at {
 		out[i] = hs[j]
+		o.added[need[j]] = hs[j] // checked against the tree once: kept for the batch
 	}
 	return out, nil
+}
+
+// parallel runs fn(0..n-1) on up to workers goroutines and returns the
+// first error.
+func parallel(n, workers int, fn func(i int) error) error {
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	next := make(chan int)
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
