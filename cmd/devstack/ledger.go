@@ -207,4 +207,3 @@ func tamper(in, out string) (string, error) {
 	}
 	return strings.TrimPrefix(pick, ledger.BundleObjects), os.WriteFile(out, buf.Bytes(), 0o644)
 }
-

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/faceharvest/faceharvest/pkg/archiver"
+	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/ledger"
 )
@@ -121,5 +124,23 @@ func TestExportAndVerify(t *testing.T) {
 	stdout, errs, code = w.run(t, "ledger", "check", "--log-key", vkey)
 	if code != 1 || !strings.Contains(stdout, "missing from the log: 1\n  index/v1/by-id/megvii/m-2.json\n") || !strings.Contains(stdout, "2 leaves") {
 		t.Fatalf("ledger check: exit %d: %s%s", code, stdout, errs)
+	}
+
+	// The missing entry appended as the archivers append it, and counted
+	// as done.
+	c := kafka.Client{Addr: kafka.TCP(w.cluster.Brokers...)}
+	if _, err := c.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: contract.DefaultLedgerLeavesTopic, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	stdout, errs, code = w.run(t, "ledger", "check", "--log-key", vkey, "--append-missing")
+	if code != 0 || !strings.Contains(stdout, "appended 1 missing entries to faceid.ledger.leaves") {
+		t.Fatalf("ledger check --append-missing: exit %d: %s%s", code, stdout, errs)
+	}
+	var ms []contract.Message
+	if err := bus.ReadRange(context.Background(), w.cluster, contract.DefaultLedgerLeavesTopic, 0, -1, 1<<20, func(m contract.Message) { ms = append(ms, m) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || string(ms[0].Key) != "megvii:m-2" {
+		t.Fatalf("leaves %v", ms)
 	}
 }

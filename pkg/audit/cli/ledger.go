@@ -5,9 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
+	"github.com/faceharvest/faceharvest/pkg/archiver"
+	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
+	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/ledger"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
+	"github.com/faceharvest/faceharvest/pkg/ops"
 )
 
 var errLedgerProblems = errors.New("the log and the index differ")
@@ -19,9 +26,17 @@ to its leaf and every tile to the root of the latest checkpoint, whose signature
 the log (the newest may wait for the next checkpoint), entries that are more than one leaf, entries
 changed since they were logged, and leaves whose index entry, record, evidence document or media
 object is gone from the store or has another size. Prints the report (text or json); exit 1 when
-anything differs.`)
+anything differs. With --append-missing, the entries missing from the log (verifications indexed
+before the ledger ran, or whose leaf expired from the topic) are appended to --ledger-topic as the
+archivers append them; the integrator logs each once.`)
+	var svc ops.ServiceFlags
+	svc.RegisterKafka(fs)
 	var st storeFlags
 	st.register(fs)
+	var appendMissing bool
+	var topic string
+	fs.BoolVar(&appendMissing, "append-missing", false, "append the index entries missing from the log to --ledger-topic (exit 0 when that was the only difference)")
+	fs.StringVar(&topic, "ledger-topic", contract.DefaultLedgerLeavesTopic, "the leaves topic (the archivers' and the ledger's --ledger-topic)")
 	var logKey, prefix, output string
 	logKeyFlag(fs, &logKey)
 	fs.StringVar(&prefix, "ledger-prefix", ledger.DefaultPrefix, "where the evidence log lives in the bucket")
@@ -62,8 +77,68 @@ anything differs.`)
 			}
 		}
 	}
+	if appendMissing && len(rep.Missing) > 0 {
+		if err := svc.Validate(env.Getenv); err != nil {
+			return err
+		}
+		n, err := appendLeaves(ctx, svc, b, topic, rep.Missing, env.Now())
+		fmt.Fprintf(env.Stdout, "appended %d missing entries to %s: they are leaves after the ledger's next checkpoint\n", n, topic)
+		if err != nil {
+			return err
+		}
+		rep.Missing = nil
+	}
 	if !rep.OK() {
 		return errLedgerProblems
 	}
 	return nil
+}
+
+// appendLeaves appends the by-id index entries at keys to the leaves
+// topic, as the archivers do, in acknowledged batches; it returns how many
+// were appended.
+func appendLeaves(ctx context.Context, svc ops.ServiceFlags, b objstore.Bucket, topic string, keys []string, now time.Time) (int, error) {
+	if err := bus.CheckTopics(ctx, svc.Kafka, topic); err != nil {
+		return 0, err
+	}
+	w := bus.NewWriter(bus.WriterConfig{Cluster: svc.Kafka, Topic: topic})
+	defer w.Close()
+	var batch []contract.Message
+	n := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := w.WriteMessages(ctx, batch...); err != nil {
+			return err
+		}
+		n += len(batch)
+		batch = batch[:0]
+		return nil
+	}
+	for _, k := range keys {
+		rc, err := b.Get(ctx, k)
+		if err != nil {
+			return n, fmt.Errorf("%s: %w", k, err)
+		}
+		body, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+		rc.Close()
+		if err != nil {
+			return n, fmt.Errorf("%s: %w", k, err)
+		}
+		e, err := archiver.ParseIndexEntry(body)
+		if err != nil {
+			return n, fmt.Errorf("%s: %w", k, err)
+		}
+		env, err := contract.LedgerLeaf{IndexKey: k, EntrySHA256: ledger.EntrySHA256(body), IndexedAt: now.UTC()}.Envelope(e.Vendor, e.VerificationID, "faceharvest")
+		if err != nil {
+			return n, err
+		}
+		if batch = append(batch, env.Message()); len(batch) == 500 {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, flush()
 }
