@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -60,6 +61,9 @@ func TestExportAndVerify(t *testing.T) {
 	vkey := w.logEntries(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "bundle.zip")
+	if _, errs, code := w.run(t, "show", "baidu:b-1"); code != 0 {
+		t.Fatalf("show: exit %d: %s", code, errs)
+	}
 	stdout, errs, code := w.run(t, "export", "baidu:b-1", "--out", out, "--log-key", vkey)
 	if code != 0 {
 		t.Fatalf("export: exit %d: %s", code, errs)
@@ -77,6 +81,23 @@ func TestExportAndVerify(t *testing.T) {
 		t.Fatalf("export events %+v", exported)
 	}
 
+	// The audit trail: the show of b-1 made before the export.
+	zr0, err := zip.OpenReader(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trail []contract.AuditEvent
+	for _, f := range zr0.File {
+		if f.Name == ledger.BundleAuditTrail {
+			rc, _ := f.Open()
+			err = json.NewDecoder(rc).Decode(&trail)
+			rc.Close()
+		}
+	}
+	zr0.Close()
+	if err != nil || len(trail) != 1 || trail[0].Action != contract.AuditRecord || trail[0].VerificationID != "b-1" || trail[0].Viewer != "ana@compliance" {
+		t.Fatalf("audit trail %+v %v", trail, err)
+	}
 	offline := []string{"HOME=" + t.TempDir()} // no store, no brokers
 	stdout, errs, code = w.runEnv(t, offline, "verify", out, "--log-key", vkey)
 	if code != 0 || !strings.Contains(stdout, "OK: baidu verification b-1") || !strings.Contains(stdout, "leaf 1 of that tree") {

@@ -28,6 +28,8 @@ import (
 //	                        answer and callback as received) and every stored media object
 //	manifest.json           BundleManifest: what was exported, when, by whom
 //	SUMMARY.txt             the same for people, and how to check it
+//	audit-trail.json        who viewed the verification's evidence, when (faceid.audit's
+//	                        events as read at export; informative, not covered by the proof)
 //
 // VerifyBundle trusts none of it but the log's public key.
 const (
@@ -37,6 +39,7 @@ const (
 	BundleCheckpoint    = "checkpoint"
 	BundleManifestFile  = "manifest.json"
 	BundleSummary       = "SUMMARY.txt"
+	BundleAuditTrail    = "audit-trail.json"
 	BundleObjects       = "objects/"
 	maxBundleSmallFile  = 16 << 20
 	maxBundleObjectFile = 8 << 30

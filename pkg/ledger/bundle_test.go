@@ -71,10 +71,10 @@ func exported(t *testing.T) (note.Verifier, []byte, []byte) {
 	}
 	var a, b bytes.Buffer
 	at := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
-	if _, err := Export(ctx, l.Reader(), v, contract.Megvii, "bz-007", "auditor@example.com", at, &a); err != nil {
+	if _, err := Export(ctx, l.Reader(), v, contract.Megvii, "bz-007", "auditor@example.com", at, map[string][]byte{BundleAuditTrail: []byte("[]")}, &a); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Export(ctx, l.Reader(), v, contract.Megvii, "bz-280", "auditor@example.com", at, &b); err != nil {
+	if _, err := Export(ctx, l.Reader(), v, contract.Megvii, "bz-280", "auditor@example.com", at, nil, &b); err != nil {
 		t.Fatal(err)
 	}
 	return v, a.Bytes(), b.Bytes()
@@ -130,7 +130,7 @@ func TestBundleVerifies(t *testing.T) {
 			t.Errorf("the report lacks %q:\n%s", want, out)
 		}
 	}
-	if len(rep.Unchecked) != 2 { // manifest and summary
+	if len(rep.Unchecked) != 3 { // the audit trail, manifest and summary
 		t.Errorf("unchecked %v", rep.Unchecked)
 	}
 }

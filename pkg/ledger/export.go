@@ -24,8 +24,9 @@ var ErrNotIndexed = errors.New("not in the index")
 // the log holds it, the inclusion proof to the latest checkpoint (checked
 // with v), and every object the entry names, read from the store. by and
 // at name who exported it and when (the manifest's). The caller checks the
-// bundle (VerifyBundle) before handing it over.
-func Export(ctx context.Context, r Reader, v note.Verifier, vendor contract.Vendor, id, by string, at time.Time, w io.Writer) (archiver.IndexEntry, error) {
+// bundle (VerifyBundle) before handing it over. extra files (the audit
+// trail) are written as given: the proof does not cover them.
+func Export(ctx context.Context, r Reader, v note.Verifier, vendor contract.Vendor, id, by string, at time.Time, extra map[string][]byte, w io.Writer) (archiver.IndexEntry, error) {
 	key := archiver.IndexKey(vendor, id)
 	stored, err := getLimited(ctx, r.Bucket, key, maxEntry)
 	if errors.Is(err, objstore.ErrNotFound) {
@@ -99,6 +100,11 @@ func Export(ctx context.Context, r Reader, v note.Verifier, vendor contract.Vend
 		}
 		seen[m.Key] = true
 		if _, err := copyObject(m.Key); err != nil {
+			return archiver.IndexEntry{}, err
+		}
+	}
+	for name, body := range extra {
+		if err := bw.file(name, body); err != nil {
 			return archiver.IndexEntry{}, err
 		}
 	}

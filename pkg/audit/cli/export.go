@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -49,11 +52,13 @@ the ledger's next checkpoint).`)
 	var st storeFlags
 	st.register(fs)
 	var out, viewer, auditTopic, logKey, prefix string
+	trail := true
 	fs.StringVar(&out, "out", "", "the bundle's file (required; written whole or not at all)")
 	fs.StringVar(&viewer, "viewer", "", "who exports (a person's name or e-mail, not a shared account): the viewer of the audit event (required)")
 	fs.StringVar(&auditTopic, "audit-topic", contract.DefaultAuditTopic, "topic of audit events")
 	logKeyFlag(fs, &logKey)
 	fs.StringVar(&prefix, "ledger-prefix", ledger.DefaultPrefix, "where the evidence log lives in the bucket")
+	fs.BoolVar(&trail, "audit-trail", trail, "include the verification's audit trail (its events on --audit-topic: who viewed it, when) as audit-trail.json; reads the whole topic")
 	var query string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		query, args = args[0], args[1:]
@@ -101,7 +106,15 @@ the ledger's next checkpoint).`)
 	defer os.Remove(tmp.Name()) // after the rename, nothing is left to remove
 	defer tmp.Close()
 	now := env.Now().UTC()
-	e, err := ledger.Export(ctx, ledger.Reader{Bucket: b, Prefix: prefix}, verifier, v, id, viewer, now, tmp)
+	var extra map[string][]byte
+	if trail {
+		events, err := auditTrail(ctx, svc, auditTopic, v, id)
+		if err != nil {
+			return fmt.Errorf("reading the audit trail (nothing was exported): %w", err)
+		}
+		extra = map[string][]byte{ledger.BundleAuditTrail: events}
+	}
+	e, err := ledger.Export(ctx, ledger.Reader{Bucket: b, Prefix: prefix}, verifier, v, id, viewer, now, extra, tmp)
 	switch {
 	case errors.Is(err, ledger.ErrNotIndexed):
 		return fmt.Errorf("%v (%w)", err, errNotFound)
@@ -176,4 +189,35 @@ precise reason when any check fails.`)
 	}
 	fmt.Fprint(env.Stdout, rep)
 	return nil
+}
+
+// auditTrail reads every event on topic about verification v:id (a view of
+// it, or a search whose answer listed it), oldest first, as JSON.
+func auditTrail(ctx context.Context, svc ops.ServiceFlags, topic string, v contract.Vendor, id string) ([]byte, error) {
+	parts, err := bus.PartitionCount(ctx, svc.Kafka, topic)
+	if err != nil {
+		return nil, err
+	}
+	key := contract.Key(v, id)
+	events := []contract.AuditEvent{}
+	for p := range parts {
+		var bad error
+		if err := bus.ReadRange(ctx, svc.Kafka, topic, p, -1, 16<<20, func(m contract.Message) {
+			var e contract.AuditEvent
+			if err := json.Unmarshal(m.Value, &e); err != nil {
+				bad = fmt.Errorf("%s/%d@%d: %w", topic, p, m.Offset, err)
+				return
+			}
+			if (e.Vendor == v && e.VerificationID == id) || slices.Contains(e.Verifications, key) {
+				events = append(events, e)
+			}
+		}); err != nil {
+			return nil, err
+		}
+		if bad != nil {
+			return nil, bad
+		}
+	}
+	sort.SliceStable(events, func(i, j int) bool { return events[i].At.Before(events[j].At) })
+	return json.MarshalIndent(events, "", "  ")
 }
