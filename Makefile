@@ -98,7 +98,7 @@ run: build minio
 docs:
 	FACEHARVEST_UPDATE_DOCS=1 $(GO) test -count=1 -run '^(TestConfigurationDocIsCurrent|TestMetricsDocIsCurrent)$$' ./deploy
 
-## image: the container image (ingest, harvester, archiver, auditor, faceharvest), for machines with a container engine.
+## image: the container image (ingest, harvester, archiver, auditor, ledger, faceharvest), for machines with a container engine.
 IMAGE ?= faceharvest:dev
 CONTAINER_ENGINE ?= $(shell command -v docker || command -v podman)
 image:

@@ -184,7 +184,7 @@ func decode(t *testing.T, docs [][]byte) rendered {
 
 // deployed are the components deploy/k8s runs, each a Deployment
 // faceharvest-<name> of the binary <name>.
-var deployed = []string{"ingest", "harvester", "archiver", "auditor"}
+var deployed = []string{"ingest", "harvester", "archiver", "auditor", "ledger"}
 
 // helpNames reads each binary's --help: the environment names of its flags
 // ("env NAME" lines) and of its secrets (the Secrets section), which may
@@ -231,10 +231,10 @@ func TestConfigurationDocIsCurrent(t *testing.T) {
 	b.WriteString("# Configuration\n\nGenerated from each binary's `--help` by `make docs`; a test fails when it differs from the code.\n")
 	b.WriteString("Every flag is also an environment variable (`FACEHARVEST_` + the flag in upper snake case); secrets are read from\n")
 	b.WriteString("the environment only, or with a `_FILE` suffix from a file.\n")
-	for _, c := range []string{"ingest", "harvester", "archiver", "auditor", "vendorsim", "devkafka"} {
+	for _, c := range []string{"ingest", "harvester", "archiver", "auditor", "ledger", "vendorsim", "devkafka"} {
 		fmt.Fprintf(&b, "\n## %s\n\n```\n%s```\n", c, helpText(t, c))
 	}
-	for _, sub := range [][]string{{"show"}, {"find"}, {"replay"}, {"dlq", "list"}, {"dlq", "redrive"}} {
+	for _, sub := range [][]string{{"show"}, {"find"}, {"replay"}, {"dlq", "list"}, {"dlq", "redrive"}, {"export"}, {"verify"}, {"ledger", "check"}} {
 		fmt.Fprintf(&b, "\n## faceharvest %s\n\n```\n%s```\n", strings.Join(sub, " "), helpText(t, "faceharvest", sub...))
 	}
 	path := filepath.Join(root(t), "docs", "configuration.md")
@@ -253,7 +253,7 @@ func TestConfigurationDocIsCurrent(t *testing.T) {
 // every Deployment keeps the rules operators rely on.
 func TestOverlays(t *testing.T) {
 	help := helpNames(t)
-	shutdownGrace := map[string]time.Duration{"ingest": 20 * time.Second, "harvester": 90 * time.Second, "archiver": 20 * time.Second, "auditor": 20 * time.Second}
+	shutdownGrace := map[string]time.Duration{"ingest": 20 * time.Second, "harvester": 90 * time.Second, "archiver": 20 * time.Second, "auditor": 20 * time.Second, "ledger": 10 * time.Second}
 	for _, overlay := range []string{"deploy/k8s/overlays/dev", "deploy/k8s/overlays/production"} {
 		t.Run(filepath.Base(overlay), func(t *testing.T) {
 			r := decode(t, kustomizeWrapped(t, overlay, "components:\n  - @component\n"))

@@ -18,13 +18,14 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/harvester"
 	"github.com/faceharvest/faceharvest/pkg/ingest"
+	"github.com/faceharvest/faceharvest/pkg/ledger"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/ops"
 )
 
 // componentNames are the deployed components, in pipeline order, then the
 // audit page.
-var componentNames = []string{"ingest", "harvester", "archiver", "auditor"}
+var componentNames = []string{"ingest", "harvester", "archiver", "auditor", "ledger"}
 
 // componentRegistries builds each component's registry as its binary builds
 // it (ops.NewRegistry, the component's own metrics, its store wrapper, the
@@ -48,6 +49,8 @@ func componentRegistries(t *testing.T) map[string]*recorder {
 		t.Fatal(err)
 	}
 	objstore.Instrument(objstore.NewMemory(), out["auditor"], "auditor")
+	ledger.NewMetrics(out["ledger"])
+	objstore.Instrument(objstore.NewMemory(), out["ledger"], "ledger")
 	for _, c := range componentNames {
 		out[c].MustRegister(bus.NewWriterCollector(bus.NewWriter(bus.WriterConfig{Topic: c}), c))
 	}

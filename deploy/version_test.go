@@ -10,7 +10,7 @@ import (
 // Every binary answers --version with its build (what operators compare with
 // the faceharvest_build_info metric) and exits 0.
 func TestVersion(t *testing.T) {
-	for _, c := range []string{"ingest", "harvester", "archiver", "auditor", "vendorsim", "devkafka", "devstack"} {
+	for _, c := range []string{"ingest", "harvester", "archiver", "auditor", "ledger", "vendorsim", "devkafka", "devstack"} {
 		bin := filepath.Join(t.TempDir(), c)
 		build := exec.Command("go", "build", "-o", bin, "./cmd/"+c)
 		build.Dir = root(t)

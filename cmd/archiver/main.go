@@ -30,6 +30,7 @@ type options struct {
 	startupWait  time.Duration
 	mediaCIDRs   string
 	dlqPayload   string
+	ledgerTopic  string
 	media        archiver.MediaPolicy
 	cfg          archiver.Config    // store, client, metrics and logger set at start
 	run          archiver.RunConfig // cluster and logger set at start
@@ -57,6 +58,7 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	fs.StringVar(&r.RawTopic, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes")
 	fs.StringVar(&r.ResultsTopic, "results-topic", contract.DefaultResultsTopic, "topic of normalized records")
 	fs.StringVar(&r.DLQTopic, "dlq-topic", contract.DefaultDLQTopic, "topic of raw messages that cannot be archived, with the reason in a header")
+	fs.StringVar(&o.ledgerTopic, "ledger-topic", contract.DefaultLedgerLeavesTopic, "topic (one partition) each final index entry is appended to as a leaf of the evidence log, before its record is published (empty: no ledger)")
 	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Writes: true, Bucket: "bucket for media and evidence documents",
 		Credentials: "With no credentials at all nothing is sent: the archiver refuses to start and /readyz fails"})
 	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory for downloads in progress (a 200 MB video is spooled here, never held in memory); empty: the system's temporary directory ($TMPDIR or /tmp)")
@@ -119,10 +121,20 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	store := objstore.Instrument(s3b, reg, "archiver")
 	kc := o.svc.Kafka
 	kafkaReady := func(ctx context.Context) error {
-		return bus.CheckTopics(ctx, kc, o.run.RawTopic, o.run.ResultsTopic, o.run.DLQTopic)
+		topics := []string{o.run.RawTopic, o.run.ResultsTopic, o.run.DLQTopic}
+		if o.ledgerTopic != "" {
+			topics = append(topics, o.ledgerTopic)
+		}
+		return bus.CheckTopics(ctx, kc, topics...)
 	}
 	cfg := o.cfg
 	cfg.Store, cfg.HTTP, cfg.Metrics, cfg.Logger = store, archiver.NewMediaClient(o.media), archiver.NewMetrics(reg), log
+	if o.ledgerTopic != "" {
+		lw := bus.NewWriter(bus.WriterConfig{Cluster: kc, Topic: o.ledgerTopic})
+		defer lw.Close()
+		reg.MustRegister(bus.NewWriterCollector(lw, "archiver"))
+		cfg.Ledger = lw
+	}
 	a, err := archiver.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "archiver: %v\n", err)

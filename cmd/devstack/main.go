@@ -168,6 +168,10 @@ Flags:`)
 			return 1
 		}
 	}
+	if err := st.proveLedger(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack: evidence log:", err)
+		return 1
+	}
 	if o.exitAfter {
 		return 0
 	}
@@ -263,6 +267,9 @@ func (s *stack) start(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("  %-10s %s (MinIO, bucket %s)\n", "store", s.minio.Endpoint, bucket)
+	if err := s.startLedger(ctx); err != nil {
+		return err
+	}
 	ingestURL := "http://" + s.addr("ingest")
 	if err := s.spawn("vendorsim", "--megvii-addr", s.addr("megvii"), "--baidu-addr", s.addr("baidu"), "--control-addr", s.addr("sim"),
 		"--megvii-retention", "3m", "--baidu-verify-token-ttl", "1m", "--baidu-retention", "10m", "--baidu-media-retention", "5m",
@@ -920,6 +927,7 @@ func (s *stack) workload(ctx context.Context) (summary, error) {
 			return s.restart(harvesterVictim, syscall.SIGKILL)
 		}},
 		{within(17*time.Second, 22*time.Second), 0, func() error { return s.restart("ingest", syscall.SIGKILL) }},
+		{0, 2, func() error { return s.killLedger(ctx) }},
 		{0, 3, func() error { return s.restart("devkafka", syscall.SIGTERM) }},
 		{0, 10, func() error { return s.storeOutage(ctx, 5*time.Second) }},
 	}

@@ -41,7 +41,7 @@ func TestPipelineEndToEndWithKills(t *testing.T) {
 	proctest.NeedTool(t, "minio", err)
 	bin := t.TempDir()
 	root := filepath.Join(wd, "..", "..")
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/devkafka", "./cmd/vendorsim", "./cmd/ingest", "./cmd/harvester", "./cmd/archiver", "./cmd/auditor", "./cmd/faceharvest", "./cmd/devstack")
+	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/devkafka", "./cmd/vendorsim", "./cmd/ingest", "./cmd/harvester", "./cmd/archiver", "./cmd/auditor", "./cmd/ledger", "./cmd/faceharvest", "./cmd/devstack")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
@@ -67,7 +67,7 @@ func TestPipelineEndToEndWithKills(t *testing.T) {
 		}
 		t.Fatalf("devstack: %v\n%s", err, out)
 	}
-	for _, want := range []string{"records: 49 of 49", "largest media object: 200.0 MB", "chaos: archiver", "chaos: harvester", "chaos: ingest killed",
+	for _, want := range []string{"records: 49 of 49", "largest media object: 200.0 MB", "chaos: archiver", "chaos: harvester", "chaos: ingest killed", "chaos: ledger killed",
 		"chaos: devkafka stopped", "chaos: object store back", "served twice (a spent call repeated): 0",
 		"5 never registered, callback only", "abuse: replayed callback: 200 then 200, same ce_id true; forged callback: 401; forged landing: 401"} {
 		if !strings.Contains(string(out), want) {
@@ -99,6 +99,13 @@ func TestPipelineEndToEndWithKills(t *testing.T) {
 			if st, err := os.Stat(filepath.Join(data, "screenshots", "auditor-"+v+".png")); err != nil || st.Size() == 0 {
 				t.Errorf("screenshot of a %s page: %v", v, err)
 			}
+		}
+	}
+	// The evidence log, grown while archivers were killed: every
+	// verification exactly once, one bundle verified, a tampered copy refused.
+	for _, want := range []string{"ledger check: 49 index entries, 49 leaves, each exactly once", "OK: ", "the index entry is leaf ", "REFUSED: "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 	// The outage must have struck work in flight, or it tested nothing.

@@ -58,7 +58,10 @@ type Config struct {
 	// RetryMin and RetryMax bound the back-off of store retries (200 ms, 10 s).
 	RetryMin, RetryMax time.Duration
 	// Unmask publishes full names and ID numbers in records (default: masked).
-	Unmask  bool
+	Unmask bool
+	// Ledger, when set, receives each final index entry as a leaf of the
+	// evidence log (contract.LedgerLeaf on the leaves topic).
+	Ledger  LeafWriter
 	Source  string // ce_source of records ("/archiver")
 	Now     func() time.Time
 	Metrics *Metrics

@@ -214,6 +214,10 @@ func (a *Archiver) index(ctx context.Context, t contract.Terminal, rec contract.
 		if ok && idx.Record.Key != ref.Key {
 			return a.stored(ctx, idx)
 		}
+		eb = nil // the stored entry is the leaf
+	}
+	if err := a.appendLeaf(ctx, t.Vendor, t.VerificationID, eb); err != nil {
+		return final{}, err
 	}
 	return final{rec: rec, value: value}, nil
 }
@@ -223,6 +227,11 @@ func (a *Archiver) index(ctx context.Context, t contract.Terminal, rec contract.
 // document and stored again. A verification indexed before the biz_no
 // index existed gets its biz_no entry here (the by-id entry's bytes).
 func (a *Archiver) stored(ctx context.Context, idx IndexEntry) (final, error) {
+	// Published again (a crash after the entry, a replay): the entry is
+	// appended to the ledger again, in case the first append was lost.
+	if err := a.appendLeaf(ctx, idx.Vendor, idx.VerificationID, nil); err != nil {
+		return final{}, err
+	}
 	if idx.BizNo != "" {
 		eb, err := json.Marshal(idx)
 		if err != nil {

@@ -29,6 +29,7 @@ type Metrics struct {
 	replays            *prometheus.CounterVec
 	indexErrors        prometheus.Counter
 	indexWriteFailures *prometheus.CounterVec
+	ledgerFailures     prometheus.Counter
 	unfinished         prometheus.Counter
 	recordLag          prometheus.Histogram
 	lag                *prometheus.GaugeVec
@@ -78,6 +79,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Index entries that could not be used (not an index entry) or named a record that is missing (rebuilt from its evidence document)."}),
 		indexWriteFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_archiver_index_write_failures_total",
 			Help: "Failed tries to write an index entry, by index (by_id, by_biz_no); each is retried, and the record waits for its entries."}, []string{"index"}),
+		ledgerFailures: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_ledger_append_failures_total",
+			Help: "Failed tries to append a final index entry to the ledger's leaves topic; each is retried, and the record waits for its leaf."}),
 		unfinished: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_unfinished_total",
 			Help: "Raw messages left unfinished by an error that is not a shutdown (an evidence document or stored record that cannot be read): the partition's commits stop behind them."}),
 		publishErr: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_archiver_publish_errors_total",

@@ -13,8 +13,12 @@ REPLICAS="${REPLICAS:-3}"
 
 create() {
   name="$1"; shift
+  partitions="$PARTITIONS"
+  case "$name" in
+    faceid.ledger.*) partitions=1 ;; # the evidence log's order: one partition
+  esac
   kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --create --if-not-exists --topic "$name" \
-    --partitions "$PARTITIONS" --replication-factor "$REPLICAS" "$@"
+    --partitions "$partitions" --replication-factor "$REPLICAS" "$@"
 }
 
 create faceid.events --config cleanup.policy=delete --config retention.ms=691200000 --config min.insync.replicas=2 "$@"
@@ -24,3 +28,5 @@ create faceid.results --config cleanup.policy=delete --config retention.ms=25920
 create faceid.ingest.idempotency --config cleanup.policy=compact,delete --config retention.ms=172800000 --config delete.retention.ms=86400000 --config min.insync.replicas=2 "$@"
 create faceid.dlq --config cleanup.policy=delete --config retention.ms=2592000000 --config min.insync.replicas=2 "$@"
 create faceid.audit --config cleanup.policy=delete --config retention.ms=-1 --config min.insync.replicas=2 "$@"
+create faceid.ledger.leaves --config cleanup.policy=delete --config retention.ms=604800000 --config min.insync.replicas=2 "$@"
+create faceid.ledger.checkpoints --config cleanup.policy=delete --config retention.ms=-1 --config min.insync.replicas=2 "$@"

@@ -47,6 +47,9 @@ Commands:
   replay --from-store         re-derive records from the evidence documents and publish them again
   dlq list                    the dead letters on the dead-letter topic, with their reasons
   dlq redrive --offset P/O    send chosen dead letters back to their source topic, once
+  export <vendor>:<id>        write a verification's evidence bundle (zip) with its proof from the evidence log
+  verify <bundle.zip>         check a bundle offline against the log's public key
+  ledger check                compare the evidence log with the index: entries missing, repeated, changed; leaves without objects
 
 Run faceharvest <command> --help for a command's flags (each also an environment variable).
 `
@@ -75,6 +78,16 @@ func Main(env Env) int {
 		err = show(ctx, env, args[1:], true)
 	case "replay":
 		err = replay(ctx, env, args[1:])
+	case "export":
+		err = export(ctx, env, args[1:])
+	case "verify":
+		err = verify(ctx, env, args[1:])
+	case "ledger":
+		if len(args) < 2 || args[1] != "check" {
+			fmt.Fprint(env.Stderr, "faceharvest ledger: want check\n")
+			return 2
+		}
+		err = ledgerCheck(ctx, env, args[2:])
 	case "dlq":
 		if len(args) < 2 || (args[1] != "list" && args[1] != "redrive") {
 			if len(args) >= 2 && (args[1] == "--help" || args[1] == "-h") {
