@@ -62,7 +62,6 @@ Offsets are committed only after the batch's checkpoint is stored and published.
 	fs.StringVar(&o.checkpointsTopic, "ledger-checkpoints-topic", contract.DefaultLedgerCheckpointsTopic, "topic each signed checkpoint is published to (empty: none)")
 	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Writes: true, Bucket: "bucket of the index and the log",
 		Credentials: "Needs s3:GetObject, s3:PutObject and s3:ListBucket on the bucket"})
-	fs.BoolVar(&o.createBucket, "s3-create-bucket", false, "create the bucket at start when it is missing (development)")
 	fs.StringVar(&o.prefix, "prefix", ledger.DefaultPrefix, "where the log lives in the bucket")
 	fs.IntVar(&in.BatchSize, "batch-size", in.BatchSize, "most leaves per checkpoint")
 	fs.DurationVar(&in.Interval, "checkpoint-interval", in.Interval, "longest a leaf waits for its checkpoint")
@@ -73,6 +72,7 @@ Offsets are committed only after the batch's checkpoint is stored and published.
 	if err := fs.Parse(args, getenv, help); err != nil {
 		return nil, err
 	}
+	o.createBucket = s3f.CreateBucket()
 	var err error
 	if o.s3, err = s3f.Config(getenv); err != nil {
 		return nil, err
