@@ -61,14 +61,17 @@ func TestKafkaUserPerComponent(t *testing.T) {
 		"faceharvest-ingest": {{"topic", "faceid.events", "Write"}, {"topic", "faceid.ingest.idempotency", "Write"}, {"topic", "faceid.ingest.idempotency", "Read"}},
 		"faceharvest-harvester": {{"topic", "faceid.events", "Read"}, {"group", "faceharvest-harvester", "Read"}, {"topic", "faceid.harvester.state", "Read"},
 			{"topic", "faceid.harvester.state", "Write"}, {"topic", "faceid.results.raw", "Write"}, {"topic", "faceid.results.raw", "Read"}, {"topic", "faceid.dlq", "Write"}},
-		"faceharvest-archiver": {{"topic", "faceid.results.raw", "Read"}, {"group", "faceharvest-archiver", "Read"}, {"topic", "faceid.results", "Write"}, {"topic", "faceid.dlq", "Write"}},
-		"faceharvest-auditor":  {{"topic", "faceid.audit", "Write"}},
+		"faceharvest-archiver": {{"topic", "faceid.results.raw", "Read"}, {"group", "faceharvest-archiver", "Read"}, {"topic", "faceid.results", "Write"}, {"topic", "faceid.dlq", "Write"},
+			{"topic", "faceid.ledger.leaves", "Write"}},
+		"faceharvest-auditor": {{"topic", "faceid.audit", "Write"}},
+		"faceharvest-ledger":  {{"topic", "faceid.ledger.leaves", "Read"}, {"group", "faceharvest-ledger", "Read"}, {"topic", "faceid.ledger.checkpoints", "Write"}},
 	}
 	refused := map[string][]grant{
 		"faceharvest-ingest":    {{"topic", "faceid.results.raw", "Read"}, {"topic", "faceid.audit", "Write"}, {"topic", "faceid.results", "Write"}, {"topic", "faceid.harvester.state", "Write"}},
 		"faceharvest-harvester": {{"topic", "faceid.audit", "Write"}, {"topic", "faceid.results", "Write"}},
 		"faceharvest-archiver":  {{"topic", "faceid.audit", "Write"}, {"topic", "faceid.events", "Write"}},
 		"faceharvest-auditor":   {{"topic", "faceid.results.raw", "Read"}, {"topic", "faceid.events", "Write"}, {"topic", "faceid.audit", "Read"}},
+		"faceharvest-ledger":    {{"topic", "faceid.ledger.leaves", "Write"}, {"topic", "faceid.results", "Write"}, {"topic", "faceid.audit", "Write"}},
 	}
 	for name, gs := range want {
 		u := users[name]
