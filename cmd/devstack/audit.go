@@ -17,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/audit"
 	"github.com/faceharvest/faceharvest/pkg/audit/web/webtest"
 	"github.com/faceharvest/faceharvest/pkg/bus"
@@ -363,22 +361,17 @@ func (s *stack) recreateTopic(ctx context.Context, cl bus.Cluster, topic string)
 	if err != nil {
 		return err
 	}
-	c := cl.Client(10 * time.Second)
-	if _, err := c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{topic}}); err != nil {
-		return fmt.Errorf("deleting %s: %w", topic, err)
+	if err := bus.DeleteTopic(ctx, cl, topic); err != nil {
+		return err
 	}
-	var cfgs []kafka.ConfigEntry
+	spec := bus.TopicSpec{Name: topic, Partitions: parts, Replicas: 1, Configs: map[string]string{}}
 	if v := set["max.message.bytes"]; v != "" {
-		cfgs = append(cfgs, kafka.ConfigEntry{ConfigName: "max.message.bytes", ConfigValue: v})
+		spec.Configs["max.message.bytes"] = v
 	}
 	created := false
 	return waitFor(ctx, 30*time.Second, 200*time.Millisecond, func(ctx context.Context) error {
-		if !created { // TopicAlreadyExists while the deletion completes: tried again
-			resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: parts, ReplicationFactor: 1, ConfigEntries: cfgs}}})
-			if err != nil {
-				return err
-			}
-			if err := resp.Errors[topic]; err != nil {
+		if !created { // ErrTopicExists while the deletion completes: tried again
+			if err := bus.CreateTopic(ctx, cl, spec); err != nil {
 				return err
 			}
 			created = true

@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/faceharvest/faceharvest/pkg/archiver"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
@@ -30,14 +28,10 @@ const ledgerOrigin = "faceharvest.dev/ledger"
 // archivers check them), generates the log's key pair for this run into
 // the data directory, and starts the integrator.
 func (s *stack) startLedger(ctx context.Context) error {
-	c := bus.Plain(s.broker).Client(10 * time.Second)
+	cl := bus.Plain(s.broker)
 	for _, topic := range []string{contract.DefaultLedgerLeavesTopic, contract.DefaultLedgerCheckpointsTopic} {
 		if err := waitFor(ctx, 60*time.Second, 200*time.Millisecond, func(ctx context.Context) error {
-			resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 1, ReplicationFactor: 1}}})
-			if err != nil {
-				return err
-			}
-			if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			if err := bus.CreateTopic(ctx, cl, bus.TopicSpec{Name: topic, Partitions: 1, Replicas: 1}); err != nil && !errors.Is(err, bus.ErrTopicExists) {
 				return err
 			}
 			return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"go/parser"
 	"go/token"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,6 +25,87 @@ func TestContractImportsNoClientLibrary(t *testing.T) {
 	if len(foreign) > 0 {
 		t.Fatalf("pkg/contract imports packages outside the standard library and %s: %s", module, strings.Join(foreign, ", "))
 	}
+}
+
+// kafkaClient is the Kafka client library; pkg/bus alone speaks it
+// (docs/design/packages.md).
+const kafkaClient = "github.com/segmentio/kafka-go"
+
+// Outside pkg/bus, no package of the module imports the Kafka client
+// library in its non-test files: what the others do with Kafka goes
+// through pkg/bus, in contract.Message terms. (pkg/devkafka is the
+// embedded broker, built on franz-go's kfake, not a client of kafka-go.)
+func TestOnlyBusImportsKafkaClient(t *testing.T) {
+	root, module := moduleRoot(t)
+	got, err := importersOf(root, kafkaClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var others []string
+	for _, dir := range got {
+		if dir != "pkg/bus" {
+			others = append(others, dir)
+		}
+	}
+	if len(others) > 0 {
+		t.Fatalf("%s is imported outside %s/pkg/bus, by the non-test files of: %s", kafkaClient, module, strings.Join(others, ", "))
+	}
+	if !slices.Contains(got, "pkg/bus") {
+		t.Fatalf("pkg/bus does not import %s: the check finds nothing (importers: %v)", kafkaClient, got)
+	}
+}
+
+// The walk finds a direct importer and passes packages that import the
+// library only through the module.
+func TestImportersOf(t *testing.T) {
+	got, err := importersOf(filepath.Join("testdata", "imports"), kafkaClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"client"}) {
+		t.Fatalf("importers of %s in testdata/imports: %v, want [client]", kafkaClient, got)
+	}
+}
+
+// importersOf returns, sorted and relative to root, the directories of
+// the module whose non-test Go files import path directly; testdata,
+// hidden and vendor directories and bin are not the module's packages.
+func importersOf(root, path string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(root, func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			base := d.Name()
+			if name != root && (base == "testdata" || base == "vendor" || strings.HasPrefix(base, ".") || strings.HasPrefix(base, "_") || name == filepath.Join(root, "bin")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			if strings.Trim(imp.Path.Value, `"`) != path {
+				continue
+			}
+			dir, err := filepath.Rel(root, filepath.Dir(name))
+			if err != nil {
+				return err
+			}
+			if dir = filepath.ToSlash(dir); !slices.Contains(out, dir) {
+				out = append(out, dir)
+			}
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out, err
 }
 
 // The check itself finds a client library imported directly or through a
