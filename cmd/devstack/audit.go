@@ -40,12 +40,39 @@ type auditCheck struct {
 	records             int
 	shown, pages, media int // answered as they should
 	views, events       int // views answered (each should be one event), events found
+	published, changed  int // by the replay from the store
 	replayed, identical int
+	browsed             []string // the pages opened in the browser
+	browserSkipped      bool     // no chromium
 	problems            []string
 }
 
 func (c *auditCheck) fail(format string, a ...any) {
 	c.problems = append(c.problems, fmt.Sprintf(format, a...))
+}
+
+// auditSummary is the audit check in the run's summary (--summary-out).
+type auditSummary struct {
+	Records         int      `json:"records"`
+	Shown           int      `json:"shown"`
+	Pages           int      `json:"pages"`
+	Media           int      `json:"media"`
+	Views           int      `json:"views"`
+	Events          int      `json:"events"`
+	ReplayPublished int      `json:"replay_published"`
+	ReplayChanged   int      `json:"replay_changed"`
+	Replayed        int      `json:"replayed"`
+	Identical       int      `json:"identical"`
+	Browsed         []string `json:"browsed"`
+	BrowserSkipped  bool     `json:"browser_skipped"`
+	Problems        []string `json:"problems"`
+	Passed          bool     `json:"passed"`
+}
+
+func (c auditCheck) summary() *auditSummary {
+	return &auditSummary{Records: c.records, Shown: c.shown, Pages: c.pages, Media: c.media, Views: c.views, Events: c.events,
+		ReplayPublished: c.published, ReplayChanged: c.changed, Replayed: c.replayed, Identical: c.identical,
+		Browsed: c.browsed, BrowserSkipped: c.browserSkipped, Problems: c.problems, Passed: len(c.problems) == 0}
 }
 
 // auditWorkers is how many shows and page views run at once.
@@ -73,18 +100,54 @@ func (s *stack) checkAudit(ctx context.Context) (auditCheck, error) {
 	}
 	sort.Strings(ids)
 	fmt.Printf("\naudit check: %d verifications on %s, each shown with faceharvest and on the audit page, then replayed from the store\n", len(ids), contract.DefaultResultsTopic)
-	auditParts, err := bus.PartitionCount(ctx, cl, contract.DefaultAuditTopic)
+	from, err := topicEnds(ctx, cl, contract.DefaultAuditTopic)
 	if err != nil {
 		return c, err
 	}
-	from := make([]int64, auditParts)
-	for p := range from {
-		if _, from[p], err = bus.PartitionBounds(ctx, cl, contract.DefaultAuditTopic, p); err != nil {
-			return c, err
+	if err := s.viewAll(ctx, &c, recs, ids); err != nil {
+		return c, err
+	}
+	// One Megvii and one Baidu page in a real browser.
+	br := s.browse(recs, ids)
+	c.views += br.views
+	c.browsed, c.browserSkipped = br.opened, br.skipped
+	c.problems = append(c.problems, br.problems...)
+	if err := countEvents(ctx, cl, from, &c); err != nil {
+		return c, err
+	}
+	if err := s.checkReplay(ctx, cl, recs, &c); err != nil {
+		return c, err
+	}
+	for _, p := range c.problems {
+		fmt.Println("  UNEXPECTED:", p)
+	}
+	verdict := "passed"
+	if len(c.problems) > 0 {
+		verdict = fmt.Sprintf("FAILED (%d problems)", len(c.problems))
+	}
+	fmt.Printf("  audit check %s in %.1f s\n", verdict, time.Since(start).Seconds())
+	s.printTry(recs, ids)
+	return c, nil
+}
+
+// topicEnds returns the end of each of topic's partitions.
+func topicEnds(ctx context.Context, cl bus.Cluster, topic string) ([]int64, error) {
+	parts, err := bus.PartitionCount(ctx, cl, topic)
+	if err != nil {
+		return nil, err
+	}
+	ends := make([]int64, parts)
+	for p := range ends {
+		if _, ends[p], err = bus.PartitionBounds(ctx, cl, topic, p); err != nil {
+			return nil, err
 		}
 	}
+	return ends, nil
+}
 
-	// (a) faceharvest show, and (b) the page and its media, for each.
+// viewAll shows each verification with faceharvest show and opens its
+// page and media on the audit page, auditWorkers at a time.
+func (s *stack) viewAll(ctx context.Context, c *auditCheck, recs map[string]published, ids []string) error {
 	var mu sync.Mutex
 	work := make(chan string)
 	var wg sync.WaitGroup
@@ -111,17 +174,17 @@ func (s *stack) checkAudit(ctx context.Context) (auditCheck, error) {
 	close(work)
 	wg.Wait()
 	if ctx.Err() != nil {
-		return c, ctx.Err()
+		return ctx.Err()
 	}
 	fmt.Printf("  faceharvest show:  %d of %d verifications answered with the record published on %s (same ce_id and bytes)\n", c.shown, len(ids), contract.DefaultResultsTopic)
 	fmt.Printf("  audit page:        %d of %d pages answered 200; %d media answered 200 image/* or video/*\n", c.pages, len(ids), c.media)
+	return nil
+}
 
-	// (b') One Megvii and one Baidu page in a real browser.
-	br := s.browse(recs, ids)
-	c.views += br.views
-	c.problems = append(c.problems, br.problems...)
-
-	// Every view answered is one event (shows, pages, media, the browser's) by the check's viewer.
+// countEvents counts the audit events by the check's viewer on faceid.audit
+// after from (each partition's end before the views): every view answered
+// is one event (shows, pages, media, the browser's).
+func countEvents(ctx context.Context, cl bus.Cluster, from []int64, c *auditCheck) error {
 	for p := range from {
 		err := bus.ReadRange(ctx, cl, contract.DefaultAuditTopic, p, from[p], 1<<20, func(m contract.Message) {
 			var e contract.AuditEvent
@@ -130,29 +193,34 @@ func (s *stack) checkAudit(ctx context.Context) (auditCheck, error) {
 			}
 		})
 		if err != nil {
-			return c, err
+			return err
 		}
 	}
 	fmt.Printf("  audit events:      %d on %s for %d views answered (shows, pages, media, the browser's)\n", c.events, contract.DefaultAuditTopic, c.views)
 	if c.events != c.views {
 		c.fail("%d audit events for %d views", c.events, c.views)
 	}
+	return nil
+}
 
-	// (c) faceid.results lost: deleted, created again, replayed from the store.
+// checkReplay loses faceid.results (deleted, created again), replays it
+// from the store with faceharvest replay, and compares it with recs.
+func (s *stack) checkReplay(ctx context.Context, cl bus.Cluster, recs map[string]published, c *auditCheck) error {
 	if err := s.recreateTopic(ctx, cl, contract.DefaultResultsTopic); err != nil {
-		return c, err
+		return err
 	}
 	out, errs, err := s.faceharvest(ctx, "replay", "--from-store", "--to-topic", contract.DefaultResultsTopic)
 	if err != nil {
-		return c, fmt.Errorf("faceharvest replay: %w: %s", err, errs)
+		return fmt.Errorf("faceharvest replay: %w: %s", err, errs)
 	}
 	var pr audit.ReplayProgress
 	if err := json.Unmarshal(out, &pr); err != nil {
-		return c, fmt.Errorf("faceharvest replay printed %q: %w", out, err)
+		return fmt.Errorf("faceharvest replay printed %q: %w", out, err)
 	}
+	c.published, c.changed = pr.Published, pr.Changed
 	again, err := readRecords(ctx, cl, contract.DefaultResultsTopic)
 	if err != nil {
-		return c, err
+		return err
 	}
 	c.replayed = len(again)
 	for id, r := range recs {
@@ -175,28 +243,26 @@ func (s *stack) checkAudit(ctx context.Context) (auditCheck, error) {
 	}
 	fmt.Printf("  replay:            %s deleted and created again; faceharvest replay --from-store published %d (changed %d); %d of %d ce_ids back with identical bytes, %d others\n",
 		contract.DefaultResultsTopic, pr.Published, pr.Changed, c.identical, len(recs), c.replayed-c.identical)
-	for _, p := range c.problems {
-		fmt.Println("  UNEXPECTED:", p)
+	return nil
+}
+
+// printTry prints how to look at one verification by hand: a Megvii one
+// with media, when there is one.
+func (s *stack) printTry(recs map[string]published, ids []string) {
+	if len(ids) == 0 {
+		return
 	}
-	verdict := "passed"
-	if len(c.problems) > 0 {
-		verdict = fmt.Sprintf("FAILED (%d problems)", len(c.problems))
-	}
-	fmt.Printf("  audit check %s in %.1f s\n", verdict, time.Since(start).Seconds())
-	if len(ids) > 0 {
-		key := recs[ids[0]].key
-		for _, id := range ids { // a Megvii verification with media, when there is one
-			if strings.HasPrefix(recs[id].key, "megvii:") && bytes.Contains(recs[id].value, []byte(`"`+contract.MediaStored+`"`)) {
-				key = recs[id].key
-				break
-			}
+	key := recs[ids[0]].key
+	for _, id := range ids {
+		if strings.HasPrefix(recs[id].key, "megvii:") && bytes.Contains(recs[id].value, []byte(`"`+contract.MediaStored+`"`)) {
+			key = recs[id].key
+			break
 		}
-		v, vid, _ := audit.ParseKey(key)
-		fmt.Printf("  try:  FACEHARVEST_KAFKA_BROKERS=%s FACEHARVEST_S3_ENDPOINT=%s FACEHARVEST_S3_BUCKET=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s %s show %s --viewer \"$USER\"\n",
-			s.broker, s.minio.Endpoint, bucket, s.minio.User, s.minio.Password, filepath.Join(s.o.bin, "faceharvest"), key)
-		fmt.Printf("  page: http://%s/v/%s/%s (token %s)\n", s.addr("auditor"), v, url.PathEscape(vid), s.auditorTokens[0])
 	}
-	return c, nil
+	v, vid, _ := audit.ParseKey(key)
+	fmt.Printf("  try:  FACEHARVEST_KAFKA_BROKERS=%s FACEHARVEST_S3_ENDPOINT=%s FACEHARVEST_S3_BUCKET=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s %s show %s --viewer \"$USER\"\n",
+		s.broker, s.minio.Endpoint, bucket, s.minio.User, s.minio.Password, filepath.Join(s.o.bin, "faceharvest"), key)
+	fmt.Printf("  page: http://%s/v/%s/%s (token %s)\n", s.addr("auditor"), v, url.PathEscape(vid), s.auditorTokens[0])
 }
 
 // readRecords reads every record of topic by ce_id; a ce_id published
@@ -245,6 +311,8 @@ func (s *stack) faceharvest(ctx context.Context, args ...string) (stdout []byte,
 type viewed struct {
 	ok, mediaOK, views int
 	problems           []string
+	opened             []string // the browser's pages
+	skipped            bool     // no browser
 }
 
 func (v *viewed) fail(format string, a ...any) viewed {
@@ -399,6 +467,7 @@ func (s *stack) browse(recs map[string]published, ids []string) viewed {
 			return res.fail("browser: %v (make chromium installs it)", err)
 		}
 		fmt.Printf("  browser:           skipped: no chromium (make chromium installs it)\n")
+		res.skipped = true
 		return res
 	}
 	var pick []published
@@ -454,6 +523,7 @@ func (s *stack) browse(recs map[string]published, ids []string) viewed {
 			return res.fail("browser: %s: %v", r.key, err)
 		}
 		shown = append(shown, fmt.Sprintf("%s (%d of %d images loaded)", r.key, loaded, len(p.Images)))
+		res.opened = append(res.opened, r.key)
 	}
 	if len(pick) < 2 {
 		res.fail("browser: no harvested Megvii and Baidu verification with stored images to open")

@@ -14,13 +14,18 @@ import (
 // return_image, those received in an answer, those not obtained by reason;
 // and the selfie verifications whose images were all stored.
 type imageTally struct {
-	produced, asked, received, stored, notObtained int
-	reasons                                        map[string]int
-	selfies, selfiesComplete                       int
+	Produced        int            `json:"produced"`
+	Asked           int            `json:"asked"`
+	Received        int            `json:"received"`
+	Stored          int            `json:"stored"`
+	NotObtained     int            `json:"not_obtained"`
+	Reasons         map[string]int `json:"not_obtained_reasons"`
+	Selfies         int            `json:"selfies"`
+	SelfiesComplete int            `json:"selfies_complete"`
 }
 
 func tallyImages(records map[string]contract.Record) imageTally {
-	t := imageTally{reasons: map[string]int{}}
+	t := imageTally{Reasons: map[string]int{}}
 	for _, r := range records {
 		if r.Vendor != contract.Megvii {
 			continue
@@ -31,31 +36,31 @@ func tallyImages(records map[string]contract.Record) imageTally {
 				continue
 			}
 			any = true
-			t.produced++
+			t.Produced++
 			switch {
 			case m.Status == contract.MediaNotObtained:
-				t.notObtained++
+				t.NotObtained++
 				complete = false
 				reason, _, _ := strings.Cut(m.Reason, ":")
 				if strings.HasPrefix(m.Reason, "asked for") {
-					t.asked++
+					t.Asked++
 					reason = "asked for but not in the answer"
 				}
-				t.reasons[reason]++
+				t.Reasons[reason]++
 			default: // carried by an answer: asked for and received
-				t.asked++
-				t.received++
+				t.Asked++
+				t.Received++
 				if m.Status == contract.MediaStored {
-					t.stored++
+					t.Stored++
 				} else {
 					complete = false
 				}
 			}
 		}
 		if r.Liveness != nil && r.Liveness.Procedure == megvii.ProcedureSelfie && r.Outcome != contract.OutcomeNotVerified {
-			t.selfies++
+			t.Selfies++
 			if complete && any {
-				t.selfiesComplete++
+				t.SelfiesComplete++
 			}
 		}
 	}
@@ -65,15 +70,15 @@ func tallyImages(records map[string]contract.Record) imageTally {
 func (t imageTally) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Megvii images: %d the flows produced, %d asked for, %d received (%d stored), %d not obtained",
-		t.produced, t.asked, t.received, t.stored, t.notObtained)
-	if len(t.reasons) > 0 {
-		rs := make([]string, 0, len(t.reasons))
-		for r, n := range t.reasons {
+		t.Produced, t.Asked, t.Received, t.Stored, t.NotObtained)
+	if len(t.Reasons) > 0 {
+		rs := make([]string, 0, len(t.Reasons))
+		for r, n := range t.Reasons {
 			rs = append(rs, fmt.Sprintf("%d %s", n, r))
 		}
 		sort.Strings(rs)
 		fmt.Fprintf(&b, " (%s)", strings.Join(rs, "; "))
 	}
-	fmt.Fprintf(&b, "\nselfie verifications with all their images stored: %d of %d", t.selfiesComplete, t.selfies)
+	fmt.Fprintf(&b, "\nselfie verifications with all their images stored: %d of %d", t.SelfiesComplete, t.Selfies)
 	return b.String()
 }

@@ -13,7 +13,15 @@ import (
 // The workload's tokens issued through ingest: ingest calls the simulated
 // vendor and registers each token in the same request.
 
-type issuedCount struct{ megvii, baidu, submitted, replayed int }
+// issuedCount counts the tokens issued through ingest: Megvii, Baidu (of
+// which Submitted with idcard/submit), and the retries with the same
+// Idempotency-Key answered with the same token.
+type issuedCount struct {
+	Megvii    int `json:"megvii"`
+	Baidu     int `json:"baidu"`
+	Submitted int `json:"baidu_submitted"`
+	Replayed  int `json:"replayed"`
+}
 
 // baiduIssued reports whether Baidu verification i of the workload is
 // issued through ingest: half of those with the simulator's default course
@@ -59,7 +67,7 @@ func (s *stack) issueMegvii(ctx context.Context, i int, n *issuedCount) (issueAn
 	if err != nil {
 		return a, err
 	}
-	n.megvii++
+	n.Megvii++
 	if i%10 == 0 {
 		again, replayed, err := s.issue(ctx, "/v1/megvii/tokens", key, body)
 		if err != nil {
@@ -68,7 +76,7 @@ func (s *stack) issueMegvii(ctx context.Context, i int, n *issuedCount) (issueAn
 		if !replayed || again != a {
 			return a, fmt.Errorf("a retry with Idempotency-Key %s answered %+v (replayed %v), the first %+v", key, again, replayed, a)
 		}
-		n.replayed++
+		n.Replayed++
 	}
 	return a, nil
 }
@@ -84,9 +92,9 @@ func (s *stack) issueBaidu(ctx context.Context, i int, n *issuedCount) (string, 
 	if err != nil {
 		return "", err
 	}
-	n.baidu++
+	n.Baidu++
 	if i%3 == 0 {
-		n.submitted++
+		n.Submitted++
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.URL, nil)
 	resp, err := http.DefaultClient.Do(req)

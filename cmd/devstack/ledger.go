@@ -79,23 +79,37 @@ func (s *stack) killLedger(ctx context.Context) error {
 	return s.restart("ledger", syscall.SIGKILL)
 }
 
+// ledgerProof is what proveLedger showed, in the run's summary
+// (--summary-out): the index entries and leaves of the ledger check, the
+// bundle exported, what faceharvest verify printed for it, and what it
+// printed refusing the tampered copy.
+type ledgerProof struct {
+	Indexed  int    `json:"indexed"`
+	Leaves   int64  `json:"leaves"`
+	Bundle   string `json:"bundle"`
+	Verified string `json:"verified"`
+	Tampered string `json:"tampered"`
+	Refused  string `json:"refused"`
+}
+
 // proveLedger shows the evidence log after the workload: every indexed
 // verification is a leaf once (ledger check), the latest checkpoint, one
 // bundle exported and verified offline, and a tampered copy refused.
-func (s *stack) proveLedger(ctx context.Context) error {
+func (s *stack) proveLedger(ctx context.Context) (ledgerProof, error) {
+	var proof ledgerProof
 	pub, err := os.ReadFile(filepath.Join(s.o.dataDir, "ledger-public-key"))
 	if err != nil {
-		return err
+		return proof, err
 	}
 	vkey := strings.TrimSpace(string(pub))
 	v, err := ledger.NewVerifier(vkey)
 	if err != nil {
-		return err
+		return proof, err
 	}
 	b, err := objstore.NewS3(objstore.S3Config{Endpoint: s.minio.Endpoint, Bucket: bucket, PathStyle: true,
 		AccessKey: config.NewSecret(s.minio.User), SecretKey: config.NewSecret(s.minio.Password)})
 	if err != nil {
-		return err
+		return proof, err
 	}
 	r := ledger.Reader{Bucket: b}
 	fmt.Printf("\nevidence log: waiting until every indexed verification is a leaf\n")
@@ -111,49 +125,52 @@ func (s *stack) proveLedger(ctx context.Context) error {
 		}
 		return nil
 	}); err != nil {
-		return fmt.Errorf("ledger check: %w", err)
+		return proof, fmt.Errorf("ledger check: %w", err)
 	}
 	_, signed, err := r.Checkpoint(ctx, v)
 	if err != nil {
-		return err
+		return proof, err
 	}
+	proof.Indexed, proof.Leaves = rep.Indexed, rep.TreeSize
 	fmt.Printf("  ledger check: %d index entries, %d leaves, each exactly once, every leaf's objects in the store\n", rep.Indexed, rep.TreeSize)
 	fmt.Printf("  latest checkpoint (ledger/v1/checkpoint):\n    %s\n", strings.ReplaceAll(strings.TrimSpace(string(signed)), "\n", "\n    "))
 	keys, err := b.List(ctx, archiver.IndexByID)
 	if err != nil || len(keys) == 0 {
-		return fmt.Errorf("index: %d entries, %v", len(keys), err)
+		return proof, fmt.Errorf("index: %d entries, %v", len(keys), err)
 	}
 	rc, err := b.Get(ctx, keys[len(keys)/2])
 	if err != nil {
-		return err
+		return proof, err
 	}
 	body, _ := io.ReadAll(rc)
 	rc.Close()
 	e, err := archiver.ParseIndexEntry(body)
 	if err != nil {
-		return err
+		return proof, err
 	}
 	key := contract.Key(e.Vendor, e.VerificationID)
 	out := filepath.Join(s.o.dataDir, "bundle.zip")
 	if _, stderr, err := s.faceharvest(ctx, "export", key, "--out", out, "--log-key", vkey); err != nil {
-		return fmt.Errorf("faceharvest export %s: %v: %s", key, err, stderr)
+		return proof, fmt.Errorf("faceharvest export %s: %v: %s", key, err, stderr)
 	}
 	verified, stderr, err := s.faceharvest(ctx, "verify", out, "--log-key", vkey)
 	if err != nil {
-		return fmt.Errorf("faceharvest verify %s: %v: %s", out, err, stderr)
+		return proof, fmt.Errorf("faceharvest verify %s: %v: %s", out, err, stderr)
 	}
+	proof.Bundle, proof.Verified = key, strings.TrimSpace(string(verified))
 	fmt.Printf("  faceharvest export %s --out %s, then faceharvest verify (offline):\n    %s\n", key, out, strings.ReplaceAll(strings.TrimSpace(string(verified)), "\n", "\n    "))
 	tampered := filepath.Join(s.o.dataDir, "bundle-tampered.zip")
 	what, err := tamper(out, tampered)
 	if err != nil {
-		return err
+		return proof, err
 	}
 	if _, stderr, err := s.faceharvest(ctx, "verify", tampered, "--log-key", vkey); err == nil {
-		return fmt.Errorf("a bundle with one byte of %s changed verified", what)
+		return proof, fmt.Errorf("a bundle with one byte of %s changed verified", what)
 	} else {
+		proof.Tampered, proof.Refused = what, stderr
 		fmt.Printf("  one byte of %s changed (%s): %s\n", what, tampered, stderr)
 	}
-	return nil
+	return proof, nil
 }
 
 // tamper copies a bundle with one byte of its first media object (else of
