@@ -33,10 +33,10 @@ const (
 // At and at least Harvested records are harvested, after the steps before
 // it.
 type chaosStep struct {
-	Kind      chaosKind `json:"kind"`
-	Target    string    `json:"target"`
-	At        time.Duration
-	Harvested int
+	Kind      chaosKind     `json:"kind"`
+	Target    string        `json:"target"`
+	At        time.Duration `json:"at_ns"`
+	Harvested int           `json:"after_harvested"`
 }
 
 func (c chaosStep) String() string { return fmt.Sprintf("%s %s", c.Kind, c.Target) }
