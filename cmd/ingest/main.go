@@ -83,6 +83,7 @@ is safe, the ce_id is stable) or when --max-inflight requests are already being 
 	fs.DurationVar(&c.VendorTimeout, "vendor-timeout", c.VendorTimeout, "bounds an issuing request's vendor calls")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a request waits for the broker's acknowledgement before answering 503 (requests starting within 10 ms share one deadline)")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with 503 answers")
+	fs.DurationVar(&c.MaxPublishWait, "max-publish-wait", c.MaxPublishWait, "once the oldest publish has waited this long for the broker, shed registrations, issuing and landings (503 with Retry-After); below --publish-timeout")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted by the token API and the issuing routes, which authenticate before reading it (413 beyond)")
 	fs.Int64Var(&c.MaxCallbackBytes, "max-callback-bytes", c.MaxCallbackBytes, "largest Megvii callback or return body accepted (413 beyond): read before its signature is checked, so anyone can send one; a callback carries no images")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most connections open at once, idle keep-alive ones included (about 20 KiB each); beyond, new ones wait in the kernel's accept queue")

@@ -12,6 +12,7 @@ func DefaultConfig() Config {
 		IdleTimeout:       15 * time.Second,
 		PublishTimeout:    5 * time.Second,
 		RetryAfter:        5 * time.Second,
+		MaxPublishWait:    2 * time.Second,
 		MaxTokenAge:       7 * 24 * time.Hour,
 		MaxClockSkew:      5 * time.Minute,
 		MaxLandingAge:     24 * time.Hour,

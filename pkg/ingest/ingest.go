@@ -76,6 +76,10 @@ type Config struct {
 	IdleTimeout          time.Duration // how long a keep-alive connection may stay idle (15 s)
 	PublishTimeout       time.Duration // how long a request waits for the broker (5 s)
 	RetryAfter           time.Duration // sent with 503 (5 s)
+	// MaxPublishWait: once the oldest publish in progress has waited this
+	// long for the broker, the routes that may shed answer 503 at once,
+	// before reading the body (2 s; below PublishTimeout).
+	MaxPublishWait time.Duration
 	MaxTokenAge          time.Duration // oldest issued_at accepted (7 days)
 	MaxClockSkew         time.Duration // newest issued_at accepted, ahead of now (5 min)
 	MaxLandingAge        time.Duration // oldest Baidu landing URL accepted, by its signed issue time (24 h)
@@ -122,6 +126,8 @@ type Server struct {
 	refusalsUnlogged atomic.Int64
 	// retryAfter is the Retry-After value: whole seconds, at least 1.
 	retryAfter string
+	// waits are the publishes waiting for the broker, for MaxPublishWait.
+	waits publishWaits
 }
 
 // New validates cfg and returns a server publishing through pub.
@@ -149,6 +155,7 @@ func New(cfg Config, pub Publisher) (*Server, error) {
 	def := DefaultConfig()
 	setDur(&cfg.PublishTimeout, def.PublishTimeout)
 	setDur(&cfg.RetryAfter, def.RetryAfter)
+	setDur(&cfg.MaxPublishWait, def.MaxPublishWait)
 	setDur(&cfg.MaxTokenAge, def.MaxTokenAge)
 	setDur(&cfg.MaxClockSkew, def.MaxClockSkew)
 	setDur(&cfg.MaxLandingAge, def.MaxLandingAge)
@@ -340,17 +347,15 @@ func (s *Server) wrap(route string, h func(http.ResponseWriter, *http.Request) *
 		}
 		w.Header()["X-Request-Id"] = []string{rid} // canonical already
 		if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
-			// Full: refused before the body is read, so it costs nothing.
 			s.inFlight.Add(-1)
-			s.m.rejected.WithLabelValues(route, "overloaded").Inc()
-			w.Header().Set("Retry-After", s.retryAfter)
-			closeUnread(w, r)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "overloaded: nothing was stored; retry after Retry-After seconds", "request_id": rid})
-			c, _ := answered.LoadOrStore(http.StatusServiceUnavailable, s.m.requests.WithLabelValues(route, "503"))
-			c.(prometheus.Counter).Inc()
+			s.shed(w, r, route, rid, shedInFlight, &answered)
 			return
 		}
 		defer s.inFlight.Add(-1)
+		if shedsOnPublishWait(route) && s.waits.longest(s.cfg.Now()) > s.cfg.MaxPublishWait {
+			s.shed(w, r, route, rid, shedPublishWait, &answered)
+			return
+		}
 		s.m.inflight.Inc()
 		start := s.cfg.Now()
 		defer func() {
@@ -485,6 +490,7 @@ func (s *Server) publish(envs ...contract.Envelope) *reqError {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
 	defer cancel()
+	defer s.waits.end(s.waits.begin(s.cfg.Now()))
 	start := time.Now()
 	err := s.pub.WriteMessages(ctx, msgs...)
 	if err != nil {

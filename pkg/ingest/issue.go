@@ -332,6 +332,7 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, check 
 		case s.issuing <- struct{}{}:
 			defer func() { <-s.issuing }()
 		default:
+			s.m.shed.WithLabelValues(route, shedIssuing).Inc()
 			return &reqError{status: http.StatusServiceUnavailable, reason: "overloaded", msg: fmt.Sprintf("%d issuing requests are in progress: nothing was issued; retry after Retry-After seconds", s.cfg.MaxIssuing)}
 		}
 		// The caller hanging up cuts nothing short: a token the vendor
