@@ -49,8 +49,7 @@ func TestShedBeforeAccepting(t *testing.T) {
 	clk.Store(now.UnixNano())
 	pub := &gatePublisher{entered: make(chan string, 16), release: make(chan struct{})}
 	reg := prometheus.NewRegistry()
-	cfg := DefaultConfig()
-	cfg.MegviiSecrets, cfg.BearerTokens = []config.Secret{config.NewSecret(secretNew)}, []config.Secret{config.NewSecret(bearer)}
+	cfg := testConfig()
 	cfg.LandingKeys, cfg.PublicURL = []config.Secret{config.NewSecret(landingKeyNew)}, publicURL
 	cfg.MaxInFlight, cfg.MaxPublishWait, cfg.RetryAfter = 3, time.Second, 4*time.Second
 	cfg.Now, cfg.Registry = func() time.Time { return time.Unix(0, clk.Load()).UTC() }, reg
