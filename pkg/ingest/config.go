@@ -125,12 +125,17 @@ type positive struct {
 }
 
 func (c Config) validateLimits() error {
-	for _, p := range []positive{
+	return allPositive([]positive{
 		{"--max-body-bytes", c.MaxBodyBytes > 0}, {"--max-callback-bytes", c.MaxCallbackBytes > 0}, {"--max-connections", c.MaxConnections > 0},
 		{"--max-batch", c.MaxBatch > 0}, {"--max-inflight", c.MaxInFlight > 0}, {"--max-header-bytes", c.MaxHeaderBytes > 0},
 		{"--max-issuing", c.MaxIssuing > 0}, {"--issue-rate", c.IssueRate > 0}, {"--issue-burst", c.IssueBurst > 0},
 		{"--failed-token-burst", c.FailedTokenBurst > 0},
-	} {
+	})
+}
+
+// allPositive refuses the first setting that is not.
+func allPositive(ps []positive) error {
+	for _, p := range ps {
 		if !p.ok {
 			return fmt.Errorf("%s must be positive", p.flag)
 		}
@@ -139,15 +144,13 @@ func (c Config) validateLimits() error {
 }
 
 func (c Config) validateDurations() error {
-	for _, p := range []positive{
+	if err := allPositive([]positive{
 		{"--idle-timeout", c.IdleTimeout > 0}, {"--publish-timeout", c.PublishTimeout > 0}, {"--retry-after", c.RetryAfter > 0},
 		{"--max-publish-wait", c.MaxPublishWait > 0}, {"--max-token-age", c.MaxTokenAge > 0}, {"--max-clock-skew", c.MaxClockSkew > 0},
 		{"--max-landing-age", c.MaxLandingAge > 0}, {"--read-header-timeout", c.ReadHeaderTimeout > 0}, {"--read-timeout", c.ReadTimeout > 0},
 		{"--failed-token-every", c.FailedTokenEvery > 0}, {"--vendor-timeout", c.VendorTimeout > 0},
-	} {
-		if !p.ok {
-			return fmt.Errorf("%s must be positive", p.flag)
-		}
+	}); err != nil {
+		return err
 	}
 	if c.MaxPublishWait >= c.PublishTimeout {
 		return fmt.Errorf("--max-publish-wait (%s) must be below --publish-timeout (%s): a publish never waits longer", c.MaxPublishWait, c.PublishTimeout)

@@ -134,7 +134,17 @@ type resp struct {
 
 func (f *fixture) do(t *testing.T, method, path, ct string, body []byte, hdr map[string]string) resp {
 	t.Helper()
-	req, _ := http.NewRequest(method, f.srv.URL+path, bytes.NewReader(body))
+	out, err := send(f.srv.URL, method, path, ct, body, hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// send sends one request to the server at base, not following redirects;
+// it may run on any goroutine.
+func send(base, method, path, ct string, body []byte, hdr map[string]string) (resp, error) {
+	req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
@@ -144,13 +154,13 @@ func (f *fixture) do(t *testing.T, method, path, ct string, body []byte, hdr map
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	r, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return resp{}, err
 	}
 	defer r.Body.Close()
 	b, _ := io.ReadAll(r.Body)
 	out := resp{code: r.StatusCode, header: r.Header, raw: string(b)}
 	_ = json.Unmarshal(b, &out.body)
-	return out
+	return out, nil
 }
 
 func signed(secret string, data string) megvii.Callback {

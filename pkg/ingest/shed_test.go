@@ -1,9 +1,7 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -63,39 +61,23 @@ func TestShedBeforeAccepting(t *testing.T) {
 	release := func() { once.Do(func() { close(pub.release) }) }
 	t.Cleanup(release) // runs first: held requests finish, so the server can close
 
-	type answer struct {
-		code       int
-		retryAfter string
-		body       string
-	}
-	send := func(method, path, ct string, body []byte, hdr map[string]string) <-chan answer {
-		out := make(chan answer, 1)
+	async := func(method, path, ct string, body []byte, hdr map[string]string) <-chan resp {
+		out := make(chan resp, 1)
 		go func() {
-			req, _ := http.NewRequest(method, srv.URL+path, bytes.NewReader(body))
-			if ct != "" {
-				req.Header.Set("Content-Type", ct)
-			}
-			for k, v := range hdr {
-				req.Header.Set(k, v)
-			}
-			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			r, err := client.Do(req)
+			r, err := send(srv.URL, method, path, ct, body, hdr)
 			if err != nil {
-				out <- answer{body: err.Error()}
-				return
+				r.raw = err.Error()
 			}
-			defer r.Body.Close()
-			b, _ := io.ReadAll(r.Body)
-			out <- answer{code: r.StatusCode, retryAfter: r.Header.Get("Retry-After"), body: string(b)}
+			out <- r
 		}()
 		return out
 	}
 	auth := map[string]string{"Authorization": "Bearer " + bearer}
-	register := func(id string) <-chan answer {
-		return send("POST", RouteTokens, "application/json", []byte(`{"vendor":"megvii","verification_id":"`+id+`"}`), auth)
+	register := func(id string) <-chan resp {
+		return async("POST", RouteTokens, "application/json", []byte(`{"vendor":"megvii","verification_id":"`+id+`"}`), auth)
 	}
-	callback := func(data string) <-chan answer {
-		return send("POST", RouteMegviiCallback, "application/x-www-form-urlencoded", signed(secretNew, data).EncodeForm(), nil)
+	callback := func(data string) <-chan resp {
+		return async("POST", RouteMegviiCallback, "application/x-www-form-urlencoded", signed(secretNew, data).EncodeForm(), nil)
 	}
 	// taken waits for a request to reach the broker.
 	var taken []string
@@ -110,12 +92,12 @@ func TestShedBeforeAccepting(t *testing.T) {
 	}
 	// shed waits for a request's answer and fails if it reached the broker
 	// instead: it was queued, not shed.
-	shed := func(what string, a <-chan answer) {
+	shed := func(what string, a <-chan resp) {
 		t.Helper()
 		select {
 		case got := <-a:
-			if got.code != http.StatusServiceUnavailable || got.retryAfter != "4" || !strings.Contains(got.body, "nothing was stored") {
-				t.Fatalf("%s: %d Retry-After %q %s, want 503 with Retry-After 4", what, got.code, got.retryAfter, got.body)
+			if got.code != http.StatusServiceUnavailable || got.header.Get("Retry-After") != "4" || !strings.Contains(got.raw, "nothing was stored") {
+				t.Fatalf("%s: %d %v %s, want 503 with Retry-After 4", what, got.code, got.header, got.raw)
 			}
 		case id := <-pub.entered:
 			t.Fatalf("%s was queued for the broker (%s) instead of being shed", what, id)
@@ -134,7 +116,7 @@ func TestShedBeforeAccepting(t *testing.T) {
 	// that may shed answer 503 before their body is read.
 	clk.Add(int64(time.Second))
 	shed("a registration while the broker is slow", register("m-shed"))
-	shed("a Baidu landing while the broker is slow", send("GET", signedLanding(t, "success", "vt-shed"), "", nil, nil))
+	shed("a Baidu landing while the broker is slow", async("GET", signedLanding(t, "success", "vt-shed"), "", nil, nil))
 	// A Megvii callback is not shed for the wait: it goes to the broker.
 	data := docData()
 	cb := callback(data)
@@ -157,9 +139,9 @@ func TestShedBeforeAccepting(t *testing.T) {
 
 	// The broker answers: every request taken is acknowledged and stored.
 	release()
-	for what, a := range map[string]<-chan answer{"first": first, "second": second, "callback": cb} {
+	for what, a := range map[string]<-chan resp{"first": first, "second": second, "callback": cb} {
 		if got := <-a; got.code != http.StatusAccepted && got.code != http.StatusOK {
-			t.Fatalf("%s: %d %s after the broker answered", what, got.code, got.body)
+			t.Fatalf("%s: %d %s after the broker answered", what, got.code, got.raw)
 		}
 	}
 	stored := map[string]bool{}
@@ -176,6 +158,6 @@ func TestShedBeforeAccepting(t *testing.T) {
 	}
 	// Nothing waits for the broker now: a request is served again.
 	if got := <-register("m-shed"); got.code != http.StatusAccepted {
-		t.Fatalf("after the broker answered: %d %s", got.code, got.body)
+		t.Fatalf("after the broker answered: %d %s", got.code, got.raw)
 	}
 }
