@@ -38,7 +38,9 @@ func componentRegistries(t *testing.T) map[string]*recorder {
 	for _, c := range componentNames {
 		out[c] = &recorder{Registry: ops.NewRegistry()}
 	}
-	if _, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret("s")}, BearerTokens: []config.Secret{config.NewSecret("t")}, Registry: out["ingest"]}, nil); err != nil {
+	ingestCfg := ingest.DefaultConfig()
+	ingestCfg.MegviiSecrets, ingestCfg.BearerTokens, ingestCfg.Registry = []config.Secret{config.NewSecret("s")}, []config.Secret{config.NewSecret("t")}, out["ingest"]
+	if _, err := ingest.New(ingestCfg, nil); err != nil {
 		t.Fatal(err)
 	}
 	harvester.NewMetrics(out["harvester"])

@@ -124,8 +124,10 @@ func run(dur time.Duration, conns, rounds int, out, profile string) error {
 	})
 	ingW := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(brokers...), Topic: "bench.ingest"})
 	defer ingW.Close()
-	srv, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret("rotated-out"), config.NewSecret(secret)},
-		BearerTokens: []config.Secret{config.NewSecret("t")}, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)}, ingW)
+	cfg := ingest.DefaultConfig()
+	cfg.MegviiSecrets = []config.Secret{config.NewSecret("rotated-out"), config.NewSecret(secret)}
+	cfg.BearerTokens, cfg.Registry, cfg.Logger = []config.Secret{config.NewSecret("t")}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler)
+	srv, err := ingest.New(cfg, ingW)
 	if err != nil {
 		return err
 	}

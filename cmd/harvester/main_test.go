@@ -113,9 +113,11 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	// URLs (vendorsim.Config.BaiduPages), as a customer's H5 URL would.
 	is := httptest.NewUnstartedServer(nil)
 	ingestReg := prometheus.NewRegistry()
-	in, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret(creds["FACEHARVEST_MEGVII_API_SECRET"])}, BearerTokens: []config.Secret{config.NewSecret("t")},
-		LandingKeys: []config.Secret{config.NewSecret("process-test-landing-key-0123456789")}, PublicURL: "http://" + is.Listener.Addr().String(),
-		Registry: ingestReg, Logger: slog.New(slog.DiscardHandler)}, w)
+	ingestCfg := ingest.DefaultConfig()
+	ingestCfg.MegviiSecrets, ingestCfg.BearerTokens = []config.Secret{config.NewSecret(creds["FACEHARVEST_MEGVII_API_SECRET"])}, []config.Secret{config.NewSecret("t")}
+	ingestCfg.LandingKeys, ingestCfg.PublicURL = []config.Secret{config.NewSecret("process-test-landing-key-0123456789")}, "http://"+is.Listener.Addr().String()
+	ingestCfg.Registry, ingestCfg.Logger = ingestReg, slog.New(slog.DiscardHandler)
+	in, err := ingest.New(ingestCfg, w)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,57 +56,58 @@ An issued token is answered only once its registration event was acknowledged (e
 and no token is given out); an Idempotency-Key header makes a retry return the same token
 without a second vendor call (state kept on --idempotency-topic, read whole by every replica).
 Vendor rate limits are answered 429 with Retry-After, vendor faults 502.
-A landing whose sig is missing or wrong (HMAC-SHA256 with a landing key over the page kind
-and the verify_token) is answered 401 and publishes nothing; HEAD never publishes.
+A landing whose sig is missing, wrong or stale is answered 401 and publishes nothing.
 Each becomes an event on the events topic (CloudEvents headers, key <vendor>:<id>, stable
 ce_id); a request is answered 2xx only after the broker acknowledged it with acks=all,
 and 503 with Retry-After when it did not in time (the event may have been stored: retrying
-is safe, the ce_id is stable) or when --max-inflight requests are already being served.`)
+is safe, the ce_id is stable). Load is shed with 503 and Retry-After before a body is read
+(nothing taken) beyond --max-inflight or --max-publish-wait. Details: docs/design/ingest.md.`)
 	o := &options{cfg: ingest.DefaultConfig(), writer: bus.DefaultWriterConfig(), shutdownGrace: 20 * time.Second, idem: ingest.DefaultIdempotencyConfig()}
 	c := &o.cfg
 	o.svc.Register(fs, "127.0.0.1:9101")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:8028", "address for callbacks and the token API (Megvii calls only ports 443, 5000, 16003, 8883 and 8028)")
-	fs.StringVar(&c.PublicURL, "public-url", "", "ingest's external base URL, e.g. https://kyc.example.com: the signed Baidu landing URLs start with it (required)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8028", "address for callbacks and the token API (Megvii calls ports 443, 5000, 16003, 8883, 8028 only)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "ingest's external base URL, e.g. https://kyc.example.com; landing URLs start with it (required)")
 	fs.StringVar(&o.topic, "events-topic", contract.DefaultEventsTopic, "topic events are published to")
 	fs.StringVar(&o.megviiURL, "megvii-base-url", megvii.DefaultBaseURL, "Megvii API root, for issuing tokens (get_token) and the H5 URL (/faceid/lite/do)")
-	fs.StringVar(&o.baiduURL, "baidu-base-url", baidu.DefaultBaseURL, "Baidu API root, for issuing tokens (verifyToken/generate, idcard/submit, uploadMatchImage)")
-	fs.StringVar(&c.BaiduH5URL, "baidu-h5-url", baidu.DefaultH5URL, "the Baidu H5 page issued tokens send users to (?token=...&successUrl=...&failedUrl=...)")
-	fs.StringVar(&o.idemTopic, "idempotency-topic", ingest.DefaultIdempotencyTopic, "compacted topic keeping the issuing routes' Idempotency-Key state; every replica reads it whole")
+	fs.StringVar(&o.baiduURL, "baidu-base-url", baidu.DefaultBaseURL, "Baidu API root, for issuing tokens")
+	fs.StringVar(&c.BaiduH5URL, "baidu-h5-url", c.BaiduH5URL, "the Baidu H5 page issued tokens send users to")
+	fs.StringVar(&o.idemTopic, "idempotency-topic", ingest.DefaultIdempotencyTopic, "compacted topic of the issuing routes' Idempotency-Key state (read whole by every replica)")
 	fs.DurationVar(&o.idem.TTL, "idempotency-ttl", o.idem.TTL, "how long a retry with the same Idempotency-Key gets the same answer")
 	fs.IntVar(&o.idem.MaxEntries, "idempotency-max-keys", o.idem.MaxEntries, "most Idempotency-Keys kept in memory by each replica (the oldest are forgotten first)")
 	fs.DurationVar(&o.idem.ClaimTimeout, "idempotency-claim-timeout", o.idem.ClaimTimeout, "how long a request in progress holds its Idempotency-Key (409 for others) if it never finishes")
-	fs.Float64Var(&c.IssueRate, "issue-rate", c.IssueRate, "issuing requests a second each caller (bearer token) may make, sustained; beyond its --issue-burst, 429 with Retry-After before the body is read")
+	fs.Float64Var(&c.IssueRate, "issue-rate", c.IssueRate, "issuing requests a second per caller (bearer token), sustained; beyond, 429 with Retry-After")
 	fs.IntVar(&c.IssueBurst, "issue-burst", c.IssueBurst, "issuing requests each caller may make at once before --issue-rate applies")
-	fs.IntVar(&c.FailedTokenBurst, "failed-token-burst", c.FailedTokenBurst, "wrong bearer tokens allowed per client address before 429 (the token not checked), refilled one per --failed-token-every")
+	fs.IntVar(&c.FailedTokenBurst, "failed-token-burst", c.FailedTokenBurst, "wrong bearer tokens allowed per client address before 429, refilled per --failed-token-every")
 	fs.DurationVar(&c.FailedTokenEvery, "failed-token-every", c.FailedTokenEvery, "how often one more wrong bearer token is allowed per client address")
-	fs.IntVar(&c.MaxIssuing, "max-issuing", c.MaxIssuing, "most issuing requests in progress at once (each holds vendor calls); beyond, 503 with Retry-After at once")
+	fs.IntVar(&c.MaxIssuing, "max-issuing", c.MaxIssuing, "most issuing requests in progress at once; beyond, 503 with Retry-After")
 	fs.DurationVar(&c.VendorTimeout, "vendor-timeout", c.VendorTimeout, "bounds an issuing request's vendor calls")
-	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a request waits for the broker's acknowledgement before answering 503 (requests starting within 10 ms share one deadline)")
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "how long a request waits for the broker's acknowledgement before answering 503")
 	fs.DurationVar(&c.RetryAfter, "retry-after", c.RetryAfter, "Retry-After sent with 503 answers")
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted by the token API and the issuing routes, which authenticate before reading it (413 beyond)")
-	fs.Int64Var(&c.MaxCallbackBytes, "max-callback-bytes", c.MaxCallbackBytes, "largest Megvii callback or return body accepted (413 beyond): read before its signature is checked, so anyone can send one; a callback carries no images")
-	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most connections open at once, idle keep-alive ones included (about 20 KiB each); beyond, new ones wait in the kernel's accept queue")
+	fs.DurationVar(&c.MaxPublishWait, "max-publish-wait", c.MaxPublishWait, "once a publish has waited this long, shed all but Megvii callbacks (503); below --publish-timeout")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest body of the token API and the issuing routes (413 beyond)")
+	fs.Int64Var(&c.MaxCallbackBytes, "max-callback-bytes", c.MaxCallbackBytes, "largest Megvii callback or return body (413 beyond; read before its signature is checked)")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "most connections open at once, idle keep-alive ones included; beyond, they wait to be accepted")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "how long a keep-alive connection may stay idle before ingest closes it")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most token registrations in one request")
-	fs.IntVar(&c.MaxInFlight, "max-inflight", c.MaxInFlight, "most requests served at once; beyond, 503 with Retry-After at once (memory held by strangers' bodies is at most this times --max-callback-bytes)")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", c.MaxInFlight, "most requests served at once; beyond, 503 with Retry-After at once")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", c.MaxHeaderBytes, "largest request line and headers accepted (431 beyond)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", c.ReadHeaderTimeout, "how long a client may take to send the request line and headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "how long a client may take to send the whole request, body included")
 	fs.DurationVar(&c.MaxTokenAge, "max-token-age", c.MaxTokenAge, "oldest issued_at accepted by the token API")
 	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", c.MaxClockSkew, "how far in the future an issued_at may be")
-	fs.DurationVar(&c.MaxLandingAge, "max-landing-age", c.MaxLandingAge, "oldest signed Baidu landing URL accepted, by the issue time signed into it (401 stale beyond)")
+	fs.DurationVar(&c.MaxLandingAge, "max-landing-age", c.MaxLandingAge, "oldest signed landing URL accepted, by the issue time signed into it (401 stale beyond)")
 	fs.StringVar(&c.BaiduSuccessRedirect, "baidu-success-redirect", "", "page the browser is sent to after a Baidu success landing (empty: a short page)")
 	fs.StringVar(&c.BaiduFailureRedirect, "baidu-failure-redirect", "", "page the browser is sent to after a Baidu failure landing (empty: a short page)")
 	fs.DurationVar(&o.writer.BatchTimeout, "kafka-batch-timeout", o.writer.BatchTimeout, "how long a partial batch waits for concurrent requests to join it")
 	fs.IntVar(&o.writer.BatchSize, "kafka-batch-size", o.writer.BatchSize, "most messages in one produce batch")
-	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep accepting and serving requests this long while /readyz answers 503 (and answers close their connections), so that endpoints, proxies and load balancers stop routing to this process first; then stop accepting and drain (Kubernetes: about 10 s; the pod's termination grace must exceed it plus --shutdown-grace)")
+	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long while /readyz answers 503, then drain (Kubernetes: about 10 s)")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, after --shutdown-delay, how long in-flight requests may take to finish")
-	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii API secret(s) that sign callbacks; comma-separated to accept several during rotation (required)")
-	fs.Secret("FACEHARVEST_INGEST_TOKENS", fmt.Sprintf("bearer tokens accepted by POST /v1/tokens and the issuing routes, comma-separated, at least %d characters each (required); an address that sends --failed-token-burst wrong ones is answered 429 until its bucket refills", ingest.MinBearerTokenLen))
-	fs.Secret("FACEHARVEST_MEGVII_API_KEY", "Megvii api_key for issuing tokens (POST /v1/megvii/tokens; without it the route answers 404); the first API secret goes with it")
-	fs.Secret("FACEHARVEST_BAIDU_API_KEY", "Baidu API Key (client_id) for issuing tokens (POST /v1/baidu/tokens; without it the route answers 404)")
+	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii API secret(s) that sign callbacks, comma-separated during rotation (required)")
+	fs.Secret("FACEHARVEST_INGEST_TOKENS", fmt.Sprintf("bearer tokens of the token API and issuing routes, comma-separated, at least %d characters (required)", ingest.MinBearerTokenLen))
+	fs.Secret("FACEHARVEST_MEGVII_API_KEY", "Megvii api_key for issuing tokens (without it POST /v1/megvii/tokens answers 404)")
+	fs.Secret("FACEHARVEST_BAIDU_API_KEY", "Baidu API Key (client_id) for issuing tokens (without it POST /v1/baidu/tokens answers 404)")
 	fs.Secret("FACEHARVEST_BAIDU_SECRET_KEY", "Baidu Secret Key (client_secret), with FACEHARVEST_BAIDU_API_KEY")
-	fs.Secret("FACEHARVEST_LANDING_KEY", fmt.Sprintf("keys (at least %d bytes each) that sign Baidu landing URLs; comma-separated for rotation: the first signs, any verifies (required)", ingest.MinLandingKeyLen))
+	fs.Secret("FACEHARVEST_LANDING_KEY", fmt.Sprintf("landing URL keys (at least %d bytes), comma-separated: the first signs, any verifies (required)", ingest.MinLandingKeyLen))
 	if err := fs.Parse(args, getenv, help); err != nil {
 		return nil, err
 	}

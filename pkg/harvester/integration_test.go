@@ -60,9 +60,11 @@ func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
 	// signed URLs, as a customer puts them into the H5 URL.
 	is := httptest.NewUnstartedServer(nil)
 	reg := prometheus.NewRegistry()
-	in, err := ingest.New(ingest.Config{MegviiSecrets: []config.Secret{config.NewSecret(simSecret)}, BearerTokens: []config.Secret{config.NewSecret("t")},
-		LandingKeys: []config.Secret{config.NewSecret("integration-landing-key-0123456789abcdef")}, PublicURL: "http://" + is.Listener.Addr().String(),
-		Registry: reg, Logger: slog.New(slog.DiscardHandler), Now: clk.Now, MaxTokenAge: 30 * 24 * time.Hour}, w)
+	ingestCfg := ingest.DefaultConfig()
+	ingestCfg.MegviiSecrets, ingestCfg.BearerTokens = []config.Secret{config.NewSecret(simSecret)}, []config.Secret{config.NewSecret("t")}
+	ingestCfg.LandingKeys, ingestCfg.PublicURL = []config.Secret{config.NewSecret("integration-landing-key-0123456789abcdef")}, "http://"+is.Listener.Addr().String()
+	ingestCfg.Registry, ingestCfg.Logger, ingestCfg.Now, ingestCfg.MaxTokenAge = reg, slog.New(slog.DiscardHandler), clk.Now, 30*24*time.Hour
+	in, err := ingest.New(ingestCfg, w)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,8 +22,10 @@ func (discardPublisher) WriteMessages(context.Context, ...contract.Message) erro
 // handler (decode, two-secret signature check, event, envelope) without the
 // broker; BenchmarkBareHandler reads the same body and does nothing else.
 func BenchmarkMegviiCallbackHandler(b *testing.B) {
-	s, _ := New(Config{MegviiSecrets: []config.Secret{config.NewSecret("old"), config.NewSecret(secretNew)}, BearerTokens: []config.Secret{config.NewSecret("t")},
-		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)}, discardPublisher{})
+	cfg := DefaultConfig()
+	cfg.MegviiSecrets, cfg.BearerTokens = []config.Secret{config.NewSecret("old"), config.NewSecret(secretNew)}, []config.Secret{config.NewSecret("t")}
+	cfg.Registry, cfg.Logger = prometheus.NewRegistry(), slog.New(slog.DiscardHandler)
+	s, _ := New(cfg, discardPublisher{})
 	h := s.Handler()
 	body := signed(secretNew, docData()).EncodeForm()
 	b.SetBytes(int64(len(body)))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/faceharvest/faceharvest/pkg/clock"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
@@ -67,6 +68,14 @@ const (
 	bearer    = "app-bearer-token-1"
 )
 
+// testConfig is DefaultConfig with the current Megvii secret and the
+// bearer token: the least New accepts.
+func testConfig() Config {
+	c := DefaultConfig()
+	c.MegviiSecrets, c.BearerTokens = []config.Secret{config.NewSecret(secretNew)}, []config.Secret{config.NewSecret(bearer)}
+	return c
+}
+
 type fixture struct {
 	s    *Server
 	srv  *httptest.Server
@@ -80,17 +89,16 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	pub := &memPublisher{}
 	reg := prometheus.NewRegistry()
 	logs := &bytes.Buffer{}
-	cfg := Config{
-		MegviiSecrets:        []config.Secret{config.NewSecret(secretNew), config.NewSecret(secretOld)},
-		BearerTokens:         []config.Secret{config.NewSecret("other-token"), config.NewSecret(bearer)},
-		LandingKeys:          []config.Secret{config.NewSecret(landingKeyNew), config.NewSecret(landingKeyOld)},
-		PublicURL:            publicURL,
-		BaiduSuccessRedirect: "https://customer.example/kyc/done",
-		MaxBodyBytes:         64 << 10,
-		Now:                  func() time.Time { return now },
-		Registry:             reg,
-		Logger:               slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	cfg := DefaultConfig()
+	cfg.MegviiSecrets = []config.Secret{config.NewSecret(secretNew), config.NewSecret(secretOld)}
+	cfg.BearerTokens = []config.Secret{config.NewSecret("other-token"), config.NewSecret(bearer)}
+	cfg.LandingKeys = []config.Secret{config.NewSecret(landingKeyNew), config.NewSecret(landingKeyOld)}
+	cfg.PublicURL = publicURL
+	cfg.BaiduSuccessRedirect = "https://customer.example/kyc/done"
+	cfg.MaxBodyBytes = 64 << 10
+	cfg.Now = func() time.Time { return now }
+	cfg.Registry = reg
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -103,6 +111,20 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	return &fixture{s: s, srv: srv, pub: pub, reg: reg, logs: logs}
 }
 
+// newSteppedFixture is newFixture on a frozen clock, starting at now, that
+// the test advances.
+func newSteppedFixture(t *testing.T, mutate func(*Config)) (*fixture, *clock.Sim) {
+	t.Helper()
+	clk := clock.NewSim(now, 0, nil)
+	f := newFixture(t, func(c *Config) {
+		c.Now = clk.Now
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	return f, clk
+}
+
 type resp struct {
 	code   int
 	header http.Header
@@ -112,7 +134,17 @@ type resp struct {
 
 func (f *fixture) do(t *testing.T, method, path, ct string, body []byte, hdr map[string]string) resp {
 	t.Helper()
-	req, _ := http.NewRequest(method, f.srv.URL+path, bytes.NewReader(body))
+	out, err := send(f.srv.URL, method, path, ct, body, hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// send sends one request to the server at base, not following redirects;
+// it may run on any goroutine.
+func send(base, method, path, ct string, body []byte, hdr map[string]string) (resp, error) {
+	req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
@@ -122,13 +154,13 @@ func (f *fixture) do(t *testing.T, method, path, ct string, body []byte, hdr map
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	r, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return resp{}, err
 	}
 	defer r.Body.Close()
 	b, _ := io.ReadAll(r.Body)
 	out := resp{code: r.StatusCode, header: r.Header, raw: string(b)}
 	_ = json.Unmarshal(b, &out.body)
-	return out
+	return out, nil
 }
 
 func signed(secret string, data string) megvii.Callback {
@@ -404,7 +436,13 @@ func TestNoSecretsOrIDNumbersInLogs(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	s := []config.Secret{config.NewSecret("x")}
-	for _, cfg := range []Config{{BearerTokens: s}, {MegviiSecrets: s}, {MegviiSecrets: s, BearerTokens: s, BaiduSuccessRedirect: "javascript:alert(1)"}} {
+	for _, mutate := range []func(*Config){
+		func(c *Config) { c.BearerTokens = s },
+		func(c *Config) { c.MegviiSecrets = s },
+		func(c *Config) { c.MegviiSecrets, c.BearerTokens, c.BaiduSuccessRedirect = s, s, "javascript:alert(1)" },
+	} {
+		cfg := DefaultConfig()
+		mutate(&cfg)
 		if _, err := New(cfg, &memPublisher{}); err == nil {
 			t.Errorf("accepted %+v", cfg)
 		}
@@ -431,7 +469,7 @@ func (p *holdingPublisher) WriteMessages(ctx context.Context, msgs ...contract.M
 // midway; it completes (or times out) on its own deadline.
 func TestCallerHangingUpDoesNotCutPublish(t *testing.T) {
 	pub := &holdingPublisher{entered: make(chan struct{}, 1), release: make(chan struct{}), ctxErr: make(chan error, 1)}
-	s, err := New(Config{MegviiSecrets: []config.Secret{config.NewSecret(secretNew)}, BearerTokens: []config.Secret{config.NewSecret(bearer)}}, pub)
+	s, err := New(testConfig(), pub)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -234,6 +234,16 @@ func (req *MegviiIssueRequest) validate() error {
 var controlLevels = map[string]bool{"": true, "NONE": true, "LOW": true, "NORMAL": true, "HIGH": true}
 
 func (req *BaiduIssueRequest) validate() error {
+	for _, step := range []func() error{req.validatePlan, req.validatePages, req.validateIdentity, req.validateImage} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return checkMetadata(req.Metadata)
+}
+
+// validatePlan checks plan_id and biz_no.
+func (req *BaiduIssueRequest) validatePlan() error {
 	if req.PlanID == "" || len(req.PlanID) > 64 {
 		return errors.New("plan_id: required (the H5 plan's id from the faceprint console)")
 	}
@@ -243,11 +253,21 @@ func (req *BaiduIssueRequest) validate() error {
 	if !contract.PlainText(req.BizNo) {
 		return errors.New("biz_no: UTF-8 text without control characters")
 	}
+	return nil
+}
+
+// validatePages checks the customer's pages after the landings.
+func (req *BaiduIssueRequest) validatePages() error {
 	for f, u := range map[string]string{"success_url": req.SuccessURL, "failure_url": req.FailureURL} {
 		if err := checkPage(f, u); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// validateIdentity checks what goes to idcard/submit.
+func (req *BaiduIssueRequest) validateIdentity() error {
 	if (req.IDName == "") != (req.IDNo == "") {
 		return errors.New("id_name and id_no: give both (for idcard/submit) or neither")
 	}
@@ -257,6 +277,11 @@ func (req *BaiduIssueRequest) validate() error {
 	if req.CertificateType != nil && (req.IDNo == "" || *req.CertificateType < 0 || *req.CertificateType > 5) {
 		return errors.New("certificate_type: 0 to 5, with id_name and id_no")
 	}
+	return nil
+}
+
+// validateImage checks what goes to uploadMatchImage.
+func (req *BaiduIssueRequest) validateImage() error {
 	if req.Image != "" && req.IDNo != "" {
 		return errors.New("image and id_no: give the reference image (uploadMatchImage) or the identity (idcard/submit), not both")
 	}
@@ -278,7 +303,7 @@ func (req *BaiduIssueRequest) validate() error {
 	if !controlLevels[req.QualityControl] || !controlLevels[req.LivenessControl] {
 		return errors.New("quality_control, liveness_control: NONE, LOW, NORMAL or HIGH")
 	}
-	return checkMetadata(req.Metadata)
+	return nil
 }
 
 // checkIssue decodes and validates an issuing request's body: what issue
@@ -332,6 +357,7 @@ func (s *Server) issueRoute(route, vendor string, configured func() bool, check 
 		case s.issuing <- struct{}{}:
 			defer func() { <-s.issuing }()
 		default:
+			s.m.shed.WithLabelValues(route, shedIssuing).Inc()
 			return &reqError{status: http.StatusServiceUnavailable, reason: "overloaded", msg: fmt.Sprintf("%d issuing requests are in progress: nothing was issued; retry after Retry-After seconds", s.cfg.MaxIssuing)}
 		}
 		// The caller hanging up cuts nothing short: a token the vendor
@@ -472,6 +498,7 @@ func (s *Server) issueMegvii(ctx context.Context, body []byte) (IssuedToken, con
 		if err := req.validate(); err != nil {
 			return IssuedToken{}, contract.Event{}, &reqError{status: http.StatusBadRequest, reason: "invalid", msg: err.Error()}
 		}
+		caller, _ := ctx.Value(callerKey{}).(string)
 		opts := map[string]string{}
 		for k, v := range map[string]string{"comparison_type": string(req.ComparisonType), "idcard_mode": string(req.IDCardMode), "get_fail_reason": string(req.GetFailReason),
 			"idcard_uneditable_field": req.IDCardUneditableField, "idcard_name": req.IDCardName, "idcard_number": req.IDCardNumber} {
@@ -480,7 +507,7 @@ func (s *Server) issueMegvii(ctx context.Context, body []byte) (IssuedToken, con
 			}
 		}
 		tr := megvii.TokenRequest{
-			NotifyURL: s.landing.base + RouteMegviiCallback, ReturnURL: s.landing.megviiReturnURL(req.BizNo, req.ReturnURL),
+			NotifyURL: s.landing.base + RouteMegviiCallback, ReturnURL: s.landing.megviiReturnURL(req.BizNo, req.ReturnURL, caller, s.cfg.Now()),
 			BizNo: req.BizNo, BizExtraData: req.BizExtraData, Options: opts,
 		}
 		tok, err := s.cfg.Megvii.GetToken(ctx, tr)

@@ -522,8 +522,9 @@ func TestIssuingNotConfigured(t *testing.T) {
 		t.Fatalf("%d %s", r.code, r.raw)
 	}
 	v := newSimVendors(t)
-	_, err := New(Config{MegviiSecrets: []config.Secret{config.NewSecret(secretNew)}, BearerTokens: []config.Secret{config.NewSecret(bearer)},
-		LandingKeys: []config.Secret{config.NewSecret(landingKeyNew)}, PublicURL: publicURL, Megvii: v.megvii}, &memPublisher{})
+	cfg := testConfig()
+	cfg.LandingKeys, cfg.PublicURL, cfg.Megvii = []config.Secret{config.NewSecret(landingKeyNew)}, publicURL, v.megvii
+	_, err := New(cfg, &memPublisher{})
 	if err == nil || !strings.Contains(err.Error(), "idempotency") {
 		t.Fatalf("New without idempotency: %v", err)
 	}
@@ -536,8 +537,8 @@ func TestIssuingNotConfigured(t *testing.T) {
 func TestIssuingMegviiNotifyPort(t *testing.T) {
 	v := newSimVendors(t)
 	cfg := func(public string, megviiIssuing bool) Config {
-		c := Config{MegviiSecrets: []config.Secret{config.NewSecret(secretNew)}, BearerTokens: []config.Secret{config.NewSecret(bearer)},
-			LandingKeys: []config.Secret{config.NewSecret(landingKeyNew)}, PublicURL: public, Baidu: v.baidu, BaiduH5URL: v.baiduH5}
+		c := testConfig()
+		c.LandingKeys, c.PublicURL, c.Baidu, c.BaiduH5URL = []config.Secret{config.NewSecret(landingKeyNew)}, public, v.baidu, v.baiduH5
 		v.issuing(t, &memLog{})(&c)
 		if !megviiIssuing {
 			c.Megvii = nil

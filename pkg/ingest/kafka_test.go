@@ -52,14 +52,11 @@ func startIngest(t *testing.T, brokers []string, mutate func(*Config)) *live {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{
-		MegviiSecrets: []config.Secret{config.NewSecret(secretNew)},
-		BearerTokens:  []config.Secret{config.NewSecret(bearer)},
-		LandingKeys:   []config.Secret{config.NewSecret(landingKeyNew)},
-		PublicURL:     "http://" + ln.Addr().String(),
-		Registry:      prometheus.NewRegistry(),
-		Logger:        slog.New(slog.DiscardHandler),
-	}
+	cfg := testConfig()
+	cfg.LandingKeys = []config.Secret{config.NewSecret(landingKeyNew)}
+	cfg.PublicURL = "http://" + ln.Addr().String()
+	cfg.Registry = prometheus.NewRegistry()
+	cfg.Logger = slog.New(slog.DiscardHandler)
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -93,7 +94,7 @@ func (ls *landingSigner) sign(kind, token string) string {
 	return base64.RawURLEncoding.EncodeToString(landingMAC(ls.keys[0], kind, token))
 }
 
-// LandingTimeParam and LandingCallerParam carry a Baidu landing URL's
+// LandingTimeParam and LandingCallerParam carry a landing URL's
 // issue time (Unix seconds) and the caller (callerID) it was given to,
 // both signed: a landing older than MaxLandingAge is refused, and its
 // event names the caller (the harvester ignores a landing naming another
@@ -103,39 +104,125 @@ const (
 	LandingCallerParam = "c"
 )
 
-// timedKind is the page kind signed into a Baidu landing that carries its
+// timedKind is the page kind signed into a landing that carries its
 // issue time and caller: kept apart from the signatures of earlier URLs,
 // which carried neither (and are refused).
 func timedKind(kind string) string { return kind + "/timed" }
 
-// timedSubject is what a Baidu landing signature covers besides its kind.
+// timedSubject is what a landing signature covers besides its kind.
 func timedSubject(token, to string, at int64, caller string) string {
 	return signedSubject(token, to) + "\x00" + strconv.FormatInt(at, 10) + "\x00" + caller
 }
 
-// urlFor returns the signed landing URL of kind for token, issued at at to
-// caller, that sends the browser on to the customer's page to ("" for the
-// configured page). The page is signed with the token: a stranger cannot
-// make a landing redirect anywhere else.
-func (ls *landingSigner) urlFor(kind, token, to, caller string, at time.Time) string {
-	route := RouteBaiduSuccess
+// landingRoute is one kind of signed landing: where it lands, the
+// parameter naming its subject, and the page kind its signature binds.
+type landingRoute struct {
+	route  string
+	param  string // verify_token (Baidu) or biz_no (Megvii return)
+	maxLen int    // the subject's longest
+	kind   string // signed, so that one kind's URL does not land as another
+	// unsigned ends the refusal of a URL without a signature: where the
+	// right URL comes from.
+	unsigned string
+}
+
+// kindMegviiReturn is the page kind signed into Megvii return landings.
+const kindMegviiReturn = "megvii-return"
+
+var (
+	landingBaiduSuccess = landingRoute{route: RouteBaiduSuccess, param: "verify_token", maxLen: 128, kind: "success",
+		unsigned: "use the success_url or failure_url answered by POST /v1/tokens"}
+	landingBaiduFailure = landingRoute{route: RouteBaiduFailure, param: "verify_token", maxLen: 128, kind: "failure",
+		unsigned: landingBaiduSuccess.unsigned}
+	landingMegviiReturn = landingRoute{route: RouteMegviiReturn, param: "biz_no", maxLen: 256, kind: kindMegviiReturn,
+		unsigned: "ingest sets it as return_url when it issues the token"}
+)
+
+// baiduLandingRoute is the landing of a Baidu page kind (success or failure).
+func baiduLandingRoute(kind string) landingRoute {
 	if kind == "failure" {
-		route = RouteBaiduFailure
+		return landingBaiduFailure
 	}
-	u := ls.base + route + "?verify_token=" + url.QueryEscape(token)
-	if to != "" {
-		u += "&" + LandingToParam + "=" + url.QueryEscape(to)
+	return landingBaiduSuccess
+}
+
+// landingParams is what a landing URL's signature vouches for.
+type landingParams struct {
+	subject string // verify_token or biz_no
+	to      string // the customer's page the browser goes on to; "" for the configured one
+	caller  string // callerID of the caller the URL was given to
+	at      int64  // issue time, Unix seconds
+}
+
+// url returns lr's signed URL for sl. The page is signed with the
+// subject: a stranger cannot make a landing redirect anywhere else.
+func (ls *landingSigner) url(lr landingRoute, sl landingParams) string {
+	u := ls.base + lr.route + "?" + lr.param + "=" + url.QueryEscape(sl.subject)
+	if sl.to != "" {
+		u += "&" + LandingToParam + "=" + url.QueryEscape(sl.to)
 	}
-	ts := at.Unix()
-	u += "&" + LandingSigParam + "=" + ls.sign(timedKind(kind), timedSubject(token, to, ts, caller)) + "&" + LandingTimeParam + "=" + strconv.FormatInt(ts, 10)
-	if caller != "" {
-		u += "&" + LandingCallerParam + "=" + url.QueryEscape(caller)
+	u += "&" + LandingSigParam + "=" + ls.sign(timedKind(lr.kind), timedSubject(sl.subject, sl.to, sl.at, sl.caller)) + "&" + LandingTimeParam + "=" + strconv.FormatInt(sl.at, 10)
+	if sl.caller != "" {
+		u += "&" + LandingCallerParam + "=" + url.QueryEscape(sl.caller)
 	}
 	return u
 }
 
-// landingTimeQuery reads a Baidu landing's issue time and caller; ok is
-// false when the time is missing or either appears more than once.
+// urlFor returns the signed Baidu landing URL of kind for token, issued at
+// at to caller, that sends the browser on to the customer's page to (""
+// for the configured page).
+func (ls *landingSigner) urlFor(kind, token, to, caller string, at time.Time) string {
+	return ls.url(baiduLandingRoute(kind), landingParams{subject: token, to: to, caller: caller, at: at.Unix()})
+}
+
+// megviiReturnURL returns the return_url given to get_token for a
+// verification with bizNo, issued at at to caller: ingest's Megvii return
+// landing, which records the vendor-signed result the browser posts and
+// then sends the browser on to the customer's page to ("" for a short
+// page). The landing redirects only when the posted, vendor-signed data
+// names that biz_no.
+func (ls *landingSigner) megviiReturnURL(bizNo, to, caller string, at time.Time) string {
+	return ls.url(landingMegviiReturn, landingParams{subject: bizNo, to: to, caller: caller, at: at.Unix()})
+}
+
+// checkLanding is the one check of a signed landing URL, for every kind:
+// its subject, its signature (under any landing key) over the kind, the
+// subject, the page, the issue time and the caller, and its age (at most
+// MaxLandingAge, and not from beyond MaxClockSkew ahead). A refusal is 400
+// for a missing subject, else 401, counted by reason; nothing is read
+// beyond the query.
+func (s *Server) checkLanding(lr landingRoute, rawQuery string) (landingParams, *reqError) {
+	refuse := func(reason, msg string) (landingParams, *reqError) {
+		s.m.landingFail.WithLabelValues(reason).Inc()
+		return landingParams{}, &reqError{status: http.StatusUnauthorized, reason: "signature", msg: msg}
+	}
+	subject, to, sig, problem := signedQuery(rawQuery, lr.param, lr.maxLen)
+	switch {
+	case problem == "malformed":
+		return landingParams{}, &reqError{status: http.StatusBadRequest, reason: "malformed", msg: lr.param + " missing or invalid"}
+	case s.landing == nil:
+		return refuse("not_configured", "landing URLs are not configured")
+	case problem == "mismatch":
+		return refuse("mismatch", "landing signature does not match")
+	case problem != "":
+		return refuse(problem, "landing URL is not signed: "+lr.unsigned)
+	}
+	at, caller, ok := landingTimeQuery(rawQuery)
+	if !ok {
+		return refuse("mismatch", "landing URL carries no signed issue time (an URL of an earlier release, or altered): "+lr.unsigned)
+	}
+	if !s.landing.verify(timedKind(lr.kind), timedSubject(subject, to, at, caller), sig) {
+		return refuse("mismatch", "landing signature does not match")
+	}
+	now, issued := s.cfg.Now(), time.Unix(at, 0)
+	if now.Sub(issued) > s.cfg.MaxLandingAge || issued.After(now.Add(s.cfg.MaxClockSkew)) {
+		return refuse("stale", "landing URL expired: it was issued more than "+s.cfg.MaxLandingAge.String()+" ago")
+	}
+	return landingParams{subject: subject, to: to, caller: caller, at: at}, nil
+}
+
+// landingTimeQuery reads a landing's issue time and caller; ok is false
+// when the time is missing or either appears more than once.
 func landingTimeQuery(rawQuery string) (at int64, caller string, ok bool) {
 	q, err := url.ParseQuery(strings.ReplaceAll(rawQuery, "?", "&"))
 	if err != nil || len(q[LandingTimeParam]) != 1 || len(q[LandingCallerParam]) > 1 {
@@ -157,23 +244,6 @@ func signedSubject(token, to string) string {
 	}
 	return token + "\x00" + to
 }
-
-// megviiReturnURL returns the return_url given to get_token for a
-// verification with bizNo: ingest's Megvii return landing, which records
-// the vendor-signed result the browser posts and then sends the browser on
-// to the customer's page to ("" for a short page). biz_no and the page are
-// signed together, and the landing redirects only when the posted,
-// vendor-signed data names that biz_no.
-func (ls *landingSigner) megviiReturnURL(bizNo, to string) string {
-	u := ls.base + RouteMegviiReturn + "?biz_no=" + url.QueryEscape(bizNo)
-	if to != "" {
-		u += "&" + LandingToParam + "=" + url.QueryEscape(to)
-	}
-	return u + "&" + LandingSigParam + "=" + ls.sign(kindMegviiReturn, signedSubject(bizNo, to))
-}
-
-// kindMegviiReturn is the page kind signed into Megvii return landings.
-const kindMegviiReturn = "megvii-return"
 
 // LandingURL returns the signed landing URL of kind ("success" or
 // "failure") for a Baidu verify_token, as POST /v1/tokens answers it; ""
@@ -200,13 +270,6 @@ func (ls *landingSigner) verify(kind, token, sig string) bool {
 		}
 	}
 	return ok == 1
-}
-
-// landingQuery reads a landing's verify_token and signature. It returns a
-// metric reason ("malformed", "missing", "mismatch" for tokens that differ)
-// when they cannot be read.
-func landingQuery(rawQuery string) (token, to, sig, problem string) {
-	return signedQuery(rawQuery, "verify_token", 128)
 }
 
 // signedQuery reads a signed landing's subject (the parameter named

@@ -163,7 +163,7 @@ func TestSignedLandingPublishesOnce(t *testing.T) {
 // reverse), a short key or a public URL with a query is refused; with
 // neither, landings are refused (401) and registrations answer no URLs.
 func TestLandingConfiguration(t *testing.T) {
-	base := Config{MegviiSecrets: []config.Secret{config.NewSecret(secretNew)}, BearerTokens: []config.Secret{config.NewSecret(bearer)}}
+	base := testConfig()
 	key := []config.Secret{config.NewSecret(landingKeyNew)}
 	for _, c := range []struct {
 		keys []config.Secret

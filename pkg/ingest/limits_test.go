@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/faceharvest/faceharvest/pkg/config"
 )
 
 // trickleBody gives a few bytes, then fails as a connection that went
@@ -87,8 +85,9 @@ func TestInFlightLimit(t *testing.T) {
 	const limit = 2
 	pub := &holdingPublisher{entered: make(chan struct{}, limit+1), release: make(chan struct{}), ctxErr: make(chan error, limit+2)}
 	reg := prometheus.NewRegistry()
-	s, err := New(Config{MegviiSecrets: []config.Secret{config.NewSecret(secretNew)}, BearerTokens: []config.Secret{config.NewSecret(bearer)},
-		MaxInFlight: limit, RetryAfter: 3 * time.Second, Registry: reg}, pub)
+	cfg := testConfig()
+	cfg.MaxInFlight, cfg.RetryAfter, cfg.Registry = limit, 3*time.Second, reg
+	s, err := New(cfg, pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,8 +143,9 @@ func TestBrokerTimeoutSaysRetryIsSafe(t *testing.T) {
 // beyond MaxHeaderBytes (431) and has short read timeouts.
 func TestHTTPServerLimits(t *testing.T) {
 	pub := &memPublisher{}
-	s, err := New(Config{MegviiSecrets: []config.Secret{config.NewSecret(secretNew)}, BearerTokens: []config.Secret{config.NewSecret(bearer)},
-		MaxHeaderBytes: 16 << 10}, pub)
+	cfg := testConfig()
+	cfg.MaxHeaderBytes = 16 << 10
+	s, err := New(cfg, pub)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ type metrics struct {
 	sigFail     *prometheus.CounterVec
 	landingFail *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
+	shed        *prometheus.CounterVec
 	published   *prometheus.CounterVec
 	publishDur  *prometheus.HistogramVec
 	batch       prometheus.Histogram
@@ -64,6 +65,8 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Help: "Baidu landings refused (401) for their signature, by reason (missing, malformed_signature, mismatch, not_configured); nothing was published."}, []string{"reason"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_rejections_total",
 			Help: "Requests refused before publishing, by route and reason."}, []string{"route", "reason"}),
+		shed: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_shed_total",
+			Help: "Requests answered 503 with Retry-After before their body was read, nothing taken, by route and reason (inflight: --max-inflight reached; publish_wait: the oldest publish waited beyond --max-publish-wait; issuing: --max-issuing reached)."}, []string{"route", "reason"}),
 		published: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ingest_events_published_total",
 			Help: "Events acknowledged by the broker, by event type."}, []string{"type"}),
 		publishDur: f.NewHistogramVec(prometheus.HistogramOpts{Name: "faceharvest_ingest_publish_duration_seconds",
@@ -105,6 +108,9 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}
 		for _, why := range rejectionReasons {
 			m.rejected.WithLabelValues(r, why)
+		}
+		for _, why := range shedReasons {
+			m.shed.WithLabelValues(r, why)
 		}
 	}
 	for _, why := range signatureReasons {

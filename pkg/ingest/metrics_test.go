@@ -14,7 +14,9 @@ import (
 // of 401s right after a rollout (a secret mounted wrong) would not page.
 func TestMetricsStartAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := New(Config{MegviiSecrets: []config.Secret{config.NewSecret("s")}, BearerTokens: []config.Secret{config.NewSecret("t")}, Registry: reg}, nil); err != nil {
+	cfg := DefaultConfig()
+	cfg.MegviiSecrets, cfg.BearerTokens, cfg.Registry = []config.Secret{config.NewSecret("s")}, []config.Secret{config.NewSecret("t")}, reg
+	if _, err := New(cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{

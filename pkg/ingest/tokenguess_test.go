@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -11,12 +10,7 @@ import (
 // wrong bearer tokens is answered 429 with Retry-After without its token
 // being checked (even a right one), until its bucket refills.
 func TestWrongBearerTokensLimited(t *testing.T) {
-	var clk atomic.Int64
-	clk.Store(now.UnixNano())
-	f := newFixture(t, func(c *Config) {
-		c.Now = func() time.Time { return time.Unix(0, clk.Load()).UTC() }
-		c.FailedTokenBurst, c.FailedTokenEvery = 3, time.Minute
-	})
+	f, clk := newSteppedFixture(t, func(c *Config) { c.FailedTokenBurst, c.FailedTokenEvery = 3, time.Minute })
 	reg := []byte(`{"vendor":"megvii","verification_id":"m1"}`)
 	for i := range 3 {
 		if r := f.do(t, "POST", RouteTokens, "application/json", reg, map[string]string{"Authorization": "Bearer guess-" + string(rune('a'+i))}); r.code != http.StatusUnauthorized {
@@ -30,7 +24,7 @@ func TestWrongBearerTokensLimited(t *testing.T) {
 	if got := metricValue(t, f.reg, "faceharvest_ingest_rejections_total", map[string]string{"route": RouteTokens, "reason": "too_many_failures"}); got != 1 {
 		t.Errorf("too_many_failures %v", got)
 	}
-	clk.Add(int64(time.Minute))
+	clk.Advance(time.Minute)
 	if r := f.do(t, "POST", RouteTokens, "application/json", reg, map[string]string{"Authorization": "Bearer " + bearer}); r.code != 202 {
 		t.Fatalf("after a refill: %d %s", r.code, r.raw)
 	}

@@ -1,6 +1,7 @@
 package megvii
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -41,6 +42,8 @@ var (
 // multipart/form-data is not used by the vendor and is refused, and
 // application/json (also text/json). An empty content type is sniffed.
 // What it returns never shares body's bytes: the caller may reuse body.
+// The body is copied once: its data (unescaped) and sign, nothing else
+// (callback_decode.go; fuzzed against net/url and encoding/json).
 func DecodeCallback(contentType string, body []byte) (Callback, error) {
 	mt := ""
 	if contentType != "" {
@@ -49,39 +52,23 @@ func DecodeCallback(contentType string, body []byte) (Callback, error) {
 		if err != nil {
 			return Callback{}, fmt.Errorf("%w: %q", ErrUnsupportedMediaType, contentType)
 		}
-	} else if t := strings.TrimSpace(string(body)); strings.HasPrefix(t, "{") {
+	} else if bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
 		mt = "application/json"
 	} else {
 		mt = "application/x-www-form-urlencoded"
 	}
 	var cb Callback
+	var err error
 	switch mt {
 	case "application/x-www-form-urlencoded":
-		v, err := url.ParseQuery(string(body))
-		if err != nil {
-			return Callback{}, fmt.Errorf("%w: form: invalid form encoding", ErrMalformedCallback)
-		}
-		cb = Callback{Data: v.Get("data"), Sign: v.Get("sign"), Format: FormatForm}
+		cb, err = decodeFormCallback(body)
 	case "application/json", "text/json":
-		var v struct {
-			Data json.RawMessage `json:"data"`
-			Sign string          `json:"sign"`
-		}
-		if err := json.Unmarshal(body, &v); err != nil {
-			return Callback{}, fmt.Errorf("%w: json: invalid", ErrMalformedCallback)
-		}
-		cb = Callback{Sign: v.Sign, Format: FormatJSON}
-		// data is documented as a string; tolerate an embedded object by
-		// keeping its exact bytes (which is then what must have been signed).
-		if len(v.Data) > 0 && v.Data[0] == '"' {
-			if err := json.Unmarshal(v.Data, &cb.Data); err != nil {
-				return Callback{}, fmt.Errorf("%w: data is not a string", ErrMalformedCallback)
-			}
-		} else if len(v.Data) > 0 && v.Data[0] == '{' {
-			cb.Data = string(v.Data)
-		}
+		cb, err = decodeJSONCallback(body)
 	default:
 		return Callback{}, fmt.Errorf("%w: %s", ErrUnsupportedMediaType, mt)
+	}
+	if err != nil {
+		return Callback{}, err
 	}
 	if cb.Data == "" {
 		return Callback{}, fmt.Errorf("%w: missing data", ErrMalformedCallback)
