@@ -278,20 +278,16 @@ func (b *S3) retainUntil() time.Time {
 	return b.cfg.Now().UTC().Add(time.Duration(b.cfg.ObjectLockDays) * 24 * time.Hour)
 }
 
-// createUploadInput starts a multipart upload with the same settings.
+// createUploadInput starts a multipart upload with the settings putInput
+// gives a single PutObject (encryption, Object Lock retention, content type,
+// metadata): they are decided once, in putInput, so that a change to them
+// cannot miss the multipart path. TestUploadInputsCarryTheSameSettings
+// checks that every field the two inputs share is equal.
 func (b *S3) createUploadInput(key, contentType string, meta map[string]string) *s3.CreateMultipartUploadInput {
-	in := &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, ContentType: aws.String(contentType), Metadata: meta}
-	if b.cfg.SSE != "" {
-		in.ServerSideEncryption = types.ServerSideEncryption(b.cfg.SSE)
-		if b.cfg.SSEKMSKeyID != "" {
-			in.SSEKMSKeyId = aws.String(b.cfg.SSEKMSKeyID)
-		}
-	}
-	if b.cfg.ObjectLockMode != "" {
-		in.ObjectLockMode = types.ObjectLockMode(b.cfg.ObjectLockMode)
-		in.ObjectLockRetainUntilDate = aws.Time(b.retainUntil())
-	}
-	return in
+	p := b.putInput(key, nil, 0, contentType, meta, nil)
+	return &s3.CreateMultipartUploadInput{Bucket: p.Bucket, Key: p.Key, ContentType: p.ContentType, Metadata: p.Metadata,
+		ServerSideEncryption: p.ServerSideEncryption, SSEKMSKeyId: p.SSEKMSKeyId,
+		ObjectLockMode: p.ObjectLockMode, ObjectLockRetainUntilDate: p.ObjectLockRetainUntilDate}
 }
 
 // presetPayloadHash signs the request with a known payload hash instead
