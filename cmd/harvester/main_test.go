@@ -337,7 +337,7 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := store.List(context.Background(), "raw/v1/")
+	keys, err := objstore.Keys(context.Background(), store, "raw/v1/")
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("stored answers: %d, %v", len(keys), err)
 	}
