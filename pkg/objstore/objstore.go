@@ -33,8 +33,9 @@ type putOptions struct {
 	sha256 string // hex, "" when none was declared
 }
 
-func putOpts(opts []PutOption) putOptions {
-	var o putOptions
+// apply is the options opts set.
+func apply[O any, F ~func(*O)](opts []F) O {
+	var o O
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -54,14 +55,6 @@ type IterOption func(*iterOptions)
 
 type iterOptions struct {
 	startAfter string
-}
-
-func iterOpts(opts []IterOption) iterOptions {
-	var o iterOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
 }
 
 // StartAfter makes Iter begin with the first key after key (which need not
@@ -128,12 +121,12 @@ func NewMemory() *Memory { return &Memory{objs: map[string]memObject{}} }
 
 // Put implements Bucket.
 func (m *Memory) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error {
-	return m.put(key, body, size, contentType, meta, putOpts(opts), false)
+	return m.put(key, body, size, contentType, meta, apply(opts), false)
 }
 
 // Create implements Bucket.
 func (m *Memory) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error {
-	return m.put(key, body, size, contentType, meta, putOpts(opts), true)
+	return m.put(key, body, size, contentType, meta, apply(opts), true)
 }
 
 func (m *Memory) put(key string, body io.Reader, size int64, contentType string, meta map[string]string, o putOptions, ifAbsent bool) error {
@@ -187,7 +180,7 @@ func (m *Memory) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 // Iter implements Bucket over a sorted snapshot of the keys, taken a page at
 // a time as a store would list them.
 func (m *Memory) Iter(ctx context.Context, prefix string, f func(key string) error, opts ...IterOption) error {
-	after := iterOpts(opts).startAfter
+	after := apply(opts).startAfter
 	for {
 		page := m.page(prefix, after, memoryPage)
 		for _, k := range page {

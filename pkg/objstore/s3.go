@@ -178,13 +178,13 @@ func (b *S3) EnsureBucket(ctx context.Context) error {
 // bytes.Reader is seekable, so nothing is buffered twice), multipart
 // streaming otherwise.
 func (b *S3) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error {
-	return b.put(ctx, key, body, size, contentType, meta, putOpts(opts), nil)
+	return b.put(ctx, key, body, size, contentType, meta, apply(opts), nil)
 }
 
 // Create implements Bucket with a conditional write (If-None-Match: *): one
 // request, and the store itself refuses to replace an existing object.
 func (b *S3) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error {
-	err := b.put(ctx, key, body, size, contentType, meta, putOpts(opts), aws.String("*"))
+	err := b.put(ctx, key, body, size, contentType, meta, apply(opts), aws.String("*"))
 	var ae smithy.APIError
 	if errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "412") {
 		return ErrExists
@@ -396,7 +396,7 @@ func (b *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 // nothing before it.
 func (b *S3) Iter(ctx context.Context, prefix string, f func(key string) error, opts ...IterOption) error {
 	in := &s3.ListObjectsV2Input{Bucket: &b.cfg.Bucket, Prefix: &prefix}
-	if after := iterOpts(opts).startAfter; after != "" {
+	if after := apply(opts).startAfter; after != "" {
 		in.StartAfter = &after
 	}
 	p := s3.NewListObjectsV2Paginator(b.client, in)
