@@ -84,7 +84,7 @@ func TestStoreCredentialsFromProfile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = b.List(context.Background(), "")
+		_, err = objstore.Keys(context.Background(), b, "")
 		return err
 	}
 	if err := exists("never-created"); err == nil {

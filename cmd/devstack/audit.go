@@ -186,7 +186,7 @@ func (s *stack) viewAll(ctx context.Context, c *auditCheck, recs map[string]publ
 // is one event (shows, pages, media, the browser's).
 func countEvents(ctx context.Context, cl bus.Cluster, from []int64, c *auditCheck) error {
 	for p := range from {
-		err := bus.ReadRange(ctx, cl, contract.DefaultAuditTopic, p, from[p], 1<<20, func(m contract.Message) {
+		err := bus.ReadRange(ctx, cl, contract.DefaultAuditTopic, p, from[p], func(m contract.Message) {
 			var e contract.AuditEvent
 			if json.Unmarshal(m.Value, &e) == nil && e.Viewer == checkViewer {
 				c.events++
@@ -275,7 +275,7 @@ func readRecords(ctx context.Context, cl bus.Cluster, topic string) (map[string]
 	out := map[string]published{}
 	var bad error
 	for p := range parts {
-		err := bus.ReadRange(ctx, cl, topic, p, -1, 32<<20, func(m contract.Message) {
+		err := bus.ReadRange(ctx, cl, topic, p, -1, func(m contract.Message) {
 			id := ""
 			for _, h := range m.Headers {
 				if h.Key == contract.HeaderID {

@@ -134,7 +134,7 @@ func (s *stack) proveLedger(ctx context.Context) (ledgerProof, error) {
 	proof.Indexed, proof.Leaves = rep.Indexed, rep.TreeSize
 	fmt.Printf("  ledger check: %d index entries, %d leaves, each exactly once, every leaf's objects in the store\n", rep.Indexed, rep.TreeSize)
 	fmt.Printf("  latest checkpoint (ledger/v1/checkpoint):\n    %s\n", strings.ReplaceAll(strings.TrimSpace(string(signed)), "\n", "\n    "))
-	keys, err := b.List(ctx, archiver.IndexByID)
+	keys, err := objstore.Keys(ctx, b, archiver.IndexByID)
 	if err != nil || len(keys) == 0 {
 		return proof, fmt.Errorf("index: %d entries, %v", len(keys), err)
 	}

@@ -356,7 +356,7 @@ func readTopic(t *testing.T, cl bus.Cluster, topic string) []contract.Message {
 	}
 	var out []contract.Message
 	for p := range parts {
-		if err := bus.ReadRange(context.Background(), cl, topic, p, -1, 16<<20, func(m contract.Message) { out = append(out, m) }); err != nil {
+		if err := bus.ReadRange(context.Background(), cl, topic, p, -1, func(m contract.Message) { out = append(out, m) }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -339,7 +339,7 @@ func TestSIGKILLRestartsAndRebalance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := store.List(context.Background(), "raw/v1/")
+	keys, err := objstore.Keys(context.Background(), store, "raw/v1/")
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("stored answers: %d, %v", len(keys), err)
 	}
@@ -410,7 +410,7 @@ func readRaw(t *testing.T, broker, topic string) (map[string][]contract.Terminal
 	terms := map[string][]contract.Terminal{}
 	ok200 := map[string]bool{}
 	for p := range parts {
-		err := bus.ReadRange(ctx, cl, topic, p, -1, 64<<20, func(m contract.Message) {
+		err := bus.ReadRange(ctx, cl, topic, p, -1, func(m contract.Message) {
 			h := map[string]string{}
 			for _, x := range m.Headers {
 				h[x.Key] = string(x.Value)
@@ -442,7 +442,7 @@ func ids(t *testing.T, broker, topic string) map[string]bool {
 	}
 	out := map[string]bool{}
 	for p := range parts {
-		if err := bus.ReadRange(context.Background(), cl, topic, p, -1, 8<<20, func(m contract.Message) {
+		if err := bus.ReadRange(context.Background(), cl, topic, p, -1, func(m contract.Message) {
 			if id, ok := m.Header(contract.HeaderID); ok {
 				out[string(id)] = true
 			}

@@ -305,11 +305,11 @@ func TestMegviiImagesAndReprocessing(t *testing.T) {
 	if s := sha256.Sum256(ev); hex.EncodeToString(s[:]) != rec.Evidence.SHA256 {
 		t.Error("evidence sha256")
 	}
-	before, _ := store.List(context.Background(), "")
+	before, _ := objstore.Keys(context.Background(), store, "")
 	a2 := newTest(t, store, nil)
 	a2.cfg.Now = func() time.Time { return t0.Add(48 * time.Hour) } // later: the record must not change
 	rec2 := archive(t, a2, terminal(contract.Megvii, "m1", contract.OutcomeHarvested), response(contract.Megvii, "m1", "get_result", body))
-	after, _ := store.List(context.Background(), "")
+	after, _ := objstore.Keys(context.Background(), store, "")
 	if len(after) != len(before) {
 		t.Errorf("re-processing wrote objects: %d then %d", len(before), len(after))
 	}
@@ -369,7 +369,7 @@ func TestGarbageBodies(t *testing.T) {
 	if len(rec.Problems) < 2 || !strings.Contains(strings.Join(rec.Problems, "|"), "not JSON") {
 		t.Errorf("problems %q", rec.Problems)
 	}
-	keys, _ := store.List(context.Background(), "megvii/2026/11/23/media/")
+	keys, _ := objstore.Keys(context.Background(), store, "megvii/2026/11/23/media/")
 	if len(keys) != 2 {
 		t.Errorf("verbatim bodies stored: %v", keys)
 	}
@@ -438,12 +438,12 @@ type flakyStore struct {
 	fail, failed int
 }
 
-func (f *flakyStore) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+func (f *flakyStore) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string, opts ...objstore.PutOption) error {
 	if f.failed < f.fail {
 		f.failed++
 		return fmt.Errorf("store unavailable")
 	}
-	return f.Bucket.Create(ctx, key, body, size, ct, meta)
+	return f.Bucket.Create(ctx, key, body, size, ct, meta, opts...)
 }
 
 // A harvester that crashed republishes its last answer and its terminal, but
@@ -516,7 +516,7 @@ type corruptingStore struct {
 	corrupt, refused int
 }
 
-func (c *corruptingStore) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+func (c *corruptingStore) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string, opts ...objstore.PutOption) error {
 	if c.corrupt > 0 {
 		b, err := io.ReadAll(body)
 		if err != nil {
@@ -524,11 +524,11 @@ func (c *corruptingStore) Create(ctx context.Context, key string, body io.Reader
 		}
 		c.corrupt--
 		b[len(b)/2] ^= 0xFF
-		err = c.Bucket.Create(ctx, key, bytes.NewReader(b), size, ct, meta)
+		err = c.Bucket.Create(ctx, key, bytes.NewReader(b), size, ct, meta, opts...)
 		if errors.Is(err, objstore.ErrChecksum) {
 			c.refused++
 		}
 		return err
 	}
-	return c.Bucket.Create(ctx, key, body, size, ct, meta)
+	return c.Bucket.Create(ctx, key, body, size, ct, meta, opts...)
 }

@@ -82,7 +82,7 @@ func TestReplayAfterRetentionRepublishesTheFirstRecord(t *testing.T) {
 	}
 	// Nothing is thrown away: the replay's evidence, with its answer, is
 	// stored beside the first evidence document.
-	replays, _ := store.List(context.Background(), strings.TrimSuffix(first.Evidence.Key, ".json")+"/")
+	replays, _ := objstore.Keys(context.Background(), store, strings.TrimSuffix(first.Evidence.Key, ".json")+"/")
 	if len(replays) != 1 {
 		t.Fatalf("replay evidence: %v", replays)
 	}
@@ -144,11 +144,11 @@ func (c *crashStore) down() bool {
 	return c.crashed
 }
 
-func (c *crashStore) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+func (c *crashStore) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string, opts ...objstore.PutOption) error {
 	if c.down() {
 		return context.Canceled
 	}
-	err := c.Bucket.Create(ctx, key, body, size, ct, meta)
+	err := c.Bucket.Create(ctx, key, body, size, ct, meta, opts...)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil && c.cancel != nil && strings.HasPrefix(key, c.prefix) {
@@ -225,7 +225,7 @@ func TestCrashBetweenStepsEndsInOneRecord(t *testing.T) {
 				t.Fatalf("replay after the crash:\n%s", mustJSON(t, replay))
 			}
 			for _, prefix := range []string{"index/v1/by-id/", "index/v1/by-biz-no/", "megvii/2026/11/23/records/"} {
-				if keys, _ := store.List(context.Background(), prefix); len(keys) != 1 {
+				if keys, _ := objstore.Keys(context.Background(), store, prefix); len(keys) != 1 {
 					t.Errorf("%s: %v", prefix, keys)
 				}
 			}

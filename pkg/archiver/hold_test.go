@@ -85,7 +85,7 @@ func TestHeldAnswerSurvivesAStop(t *testing.T) {
 	ms := megviiMessages(t, "held-1", 1)
 	produce(t, w, ms[0]) // the answer only
 	first, stop := runner(t, brokers, store, time.Hour)
-	waitFor(t, func() bool { n, _ := store.List(context.Background(), "megvii/2026/"); return len(n) == 3 }, "the answer's images")
+	waitFor(t, func() bool { n, _ := objstore.Keys(context.Background(), store, "megvii/2026/"); return len(n) == 3 }, "the answer's images")
 	stop() // a stopping partition commits what is done once more before it returns
 	first.mu.Lock()
 	n := len(first.parts)
@@ -93,7 +93,7 @@ func TestHeldAnswerSurvivesAStop(t *testing.T) {
 	if n != 0 {
 		t.Errorf("the stopped archiver still holds %d parts of a partition it gave up", n)
 	}
-	if parts, _ := store.List(context.Background(), "megvii/responses/"); len(parts) != 0 {
+	if parts, _ := objstore.Keys(context.Background(), store, "megvii/responses/"); len(parts) != 0 {
 		t.Fatalf("a part was written for an answer without links: %v", parts)
 	}
 	if off := committed(t, brokers, 0); off > 0 {
@@ -116,7 +116,10 @@ func TestHeldAnswerStoredAfterHoldLimit(t *testing.T) {
 	produce(t, w, megviiMessages(t, "held-2", 2)[0])
 	_, stop := runner(t, brokers, store, 200*time.Millisecond)
 	defer stop()
-	waitFor(t, func() bool { p, _ := store.List(context.Background(), "megvii/responses/"); return len(p) == 1 }, "the part stored after the hold limit")
+	waitFor(t, func() bool {
+		p, _ := objstore.Keys(context.Background(), store, "megvii/responses/")
+		return len(p) == 1
+	}, "the part stored after the hold limit")
 	waitFor(t, func() bool { return committed(t, brokers, 0) == 1 }, "the offset committed")
 }
 

@@ -83,14 +83,14 @@ func indexContract(t *testing.T, b objstore.Bucket) {
 		}
 	})
 	t.Run("one prefix lists every verification of a biz_no", func(t *testing.T) {
-		keys, err := b.List(ctx, BizNoPrefix(bizNo))
+		keys, err := objstore.Keys(ctx, b, BizNoPrefix(bizNo))
 		if err != nil || len(keys) != 2 || !strings.HasSuffix(keys[0], "/megvii/ix-1.json") || !strings.HasSuffix(keys[1], "/megvii/ix-2.json") {
 			t.Fatalf("%v %v", keys, err)
 		}
 		if strings.Contains(keys[0], "loan") {
 			t.Fatalf("the key shows the biz_no: %s", keys[0])
 		}
-		if other, _ := b.List(ctx, BizNoPrefix("loan/2026 #8")); len(other) != 0 {
+		if other, _ := objstore.Keys(ctx, b, BizNoPrefix("loan/2026 #8")); len(other) != 0 {
 			t.Fatalf("another biz_no lists %v", other)
 		}
 	})
@@ -114,7 +114,7 @@ func indexContract(t *testing.T, b objstore.Bucket) {
 }
 
 func listAll(t *testing.T, b objstore.Bucket) map[string][]byte {
-	keys, err := b.List(context.Background(), "")
+	keys, err := objstore.Keys(context.Background(), b, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ type failingPrefix struct {
 	refused chan struct{}
 }
 
-func (f *failingPrefix) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+func (f *failingPrefix) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string, opts ...objstore.PutOption) error {
 	f.mu.Lock()
 	fail := f.failing && strings.HasPrefix(key, f.prefix)
 	f.mu.Unlock()
@@ -162,7 +162,7 @@ func (f *failingPrefix) Create(ctx context.Context, key string, body io.Reader, 
 		}
 		return errors.New("store unavailable")
 	}
-	return f.Bucket.Create(ctx, key, body, size, ct, meta)
+	return f.Bucket.Create(ctx, key, body, size, ct, meta, opts...)
 }
 
 // TestRecordWaitsForItsBizNoEntry: while the biz_no entry cannot be

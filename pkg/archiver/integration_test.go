@@ -98,7 +98,7 @@ func readTopic(t testing.TB, brokers []string, topic string, next map[int]int64,
 		if !ok {
 			from = -1
 		}
-		err := bus.ReadRange(ctx, cl, topic, p, from, 64<<20, func(m contract.Message) {
+		err := bus.ReadRange(ctx, cl, topic, p, from, func(m contract.Message) {
 			if next != nil {
 				next[p] = m.Offset + 1
 			}

@@ -195,15 +195,17 @@ func (r *Runner) runPartition(ctx context.Context, gen *bus.Generation, p int, o
 			}
 		}(shards[i])
 	}
-	last := bus.ConsumePartition(ctx, bus.PartitionConfig{Cluster: r.cfg.Kafka, Topic: r.cfg.RawTopic, Partition: p, Offset: offset,
-		MaxBytes: 64 << 20, Offsets: pt.tr, Generation: gen, CommitInterval: r.cfg.CommitInterval, Lag: r.a.m.lag, Logger: r.log,
-		Tick: func() { r.persistOld(work, pt) },
-		Drain: func() {
-			for _, ch := range shards {
-				close(ch)
-			}
-			wg.Wait()
-		}},
+	part := bus.DefaultPartitionConfig()
+	part.Cluster, part.Topic, part.Partition, part.Offset, part.Generation = r.cfg.Kafka, r.cfg.RawTopic, p, offset, gen
+	part.MaxBytes, part.Offsets, part.CommitInterval, part.Lag, part.Logger = 64<<20, pt.tr, r.cfg.CommitInterval, r.a.m.lag, r.log
+	part.Tick = func() { r.persistOld(work, pt) }
+	part.Drain = func() {
+		for _, ch := range shards {
+			close(ch)
+		}
+		wg.Wait()
+	}
+	last, err := bus.ConsumePartition(ctx, part,
 		func(ctx context.Context, m contract.Message, _ *bus.Offsets) bool {
 			h := fnv.New32a()
 			h.Write(m.Key)
@@ -223,6 +225,9 @@ func (r *Runner) runPartition(ctx context.Context, gen *bus.Generation, p int, o
 		}
 	}
 	pt.mu.Unlock()
+	if err != nil {
+		r.log.Error("partition not consumed", "partition", p, "error", err.Error())
+	}
 	r.log.Info("partition released", "partition", p, "committed", last)
 }
 

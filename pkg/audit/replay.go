@@ -13,6 +13,7 @@ import (
 
 	"github.com/faceharvest/faceharvest/pkg/archiver"
 	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
 // ReplayConfig bounds a replay of records from the store.
@@ -50,6 +51,9 @@ type ReplayProgress struct {
 	Last      string `json:"last"`
 }
 
+// errReplayLimit stops a replay's walk at its Limit.
+var errReplayLimit = errors.New("replay limit reached")
+
 // Publish sends envelopes and returns once each is acknowledged.
 type Publish func(ctx context.Context, es []contract.Envelope) error
 
@@ -85,17 +89,20 @@ func (s *Store) Replay(ctx context.Context, cfg ReplayConfig, publish Publish) (
 	if len(vendors) == 0 {
 		vendors = []contract.Vendor{contract.Baidu, contract.Megvii}
 	}
-	var keys []string
+	// Vendors in order: their prefixes list the index in key order.
+	vendors = append([]contract.Vendor(nil), vendors...)
+	sort.Slice(vendors, func(i, j int) bool { return vendors[i] < vendors[j] })
+	var pr ReplayProgress
+	// Total counts the entries in a listing of its own: the walk below
+	// holds one key at a time.
 	for _, v := range vendors {
-		ks, err := s.b.List(ctx, archiver.IndexByID+string(v)+"/")
-		if err != nil {
+		if err := s.b.Iter(ctx, archiver.IndexByID+string(v)+"/", func(string) error {
+			pr.Total++
+			return nil
+		}); err != nil {
 			return ReplayProgress{}, err
 		}
-		keys = append(keys, ks...)
 	}
-	sort.Strings(keys)
-	var pr ReplayProgress
-	pr.Total = len(keys)
 	var batch []contract.Envelope
 	var batchLast string
 	flush := func() error {
@@ -113,17 +120,11 @@ func (s *Store) Replay(ctx context.Context, cfg ReplayConfig, publish Publish) (
 		}
 		return nil
 	}
-	for _, k := range keys {
-		if cfg.Limit > 0 && pr.Published+len(batch) >= cfg.Limit {
-			break
-		}
-		if cfg.ResumeAfter != "" && k <= cfg.ResumeAfter {
-			continue
-		}
+	step := func(k string) error {
 		pr.Seen++
 		v, err := s.load(ctx, k)
 		if err != nil && !errors.Is(err, ErrMismatch) {
-			return pr, err
+			return err
 		}
 		// A stored record that was altered does not stop the replay: the
 		// evidence document decides.
@@ -131,32 +132,32 @@ func (s *Store) Replay(ctx context.Context, cfg ReplayConfig, publish Publish) (
 		if errors.Is(err, ErrMismatch) {
 			b, rerr := s.read(ctx, k, maxEntry)
 			if rerr != nil {
-				return pr, rerr
+				return rerr
 			}
 			if e, rerr = archiver.ParseIndexEntry(b); rerr != nil {
-				return pr, rerr
+				return rerr
 			}
 			v = Verification{Index: e}
 		}
 		if !cfg.Since.IsZero() && e.DecidedAt.Before(cfg.Since) {
 			pr.Skipped++
-			continue
+			return nil
 		}
 		doc, attrs, err := s.Evidence(ctx, v)
 		if err != nil {
-			return pr, err
+			return err
 		}
 		at, err := archiver.EvidenceArchivedAt(e.Evidence.Key, attrs)
 		if err != nil {
-			return pr, err
+			return err
 		}
 		rec, err := archiver.RecordFromEvidence(doc, e.Evidence.Key, at, !cfg.Unmask)
 		if err != nil {
-			return pr, err
+			return err
 		}
 		value, err := json.Marshal(rec)
 		if err != nil {
-			return pr, fmt.Errorf("record of %s: %w", k, err)
+			return fmt.Errorf("record of %s: %w", k, err)
 		}
 		env := archiver.RecordEnvelope(rec, value, cfg.Source)
 		if !published(e, v.RecordJSON, value) {
@@ -168,8 +169,25 @@ func (s *Store) Replay(ctx context.Context, cfg ReplayConfig, publish Publish) (
 		batchLast = k
 		if len(batch) >= cfg.Batch {
 			if err := flush(); err != nil {
-				return pr, err
+				return err
 			}
+		}
+		return nil
+	}
+	// The listing starts after the resume point: the keys before it are
+	// not listed at all.
+	for _, v := range vendors {
+		err := s.b.Iter(ctx, archiver.IndexByID+string(v)+"/", func(k string) error {
+			if cfg.Limit > 0 && pr.Published+len(batch) >= cfg.Limit {
+				return errReplayLimit
+			}
+			return step(k)
+		}, objstore.StartAfter(cfg.ResumeAfter))
+		if errors.Is(err, errReplayLimit) {
+			break
+		}
+		if err != nil {
+			return pr, err
 		}
 	}
 	if err := flush(); err != nil {

@@ -67,7 +67,7 @@ func TestReplayCorrectionHasItsOwnID(t *testing.T) {
 
 func snapshot(t *testing.T, b objstore.Bucket) map[string][]byte {
 	t.Helper()
-	keys, err := b.List(context.Background(), "")
+	keys, err := objstore.Keys(context.Background(), b, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func (s *Store) ByBizNo(ctx context.Context, bizNo string, limit int) ([]Verific
 	if bizNo == "" {
 		return nil, 0, nil
 	}
-	keys, err := s.b.List(ctx, archiver.BizNoPrefix(bizNo))
+	keys, err := objstore.Keys(ctx, s.b, archiver.BizNoPrefix(bizNo))
 	if err != nil {
 		return nil, 0, err
 	}

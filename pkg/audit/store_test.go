@@ -22,11 +22,11 @@ type beforeCreate struct {
 	hook func()
 }
 
-func (b *beforeCreate) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+func (b *beforeCreate) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string, opts ...objstore.PutOption) error {
 	if key == b.key {
 		b.once.Do(b.hook)
 	}
-	return b.Bucket.Create(ctx, key, body, size, ct, meta)
+	return b.Bucket.Create(ctx, key, body, size, ct, meta, opts...)
 }
 
 // TestByBizNoFollowsTheByIDEntry: two owners of a partition race on two

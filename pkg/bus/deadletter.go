@@ -48,7 +48,7 @@ func ParseDeadLetterPayloadMode(s string) (DeadLetterPayloadMode, error) {
 
 // PayloadBucket is what dead-letter payloads need of the object store.
 type PayloadBucket interface {
-	Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error
+	Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...objstore.PutOption) error
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 }
 
@@ -86,8 +86,8 @@ func (p DeadLetterPayloads) Apply(ctx context.Context, src, dl contract.Message)
 	key := prefix + src.Topic + "/" + strconv.Itoa(src.Partition) + "/" + strconv.FormatInt(src.Offset, 10)
 	sum := sha256.Sum256(src.Value)
 	hexSum := hex.EncodeToString(sum[:])
-	err := p.Store.Create(objstore.WithSHA256(ctx, hexSum), key, bytes.NewReader(src.Value), int64(len(src.Value)), "application/octet-stream",
-		map[string]string{"sha256": hexSum})
+	err := p.Store.Create(ctx, key, bytes.NewReader(src.Value), int64(len(src.Value)), "application/octet-stream",
+		map[string]string{"sha256": hexSum}, objstore.WithSHA256(hexSum))
 	if err != nil && !errors.Is(err, objstore.ErrExists) {
 		return contract.Message{}, fmt.Errorf("store the dead letter's payload: %w", err)
 	}

@@ -12,8 +12,9 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/retry"
 )
 
-// GroupConfig configures a consumer group. Zero timeouts take
-// DefaultGroupConfig's.
+// GroupConfig configures a consumer group. Start from DefaultGroupConfig and
+// set the group's fields: a zero timeout is refused (Validate), not
+// defaulted.
 type GroupConfig struct {
 	Cluster                          Cluster
 	GroupID                          string
@@ -40,23 +41,40 @@ func (g *Generation) commit(topic string, p int, next int64) error {
 }
 
 // DefaultGroupConfig returns a consumer group's defaults (no cluster, group
-// or topic): the components' defaults take theirs from it, and ConsumeGroup
-// fills a zero timeout from it.
+// or topic): the components' defaults take theirs from it.
 func DefaultGroupConfig() GroupConfig {
 	return GroupConfig{SessionTimeout: 10 * time.Second, RebalanceTimeout: 30 * time.Second}
+}
+
+// Validate says what in cfg cannot work.
+func (cfg GroupConfig) Validate() error {
+	var errs []error
+	if cfg.GroupID == "" {
+		errs = append(errs, errors.New("no group id"))
+	}
+	if cfg.Topic == "" {
+		errs = append(errs, errors.New("no topic"))
+	}
+	if cfg.SessionTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("SessionTimeout %s: want more than 0 (DefaultGroupConfig has %s)", cfg.SessionTimeout, DefaultGroupConfig().SessionTimeout))
+	}
+	if cfg.RebalanceTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("RebalanceTimeout %s: want more than 0 (DefaultGroupConfig has %s)", cfg.RebalanceTimeout, DefaultGroupConfig().RebalanceTimeout))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("consumer group %q: %w", cfg.GroupID, err)
+	}
+	return nil
 }
 
 // ConsumeGroup joins the group and, for every generation, runs onPartition
 // for each partition assigned to this member, from its committed offset (-1
 // when none). onPartition must return when its context ends (a rebalance or
-// ctx). ConsumeGroup returns nil when ctx ends.
+// ctx). ConsumeGroup returns nil when ctx ends, and at once the error of a
+// cfg that does not Validate.
 func ConsumeGroup(ctx context.Context, cfg GroupConfig, onPartition func(ctx context.Context, gen *Generation, partition int, offset int64)) error {
-	def := DefaultGroupConfig()
-	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = def.SessionTimeout
-	}
-	if cfg.RebalanceTimeout <= 0 {
-		cfg.RebalanceTimeout = def.RebalanceTimeout
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -2,6 +2,8 @@ package bus
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -118,8 +120,9 @@ func (o *Offsets) Committable() int64 {
 	return o.next
 }
 
-// PartitionConfig configures one assigned partition's consumer. Zero
-// MaxBytes, CommitInterval and LagEvery take DefaultPartitionConfig's.
+// PartitionConfig configures one assigned partition's consumer. Start from
+// DefaultPartitionConfig and set the partition's fields: a zero MaxBytes,
+// CommitInterval or LagEvery is refused (Validate), not defaulted.
 type PartitionConfig struct {
 	Cluster   Cluster
 	Topic     string
@@ -146,10 +149,37 @@ type PartitionConfig struct {
 }
 
 // DefaultPartitionConfig returns a partition consumer's defaults (16 MiB
-// fetches, commits every 200 ms, lag every 5 s): the components' defaults
-// take theirs from it, and ConsumePartition fills a zero field from it.
+// fetches, commits every 200 ms, lag every 5 s; no cluster, topic or
+// partition): the components' defaults take theirs from it.
 func DefaultPartitionConfig() PartitionConfig {
 	return PartitionConfig{MaxBytes: 16 << 20, CommitInterval: 200 * time.Millisecond, LagEvery: 5 * time.Second}
+}
+
+// Validate says what in cfg cannot work.
+func (cfg PartitionConfig) Validate() error {
+	var errs []error
+	if cfg.Topic == "" {
+		errs = append(errs, errors.New("no topic"))
+	}
+	if cfg.Partition < 0 {
+		errs = append(errs, fmt.Errorf("partition %d: want 0 or more", cfg.Partition))
+	}
+	if cfg.MaxBytes <= 0 {
+		errs = append(errs, fmt.Errorf("MaxBytes %d: want more than 0 (DefaultPartitionConfig has %d)", cfg.MaxBytes, DefaultPartitionConfig().MaxBytes))
+	}
+	if cfg.CommitInterval <= 0 {
+		errs = append(errs, fmt.Errorf("CommitInterval %s: want more than 0 (DefaultPartitionConfig has %s)", cfg.CommitInterval, DefaultPartitionConfig().CommitInterval))
+	}
+	if cfg.LagEvery <= 0 {
+		errs = append(errs, fmt.Errorf("LagEvery %s: want more than 0 (DefaultPartitionConfig has %s)", cfg.LagEvery, DefaultPartitionConfig().LagEvery))
+	}
+	if cfg.Commit == nil && cfg.Generation == nil {
+		errs = append(errs, errors.New("neither Commit nor Generation: nowhere to commit"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("partition consumer of %s/%d: %w", cfg.Topic, cfg.Partition, err)
+	}
+	return nil
 }
 
 // Handler handles one message. It marks the message finished through o
@@ -160,17 +190,15 @@ type Handler func(ctx context.Context, m contract.Message, o *Offsets) bool
 // ConsumePartition reads a partition from its committed offset until ctx
 // ends or handle returns false, committing in order what handle finished;
 // it returns the last offset committed (-1 when none). A message is never
-// committed before it and every earlier one are finished.
-func ConsumePartition(ctx context.Context, cfg PartitionConfig, handle Handler) (committed int64) {
-	def := DefaultPartitionConfig()
-	if cfg.MaxBytes <= 0 {
-		cfg.MaxBytes = def.MaxBytes
-	}
-	if cfg.CommitInterval <= 0 {
-		cfg.CommitInterval = def.CommitInterval
-	}
-	if cfg.LagEvery <= 0 {
-		cfg.LagEvery = def.LagEvery
+// committed before it and every earlier one are finished. A cfg that does
+// not Validate is refused before anything is read (-1 and the error; Drain
+// still runs).
+func ConsumePartition(ctx context.Context, cfg PartitionConfig, handle Handler) (committed int64, invalid error) {
+	if err := cfg.Validate(); err != nil {
+		if cfg.Drain != nil {
+			cfg.Drain()
+		}
+		return -1, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

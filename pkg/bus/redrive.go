@@ -57,7 +57,7 @@ func ReadDeadLetters(ctx context.Context, cl Cluster, topic string) ([]DeadLette
 	var out []DeadLetter
 	redriven := map[string]bool{}
 	for p := range parts {
-		err := ReadRange(ctx, cl, topic, p, -1, 16<<20, func(m contract.Message) {
+		err := ReadRange(ctx, cl, topic, p, -1, func(m contract.Message) {
 			d := DeadLetter{Partition: m.Partition, Offset: m.Offset, Time: m.Time, Key: string(m.Key), Size: len(m.Value), msg: m}
 			for _, h := range m.Headers {
 				switch h.Key {

@@ -85,11 +85,11 @@ var (
 
 // ReadRange calls fn for every message of a partition from offset (or its
 // start, when earlier or negative) to the end it had when the read began.
-// It fetches min(maxBytes, 1 MiB) at a time (a larger record still comes
-// whole). It waits for a slow broker as long as records keep coming, and
+// It fetches 1 MiB at a time, whatever the size of the partition's records:
+// a larger record still comes whole. It waits for a slow broker as long as records keep coming, and
 // fails when none came for two minutes while the partition's bounds say
 // they are there, or when ctx ends.
-func ReadRange(ctx context.Context, cl Cluster, topic string, p int, offset int64, maxBytes int, fn func(contract.Message)) error {
+func ReadRange(ctx context.Context, cl Cluster, topic string, p int, offset int64, fn func(contract.Message)) error {
 	first, end, err := PartitionBounds(ctx, cl, topic, p)
 	if err != nil {
 		return err
@@ -100,12 +100,8 @@ func ReadRange(ctx context.Context, cl Cluster, topic string, p int, offset int6
 	if offset >= end {
 		return nil
 	}
-	fetch := rangeFetchBytes
-	if maxBytes > 0 && maxBytes < fetch {
-		fetch = maxBytes
-	}
 	var lastErr atomic.Value // the reader's last complaint, for the error
-	rd, closeConns := cl.closingReader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: fetch,
+	rd, closeConns := cl.closingReader(kafka.ReaderConfig{Topic: topic, Partition: p, MinBytes: 1, MaxBytes: rangeFetchBytes,
 		MaxWait: rangeAnswerWait, ReadBatchTimeout: rangeAnswerWait,
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { lastErr.Store(fmt.Sprintf(f, a...)) })})
 	defer func() {

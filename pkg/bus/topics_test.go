@@ -45,7 +45,7 @@ func TestPartitionsAndReadRange(t *testing.T) {
 	}
 	for p := range n {
 		var got []string
-		err := bus.ReadRange(ctx, cl, "events", p, -1, 1<<20, func(m contract.Message) {
+		err := bus.ReadRange(ctx, cl, "events", p, -1, func(m contract.Message) {
 			if m.Topic != "events" || m.Partition != p {
 				t.Errorf("read %s/%d from partition %d", m.Topic, m.Partition, p)
 			}
@@ -74,7 +74,7 @@ func TestPartitionsAndReadRange(t *testing.T) {
 		t.Fatalf("bounds %d, %d, %v", first, end, err)
 	}
 	var vals string
-	if err := bus.ReadRange(ctx, cl, "state", 2, 1, 1<<20, func(m contract.Message) { vals += string(m.Value) }); err != nil || vals != "bc" {
+	if err := bus.ReadRange(ctx, cl, "state", 2, 1, func(m contract.Message) { vals += string(m.Value) }); err != nil || vals != "bc" {
 		t.Fatalf("from offset 1: %q, %v", vals, err)
 	}
 	for _, p := range []int{0, 1, 3} {

@@ -42,9 +42,9 @@ func (e *Engine) message(ctx context.Context, resp *contract.Response) (contract
 			e.log.Warn("storing a vendor answer failed; retrying", "vendor", string(resp.Vendor), "endpoint", resp.Endpoint, "error", err.Error())
 		}}, func(int) error {
 		// A write under way finishes even when ctx ends: only the waits stop.
-		sctx, cancel := context.WithTimeout(objstore.WithSHA256(context.WithoutCancel(ctx), ref.SHA256), 5*time.Minute)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 		defer cancel()
-		err := e.cfg.Answers.Create(sctx, ref.Key, bytes.NewReader(resp.Body), ref.Size, string(ct), meta)
+		err := e.cfg.Answers.Create(sctx, ref.Key, bytes.NewReader(resp.Body), ref.Size, string(ct), meta, objstore.WithSHA256(ref.SHA256))
 		if errors.Is(err, objstore.ErrExists) {
 			return nil // the key names the bytes: the same answer is stored
 		}
@@ -61,6 +61,9 @@ func (e *Engine) message(ctx context.Context, resp *contract.Response) (contract
 	return m, true
 }
 
+// errFound stops a walk of the store at the first key.
+var errFound = errors.New("found")
+
 // findStored looks in the object store for the answer of the response
 // ceID, stored but perhaps never published, and returns the message stored
 // with it (by reference), or nil when there is none.
@@ -68,22 +71,26 @@ func (e *Engine) findStored(ctx context.Context, ceID string) (*contract.Message
 	if e.cfg.Answers == nil {
 		return nil, nil
 	}
-	keys, err := e.cfg.Answers.List(ctx, contract.RawBodyPrefix(ceID))
-	if err != nil || len(keys) == 0 {
-		return nil, err
-	}
 	// One key: the call was made once under this ce_id (its intent names the
 	// attempt); the first is taken should there be more.
-	a, err := e.cfg.Answers.Attributes(ctx, keys[0])
+	var key string
+	err := e.cfg.Answers.Iter(ctx, contract.RawBodyPrefix(ceID), func(k string) error {
+		key = k
+		return errFound
+	})
+	if key == "" {
+		return nil, err
+	}
+	a, err := e.cfg.Answers.Attributes(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	m, err := contract.MessageFromStored(keys[0], a.Metadata)
+	m, err := contract.MessageFromStored(key, a.Metadata)
 	if err != nil {
 		return nil, err
 	}
 	if id, _ := m.Header(contract.HeaderID); string(id) != ceID {
-		return nil, errors.New("stored answer " + keys[0] + " carries another ce_id")
+		return nil, errors.New("stored answer " + key + " carries another ce_id")
 	}
 	return &m, nil
 }

@@ -62,7 +62,7 @@ func TestCrashBetweenStoringAndPublishingTheAnswer(t *testing.T) {
 		t.Fatalf("calls before the crash: %v", calls)
 	}
 	id := contract.ResponseID(contract.Megvii, "c1", megvii.EndpointGetResult, 1)
-	if keys, _ := bucket.List(context.Background(), contract.RawBodyPrefix(id)); len(keys) != 1 {
+	if keys, _ := objstore.Keys(context.Background(), bucket, contract.RawBodyPrefix(id)); len(keys) != 1 {
 		t.Fatalf("answer stored under %v", keys)
 	}
 	if n := len(first.raw.read("megvii:c1")); n != 0 {
@@ -119,7 +119,7 @@ type flakyBucket struct {
 	fails int
 }
 
-func (b *flakyBucket) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+func (b *flakyBucket) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string, opts ...objstore.PutOption) error {
 	b.mu.Lock()
 	fail := b.fails > 0
 	b.fails--
@@ -127,7 +127,7 @@ func (b *flakyBucket) Create(ctx context.Context, key string, body io.Reader, si
 	if fail {
 		return errors.New("store down")
 	}
-	return b.Memory.Create(ctx, key, body, size, ct, meta)
+	return b.Memory.Create(ctx, key, body, size, ct, meta, opts...)
 }
 
 // A large answer is stored before it is published, and the raw message

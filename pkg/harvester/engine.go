@@ -44,9 +44,9 @@ type Publisher interface {
 // Bucket is the part of the object store the claim check uses
 // (objstore.Bucket has it).
 type Bucket interface {
-	Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error
+	Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...objstore.PutOption) error
 	Attributes(ctx context.Context, key string) (objstore.Attrs, error)
-	List(ctx context.Context, prefix string) ([]string, error)
+	Iter(ctx context.Context, prefix string, f func(key string) error, opts ...objstore.IterOption) error
 }
 
 // VendorLimits bounds calls to one vendor.

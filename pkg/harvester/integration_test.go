@@ -134,7 +134,7 @@ func (w *world) readTopic(topic string, fn func(contract.Message)) {
 		w.t.Fatal(err)
 	}
 	for p := range parts {
-		if err := bus.ReadRange(ctx, cl, topic, p, -1, 64<<20, fn); err != nil {
+		if err := bus.ReadRange(ctx, cl, topic, p, -1, fn); err != nil {
 			w.t.Fatal(err)
 		}
 	}

@@ -65,7 +65,7 @@ func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, off
 		want[id] = true
 	}
 	var out []contract.Message
-	err := bus.ReadRange(ctx, r.Cluster, r.Topic, partition, offset, 64<<20, func(m contract.Message) {
+	err := bus.ReadRange(ctx, r.Cluster, r.Topic, partition, offset, func(m contract.Message) {
 		if string(m.Key) != key {
 			return
 		}
@@ -259,12 +259,16 @@ func (h *Harvester) runPartition(ctx context.Context, gen *bus.Generation, p int
 	h.log.Info("partition assigned", "partition", p, "offset", offset, "restored", pending, "restore_ms", time.Since(start).Milliseconds())
 	defer h.eng.RevokePartition(p)
 
-	bus.ConsumePartition(ctx, bus.PartitionConfig{Cluster: h.cfg.Kafka, Topic: h.cfg.EventsTopic, Partition: p, Offset: offset,
-		Generation: gen, CommitInterval: h.cfg.CommitInterval, Lag: h.eng.m.lag, Logger: h.log},
+	part := bus.DefaultPartitionConfig()
+	part.Cluster, part.Topic, part.Partition, part.Offset, part.Generation = h.cfg.Kafka, h.cfg.EventsTopic, p, offset, gen
+	part.CommitInterval, part.Lag, part.Logger = h.cfg.CommitInterval, h.eng.m.lag, h.log
+	if _, err := bus.ConsumePartition(ctx, part,
 		func(ctx context.Context, m contract.Message, o *bus.Offsets) bool {
 			saved, ok := h.handle(ctx, m)
 			return ok && o.DoneWhen(ctx, m.Offset, saved)
-		})
+		}); err != nil {
+		h.log.Error("partition not consumed", "partition", p, "error", err.Error())
+	}
 }
 
 // handle decodes one event and applies it; undecodable events are
@@ -317,7 +321,7 @@ func (h *Harvester) restore(ctx context.Context, p int) (map[string]*StateRecord
 	raw := map[string][]byte{}
 	// State records are small: modest fetches spare the broker from building
 	// 64 MiB responses.
-	err := bus.ReadRange(ctx, h.cfg.Kafka, h.cfg.StateTopic, p, -1, 4<<20, func(m contract.Message) {
+	err := bus.ReadRange(ctx, h.cfg.Kafka, h.cfg.StateTopic, p, -1, func(m contract.Message) {
 		if m.Value == nil {
 			delete(raw, string(m.Key))
 			return

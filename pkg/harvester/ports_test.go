@@ -305,7 +305,7 @@ func TestPublisherContract(t *testing.T) {
 			return kafkaRawWriter(t, cl), func(key string) []contract.Message {
 				var out []contract.Message
 				for p := range 3 {
-					err := bus.ReadRange(portsCtx(t), cl, portsRaw, p, -1, 64<<20, func(m contract.Message) {
+					err := bus.ReadRange(portsCtx(t), cl, portsRaw, p, -1, func(m contract.Message) {
 						if string(m.Key) == key {
 							out = append(out, m)
 						}

@@ -85,7 +85,7 @@ func readTopic(t *testing.T, broker string, n int) []contract.Message {
 		}
 		var out []contract.Message
 		for p := range parts {
-			if err := bus.ReadRange(ctx, cl, topic, p, -1, 64<<20, func(m contract.Message) { out = append(out, m) }); err != nil {
+			if err := bus.ReadRange(ctx, cl, topic, p, -1, func(m contract.Message) { out = append(out, m) }); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -94,19 +94,18 @@ func Check(ctx context.Context, r Reader, v note.Verifier) (CheckReport, error) 
 	}); err != nil {
 		return rep, err
 	}
-	keys, err := r.Bucket.List(ctx, archiver.IndexByID)
-	if err != nil {
-		return rep, err
-	}
 	var missing []string
-	for _, k := range keys {
+	if err := r.Bucket.Iter(ctx, archiver.IndexByID, func(k string) error {
 		if !strings.HasSuffix(k, ".json") {
-			continue
+			return nil
 		}
 		rep.Indexed++
 		if leaves[k] == 0 {
 			missing = append(missing, k)
 		}
+		return nil
+	}); err != nil {
+		return rep, err
 	}
 	sort.Strings(missing)
 	sort.Strings(repeated)

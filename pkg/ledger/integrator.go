@@ -152,8 +152,10 @@ func (in *Integrator) runPartition(ctx context.Context, gen *bus.Generation, p i
 		defer close(done)
 		in.batch(ctx, ch, o)
 	}()
-	bus.ConsumePartition(ctx, bus.PartitionConfig{Cluster: in.cfg.Kafka, Topic: in.cfg.LeavesTopic, Partition: p, Offset: offset, Generation: gen,
-		Offsets: o, Lag: in.m.lag, Logger: in.log, Drain: func() { close(ch); <-done }},
+	part := bus.DefaultPartitionConfig()
+	part.Cluster, part.Topic, part.Partition, part.Offset, part.Generation = in.cfg.Kafka, in.cfg.LeavesTopic, p, offset, gen
+	part.Offsets, part.Lag, part.Logger, part.Drain = o, in.m.lag, in.log, func() { close(ch); <-done }
+	if _, err := bus.ConsumePartition(ctx, part,
 		func(ctx context.Context, m contract.Message, _ *bus.Offsets) bool {
 			select {
 			case ch <- m:
@@ -161,7 +163,9 @@ func (in *Integrator) runPartition(ctx context.Context, gen *bus.Generation, p i
 			case <-ctx.Done():
 				return false
 			}
-		})
+		}); err != nil {
+		in.log.Error("partition not consumed", "partition", p, "error", err.Error())
+	}
 }
 
 // batch collects leaves until BatchSize or Interval after the first, and

@@ -218,11 +218,11 @@ type failing struct {
 
 var errDied = errors.New("writer died")
 
-func (f *failing) Put(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+func (f *failing) Put(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string, opts ...objstore.PutOption) error {
 	if f.budget.Add(-1) < 0 {
 		return errDied
 	}
-	return f.Bucket.Put(ctx, key, body, size, ct, meta)
+	return f.Bucket.Put(ctx, key, body, size, ct, meta, opts...)
 }
 
 // A writer that dies at any write after its claim leaves a log that the

@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -80,7 +82,7 @@ func contract(t *testing.T, b Bucket) {
 	if _, err := b.Get(ctx, "megvii/nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing key: %v", err)
 	}
-	keys, err := b.List(ctx, "megvii/")
+	keys, err := Keys(ctx, b, "megvii/")
 	if err != nil || len(keys) != 3 || keys[0] != "megvii/2026-07-01/a.jpg" {
 		t.Fatalf("list %v %v", keys, err)
 	}
@@ -91,20 +93,86 @@ func contract(t *testing.T, b Bucket) {
 	// a wrong one refused and nothing written.
 	sum := sha256.Sum256(small)
 	good, bad := hex.EncodeToString(sum[:]), strings.Repeat("0", 64)
-	if err := b.Create(WithSHA256(ctx, good), "megvii/2026-07-01/sum-ok", bytes.NewReader(small), int64(len(small)), "image/jpeg", nil); err != nil {
+	if err := b.Create(ctx, "megvii/2026-07-01/sum-ok", bytes.NewReader(small), int64(len(small)), "image/jpeg", nil, WithSHA256(good)); err != nil {
 		t.Fatalf("create with its SHA-256: %v", err)
 	}
-	for _, put := range []func(context.Context, string, io.Reader, int64, string, map[string]string) error{b.Create, b.Put} {
-		if err := put(WithSHA256(ctx, bad), "megvii/2026-07-01/sum-bad", bytes.NewReader(small), int64(len(small)), "image/jpeg", nil); !errors.Is(err, ErrChecksum) {
+	for _, put := range []func(context.Context, string, io.Reader, int64, string, map[string]string, ...PutOption) error{b.Create, b.Put} {
+		if err := put(ctx, "megvii/2026-07-01/sum-bad", bytes.NewReader(small), int64(len(small)), "image/jpeg", nil, WithSHA256(bad)); !errors.Is(err, ErrChecksum) {
 			t.Fatalf("a body that differs from its declared SHA-256: %v", err)
 		}
 	}
 	if _, err := b.Attributes(ctx, "megvii/2026-07-01/sum-bad"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("a refused body was stored: %v", err)
 	}
+	iterContract(t, b, 20)
 }
 
-func TestMemoryContract(t *testing.T) { contract(t, NewMemory()) }
+// iterContract: Iter walks the keys under a prefix in order, from after a
+// key when asked, and stops at the first error of its callback; n keys are
+// written (more than a page of the store's listing when n > 1000).
+func iterContract(t *testing.T, b Bucket, n int) {
+	ctx := context.Background()
+	prefix := "iter/" + strconv.Itoa(n) + "/"
+	var want []string
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("%sv%05d.json", prefix, i)
+		if err := b.Put(ctx, k, bytes.NewReader(nil), 0, "application/json", nil); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, k)
+	}
+	// A key beside the prefix is not listed.
+	if err := b.Put(ctx, strings.TrimSuffix(prefix, "/")+"x", bytes.NewReader(nil), 0, "text/plain", nil); err != nil {
+		t.Fatal(err)
+	}
+	walk := func(opts ...IterOption) []string {
+		t.Helper()
+		got, err := Keys(ctx, b, prefix, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := walk(); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("walk of %d keys: got %d keys (%v ... ), want %d in order", n, len(got), head(got), n)
+	}
+	mid := want[n/2]
+	if got := walk(StartAfter(mid)); strings.Join(got, ",") != strings.Join(want[n/2+1:], ",") {
+		t.Fatalf("walk after %s: got %d keys starting %v, want %d from %s", mid, len(got), head(got), n-n/2-1, want[n/2+1])
+	}
+	// A start that is no key: the walk begins at the next key.
+	if got := walk(StartAfter(mid + "-")); len(got) != n-n/2-1 || got[0] != want[n/2+1] {
+		t.Fatalf("walk after %s-: got %d keys starting %v", mid, len(got), head(got))
+	}
+	if got := walk(StartAfter(want[n-1])); len(got) != 0 {
+		t.Fatalf("walk after the last key: %v", head(got))
+	}
+	stop := errors.New("enough")
+	var seen []string
+	err := b.Iter(ctx, prefix, func(k string) error {
+		seen = append(seen, k)
+		if len(seen) == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || strings.Join(seen, ",") != strings.Join(want[:3], ",") {
+		t.Fatalf("a walk stopped by its callback at the third key: saw %v, returned %v", seen, err)
+	}
+}
+
+func head(keys []string) []string {
+	if len(keys) > 3 {
+		return keys[:3]
+	}
+	return keys
+}
+
+func TestMemoryContract(t *testing.T) {
+	b := NewMemory()
+	contract(t, b)
+	iterContract(t, b, 1100)
+}
 
 // TestS3Contract runs the same suite against a real MinIO process.
 func TestS3Contract(t *testing.T) {
@@ -118,4 +186,6 @@ func TestS3Contract(t *testing.T) {
 		t.Fatal(err)
 	}
 	contract(t, b)
+	// Beyond one page of ListObjectsV2 (1000 keys): two pages.
+	iterContract(t, b, 1100)
 }

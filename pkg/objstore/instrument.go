@@ -52,17 +52,17 @@ func (i *Instrumented) observe(op string, start time.Time, err error) {
 }
 
 // Put implements Bucket.
-func (i *Instrumented) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+func (i *Instrumented) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error {
 	start := time.Now()
-	err := i.b.Put(ctx, key, body, size, contentType, meta)
+	err := i.b.Put(ctx, key, body, size, contentType, meta, opts...)
 	i.observe(OpPut, start, err)
 	return err
 }
 
 // Create implements Bucket.
-func (i *Instrumented) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
+func (i *Instrumented) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error {
 	start := time.Now()
-	err := i.b.Create(ctx, key, body, size, contentType, meta)
+	err := i.b.Create(ctx, key, body, size, contentType, meta, opts...)
 	i.observe(OpCreate, start, err)
 	return err
 }
@@ -83,10 +83,20 @@ func (i *Instrumented) Get(ctx context.Context, key string) (io.ReadCloser, erro
 	return r, err
 }
 
-// List implements Bucket.
-func (i *Instrumented) List(ctx context.Context, prefix string) ([]string, error) {
+// Iter implements Bucket: one operation per walk, its latency the walk's
+// (callback included), a failure only when the store's listing failed (an
+// error of f stops the walk and is the caller's).
+func (i *Instrumented) Iter(ctx context.Context, prefix string, f func(key string) error, opts ...IterOption) error {
 	start := time.Now()
-	l, err := i.b.List(ctx, prefix)
-	i.observe(OpList, start, err)
-	return l, err
+	var ferr error
+	err := i.b.Iter(ctx, prefix, func(k string) error {
+		ferr = f(k)
+		return ferr
+	}, opts...)
+	if ferr != nil && errors.Is(err, ferr) {
+		i.observe(OpList, start, nil)
+	} else {
+		i.observe(OpList, start, err)
+	}
+	return err
 }

@@ -13,7 +13,11 @@ import (
 
 type brokenBucket struct{ Bucket }
 
-func (brokenBucket) Put(context.Context, string, io.Reader, int64, string, map[string]string) error {
+func (brokenBucket) Put(context.Context, string, io.Reader, int64, string, map[string]string, ...PutOption) error {
+	return errors.New("store down")
+}
+
+func (brokenBucket) Iter(context.Context, string, func(string) error, ...IterOption) error {
 	return errors.New("store down")
 }
 
@@ -32,9 +36,17 @@ func TestInstrumentedCountsFailuresByOperation(t *testing.T) {
 	if _, err := b.Attributes(ctx, "missing"); !errors.Is(err, ErrNotFound) {
 		t.Fatal(err)
 	}
+	// A walk its callback stops is an answer too.
+	stop := errors.New("enough")
+	if err := b.Iter(ctx, "", func(string) error { return stop }); !errors.Is(err, stop) {
+		t.Fatal(err)
+	}
 	broken := Instrument(brokenBucket{NewMemory()}, prometheus.NewRegistry(), "broken")
 	if err := broken.Put(ctx, "k", body(), 1, "text/plain", nil); err == nil {
 		t.Fatal("broken store accepted a put")
+	}
+	if err := broken.Iter(ctx, "", func(string) error { return nil }); err == nil {
+		t.Fatal("broken store listed")
 	}
 	for _, c := range []struct {
 		m    *prometheus.CounterVec
@@ -42,13 +54,14 @@ func TestInstrumentedCountsFailuresByOperation(t *testing.T) {
 		want float64
 	}{
 		{b.ops, OpCreate, 2}, {b.failures, OpCreate, 0}, {b.ops, OpAttributes, 1}, {b.failures, OpAttributes, 0},
-		{broken.ops, OpPut, 1}, {broken.failures, OpPut, 1},
+		{b.ops, OpList, 1}, {b.failures, OpList, 0},
+		{broken.ops, OpPut, 1}, {broken.failures, OpPut, 1}, {broken.failures, OpList, 1},
 	} {
 		if got := testutil.ToFloat64(c.m.WithLabelValues(c.op)); got != c.want {
 			t.Errorf("%s: %v, want %v", c.op, got, c.want)
 		}
 	}
-	if n, _ := testutil.GatherAndCount(reg, "faceharvest_test_store_operation_duration_seconds"); n != 2 {
+	if n, _ := testutil.GatherAndCount(reg, "faceharvest_test_store_operation_duration_seconds"); n != 3 {
 		t.Errorf("latency series: %d", n)
 	}
 }

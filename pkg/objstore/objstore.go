@@ -26,21 +26,56 @@ var ErrExists = errors.New("object exists")
 // from the one declared with WithSHA256: nothing is stored.
 var ErrChecksum = errors.New("body does not match its declared SHA-256")
 
-type sha256Key struct{}
+// PutOption changes how one Put or Create writes.
+type PutOption func(*putOptions)
 
-// WithSHA256 declares the SHA-256 (hex) of the body the next Put or Create
-// with ctx writes. The store checks it and refuses a body that differs (S3
-// signs it as the payload hash, which also spares the client hashing the
-// body again); multipart uploads of bodies above the part size are not
-// checked.
-func WithSHA256(ctx context.Context, hexSum string) context.Context {
-	return context.WithValue(ctx, sha256Key{}, hexSum)
+type putOptions struct {
+	sha256 string // hex, "" when none was declared
 }
 
-// declaredSHA256 returns what WithSHA256 declared, or "".
-func declaredSHA256(ctx context.Context) string {
-	s, _ := ctx.Value(sha256Key{}).(string)
-	return s
+// apply is the options opts set.
+func apply[O any, F ~func(*O)](opts []F) O {
+	var o O
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithSHA256 declares the SHA-256 (hex) of the body a Put or Create writes.
+// The store checks it and refuses a body that differs (S3 signs it as the
+// payload hash, which also spares the client hashing the body again);
+// multipart uploads of bodies above the part size are not checked.
+func WithSHA256(hexSum string) PutOption {
+	return func(o *putOptions) { o.sha256 = strings.ToLower(hexSum) }
+}
+
+// IterOption changes how Iter walks the keys.
+type IterOption func(*iterOptions)
+
+type iterOptions struct {
+	startAfter string
+}
+
+// StartAfter makes Iter begin with the first key after key (which need not
+// exist): a walk resumes where an earlier one stopped, and the keys before
+// are not listed at all.
+func StartAfter(key string) IterOption {
+	return func(o *iterOptions) { o.startAfter = key }
+}
+
+// Keys returns every key under prefix, sorted: for the few callers that
+// need them all at once (a walk that can stop or resume uses Iter).
+func Keys(ctx context.Context, b Bucket, prefix string, opts ...IterOption) ([]string, error) {
+	var keys []string
+	err := b.Iter(ctx, prefix, func(k string) error {
+		keys = append(keys, k)
+		return nil
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
 }
 
 // Attrs describe a stored object.
@@ -54,16 +89,20 @@ type Attrs struct {
 type Bucket interface {
 	// Put stores body under key. size is the body's length, or -1 when
 	// unknown (then the body is streamed in parts).
-	Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error
+	Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error
 	// Create is Put only when no object has the key; otherwise it writes
 	// nothing and returns ErrExists.
-	Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error
+	Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error
 	// Attributes returns an object's attributes, or ErrNotFound.
 	Attributes(ctx context.Context, key string) (Attrs, error)
 	// Get opens an object for reading, or returns ErrNotFound.
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
-	// List returns the keys under prefix, sorted.
-	List(ctx context.Context, prefix string) ([]string, error)
+	// Iter calls f with each key under prefix in ascending byte order,
+	// listing the store a page at a time (the keys are never all held).
+	// When f returns an error, Iter stops listing and returns that error.
+	// f may use the bucket; a key written during the walk may or may not be
+	// seen.
+	Iter(ctx context.Context, prefix string, f func(key string) error, opts ...IterOption) error
 }
 
 // Memory is an in-memory Bucket.
@@ -81,16 +120,16 @@ type memObject struct {
 func NewMemory() *Memory { return &Memory{objs: map[string]memObject{}} }
 
 // Put implements Bucket.
-func (m *Memory) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
-	return m.put(ctx, key, body, size, contentType, meta, false)
+func (m *Memory) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error {
+	return m.put(key, body, size, contentType, meta, apply(opts), false)
 }
 
 // Create implements Bucket.
-func (m *Memory) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
-	return m.put(ctx, key, body, size, contentType, meta, true)
+func (m *Memory) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error {
+	return m.put(key, body, size, contentType, meta, apply(opts), true)
 }
 
-func (m *Memory) put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, ifAbsent bool) error {
+func (m *Memory) put(key string, body io.Reader, size int64, contentType string, meta map[string]string, o putOptions, ifAbsent bool) error {
 	b, err := io.ReadAll(body)
 	if err != nil {
 		return err
@@ -98,8 +137,8 @@ func (m *Memory) put(ctx context.Context, key string, body io.Reader, size int64
 	if size >= 0 && int64(len(b)) != size {
 		return errors.New("body length differs from the size given")
 	}
-	if want := declaredSHA256(ctx); want != "" {
-		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != strings.ToLower(want) {
+	if o.sha256 != "" {
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != o.sha256 {
 			return ErrChecksum
 		}
 	}
@@ -138,16 +177,43 @@ func (m *Memory) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(o.data)), nil
 }
 
-// List implements Bucket.
-func (m *Memory) List(ctx context.Context, prefix string) ([]string, error) {
+// Iter implements Bucket over a sorted snapshot of the keys, taken a page at
+// a time as a store would list them.
+func (m *Memory) Iter(ctx context.Context, prefix string, f func(key string) error, opts ...IterOption) error {
+	after := apply(opts).startAfter
+	for {
+		page := m.page(prefix, after, memoryPage)
+		for _, k := range page {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := f(k); err != nil {
+				return err
+			}
+		}
+		if len(page) < memoryPage {
+			return nil
+		}
+		after = page[len(page)-1]
+	}
+}
+
+// memoryPage is how many keys Memory.Iter lists at once.
+const memoryPage = 1000
+
+// page returns up to n keys under prefix after after, sorted.
+func (m *Memory) page(prefix, after string, n int) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []string
 	for k := range m.objs {
-		if strings.HasPrefix(k, prefix) {
+		if strings.HasPrefix(k, prefix) && k > after {
 			out = append(out, k)
 		}
 	}
 	sort.Strings(out)
-	return out, nil
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
 }

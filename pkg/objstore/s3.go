@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -179,14 +177,14 @@ func (b *S3) EnsureBucket(ctx context.Context) error {
 // Put implements Bucket: one PutObject for a known size up to PartSize (a
 // bytes.Reader is seekable, so nothing is buffered twice), multipart
 // streaming otherwise.
-func (b *S3) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
-	return b.put(ctx, key, body, size, contentType, meta, nil)
+func (b *S3) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error {
+	return b.put(ctx, key, body, size, contentType, meta, apply(opts), nil)
 }
 
 // Create implements Bucket with a conditional write (If-None-Match: *): one
 // request, and the store itself refuses to replace an existing object.
-func (b *S3) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string) error {
-	err := b.put(ctx, key, body, size, contentType, meta, aws.String("*"))
+func (b *S3) Create(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, opts ...PutOption) error {
+	err := b.put(ctx, key, body, size, contentType, meta, apply(opts), aws.String("*"))
 	var ae smithy.APIError
 	if errors.As(err, &ae) && (ae.ErrorCode() == "PreconditionFailed" || ae.ErrorCode() == "412") {
 		return ErrExists
@@ -194,7 +192,7 @@ func (b *S3) Create(ctx context.Context, key string, body io.Reader, size int64,
 	return err
 }
 
-func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, ifNoneMatch *string) error {
+func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, contentType string, meta map[string]string, o putOptions, ifNoneMatch *string) error {
 	if size >= 0 && size <= b.cfg.PartSize {
 		rs, ok := body.(io.ReadSeeker)
 		if !ok {
@@ -208,8 +206,8 @@ func (b *S3) put(ctx context.Context, key string, body io.Reader, size int64, co
 			rs = bytes.NewReader(data)
 		}
 		var opts []func(*s3.Options)
-		if sum := declaredSHA256(ctx); sum != "" {
-			opts = append(opts, presetPayloadHash(strings.ToLower(sum)))
+		if o.sha256 != "" {
+			opts = append(opts, presetPayloadHash(o.sha256))
 		}
 		in := b.putInput(key, rs, size, contentType, meta, ifNoneMatch)
 		sum, err := contentMD5(rs, size)
@@ -278,20 +276,16 @@ func (b *S3) retainUntil() time.Time {
 	return b.cfg.Now().UTC().Add(time.Duration(b.cfg.ObjectLockDays) * 24 * time.Hour)
 }
 
-// createUploadInput starts a multipart upload with the same settings.
+// createUploadInput starts a multipart upload with the settings putInput
+// gives a single PutObject (encryption, Object Lock retention, content type,
+// metadata): they are decided once, in putInput, so that a change to them
+// cannot miss the multipart path. TestUploadInputsCarryTheSameSettings
+// checks that every field the two inputs share is equal.
 func (b *S3) createUploadInput(key, contentType string, meta map[string]string) *s3.CreateMultipartUploadInput {
-	in := &s3.CreateMultipartUploadInput{Bucket: &b.cfg.Bucket, Key: &key, ContentType: aws.String(contentType), Metadata: meta}
-	if b.cfg.SSE != "" {
-		in.ServerSideEncryption = types.ServerSideEncryption(b.cfg.SSE)
-		if b.cfg.SSEKMSKeyID != "" {
-			in.SSEKMSKeyId = aws.String(b.cfg.SSEKMSKeyID)
-		}
-	}
-	if b.cfg.ObjectLockMode != "" {
-		in.ObjectLockMode = types.ObjectLockMode(b.cfg.ObjectLockMode)
-		in.ObjectLockRetainUntilDate = aws.Time(b.retainUntil())
-	}
-	return in
+	p := b.putInput(key, nil, 0, contentType, meta, nil)
+	return &s3.CreateMultipartUploadInput{Bucket: p.Bucket, Key: p.Key, ContentType: p.ContentType, Metadata: p.Metadata,
+		ServerSideEncryption: p.ServerSideEncryption, SSEKMSKeyId: p.SSEKMSKeyId,
+		ObjectLockMode: p.ObjectLockMode, ObjectLockRetainUntilDate: p.ObjectLockRetainUntilDate}
 }
 
 // presetPayloadHash signs the request with a known payload hash instead
@@ -397,21 +391,27 @@ func (b *S3) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	return out.Body, nil
 }
 
-// List implements Bucket.
-func (b *S3) List(ctx context.Context, prefix string) ([]string, error) {
-	var out []string
-	p := s3.NewListObjectsV2Paginator(b.client, &s3.ListObjectsV2Input{Bucket: &b.cfg.Bucket, Prefix: &prefix})
+// Iter implements Bucket with ListObjectsV2, one page (up to 1000 keys) at
+// a time; StartAfter is the request's start-after, so the store lists
+// nothing before it.
+func (b *S3) Iter(ctx context.Context, prefix string, f func(key string) error, opts ...IterOption) error {
+	in := &s3.ListObjectsV2Input{Bucket: &b.cfg.Bucket, Prefix: &prefix}
+	if after := apply(opts).startAfter; after != "" {
+		in.StartAfter = &after
+	}
+	p := s3.NewListObjectsV2Paginator(b.client, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, o := range page.Contents {
-			out = append(out, aws.ToString(o.Key))
+			if err := f(aws.ToString(o.Key)); err != nil {
+				return err
+			}
 		}
 	}
-	sort.Strings(out)
-	return out, nil
+	return nil
 }
 
 // PresignGet returns a URL that reads key without credentials of its own

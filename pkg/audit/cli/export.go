@@ -202,7 +202,7 @@ func auditTrail(ctx context.Context, svc ops.ServiceFlags, topic string, v contr
 	events := []contract.AuditEvent{}
 	for p := range parts {
 		var bad error
-		if err := bus.ReadRange(ctx, svc.Kafka, topic, p, -1, 16<<20, func(m contract.Message) {
+		if err := bus.ReadRange(ctx, svc.Kafka, topic, p, -1, func(m contract.Message) {
 			var e contract.AuditEvent
 			if err := json.Unmarshal(m.Value, &e); err != nil {
 				bad = fmt.Errorf("%s/%d@%d: %w", topic, p, m.Offset, err)
