@@ -99,6 +99,9 @@ func goldenPool(t *testing.T, a *Archiver, v contract.Vendor) []goldenPart {
 		img["verify_time"] = t0.Add(-2 * time.Minute).Unix()
 		img["liveness_result"].(map[string]any)["result"] = "FAIL"
 		at("gr-img", "get_result", mustJSON(t, img), 3, func(r *contract.Response) { r.Params["return_image"], r.Params["return_verify_time"] = "1", "1" })
+		unasked := example("megvii_get_result_ok_002.json")
+		delete(unasked, "images")
+		at("gr-unasked", "get_result", mustJSON(t, unasked), 6, nil)
 		at("gr-destroyed", "get_result", []byte(`{"error_message":"DATA_DESTROYED","request_id":"r","time_used":3}`), 4, failed(403, "destroyed"))
 		at("gr-garbage", "get_result", []byte(`{"status":`), 5, func(r *contract.Response) { r.Params["return_image"] = "2" })
 		at("cb-ok", contract.EndpointCallback, []byte(callbackData(t, "gold", "OK")), 0, func(r *contract.Response) { *r = callbackResponse("gold", string(r.Body)) })
@@ -200,6 +203,9 @@ func TestRecordsGolden(t *testing.T) {
 				sum := sha256.Sum256(b)
 				name := fmt.Sprintf("%s:%s|%s", v, strings.Join(names, ","), term.name)
 				records[name] = b
+				if os.Getenv("GOLDEN_SHOW") == name {
+					t.Logf("%s", b)
+				}
 				got = append(got, name+" "+hex.EncodeToString(sum[:8]))
 			}
 		}
