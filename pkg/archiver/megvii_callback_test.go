@@ -23,6 +23,20 @@ func callbackResponse(id, data string) contract.Response {
 	return r
 }
 
+// megviiSelfieExamples are document 000's get_result example (m) and
+// document 002's selfie liveness_result example (lr), decoded for a test to
+// edit.
+func megviiSelfieExamples(t *testing.T) (m, lr map[string]any) {
+	t.Helper()
+	if err := json.Unmarshal(vendordocs.MustExample("megvii_get_result_ok_000.json"), &m); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(vendordocs.MustExample("megvii_liveness_selfie_002.json"), &lr); err != nil {
+		t.Fatal(err)
+	}
+	return m, lr
+}
+
 // callbackData is document 000's success example for verification id, with
 // the given status, as a callback carries it (no images), compacted oddly:
 // the evidence must keep the exact bytes that were signed.
