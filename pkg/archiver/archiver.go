@@ -22,14 +22,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
-// Config configures an Archiver.
+// Config configures an Archiver: DefaultConfig has its settings' defaults,
+// Validate checks them.
 type Config struct {
 	Store objstore.Bucket
 	// HTTP downloads the vendors' media links: NewMediaClient's (the
@@ -52,8 +52,10 @@ type Config struct {
 	Unmask bool
 	// Ledger, when set, receives each final index entry as a leaf of the
 	// evidence log (contract.LedgerLeaf on the leaves topic).
-	Ledger  LeafWriter
-	Source  string // ce_source of records ("/archiver")
+	Ledger LeafWriter
+	Source string // ce_source of records ("/archiver")
+	// Now is the clock (the system's when nil); Metrics are registered by
+	// their caller (unregistered when nil); Logger logs (nothing when nil).
 	Now     func() time.Time
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -74,41 +76,17 @@ type Archiver struct {
 	spoolErr     error // the latest such failure
 }
 
-// New returns an Archiver.
+// New returns an Archiver. cfg's settings are used as they are: start from
+// DefaultConfig (a zero setting is an error, not a default).
 func New(cfg Config) (*Archiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.Store == nil {
 		return nil, errors.New("archiver: no store")
 	}
 	if cfg.HTTP == nil {
 		cfg.HTTP = NewMediaClient(MediaPolicy{})
-	}
-	if cfg.SpoolDir == "" {
-		cfg.SpoolDir = os.TempDir()
-	}
-	def := DefaultConfig()
-	if cfg.MaxImageBytes <= 0 {
-		cfg.MaxImageBytes = def.MaxImageBytes
-	}
-	if cfg.MaxMediaBytes <= 0 {
-		cfg.MaxMediaBytes = def.MaxMediaBytes
-	}
-	if cfg.DownloadTries <= 0 {
-		cfg.DownloadTries = def.DownloadTries
-	}
-	if cfg.DownloadTimeout <= 0 {
-		cfg.DownloadTimeout = def.DownloadTimeout
-	}
-	if cfg.MediaParallel <= 0 {
-		cfg.MediaParallel = def.MediaParallel
-	}
-	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = def.RetryMin
-	}
-	if cfg.RetryMax < cfg.RetryMin {
-		cfg.RetryMax = max(def.RetryMax, cfg.RetryMin)
-	}
-	if cfg.Source == "" {
-		cfg.Source = def.Source
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
