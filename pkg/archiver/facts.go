@@ -118,73 +118,94 @@ func facts(v contract.Vendor, endpoint string, original, rewritten []byte) *Fact
 	if verr != nil {
 		return &Facts{Problem: endpoint + " answer not understood: " + verr.Message}
 	}
-	f := &Facts{}
 	switch endpoint {
 	case baidu.EndpointGetAll:
-		var g baidu.GetAllResult
-		if err := json.Unmarshal(env.Result, &g); err != nil {
-			return &Facts{Problem: "getall result not understood: " + err.Error()}
-		}
-		f.Billing = &contract.Billing{VerifyCount: ptrI(g.VerifyCount), OCRChargeCount: ptrI(g.OCRChargeCount),
-			MatchChargeCount: ptrI(g.MatchChargeCount), VerifyChargeCount: ptrI(g.VerifyChargeCount)}
-		passed := g.Passed()
-		f.Passed = &passed
-		if len(g.VerifyResult) > 0 {
-			f.FlowStatus = baiduFlow(passed)
-		}
-		f.Attempts = []contract.Attempt{}
-		for _, at := range g.VerifyResult {
-			d := at.VerifyDetail
-			f.Attempts = append(f.Attempts, contract.Attempt{Order: int(at.Order.Value), Passed: at.IsVerifyPassed.Value, Code: string(at.Code), Message: at.Message,
-				VerifiedAt: baiduTime(at.VerifyTime), Charged: at.IsCharged.Value, ChargeType: at.ChargeType, Score: ptrF(d.Score), Threshold: ptrF(d.Threshold),
-				LivenessScore: ptrNonZero(d.LivenessScore), SpoofingScore: ptrNonZero(d.SpoofingScore), RiskLevel: string(d.RiskLevel),
-				RiskTag: d.RiskTag, IsDemote: ptrB(d.IsDemote), VerifyLogID: string(d.VerifyLogID), ChargeTime: baiduTime(at.ChargeTime),
-				OCRCharged: ptrB(at.IsOCRCharge), OCRChargeTime: baiduTime(at.OCRChargeTime), OCRCount: ptrI(at.OCRCount)})
-		}
-		if n := len(g.VerifyResult); n > 0 {
-			last := g.VerifyResult[n-1]
-			for _, at := range g.VerifyResult {
-				if at.IsVerifyPassed.Value {
-					last = at
-				}
-			}
-			d := last.VerifyDetail
-			// Reserved, currently 0 (001): kept only when the vendor fills them;
-			// detail's liveness_score is the real one.
-			f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrNonZero(d.LivenessScore), SpoofingScore: ptrNonZero(d.SpoofingScore), Attacks: []contract.Attack{}}
-			if d.Score.Valid {
-				f.FaceMatch = []contract.FaceMatch{{Source: "baidu_verify", Score: ptrF(d.Score), Threshold: ptrF(d.Threshold)}}
-			}
-			f.Identity = baiduIdentity(last.IDCardConfirm, last.IDCardOCRResult)
-		}
+		return getAllFacts(env.Result)
 	case baidu.EndpointDetail:
-		var d baiduDetail
-		if err := json.Unmarshal(env.Result, &d); err != nil {
-			return &Facts{Problem: "detail result not understood: " + err.Error()}
-		}
-		// detail's success is "this verification succeeded" (document 001);
-		// a failed one answers an error code and has no facts.
-		passed := true
-		f.Passed, f.FlowStatus = &passed, baiduFlow(passed)
-		s := d.VerifyResult
-		// spoofing 0: no synthetic-image check ran (001: 若未进行合成图检测,则返回0).
-		f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrF(s.LivenessScore), SpoofingScore: ptrNonZero(s.Spoofing), Attacks: []contract.Attack{}}
-		if s.Score.Valid && s.Score.Value != 0 { // 0: only liveness ran, no comparison (001)
-			f.FaceMatch = []contract.FaceMatch{{Source: "baidu_detail", Score: ptrF(s.Score)}}
-		}
-		f.Identity = baiduIdentity(d.IDCardConfirm, d.IDCardOCRResult)
+		return detailFacts(env.Result)
 	case baidu.EndpointMedia:
-		var m baidu.MediaResult
-		if len(env.Result) > 0 && string(env.Result) != "null" {
-			if err := json.Unmarshal(env.Result, &m); err != nil {
-				return &Facts{Problem: "media/query result not understood: " + err.Error()}
-			}
-		}
-		// 001: with recording off (the default) the answer has no video.
-		recorded := len(m.URLs()) > 0
-		f.MediaRecorded = &recorded
+		return mediaFacts(env.Result)
 	}
+	return &Facts{}
+}
+
+// getAllFacts reads a getall result: the verdict, every attempt and the
+// billing; liveness, face match and identity from the passed attempt, else
+// the last.
+func getAllFacts(result json.RawMessage) *Facts {
+	var g baidu.GetAllResult
+	if err := json.Unmarshal(result, &g); err != nil {
+		return &Facts{Problem: "getall result not understood: " + err.Error()}
+	}
+	f := &Facts{}
+	f.Billing = &contract.Billing{VerifyCount: ptrI(g.VerifyCount), OCRChargeCount: ptrI(g.OCRChargeCount),
+		MatchChargeCount: ptrI(g.MatchChargeCount), VerifyChargeCount: ptrI(g.VerifyChargeCount)}
+	passed := g.Passed()
+	f.Passed = &passed
+	if len(g.VerifyResult) > 0 {
+		f.FlowStatus = baiduFlow(passed)
+	}
+	f.Attempts = []contract.Attempt{}
+	for _, at := range g.VerifyResult {
+		d := at.VerifyDetail
+		f.Attempts = append(f.Attempts, contract.Attempt{Order: int(at.Order.Value), Passed: at.IsVerifyPassed.Value, Code: string(at.Code), Message: at.Message,
+			VerifiedAt: baiduTime(at.VerifyTime), Charged: at.IsCharged.Value, ChargeType: at.ChargeType, Score: ptrF(d.Score), Threshold: ptrF(d.Threshold),
+			LivenessScore: ptrNonZero(d.LivenessScore), SpoofingScore: ptrNonZero(d.SpoofingScore), RiskLevel: string(d.RiskLevel),
+			RiskTag: d.RiskTag, IsDemote: ptrB(d.IsDemote), VerifyLogID: string(d.VerifyLogID), ChargeTime: baiduTime(at.ChargeTime),
+			OCRCharged: ptrB(at.IsOCRCharge), OCRChargeTime: baiduTime(at.OCRChargeTime), OCRCount: ptrI(at.OCRCount)})
+	}
+	n := len(g.VerifyResult)
+	if n == 0 {
+		return f
+	}
+	last := g.VerifyResult[n-1]
+	for _, at := range g.VerifyResult {
+		if at.IsVerifyPassed.Value {
+			last = at
+		}
+	}
+	d := last.VerifyDetail
+	// Reserved, currently 0 (001): kept only when the vendor fills them;
+	// detail's liveness_score is the real one.
+	f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrNonZero(d.LivenessScore), SpoofingScore: ptrNonZero(d.SpoofingScore), Attacks: []contract.Attack{}}
+	if d.Score.Valid {
+		f.FaceMatch = []contract.FaceMatch{{Source: "baidu_verify", Score: ptrF(d.Score), Threshold: ptrF(d.Threshold)}}
+	}
+	f.Identity = baiduIdentity(last.IDCardConfirm, last.IDCardOCRResult)
 	return f
+}
+
+// detailFacts reads a detail result (its ID-card images replaced).
+func detailFacts(result json.RawMessage) *Facts {
+	var d baiduDetail
+	if err := json.Unmarshal(result, &d); err != nil {
+		return &Facts{Problem: "detail result not understood: " + err.Error()}
+	}
+	// detail's success is "this verification succeeded" (document 001);
+	// a failed one answers an error code and has no facts.
+	passed := true
+	f := &Facts{Passed: &passed, FlowStatus: baiduFlow(passed)}
+	s := d.VerifyResult
+	// spoofing 0: no synthetic-image check ran (001: 若未进行合成图检测,则返回0).
+	f.Liveness = &contract.Liveness{Result: "unknown", Score: ptrF(s.LivenessScore), SpoofingScore: ptrNonZero(s.Spoofing), Attacks: []contract.Attack{}}
+	if s.Score.Valid && s.Score.Value != 0 { // 0: only liveness ran, no comparison (001)
+		f.FaceMatch = []contract.FaceMatch{{Source: "baidu_detail", Score: ptrF(s.Score)}}
+	}
+	f.Identity = baiduIdentity(d.IDCardConfirm, d.IDCardOCRResult)
+	return f
+}
+
+// mediaFacts reads a media/query result: whether the flow was recorded.
+func mediaFacts(result json.RawMessage) *Facts {
+	var m baidu.MediaResult
+	if len(result) > 0 && string(result) != "null" {
+		if err := json.Unmarshal(result, &m); err != nil {
+			return &Facts{Problem: "media/query result not understood: " + err.Error()}
+		}
+	}
+	// 001: with recording off (the default) the answer has no video.
+	recorded := len(m.URLs()) > 0
+	return &Facts{MediaRecorded: &recorded}
 }
 
 // baiduFlow is a Baidu flow status from the vendor's verdict.
@@ -216,54 +237,12 @@ func baiduIdentity(c *baidu.IDCardConfirm, o *baidu.OCRResult) *contract.Identit
 }
 
 func megviiFacts(r *megvii.Result) *Facts {
-	f := &Facts{FlowStatus: string(r.Status), BizNo: r.BizInfo.BizNo, ExpectedImages: expectedImages(r)}
+	f := &Facts{FlowStatus: string(r.Status), BizNo: r.BizInfo.BizNo, ExpectedImages: expectedImages(r), Liveness: megviiLiveness(r.LivenessResult)}
 	if vt, ok := r.VerifyTime(); ok {
 		f.VerifiedAt = &vt
 	}
-	if l := r.LivenessResult; l != nil {
-		res := "unknown"
-		switch strings.ToUpper(strings.TrimSpace(l.Result)) {
-		case "PASS":
-			res = "pass"
-		case "FAIL":
-			res = "fail"
-		}
-		proc, inferred := l.Procedure()
-		f.Liveness = &contract.Liveness{Result: res, Procedure: proc, ProcedureInferred: inferred, Attacks: []contract.Attack{}}
-		for _, at := range l.FaceGenuineness.Attacks() {
-			f.Liveness.Attacks = append(f.Liveness.Attacks, contract.Attack{Kind: at.Kind, Score: at.Confidence, Threshold: at.Threshold, Suspected: at.Suspected})
-		}
-		if g := l.FaceGenuineness; g != nil {
-			f.Liveness.SelfieInconsistent = ptrI(g.SelfieInconsistent)
-			f.Liveness.SelfieMetadataInconsistent = ptrI(g.SelfieMetadataInconsistent)
-		}
-	}
 	if v := r.VerifyResult; v != nil {
-		add := func(src string, s *megvii.Score) {
-			if s == nil {
-				return
-			}
-			fm := contract.FaceMatch{Source: src, Score: ptrF(s.Confidence)}
-			if len(s.Thresholds) > 0 {
-				fm.Thresholds = map[string]float64{}
-				for k, t := range s.Thresholds {
-					if t.Valid {
-						fm.Thresholds[k] = t.Value
-					}
-				}
-			}
-			f.FaceMatch = append(f.FaceMatch, fm)
-		}
-		add("idcard_photo", v.ResultIDCardPhoto)
-		add("idcard_datasource", v.ResultIDCardDatasource)
-		add("faceid", v.ResultFaceID)
-		for _, n := range v.RefNumbers() {
-			s := v.Refs[n]
-			add("ref"+strconv.Itoa(n), &s)
-		}
-		if v.ErrorMessage != nil && strings.TrimSpace(*v.ErrorMessage) != "" {
-			f.FaceMatch = append(f.FaceMatch, contract.FaceMatch{Source: "comparison", Error: strings.TrimSpace(*v.ErrorMessage)})
-		}
+		f.FaceMatch = megviiFaceMatch(v)
 		billed := v.Billed()
 		f.Billing = &contract.Billing{Billed: &billed}
 		if x := v.IDExceptions; x != nil && (x.IDAttacked.Valid || x.IDPhotoMonochrome.Valid) {
@@ -279,4 +258,61 @@ func megviiFacts(r *megvii.Result) *Facts {
 		}
 	}
 	return f
+}
+
+// megviiLiveness is a liveness_result as a record states it (nil without
+// one).
+func megviiLiveness(l *megvii.LivenessResult) *contract.Liveness {
+	if l == nil {
+		return nil
+	}
+	res := "unknown"
+	switch strings.ToUpper(strings.TrimSpace(l.Result)) {
+	case "PASS":
+		res = "pass"
+	case "FAIL":
+		res = "fail"
+	}
+	proc, inferred := l.Procedure()
+	out := &contract.Liveness{Result: res, Procedure: proc, ProcedureInferred: inferred, Attacks: []contract.Attack{}}
+	for _, at := range l.FaceGenuineness.Attacks() {
+		out.Attacks = append(out.Attacks, contract.Attack{Kind: at.Kind, Score: at.Confidence, Threshold: at.Threshold, Suspected: at.Suspected})
+	}
+	if g := l.FaceGenuineness; g != nil {
+		out.SelfieInconsistent = ptrI(g.SelfieInconsistent)
+		out.SelfieMetadataInconsistent = ptrI(g.SelfieMetadataInconsistent)
+	}
+	return out
+}
+
+// megviiFaceMatch is verify_result's comparisons, in a fixed order, and its
+// error message as a comparison that failed.
+func megviiFaceMatch(v *megvii.VerifyResult) []contract.FaceMatch {
+	var out []contract.FaceMatch
+	add := func(src string, s *megvii.Score) {
+		if s == nil {
+			return
+		}
+		fm := contract.FaceMatch{Source: src, Score: ptrF(s.Confidence)}
+		if len(s.Thresholds) > 0 {
+			fm.Thresholds = map[string]float64{}
+			for k, t := range s.Thresholds {
+				if t.Valid {
+					fm.Thresholds[k] = t.Value
+				}
+			}
+		}
+		out = append(out, fm)
+	}
+	add("idcard_photo", v.ResultIDCardPhoto)
+	add("idcard_datasource", v.ResultIDCardDatasource)
+	add("faceid", v.ResultFaceID)
+	for _, n := range v.RefNumbers() {
+		s := v.Refs[n]
+		add("ref"+strconv.Itoa(n), &s)
+	}
+	if v.ErrorMessage != nil && strings.TrimSpace(*v.ErrorMessage) != "" {
+		out = append(out, contract.FaceMatch{Source: "comparison", Error: strings.TrimSpace(*v.ErrorMessage)})
+	}
+	return out
 }
