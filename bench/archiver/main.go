@@ -77,7 +77,9 @@ func run(n, videoMB, workers int, out string) error {
 	// The video is served over plain http on loopback, which the media
 	// policy refuses unless told otherwise (as development does).
 	media := archiver.NewMediaClient(archiver.MediaPolicy{AllowHTTP: true, AllowedCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
-	a, err := archiver.New(archiver.Config{Store: s3b, SpoolDir: os.TempDir(), HTTP: media})
+	cfg := archiver.DefaultConfig()
+	cfg.Store, cfg.HTTP = s3b, media
+	a, err := archiver.New(cfg)
 	if err != nil {
 		return err
 	}

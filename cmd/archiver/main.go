@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -54,14 +55,14 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 	o := &options{cfg: archiver.DefaultConfig(), run: archiver.DefaultRunConfig(), startupWait: 2 * time.Minute}
 	c, r := &o.cfg, &o.run
 	o.svc.Register(fs, "127.0.0.1:9103")
-	fs.StringVar(&r.GroupID, "group-id", "faceharvest-archiver", "Kafka consumer group")
-	fs.StringVar(&r.RawTopic, "raw-topic", contract.DefaultRawTopic, "topic of raw vendor answers and terminal envelopes")
-	fs.StringVar(&r.ResultsTopic, "results-topic", contract.DefaultResultsTopic, "topic of normalized records")
-	fs.StringVar(&r.DLQTopic, "dlq-topic", contract.DefaultDLQTopic, "topic of raw messages that cannot be archived, with the reason in a header")
+	fs.StringVar(&r.GroupID, "group-id", r.GroupID, "Kafka consumer group")
+	fs.StringVar(&r.RawTopic, "raw-topic", r.RawTopic, "topic of raw vendor answers and terminal envelopes")
+	fs.StringVar(&r.ResultsTopic, "results-topic", r.ResultsTopic, "topic of normalized records")
+	fs.StringVar(&r.DLQTopic, "dlq-topic", r.DLQTopic, "topic of raw messages that cannot be archived, with the reason in a header")
 	fs.StringVar(&o.ledgerTopic, "ledger-topic", contract.DefaultLedgerLeavesTopic, "topic (one partition) each final index entry is appended to as a leaf of the evidence log, before its record is published (empty: no ledger)")
 	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Writes: true, Bucket: "bucket for media and evidence documents",
 		Credentials: "With no credentials at all nothing is sent: the archiver refuses to start and /readyz fails"})
-	fs.StringVar(&c.SpoolDir, "spool-dir", c.SpoolDir, "directory for downloads in progress (a 200 MB video is spooled here, never held in memory); empty: the system's temporary directory ($TMPDIR or /tmp)")
+	fs.StringVar(&c.SpoolDir, "spool-dir", "", "directory for downloads in progress (a 200 MB video is spooled here, never held in memory); empty: the system's temporary directory ($TMPDIR or /tmp)")
 	fs.Int64Var(&c.MaxImageBytes, "max-image-bytes", c.MaxImageBytes, "largest embedded image accepted, in bytes")
 	fs.Int64Var(&c.MaxMediaBytes, "max-media-bytes", c.MaxMediaBytes, "largest downloaded image or video accepted, in bytes")
 	fs.IntVar(&c.DownloadTries, "download-tries", c.DownloadTries, "tries per media link on transport errors, 5xx and 429 (403/404/410 mean the link expired)")
@@ -85,25 +86,47 @@ spool directory are retried without end (the latter fails /readyz); nothing is s
 		return nil, err
 	}
 	o.createBucket = s3f.CreateBucket()
-	switch {
-	case c.MaxImageBytes <= 0 || c.MaxMediaBytes <= 0:
-		return nil, fmt.Errorf("--max-image-bytes and --max-media-bytes must be positive")
-	case r.Workers <= 0 || c.MediaParallel <= 0 || c.DownloadTries <= 0:
-		return nil, fmt.Errorf("--workers, --media-parallel and --download-tries must be positive")
-	}
 	if r.DLQPayload, err = bus.ParseDeadLetterPayloadMode(o.dlqPayload); err != nil {
 		return nil, fmt.Errorf("--dlq-payload: %w", err)
 	}
 	if o.media.AllowedCIDRs, err = archiver.ParseCIDRs(o.mediaCIDRs); err != nil {
 		return nil, fmt.Errorf("--media-allowed-cidrs: %w", err)
 	}
-	if c.SpoolDir == "" {
+	if c.SpoolDir == "" { // as --help says
 		c.SpoolDir = os.TempDir()
+	}
+	if err := errors.Join(flagErrors(c.Validate()), flagErrors(r.Validate())); err != nil {
+		return nil, err
 	}
 	if st, err := os.Stat(c.SpoolDir); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--spool-dir %q is not a directory", c.SpoolDir)
 	}
 	return o, o.svc.Validate(getenv)
+}
+
+// flagErrors names the flags of the settings err refuses (a
+// *archiver.ConfigError); settings without a flag keep their field's name.
+func flagErrors(err error) error {
+	var ce *archiver.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	settingFlags := map[string]string{
+		"GroupID": "--group-id", "RawTopic": "--raw-topic", "ResultsTopic": "--results-topic", "DLQTopic": "--dlq-topic",
+		"SpoolDir": "--spool-dir", "MaxImageBytes": "--max-image-bytes", "MaxMediaBytes": "--max-media-bytes",
+		"DownloadTries": "--download-tries", "DownloadTimeout": "--download-timeout", "MediaParallel": "--media-parallel",
+		"DLQPayload": "--dlq-payload", "Workers": "--workers", "HoldLimit": "--hold-limit", "DrainTimeout": "--shutdown-grace",
+		"SessionTimeout": "--session-timeout", "RebalanceTimeout": "--rebalance-timeout",
+	}
+	var errs []error
+	for _, s := range ce.Settings {
+		name := s.Field
+		if f, ok := settingFlags[name]; ok {
+			name = f
+		}
+		errs = append(errs, fmt.Errorf("%s %s", name, s.Problem))
+	}
+	return errors.Join(errs...)
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {

@@ -120,8 +120,10 @@ func mp4(n int) []byte {
 }
 
 func newTest(t testing.TB, store objstore.Bucket, hc *http.Client) *Archiver {
-	a, err := New(Config{Store: store, HTTP: hc, SpoolDir: t.TempDir(), DownloadTries: 2, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
-		Now: func() time.Time { return t0.Add(time.Hour) }})
+	cfg := DefaultConfig()
+	cfg.Store, cfg.HTTP, cfg.SpoolDir, cfg.DownloadTries, cfg.RetryMin, cfg.RetryMax = store, hc, t.TempDir(), 2, time.Millisecond, 5*time.Millisecond
+	cfg.Now = func() time.Time { return t0.Add(time.Hour) }
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,13 @@ package archiver
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
+	"github.com/faceharvest/faceharvest/pkg/vendordocs"
 )
 
 // BenchmarkArchiveMegvii is the archiver's own CPU per Megvii answer with
@@ -35,5 +37,28 @@ func BenchmarkArchiveMegvii(b *testing.B) {
 			b.Fatal(err)
 		}
 		a.take("id")
+	}
+}
+
+// BenchmarkArchiveMegviiCallback is the archiver's CPU per signed Megvii
+// callback (document 000's result, no images, as callbacks carry).
+func BenchmarkArchiveMegviiCallback(b *testing.B) {
+	var m map[string]any
+	if err := json.Unmarshal(vendordocs.MustExample("megvii_get_result_ok_000.json"), &m); err != nil {
+		b.Fatal(err)
+	}
+	m["status"], m["biz_info"] = "OK", map[string]any{"biz_id": "m-cb"}
+	delete(m, "images")
+	data := string(mustJSON(b, m))
+	a := newTest(b, objstore.NewMemory(), nil)
+	r := response(contract.Megvii, "m-cb", contract.EndpointCallback, []byte(data))
+	r.Sign, r.SignedBy = "sign", "sha256:0a1b2c3d"
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := a.ArchiveResponse(context.Background(), "cb", r); err != nil {
+			b.Fatal(err)
+		}
+		a.take("cb")
 	}
 }

@@ -66,7 +66,7 @@ func TestMixedRawTopicInlineAndByReference(t *testing.T) {
 		}
 		produce(t, w, ms...)
 	}
-	a, stop := runner(t, brokers, store, 0)
+	a, stop := runner(t, brokers, store, DefaultRunConfig().HoldLimit)
 	defer stop()
 
 	recInline := readRecord(t, brokers, contract.RecordID(contract.Megvii, "inline"))

@@ -55,13 +55,7 @@ func TestBaiduDetailSpoofingZeroIsNotAScore(t *testing.T) {
 // carries them as sent.
 func TestMegviiRiskFacts(t *testing.T) {
 	schema := schematest.Compile(t)
-	var m, lr map[string]any
-	if err := json.Unmarshal(vendordocs.MustExample("megvii_get_result_ok_000.json"), &m); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(vendordocs.MustExample("megvii_liveness_selfie_002.json"), &lr); err != nil {
-		t.Fatal(err)
-	}
+	m, lr := megviiSelfieExamples(t)
 	lr["result"], lr["procedure_type"] = "PASS", "selfie"
 	fg := lr["face_genuineness"].(map[string]any)
 	fg["selfie_inconsistent"], fg["selfie_metadata_inconsistent"] = "1", 2 // 000: "0"/"1", "0"/"1"/"2"

@@ -32,7 +32,9 @@ func replayTerminal(t testing.TB, id string, now time.Time) (contract.Terminal, 
 }
 
 func simArchiver(t testing.TB, store objstore.Bucket, clk *clock.Sim, reg prometheus.Registerer) *Archiver {
-	a, err := New(Config{Store: store, SpoolDir: t.TempDir(), RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond, Now: clk.Now, Metrics: NewMetrics(reg)})
+	cfg := DefaultConfig()
+	cfg.Store, cfg.SpoolDir, cfg.RetryMin, cfg.RetryMax, cfg.Now, cfg.Metrics = store, t.TempDir(), time.Millisecond, 5*time.Millisecond, clk.Now, NewMetrics(reg)
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

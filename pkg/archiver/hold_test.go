@@ -19,13 +19,16 @@ import (
 // and its stop.
 func runner(t *testing.T, brokers []string, store objstore.Bucket, hold time.Duration) (*Archiver, func()) {
 	t.Helper()
-	a, err := New(Config{Store: store, SpoolDir: t.TempDir()})
+	cfg := DefaultConfig()
+	cfg.Store, cfg.SpoolDir = store, t.TempDir()
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := NewRunner(ctx, RunConfig{Kafka: bus.Plain(brokers...), GroupID: "hold", RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic,
-		CommitInterval: 20 * time.Millisecond, HoldLimit: hold, SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second}, a)
+	rc := testRunConfig(brokers, "hold")
+	rc.CommitInterval, rc.HoldLimit = 20*time.Millisecond, hold
+	r, err := NewRunner(ctx, rc, a)
 	if err != nil {
 		t.Fatal(err)
 	}

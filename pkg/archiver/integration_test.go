@@ -186,13 +186,16 @@ func TestArchiverWithMinIOAndKafka(t *testing.T) {
 	media, _ := mediaServer(t)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	a, err := New(Config{Store: s3b, HTTP: media.Client(), SpoolDir: t.TempDir(), RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, Logger: log})
+	cfg := DefaultConfig()
+	cfg.Store, cfg.HTTP, cfg.SpoolDir, cfg.RetryMin, cfg.RetryMax, cfg.Logger = s3b, media.Client(), t.TempDir(), 20*time.Millisecond, 200*time.Millisecond, log
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := NewRunner(ctx, RunConfig{Kafka: bus.Plain(brokers...), GroupID: "archiver-test", RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic,
-		SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second, Logger: log}, a)
+	rc := testRunConfig(brokers, "archiver-test")
+	rc.Logger = log
+	r, err := NewRunner(ctx, rc, a)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 )
 
 // RunConfig configures the consumer-group process around an Archiver.
-// Zero fields take DefaultRunConfig's values.
+// DefaultRunConfig has its defaults; Validate checks it.
 type RunConfig struct {
 	Kafka                            bus.Cluster
 	GroupID                          string
@@ -51,35 +51,15 @@ type Runner struct {
 	log     *slog.Logger
 }
 
-// NewRunner checks that the topics exist and returns a Runner.
+// NewRunner checks that the topics exist and returns a Runner. cfg's
+// settings are used as they are: start from DefaultRunConfig (a zero
+// setting is an error, not a default).
 func NewRunner(ctx context.Context, cfg RunConfig, a *Archiver) (*Runner, error) {
-	def := DefaultRunConfig()
-	if cfg.Workers <= 0 {
-		cfg.Workers = def.Workers
-	}
-	if cfg.CommitInterval <= 0 {
-		cfg.CommitInterval = def.CommitInterval
-	}
-	if cfg.HoldLimit <= 0 {
-		cfg.HoldLimit = def.HoldLimit
-	}
-	if cfg.DrainTimeout <= 0 {
-		cfg.DrainTimeout = def.DrainTimeout
-	}
-	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = def.SessionTimeout
-	}
-	if cfg.RebalanceTimeout <= 0 {
-		cfg.RebalanceTimeout = def.RebalanceTimeout
-	}
-	if cfg.DLQPayload == "" {
-		cfg.DLQPayload = def.DLQPayload
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if _, err := bus.ParseDeadLetterPayloadMode(string(cfg.DLQPayload)); err != nil {
-		return nil, fmt.Errorf("dead-letter payloads: %w", err)
 	}
 	if err := bus.CheckTopics(ctx, cfg.Kafka, cfg.RawTopic, cfg.ResultsTopic, cfg.DLQTopic); err != nil {
 		return nil, err

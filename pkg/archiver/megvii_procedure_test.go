@@ -8,7 +8,6 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/contract/schematest"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
-	"github.com/faceharvest/faceharvest/pkg/vendordocs"
 )
 
 // TestMegviiCallbackWithoutProcedureType: 002's liveness_result table and
@@ -18,13 +17,7 @@ import (
 // two selfies, not image_best, as not obtained.
 func TestMegviiCallbackWithoutProcedureType(t *testing.T) {
 	schema := schematest.Compile(t)
-	var m, lr map[string]any
-	if err := json.Unmarshal(vendordocs.MustExample("megvii_get_result_ok_000.json"), &m); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(vendordocs.MustExample("megvii_liveness_selfie_002.json"), &lr); err != nil {
-		t.Fatal(err)
-	}
+	m, lr := megviiSelfieExamples(t)
 	if _, has := lr["procedure_type"]; has {
 		t.Fatal("002's selfie example has procedure_type: the test's premise is gone")
 	}

@@ -18,8 +18,9 @@ import (
 func startRunner(t *testing.T, brokers []string, a *Archiver, group string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := NewRunner(ctx, RunConfig{Kafka: bus.Plain(brokers...), GroupID: group, RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic,
-		CommitInterval: 20 * time.Millisecond, HoldLimit: time.Hour, SessionTimeout: 6 * time.Second, RebalanceTimeout: 6 * time.Second}, a)
+	rc := testRunConfig(brokers, group)
+	rc.CommitInterval, rc.HoldLimit = 20*time.Millisecond, time.Hour
+	r, err := NewRunner(ctx, rc, a)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -70,8 +71,9 @@ func TestUnusableSpoolDirectoryIsRetried(t *testing.T) {
 	srv, _ := mediaServer(t)
 	spool := filepath.Join(t.TempDir(), "spool") // not created yet
 	reg := prometheus.NewRegistry()
-	a, err := New(Config{Store: store, HTTP: srv.Client(), SpoolDir: spool, RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond,
-		Metrics: NewMetrics(reg)})
+	cfg := DefaultConfig()
+	cfg.Store, cfg.HTTP, cfg.SpoolDir, cfg.RetryMin, cfg.RetryMax, cfg.Metrics = store, srv.Client(), spool, time.Millisecond, 5*time.Millisecond, NewMetrics(reg)
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,8 +96,10 @@ func ArchiveErr(ctx context.Context, b objstore.Bucket, spool string, vs ...Veri
 	var out []contract.Record
 	for _, v := range vs {
 		now := v.DecidedAt.Add(time.Minute)
-		a, err := archiver.New(archiver.Config{Store: b, HTTP: hc, SpoolDir: spool, RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond,
-			Now: func() time.Time { return now }})
+		cfg := archiver.DefaultConfig()
+		cfg.Store, cfg.HTTP, cfg.SpoolDir, cfg.RetryMin, cfg.RetryMax = b, hc, spool, time.Millisecond, 10*time.Millisecond
+		cfg.Now = func() time.Time { return now }
+		a, err := archiver.New(cfg)
 		if err != nil {
 			return nil, err
 		}
