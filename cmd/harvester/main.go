@@ -92,7 +92,7 @@ verification ends with exactly one terminal envelope there.`)
 	fs.DurationVar(&r.RebalanceTimeout, "rebalance-timeout", r.RebalanceTimeout, "consumer-group rebalance timeout")
 	fs.DurationVar(&o.startupWait, "startup-wait", o.startupWait, "how long to wait at start for the brokers, topics and bucket")
 	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Writes: true, Bucket: "bucket the vendors' answers are stored in before their reference is published (the archiver's, which reads them)",
-		Credentials: "The harvester writes answers (raw/v1/...), lists that prefix and reads objects' attributes."})
+		Credentials: "The harvester writes answers (raw/v1/...), lists that prefix and reads objects' attributes there and under index/v1/by-id/ (the evidence index: an event of a verification already archived starts nothing)."})
 	fs.Secret("FACEHARVEST_MEGVII_API_KEY", "Megvii api_key (required)")
 	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii api_secret; with a comma-separated list, the first is used for calls (required)")
 	fs.Secret("FACEHARVEST_BAIDU_API_KEY", "Baidu API Key (client_id) (required)")

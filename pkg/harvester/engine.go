@@ -138,6 +138,7 @@ type Engine struct {
 	q               queue
 	w               stateWriter
 	hk              housekeeping
+	ix              indexCheck // the evidence-index check's state (its own lock)
 
 	// Set by NewEngine, then only read.
 	lim   map[contract.Vendor]*limiter
@@ -289,6 +290,15 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 	}
 	it := e.items[key]
 	fresh := it == nil || !it.hasState() // none, or one being discarded
+	if !fresh && it.stateLocked().Foreign(typ, ev) {
+		// Another caller's registration or landing changes nothing, and
+		// writes nothing.
+		e.m.foreignRefused.WithLabelValues(typ).Inc()
+		if !it.busy && it.waitIdx >= 0 {
+			it.freezeLocked()
+		}
+		return closedCh
+	}
 	if fresh && ev.Vendor == contract.Baidu && typ != contract.TypeTokenRegistered && e.unregistered >= e.maxUnreg {
 		e.refuseLocked()
 		return closedCh

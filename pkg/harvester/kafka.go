@@ -278,6 +278,11 @@ func (h *Harvester) handle(ctx context.Context, m contract.Message) (<-chan stru
 		return closedCh, true
 	}
 	h.eng.m.events.WithLabelValues(typ).Inc()
+	if archived, ok := h.eng.archived(ctx, ev); !ok {
+		return nil, false // shutting down: the offset stays uncommitted
+	} else if archived {
+		return closedCh, true
+	}
 	if msg, ok := h.eng.callbackResponse(typ, ev); ok {
 		// The signed callback is evidence: on the raw topic before the state
 		// naming it is stored, so it precedes any terminal of the key.
