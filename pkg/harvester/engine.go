@@ -145,7 +145,10 @@ type Engine struct {
 	wake  chan struct{}
 	ticks func() (<-chan time.Time, func()) // dispatch's ticker (every dispatchEvery)
 	wait  retry.Wait                        // the publishes' back-off wait
-	wg    sync.WaitGroup                    // jobs, savers and sweeps
+	// revokeGrace is how long a revocation lets its jobs wait for their
+	// state writes (stateWriteTimeout; tests shorten it).
+	revokeGrace time.Duration
+	wg          sync.WaitGroup // jobs, savers and sweeps
 }
 
 // NewEngine returns an engine; Run starts its dispatcher.
@@ -153,7 +156,7 @@ func NewEngine(cfg EngineConfig) *Engine {
 	cfg = withDefaults(cfg)
 	e := &Engine{maxUnreg: max(cfg.MaxUnregistered, 0), cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
 		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{},
-		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1), ticks: realTicks, wait: retry.Sleep}
+		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1), ticks: realTicks, wait: retry.Sleep, revokeGrace: stateWriteTimeout}
 	e.w = stateWriter{mu: &e.mu, wg: &e.wg, store: cfg.Store, wait: retry.Sleep, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics, waiters: map[*item][]saveWaiter{}, parts: map[int32]*partSavers{}}
 	var vendors []contract.Vendor
 	for v := range cfg.Callers {
@@ -205,7 +208,7 @@ func withDefaults(cfg EngineConfig) EngineConfig {
 func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.parts[p] = &partition{}
+	e.parts[p] = newPartition()
 	if len(e.items) == 0 && len(recs) > 0 {
 		e.items = make(map[string]*item, len(recs)) // no rehashing a million entries as they come
 	}
@@ -236,7 +239,10 @@ func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 // RevokePartition stops starting work on a partition, waits for the calls in
 // flight there to finish and be recorded, forgets its items, and waits for
 // the state writes under way there to end: none is tried again, so nothing
-// written for the partition lands after its next owner's writes.
+// written for the partition lands after its next owner's writes. Its jobs'
+// waits for state writes end after revokeGrace (30 s): a state topic that
+// takes no writes does not hold the revocation (the next owner restores
+// what was stored).
 func (e *Engine) RevokePartition(p int) {
 	e.mu.Lock()
 	ps := e.parts[p]
@@ -252,8 +258,13 @@ func (e *Engine) RevokePartition(p int) {
 	}
 	e.mu.Unlock()
 	if idle != nil {
+		// Its jobs' state writes get revokeGrace to land; past it (the
+		// state topic does not take writes) they stop waiting.
+		grace := time.AfterFunc(e.revokeGrace, ps.cancel)
 		<-idle
+		grace.Stop()
 	}
+	ps.cancel()
 	e.mu.Lock()
 	for k, it := range e.items {
 		if int(it.part) == p {
