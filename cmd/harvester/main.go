@@ -115,8 +115,11 @@ verification ends with exactly one terminal envelope there.`)
 	if e.IntentGrace <= e.CallTimeout {
 		return nil, fmt.Errorf("--intent-grace (%s) must be above --call-timeout (%s): a restored call is resolved only once the previous owner's call and its record are over", e.IntentGrace, e.CallTimeout)
 	}
-	e.MaxUnregistered = maxUnregistered(o.maxUnregistered)
+	e.MaxUnregistered = o.maxUnregistered
 	e.Limits = map[contract.Vendor]harvester.VendorLimits{contract.Megvii: o.megvii, contract.Baidu: o.baidu}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
 	for _, s := range []struct {
 		env string
 		dst *config.Secret
@@ -145,15 +148,6 @@ verification ends with exactly one terminal envelope there.`)
 // rawHeaderRoom is what a raw message needs beside an inline answer: its
 // headers and the record's framing.
 const rawHeaderRoom = 16 << 10
-
-// maxUnregistered maps the flag (0 keeps none) to EngineConfig's field (0
-// means its default, negative none).
-func maxUnregistered(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	o, err := parse(args, getenv, stdout)

@@ -117,8 +117,12 @@ func (w *world) startHarvesterWith(limits map[contract.Vendor]VendorLimits, adju
 	pol := schedule.Defaults()
 	pol.RetryMin, pol.RetryMax = time.Second, 10*time.Second
 	ctx, cancel := context.WithCancel(context.Background())
-	ec := EngineConfig{Policy: pol, Callers: map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{w.mc}, contract.Baidu: BaiduCaller{w.bc}},
-		Limits: limits, Now: w.clk.Now, Source: "/harvester", Metrics: NewMetrics(nil), IntentGrace: 90 * time.Second, Answers: w.answers}
+	ec := engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Callers, c.Now, c.Source, c.Metrics, c.IntentGrace, c.Answers = pol, map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{w.mc}, contract.Baidu: BaiduCaller{w.bc}}, w.clk.Now, "/harvester", NewMetrics(nil), 90*time.Second, w.answers
+		for v, l := range limits { // the vendors limits leaves out keep the defaults
+			c.Limits[v] = l
+		}
+	})
 	if adjust != nil {
 		adjust(&ec)
 	}
@@ -373,7 +377,7 @@ func TestRefusesTopicsThatBreakTheLaws(t *testing.T) {
 			}
 			defer b.Close()
 			_, err = New(context.Background(), Config{Kafka: bus.Plain(b.Addr()), GroupID: "g", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
-				MinRawMessageBytes: c.minRawMsg, Engine: EngineConfig{Policy: schedule.Defaults(), Answers: objstore.NewMemory()}})
+				MinRawMessageBytes: c.minRawMsg, Engine: engineConfig(func(c *EngineConfig) { c.Policy, c.Answers = schedule.Defaults(), objstore.NewMemory() })})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err %v, want one naming %q", err, c.want)
 			}
