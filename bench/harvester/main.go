@@ -133,8 +133,9 @@ type Throughput struct {
 }
 
 func engineFor(r *simRig, limit int, pol schedule.Policy, fifo bool, publish time.Duration) *harvester.Engine {
-	return harvester.NewEngine(harvester.EngineConfig{Policy: pol, Callers: map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: r.mc}},
-		Limits: map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: limit}}, Store: nullStore{}, Raw: nullRaw{publish}, FIFO: fifo})
+	return harvester.NewEngine(engineConfig(func(c *harvester.EngineConfig) {
+		c.Policy, c.Callers, c.Limits, c.Store, c.Raw, c.FIFO = pol, map[contract.Vendor]harvester.Caller{contract.Megvii: harvester.MegviiCaller{Client: r.mc}}, map[contract.Vendor]harvester.VendorLimits{contract.Megvii: {Concurrency: limit}}, nullStore{}, nullRaw{publish}, fifo
+	}))
 }
 
 // throughput harvests n verifications due at once; publish is how long
@@ -253,7 +254,9 @@ func restore(n int, profile string) (Restore, error) {
 	var m0 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	h, err := harvester.New(context.Background(), harvester.Config{Kafka: bus.Plain(b.Addr()), GroupID: "bench", EventsTopic: "bench.events", StateTopic: "bench.state", RawTopic: "bench.raw", DLQTopic: "bench.dlq",
-		Engine: harvester.EngineConfig{Policy: pol, Callers: map[contract.Vendor]harvester.Caller{}, Answers: objstore.NewMemory()}})
+		Engine: engineConfig(func(c *harvester.EngineConfig) {
+			c.Policy, c.Callers, c.Answers = pol, map[contract.Vendor]harvester.Caller{}, objstore.NewMemory()
+		})})
 	if err != nil {
 		return Restore{}, err
 	}
@@ -282,4 +285,11 @@ func restore(n int, profile string) (Restore, error) {
 		return Restore{}, fmt.Errorf("restored %d of %d", got, n)
 	}
 	return Restore{Pending: n, Seconds: el, BytesEach: float64(m1.HeapAlloc-m0.HeapAlloc) / float64(n)}, nil
+}
+
+// engineConfig is the engine's DefaultConfig changed by set.
+func engineConfig(set func(*harvester.EngineConfig)) harvester.EngineConfig {
+	c := harvester.DefaultConfig()
+	set(&c)
+	return c
 }

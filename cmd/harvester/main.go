@@ -92,7 +92,7 @@ verification ends with exactly one terminal envelope there.`)
 	fs.DurationVar(&r.RebalanceTimeout, "rebalance-timeout", r.RebalanceTimeout, "consumer-group rebalance timeout")
 	fs.DurationVar(&o.startupWait, "startup-wait", o.startupWait, "how long to wait at start for the brokers, topics and bucket")
 	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Writes: true, Bucket: "bucket the vendors' answers are stored in before their reference is published (the archiver's, which reads them)",
-		Credentials: "The harvester writes answers (raw/v1/...), lists that prefix and reads objects' attributes."})
+		Credentials: "The harvester writes answers (raw/v1/...), lists that prefix and reads objects' attributes there and under index/v1/by-id/ (the evidence index: an event of a verification already archived starts nothing)."})
 	fs.Secret("FACEHARVEST_MEGVII_API_KEY", "Megvii api_key (required)")
 	fs.Secret("FACEHARVEST_MEGVII_API_SECRET", "Megvii api_secret; with a comma-separated list, the first is used for calls (required)")
 	fs.Secret("FACEHARVEST_BAIDU_API_KEY", "Baidu API Key (client_id) (required)")
@@ -115,8 +115,11 @@ verification ends with exactly one terminal envelope there.`)
 	if e.IntentGrace <= e.CallTimeout {
 		return nil, fmt.Errorf("--intent-grace (%s) must be above --call-timeout (%s): a restored call is resolved only once the previous owner's call and its record are over", e.IntentGrace, e.CallTimeout)
 	}
-	e.MaxUnregistered = maxUnregistered(o.maxUnregistered)
+	e.MaxUnregistered = o.maxUnregistered
 	e.Limits = map[contract.Vendor]harvester.VendorLimits{contract.Megvii: o.megvii, contract.Baidu: o.baidu}
+	if err := e.Validate(); err != nil {
+		return nil, err
+	}
 	for _, s := range []struct {
 		env string
 		dst *config.Secret
@@ -145,15 +148,6 @@ verification ends with exactly one terminal envelope there.`)
 // rawHeaderRoom is what a raw message needs beside an inline answer: its
 // headers and the record's framing.
 const rawHeaderRoom = 16 << 10
-
-// maxUnregistered maps the flag (0 keeps none) to EngineConfig's field (0
-// means its default, negative none).
-func maxUnregistered(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	o, err := parse(args, getenv, stdout)

@@ -47,9 +47,9 @@ func newSimRig(t *testing.T, pol func(*schedule.Policy)) *simRig {
 		pol(&p)
 	}
 	r := &simRig{t: t, sim: sim, clk: clk, store: &memStore{}, raw: &memRaw{}, reg: prometheus.NewRegistry()}
-	r.eng = NewEngine(EngineConfig{Policy: p, Callers: map[contract.Vendor]Caller{contract.Baidu: BaiduCaller{Client: bc}},
-		Limits: map[contract.Vendor]VendorLimits{contract.Baidu: {Concurrency: 4}}, Store: r.store, Raw: r.raw, Now: clk.Now, Source: "/test",
-		Metrics: NewMetrics(r.reg)})
+	r.eng = NewEngine(engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Callers, c.Limits, c.Store, c.Raw, c.Now, c.Source, c.Metrics = p, map[contract.Vendor]Caller{contract.Baidu: BaiduCaller{Client: bc}}, map[contract.Vendor]VendorLimits{contract.Baidu: {Concurrency: 4}}, r.store, r.raw, clk.Now, "/test", NewMetrics(r.reg)
+	}))
 	r.ctx = stepped(t, r.eng)
 	r.eng.AddPartition(0, nil)
 	return r

@@ -30,7 +30,9 @@ func BenchmarkAddPartition(b *testing.B) {
 			cp := *st
 			recs[st.Key()] = &StateRecord{State: &cp}
 		}
-		e := NewEngine(EngineConfig{Policy: pol, Callers: map[contract.Vendor]Caller{contract.Megvii: &fakeCaller{answer: okAnswer}}, Now: func() time.Time { return base }})
+		e := NewEngine(engineConfig(func(c *EngineConfig) {
+			c.Policy, c.Callers, c.Now = pol, map[contract.Vendor]Caller{contract.Megvii: &fakeCaller{answer: okAnswer}}, func() time.Time { return base }
+		}))
 		b.StartTimer()
 		e.AddPartition(0, recs)
 	}

@@ -18,7 +18,9 @@ func TestRestoredWaitingItemsAreFrozen(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	now := time.Unix(1_700_000_000, 0).UTC()
 	store := &memStore{}
-	e := NewEngine(EngineConfig{Policy: schedule.Defaults(), Now: func() time.Time { return now }, Store: store})
+	e := NewEngine(engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Now, c.Store = schedule.Defaults(), func() time.Time { return now }, store
+	}))
 	recs := map[string]*StateRecord{}
 	want := map[string]string{}
 	for i := range 500 {
@@ -84,7 +86,9 @@ func TestRestoredWaitingItemsAreFrozen(t *testing.T) {
 // panic, while the others are restored.
 func TestRestoreSkipsRecordsUnderForeignKeys(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0).UTC()
-	e := NewEngine(EngineConfig{Policy: schedule.Defaults(), Now: func() time.Time { return now }, Store: &memStore{}})
+	e := NewEngine(engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Now, c.Store = schedule.Defaults(), func() time.Time { return now }, &memStore{}
+	}))
 	st := func(id string) *StateRecord {
 		return &StateRecord{State: &schedule.State{Vendor: contract.Megvii, ID: id, FirstSeen: now, NextAt: now.Add(time.Hour)}}
 	}

@@ -7,8 +7,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/schedule"
 )
 
-// DefaultConcurrency is a vendor's calls in flight when its VendorLimits
-// leave Concurrency zero.
+// DefaultConcurrency is each vendor's calls in flight in DefaultConfig.
 const DefaultConcurrency = 8
 
 // DefaultInlineMax is EngineConfig.InlineMax's default: answers below it
@@ -20,8 +19,9 @@ const DefaultInlineMax = 64 << 10
 const intentMargin = 30 * time.Second
 
 // DefaultConfig returns the engine settings' defaults (no callers, stores
-// or publishers): the flags take theirs from it, and NewEngine fills a zero
-// field from it. A zero IntentGrace follows CallTimeout (plus a margin).
+// or publishers): the flags take theirs from it, and whoever builds an
+// engine starts from it (NewEngine fills no zero field; Validate refuses
+// what cannot work).
 func DefaultConfig() EngineConfig {
 	const callTimeout = time.Minute
 	return EngineConfig{

@@ -105,7 +105,7 @@ func (e *Engine) callsLocked(it *item, now time.Time) bool {
 	if st == nil || st.Intent != nil {
 		return true
 	}
-	plan := e.pol.Plan(st, now)
+	plan := e.pol.Next(st, now) // the job applies its update
 	return plan.Close == nil && !plan.Discard && len(plan.Calls) > 0
 }
 

@@ -3,6 +3,8 @@ package harvester
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -87,10 +89,35 @@ type EngineConfig struct {
 	ClosedRetention time.Duration
 	// MaxUnregistered bounds the Baidu verifications known only from a
 	// landing (no token registration yet) this engine keeps: a landing that
-	// would add one more is acknowledged and dropped, counted. 0 means
-	// DefaultMaxUnregistered; negative keeps none. Restored ones are kept
-	// even above it (they are durable); new ones wait until below.
+	// would add one more is acknowledged and dropped, counted; 0 keeps
+	// none. Restored ones are kept even above it (they are durable); new
+	// ones wait until below.
 	MaxUnregistered int
+}
+
+// Validate refuses settings that cannot work. The engine takes a
+// configuration as it is (no zero field means a default): start from
+// DefaultConfig.
+func (c EngineConfig) Validate() error {
+	if err := c.Policy.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.AccountWait <= 0 || c.CallTimeout <= 0 || c.ClosedRetention <= 0:
+		return errors.New("the account pause, the call timeout and the closed retention must be positive")
+	case c.IntentGrace <= c.CallTimeout:
+		return fmt.Errorf("the intent grace (%s) must be above the call timeout (%s): a restored call is resolved only once the previous owner's call and its record are over", c.IntentGrace, c.CallTimeout)
+	case c.InlineMax <= 0:
+		return errors.New("the inline maximum of raw answers must be positive")
+	case c.MaxUnregistered < 0:
+		return errors.New("the maximum of unregistered verifications must not be negative")
+	}
+	for v := range c.Callers {
+		if l := c.Limits[v]; l.Concurrency < 1 || l.QPS < 0 {
+			return fmt.Errorf("%s: the concurrency must be at least 1 and the QPS not negative", v)
+		}
+	}
+	return nil
 }
 
 // DefaultMaxUnregistered is MaxUnregistered's default.
@@ -138,28 +165,31 @@ type Engine struct {
 	q               queue
 	w               stateWriter
 	hk              housekeeping
+	ix              indexCheck // the evidence-index check's state (its own lock)
 
 	// Set by NewEngine, then only read.
 	lim   map[contract.Vendor]*limiter
 	wake  chan struct{}
 	ticks func() (<-chan time.Time, func()) // dispatch's ticker (every dispatchEvery)
 	wait  retry.Wait                        // the publishes' back-off wait
-	wg    sync.WaitGroup                    // jobs, savers and sweeps
+	// revokeGrace is how long a revocation lets its jobs wait for their
+	// state writes (stateWriteTimeout; tests shorten it).
+	revokeGrace time.Duration
+	wg          sync.WaitGroup // jobs, savers and sweeps
 }
 
-// NewEngine returns an engine; Run starts its dispatcher.
+// NewEngine returns an engine; Run starts its dispatcher. cfg is taken as
+// it is (it should pass Validate); only its nil clock, logger and metrics
+// are the real clock, no logs and metrics on a registry of their own.
 func NewEngine(cfg EngineConfig) *Engine {
-	cfg = withDefaults(cfg)
-	e := &Engine{maxUnreg: max(cfg.MaxUnregistered, 0), cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
+	cfg = withDependencies(cfg)
+	e := &Engine{maxUnreg: cfg.MaxUnregistered, cfg: cfg, pol: cfg.Policy, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics,
 		items: map[string]*item{}, closed: map[string]closedMark{}, pending: map[contract.Vendor]int{},
-		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1), ticks: realTicks, wait: retry.Sleep}
+		parts: map[int]*partition{}, lim: map[contract.Vendor]*limiter{}, wake: make(chan struct{}, 1), ticks: realTicks, wait: retry.Sleep, revokeGrace: stateWriteTimeout}
 	e.w = stateWriter{mu: &e.mu, wg: &e.wg, store: cfg.Store, wait: retry.Sleep, now: cfg.Now, log: cfg.Logger, m: cfg.Metrics, waiters: map[*item][]saveWaiter{}, parts: map[int32]*partSavers{}}
 	var vendors []contract.Vendor
 	for v := range cfg.Callers {
 		l := cfg.Limits[v]
-		if l.Concurrency <= 0 {
-			l.Concurrency = DefaultConcurrency
-		}
 		e.lim[v] = newLimiter(l.Concurrency, l.QPS, cfg.Now())
 		vendors = append(vendors, v)
 	}
@@ -167,35 +197,16 @@ func NewEngine(cfg EngineConfig) *Engine {
 	return e
 }
 
-// withDefaults fills cfg's zero fields from DefaultConfig.
-func withDefaults(cfg EngineConfig) EngineConfig {
-	def := DefaultConfig()
+// withDependencies gives cfg's nil clock, logger and metrics theirs.
+func withDependencies(cfg EngineConfig) EngineConfig {
 	if cfg.Now == nil {
 		cfg.Now = clock.Real
-	}
-	if cfg.AccountWait <= 0 {
-		cfg.AccountWait = def.AccountWait
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.ClosedRetention <= 0 {
-		cfg.ClosedRetention = def.ClosedRetention
-	}
-	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = def.CallTimeout
-	}
-	if cfg.IntentGrace <= 0 {
-		cfg.IntentGrace = cfg.CallTimeout + intentMargin
-	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
-	}
-	if cfg.MaxUnregistered == 0 {
-		cfg.MaxUnregistered = def.MaxUnregistered
-	}
-	if cfg.InlineMax <= 0 {
-		cfg.InlineMax = def.InlineMax
 	}
 	return cfg
 }
@@ -204,7 +215,7 @@ func withDefaults(cfg EngineConfig) EngineConfig {
 func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.parts[p] = &partition{}
+	e.parts[p] = newPartition()
 	if len(e.items) == 0 && len(recs) > 0 {
 		e.items = make(map[string]*item, len(recs)) // no rehashing a million entries as they come
 	}
@@ -235,7 +246,10 @@ func (e *Engine) AddPartition(p int, recs map[string]*StateRecord) {
 // RevokePartition stops starting work on a partition, waits for the calls in
 // flight there to finish and be recorded, forgets its items, and waits for
 // the state writes under way there to end: none is tried again, so nothing
-// written for the partition lands after its next owner's writes.
+// written for the partition lands after its next owner's writes. Its jobs'
+// waits for state writes end after revokeGrace (30 s): a state topic that
+// takes no writes does not hold the revocation (the next owner restores
+// what was stored).
 func (e *Engine) RevokePartition(p int) {
 	e.mu.Lock()
 	ps := e.parts[p]
@@ -251,8 +265,13 @@ func (e *Engine) RevokePartition(p int) {
 	}
 	e.mu.Unlock()
 	if idle != nil {
+		// Its jobs' state writes get revokeGrace to land; past it (the
+		// state topic does not take writes) they stop waiting.
+		grace := time.AfterFunc(e.revokeGrace, ps.cancel)
 		<-idle
+		grace.Stop()
 	}
+	ps.cancel()
 	e.mu.Lock()
 	for k, it := range e.items {
 		if int(it.part) == p {
@@ -289,6 +308,15 @@ func (e *Engine) Apply(p int, typ string, ev contract.Event) <-chan struct{} {
 	}
 	it := e.items[key]
 	fresh := it == nil || !it.hasState() // none, or one being discarded
+	if !fresh && it.stateLocked().Foreign(typ, ev) {
+		// Another caller's registration or landing changes nothing, and
+		// writes nothing.
+		e.m.foreignRefused.WithLabelValues(typ).Inc()
+		if !it.busy && it.waitIdx >= 0 {
+			it.freezeLocked()
+		}
+		return closedCh
+	}
 	if fresh && ev.Vendor == contract.Baidu && typ != contract.TypeTokenRegistered && e.unregistered >= e.maxUnreg {
 		e.refuseLocked()
 		return closedCh

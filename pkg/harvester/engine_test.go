@@ -127,8 +127,9 @@ func newSteppedRig(t *testing.T, conc int, answer func(string) (*contract.Respon
 	raw := &memRaw{}
 	caller := &fakeCaller{store: store, answer: answer}
 	clk := clock.NewSim(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC), 0, nil)
-	eng := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Megvii: caller},
-		Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: conc}}, Store: store, Raw: raw, Now: clk.Now, Source: "/test"})
+	eng := NewEngine(engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Callers, c.Limits, c.Store, c.Raw, c.Now, c.Source = schedule.Defaults(), map[contract.Vendor]Caller{contract.Megvii: caller}, map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: conc}}, store, raw, clk.Now, "/test"
+	}))
 	r := &rig{eng: eng, store: store, raw: raw, caller: caller, clk: clk, ctx: stepped(t, eng)}
 	eng.AddPartition(0, nil)
 	return r
@@ -409,8 +410,9 @@ func (s *gatedStore) Save(ctx context.Context, p int, key string, r *StateRecord
 // the state it produced is acknowledged by the state topic.
 func TestApplyWaitsForTheStateAck(t *testing.T) {
 	store := &gatedStore{gate: make(chan struct{}), entered: make(chan struct{})}
-	eng := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Megvii: &fakeCaller{answer: okAnswer}},
-		Store: store, Raw: &memRaw{}})
+	eng := NewEngine(engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Callers, c.Store, c.Raw = schedule.Defaults(), map[contract.Vendor]Caller{contract.Megvii: &fakeCaller{answer: okAnswer}}, store, &memRaw{}
+	}))
 	eng.AddPartition(0, nil)
 	issued := time.Now()
 	done := eng.Apply(0, contract.TypeTokenRegistered, contract.Event{Vendor: contract.Megvii, VerificationID: "a", IssuedAt: &issued, ReceivedAt: issued})
@@ -482,8 +484,9 @@ func TestVendorSlotIsFreedWhileTheAnswerIsRecorded(t *testing.T) {
 	gate := make(chan struct{})
 	caller := &fakeCaller{store: store, answer: okAnswer}
 	clk := clock.NewSim(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC), 0, nil)
-	eng := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Megvii: caller},
-		Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 1}}, Store: store, Raw: gatedRaw{gate}, Now: clk.Now, Source: "/test"})
+	eng := NewEngine(engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Callers, c.Limits, c.Store, c.Raw, c.Now, c.Source = schedule.Defaults(), map[contract.Vendor]Caller{contract.Megvii: caller}, map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 1}}, store, gatedRaw{gate}, clk.Now, "/test"
+	}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = eng.Run(ctx); close(done) }()

@@ -47,3 +47,11 @@ func waitDrained(t *testing.T, e *Engine) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// engineConfig is DefaultConfig changed by set: tests start from the
+// defaults, as the flags do.
+func engineConfig(set func(*EngineConfig)) EngineConfig {
+	c := DefaultConfig()
+	set(&c)
+	return c
+}

@@ -28,6 +28,7 @@ import (
 
 const (
 	evTopic, stTopic, rawTopic, dlqTopic = "faceid.events", "faceid.harvester.state", "faceid.results.raw", "faceid.dlq"
+	resultsTopic                         = "faceid.results"
 	simSecret                            = "integration-megvii-secret"
 )
 
@@ -47,7 +48,7 @@ type world struct {
 
 func newWorld(t *testing.T, simCfg func(*vendorsim.Config)) *world {
 	t.Helper()
-	b, err := devkafka.Start(devkafka.Config{Partitions: 3, Topics: []string{evTopic, stTopic, rawTopic, dlqTopic}, Compacted: []string{stTopic}})
+	b, err := devkafka.Start(devkafka.Config{Partitions: 3, Topics: []string{evTopic, stTopic, rawTopic, dlqTopic, resultsTopic}, Compacted: []string{stTopic}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,12 +109,27 @@ func (w *world) register(regs []ingest.Registration) {
 // startHarvester runs one harvester replica until the returned stop is called.
 func (w *world) startHarvester(limits map[contract.Vendor]VendorLimits) (stop func(), h *Harvester) {
 	w.t.Helper()
+	return w.startHarvesterWith(limits, nil)
+}
+
+// startHarvesterWith is startHarvester with the engine's configuration
+// changed by adjust.
+func (w *world) startHarvesterWith(limits map[contract.Vendor]VendorLimits, adjust func(*EngineConfig)) (stop func(), h *Harvester) {
+	w.t.Helper()
 	pol := schedule.Defaults()
 	pol.RetryMin, pol.RetryMax = time.Second, 10*time.Second
 	ctx, cancel := context.WithCancel(context.Background())
+	ec := engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Callers, c.Now, c.Source, c.Metrics, c.IntentGrace, c.Answers = pol, map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{w.mc}, contract.Baidu: BaiduCaller{w.bc}}, w.clk.Now, "/harvester", NewMetrics(nil), 90*time.Second, w.answers
+		for v, l := range limits { // the vendors limits leaves out keep the defaults
+			c.Limits[v] = l
+		}
+	})
+	if adjust != nil {
+		adjust(&ec)
+	}
 	h, err := New(ctx, Config{Kafka: bus.Plain(w.broker.Addr()), GroupID: "harvester", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
-		Engine: EngineConfig{Policy: pol, Callers: map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{w.mc}, contract.Baidu: BaiduCaller{w.bc}},
-			Limits: limits, Now: w.clk.Now, Source: "/harvester", Metrics: NewMetrics(nil), IntentGrace: 90 * time.Second, Answers: w.answers}, Logger: testLogger()})
+		Engine: ec, Logger: testLogger()})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -363,7 +379,7 @@ func TestRefusesTopicsThatBreakTheLaws(t *testing.T) {
 			}
 			defer b.Close()
 			_, err = New(context.Background(), Config{Kafka: bus.Plain(b.Addr()), GroupID: "g", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
-				MinRawMessageBytes: c.minRawMsg, Engine: EngineConfig{Policy: schedule.Defaults(), Answers: objstore.NewMemory()}})
+				MinRawMessageBytes: c.minRawMsg, Engine: engineConfig(func(c *EngineConfig) { c.Policy, c.Answers = schedule.Defaults(), objstore.NewMemory() })})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err %v, want one naming %q", err, c.want)
 			}

@@ -1,6 +1,7 @@
 package harvester
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -86,9 +87,20 @@ type closedMark struct {
 
 // partition is what the engine keeps of an owned partition (guarded by
 // Engine.mu): how many of its items are busy, and, once RevokePartition
-// began, the channel closed when the last of them is done.
+// began, the channel closed when the last of them is done. stop ends
+// revokeGrace after the revocation began (or when it is over): its jobs
+// stop waiting for state writes (which the revocation drops) and start no
+// further call.
 type partition struct {
 	busy    int
 	revoked bool
 	idle    chan struct{} // closed when busy drops to 0 after revocation
+	stop    context.Context
+	cancel  context.CancelFunc
+}
+
+func newPartition() *partition {
+	ps := &partition{}
+	ps.stop, ps.cancel = context.WithCancel(context.Background())
+	return ps
 }

@@ -25,14 +25,22 @@ const recorderRetry = 5 * time.Second
 //
 // The job's fields belong to its goroutine. The item's fields are guarded
 // by Engine.mu as always: Apply replaces and changes it.st while a call is
-// in flight, so every read of the state holds the lock or reads a copy
-// taken under it. Vendor and ID never change for a key.
+// in flight. So the job touches the state only through update (the lock
+// held, the item marked for a state write when it changed) and view (the
+// lock held, nothing changed), and works on copies taken there between
+// them. Vendor and ID never change for a key.
+//
+// Every wait of a job for a state write takes stop, which ends at shutdown
+// and when the item's partition is revoked: the revocation drops the
+// partition's unwritten states (the next owner restores what was stored),
+// so nothing waits for a store that does not answer.
 type job struct {
 	e           *Engine
 	it          *item
 	l           *limiter
 	v           contract.Vendor
 	id          string
+	stop        context.Context
 	held        bool          // a vendor slot is taken
 	rateLimited bool          // a call in the slot was answered with a rate limit
 	took        time.Duration // the latency of the slot's last successful call
@@ -41,12 +49,70 @@ type job struct {
 // work runs a job; held says whether dispatch took a vendor slot for it.
 func (e *Engine) work(ctx context.Context, it *item, l *limiter, held bool) {
 	defer e.wg.Done()
+	stop, cancel := context.WithCancel(ctx)
+	defer cancel()
 	e.mu.Lock()
-	j := &job{e: e, it: it, l: l, held: held, v: it.st.Vendor, id: it.st.ID}
+	j := &job{e: e, it: it, l: l, held: held, v: it.st.Vendor, id: it.st.ID, stop: stop}
+	if ps := e.parts[int(it.part)]; ps != nil {
+		defer context.AfterFunc(ps.stop, cancel)()
+	}
 	e.mu.Unlock()
 	defer j.end()
 	for j.step(ctx) {
 	}
+}
+
+// update runs change on the item's state with the lock held and, when it
+// reports a change, marks the item for a state write; the channel is closed
+// once the change is stored (at once when nothing changed).
+func (j *job) update(change func(st *schedule.State) bool) <-chan struct{} {
+	return j.change(func(it *item) bool { return change(it.st) })
+}
+
+// change is update for changes of the item itself (its state deleted or
+// replaced by a closed marker), with the book's counts.
+func (j *job) change(fn func(it *item) bool) <-chan struct{} {
+	e := j.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !fn(j.it) {
+		return closedCh
+	}
+	return e.w.markLocked(j.it)
+}
+
+// forget drops the item from the book once its closing or discarding is
+// stored (Engine.forgetLocked).
+func (j *job) forget() {
+	j.e.mu.Lock()
+	defer j.e.mu.Unlock()
+	j.e.forgetLocked(j.it)
+}
+
+// view runs read on the item's state with the lock held; read must not
+// change it, and keeps only copies.
+func (j *job) view(read func(st *schedule.State)) {
+	j.e.mu.Lock()
+	defer j.e.mu.Unlock()
+	read(j.it.st)
+}
+
+// stored waits until saved is closed; false when stop ended first.
+func (j *job) stored(saved <-chan struct{}) bool {
+	select {
+	case <-saved:
+		return true
+	case <-j.stop.Done():
+		return false
+	}
+}
+
+// decided applies a call's result to st (schedule.Policy.Decide): the one
+// place where results change states.
+func (e *Engine) decided(st *schedule.State, res schedule.Result, at time.Time) schedule.Decision {
+	d := e.pol.Decide(st, res, at, e.pol.Jitter)
+	d.Apply(st)
+	return d
 }
 
 // end gives the slot back, hands the item back to the queue (unless its
@@ -118,22 +184,30 @@ func (j *job) step(ctx context.Context) bool {
 }
 
 // plan returns the unsettled intent of the item, if it has one, else what
-// the policy plans for it at now.
-func (j *job) plan(now time.Time) (*schedule.Intent, schedule.Action) {
-	j.e.mu.Lock()
-	defer j.e.mu.Unlock()
-	if in := j.it.st.Intent; in != nil {
-		cp := *in
-		return &cp, schedule.Action{}
-	}
-	return nil, j.e.pol.Plan(j.it.st, now)
+// the policy plans for it at now; a change the plan rests on (the action's
+// update) is applied and stored.
+func (j *job) plan(now time.Time) (in *schedule.Intent, a schedule.Action) {
+	j.update(func(st *schedule.State) bool {
+		if st.Intent != nil {
+			cp := *st.Intent
+			in = &cp
+			return false
+		}
+		a = j.e.pol.Next(st, now)
+		if a.Update == nil {
+			return false
+		}
+		*st, a.Update = *a.Update, nil
+		return true
+	})
+	return in, a
 }
 
 // call makes one call to ep and reports whether another step is due at
 // once. last says whether it is the plan's last call, whose slot is given
 // back as soon as it answered.
 func (j *job) call(ctx context.Context, ep string, last bool, now time.Time) bool {
-	if ctx.Err() != nil || !j.slot() {
+	if ctx.Err() != nil || j.stop.Err() != nil || !j.slot() {
 		return false
 	}
 	st, attempt, ok := j.begin(ctx, now)
@@ -167,20 +241,20 @@ func (j *job) begin(ctx context.Context, now time.Time) (schedule.State, int, bo
 		}
 		mark.RawPartition, mark.RawOffset = p, off
 	}
-	e.mu.Lock()
-	it.st.Attempts++
-	attempt := it.st.Attempts
+	var st schedule.State
+	var attempt int
+	saved := j.update(func(s *schedule.State) bool {
+		s.Attempts++
+		attempt = s.Attempts
+		if oneShot {
+			mark.Attempt, mark.At = attempt, now
+			s.Intent = &mark
+		}
+		st = *s.Clone()
+		return true
+	})
 	if oneShot {
-		mark.Attempt, mark.At = attempt, now
-		it.st.Intent = &mark
-	}
-	saved := e.w.markLocked(it)
-	st := *it.st
-	e.mu.Unlock()
-	if oneShot {
-		select {
-		case <-saved:
-		case <-ctx.Done():
+		if !j.stored(saved) {
 			return st, 0, false
 		}
 		// A replica restoring the intent waits IntentGrace from its time
@@ -198,10 +272,10 @@ func (j *job) begin(ctx context.Context, now time.Time) (schedule.State, int, bo
 
 // retryAt sets the item's NextAt, stored like any change of its state.
 func (j *job) retryAt(t time.Time) {
-	j.e.mu.Lock()
-	defer j.e.mu.Unlock()
-	j.it.st.NextAt = t
-	j.e.w.markLocked(j.it)
+	j.update(func(st *schedule.State) bool {
+		st.NextAt = t
+		return true
+	})
 }
 
 // invoke makes the vendor call, bounded by CallTimeout, and counts it; a
@@ -232,9 +306,8 @@ func (j *job) invoke(ctx context.Context, st *schedule.State, ep string) (*contr
 // the state; false when shutting down.
 func (j *job) record(ctx context.Context, resp *contract.Response, res *schedule.Result, ep string, attempt int, fetched time.Time) bool {
 	e := j.e
-	e.mu.Lock()
-	deadline := e.pol.Deadline(j.it.st)
-	e.mu.Unlock()
+	var deadline time.Time
+	j.view(func(st *schedule.State) { deadline = e.pol.Deadline(st) })
 	resp.FetchedAt, resp.Deadline, resp.Attempt = fetched, deadline, attempt
 	res.ResponseID = contract.ResponseID(j.v, j.id, ep, attempt)
 	m, ok := e.message(ctx, resp)
@@ -246,16 +319,17 @@ func (j *job) record(ctx context.Context, resp *contract.Response, res *schedule
 // verification; it reports whether the next call is due at once. called is
 // the copy the caller was given, with what it learned of the flow.
 func (j *job) conclude(ctx context.Context, called *schedule.State, res schedule.Result, fetched time.Time) bool {
-	e, it := j.e, j.it
-	e.mu.Lock()
-	if j.v == contract.Megvii {
-		learned(it.st, called)
-	}
-	it.st.Intent = nil
-	cl, pause := e.pol.Outcome(it.st, res, fetched, e.pol.Jitter)
-	e.w.markLocked(it)
-	next, why := it.st.NextAt, it.st.LastError
-	e.mu.Unlock()
+	e := j.e
+	var d schedule.Decision
+	j.update(func(st *schedule.State) bool {
+		if j.v == contract.Megvii {
+			learned(st, called)
+		}
+		st.Intent = nil
+		d = e.decided(st, res, fetched)
+		return true
+	})
+	cl, pause, next, why := d.Close, d.Pause, d.State.NextAt, d.State.LastError
 	if pause {
 		j.l.pause(fetched.Add(e.cfg.AccountWait))
 		e.m.accountFaults.WithLabelValues(string(j.v)).Inc()
@@ -353,22 +427,21 @@ func (j *job) findRecorded(ctx context.Context, in schedule.Intent) ([]contract.
 // settle clears the intent and applies the recorded responses among found
 // to the state, as if just answered; recorded says whether there was one.
 func (j *job) settle(found []contract.Message) (cl *schedule.Close, recorded bool) {
-	e, it := j.e, j.it
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	it.st.Intent = nil
-	for _, m := range found {
-		r, err := contract.ParseResponse(m)
-		if err != nil {
-			continue
+	j.update(func(st *schedule.State) bool {
+		st.Intent = nil
+		for _, m := range found {
+			r, err := contract.ParseResponse(m)
+			if err != nil {
+				continue
+			}
+			recorded = true
+			res := schedule.Result{Endpoint: r.Endpoint, Recorded: true, ResponseID: contract.ResponseID(r.Vendor, r.VerificationID, r.Endpoint, r.Attempt),
+				Served: r.HTTPStatus == 200, Class: vendorerr.ParseClass(r.ErrorClass), Message: "recorded before a restart: " + r.ErrorClass}
+			res.ReturnImage, _ = strconv.Atoi(r.Params["return_image"])
+			cl = j.e.decided(st, res, r.FetchedAt).Close
 		}
-		recorded = true
-		res := schedule.Result{Endpoint: r.Endpoint, Recorded: true, ResponseID: contract.ResponseID(r.Vendor, r.VerificationID, r.Endpoint, r.Attempt),
-			Served: r.HTTPStatus == 200, Class: vendorerr.ParseClass(r.ErrorClass), Message: "recorded before a restart: " + r.ErrorClass}
-		res.ReturnImage, _ = strconv.Atoi(r.Params["return_image"])
-		cl, _ = e.pol.Outcome(it.st, res, r.FetchedAt, e.pol.Jitter)
-	}
-	e.w.markLocked(it)
+		return true
+	})
 	return cl, recorded
 }
 
@@ -391,9 +464,7 @@ func (e *Engine) publish(ctx context.Context, msgs ...contract.Message) bool {
 // the state. A restart anywhere in between republishes the same envelope.
 func (j *job) finish(ctx context.Context, cl schedule.Close, now time.Time) {
 	st, deadline, saved := j.decide(cl, now)
-	select {
-	case <-saved:
-	case <-ctx.Done():
+	if !j.stored(saved) {
 		return
 	}
 	e, c := j.e, st.Closing
@@ -420,18 +491,18 @@ func (j *job) finish(ctx context.Context, cl schedule.Close, now time.Time) {
 // decide records the closing decision in the state (a decision restored
 // from the state topic stays as it was) and returns a copy of the state,
 // its deadline and the channel closed once the decision is stored.
-func (j *job) decide(cl schedule.Close, now time.Time) (schedule.State, time.Time, <-chan struct{}) {
-	e, it := j.e, j.it
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if it.st.Closing == nil {
-		it.st.Closing = &schedule.Closing{Outcome: cl.Outcome, Reason: cl.Reason, DecidedAt: now}
-		if cl.Outcome == contract.OutcomeHarvested && it.st.LastError != "" {
-			it.st.Closing.Reason = it.st.LastError
+func (j *job) decide(cl schedule.Close, now time.Time) (st schedule.State, deadline time.Time, saved <-chan struct{}) {
+	saved = j.update(func(s *schedule.State) bool {
+		if s.Closing == nil {
+			s.Closing = &schedule.Closing{Outcome: cl.Outcome, Reason: cl.Reason, DecidedAt: now}
+			if cl.Outcome == contract.OutcomeHarvested && s.LastError != "" {
+				s.Closing.Reason = s.LastError
+			}
 		}
-	}
-	saved := e.w.markLocked(it)
-	return *it.st, e.pol.Deadline(it.st), saved
+		st, deadline = *s.Clone(), j.e.pol.Deadline(s)
+		return true
+	})
+	return st, deadline, saved
 }
 
 // logTerminal logs a published terminal decision with its verification id
@@ -453,40 +524,42 @@ func (e *Engine) logTerminal(t contract.Terminal) {
 // tombstone write gives the item a new state, which the same saver writes
 // after the tombstone.
 func (j *job) discard(now time.Time) bool {
-	e, it := j.e, j.it
-	e.mu.Lock()
-	if it.st == nil || !it.st.Unregistered || now.Before(e.pol.UnregisteredUntil(it.st)) {
-		e.mu.Unlock()
+	e, discarded := j.e, false
+	ch := j.change(func(it *item) bool {
+		if it.st == nil || !it.st.Unregistered || now.Before(e.pol.UnregisteredUntil(it.st)) {
+			return false
+		}
+		it.st, it.cold, discarded = nil, "", true
+		e.pending[it.vendor()]--
+		e.setUnregLocked(it, false)
+		return true
+	})
+	if !discarded {
 		return false
 	}
-	it.st, it.cold = nil, ""
-	e.pending[it.vendor()]--
-	e.setUnregLocked(it, false)
-	ch := e.w.markLocked(it)
-	e.mu.Unlock()
-	<-ch
+	if !j.stored(ch) {
+		return true // revoked or shutting down: the next owner discards it
+	}
 	e.m.unregisteredDiscarded.Inc()
-	e.mu.Lock()
-	e.forgetLocked(it)
-	e.mu.Unlock()
+	j.forget()
 	return true
 }
 
 // closeItem replaces the state with a closed marker and, once that is
 // stored, forgets the item; later events for the key start nothing.
 func (j *job) closeItem(at time.Time) {
-	e, it := j.e, j.it
-	e.mu.Lock()
-	if it.closedAt == nil {
-		e.pending[it.vendor()]--
+	e := j.e
+	ch := j.change(func(it *item) bool {
+		if it.closedAt == nil {
+			e.pending[it.vendor()]--
+		}
+		e.setUnregLocked(it, false)
+		it.closedAt = &at
+		e.closed[it.key] = closedMark{at, int(it.part)}
+		return true
+	})
+	if !j.stored(ch) {
+		return // revoked or shutting down: the next owner restores the decision
 	}
-	e.setUnregLocked(it, false)
-	it.closedAt = &at
-	e.closed[it.key] = closedMark{at, int(it.part)}
-	ch := e.w.markLocked(it)
-	e.mu.Unlock()
-	<-ch
-	e.mu.Lock()
-	e.forgetLocked(it)
-	e.mu.Unlock()
+	j.forget()
 }

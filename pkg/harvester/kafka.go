@@ -79,7 +79,8 @@ func (r *KafkaRecorder) Find(ctx context.Context, key string, partition int, off
 }
 
 // Config configures a Harvester. Zero fields take DefaultRunConfig's
-// values (the engine's, NewEngine's from DefaultConfig).
+// values, except the engine's: Engine must pass Validate (start from
+// DefaultConfig).
 type Config struct {
 	Kafka                                       bus.Cluster
 	GroupID                                     string
@@ -143,8 +144,8 @@ func New(ctx context.Context, cfg Config) (*Harvester, error) {
 	if cfg.MinRawMessageBytes == 0 {
 		cfg.MinRawMessageBytes = def.MinRawMessageBytes
 	}
-	if cfg.Engine.InlineMax <= 0 {
-		cfg.Engine.InlineMax = DefaultInlineMax
+	if err := cfg.Engine.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Engine.Answers == nil {
 		return nil, fmt.Errorf("no object store for the vendors' answers: large answers go to the raw topic by reference")
@@ -282,6 +283,11 @@ func (h *Harvester) handle(ctx context.Context, m contract.Message) (<-chan stru
 		return closedCh, true
 	}
 	h.eng.m.events.WithLabelValues(typ).Inc()
+	if archived, ok := h.eng.archived(ctx, ev); !ok {
+		return nil, false // shutting down: the offset stays uncommitted
+	} else if archived {
+		return closedCh, true
+	}
 	if msg, ok := h.eng.callbackResponse(typ, ev); ok {
 		// The signed callback is evidence: on the raw topic before the state
 		// naming it is stored, so it precedes any terminal of the key.

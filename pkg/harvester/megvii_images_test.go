@@ -53,8 +53,9 @@ func TestMegviiReturnImageAllFirst(t *testing.T) {
 			pol := schedule.Defaults()
 			pol.MegviiCallBudget = c.budget
 			store, raw := &memStore{}, &memRaw{}
-			eng := NewEngine(EngineConfig{Policy: pol, Callers: map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{Client: mc}},
-				Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 2}}, Store: store, Raw: raw, Now: clk.Now, Source: "/test"})
+			eng := NewEngine(engineConfig(func(c *EngineConfig) {
+				c.Policy, c.Callers, c.Limits, c.Store, c.Raw, c.Now, c.Source = pol, map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{Client: mc}}, map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 2}}, store, raw, clk.Now, "/test"
+			}))
 			ctx := stepped(t, eng)
 			eng.AddPartition(0, nil)
 			clk.Advance(2 * time.Minute)

@@ -43,6 +43,10 @@ type Metrics struct {
 	unregisteredRefused   prometheus.Counter
 	unregisteredDiscarded prometheus.Counter
 	deadLetterErrors      prometheus.Counter
+
+	alreadyArchived    *prometheus.CounterVec
+	indexCheckFailures *prometheus.CounterVec
+	foreignRefused     *prometheus.CounterVec
 }
 
 // NewMetrics registers the metrics on reg (a private registry when nil).
@@ -109,6 +113,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Verifications known only from a landing deleted without a call or a terminal: no registration arrived within Baidu's results retention."}),
 		deadLetterErrors: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_dead_letter_write_errors_total",
 			Help: "Dead-letter writes that failed and were retried."}),
+		alreadyArchived: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_events_already_archived_total",
+			Help: "Events for verifications the harvester no longer knew (closed longer ago than --closed-retention) that the evidence index holds: ignored, nothing called, by vendor."}, vl),
+		indexCheckFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_index_check_failures_total",
+			Help: "Events for verifications the harvester did not know applied without the evidence-index check because the object store did not answer, by vendor (a harvest is never skipped for it)."}, vl),
+		foreignRefused: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_harvester_foreign_events_refused_total",
+			Help: "Token registrations and Baidu landings of another caller than the verification's owner (its first registration's): ignored, by event type."}, []string{"type"}),
 		markersDeleted: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_harvester_closed_markers_deleted_total",
 			Help: "Closed-verification markers deleted from the state topic after the closed retention."}),
 	}
@@ -156,7 +166,7 @@ func (m *Metrics) startAtZero() {
 		for _, g := range []*prometheus.GaugeVec{m.pending, m.due, m.dueWithinHour, m.limit, m.paused} {
 			g.WithLabelValues(v)
 		}
-		for _, c := range []*prometheus.CounterVec{m.accountFaults, m.deadlineMisses, m.lateEvents} {
+		for _, c := range []*prometheus.CounterVec{m.accountFaults, m.deadlineMisses, m.lateEvents, m.alreadyArchived, m.indexCheckFailures} {
 			c.WithLabelValues(v)
 		}
 		for _, o := range terminalOutcomes {
@@ -166,6 +176,9 @@ func (m *Metrics) startAtZero() {
 	}
 	for _, t := range eventTypes {
 		m.events.WithLabelValues(t)
+	}
+	for _, t := range []string{contract.TypeTokenRegistered, contract.TypeBaiduCompletion} { // the types State.Foreign refuses
+		m.foreignRefused.WithLabelValues(t)
 	}
 	for _, r := range deadLetterReasons {
 		m.deadLetters.WithLabelValues(r)

@@ -23,7 +23,7 @@ func TestNewTakesDefaultRunConfig(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	h, err := New(ctx, Config{Kafka: bus.Plain(b.Addr()), GroupID: "defaults", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
-		Engine: EngineConfig{Answers: objstore.NewMemory()}})
+		Engine: engineConfig(func(c *EngineConfig) { c.Answers = objstore.NewMemory() })})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,9 +35,9 @@ func TestTerminalDecisionsAreLogged(t *testing.T) {
 	caller := &fakeCaller{store: store, answer: okAnswer}
 	clk := clock.NewSim(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC), 0, nil)
 	var logs syncBuffer
-	eng := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Megvii: caller},
-		Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 1}}, Store: store, Raw: raw, Now: clk.Now, Source: "/test",
-		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	eng := NewEngine(engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Callers, c.Limits, c.Store, c.Raw, c.Now, c.Source, c.Logger = schedule.Defaults(), map[contract.Vendor]Caller{contract.Megvii: caller}, map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 1}}, store, raw, clk.Now, "/test", slog.New(slog.NewJSONHandler(&logs, nil))
+	}))
 	ctx := stepped(t, eng)
 	eng.AddPartition(0, nil)
 	issued := clk.Now().Add(-25 * time.Hour)

@@ -57,9 +57,9 @@ type baiduRig struct {
 func newBaiduRig(t *testing.T, passed bool, cfg func(*EngineConfig)) *baiduRig {
 	r := &baiduRig{t: t, store: &memStore{}, raw: &memRaw{}, caller: &epCaller{answerEP: baiduAnswer(passed)},
 		clk: clock.NewSim(time.Date(2026, 6, 1, 10, 0, 0, 0, time.UTC), 0, nil), reg: prometheus.NewRegistry()}
-	ec := EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Baidu: r.caller},
-		Limits: map[contract.Vendor]VendorLimits{contract.Baidu: {Concurrency: 4}}, Store: r.store, Raw: r.raw, Now: r.clk.Now, Source: "/test",
-		Metrics: NewMetrics(r.reg)}
+	ec := engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Callers, c.Limits, c.Store, c.Raw, c.Now, c.Source, c.Metrics = schedule.Defaults(), map[contract.Vendor]Caller{contract.Baidu: r.caller}, map[contract.Vendor]VendorLimits{contract.Baidu: {Concurrency: 4}}, r.store, r.raw, r.clk.Now, "/test", NewMetrics(r.reg)
+	})
 	if cfg != nil {
 		cfg(&ec)
 	}
@@ -272,8 +272,9 @@ func TestUnregisteredAreCapped(t *testing.T) {
 	// Restores and revocations, on an engine of its own (no dispatcher:
 	// only the counts are looked at).
 	reg := prometheus.NewRegistry()
-	e2 := NewEngine(EngineConfig{Policy: schedule.Defaults(), Callers: map[contract.Vendor]Caller{contract.Baidu: r.caller},
-		Store: &memStore{}, Raw: &memRaw{}, Now: r.clk.Now, Metrics: NewMetrics(reg), MaxUnregistered: 2})
+	e2 := NewEngine(engineConfig(func(c *EngineConfig) {
+		c.Policy, c.Callers, c.Store, c.Raw, c.Now, c.Metrics, c.MaxUnregistered = schedule.Defaults(), map[contract.Vendor]Caller{contract.Baidu: r.caller}, &memStore{}, &memRaw{}, r.clk.Now, NewMetrics(reg), 2
+	}))
 	r.store.mu.Lock()
 	p0 := copyRecords(t, r.store.recs)
 	r.store.mu.Unlock()

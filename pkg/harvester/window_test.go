@@ -17,8 +17,9 @@ func (w *world) startWithPolicy(pol schedule.Policy) (stop func(), h *Harvester)
 	w.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h, err := New(ctx, Config{Kafka: bus.Plain(w.broker.Addr()), GroupID: "harvester", EventsTopic: evTopic, StateTopic: stTopic, RawTopic: rawTopic, DLQTopic: dlqTopic,
-		Engine: EngineConfig{Policy: pol, Callers: map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{Client: w.mc}, contract.Baidu: BaiduCaller{w.bc}},
-			Limits: map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 4}}, Now: w.clk.Now, Source: "/harvester", Metrics: NewMetrics(nil), IntentGrace: 90 * time.Second, Answers: w.answers},
+		Engine: engineConfig(func(c *EngineConfig) {
+			c.Policy, c.Callers, c.Limits, c.Now, c.Source, c.Metrics, c.IntentGrace, c.Answers = pol, map[contract.Vendor]Caller{contract.Megvii: MegviiCaller{Client: w.mc}, contract.Baidu: BaiduCaller{w.bc}}, map[contract.Vendor]VendorLimits{contract.Megvii: {Concurrency: 4}, contract.Baidu: {Concurrency: DefaultConcurrency}}, w.clk.Now, "/harvester", NewMetrics(nil), 90*time.Second, w.answers
+		}),
 		Logger: testLogger()})
 	if err != nil {
 		w.t.Fatal(err)

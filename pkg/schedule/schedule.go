@@ -5,16 +5,12 @@ package schedule
 
 import (
 	"fmt"
-	"hash/fnv"
 	"slices"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/faceharvest/faceharvest/pkg/baidu"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/megvii"
-	"github.com/faceharvest/faceharvest/pkg/vendorerr"
 )
 
 // Policy holds the vendors' windows and budgets, and the retry schedule.
@@ -307,6 +303,11 @@ type Action struct {
 	// Discard: a verification nobody registered can no longer be
 	// harvested; its state is deleted with no call and no terminal.
 	Discard bool
+	// Update, when non-nil, is the state the action rests on, changed by
+	// the passing of time (Baidu's media window closed: media/query is
+	// given up, with the reason): whoever owns the state replaces it with
+	// Update and stores it before acting.
+	Update *State
 }
 
 // Close is a terminal decision.
@@ -322,36 +323,23 @@ type Closing struct {
 	DecidedAt time.Time `json:"decided_at"`
 }
 
-// Plan decides what to do at now.
-func (p Policy) Plan(s *State, now time.Time) Action {
-	if s.Closing != nil {
-		return Action{Close: &Close{s.Closing.Outcome, s.Closing.Reason}}
+// Next decides what to do at now. It does not change s: a change the
+// decision rests on comes as Action.Update.
+func (p Policy) Next(s *State, now time.Time) Action {
+	if a, ok := p.waiting(s, now); ok {
+		return a
 	}
-	if s.Unregistered {
-		if at := p.UnregisteredUntil(s); now.Before(at) {
-			return Action{Wait: at}
-		}
-		return Action{Discard: true}
-	}
-	if now.Before(s.NextAt) {
-		return Action{Wait: s.NextAt}
-	}
-	deadline := p.Deadline(s)
-	if !now.Before(deadline) {
+	if !now.Before(p.Deadline(s)) {
 		if s.Vendor == contract.Baidu && s.CompletedAt != nil && p.BaiduMedia && !s.done(baidu.EndpointMedia) {
 			// Media links are gone; the results themselves live longer.
-			s.Done = append(s.Done, baidu.EndpointMedia)
-			s.LastError = "media window closed before result/media/query could be called"
-			return p.Plan(s, now)
+			u := s.Clone()
+			u.Done = append(u.Done, baidu.EndpointMedia)
+			u.LastError = "media window closed before result/media/query could be called"
+			a := p.Next(u, now)
+			a.Update = u
+			return a
 		}
-		if len(s.Responses) > 0 && s.LastError != "" {
-			return Action{Close: &Close{contract.OutcomeFailed, "window closed after failures: " + s.LastError}}
-		}
-		reason := "window closed before a call could be made"
-		if s.LastError != "" {
-			reason += "; last error: " + s.LastError
-		}
-		return Action{Close: &Close{contract.OutcomeExpired, reason}}
+		return Action{Close: p.windowClosed(s)}
 	}
 	if s.Vendor == contract.Megvii {
 		return Action{Calls: []string{megvii.EndpointGetResult}}
@@ -369,292 +357,50 @@ func (p Policy) Plan(s *State, now time.Time) Action {
 	return Action{Calls: calls}
 }
 
-// Result is what one call produced, as the harvester saw it.
-type Result struct {
-	Endpoint   string
-	Class      vendorerr.Class // Unknown: success
-	Recorded   bool            // a response was published (a body came back)
-	ResponseID string
-	Served     bool // Megvii: an HTTP 200 answer (the budget is spent)
-	// ReturnImage (Megvii) is the return_image value the call asked for.
-	ReturnImage int
-	// Missing (Megvii, a served answer) are the return_image values of the
-	// images the flow produced (its result says which) that the answer
-	// lacks (megvii.MissingImages).
-	Missing []int
-	Code    string // the vendor's error code, when it gave one
-	Message string
-	// Baidu getall only: attempts found, and when the last one finished.
-	Attempts     int
-	LastVerified *time.Time
-	AnyPassed    bool
+// Plan is Next for a caller that owns s: the action's update is applied
+// to s.
+func (p Policy) Plan(s *State, now time.Time) Action {
+	a := p.Next(s, now)
+	if a.Update != nil {
+		*s = *a.Update
+		a.Update = nil
+	}
+	return a
 }
 
-// Outcome folds a call's result into the state. It returns a Close when the
-// harvest is over, and whether the vendor must be paused (account faults).
-func (p Policy) Outcome(s *State, r Result, now time.Time, jitter func(key string, n int) time.Duration) (close *Close, pause bool) {
-	if r.Recorded {
-		s.Responses = append(s.Responses, r.ResponseID)
-		s.LastWindowLeft = p.Deadline(s).Sub(now).Seconds()
+// waiting is the action of a state that is closed, unregistered or not due
+// at now; false when its calls or its window decide.
+func (p Policy) waiting(s *State, now time.Time) (Action, bool) {
+	switch {
+	case s.Closing != nil:
+		return Action{Close: &Close{s.Closing.Outcome, s.Closing.Reason}}, true
+	case s.Unregistered:
+		if at := p.UnregisteredUntil(s); now.Before(at) {
+			return Action{Wait: at}, true
+		}
+		return Action{Discard: true}, true
+	case now.Before(s.NextAt):
+		return Action{Wait: s.NextAt}, true
 	}
-	if r.Served {
-		s.Spent++
-		if len(s.Asked) == 0 && r.Class == vendorerr.Unknown {
-			s.Wanted = slices.Clone(r.Missing)
-		}
-		if r.ReturnImage != 0 && !slices.Contains(s.Asked, r.ReturnImage) {
-			s.Asked = append(s.Asked, r.ReturnImage)
-		}
-	}
-	if r.Class != vendorerr.RateLimited {
-		s.QPSLimitedSince = nil
-	}
-	switch r.Class {
-	case vendorerr.Unknown:
-		s.Failures, s.LastError = 0, ""
-		if s.Vendor == contract.Megvii {
-			// Images come only with status OK (000); a budget above one asks
-			// for what the answer of 4 did not return.
-			if _, more := NextReturnImage(s); more && s.Spent < p.MegviiCallBudget && megvii.Status(s.FlowStatus) == megvii.StatusOK {
-				s.NextAt = now
-				return nil, false
-			}
-			if st := megvii.Status(s.FlowStatus); r.Served && (st == megvii.StatusNotStarted || st == megvii.StatusProcessing) {
-				// The last chance found the flow unfinished (000: NOT_STARTED,
-				// never begun; PROCESSING, under way, no result fields): the
-				// user never finished. The answer is archived, the flow
-				// status kept.
-				return &Close{contract.OutcomeNotVerified, "the user never finished: get_result's last-chance answer has status " + string(st)}, false
-			}
-			return &Close{Outcome: contract.OutcomeHarvested}, false
-		}
-		p.TokenInvalidRun.reset()
-		return p.baiduSuccess(s, r, now), false
-	case vendorerr.NotFound:
-		return &Close{contract.OutcomeNotFound, r.Message}, false
-	case vendorerr.Destroyed:
-		if s.Vendor == contract.Baidu {
-			if p.inDataWindow(s, now) {
-				// Inside the data window the token cannot have expired: 001
-				// gives the same answer for a verify_token used with another
-				// application's access_token. Not a verdict: retried; an
-				// account fault when it persists across verifications.
-				s.TokenInvalid++
-				if n := p.TokenInvalidRun.add(s.Key()); p.BaiduTokenInvalidFaults > 0 && n >= p.BaiduTokenInvalidFaults {
-					s.LastError = fmt.Sprintf("account fault: %d verifications in a row answered %q inside their data windows, also with a fresh access_token: are the keys those of the application that generated the verify_tokens? (001's FAQ) %s",
-						n, baidu.TokenInvalidMessage, r.Message)
-					s.NextAt = now
-					return nil, true
-				}
-				p.retryLater(s, now, jitter, fmt.Sprintf("%s inside the data window, also with a fresh access_token (%d times): an expired token and another application's access_token get the same answer (001's FAQ); retrying: %s",
-					r.Endpoint, s.TokenInvalid, r.Message))
-				return nil, false
-			}
-			if s.CompletedAt == nil {
-				// After the token window with no completion and no other
-				// answer: an unused token and a mismatched access_token get
-				// the same message, so nothing says whether the user verified.
-				return &Close{contract.OutcomeLost, "the vendor answered " + r.Message + " after the token window and nothing else: an unused token and another application's access_token get the same answer (001's FAQ), so whether a verification happened is unknown"}, false
-			}
-			if r.Endpoint == baidu.EndpointMedia || r.Endpoint == baidu.EndpointDetail {
-				s.Done = append(s.Done, r.Endpoint)
-				s.NextAt = now
-				return nil, false
-			}
-		}
-		return &Close{contract.OutcomeLost, "the vendor destroyed the data: " + r.Message}, false
-	case vendorerr.NotVerified:
-		if s.Vendor == contract.Baidu && r.Endpoint == baidu.EndpointGetAll && now.Before(s.windowStart().Add(p.BaiduTokenWindow)) {
-			// A refusal the documents do not name (222xxx, 223xxx) while
-			// the token can still verify: the user may try again, so
-			// getall is polled as after failed attempts.
-			s.LastError = r.Message
-			p.pollAgain(s, now)
-			return nil, false
-		}
-		s.Done = append(s.Done, r.Endpoint)
-		s.NextAt = now
-		return nil, false
-	case vendorerr.Account:
-		s.LastError = r.Message
-		s.NextAt = now
-		return nil, true
-	}
-	if r.Class == vendorerr.RateLimited {
-		s.LastError = r.Message
-		if s.Vendor == contract.Baidu && r.Code == strconv.Itoa(baidu.CodeQPSLimit) && p.BaiduQPSLimitGrace > 0 {
-			if s.QPSLimitedSince == nil {
-				t := now
-				s.QPSLimitedSince = &t
-			} else if d := now.Sub(*s.QPSLimitedSince); d >= p.BaiduQPSLimitGrace {
-				s.LastError = fmt.Sprintf("error 18 answered for %s: the paid APIs the H5 plan depends on (人脸实名认证V4, 人脸对比V4) are not enabled or their free quota is spent (document 001): %s",
-					d.Round(time.Second), r.Message)
-				s.NextAt = now
-				return nil, true
-			}
-		}
-		wait := p.RateLimitRetry
-		if wait <= 0 {
-			wait = 500 * time.Millisecond
-		}
-		if jitter != nil {
-			wait += jitter(s.Key(), s.Attempts) * wait / max(p.RetryMin, 1)
-		}
-		s.NextAt = now.Add(wait)
-		return nil, false
-	}
-	// Retryable, or a fault on our side: try again later, within the window.
-	if s.Vendor == contract.Megvii && s.Spent >= p.MegviiCallBudget {
-		s.LastError = r.Message
-		return &Close{contract.OutcomeFailed, "the one-shot answer was unusable and the call budget is spent: " + r.Message}, false
-	}
-	p.retryLater(s, now, jitter, r.Message)
-	return nil, false
+	return Action{}, false
 }
 
-// retryLater schedules the next try after a failure, backing off, within
-// the window.
-func (p Policy) retryLater(s *State, now time.Time, jitter func(key string, n int) time.Duration, why string) {
-	s.LastError = why
-	s.Failures++
-	backoff := p.RetryMin << min(s.Failures-1, 20)
-	if backoff > p.RetryMax || backoff <= 0 {
-		backoff = p.RetryMax
+// windowClosed is the terminal of a verification whose window closed.
+func (p Policy) windowClosed(s *State) *Close {
+	if len(s.Responses) > 0 && s.LastError != "" {
+		return &Close{contract.OutcomeFailed, "window closed after failures: " + s.LastError}
 	}
-	if jitter != nil {
-		backoff += jitter(s.Key(), s.Failures)
+	reason := "window closed before a call could be made"
+	if s.LastError != "" {
+		reason += "; last error: " + s.LastError
 	}
-	next := now.Add(backoff)
-	if d := p.Deadline(s); next.After(d) {
-		next = d.Add(-time.Second) // one more try just before the window closes
-		if !next.After(now) {
-			next = d
-		}
-	}
-	s.NextAt = next
+	return &Close{contract.OutcomeExpired, reason}
 }
 
-// TokenInvalidRun counts the Baidu verifications answered "Token无效或者已过期"
-// inside their data windows since the last other Baidu answer (Policy.
-// BaiduTokenInvalidFaults). Safe for concurrent use; nil counts nothing.
-type TokenInvalidRun struct {
-	mu  sync.Mutex
-	ids map[string]bool
-}
-
-func (r *TokenInvalidRun) add(key string) int {
-	if r == nil {
-		return 0
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ids == nil {
-		r.ids = map[string]bool{}
-	}
-	if len(r.ids) < 1024 { // bounded: the count only needs to reach the threshold
-		r.ids[key] = true
-	}
-	return len(r.ids)
-}
-
-func (r *TokenInvalidRun) reset() {
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	clear(r.ids)
-}
-
-func (p Policy) baiduSuccess(s *State, r Result, now time.Time) *Close {
-	if r.Endpoint == baidu.EndpointGetAll {
-		if r.Attempts == 0 {
-			if !now.Before(s.windowStart().Add(p.BaiduTokenWindow)) {
-				return &Close{contract.OutcomeNotVerified, "no verification attempt within the token window"}
-			}
-			s.NextAt = s.windowStart().Add(p.BaiduTokenWindow + p.BaiduPollDelay)
-			return nil
-		}
-		if s.CompletedAt == nil {
-			t := now
-			if r.LastVerified != nil {
-				t = *r.LastVerified
-			}
-			s.CompletedAt = &t
-		}
-		// The verdict is the vendor's: getall lists every attempt.
-		s.FlowStatus = LandingFailure
-		if r.AnyPassed {
-			s.FlowStatus = LandingSuccess
-		}
-		if windowEnd := s.windowStart().Add(p.BaiduTokenWindow); !r.AnyPassed && now.Before(windowEnd) {
-			// Failed attempts only, and the token can still verify: the
-			// user may retry (001: 用户核验失败后多次重试). Poll again,
-			// backing off, and once more after the token window; a landing
-			// makes it due at once. detail and media wait for the last
-			// attempt.
-			p.pollAgain(s, now)
-			return nil
-		}
-		if !r.AnyPassed && !s.done(baidu.EndpointDetail) {
-			s.Done = append(s.Done, baidu.EndpointDetail) // detail answers only for a success
-		}
-	}
-	s.Done = append(s.Done, r.Endpoint)
-	s.NextAt = now
-	return nil
-}
-
-// NextReturnImage is the return_image value of s's next get_result call,
-// and whether there is one worth the call budget. The first call asks for 4:
-// 000 and 002 say 需要返回所有图像 (return all images). Only when an answer of
-// 4 lacked images the flow produced (Result.Missing, kept in s.Wanted) does
-// a later call, budget allowing, ask for each of them by its own value (1,
-// 2, 3, 5 or 6), each value once.
-func NextReturnImage(s *State) (int, bool) {
-	all := int(megvii.ReturnImageAll)
-	if len(s.Asked) == 0 {
-		return all, true
-	}
-	for _, v := range s.Wanted {
-		if !slices.Contains(s.Asked, v) {
-			return v, true
-		}
-	}
-	return all, false
-}
-
-// pollAgain schedules the next getall of a token that can still verify:
-// backing off, and once more after the token window; a landing makes it due
-// at once.
-func (p Policy) pollAgain(s *State, now time.Time) {
-	s.Polls++
-	next := now.Add(p.BaiduPollDelay << min(s.Polls-1, 10))
-	if last := s.windowStart().Add(p.BaiduTokenWindow + p.BaiduPollDelay); next.After(last) || next.Before(now) {
-		next = last
-	}
-	s.NextAt = next
-}
-
-// inDataWindow reports whether a Baidu token's results must still be
-// answered at now: three days after its completion; before any completion is
-// known, until its token window ends (after that, 001's "Token无效或者已过期"
-// is the unused token's).
-func (p Policy) inDataWindow(s *State, now time.Time) bool {
-	if s.CompletedAt != nil {
-		return now.Before(s.CompletedAt.Add(p.BaiduRetention))
-	}
-	return now.Before(s.windowStart().Add(p.BaiduTokenWindow))
-}
-
-// Jitter is a deterministic jitter of up to a fifth of RetryMin, from the key
-// and the failure count: replicas spread out, tests stay repeatable.
-func (p Policy) Jitter(key string, n int) time.Duration {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s/%d", key, n)
-	span := int64(p.RetryMin / 5)
-	if span <= 0 {
-		return 0
-	}
-	return time.Duration(int64(h.Sum64() % uint64(span)))
+// Clone returns a copy of s that shares nothing with it that a change
+// could write through (its slices are copied).
+func (s *State) Clone() *State {
+	c := *s
+	c.Asked, c.Wanted, c.Responses, c.Done = slices.Clone(s.Asked), slices.Clone(s.Wanted), slices.Clone(s.Responses), slices.Clone(s.Done)
+	return &c
 }
