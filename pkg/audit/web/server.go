@@ -78,7 +78,12 @@ type Config struct {
 	// being checked (10 and 6 s when 0).
 	FailedTokenBurst int
 	FailedTokenEvery time.Duration
-	Now              clock.Now
+	// Bundles, when set, builds evidence bundles: the record page offers
+	// its verification's bundle to the identity role. BundleDir is where
+	// a bundle is built before it is sent (os.TempDir() when "").
+	Bundles   *audit.Exporter
+	BundleDir string
+	Now       clock.Now
 	// Metrics (NewMetrics) or, when nil, Registry to register them on.
 	Metrics  *Metrics
 	Registry prometheus.Registerer
@@ -183,6 +188,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v/{vendor}/{id}/identity", s.authed("identity", getOnly(s.identity)))
 	mux.Handle("GET /v/{vendor}/{id}/media/{n}", s.authed("media", getOnly(s.media)))
 	mux.Handle("GET /v/{vendor}/{id}/evidence", s.authed("evidence", getOnly(s.evidence)))
+	mux.Handle("POST /v/{vendor}/{id}/bundle", s.authed("bundle", s.bundle))
 	mux.Handle("/", s.authed("other", func(w http.ResponseWriter, r *http.Request, _ Principal) {
 		s.fail(w, r, http.StatusNotFound, "No such page.")
 	}))
@@ -695,6 +701,16 @@ func (s *Server) search(w http.ResponseWriter, r *http.Request, p Principal) {
 	s.renderAudited(w, r, http.StatusOK, "search", d, p, e)
 }
 
+// verificationView is the record page's data, with the bundle's download
+// when the page offers it to p.
+func (s *Server) verificationView(r contract.Record, unmasked *contract.Identity, p Principal) verificationView {
+	v := newVerificationView(r, unmasked, p)
+	if s.offersBundle(p) {
+		v.BundlePath = bundlePath(r.Vendor, r.VerificationID)
+	}
+	return v
+}
+
 func verificationPath(v contract.Vendor, id string) string {
 	return "/v/" + string(v) + "/" + url.PathEscape(id)
 }
@@ -744,7 +760,7 @@ func (s *Server) verification(w http.ResponseWriter, r *http.Request, p Principa
 	}
 	e := event(r, p, contract.AuditRecord)
 	e.Vendor, e.VerificationID, e.BizNo, e.Record = ver.Record.Vendor, ver.Record.VerificationID, ver.Record.BizNo, true
-	s.renderAudited(w, r, http.StatusOK, "verification", newVerificationView(ver.Record, nil, p), p, e)
+	s.renderAudited(w, r, http.StatusOK, "verification", s.verificationView(ver.Record, nil, p), p, e)
 }
 
 // identity is the verification's page with the identity unmasked, read
@@ -776,7 +792,7 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request, p Principal) {
 	e := event(r, p, contract.AuditIdentity)
 	e.Vendor, e.VerificationID, e.BizNo, e.Record, e.IdentityUnmasked = ver.Record.Vendor, ver.Record.VerificationID, ver.Record.BizNo, true, true
 	e.ObjectKey = ver.Index.Evidence.Key
-	s.renderAudited(w, r, http.StatusOK, "verification", newVerificationView(ver.Record, &id, p), p, e)
+	s.renderAudited(w, r, http.StatusOK, "verification", s.verificationView(ver.Record, &id, p), p, e)
 }
 
 // media streams the n-th media object the verification's record lists

@@ -160,7 +160,10 @@ type verificationView struct {
 	Responses                                    []contract.ResponseIn
 	Billing                                      []timelineEntry
 	EvidenceKey, EvidencePath                    string
-	Schema                                       string
+	// BundlePath is where the evidence bundle is downloaded (a POST);
+	// empty when the page offers none to this viewer.
+	BundlePath string
+	Schema     string
 }
 
 // newVerificationView is what the verification page shows; unmasked, when
