@@ -65,19 +65,19 @@ login form) and nothing else happens. Every view of a verification (a page, its 
 media object, its evidence, a search's list, a bundle exported) is one audit event on --audit-topic,
 written with acks=all before anything is shown; a view whose event cannot be written is answered 503.
 /metrics, /healthz and /readyz are served on --metrics-addr.`)
-	o := &options{writer: bus.DefaultWriterConfig(), shutdownGrace: 20 * time.Second, ledgerPrefix: ledger.DefaultPrefix, bundleTrail: true}
+	o := &options{writer: bus.DefaultWriterConfig(), cfg: web.DefaultConfig(), shutdownGrace: 20 * time.Second, ledgerPrefix: ledger.DefaultPrefix, bundleTrail: true}
 	c := &o.cfg
 	o.svc.Register(fs, "127.0.0.1:9104")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8090", "address serving the audit page")
 	fs.StringVar(&o.topic, "audit-topic", contract.DefaultAuditTopic, "topic of audit events (one per view, keyed by viewer)")
 	fs.StringVar(&o.tokensFile, "tokens-file", "", "file of bearer tokens, one \"token role name\" per line (role viewer or identity; name is who audit events say looked); read again when it changes (required)")
-	fs.DurationVar(&c.SessionTTL, "session-ttl", 8*time.Hour, "how long a login session lasts")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a login session lasts")
 	fs.BoolVar(&c.SecureCookie, "cookie-secure", true, "mark the session cookie Secure (sent over https only); false only for plain-http development on loopback")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the page's external origin (https://audit.example.com): login and logout forms must come from it; empty: the request's Host")
 	fs.StringVar(&c.ProxyUserHeader, "trusted-proxy-header", "", "header in which an authenticating proxy names the user (e.g. X-Forwarded-User), believed only from --trusted-proxy-cidrs; empty: no proxy is trusted")
 	fs.StringVar(&c.ProxyRoleHeader, "trusted-proxy-role-header", "", "header in which the proxy gives the user's role (viewer or identity; viewer when absent)")
 	fs.StringVar(&o.proxyCIDRs, "trusted-proxy-cidrs", "", "comma-separated CIDR prefixes (or addresses) of the authenticating proxies")
-	fs.IntVar(&c.MaxSearchResults, "max-search-results", 50, "verifications a search lists at most")
+	fs.IntVar(&c.MaxSearchResults, "max-search-results", c.MaxSearchResults, "verifications a search lists at most")
 	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Bucket: "bucket of media and evidence documents (read only)",
 		Credentials: "Reading needs s3:GetObject and s3:ListBucket; give the page read-only keys"})
 	fs.StringVar(&o.logKey, "log-key", "", "the evidence log's public key (<origin>+<hash>+<key>, as `ledger keygen` printed it): the record page offers its evidence bundle to the identity role; empty: no bundle is offered")

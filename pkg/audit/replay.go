@@ -81,7 +81,34 @@ func (s *Store) Replay(ctx context.Context, cfg ReplayConfig, publish Publish) (
 	if cfg.Source == "" {
 		cfg.Source = archiver.DefaultConfig().Source
 	}
-	vendors := cfg.Vendors
+	keys, err := s.replayKeys(ctx, cfg.Vendors)
+	if err != nil {
+		return ReplayProgress{}, err
+	}
+	r := &replay{s: s, cfg: cfg, publish: publish, pr: ReplayProgress{Total: len(keys)}}
+	for _, k := range keys {
+		if cfg.Limit > 0 && r.pr.Published+len(r.batch) >= cfg.Limit {
+			break
+		}
+		if cfg.ResumeAfter != "" && k <= cfg.ResumeAfter {
+			continue
+		}
+		if err := r.add(ctx, k); err != nil {
+			return r.pr, err
+		}
+	}
+	if err := r.flush(ctx); err != nil {
+		return r.pr, err
+	}
+	if cfg.Progress != nil {
+		cfg.Progress(r.pr)
+	}
+	return r.pr, nil
+}
+
+// replayKeys lists the by-id index keys of vendors (both when empty), in
+// key order.
+func (s *Store) replayKeys(ctx context.Context, vendors []contract.Vendor) ([]string, error) {
 	if len(vendors) == 0 {
 		vendors = []contract.Vendor{contract.Baidu, contract.Megvii}
 	}
@@ -89,94 +116,113 @@ func (s *Store) Replay(ctx context.Context, cfg ReplayConfig, publish Publish) (
 	for _, v := range vendors {
 		ks, err := s.b.List(ctx, archiver.IndexByID+string(v)+"/")
 		if err != nil {
-			return ReplayProgress{}, err
+			return nil, err
 		}
 		keys = append(keys, ks...)
 	}
 	sort.Strings(keys)
-	var pr ReplayProgress
-	pr.Total = len(keys)
-	var batch []contract.Envelope
-	var batchLast string
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := publish(ctx, batch); err != nil {
-			return err
-		}
-		pr.Published += len(batch)
-		pr.Last = batchLast
-		batch = batch[:0]
-		if cfg.Progress != nil {
-			cfg.Progress(pr)
-		}
+	return keys, nil
+}
+
+// replay is one run of Replay: its progress and the batch it fills.
+type replay struct {
+	s         *Store
+	cfg       ReplayConfig
+	publish   Publish
+	pr        ReplayProgress
+	batch     []contract.Envelope
+	batchLast string
+}
+
+// add re-derives the record of index key k into the batch (unless it is
+// outside Since), publishing the batch when it is full.
+func (r *replay) add(ctx context.Context, k string) error {
+	r.pr.Seen++
+	v, err := r.s.loadForReplay(ctx, k)
+	if err != nil {
+		return err
+	}
+	if !r.cfg.Since.IsZero() && v.Index.DecidedAt.Before(r.cfg.Since) {
+		r.pr.Skipped++
 		return nil
 	}
-	for _, k := range keys {
-		if cfg.Limit > 0 && pr.Published+len(batch) >= cfg.Limit {
-			break
-		}
-		if cfg.ResumeAfter != "" && k <= cfg.ResumeAfter {
-			continue
-		}
-		pr.Seen++
-		v, err := s.load(ctx, k)
-		if err != nil && !errors.Is(err, ErrMismatch) {
-			return pr, err
-		}
-		// A stored record that was altered does not stop the replay: the
-		// evidence document decides.
-		e := v.Index
-		if errors.Is(err, ErrMismatch) {
-			b, rerr := s.read(ctx, k, maxEntry)
-			if rerr != nil {
-				return pr, rerr
-			}
-			if e, rerr = archiver.ParseIndexEntry(b); rerr != nil {
-				return pr, rerr
-			}
-			v = Verification{Index: e}
-		}
-		if !cfg.Since.IsZero() && e.DecidedAt.Before(cfg.Since) {
-			pr.Skipped++
-			continue
-		}
-		doc, attrs, err := s.Evidence(ctx, v)
-		if err != nil {
-			return pr, err
-		}
-		at, err := archiver.EvidenceArchivedAt(e.Evidence.Key, attrs)
-		if err != nil {
-			return pr, err
-		}
-		rec, err := archiver.RecordFromEvidence(doc, e.Evidence.Key, at, !cfg.Unmask)
-		if err != nil {
-			return pr, err
-		}
-		value, err := json.Marshal(rec)
-		if err != nil {
-			return pr, fmt.Errorf("record of %s: %w", k, err)
-		}
-		env := archiver.RecordEnvelope(rec, value, cfg.Source)
-		if !published(e, v.RecordJSON, value) {
-			pr.Changed++
-			sum := sha256.Sum256(value)
-			env.ID = contract.RecordRevisionID(rec.Vendor, rec.VerificationID, hex.EncodeToString(sum[:]))
-		}
-		batch = append(batch, env)
-		batchLast = k
-		if len(batch) >= cfg.Batch {
-			if err := flush(); err != nil {
-				return pr, err
-			}
-		}
+	env, changed, err := r.s.rederive(ctx, k, v, r.cfg)
+	if err != nil {
+		return err
 	}
-	if err := flush(); err != nil {
-		return pr, err
+	if changed {
+		r.pr.Changed++
 	}
-	if cfg.Progress != nil {
-		cfg.Progress(pr)
+	r.batch = append(r.batch, env)
+	r.batchLast = k
+	if len(r.batch) >= r.cfg.Batch {
+		return r.flush(ctx)
 	}
-	return pr, nil
+	return nil
+}
+
+// flush publishes the batch and reports the progress.
+func (r *replay) flush(ctx context.Context) error {
+	if len(r.batch) == 0 {
+		return nil
+	}
+	if err := r.publish(ctx, r.batch); err != nil {
+		return err
+	}
+	r.pr.Published += len(r.batch)
+	r.pr.Last = r.batchLast
+	r.batch = r.batch[:0]
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(r.pr)
+	}
+	return nil
+}
+
+// loadForReplay reads the verification at index key k. A stored record
+// that was altered does not stop the replay: the evidence document
+// decides, so then only the index entry is kept.
+func (s *Store) loadForReplay(ctx context.Context, k string) (Verification, error) {
+	v, err := s.load(ctx, k)
+	if !errors.Is(err, ErrMismatch) {
+		return v, err
+	}
+	b, err := s.read(ctx, k, maxEntry)
+	if err != nil {
+		return Verification{}, err
+	}
+	e, err := archiver.ParseIndexEntry(b)
+	if err != nil {
+		return Verification{}, err
+	}
+	return Verification{Index: e}, nil
+}
+
+// rederive builds the record of v from its evidence document, as the
+// archiver publishes it; changed when it is not the published one (then
+// under a ce_id of its content).
+func (s *Store) rederive(ctx context.Context, k string, v Verification, cfg ReplayConfig) (contract.Envelope, bool, error) {
+	e := v.Index
+	doc, attrs, err := s.Evidence(ctx, v)
+	if err != nil {
+		return contract.Envelope{}, false, err
+	}
+	at, err := archiver.EvidenceArchivedAt(e.Evidence.Key, attrs)
+	if err != nil {
+		return contract.Envelope{}, false, err
+	}
+	rec, err := archiver.RecordFromEvidence(doc, e.Evidence.Key, at, !cfg.Unmask)
+	if err != nil {
+		return contract.Envelope{}, false, err
+	}
+	value, err := json.Marshal(rec)
+	if err != nil {
+		return contract.Envelope{}, false, fmt.Errorf("record of %s: %w", k, err)
+	}
+	env := archiver.RecordEnvelope(rec, value, cfg.Source)
+	if published(e, v.RecordJSON, value) {
+		return env, false, nil
+	}
+	sum := sha256.Sum256(value)
+	env.ID = contract.RecordRevisionID(rec.Vendor, rec.VerificationID, hex.EncodeToString(sum[:]))
+	return env, true, nil
 }
