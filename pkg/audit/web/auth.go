@@ -307,3 +307,15 @@ func remoteAddr(r *http.Request) string {
 	}
 	return r.RemoteAddr
 }
+
+// identityRole reports whether p has the identity role; when not, the
+// request is answered 403 with why (counted as forbidden_role) and causes
+// nothing else.
+func (s *Server) identityRole(w http.ResponseWriter, r *http.Request, p Principal, why string) bool {
+	if p.CanSeeIdentity() {
+		return true
+	}
+	s.m.authFailure(reasonForbidden)
+	s.fail(w, r, http.StatusForbidden, why)
+	return false
+}

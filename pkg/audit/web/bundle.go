@@ -28,9 +28,7 @@ func (s *Server) bundle(w http.ResponseWriter, r *http.Request, p Principal) {
 		s.fail(w, r, http.StatusNotFound, "This audit page offers no evidence bundles (no log key is configured).")
 		return
 	}
-	if !p.CanSeeIdentity() {
-		s.m.authFailure(reasonForbidden)
-		s.fail(w, r, http.StatusForbidden, "Your role does not allow exporting evidence bundles: they hold the unmasked identity.")
+	if !s.identityRole(w, r, p, "Your role does not allow exporting evidence bundles: they hold the unmasked identity.") {
 		return
 	}
 	if !s.sameOrigin(r) {

@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,8 +10,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
-	"github.com/faceharvest/faceharvest/pkg/archiver"
 	"github.com/faceharvest/faceharvest/pkg/audit"
+	"github.com/faceharvest/faceharvest/pkg/audit/audittest"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/ledger"
@@ -30,32 +29,9 @@ func bundleFixture(t *testing.T, mod func(*Config)) (*fixture, note.Verifier) {
 			mod(c)
 		}
 	})
-	ctx := context.Background()
-	skey, _, err := ledger.GenerateKey("evidence.test/faceharvest")
+	vkey := audittest.LogRecords(t, f.bucket, f.recs["megvii:biz-m-1"], f.recs["baidu:vt-b-1"], f.recs["megvii:biz-m-2"])
+	v, err := ledger.NewVerifier(vkey)
 	if err != nil {
-		t.Fatal(err)
-	}
-	s, v, _, err := ledger.KeyPair(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(ctx, ledger.Config{Bucket: f.bucket, Signer: s, Verifier: v})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var leaves []ledger.Leaf
-	for _, k := range []string{"megvii:biz-m-1", "baidu:vt-b-1", "megvii:biz-m-2"} {
-		r := f.recs[k]
-		key := archiver.IndexKey(r.Vendor, r.VerificationID)
-		rc, err := f.bucket.Get(ctx, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(rc)
-		rc.Close()
-		leaves = append(leaves, ledger.Leaf{Key: key, Data: body})
-	}
-	if _, err := l.Append(ctx, leaves); err != nil {
 		t.Fatal(err)
 	}
 	x.Log, x.Key = ledger.Reader{Bucket: f.bucket}, v

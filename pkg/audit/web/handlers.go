@@ -179,9 +179,7 @@ func (s *Server) verification(w http.ResponseWriter, r *http.Request, p Principa
 // identity is the verification's page with the identity unmasked, read
 // from its evidence document: for the identity role only.
 func (s *Server) identity(w http.ResponseWriter, r *http.Request, p Principal) {
-	if !p.CanSeeIdentity() {
-		s.m.authFailure(reasonForbidden)
-		s.fail(w, r, http.StatusForbidden, "Your role does not allow seeing unmasked identities.")
+	if !s.identityRole(w, r, p, "Your role does not allow seeing unmasked identities.") {
 		return
 	}
 	ver, ok := s.find(w, r)

@@ -29,9 +29,7 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request, p Principal) {
 	}
 	m := items[n]
 	identity := contract.IdentityMedia(m.Kind)
-	if identity && !p.CanSeeIdentity() {
-		s.m.authFailure(reasonForbidden)
-		s.fail(w, r, http.StatusForbidden, "Your role does not allow seeing ID-card images: they show the unmasked identity.")
+	if identity && !s.identityRole(w, r, p, "Your role does not allow seeing ID-card images: they show the unmasked identity.") {
 		return
 	}
 	e := event(r, p, contract.AuditMedia)
@@ -52,9 +50,7 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request, p Principal) {
 // evidence streams the evidence document (which holds the unmasked
 // identity): for the identity role only.
 func (s *Server) evidence(w http.ResponseWriter, r *http.Request, p Principal) {
-	if !p.CanSeeIdentity() {
-		s.m.authFailure(reasonForbidden)
-		s.fail(w, r, http.StatusForbidden, "Your role does not allow reading evidence documents.")
+	if !s.identityRole(w, r, p, "Your role does not allow reading evidence documents.") {
 		return
 	}
 	ver, ok := s.find(w, r)
