@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/devkafka"
 	"github.com/faceharvest/faceharvest/pkg/devs3"
 	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
+	"github.com/faceharvest/faceharvest/pkg/ledger"
 	"github.com/faceharvest/faceharvest/pkg/proctest"
 )
 
@@ -61,11 +63,12 @@ type auditorProc struct {
 }
 
 // startAuditor runs the built binary over the bucket and broker.
-func startAuditor(t *testing.T, bin, broker string, s3 *devs3.Server, bucket, tokens string) *auditorProc {
+func startAuditor(t *testing.T, bin, broker string, s3 *devs3.Server, bucket, tokens string, args ...string) *auditorProc {
 	t.Helper()
 	p := &auditorProc{url: "http://" + freeAddr(t), metrics: freeAddr(t), stderr: &bytes.Buffer{}}
-	p.cmd = exec.Command(bin, "--kafka-brokers", broker, "--listen", strings.TrimPrefix(p.url, "http://"), "--metrics-addr", p.metrics,
-		"--s3-endpoint", s3.Endpoint, "--s3-bucket", bucket, "--tokens-file", tokens, "--cookie-secure=false")
+	argv := append([]string{"--kafka-brokers", broker, "--listen", strings.TrimPrefix(p.url, "http://"), "--metrics-addr", p.metrics,
+		"--s3-endpoint", s3.Endpoint, "--s3-bucket", bucket, "--tokens-file", tokens, "--cookie-secure=false"}, args...)
+	p.cmd = exec.Command(bin, argv...)
 	p.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+s3.User, "AWS_SECRET_ACCESS_KEY="+s3.Password, "AWS_EC2_METADATA_DISABLED=true",
 		SessionKeyEnv+"=browser-test-session-key-0123456789-0123456789")
 	p.cmd.Stderr = p.stderr
@@ -155,10 +158,12 @@ func TestBrowserShowsVerification(t *testing.T) {
 	t.Cleanup(broker.Close)
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	const token = "browser-test-token-0123456789"
-	if err := os.WriteFile(tokens, []byte(token+" viewer Compliance Officer\n"), 0o600); err != nil {
+	const identityToken = "browser-test-identity-token-0123456789"
+	if err := os.WriteFile(tokens, []byte(token+" viewer Compliance Officer\n"+identityToken+" identity Ida Identity\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startAuditor(t, bin, broker.Addr(), s3, "evidence", tokens)
+	logKey := audittest.LogRecords(t, bucket, recs...)
+	p := startAuditor(t, bin, broker.Addr(), s3, "evidence", tokens, "--log-key", logKey, "--bundle-dir", t.TempDir())
 
 	artefacts := filepath.Join(repoRoot(t), "bin", "test-artifacts")
 	if err := os.MkdirAll(artefacts, 0o755); err != nil {
@@ -231,6 +236,11 @@ func TestBrowserShowsVerification(t *testing.T) {
 	}
 	t.Logf("audit events: %v", counts)
 
+	// The identity role's evidence bundle, by plain HTTP: the binary offers
+	// it with --log-key, it verifies with the log's key alone, and its
+	// export is an event.
+	exportBundle(t, p, broker.Addr(), logKey)
+
 	// SIGTERM: the process drains and exits 0.
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -244,5 +254,32 @@ func TestBrowserShowsVerification(t *testing.T) {
 		}
 	case <-time.After(3 * time.Minute):
 		t.Fatal("auditor still running 3 minutes after SIGTERM")
+	}
+}
+
+func exportBundle(t *testing.T, p *auditorProc, broker, logKey string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", p.url+"/v/megvii/biz-browser-1/bundle", nil)
+	req.Header.Set("Authorization", "Bearer browser-test-identity-token-0123456789")
+	req.Header.Set("X-Request-Id", "browser-test-bundle")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/zip" {
+		t.Fatalf("bundle: %d %v %v", resp.StatusCode, resp.Header, err)
+	}
+	v, err := ledger.NewVerifier(logKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := ledger.VerifyBundle(bytes.NewReader(body), int64(len(body)), v); err != nil || rep.Entry.VerificationID != "biz-browser-1" {
+		t.Fatalf("the bundle does not verify: %v", err)
+	}
+	es := auditEvents(t, broker, "browser-test-bundle")
+	if e := es[len(es)-1]; e.Action != contract.AuditExport || e.Viewer != "Ida Identity" || e.Role != contract.RoleIdentity || e.VerificationID != "biz-browser-1" || len(e.LinkedKeys) == 0 {
+		t.Errorf("export event %+v", e)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/config"
 	"github.com/faceharvest/faceharvest/pkg/contract"
+	"github.com/faceharvest/faceharvest/pkg/ledger"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 	"github.com/faceharvest/faceharvest/pkg/ops"
 )
@@ -41,6 +42,8 @@ type options struct {
 	writer                       bus.WriterConfig // Cluster and Topic set at start
 	cfg                          web.Config       // Finder, Recorder, Tokens, keys, registry and logger set at start
 	sessionKeys                  []config.Secret
+	logKey, ledgerPrefix         string
+	bundleTrail                  bool
 }
 
 func parse(args []string, getenv func(string) string, help io.Writer) (*options, error) {
@@ -52,29 +55,35 @@ func parse(args []string, getenv func(string) string, help io.Writer) (*options,
   GET  /v/<vendor>/<id>/identity  the same with the identity unmasked (role identity)
   GET  /v/<vendor>/<id>/media/<n> the record's n-th media object, streamed from the store
   GET  /v/<vendor>/<id>/evidence  the evidence document (role identity)
+  POST /v/<vendor>/<id>/bundle    the evidence bundle, as faceharvest export writes it (role identity,
+                                  with --log-key; posted from the page itself)
   GET, POST /login; POST /logout  a login form that opens a session with a bearer token
 Every request is authenticated: a bearer token of --tokens-file (Authorization: Bearer), a
 session opened with one (an HttpOnly, SameSite=Strict cookie, HMAC-signed with
 `+SessionKeyEnv+`), or --trusted-proxy-header from --trusted-proxy-cidrs with the proxy's shared secret; otherwise 401 (with the
 login form) and nothing else happens. Every view of a verification (a page, its identity, each
-media object, its evidence, a search's list) is one audit event on --audit-topic, written with
-acks=all before anything is shown; a view whose event cannot be written is answered 503.
+media object, its evidence, a search's list, a bundle exported) is one audit event on --audit-topic,
+written with acks=all before anything is shown; a view whose event cannot be written is answered 503.
 /metrics, /healthz and /readyz are served on --metrics-addr.`)
-	o := &options{writer: bus.DefaultWriterConfig(), shutdownGrace: 20 * time.Second}
+	o := &options{writer: bus.DefaultWriterConfig(), cfg: web.DefaultConfig(), shutdownGrace: 20 * time.Second, ledgerPrefix: ledger.DefaultPrefix, bundleTrail: true}
 	c := &o.cfg
 	o.svc.Register(fs, "127.0.0.1:9104")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8090", "address serving the audit page")
 	fs.StringVar(&o.topic, "audit-topic", contract.DefaultAuditTopic, "topic of audit events (one per view, keyed by viewer)")
 	fs.StringVar(&o.tokensFile, "tokens-file", "", "file of bearer tokens, one \"token role name\" per line (role viewer or identity; name is who audit events say looked); read again when it changes (required)")
-	fs.DurationVar(&c.SessionTTL, "session-ttl", 8*time.Hour, "how long a login session lasts")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a login session lasts")
 	fs.BoolVar(&c.SecureCookie, "cookie-secure", true, "mark the session cookie Secure (sent over https only); false only for plain-http development on loopback")
 	fs.StringVar(&c.PublicURL, "public-url", "", "the page's external origin (https://audit.example.com): login and logout forms must come from it; empty: the request's Host")
 	fs.StringVar(&c.ProxyUserHeader, "trusted-proxy-header", "", "header in which an authenticating proxy names the user (e.g. X-Forwarded-User), believed only from --trusted-proxy-cidrs; empty: no proxy is trusted")
 	fs.StringVar(&c.ProxyRoleHeader, "trusted-proxy-role-header", "", "header in which the proxy gives the user's role (viewer or identity; viewer when absent)")
 	fs.StringVar(&o.proxyCIDRs, "trusted-proxy-cidrs", "", "comma-separated CIDR prefixes (or addresses) of the authenticating proxies")
-	fs.IntVar(&c.MaxSearchResults, "max-search-results", 50, "verifications a search lists at most")
+	fs.IntVar(&c.MaxSearchResults, "max-search-results", c.MaxSearchResults, "verifications a search lists at most")
 	s3f := objstore.RegisterFlags(fs, objstore.FlagsFor{Bucket: "bucket of media and evidence documents (read only)",
 		Credentials: "Reading needs s3:GetObject and s3:ListBucket; give the page read-only keys"})
+	fs.StringVar(&o.logKey, "log-key", "", "the evidence log's public key (<origin>+<hash>+<key>, as `ledger keygen` printed it): the record page offers its evidence bundle to the identity role; empty: no bundle is offered")
+	fs.StringVar(&o.ledgerPrefix, "ledger-prefix", o.ledgerPrefix, "where the evidence log lives in the bucket")
+	fs.StringVar(&c.BundleDir, "bundle-dir", "", "directory a bundle is built and checked in before it is sent (a writable volume; empty: the system's temporary directory)")
+	fs.BoolVar(&o.bundleTrail, "bundle-audit-trail", o.bundleTrail, "include the verification's audit trail (its events on --audit-topic) in a bundle, as faceharvest export does; reads the whole topic per export")
 	fs.DurationVar(&o.shutdownGrace, "shutdown-grace", o.shutdownGrace, "on SIGTERM, how long requests in flight (a video streaming) may take to finish")
 	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to keep serving with /readyz failing before stopping (lets load balancers notice)")
 	fs.Secret(ProxySecretEnv, fmt.Sprintf("shared secret(s) (at least %d bytes each; comma-separated for rotation, any verifies) the authenticating proxy sends in the %s header: its user and role headers are believed only with one, from --trusted-proxy-cidrs (required with --trusted-proxy-header)", web.MinSessionKeyLen, web.ProxySecretHeader))
@@ -130,6 +139,25 @@ acks=all before anything is shown; a view whose event cannot be written is answe
 	return o, o.svc.Validate(getenv)
 }
 
+// exporter builds the bundles the page offers: none without --log-key.
+func (o *options) exporter(b objstore.Bucket) (*audit.Exporter, error) {
+	if o.logKey == "" {
+		return nil, nil
+	}
+	v, err := ledger.NewVerifier(o.logKey)
+	if err != nil {
+		return nil, fmt.Errorf("--log-key: %w", err)
+	}
+	x := &audit.Exporter{Log: ledger.Reader{Bucket: b, Prefix: o.ledgerPrefix}, Key: v}
+	if o.bundleTrail {
+		kc, topic := o.svc.Kafka, o.topic
+		x.Trail = func(ctx context.Context, v contract.Vendor, id string) ([]byte, error) {
+			return audit.ReadTrail(ctx, kc, topic, v, id)
+		}
+	}
+	return x, nil
+}
+
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	o, err := parse(args, getenv, stdout)
 	if err != nil {
@@ -157,8 +185,13 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	cfg := o.cfg
-	cfg.Finder = audit.NewStore(objstore.Instrument(s3b, reg, "auditor"))
+	store := objstore.Instrument(s3b, reg, "auditor")
+	cfg.Finder = audit.NewStore(store)
 	cfg.Recorder, cfg.Tokens, cfg.Registry, cfg.Logger = alog, tokens, reg, log
+	if cfg.Bundles, err = o.exporter(store); err != nil {
+		fmt.Fprintf(stderr, "auditor: %v\n", err)
+		return 2
+	}
 	page, err := web.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "auditor: %v\n", err)

@@ -32,6 +32,7 @@ func TestParseRefusals(t *testing.T) {
 		{"role header without a user header", []string{"--tokens-file", tokens, "--trusted-proxy-role-header", "X-Role"}, map[string]string{SessionKeyEnv: key}, "needs --trusted-proxy-header"},
 		{"proxy without its secret", []string{"--tokens-file", tokens, "--trusted-proxy-header", "X-U", "--trusted-proxy-cidrs", "10.0.0.0/8"}, map[string]string{SessionKeyEnv: key}, ProxySecretEnv},
 		{"bad proxy CIDR", []string{"--tokens-file", tokens, "--trusted-proxy-header", "X-U", "--trusted-proxy-cidrs", "not-a-cidr"}, map[string]string{SessionKeyEnv: key}, "--trusted-proxy-cidrs"},
+		{"bad log key", []string{"--tokens-file", tokens, "--log-key", "not-a-key", "--listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, map[string]string{SessionKeyEnv: key, "AWS_EC2_METADATA_DISABLED": "true"}, "--log-key"},
 		{"one AWS key", []string{"--tokens-file", tokens}, map[string]string{SessionKeyEnv: key, "AWS_ACCESS_KEY_ID": "ak"}, "set both"},
 	}
 	for _, c := range cases {

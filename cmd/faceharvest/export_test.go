@@ -13,7 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/faceharvest/faceharvest/pkg/archiver"
+	"github.com/faceharvest/faceharvest/pkg/audit/audittest"
 	"github.com/faceharvest/faceharvest/pkg/bus"
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/ledger"
@@ -23,34 +23,7 @@ import (
 // evidence log in its bucket and returns the log's public key.
 func (w *world) logEntries(t *testing.T) string {
 	t.Helper()
-	ctx := context.Background()
-	skey, _, err := ledger.GenerateKey("evidence.test/faceharvest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, v, vkey, err := ledger.KeyPair(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(ctx, ledger.Config{Bucket: w.bucket, Signer: s, Verifier: v})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var leaves []ledger.Leaf
-	for _, r := range w.recs[:len(w.recs)-1] {
-		key := archiver.IndexKey(r.Vendor, r.VerificationID)
-		rc, err := w.bucket.Get(ctx, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(rc)
-		rc.Close()
-		leaves = append(leaves, ledger.Leaf{Key: key, Data: body})
-	}
-	if _, err := l.Append(ctx, leaves); err != nil {
-		t.Fatal(err)
-	}
-	return vkey
+	return audittest.LogRecords(t, w.bucket, w.recs[:len(w.recs)-1]...)
 }
 
 // An exported bundle verifies offline with the log's public key, names

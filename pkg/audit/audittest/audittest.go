@@ -25,6 +25,7 @@ import (
 	"github.com/faceharvest/faceharvest/pkg/contract"
 	"github.com/faceharvest/faceharvest/pkg/devs3"
 	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
+	"github.com/faceharvest/faceharvest/pkg/ledger"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
@@ -213,4 +214,33 @@ func MinIOBucket(t testing.TB) (*devs3.Server, *objstore.S3) {
 		t.Fatal(err)
 	}
 	return srv, b
+}
+
+// LogRecords makes the index entries of recs, in that order, the leaves of
+// an evidence log in b (under ledger.DefaultPrefix), signed with a new key,
+// and returns the log's public key (as --log-key takes it).
+func LogRecords(t testing.TB, b objstore.Bucket, recs ...contract.Record) string {
+	t.Helper()
+	ctx := context.Background()
+	skey, _, err := ledger.GenerateKey("evidence.test/faceharvest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, v, vkey, err := ledger.KeyPair(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(ctx, ledger.Config{Bucket: b, Signer: s, Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaves []ledger.Leaf
+	for _, r := range recs {
+		key := archiver.IndexKey(r.Vendor, r.VerificationID)
+		leaves = append(leaves, ledger.Leaf{Key: key, Data: Read(t, b, key)})
+	}
+	if _, err := l.Append(ctx, leaves); err != nil {
+		t.Fatal(err)
+	}
+	return vkey
 }

@@ -11,8 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -68,56 +66,73 @@ func Main(env Env) int {
 		}
 		return 0
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	switch args[0] {
-	case "show":
-		err = show(ctx, env, args[1:], false)
-	case "find":
-		err = show(ctx, env, args[1:], true)
-	case "replay":
-		err = replay(ctx, env, args[1:])
-	case "export":
-		err = export(ctx, env, args[1:])
-	case "verify":
-		err = verify(ctx, env, args[1:])
-	case "ledger":
-		if len(args) < 2 || args[1] != "check" {
-			fmt.Fprint(env.Stderr, "faceharvest ledger: want check\n")
-			return 2
-		}
-		err = ledgerCheck(ctx, env, args[2:])
-	case "dlq":
-		if len(args) < 2 || (args[1] != "list" && args[1] != "redrive") {
-			if len(args) >= 2 && (args[1] == "--help" || args[1] == "-h") {
-				fmt.Fprint(env.Stdout, "Usage: faceharvest dlq list|redrive [flags]\n\nRun faceharvest dlq list --help or faceharvest dlq redrive --help.\n")
-				return 0
-			}
-			fmt.Fprint(env.Stderr, "faceharvest dlq: want list or redrive\n")
-			return 2
-		}
-		if args[1] == "list" {
-			err = dlqList(ctx, env, args[2:])
-		} else {
-			err = dlqRedrive(ctx, env, args[2:])
-		}
-	case "--version", "version":
+	if args[0] == "--version" || args[0] == "version" {
 		return config.ExitCode("faceharvest", env.Stderr, parseOnly(env, "faceharvest", "", []string{"--version"}))
-	default:
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
 		fmt.Fprintf(env.Stderr, "faceharvest: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return exitCode(env, args[0], cmd(ctx, env, args[1:]))
+}
+
+// command runs one of the command's subcommands with its arguments.
+type command func(ctx context.Context, env Env, args []string) error
+
+var commands = map[string]command{
+	"show":   func(ctx context.Context, env Env, args []string) error { return show(ctx, env, args, false) },
+	"find":   func(ctx context.Context, env Env, args []string) error { return show(ctx, env, args, true) },
+	"replay": replay,
+	"export": export,
+	"verify": verify,
+	"ledger": func(ctx context.Context, env Env, args []string) error {
+		if len(args) < 1 || args[0] != "check" {
+			return badSubcommand("faceharvest ledger: want check\n")
+		}
+		return ledgerCheck(ctx, env, args[1:])
+	},
+	"dlq": dlq,
+}
+
+func dlq(ctx context.Context, env Env, args []string) error {
+	switch {
+	case len(args) >= 1 && args[0] == "list":
+		return dlqList(ctx, env, args[1:])
+	case len(args) >= 1 && args[0] == "redrive":
+		return dlqRedrive(ctx, env, args[1:])
+	case len(args) >= 1 && (args[0] == "--help" || args[0] == "-h"):
+		fmt.Fprint(env.Stdout, "Usage: faceharvest dlq list|redrive [flags]\n\nRun faceharvest dlq list --help or faceharvest dlq redrive --help.\n")
+		return nil
+	}
+	return badSubcommand("faceharvest dlq: want list or redrive\n")
+}
+
+// badSubcommand is a subcommand that does not exist: its message is
+// printed as it is, exit 2.
+type badSubcommand string
+
+func (b badSubcommand) Error() string { return string(b) }
+
+// exitCode says how the subcommand name ended: 0, 3 for errNotFound, 2
+// for bad usage, else 1, printing why.
+func exitCode(env Env, name string, err error) int {
+	var bad badSubcommand
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &bad):
+		fmt.Fprint(env.Stderr, string(bad))
+		return 2
 	case errors.Is(err, errNotFound):
-		fmt.Fprintf(env.Stderr, "faceharvest %s: %v\n", args[0], err)
+		fmt.Fprintf(env.Stderr, "faceharvest %s: %v\n", name, err)
 		return 3
 	case errors.Is(err, config.ErrHelp), errors.Is(err, config.ErrVersion), errors.Is(err, errUsage):
-		return config.ExitCode("faceharvest "+args[0], env.Stderr, err)
+		return config.ExitCode("faceharvest "+name, env.Stderr, err)
 	default:
-		fmt.Fprintf(env.Stderr, "faceharvest %s: %v\n", args[0], err)
+		fmt.Fprintf(env.Stderr, "faceharvest %s: %v\n", name, err)
 		return 1
 	}
 }
@@ -152,7 +167,47 @@ func (f *storeFlags) open(getenv func(string) string) (*objstore.S3, error) {
 	return objstore.NewS3(c)
 }
 
+// showOptions are show's and find's flags and arguments.
+type showOptions struct {
+	name, query                       string
+	byBizNo                           bool
+	svc                               ops.ServiceFlags
+	st                                storeFlags
+	bizNo, output, viewer, auditTopic string
+	expiry                            time.Duration
+	identity                          bool
+	vendor                            contract.Vendor
+	id                                string
+}
+
 func show(ctx context.Context, env Env, args []string, byBizNo bool) error {
+	o, err := parseShow(env, args, byBizNo)
+	if err != nil {
+		return err
+	}
+	b, err := o.st.open(env.Getenv)
+	if err != nil {
+		return err
+	}
+	// The audit topic is checked before the store is read: a display that
+	// cannot be recorded is not made.
+	if err := bus.CheckTopics(ctx, o.svc.Kafka, o.auditTopic); err != nil {
+		return fmt.Errorf("the audit topic (nothing was shown): %w", err)
+	}
+	w := bus.NewWriter(bus.WriterConfig{Cluster: o.svc.Kafka, Topic: o.auditTopic})
+	defer w.Close()
+	alog, err := audit.NewLog(audit.LogConfig{Writer: w, Via: "faceharvest", Now: env.Now})
+	if err != nil {
+		return err
+	}
+	vs, err := o.find(ctx, audit.NewStore(b))
+	if err != nil {
+		return err
+	}
+	return o.display(ctx, env, b, alog, vs)
+}
+
+func parseShow(env Env, args []string, byBizNo bool) (*showOptions, error) {
 	name, synopsis := "faceharvest show", `Shows one verification, <vendor>:<id> (megvii or baidu), from the store's index
 (index/v1/by-id/): its record as stored (identity masked as published), its timeline (issued,
 completed, harvested, decided, archived, the vendor's window left at harvest), its problems, and a
@@ -173,106 +228,95 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 	if !byBizNo {
 		fs = config.NewFlagSet(name+" <vendor>:<id>", synopsis)
 	}
-	var svc ops.ServiceFlags
-	svc.RegisterKafka(fs)
-	var st storeFlags
-	st.register(fs)
-	var bizNo, output, viewer, auditTopic string
-	var expiry time.Duration
-	var identity bool
+	o := &showOptions{name: name, byBizNo: byBizNo}
+	o.svc.RegisterKafka(fs)
+	o.st.register(fs)
 	if byBizNo {
-		fs.StringVar(&bizNo, "biz-no", "", "the biz_no to find (required)")
+		fs.StringVar(&o.bizNo, "biz-no", "", "the biz_no to find (required)")
 	}
-	fs.StringVar(&output, "output", "text", "text (for people) or json (for scripts: an array of views, each with the record as stored)")
-	fs.DurationVar(&expiry, "url-expiry", 15*time.Minute, "how long the presigned links work (at most 168h)")
-	fs.StringVar(&viewer, "viewer", "", "who is looking (a person's name or e-mail, not a shared account): the viewer of the audit event (required)")
-	fs.BoolVar(&identity, "identity", false, "also link the evidence document and the ID-card images, which hold or show the unmasked name and ID number (the audit event says identity_unmasked)")
-	fs.StringVar(&auditTopic, "audit-topic", contract.DefaultAuditTopic, "topic of audit events (one per display, keyed by viewer)")
-	var query string
+	fs.StringVar(&o.output, "output", "text", "text (for people) or json (for scripts: an array of views, each with the record as stored)")
+	fs.DurationVar(&o.expiry, "url-expiry", 15*time.Minute, "how long the presigned links work (at most 168h)")
+	fs.StringVar(&o.viewer, "viewer", "", "who is looking (a person's name or e-mail, not a shared account): the viewer of the audit event (required)")
+	fs.BoolVar(&o.identity, "identity", false, "also link the evidence document and the ID-card images, which hold or show the unmasked name and ID number (the audit event says identity_unmasked)")
+	fs.StringVar(&o.auditTopic, "audit-topic", contract.DefaultAuditTopic, "topic of audit events (one per display, keyed by viewer)")
 	if !byBizNo && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		query, args = args[0], args[1:] // show <vendor>:<id> [flags]
+		o.query, args = args[0], args[1:] // show <vendor>:<id> [flags]
 	}
 	if err := fs.Parse(args, env.Getenv, env.Stdout); err != nil {
+		return nil, err
+	}
+	return o, o.validate(env.Getenv)
+}
+
+func (o *showOptions) validate(getenv func(string) string) error {
+	if o.output != "text" && o.output != "json" {
+		return usageErr("--output %q: want text or json", o.output)
+	}
+	if o.expiry <= 0 || o.expiry > 7*24*time.Hour {
+		return usageErr("--url-expiry %s: want more than 0 and at most 168h", o.expiry)
+	}
+	if err := o.svc.Validate(getenv); err != nil {
 		return err
 	}
-	if output != "text" && output != "json" {
-		return usageErr("--output %q: want text or json", output)
-	}
-	if expiry <= 0 || expiry > 7*24*time.Hour {
-		return usageErr("--url-expiry %s: want more than 0 and at most 168h", expiry)
-	}
-	if err := svc.Validate(env.Getenv); err != nil {
-		return err
-	}
-	if viewer = strings.TrimSpace(viewer); viewer == "" {
+	if o.viewer = strings.TrimSpace(o.viewer); o.viewer == "" {
 		return usageErr("want --viewer (or %sVIEWER): who is looking, for the audit event", config.EnvPrefix)
 	}
-	if byBizNo {
-		if bizNo == "" {
+	if o.byBizNo {
+		if o.bizNo == "" {
 			return usageErr("want --biz-no")
 		}
-		if !contract.PlainText(bizNo) {
+		if !contract.PlainText(o.bizNo) {
 			return usageErr("--biz-no: UTF-8 text without control characters (no biz_no holds one)")
 		}
-		query = "biz_no:" + bizNo
-	} else if query == "" {
+		o.query = "biz_no:" + o.bizNo
+		return nil
+	}
+	if o.query == "" {
 		return usageErr("want faceharvest show <vendor>:<id> [flags]")
 	}
-	var v contract.Vendor
-	var id string
-	if !byBizNo {
-		var err error
-		if v, id, err = audit.ParseKey(query); err != nil {
-			return usageErr("%v", err)
+	var err error
+	if o.vendor, o.id, err = audit.ParseKey(o.query); err != nil {
+		return usageErr("%v", err)
+	}
+	return nil
+}
+
+// find reads the verifications to show: the biz_no's, or the one by id.
+func (o *showOptions) find(ctx context.Context, store *audit.Store) ([]audit.Verification, error) {
+	if o.byBizNo {
+		vs, _, err := store.ByBizNo(ctx, o.bizNo, 0)
+		switch {
+		case errors.Is(err, audit.ErrMissing):
+			return nil, fmt.Errorf("biz_no %q: %v (%w)", o.bizNo, err, errNotFound)
+		case err != nil:
+			return nil, err
+		case len(vs) == 0:
+			return nil, fmt.Errorf("biz_no %q: %w in the index", o.bizNo, errNotFound)
 		}
+		return vs, nil
 	}
-	b, err := st.open(env.Getenv)
-	if err != nil {
-		return err
+	one, err := store.Get(ctx, o.vendor, o.id)
+	switch {
+	case errors.Is(err, audit.ErrMissing):
+		return nil, fmt.Errorf("%v (%w)", err, errNotFound)
+	case errors.Is(err, audit.ErrNotFound):
+		return nil, fmt.Errorf("%s: %w in the index", o.query, errNotFound)
+	case err != nil:
+		return nil, err
 	}
-	// The audit topic is checked before the store is read: a display that
-	// cannot be recorded is not made.
-	if err := bus.CheckTopics(ctx, svc.Kafka, auditTopic); err != nil {
-		return fmt.Errorf("the audit topic (nothing was shown): %w", err)
-	}
-	w := bus.NewWriter(bus.WriterConfig{Cluster: svc.Kafka, Topic: auditTopic})
-	defer w.Close()
-	alog, err := audit.NewLog(audit.LogConfig{Writer: w, Via: "faceharvest", Now: env.Now})
-	if err != nil {
-		return err
-	}
-	store := audit.NewStore(b)
-	var vs []audit.Verification
-	if byBizNo {
-		if vs, _, err = store.ByBizNo(ctx, bizNo, 0); errors.Is(err, audit.ErrMissing) {
-			return fmt.Errorf("biz_no %q: %v (%w)", bizNo, err, errNotFound)
-		} else if err != nil {
-			return err
-		}
-	} else {
-		one, err := store.Get(ctx, v, id)
-		if errors.Is(err, audit.ErrMissing) {
-			return fmt.Errorf("%v (%w)", err, errNotFound)
-		}
-		if errors.Is(err, audit.ErrNotFound) {
-			return fmt.Errorf("%s: %w in the index", query, errNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		vs = append(vs, one)
-	}
-	if len(vs) == 0 {
-		return fmt.Errorf("biz_no %q: %w in the index", bizNo, errNotFound)
-	}
+	return []audit.Verification{one}, nil
+}
+
+// display records the display of vs, then prints it.
+func (o *showOptions) display(ctx context.Context, env Env, b *objstore.S3, alog *audit.Log, vs []audit.Verification) error {
 	now := env.Now()
 	views := make([]audit.View, 0, len(vs))
-	shown := audit.Shown{Viewer: viewer, Command: strings.TrimPrefix(name, "faceharvest "), BizNo: bizNo, At: now.UTC(), LinkExpiry: now.Add(expiry).UTC().Truncate(time.Second)}
-	if !byBizNo {
+	shown := audit.Shown{Viewer: o.viewer, Command: strings.TrimPrefix(o.name, "faceharvest "), BizNo: o.bizNo, At: now.UTC(), LinkExpiry: now.Add(o.expiry).UTC().Truncate(time.Second)}
+	if !o.byBizNo {
 		shown.BizNo = vs[0].Record.BizNo
 	}
 	for _, x := range vs {
-		view, err := audit.NewView(ctx, x, b, expiry, now, identity)
+		view, err := audit.NewView(ctx, x, b, o.expiry, now, o.identity)
 		if err != nil {
 			return err
 		}
@@ -282,7 +326,7 @@ does, recorded first as one event on --audit-topic naming them all. Exit 3 when 
 	if err := alog.Record(ctx, shown.Event()); err != nil {
 		return fmt.Errorf("recording the display (nothing was shown): %w", err)
 	}
-	if output == "json" {
+	if o.output == "json" {
 		return audit.WriteJSON(env.Stdout, views)
 	}
 	return audit.WriteText(env.Stdout, views)
@@ -398,198 +442,4 @@ func writeFileAtomic(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-type dlqFlags struct {
-	svc   ops.ServiceFlags
-	topic string
-	out   string
-}
-
-func (f *dlqFlags) register(fs *config.FlagSet) {
-	f.svc.RegisterKafka(fs)
-	fs.StringVar(&f.topic, "dlq-topic", contract.DefaultDLQTopic, "the dead-letter topic")
-	fs.StringVar(&f.out, "output", "text", "text (for people) or json (for scripts)")
-}
-
-type dlqRow struct {
-	Partition  int       `json:"partition"`
-	Offset     int64     `json:"offset"`
-	Time       time.Time `json:"time"`
-	Key        string    `json:"key"`
-	Reason     string    `json:"reason"`
-	Source     string    `json:"source"`
-	Size       int       `json:"size"`
-	Truncated  string    `json:"truncated_from,omitempty"`
-	PayloadRef string    `json:"payload_ref,omitempty"`
-	Redriven   bool      `json:"redriven"`
-}
-
-func rows(ds []bus.DeadLetter) []dlqRow {
-	out := make([]dlqRow, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, dlqRow{d.Partition, d.Offset, d.Time.UTC(), d.Key, d.Reason, d.Source, d.Size, d.Truncated, d.PayloadRef, d.Redriven})
-	}
-	return out
-}
-
-func writeRows(w io.Writer, format string, rs []dlqRow) error {
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rs)
-	}
-	fmt.Fprintf(w, "%-5s %-10s %-8s %-9s %-40s %-32s %s\n", "PART", "OFFSET", "SIZE", "REDRIVEN", "SOURCE", "KEY", "REASON")
-	for _, r := range rs {
-		size := strconv.Itoa(r.Size)
-		if r.Truncated != "" {
-			size += " (cut from " + r.Truncated + ")"
-		}
-		if r.PayloadRef != "" {
-			size += " (payload in the store)"
-		}
-		fmt.Fprintf(w, "%-5d %-10d %-8s %-9t %-40s %-32s %s\n", r.Partition, r.Offset, size, r.Redriven, r.Source, r.Key, r.Reason)
-	}
-	return nil
-}
-
-func dlqList(ctx context.Context, env Env, args []string) error {
-	fs := config.NewFlagSet("faceharvest dlq list", `Lists the dead letters on the dead-letter topic (every partition, from its start to its end when
-the command began): partition and offset, size (and the original size of a value that was cut, or that
-the payload is in the store), whether it was redriven, its source (topic/partition/offset), its key
-and its reason (faceharvest_dlq_reason). Markers that redrive wrote are not listed.`)
-	var f dlqFlags
-	f.register(fs)
-	var reason string
-	fs.StringVar(&reason, "reason", "", "only dead letters whose reason contains this text")
-	if err := fs.Parse(args, env.Getenv, env.Stdout); err != nil {
-		return err
-	}
-	if err := f.svc.Validate(env.Getenv); err != nil {
-		return err
-	}
-	if f.out != "text" && f.out != "json" {
-		return usageErr("--output %q: want text or json", f.out)
-	}
-	ds, err := bus.ReadDeadLetters(ctx, f.svc.Kafka, f.topic)
-	if err != nil {
-		return err
-	}
-	var keep []bus.DeadLetter
-	for _, d := range ds {
-		if reason == "" || strings.Contains(d.Reason, reason) {
-			keep = append(keep, d)
-		}
-	}
-	return writeRows(env.Stdout, f.out, rows(keep))
-}
-
-func dlqRedrive(ctx context.Context, env Env, args []string) error {
-	fs := config.NewFlagSet("faceharvest dlq redrive", `Sends chosen dead letters back to their source topic (from faceharvest_dlq_source), once: the key,
-the payload (fetched from the store and checked against its SHA-256 when it was stored out of line,
---dlq-payload store) and the original headers, without the dead-letter headers. After each send a
-marker (header faceharvest_dlq_redriven: <partition>/<offset>) is written to the dead-letter topic;
-a dead letter with a marker is never sent again, so running redrive twice sends nothing twice. A
-crash between the send and its marker sends it once more on the next run, with the same ce_id, on
-which the pipeline's consumers deduplicate. A dead letter whose value was cut and whose payload was
-not stored is refused. Choose by --offset or --reason; prints what was sent.`)
-	var f dlqFlags
-	f.register(fs)
-	var st storeFlags
-	st.register(fs)
-	var offsets, reason string
-	var dryRun bool
-	fs.StringVar(&offsets, "offset", "", "comma-separated dead letters to send back, each <partition>/<offset> (or <offset> on a one-partition topic)")
-	fs.StringVar(&reason, "reason", "", "send back the dead letters whose reason contains this text")
-	fs.BoolVar(&dryRun, "dry-run", false, "list what would be sent, send nothing")
-	if err := fs.Parse(args, env.Getenv, env.Stdout); err != nil {
-		return err
-	}
-	if err := f.svc.Validate(env.Getenv); err != nil {
-		return err
-	}
-	if (offsets == "") == (reason == "") {
-		return usageErr("want --offset or --reason (one of them)")
-	}
-	ds, err := bus.ReadDeadLetters(ctx, f.svc.Kafka, f.topic)
-	if err != nil {
-		return err
-	}
-	parts := map[int]bool{}
-	for _, d := range ds {
-		parts[d.Partition] = true
-	}
-	want := map[string]bool{}
-	for _, o := range strings.Split(offsets, ",") {
-		if o = strings.TrimSpace(o); o == "" {
-			continue
-		}
-		if !strings.Contains(o, "/") {
-			if len(parts) > 1 {
-				return usageErr("--offset %s: the topic has several partitions; write <partition>/<offset>", o)
-			}
-			p := 0
-			for k := range parts {
-				p = k
-			}
-			o = strconv.Itoa(p) + "/" + o
-		}
-		want[o] = true
-	}
-	var chosen []bus.DeadLetter
-	for _, d := range ds {
-		id := strconv.Itoa(d.Partition) + "/" + strconv.FormatInt(d.Offset, 10)
-		if want[id] || (reason != "" && strings.Contains(d.Reason, reason)) {
-			chosen = append(chosen, d)
-			delete(want, id)
-		}
-	}
-	if len(want) > 0 {
-		missing := make([]string, 0, len(want))
-		for k := range want {
-			missing = append(missing, k)
-		}
-		sort.Strings(missing)
-		return fmt.Errorf("no dead letter at %s: %w", strings.Join(missing, ", "), errNotFound)
-	}
-	if dryRun {
-		return writeRows(env.Stdout, f.out, rows(chosen))
-	}
-	var store bus.PayloadBucket
-	for _, d := range chosen {
-		if d.PayloadRef != "" && !d.Redriven {
-			b, err := st.open(env.Getenv)
-			if err != nil {
-				return err
-			}
-			store = b
-			break
-		}
-	}
-	writers := map[string]*bus.Writer{}
-	defer func() {
-		for _, w := range writers {
-			w.Close()
-		}
-	}()
-	send := func(ctx context.Context, topic string, m contract.Message) error {
-		w := writers[topic]
-		if w == nil {
-			w = bus.NewWriter(bus.WriterConfig{Cluster: f.svc.Kafka, Topic: topic, BatchBytes: 16 << 20})
-			writers[topic] = w
-		}
-		return w.WriteMessages(ctx, m)
-	}
-	var sent []bus.DeadLetter
-	for _, d := range chosen {
-		if d.Redriven {
-			fmt.Fprintf(env.Stderr, "faceharvest dlq redrive: %d/%d was redriven before; not sent again\n", d.Partition, d.Offset)
-			continue
-		}
-		if err := bus.Redrive(ctx, d, store, send, f.topic); err != nil {
-			return err
-		}
-		sent = append(sent, d)
-	}
-	return writeRows(env.Stdout, f.out, rows(sent))
 }

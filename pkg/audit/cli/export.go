@@ -2,13 +2,10 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -99,46 +96,39 @@ the ledger's next checkpoint).`)
 	if err != nil {
 		return err
 	}
+	x := audit.Exporter{Log: ledger.Reader{Bucket: b, Prefix: prefix}, Key: verifier}
+	if trail {
+		x.Trail = func(ctx context.Context, v contract.Vendor, id string) ([]byte, error) {
+			return audit.ReadTrail(ctx, svc.Kafka, auditTopic, v, id)
+		}
+	}
+	return writeBundle(ctx, env, x, alog, query, v, id, viewer, out)
+}
+
+// writeBundle builds the bundle of v:id in a temporary file beside out,
+// records the export, then renames the file to out: nothing is written
+// unless the bundle verified and its event was acknowledged.
+func writeBundle(ctx context.Context, env Env, x audit.Exporter, alog *audit.Log, query string, v contract.Vendor, id, viewer, out string) error {
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".bundle-*.zip")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // after the rename, nothing is left to remove
 	defer tmp.Close()
-	now := env.Now().UTC()
-	var extra map[string][]byte
-	if trail {
-		events, err := auditTrail(ctx, svc, auditTopic, v, id)
-		if err != nil {
-			return fmt.Errorf("reading the audit trail (nothing was exported): %w", err)
-		}
-		extra = map[string][]byte{ledger.BundleAuditTrail: events}
-	}
-	e, err := ledger.Export(ctx, ledger.Reader{Bucket: b, Prefix: prefix}, verifier, v, id, viewer, now, extra, tmp)
+	bundle, err := x.Build(ctx, v, id, viewer, env.Now().UTC(), tmp)
 	switch {
 	case errors.Is(err, ledger.ErrNotIndexed):
 		return fmt.Errorf("%v (%w)", err, errNotFound)
 	case errors.Is(err, ledger.ErrNotInLog):
 		return fmt.Errorf("%s is indexed but not yet in the evidence log (is the ledger running?): %w", query, err)
 	case err != nil:
-		return err
+		return fmt.Errorf("%w (nothing was exported)", err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return err
 	}
-	st2, err := tmp.Stat()
-	if err != nil {
-		return err
-	}
-	rep, err := ledger.VerifyBundle(tmp, st2.Size(), verifier)
-	if err != nil {
-		return fmt.Errorf("the bundle does not verify (nothing was exported): %w", err)
-	}
-	ev := contract.AuditEvent{Viewer: viewer, Role: contract.RoleOperator, At: now, Action: contract.AuditExport, Vendor: v, VerificationID: id,
-		BizNo: e.BizNo, Record: true, IdentityUnmasked: true}
-	for _, o := range rep.Objects {
-		ev.LinkedKeys = append(ev.LinkedKeys, o.Key)
-	}
+	ev := bundle.Event
+	ev.Viewer, ev.Role = viewer, contract.RoleOperator
 	if err := alog.Record(ctx, ev); err != nil {
 		return fmt.Errorf("recording the export (nothing was exported): %w", err)
 	}
@@ -148,7 +138,7 @@ the ledger's next checkpoint).`)
 	if err := os.Rename(tmp.Name(), out); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "wrote %s (%d bytes)\n%s", out, st2.Size(), rep)
+	fmt.Fprintf(env.Stdout, "wrote %s (%d bytes)\n%s", out, bundle.Size, bundle.Report)
 	return nil
 }
 
@@ -189,35 +179,4 @@ precise reason when any check fails.`)
 	}
 	fmt.Fprint(env.Stdout, rep)
 	return nil
-}
-
-// auditTrail reads every event on topic about verification v:id (a view of
-// it, or a search whose answer listed it), oldest first, as JSON.
-func auditTrail(ctx context.Context, svc ops.ServiceFlags, topic string, v contract.Vendor, id string) ([]byte, error) {
-	parts, err := bus.PartitionCount(ctx, svc.Kafka, topic)
-	if err != nil {
-		return nil, err
-	}
-	key := contract.Key(v, id)
-	events := []contract.AuditEvent{}
-	for p := range parts {
-		var bad error
-		if err := bus.ReadRange(ctx, svc.Kafka, topic, p, -1, func(m contract.Message) {
-			var e contract.AuditEvent
-			if err := json.Unmarshal(m.Value, &e); err != nil {
-				bad = fmt.Errorf("%s/%d@%d: %w", topic, p, m.Offset, err)
-				return
-			}
-			if (e.Vendor == v && e.VerificationID == id) || slices.Contains(e.Verifications, key) {
-				events = append(events, e)
-			}
-		}); err != nil {
-			return nil, err
-		}
-		if bad != nil {
-			return nil, bad
-		}
-	}
-	sort.SliceStable(events, func(i, j int) bool { return events[i].At.Before(events[j].At) })
-	return json.MarshalIndent(events, "", "  ")
 }

@@ -160,7 +160,10 @@ type verificationView struct {
 	Responses                                    []contract.ResponseIn
 	Billing                                      []timelineEntry
 	EvidenceKey, EvidencePath                    string
-	Schema                                       string
+	// BundlePath is where the evidence bundle is downloaded (a POST);
+	// empty when the page offers none to this viewer.
+	BundlePath string
+	Schema     string
 }
 
 // newVerificationView is what the verification page shows; unmasked, when
@@ -170,50 +173,81 @@ func newVerificationView(r contract.Record, unmasked *contract.Identity, p Princ
 	v := verificationView{Key: contract.Key(r.Vendor, r.VerificationID), Vendor: string(r.Vendor), ID: r.VerificationID, BizNo: r.BizNo, Path: path,
 		Outcome: r.Outcome, Reason: r.Reason, FlowStatus: r.FlowStatus, Passed: passed(r.Passed), Landing: r.Landing,
 		MediaRecording: r.MediaRecording, Problems: r.Problems, Responses: r.Responses, Schema: r.Schema, CanSeeIdentity: p.CanSeeIdentity()}
-	if l := r.Liveness; l != nil {
-		lv := &livenessView{Result: l.Result, Procedure: l.Procedure, Score: score(l.Score), SpoofingScore: score(l.SpoofingScore)}
-		for _, a := range l.Attacks {
-			lv.Attacks = append(lv.Attacks, attackView{Kind: a.Kind, Score: score(&a.Score), Threshold: score(&a.Threshold), Suspected: a.Suspected})
-		}
-		v.Liveness = lv
-	}
+	v.Liveness = livenessOf(r.Liveness)
 	for _, f := range r.FaceMatch {
-		fv := faceMatchView{Source: f.Source, Score: score(f.Score), Error: f.Error}
-		if f.Threshold != nil {
-			fv.Lines = append(fv.Lines, against("threshold", f.Score, f.Threshold))
-		}
-		keys := make([]string, 0, len(f.Thresholds))
-		for k := range f.Thresholds {
-			keys = append(keys, k)
-		}
-		// Megvii's thresholds by false-accept rate, the most lenient first
-		// (1e-3, 1e-4, ...): sorted by the rate's value, descending.
-		slices.SortFunc(keys, func(a, b string) int {
-			fa, ea := strconv.ParseFloat(a, 64)
-			fb, eb := strconv.ParseFloat(b, 64)
-			if ea != nil || eb != nil {
-				return strings.Compare(a, b)
-			}
-			switch {
-			case fa > fb:
-				return -1
-			case fa < fb:
-				return 1
-			}
-			return 0
-		})
-		for _, k := range keys {
-			t := f.Thresholds[k]
-			fv.Lines = append(fv.Lines, against("false-accept rate "+k, f.Score, &t))
-		}
-		v.FaceMatch = append(v.FaceMatch, fv)
+		v.FaceMatch = append(v.FaceMatch, faceMatchOf(f))
+	}
+	v.Identity, v.Unmasked = identityOf(r.Identity, unmasked)
+	v.addAttempts(r, unmasked, p)
+	v.Timeline = timelineOf(r.Times)
+	v.WindowLeft = (time.Duration(r.WindowLeftSeconds * float64(time.Second))).Round(time.Second).String()
+	v.Billing = billingOf(r.Billing)
+	if r.Evidence != nil && r.Evidence.Key != "" {
+		v.EvidenceKey, v.EvidencePath = r.Evidence.Key, path+"/evidence"
+	}
+	return v
+}
+
+func livenessOf(l *contract.Liveness) *livenessView {
+	if l == nil {
+		return nil
+	}
+	lv := &livenessView{Result: l.Result, Procedure: l.Procedure, Score: score(l.Score), SpoofingScore: score(l.SpoofingScore)}
+	for _, a := range l.Attacks {
+		lv.Attacks = append(lv.Attacks, attackView{Kind: a.Kind, Score: score(&a.Score), Threshold: score(&a.Threshold), Suspected: a.Suspected})
+	}
+	return lv
+}
+
+// faceMatchOf lines a face match's score up against its threshold, then
+// Megvii's thresholds by false-accept rate.
+func faceMatchOf(f contract.FaceMatch) faceMatchView {
+	fv := faceMatchView{Source: f.Source, Score: score(f.Score), Error: f.Error}
+	if f.Threshold != nil {
+		fv.Lines = append(fv.Lines, against("threshold", f.Score, f.Threshold))
+	}
+	keys := make([]string, 0, len(f.Thresholds))
+	for k := range f.Thresholds {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, byRateDescending)
+	for _, k := range keys {
+		t := f.Thresholds[k]
+		fv.Lines = append(fv.Lines, against("false-accept rate "+k, f.Score, &t))
+	}
+	return fv
+}
+
+// byRateDescending orders Megvii's thresholds by false-accept rate, the
+// most lenient first (1e-3, 1e-4, ...): by the rate's value, descending.
+func byRateDescending(a, b string) int {
+	fa, ea := strconv.ParseFloat(a, 64)
+	fb, eb := strconv.ParseFloat(b, 64)
+	if ea != nil || eb != nil {
+		return strings.Compare(a, b)
 	}
 	switch {
-	case unmasked != nil:
-		v.Identity, v.Unmasked = &identityView{Name: unmasked.Name, IDNumber: unmasked.IDNumber, Source: unmasked.Source, Masked: false}, true
-	case r.Identity != nil:
-		v.Identity = &identityView{Name: r.Identity.Name, IDNumber: r.Identity.IDNumber, Source: r.Identity.Source, Masked: r.Identity.Masked}
+	case fa > fb:
+		return -1
+	case fa < fb:
+		return 1
 	}
+	return 0
+}
+
+func identityOf(masked *contract.Identity, unmasked *contract.Identity) (*identityView, bool) {
+	switch {
+	case unmasked != nil:
+		return &identityView{Name: unmasked.Name, IDNumber: unmasked.IDNumber, Source: unmasked.Source, Masked: false}, true
+	case masked != nil:
+		return &identityView{Name: masked.Name, IDNumber: masked.IDNumber, Source: masked.Source, Masked: masked.Masked}, false
+	}
+	return nil, false
+}
+
+// addAttempts lists the record's attempts and its media, each medium under
+// its attempt when it has one.
+func (v *verificationView) addAttempts(r contract.Record, unmasked *contract.Identity, p Principal) {
 	attempt := map[int]int{} // attempt order -> index in v.Attempts
 	for _, a := range r.Attempts {
 		attempt[a.Order] = len(v.Attempts)
@@ -222,55 +256,67 @@ func newVerificationView(r contract.Record, unmasked *contract.Identity, p Princ
 			LivenessScore: score(a.LivenessScore), SpoofingScore: score(a.SpoofingScore)})
 	}
 	for n, m := range mediaOf(r) {
-		mv := mediaView{Kind: m.Kind, Endpoint: m.Endpoint, Status: m.Status, Reason: m.Reason, Key: m.Key, SHA256: m.SHA256, ContentType: m.ContentType, Attempt: m.Attempt}
-		if m.Size > 0 {
-			mv.Size = bytesText(m.Size)
-		}
-		switch {
-		case m.Status != contract.MediaStored || m.Key == "":
-		case contract.IdentityMedia(m.Kind) && unmasked == nil && p.CanSeeIdentity():
-			mv.Withheld = "ID-card image: shown on the unmasked identity view"
-		case contract.IdentityMedia(m.Kind) && unmasked == nil:
-			mv.Withheld = "ID-card image: identity data, not shown to your role"
-		default:
-			mv.URL = path + "/media/" + strconv.Itoa(n)
-			mv.Image = strings.HasPrefix(m.ContentType, "image/")
-			mv.Video = strings.HasPrefix(m.ContentType, "video/")
-		}
+		mv := mediaViewOf(v.Path, n, m, unmasked != nil, p)
 		if i, ok := attempt[m.Attempt]; ok && m.Attempt > 0 {
 			v.Attempts[i].Media = append(v.Attempts[i].Media, mv)
 		} else {
 			v.Media = append(v.Media, mv)
 		}
 	}
-	t := r.Times
+}
+
+// mediaViewOf is the n-th medium of the record at path: linked, or named
+// as withheld when it is an ID-card image this view does not show.
+func mediaViewOf(path string, n int, m contract.MediaRef, unmasked bool, p Principal) mediaView {
+	mv := mediaView{Kind: m.Kind, Endpoint: m.Endpoint, Status: m.Status, Reason: m.Reason, Key: m.Key, SHA256: m.SHA256, ContentType: m.ContentType, Attempt: m.Attempt}
+	if m.Size > 0 {
+		mv.Size = bytesText(m.Size)
+	}
+	switch {
+	case m.Status != contract.MediaStored || m.Key == "":
+	case contract.IdentityMedia(m.Kind) && !unmasked && p.CanSeeIdentity():
+		mv.Withheld = "ID-card image: shown on the unmasked identity view"
+	case contract.IdentityMedia(m.Kind) && !unmasked:
+		mv.Withheld = "ID-card image: identity data, not shown to your role"
+	default:
+		mv.URL = path + "/media/" + strconv.Itoa(n)
+		mv.Image = strings.HasPrefix(m.ContentType, "image/")
+		mv.Video = strings.HasPrefix(m.ContentType, "video/")
+	}
+	return mv
+}
+
+func timelineOf(t contract.RecordTimes) []timelineEntry {
+	var out []timelineEntry
 	for _, e := range []struct {
 		label string
 		at    *time.Time
 	}{{"issued", t.IssuedAt}, {"completed", t.CompletedAt}, {"harvested", t.HarvestedAt}, {"decided", &t.DecidedAt}, {"archived", &t.ArchivedAt}} {
 		if s := stamp(e.at); s != "" {
-			v.Timeline = append(v.Timeline, timelineEntry{e.label, s})
+			out = append(out, timelineEntry{e.label, s})
 		}
 	}
-	v.WindowLeft = (time.Duration(r.WindowLeftSeconds * float64(time.Second))).Round(time.Second).String()
-	if b := r.Billing; b != nil {
-		add := func(label string, n *int) {
-			if n != nil {
-				v.Billing = append(v.Billing, timelineEntry{label, strconv.Itoa(*n)})
-			}
-		}
-		if b.Billed != nil {
-			v.Billing = append(v.Billing, timelineEntry{"billed", strconv.FormatBool(*b.Billed)})
-		}
-		add("verify count", b.VerifyCount)
-		add("OCR charges", b.OCRChargeCount)
-		add("match charges", b.MatchChargeCount)
-		add("verify charges", b.VerifyChargeCount)
+	return out
+}
+
+func billingOf(b *contract.Billing) []timelineEntry {
+	if b == nil {
+		return nil
 	}
-	if r.Evidence != nil && r.Evidence.Key != "" {
-		v.EvidenceKey, v.EvidencePath = r.Evidence.Key, path+"/evidence"
+	var out []timelineEntry
+	add := func(label string, n *int) {
+		if n != nil {
+			out = append(out, timelineEntry{label, strconv.Itoa(*n)})
+		}
 	}
-	return v
+	if b.Billed != nil {
+		out = append(out, timelineEntry{"billed", strconv.FormatBool(*b.Billed)})
+	}
+	add("verify count", b.VerifyCount)
+	add("OCR charges", b.OCRChargeCount)
+	add("match charges", b.MatchChargeCount)
+	add("verify charges", b.VerifyChargeCount)
+	return out
 }
 
 func bytesText(n int64) string {

@@ -139,9 +139,10 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Finder: audit.NewStore(hidingBucket{Bucket: bucket, f: f}), Recorder: log, Tokens: tokens, SessionKeys: [][]byte{[]byte(sessionKey)}, Now: f.clock, Registry: f.reg,
-		ProxyUserHeader: "X-Forwarded-User", ProxyRoleHeader: "X-Forwarded-Role", ProxyCIDRs: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
-		ProxySecrets: [][]byte{[]byte(proxySecret)}}
+	cfg := DefaultConfig()
+	cfg.Finder, cfg.Recorder, cfg.Tokens, cfg.SessionKeys, cfg.Now, cfg.Registry = audit.NewStore(hidingBucket{Bucket: bucket, f: f}), log, tokens, [][]byte{[]byte(sessionKey)}, f.clock, f.reg
+	cfg.ProxyUserHeader, cfg.ProxyRoleHeader, cfg.ProxyCIDRs = "X-Forwarded-User", "X-Forwarded-Role", []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	cfg.ProxySecrets = [][]byte{[]byte(proxySecret)}
 	if mod != nil {
 		mod(&cfg)
 	}
