@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -24,6 +25,8 @@ import (
 //	index-entry.json        the by-id index entry, exactly as it is a leaf of the log
 //	inclusion-proof.json    BundleProof: the leaf's index and the hashes up to the root
 //	checkpoint              the log's signed checkpoint the proof leads to
+//	checkpoint.tst          when the log has one: the RFC 3161 time-stamp token
+//	                        of the checkpoint (a TSA's signature over its SHA-256)
 //	objects/<store key>     the record, the evidence document (which holds every vendor
 //	                        answer and callback as received) and every stored media object
 //	manifest.json           BundleManifest: what was exported, when, by whom
@@ -37,6 +40,7 @@ const (
 	BundleEntry         = "index-entry.json"
 	BundleProofFile     = "inclusion-proof.json"
 	BundleCheckpoint    = "checkpoint"
+	BundleTimestamp     = "checkpoint.tst"
 	BundleManifestFile  = "manifest.json"
 	BundleSummary       = "SUMMARY.txt"
 	BundleAuditTrail    = "audit-trail.json"
@@ -62,6 +66,7 @@ type BundleManifest struct {
 	TreeSize       int64           `json:"tree_size"`
 	Origin         string          `json:"origin"`
 	Objects        []string        `json:"objects"`
+	Timestamped    bool            `json:"timestamped"` // the bundle holds checkpoint.tst
 	ExportedAt     time.Time       `json:"exported_at"`
 	ExportedBy     string          `json:"exported_by"`
 }
@@ -101,6 +106,12 @@ func (b *BundleWriter) Proof(entry []byte, n int64, proof tlog.RecordProof, cp C
 	return b.file(BundleCheckpoint, signed)
 }
 
+// Timestamp writes the checkpoint's RFC 3161 time-stamp token.
+func (b *BundleWriter) Timestamp(token []byte) error {
+	b.man.Timestamped = true
+	return b.file(BundleTimestamp, token)
+}
+
 // Object copies a stored object into the bundle under objects/<key>.
 func (b *BundleWriter) Object(key string, r io.Reader) error {
 	f, err := b.zw.CreateHeader(&zip.FileHeader{Name: BundleObjects + key, Method: zip.Store}) // media are compressed already
@@ -127,6 +138,12 @@ func (b *BundleWriter) Close(e archiver.IndexEntry, indexKey, by string, at time
 	fmt.Fprintf(&s, "%s is leaf %d of the append-only evidence log %q, whose signed\n", BundleEntry, b.man.LeafIndex, b.man.Origin)
 	fmt.Fprintf(&s, "checkpoint (%s, tree size %d) it is proven to be in by %s.\n", BundleCheckpoint, b.man.TreeSize, BundleProofFile)
 	fmt.Fprintf(&s, "The entry names the SHA-256 of the record, the evidence document and %d media object(s), under %s.\n\n", len(e.Media), BundleObjects)
+	if b.man.Timestamped {
+		fmt.Fprintf(&s, "%s is an RFC 3161 time-stamp token of the checkpoint: a time-stamping authority's signature\n", BundleTimestamp)
+		s.WriteString("that the checkpoint existed at the time it names. Check it with the authority's certificate (--tsa-cert).\n\n")
+	} else {
+		s.WriteString("The checkpoint has no time stamp: when it was signed is the log key holder's word.\n\n")
+	}
 	s.WriteString("To check it, offline, with the log's public key:\n\n    faceharvest verify <this file> --log-key '<origin>+<hash>+<key>'\n\n")
 	s.WriteString("Hashing is RFC 6962 (SHA-256, leaf = 0x00 || entry), the checkpoint a C2SP signed note (Ed25519).\n")
 	if err := b.file(BundleSummary, []byte(s.String())); err != nil {
@@ -144,6 +161,18 @@ type BundleReport struct {
 	LeafIndex  int64
 	Objects    []contract.ObjectRef // checked, byte for byte
 	Unchecked  []string             // files the proof does not cover
+	// Timestamp is what the checkpoint's time-stamp token proved; nil
+	// when the bundle has none.
+	Timestamp *TimestampProof
+}
+
+// VerifyOptions are what VerifyBundleWith trusts besides the log's key.
+type VerifyOptions struct {
+	// TSACertificates are the time-stamping authorities' certificates
+	// (roots or their own) a checkpoint's time-stamp token must chain to.
+	// None: a token is checked for its signature and that it stamps this
+	// checkpoint, and its time reported as not checked.
+	TSACertificates []*x509.Certificate
 }
 
 // String says exactly what was proved, and what was not.
@@ -158,8 +187,18 @@ func (r BundleReport) String() string {
 	for _, u := range r.Unchecked {
 		fmt.Fprintf(&s, "- not covered by the proof (informative only): %s\n", u)
 	}
+	switch {
+	case r.Timestamp == nil:
+		s.WriteString("- no time stamp: the bundle holds no RFC 3161 token of the checkpoint\n")
+	default:
+		fmt.Fprintf(&s, "- %s\n", r.Timestamp.describe())
+	}
 	s.WriteString("So these bytes are the ones the log committed to when it reached this tree size, and have not changed since.\n")
-	s.WriteString("Not proved here: when the checkpoint was signed (only the key holder's word, no time-stamp token), and that the\n")
+	if r.Timestamp == nil || !r.Timestamp.Trusted {
+		s.WriteString("Not proved here: when the checkpoint was signed (only the key holder's word, no checked time-stamp token), and that the\n")
+	} else {
+		fmt.Fprintf(&s, "So they existed, unchanged, at %s. Not proved here: that the\n", r.Timestamp.Time.Format(time.RFC3339))
+	}
 	s.WriteString("log showed everyone the same tree (compare this checkpoint with one published later: a consistency proof).\n")
 	return s.String()
 }
@@ -170,6 +209,14 @@ func (r BundleReport) String() string {
 // the verified record) names, byte for byte. The error says which check
 // failed and why.
 func VerifyBundle(r io.ReaderAt, size int64, v note.Verifier) (BundleReport, error) {
+	return VerifyBundleWith(r, size, v, VerifyOptions{})
+}
+
+// VerifyBundleWith is VerifyBundle that also checks the checkpoint's
+// time-stamp token, when the bundle has one, against o's TSA
+// certificates: a token that does not stamp this checkpoint, or (with
+// certificates given) is not signed by a TSA they vouch for, is refused.
+func VerifyBundleWith(r io.ReaderAt, size int64, v note.Verifier, o VerifyOptions) (BundleReport, error) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return BundleReport{}, fmt.Errorf("not a complete zip archive (truncated or damaged): %v", err)
@@ -243,6 +290,17 @@ func VerifyBundle(r io.ReaderAt, size int64, v note.Verifier) (BundleReport, err
 	}
 	rep := BundleReport{Entry: e, Checkpoint: cp, KeyName: v.Name(), KeyHash: v.KeyHash(), LeafIndex: bp.LeafIndex}
 	checked := map[string]bool{BundleCheckpoint: true, BundleProofFile: true, BundleEntry: true}
+	if _, ok := files[BundleTimestamp]; ok {
+		token, err := read(BundleTimestamp, maxToken)
+		if err != nil {
+			return BundleReport{}, err
+		}
+		tp, err := CheckTimestamp(token, signed, o.TSACertificates)
+		if err != nil {
+			return BundleReport{}, fmt.Errorf("%s: %w", BundleTimestamp, err)
+		}
+		rep.Timestamp, checked[BundleTimestamp] = &tp, true
+	}
 	check := func(what string, ref contract.ObjectRef) ([]byte, error) {
 		name := BundleObjects + ref.Key
 		f, ok := files[name]

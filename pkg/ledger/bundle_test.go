@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -52,6 +53,13 @@ func verification(t *testing.T, b objstore.Bucket, id string, seed int) Leaf {
 // exported builds a log of 300 verifications and exports two of them.
 func exported(t *testing.T) (note.Verifier, []byte, []byte) {
 	t.Helper()
+	return exportedStamped(t, nil)
+}
+
+// exportedStamped is exported with each of the log's two checkpoints (of
+// 270 and 300 leaves) time-stamped by tsa when not nil.
+func exportedStamped(t *testing.T, tsa *testTSA) (note.Verifier, []byte, []byte) {
+	t.Helper()
 	ctx := context.Background()
 	mem := objstore.NewMemory()
 	s, v := testKeys(t, testOrigin)
@@ -63,11 +71,16 @@ func exported(t *testing.T) (note.Verifier, []byte, []byte) {
 	for i := range 300 {
 		leaves = append(leaves, verification(t, mem, fmt.Sprintf("bz-%03d", i), i))
 	}
-	if _, err := l.Append(ctx, leaves[:270]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Append(ctx, leaves[270:]); err != nil {
-		t.Fatal(err)
+	for _, batch := range [][]Leaf{leaves[:270], leaves[270:]} {
+		if _, err := l.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if tsa != nil {
+			cp, signed := l.Checkpoint()
+			if reason, err := StampCheckpoint(ctx, TSA{URL: tsa.URL}, []*x509.Certificate{tsa.Root}, l.Reader(), cp.Size, signed); err != nil {
+				t.Fatalf("stamping checkpoint %d: %s: %v", cp.Size, reason, err)
+			}
+		}
 	}
 	var a, b bytes.Buffer
 	at := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -24,7 +24,8 @@ var ErrNotIndexed = errors.New("not in the index")
 // the log holds it, the inclusion proof to the latest checkpoint (checked
 // with v), and every object the entry names, read from the store. by and
 // at name who exported it and when (the manifest's). The caller checks the
-// bundle (VerifyBundle) before handing it over. extra files (the audit
+// bundle (VerifyBundle) before handing it over. The checkpoint's RFC 3161
+// time-stamp token goes with it when the log has one. extra files (the audit
 // trail) are written as given: the proof does not cover them.
 func Export(ctx context.Context, r Reader, v note.Verifier, vendor contract.Vendor, id, by string, at time.Time, extra map[string][]byte, w io.Writer) (archiver.IndexEntry, error) {
 	key := archiver.IndexKey(vendor, id)
@@ -64,6 +65,13 @@ func Export(ctx context.Context, r Reader, v note.Verifier, vendor contract.Vend
 	bw := NewBundleWriter(w)
 	if err := bw.Proof(leaf, n, proof, cp, signed); err != nil {
 		return archiver.IndexEntry{}, err
+	}
+	if token, err := r.Timestamp(ctx, cp.Size); err != nil {
+		return archiver.IndexEntry{}, err
+	} else if token != nil {
+		if err := bw.Timestamp(token); err != nil {
+			return archiver.IndexEntry{}, err
+		}
 	}
 	copyObject := func(key string) ([]byte, error) {
 		rc, err := r.Bucket.Get(ctx, key)
