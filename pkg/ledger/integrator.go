@@ -113,7 +113,12 @@ func NewIntegrator(cfg IntegratorConfig) (*Integrator, error) {
 	}
 	cp, _ := cfg.Log.Checkpoint()
 	cfg.Metrics.size.Set(float64(cp.Size))
-	return &Integrator{cfg: cfg, m: cfg.Metrics, log: cfg.Logger}, nil
+	in := &Integrator{cfg: cfg, m: cfg.Metrics, log: cfg.Logger}
+	cfg.Log.stale = func(stored, ours int64) {
+		in.m.staleCheckpoints.Inc()
+		in.log.Warn("checkpoint not stored: the stored one is of a larger tree (this integrator was stale)", "stored_tree_size", stored, "tree_size", ours)
+	}
+	return in, nil
 }
 
 // Run consumes the leaves topic until ctx ends.

@@ -10,7 +10,7 @@ import (
 // Metrics are the integrator's.
 type Metrics struct {
 	leaves, repeats, checkpoints, appendFailures prometheus.Counter
-	timestamps                                   prometheus.Counter
+	timestamps, staleCheckpoints                 prometheus.Counter
 	entryErrors, timestampFailures               *prometheus.CounterVec
 	size, checkpointTime, timestampTime          prometheus.Gauge
 	delay, batchSeconds                          prometheus.Histogram
@@ -35,6 +35,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Failed tries to extend the log (store errors, a batch claimed by another integrator); each is retried, the leaves' offsets stay uncommitted."}),
 		entryErrors: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ledger_entry_errors_total",
 			Help: "Leaf messages whose index entry could not be used, by reason: missing (not in the store), unreadable (not an index entry, or too large), changed (its SHA-256 differs from the one the archiver sent: the stored bytes are the leaf), bad_message (not a leaf message)."}, []string{"reason"}),
+		staleCheckpoints: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ledger_stale_checkpoints_total",
+			Help: "Checkpoints not stored because the stored one is of a larger tree (a stale integrator finishing an old batch late): refused by the compare-and-swap on the checkpoint object."}),
 		timestamps: f.NewCounter(prometheus.CounterOpts{Name: "faceharvest_ledger_timestamps_total",
 			Help: "Checkpoints time-stamped by the RFC 3161 time-stamping authority (--tsa-url), their token stored."}),
 		timestampFailures: f.NewCounterVec(prometheus.CounterOpts{Name: "faceharvest_ledger_timestamp_failures_total",
