@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -61,12 +62,7 @@ func exported(t *testing.T) (note.Verifier, []byte, []byte) {
 func exportedStamped(t *testing.T, tsa *testTSA) (note.Verifier, []byte, []byte) {
 	t.Helper()
 	ctx := context.Background()
-	mem := objstore.NewMemory()
-	s, v := testKeys(t, testOrigin)
-	l, err := Open(ctx, Config{Bucket: mem, Signer: s, Verifier: v})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, mem, _, v := memoryLog(t)
 	var leaves []Leaf
 	for i := range 300 {
 		leaves = append(leaves, verification(t, mem, fmt.Sprintf("bz-%03d", i), i))
@@ -128,6 +124,14 @@ func rezip(t *testing.T, fs map[string][]byte) []byte {
 	return buf.Bytes()
 }
 
+// rezipWith writes a bundle of fs's files with name's replaced by body.
+func rezipWith(t *testing.T, fs map[string][]byte, name string, body []byte) []byte {
+	t.Helper()
+	out := maps.Clone(fs)
+	out[name] = body
+	return rezip(t, out)
+}
+
 func TestBundleVerifies(t *testing.T) {
 	v, a, _ := exported(t)
 	rep, err := verify(a, v)
@@ -153,14 +157,7 @@ func TestBundleRefusals(t *testing.T) {
 	v, a, b := exported(t)
 	_, other := testKeys(t, testOrigin)
 	fa, fb := files(t, a), files(t, b)
-	with := func(name string, body []byte) []byte {
-		fs := map[string][]byte{}
-		for k, x := range fa {
-			fs[k] = x
-		}
-		fs[name] = body
-		return rezip(t, fs)
-	}
+	with := func(name string, body []byte) []byte { return rezipWith(t, fa, name, body) }
 	media := BundleObjects + "megvii/2026/07/01/media/bz-007.jpg"
 	tampered := bytes.Clone(fa[media])
 	tampered[100] ^= 1

@@ -41,6 +41,18 @@ func testKeys(t testing.TB, origin string) (note.Signer, note.Verifier) {
 	return s, v
 }
 
+// memoryLog opens an empty log in a new in-memory bucket, with a new key.
+func memoryLog(t *testing.T) (*Log, *objstore.Memory, note.Signer, note.Verifier) {
+	t.Helper()
+	mem := objstore.NewMemory()
+	s, v := testKeys(t, testOrigin)
+	l, err := Open(context.Background(), Config{Bucket: mem, Signer: s, Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, mem, s, v
+}
+
 func TestKeyPairDerivesThePublicKey(t *testing.T) {
 	var skey, vkey string
 	for range 64 { // keys whose base64 holds a + among them

@@ -64,14 +64,7 @@ func TestBundleTimestampRefusals(t *testing.T) {
 	other := startTSA(t, "Other TSA")
 	v, a, _ := exportedStamped(t, tsa)
 	fa := files(t, a)
-	with := func(name string, body []byte) []byte {
-		fs := map[string][]byte{}
-		for k, x := range fa {
-			fs[k] = x
-		}
-		fs[name] = body
-		return rezip(t, fs)
-	}
+	with := func(name string, body []byte) []byte { return rezipWith(t, fa, name, body) }
 	ctx := context.Background()
 	// The same checkpoint stamped by another TSA.
 	otherToken, err := TSA{URL: other.URL}.Stamp(ctx, fa[BundleCheckpoint])
