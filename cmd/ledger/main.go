@@ -38,6 +38,7 @@ type options struct {
 	prefix           string
 	checkpointsTopic string
 	signingKey       config.Secret
+	tsaCert          string
 	in               ledger.IntegratorConfig
 }
 
@@ -51,7 +52,9 @@ checkpoint signed with the log's Ed25519 key (C2SP signed note) per batch: at le
 --batch-size leaves and --checkpoint-interval after a leaf arrives. Each batch is first claimed
 under <prefix>sequence/<old size> with a conditional create, so a crash anywhere resumes with the
 same leaves and a second integrator can never fork the log; an entry appended twice is one leaf.
-Offsets are committed only after the batch's checkpoint is stored and published.
+Offsets are committed only after the batch's checkpoint is stored and published. With --tsa-url
+each checkpoint is also time-stamped by an RFC 3161 authority (the token stored beside it); an
+authority that fails is counted and the next checkpoint tried: the log never waits on it.
 
   ledger keygen --origin NAME   prints a new signing key (keep it secret) and its public key`)
 	o := &options{in: ledger.DefaultIntegratorConfig(), startupWait: 2 * time.Minute}
@@ -65,6 +68,9 @@ Offsets are committed only after the batch's checkpoint is stored and published.
 	fs.StringVar(&o.prefix, "prefix", ledger.DefaultPrefix, "where the log lives in the bucket")
 	fs.IntVar(&in.BatchSize, "batch-size", in.BatchSize, "most leaves per checkpoint")
 	fs.DurationVar(&in.Interval, "checkpoint-interval", in.Interval, "longest a leaf waits for its checkpoint")
+	fs.StringVar(&in.TSA.URL, "tsa-url", "", "RFC 3161 time-stamping authority: each checkpoint's SHA-256 is time-stamped and the token stored at <prefix>timestamp/<tree size> (empty: none)")
+	fs.DurationVar(&in.TSATimeout, "tsa-timeout", in.TSATimeout, "longest wait for one time stamp (a checkpoint the TSA fails is published unstamped and counted)")
+	fs.StringVar(&o.tsaCert, "tsa-cert", "", "PEM file of the TSA's certificate or root: each token is checked against it before it is stored")
 	fs.DurationVar(&o.startupWait, "startup-wait", o.startupWait, "how long to wait at start for the brokers, topics and bucket")
 	fs.DurationVar(&in.SessionTimeout, "session-timeout", in.SessionTimeout, "consumer-group session timeout (a standby takes over this long after the active member dies)")
 	fs.DurationVar(&in.RebalanceTimeout, "rebalance-timeout", in.RebalanceTimeout, "consumer-group rebalance timeout")
@@ -82,6 +88,17 @@ Offsets are committed only after the batch's checkpoint is stored and published.
 	}
 	if !strings.HasSuffix(o.prefix, "/") {
 		return nil, errors.New("--prefix must end with /")
+	}
+	if in.TSA.URL != "" && !strings.HasPrefix(in.TSA.URL, "https://") && !strings.HasPrefix(in.TSA.URL, "http://") {
+		return nil, errors.New("--tsa-url must be an http(s) URL")
+	}
+	if o.tsaCert != "" {
+		if in.TSA.URL == "" {
+			return nil, errors.New("--tsa-cert needs --tsa-url")
+		}
+		if in.TSACertificates, err = ledger.LoadTSACertificates(o.tsaCert); err != nil {
+			return nil, fmt.Errorf("--tsa-cert: %w", err)
+		}
 	}
 	if o.signingKey, err = config.LoadSecret(getenv, nil, SigningKeyEnv); err != nil {
 		return nil, err
@@ -196,7 +213,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			defer cw.Close()
 			reg.MustRegister(bus.NewWriterCollector(cw, "ledger"))
 		}
-		log.Info("ledger started", "group", o.in.GroupID, "leaves", o.in.LeavesTopic, "bucket", o.s3.Bucket, "prefix", o.prefix, "public_key", vkey)
+		log.Info("ledger started", "group", o.in.GroupID, "leaves", o.in.LeavesTopic, "bucket", o.s3.Bucket, "prefix", o.prefix, "public_key", vkey, "tsa", o.in.TSA.URL)
 		return in.Run(ctx)
 	}
 

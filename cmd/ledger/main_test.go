@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -34,5 +35,22 @@ func TestNoSigningKeyIsRefused(t *testing.T) {
 	code = run([]string{"--s3-bucket", "evidence"}, env(map[string]string{SigningKeyEnv: "not a key"}), &out, &errb)
 	if code == 0 || strings.Contains(errb.String(), "not a key") {
 		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
+
+func TestTSAFlagsAreChecked(t *testing.T) {
+	base := map[string]string{"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--s3-bucket", "evidence", "--tsa-url", "tsa.example.com"}, "--tsa-url must be an http(s) URL"},
+		{[]string{"--s3-bucket", "evidence", "--tsa-cert", "x.pem"}, "--tsa-cert needs --tsa-url"},
+		{[]string{"--s3-bucket", "evidence", "--tsa-url", "https://tsa.example.com", "--tsa-cert", filepath.Join(t.TempDir(), "none.pem")}, "--tsa-cert: "},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(c.args, env(base), &out, &errb); code != 2 || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: exit %d: %s, want %q", c.args, code, errb.String(), c.want)
+		}
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -52,22 +54,29 @@ func verification(t *testing.T, b objstore.Bucket, id string, seed int) Leaf {
 // exported builds a log of 300 verifications and exports two of them.
 func exported(t *testing.T) (note.Verifier, []byte, []byte) {
 	t.Helper()
+	return exportedStamped(t, nil)
+}
+
+// exportedStamped is exported with each of the log's two checkpoints (of
+// 270 and 300 leaves) time-stamped by tsa when not nil.
+func exportedStamped(t *testing.T, tsa *testTSA) (note.Verifier, []byte, []byte) {
+	t.Helper()
 	ctx := context.Background()
-	mem := objstore.NewMemory()
-	s, v := testKeys(t, testOrigin)
-	l, err := Open(ctx, Config{Bucket: mem, Signer: s, Verifier: v})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, mem, _, v := memoryLog(t)
 	var leaves []Leaf
 	for i := range 300 {
 		leaves = append(leaves, verification(t, mem, fmt.Sprintf("bz-%03d", i), i))
 	}
-	if _, err := l.Append(ctx, leaves[:270]); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.Append(ctx, leaves[270:]); err != nil {
-		t.Fatal(err)
+	for _, batch := range [][]Leaf{leaves[:270], leaves[270:]} {
+		if _, err := l.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if tsa != nil {
+			cp, signed := l.Checkpoint()
+			if reason, err := StampCheckpoint(ctx, TSA{URL: tsa.URL}, []*x509.Certificate{tsa.Root}, l.Reader(), cp.Size, signed); err != nil {
+				t.Fatalf("stamping checkpoint %d: %s: %v", cp.Size, reason, err)
+			}
+		}
 	}
 	var a, b bytes.Buffer
 	at := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -115,6 +124,14 @@ func rezip(t *testing.T, fs map[string][]byte) []byte {
 	return buf.Bytes()
 }
 
+// rezipWith writes a bundle of fs's files with name's replaced by body.
+func rezipWith(t *testing.T, fs map[string][]byte, name string, body []byte) []byte {
+	t.Helper()
+	out := maps.Clone(fs)
+	out[name] = body
+	return rezip(t, out)
+}
+
 func TestBundleVerifies(t *testing.T) {
 	v, a, _ := exported(t)
 	rep, err := verify(a, v)
@@ -140,14 +157,7 @@ func TestBundleRefusals(t *testing.T) {
 	v, a, b := exported(t)
 	_, other := testKeys(t, testOrigin)
 	fa, fb := files(t, a), files(t, b)
-	with := func(name string, body []byte) []byte {
-		fs := map[string][]byte{}
-		for k, x := range fa {
-			fs[k] = x
-		}
-		fs[name] = body
-		return rezip(t, fs)
-	}
+	with := func(name string, body []byte) []byte { return rezipWith(t, fa, name, body) }
 	media := BundleObjects + "megvii/2026/07/01/media/bz-007.jpg"
 	tampered := bytes.Clone(fa[media])
 	tampered[100] ^= 1

@@ -22,12 +22,7 @@ func (f forgetful) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 
 func TestCheckFindsEveryDifference(t *testing.T) {
 	ctx := context.Background()
-	mem := objstore.NewMemory()
-	s, v := testKeys(t, testOrigin)
-	l, err := Open(ctx, Config{Bucket: mem, Signer: s, Verifier: v})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, mem, s, v := memoryLog(t)
 	var leaves []Leaf
 	for i, id := range []string{"c-1", "c-2", "c-3", "c-4"} {
 		leaves = append(leaves, verification(t, mem, id, i))

@@ -24,7 +24,8 @@ var ErrNotIndexed = errors.New("not in the index")
 // the log holds it, the inclusion proof to the latest checkpoint (checked
 // with v), and every object the entry names, read from the store. by and
 // at name who exported it and when (the manifest's). The caller checks the
-// bundle (VerifyBundle) before handing it over. extra files (the audit
+// bundle (VerifyBundle) before handing it over. The checkpoint's RFC 3161
+// time-stamp token goes with it when the log has one. extra files (the audit
 // trail) are written as given: the proof does not cover them.
 func Export(ctx context.Context, r Reader, v note.Verifier, vendor contract.Vendor, id, by string, at time.Time, extra map[string][]byte, w io.Writer) (archiver.IndexEntry, error) {
 	key := archiver.IndexKey(vendor, id)
@@ -65,8 +66,30 @@ func Export(ctx context.Context, r Reader, v note.Verifier, vendor contract.Vend
 	if err := bw.Proof(leaf, n, proof, cp, signed); err != nil {
 		return archiver.IndexEntry{}, err
 	}
+	if token, err := r.Timestamp(ctx, cp.Size); err != nil {
+		return archiver.IndexEntry{}, err
+	} else if token != nil {
+		if err := bw.Timestamp(token); err != nil {
+			return archiver.IndexEntry{}, err
+		}
+	}
+	if err := exportObjects(ctx, r.Bucket, e, bw); err != nil {
+		return archiver.IndexEntry{}, err
+	}
+	for name, body := range extra {
+		if err := bw.file(name, body); err != nil {
+			return archiver.IndexEntry{}, err
+		}
+	}
+	return e, bw.Close(e, key, by, at)
+}
+
+// exportObjects copies the record, the evidence document and every media
+// object the entry (or, for entries older than their media list, the
+// record) names from the store into the bundle, each once.
+func exportObjects(ctx context.Context, b objstore.Bucket, e archiver.IndexEntry, bw *BundleWriter) error {
 	copyObject := func(key string) ([]byte, error) {
-		rc, err := r.Bucket.Get(ctx, key)
+		rc, err := b.Get(ctx, key)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
@@ -80,16 +103,16 @@ func Export(ctx context.Context, r Reader, v note.Verifier, vendor contract.Vend
 	}
 	recJSON, err := copyObject(e.Record.Key)
 	if err != nil {
-		return archiver.IndexEntry{}, err
+		return err
 	}
 	if _, err := copyObject(e.Evidence.Key); err != nil {
-		return archiver.IndexEntry{}, err
+		return err
 	}
 	media := e.Media
 	if media == nil {
 		var rec contract.Record
 		if err := json.Unmarshal(recJSON, &rec); err != nil {
-			return archiver.IndexEntry{}, fmt.Errorf("record %s: %w", e.Record.Key, err)
+			return fmt.Errorf("record %s: %w", e.Record.Key, err)
 		}
 		media = archiver.StoredMedia(rec)
 	}
@@ -100,13 +123,8 @@ func Export(ctx context.Context, r Reader, v note.Verifier, vendor contract.Vend
 		}
 		seen[m.Key] = true
 		if _, err := copyObject(m.Key); err != nil {
-			return archiver.IndexEntry{}, err
+			return err
 		}
 	}
-	for name, body := range extra {
-		if err := bw.file(name, body); err != nil {
-			return archiver.IndexEntry{}, err
-		}
-	}
-	return e, bw.Close(e, key, by, at)
+	return nil
 }

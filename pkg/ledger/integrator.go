@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,18 +39,27 @@ type IntegratorConfig struct {
 	// Checkpoints, when set, publishes each new signed checkpoint.
 	Checkpoints Writer
 	Source      string // ce_source of published checkpoints
-	RetryMin    time.Duration
-	RetryMax    time.Duration
-	Now         clock.Now
-	Metrics     *Metrics
-	Logger      *slog.Logger
+	// TSA, when its URL is set, time-stamps each new checkpoint (RFC
+	// 3161); the token is stored at Reader.TimestampKey. A TSA that fails
+	// is counted and the next checkpoint tried: the log never waits on it.
+	TSA TSA
+	// TSATimeout bounds one time-stamp request.
+	TSATimeout time.Duration
+	// TSACertificates, when set, check each token before it is stored
+	// (a TSA answering with another certificate is counted as untrusted).
+	TSACertificates []*x509.Certificate
+	RetryMin        time.Duration
+	RetryMax        time.Duration
+	Now             clock.Now
+	Metrics         *Metrics
+	Logger          *slog.Logger
 }
 
 // DefaultIntegratorConfig returns the integrator's defaults.
 func DefaultIntegratorConfig() IntegratorConfig {
 	g := bus.DefaultGroupConfig()
 	return IntegratorConfig{GroupID: "faceharvest-ledger", LeavesTopic: contract.DefaultLedgerLeavesTopic, BatchSize: 1024, Interval: 5 * time.Second,
-		SessionTimeout: g.SessionTimeout, RebalanceTimeout: g.RebalanceTimeout, Source: "/ledger", RetryMin: 200 * time.Millisecond, RetryMax: 10 * time.Second}
+		SessionTimeout: g.SessionTimeout, RebalanceTimeout: g.RebalanceTimeout, Source: "/ledger", TSATimeout: 10 * time.Second, RetryMin: 200 * time.Millisecond, RetryMax: 10 * time.Second}
 }
 
 // Integrator consumes the leaves topic and extends the log. The topic has
@@ -92,6 +102,9 @@ func NewIntegrator(cfg IntegratorConfig) (*Integrator, error) {
 	if cfg.Source == "" {
 		cfg.Source = def.Source
 	}
+	if cfg.TSATimeout <= 0 {
+		cfg.TSATimeout = def.TSATimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = clock.Real
 	}
@@ -100,7 +113,12 @@ func NewIntegrator(cfg IntegratorConfig) (*Integrator, error) {
 	}
 	cp, _ := cfg.Log.Checkpoint()
 	cfg.Metrics.size.Set(float64(cp.Size))
-	return &Integrator{cfg: cfg, m: cfg.Metrics, log: cfg.Logger}, nil
+	in := &Integrator{cfg: cfg, m: cfg.Metrics, log: cfg.Logger}
+	cfg.Log.stale = func(stored, ours int64) {
+		in.m.staleCheckpoints.Inc()
+		in.log.Warn("checkpoint not stored: the stored one is of a larger tree (this integrator was stale)", "stored_tree_size", stored, "tree_size", ours)
+	}
+	return in, nil
 }
 
 // Run consumes the leaves topic until ctx ends.
@@ -266,6 +284,9 @@ func (in *Integrator) integrate(ctx context.Context, msgs []contract.Message) er
 	in.m.size.Set(float64(cp.Size))
 	in.m.checkpointTime.Set(float64(now.Unix()))
 	in.log.Info("checkpoint", "tree_size", cp.Size, "leaves", n)
+	if in.cfg.TSA.URL != "" {
+		in.stamp(ctx, cp, signed)
+	}
 	if in.cfg.Checkpoints == nil {
 		return nil
 	}
@@ -274,6 +295,24 @@ func (in *Integrator) integrate(ctx context.Context, msgs []contract.Message) er
 	return retry.Do(ctx, in.policy("publishing the checkpoint"), func(int) error {
 		return permanentIfDone(ctx, in.cfg.Checkpoints.WriteMessages(ctx, env.Message()))
 	})
+}
+
+// stamp asks the TSA for the checkpoint's time-stamp token and stores it.
+// A failure is counted and logged, not retried: the next checkpoint is
+// stamped in its turn (and proves, by consistency, every earlier tree).
+func (in *Integrator) stamp(ctx context.Context, cp Checkpoint, signed []byte) {
+	sctx, cancel := context.WithTimeout(ctx, in.cfg.TSATimeout)
+	defer cancel()
+	reason, err := StampCheckpoint(sctx, in.cfg.TSA, in.cfg.TSACertificates, in.cfg.Log.Reader(), cp.Size, signed)
+	if err != nil {
+		if ctx.Err() == nil {
+			in.m.timestampFailures.WithLabelValues(reason).Inc()
+			in.log.Warn("checkpoint not time-stamped; the next one will be", "tree_size", cp.Size, "reason", reason, "error", err.Error())
+		}
+		return
+	}
+	in.m.timestamps.Inc()
+	in.m.timestampTime.Set(float64(in.cfg.Now().Unix()))
 }
 
 type timedLeaf struct {

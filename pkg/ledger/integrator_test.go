@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/faceharvest/faceharvest/pkg/archiver"
 	"github.com/faceharvest/faceharvest/pkg/bus"
@@ -90,15 +93,25 @@ func (w *world) produce(t *testing.T, msgs ...contract.Message) {
 // integrator starts an integrator; stop ends it and waits for it.
 func (w *world) integrator(t *testing.T) (stop func()) {
 	t.Helper()
+	return w.integratorWith(t, nil)
+}
+
+// integratorWith starts an integrator whose configuration set changes.
+func (w *world) integratorWith(t *testing.T, set func(*IntegratorConfig)) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	l, err := Open(ctx, Config{Bucket: w.store, Signer: w.signer, Verifier: w.verifier})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cw := bus.NewWriter(bus.WriterConfig{Cluster: bus.Plain(w.brokers...), Topic: checkpointsTopic})
-	in, err := NewIntegrator(IntegratorConfig{Kafka: bus.Plain(w.brokers...), GroupID: "test-ledger", LeavesTopic: leavesTopic, Log: l, Store: w.store,
+	cfg := IntegratorConfig{Kafka: bus.Plain(w.brokers...), GroupID: "test-ledger", LeavesTopic: leavesTopic, Log: l, Store: w.store,
 		BatchSize: 40, Interval: 50 * time.Millisecond, Checkpoints: cw, Metrics: NewMetrics(nil), SessionTimeout: 6 * time.Second, RebalanceTimeout: 10 * time.Second,
-		RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond})
+		RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond}
+	if set != nil {
+		set(&cfg)
+	}
+	in, err := NewIntegrator(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,4 +211,53 @@ func TestTwoIntegratorsOneLog(t *testing.T) {
 	}
 	waitFor(t, "120 leaves", func() (bool, string) { ok, n, saw := w.size(t); return ok && n == 120, saw })
 	w.exactlyOnce(t, 120)
+}
+
+// An unreachable time-stamping authority does not stop the log: the
+// checkpoint is published without a token, counted, and the next
+// checkpoint is stamped once the TSA answers again.
+func TestIntegratorOutlivesItsTSA(t *testing.T) {
+	w := newWorld(t)
+	tsa := startTSA(t, "Test TSA")
+	tsa.Down.Store(true)
+	m := NewMetrics(nil)
+	w.integratorWith(t, func(c *IntegratorConfig) {
+		c.Metrics, c.TSA, c.TSACertificates, c.TSATimeout = m, TSA{URL: tsa.URL}, []*x509.Certificate{tsa.Root}, time.Minute
+	})
+	var msgs []contract.Message
+	for i := range 80 {
+		msgs = append(msgs, indexEntry(t, w.store, i))
+	}
+	failed := func() float64 { return testutil.ToFloat64(m.timestampFailures.WithLabelValues("tsa")) }
+	w.produce(t, msgs[:40]...)
+	waitFor(t, "checkpoint 40, its time stamp failed", func() (bool, string) {
+		ok, n, saw := w.size(t)
+		return ok && n == 40 && failed() >= 1, fmt.Sprintf("%s, %v failed stamps", saw, failed())
+	})
+	r := Reader{Bucket: w.store}
+	if token, err := r.Timestamp(context.Background(), 40); err != nil || token != nil {
+		t.Fatalf("checkpoint 40 has a token %x (%v) from a TSA that was down", token, err)
+	}
+	if got := testutil.ToFloat64(m.timestamps); got != 0 {
+		t.Fatalf("%v time stamps counted while the TSA was down", got)
+	}
+	tsa.Down.Store(false)
+	w.produce(t, msgs[40:]...)
+	waitFor(t, "checkpoint 80 time-stamped", func() (bool, string) {
+		token, err := r.Timestamp(context.Background(), 80)
+		return token != nil, fmt.Sprintf("token %d bytes, %v; %v stamps", len(token), err, testutil.ToFloat64(m.timestamps))
+	})
+	cp, signed, err := r.Checkpoint(context.Background(), w.verifier)
+	if err != nil || cp.Size != 80 {
+		t.Fatalf("checkpoint %+v %v", cp, err)
+	}
+	token, _ := r.Timestamp(context.Background(), 80)
+	pr, err := CheckTimestamp(token, signed, []*x509.Certificate{tsa.Root})
+	if err != nil || !pr.Trusted || !pr.Time.Equal(tsa.At) {
+		t.Fatalf("checkpoint 80's token: %+v %v", pr, err)
+	}
+	waitFor(t, "the stamp counted", func() (bool, string) {
+		got := testutil.ToFloat64(m.timestamps)
+		return got >= 1, fmt.Sprintf("%v stamps", got)
+	})
 }

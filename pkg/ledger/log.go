@@ -41,6 +41,9 @@ type Log struct {
 	v      note.Verifier
 	tree   Checkpoint
 	signed []byte
+	// stale, when set, is told of each checkpoint not written because the
+	// stored one is of a larger tree.
+	stale func(stored, ours int64)
 }
 
 // claim is a batch's write-ahead record: the entries that extend the tree
@@ -288,11 +291,69 @@ func (l *Log) write(ctx context.Context, prev Checkpoint, c claim, ov *overlay) 
 	}); err != nil {
 		return err
 	}
-	// A batch beyond this one is claimed: its writer owns the checkpoint.
-	if _, err := b.Attributes(ctx, l.r.claimKey(c.To)); err == nil {
-		return nil
-	} else if !errors.Is(err, objstore.ErrNotFound) {
+	return l.storeCheckpoint(ctx, c.To, c.Checkpoint)
+}
+
+// storeCheckpoint replaces the stored checkpoint with signed, of a tree of
+// size leaves, unless the stored one is of a tree as large or larger (a
+// stale writer finishing an old batch late is then refused, and told to
+// l.stale). On a store that can compare and swap (objstore.Swapper) the
+// replacement is conditional on the checkpoint read, so that no writer can
+// put back an older checkpoint between another's read and write.
+func (l *Log) storeCheckpoint(ctx context.Context, size int64, signed []byte) error {
+	b, key := l.r.Bucket, l.r.CheckpointKey()
+	sw, _ := b.(objstore.Swapper)
+	for range 10 {
+		stored, etag, err := l.readCheckpoint(ctx, sw)
+		if err != nil {
+			return err
+		}
+		if stored >= size {
+			if stored > size && l.stale != nil {
+				l.stale(stored, size)
+			}
+			return nil
+		}
+		switch {
+		case stored < 0:
+			err = b.Create(ctx, key, bytes.NewReader(signed), int64(len(signed)), checkpointType, nil)
+		case etag == "":
+			return put(ctx, b, key, signed, checkpointType) // no compare-and-swap: checked, not atomic
+		default:
+			err = sw.PutIfMatch(ctx, key, signed, checkpointType, etag)
+		}
+		if errors.Is(err, objstore.ErrExists) || errors.Is(err, objstore.ErrChanged) {
+			continue // another writer stored one meanwhile: compare again
+		}
 		return err
 	}
-	return put(ctx, b, l.r.CheckpointKey(), c.Checkpoint, "text/plain; charset=utf-8")
+	return fmt.Errorf("%s: replaced by other writers on every try", key)
+}
+
+const checkpointType = "text/plain; charset=utf-8"
+
+// readCheckpoint returns the stored checkpoint's tree size (-1 when there
+// is none) and, through sw when the store has it, its entity tag.
+func (l *Log) readCheckpoint(ctx context.Context, sw objstore.Swapper) (int64, string, error) {
+	var body []byte
+	var etag string
+	var err error
+	if sw != nil {
+		body, etag, err = sw.GetWithETag(ctx, l.r.CheckpointKey(), 1<<16)
+	}
+	if sw == nil || errors.Is(err, errors.ErrUnsupported) {
+		etag = ""
+		body, err = getLimited(ctx, l.r.Bucket, l.r.CheckpointKey(), 1<<16)
+	}
+	if errors.Is(err, objstore.ErrNotFound) {
+		return -1, "", nil
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	cp, err := OpenCheckpoint(body, l.v)
+	if err != nil {
+		return 0, "", fmt.Errorf("stored checkpoint: %w", err)
+	}
+	return cp.Size, etag, nil
 }

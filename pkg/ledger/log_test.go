@@ -14,8 +14,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
-	"github.com/faceharvest/faceharvest/pkg/config"
-	"github.com/faceharvest/faceharvest/pkg/devs3/devs3test"
 	"github.com/faceharvest/faceharvest/pkg/objstore"
 )
 
@@ -41,6 +39,18 @@ func testKeys(t testing.TB, origin string) (note.Signer, note.Verifier) {
 		t.Fatal(err)
 	}
 	return s, v
+}
+
+// memoryLog opens an empty log in a new in-memory bucket, with a new key.
+func memoryLog(t *testing.T) (*Log, *objstore.Memory, note.Signer, note.Verifier) {
+	t.Helper()
+	mem := objstore.NewMemory()
+	s, v := testKeys(t, testOrigin)
+	l, err := Open(context.Background(), Config{Bucket: mem, Signer: s, Verifier: v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, mem, s, v
 }
 
 func TestKeyPairDerivesThePublicKey(t *testing.T) {
@@ -180,18 +190,7 @@ func logContract(t *testing.T, b objstore.Bucket, total int) {
 
 func TestLogMemory(t *testing.T) { logContract(t, objstore.NewMemory(), 1500) }
 
-func TestLogMinIO(t *testing.T) {
-	srv := devs3test.Start(t)
-	b, err := objstore.NewS3(objstore.S3Config{Endpoint: srv.Endpoint, Bucket: "evidence", PathStyle: true,
-		AccessKey: config.NewSecret(srv.User), SecretKey: config.NewSecret(srv.Password)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.EnsureBucket(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	logContract(t, b, 600)
-}
+func TestLogMinIO(t *testing.T) { logContract(t, minioBucket(t), 600) }
 
 func TestTilePathsAreC2SP(t *testing.T) {
 	for _, c := range []struct {
