@@ -61,10 +61,11 @@ func (a *Archiver) putOnceAttrs(ctx context.Context, key, kind string, open func
 
 // putOnceWith is putOnceAttrs with onFailure called on each failed try.
 func (a *Archiver) putOnceWith(ctx context.Context, key, kind string, open func() (io.Reader, int64, error), ct string, meta map[string]string, onFailure func(try int, err error)) (objstore.Attrs, bool, error) {
+	var opts []objstore.PutOption
 	if sum := meta["sha256"]; sum != "" {
 		// The store checks the content address itself and refuses a body
 		// that differs from it (retried like any store failure).
-		ctx = objstore.WithSHA256(ctx, sum)
+		opts = append(opts, objstore.WithSHA256(sum))
 	}
 	var attrs objstore.Attrs
 	var existed bool
@@ -74,7 +75,7 @@ func (a *Archiver) putOnceWith(ctx context.Context, key, kind string, open func(
 			return retry.Permanent(err)
 		}
 		// One conditional write: the store refuses to replace what exists.
-		err = a.cfg.Store.Create(ctx, key, body, n, ct, meta)
+		err = a.cfg.Store.Create(ctx, key, body, n, ct, meta, opts...)
 		if err == nil {
 			a.m.objects.WithLabelValues(kind).Inc()
 			a.m.bytes.WithLabelValues(kind).Add(float64(n))

@@ -103,7 +103,7 @@ func ReadTrail(ctx context.Context, c bus.Cluster, topic string, v contract.Vend
 	events := []contract.AuditEvent{}
 	for p := range parts {
 		var bad error
-		if err := bus.ReadRange(ctx, c, topic, p, -1, 16<<20, func(m contract.Message) {
+		if err := bus.ReadRange(ctx, c, topic, p, -1, func(m contract.Message) {
 			var e contract.AuditEvent
 			if err := json.Unmarshal(m.Value, &e); err != nil {
 				bad = fmt.Errorf("%s/%d@%d: %w", topic, p, m.Offset, err)

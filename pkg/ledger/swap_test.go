@@ -29,14 +29,14 @@ func (p *pausing) pause(key string) {
 	}
 }
 
-func (p *pausing) Put(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+func (p *pausing) Put(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string, opts ...objstore.PutOption) error {
 	p.pause(key)
-	return p.Bucket.Put(ctx, key, body, size, ct, meta)
+	return p.Bucket.Put(ctx, key, body, size, ct, meta, opts...)
 }
 
-func (p *pausing) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string) error {
+func (p *pausing) Create(ctx context.Context, key string, body io.Reader, size int64, ct string, meta map[string]string, opts ...objstore.PutOption) error {
 	p.pause(key)
-	return p.Bucket.Create(ctx, key, body, size, ct, meta)
+	return p.Bucket.Create(ctx, key, body, size, ct, meta, opts...)
 }
 
 func (p *pausing) GetWithETag(ctx context.Context, key string, limit int64) ([]byte, string, error) {
