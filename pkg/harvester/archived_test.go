@@ -52,12 +52,16 @@ func TestReplayedCallbackAfterClosedRetentionCallsNothing(t *testing.T) {
 	}
 
 	// The real archiver archives the raw topic into the same bucket.
-	a, err := archiver.New(archiver.Config{Store: w.answers, SpoolDir: t.TempDir(), Now: w.clk.Now})
+	acfg := archiver.DefaultConfig()
+	acfg.Store, acfg.SpoolDir, acfg.Now = w.answers, t.TempDir(), w.clk.Now
+	a, err := archiver.New(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := archiver.NewRunner(context.Background(), archiver.RunConfig{Kafka: bus.Plain(w.broker.Addr()), GroupID: "archiver",
-		RawTopic: rawTopic, ResultsTopic: resultsTopic, DLQTopic: dlqTopic}, a)
+	rcfg := archiver.DefaultRunConfig()
+	rcfg.Kafka, rcfg.GroupID = bus.Plain(w.broker.Addr()), "archiver"
+	rcfg.RawTopic, rcfg.ResultsTopic, rcfg.DLQTopic = rawTopic, resultsTopic, dlqTopic
+	runner, err := archiver.NewRunner(context.Background(), rcfg, a)
 	if err != nil {
 		t.Fatal(err)
 	}
